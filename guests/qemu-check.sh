@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Run every guest workload under QEMU TCG and check the RESULT lines and exit status.
+#
+#   guests/qemu-check.sh            # pc machine: each workload, then workload=all;
+#                                   # plus direct64 (shim) and microvm virtio-blk runs if possible
+#   guests/qemu-check.sh fork tlb   # only these workloads (pc machine)
+#
+# Expected: every run exits with status 1 (= isa-debug-exit value 0: (0<<1)|1),
+# prints "DONE status=0", no FAIL line, and one well-formed RESULT line per workload
+# (cycles_per_iter == cycles / iterations).  Under QEMU pc there is no virtio-mmio,
+# so `io` must print "RESULT name=io skipped=1".
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+QEMU=${QEMU:-qemu-system-x86_64}
+IMG32=$HERE/images/kernel32.elf
+IMG64=$HERE/images/kernel.elf
+TIMEOUT=${TIMEOUT:-60}
+ALL=(cpuid msr wrmsr exception pio syscall pagefault fork ctxsw exec tlb compute io)
+pass=0
+fail=0
+
+check_output() { # label, rc, output, expected-workloads...
+	local label=$1 rc=$2 out=$3
+	shift 3
+	local ok=1 why=""
+	[ "$rc" = 1 ] || { ok=0; why+=" exit=$rc"; }
+	grep -q '^DONE status=0$' <<<"$out" || { ok=0; why+=" no-DONE-0"; }
+	if grep -q '^FAIL\|^PANIC' <<<"$out"; then ok=0; why+=" $(grep -m1 '^FAIL\|^PANIC' <<<"$out")"; fi
+	for w in "$@"; do
+		local line
+		line=$(grep "^RESULT name=$w " <<<"$out")
+		if [ -z "$line" ]; then ok=0; why+=" missing-$w"; continue; fi
+		if [ "$line" = "RESULT name=$w skipped=1" ]; then
+			[ "$w" = io ] || { ok=0; why+=" skipped-$w"; }
+			[ -n "${EXPECT_IO:-}" ] && { ok=0; why+=" io-skipped"; }
+			continue
+		fi
+		if [[ "$line" =~ ^RESULT\ name=$w\ iterations=([0-9]+)\ cycles=([0-9]+)\ cycles_per_iter=([0-9]+)$ ]]; then
+			local n=${BASH_REMATCH[1]} c=${BASH_REMATCH[2]} x=${BASH_REMATCH[3]}
+			if [ "$n" -le 0 ] || [ $((c / n)) != "$x" ]; then ok=0; why+=" bad-math-$w"; fi
+		else
+			ok=0
+			why+=" malformed-$w"
+		fi
+	done
+	if [ $ok = 1 ]; then
+		pass=$((pass + 1))
+		echo "PASS $label"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $label:$why"
+		sed 's/^/    | /' <<<"$out" | tail -25
+	fi
+}
+
+run_pc() { # workload
+	local out rc
+	out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$IMG32" -append "workload=$1" \
+		-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot 2>&1)
+	rc=$?
+	if [ "$1" = all ]; then
+		check_output "pc workload=all" $rc "$out" "${ALL[@]}"
+		echo "$out" | grep '^RESULT'
+	else
+		check_output "pc workload=$1" $rc "$out" "$1"
+	fi
+	grep -q 'boot=multiboot' <<<"$out" || echo "  (warning: banner did not say boot=multiboot)"
+}
+
+if [ $# -gt 0 ]; then
+	for w in "$@"; do run_pc "$w"; done
+else
+	for w in "${ALL[@]}" all; do run_pc "$w"; done
+
+	# direct 64-bit entry, through the test shim that implements the nestlab loader
+	if make -s -C "$HERE" shim >/dev/null 2>&1; then
+		out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$HERE/build/direct64-shim.elf" \
+			-initrd "$IMG64 workload=all" -serial stdio -display none \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot 2>&1)
+		rc=$?
+		check_output "direct64 (shim) workload=all" $rc "$out" "${ALL[@]}"
+		grep -q 'boot=direct64' <<<"$out" || echo "  (warning: banner did not say boot=direct64)"
+	else
+		echo "SKIP direct64 (cannot build the 32-bit shim)"
+	fi
+
+	# virtio-blk: QEMU microvm has modern virtio-mmio transports from 0xFEB00000
+	disk=$(mktemp)
+	dd if=/dev/zero of="$disk" bs=1M count=4 2>/dev/null
+	out=$(timeout "$TIMEOUT" "$QEMU" -machine microvm,accel=tcg -m 256M -kernel "$IMG32" -append "workload=io" \
+		-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot \
+		-global virtio-mmio.force-legacy=false -drive id=d0,file="$disk",format=raw,if=none \
+		-device virtio-blk-device,drive=d0 2>&1)
+	rc=$?
+	rm -f "$disk"
+	if grep -q 'virtio-blk: mmio=' <<<"$out"; then
+		EXPECT_IO=1 check_output "microvm virtio-blk workload=io" $rc "$out" io
+		grep '^RESULT' <<<"$out"
+	else
+		echo "SKIP microvm virtio-blk (machine or device unavailable)"
+	fi
+fi
+echo "qemu-check: $pass passed, $fail failed"
+[ $fail = 0 ]

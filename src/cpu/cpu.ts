@@ -1,0 +1,1145 @@
+import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
+import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
+import { GP, PF_, SS_ } from "../x86/exceptions.js";
+import { ACC_FETCH, ACC_USER, ACC_WRITE, PageWalker, type PagingControls } from "../mmu/walker.js";
+import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
+import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
+import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
+import { type IoBus, type InterruptController, NullIoBus } from "./ports.js";
+import { CpuModel } from "./cpuid.js";
+import { decode } from "./decoder.js";
+import { deliverEvent } from "./interrupts.js";
+
+/** Thrown (as this one preallocated object) to abandon the current instruction on a fault. */
+export const FAULT = { fault: true } as const;
+
+/** Why `run` returned. */
+export const STOP_BUDGET = 0; // instruction budget used up
+export const STOP_HALT = 1; // HLT with nothing to wake it
+export const STOP_SHUTDOWN = 2; // triple fault or another unrecoverable condition
+export const STOP_REQUEST = 3; // a device or hypervisor asked to stop (debug exit, VM exit…)
+
+/** Architectural details of a stop, for the report. */
+export interface StopInfo {
+  reason: string;
+  ripLo: number;
+  ripHi: number;
+}
+
+/** Intercepts for MSRs the core does not own (LAPIC x2APIC range, TSC deadline…). */
+export interface MsrHandler {
+  /** Return true and fill out[0..1] when handled. */
+  readMsr(index: number, out: Int32Array): boolean;
+  writeMsr(index: number, lo: number, hi: number): boolean;
+}
+
+/** Hook for instructions later layers give meaning to (VMX, VMCALL); default is #UD. */
+export interface VmxHooks {
+  vmxInstruction(c: Cpu, i: Insn): void;
+}
+
+const TLB_SIZE = 256;
+const TLB_INVALID = 1; // a tag no page-aligned address can equal
+
+/**
+ * The x86-64 processor core: architectural state, the memory path with a small software TLB
+ * (a cache of the page walker's answers), lazy flags, and the fetch/decode/execute loop over
+ * a decoded-instruction cache keyed by physical address.
+ *
+ * 64-bit quantities are kept as two int32 halves (`lo`, `hi`): no BigInt anywhere here.
+ */
+export class Cpu {
+  // ---- General-purpose registers: low and high 32-bit halves. ----
+  readonly lo = new Int32Array(16);
+  readonly hi = new Int32Array(16);
+  ripLo = 0;
+  ripHi = 0;
+  /** RIP of the instruction being executed (faults restart here). */
+  startLo = 0;
+  startHi = 0;
+
+  // ---- Flags: non-status bits always live in flagsBase; status bits per lazy kind. ----
+  flagsBase = FIXED1;
+  lfOp = LF_NONE;
+  lfSize = 4;
+  lfResLo = 0;
+  lfResHi = 0;
+  lfDstLo = 0;
+  lfDstHi = 0;
+  lfSrcLo = 0;
+  lfSrcHi = 0;
+  lfAux = 0;
+
+  // ---- Segments (selector, base halves, limit, access rights as in VMCS AR format). ----
+  readonly segSel = new Int32Array(6);
+  readonly segBaseLo = new Int32Array(6);
+  readonly segBaseHi = new Int32Array(6);
+  readonly segLimit = new Uint32Array(6);
+  readonly segAr = new Int32Array(6);
+  gdtrBaseLo = 0;
+  gdtrBaseHi = 0;
+  gdtrLimit = 0xffff;
+  idtrBaseLo = 0;
+  idtrBaseHi = 0;
+  idtrLimit = 0xffff;
+  trSel = 0;
+  trBaseLo = 0;
+  trBaseHi = 0;
+  trLimit = 0xffff;
+  trAr = 0x8b;
+  ldtrSel = 0;
+  ldtrBaseLo = 0;
+  ldtrBaseHi = 0;
+  ldtrLimit = 0xffff;
+
+  // ---- Control and system registers. ----
+  cr0 = 0x60000010 | 1; // CD|NW|ET|PE: protected mode, paging off (real mode is out of scope)
+  cr2Lo = 0;
+  cr2Hi = 0;
+  cr3Lo = 0;
+  cr3Hi = 0;
+  cr4 = 0;
+  cr8 = 0;
+  efer = 0;
+  readonly drLo = new Int32Array(8);
+  readonly drHi = new Int32Array(8);
+  /** Current privilege level (CS.RPL). */
+  cpl = 0;
+  /** 64-bit mode: EFER.LMA and CS.L. */
+  mode64 = false;
+  /** CS.D in legacy/compat mode: default operand/address size 32. */
+  csDefault32 = true;
+  /** STI / MOV SS interrupt shadow: interrupts are blocked until after the next instruction. */
+  intShadow = false;
+  halted = false;
+
+  // ---- MSRs owned by the core (as halves). ----
+  starLo = 0;
+  starHi = 0;
+  lstarLo = 0;
+  lstarHi = 0;
+  cstarLo = 0;
+  cstarHi = 0;
+  sfmask = 0;
+  kernelGsBaseLo = 0;
+  kernelGsBaseHi = 0;
+  tscAux = 0;
+  patLo = 0x00070406;
+  patHi = 0x00070406;
+  sysenterCs = 0;
+  /** Other MSRs a guest wrote that nobody owns (kept so a read returns what was written). */
+  readonly msrStore = new Map<number, [number, number]>();
+
+  // ---- Time. Cycles are simulated; RDTSC reads them. ----
+  /** Retired instructions. */
+  icount = 0;
+  /** Cycles charged so far beyond the per-instruction base cost. */
+  extraCycles = 0;
+  /** Base cost of one instruction in cycles (from the cost profile). */
+  cyclesPerInsn = 1;
+  /** TSC offset (as VMX's TSC offsetting). */
+  tscOffset = 0;
+
+  // ---- Attached hardware. ----
+  readonly mem: PhysicalMemory;
+  io: IoBus = new NullIoBus();
+  intc: InterruptController | null = null;
+  msrHandler: MsrHandler | null = null;
+  vmx: VmxHooks | null = null;
+  readonly model: CpuModel;
+  readonly walker: PageWalker;
+  readonly paging: PagingControls = { wp: false, nxe: false, smep: false, smap: false, ac: false, la57: false };
+
+  /** Set when an interrupt might be deliverable; the loop then asks the controller. */
+  irqCheck = false;
+  /** Set by devices/hypervisors to stop the loop after the current instruction. */
+  stopRequested = false;
+  stopReason: StopInfo | null = null;
+
+  // ---- Scratch outputs (no allocation on the hot path). ----
+  /** High half of the last 64-bit value a read helper returned. */
+  vHi = 0;
+  /** Effective linear address of the last memory operand. */
+  eaLo = 0;
+  eaHi = 0;
+  /** The last memory operand was based on RSP/RBP (faults are #SS, not #GP). */
+  eaStack = false;
+  readonly tmp = new Int32Array(2);
+
+  // ---- Exception bookkeeping. ----
+  faultVector = -1;
+  faultError = -1;
+  faultCr2Lo = 0;
+  faultCr2Hi = 0;
+  /** Vector being delivered when the fault happened (for #DF / triple-fault rules), or -1. */
+  delivering = -1;
+
+  // ---- Software TLB: direct-mapped, per privilege set (0 = supervisor, 1 = user). ----
+  private readonly rTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
+  private readonly rTagHi = new Int32Array(TLB_SIZE * 2);
+  private readonly rView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
+  private readonly wTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
+  private readonly wTagHi = new Int32Array(TLB_SIZE * 2);
+  private readonly wView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
+  private tlbSet = 0;
+  /** Write translations of pages that hold code (checked in the slow path only). */
+  private readonly wcTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
+  private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
+  private readonly wcPfn = new Float64Array(TLB_SIZE * 2);
+
+  // ---- Decoded-instruction cache: per physical page, per byte offset. ----
+  private readonly codeCache: ((Insn | undefined)[] | undefined)[] = [];
+  private curCodeLo = TLB_INVALID;
+  private curCodeHi = 0;
+  private curCode: (Insn | undefined)[] = [];
+  private curCodePfn = -1;
+  private curCodeUser = false;
+
+  /** Counters the core keeps (cheap ones only; richer stats come from the MMU model). */
+  readonly counters = { decodes: 0, tlbFills: 0, tlbFlushes: 0, smcInvalidations: 0, exceptions: 0, interrupts: 0 };
+
+  constructor(mem: PhysicalMemory, model: CpuModel = new CpuModel()) {
+    this.mem = mem;
+    this.model = model;
+    this.walker = new PageWalker(mem);
+    mem.onCodeWrite = (pfn) => this.invalidateCodePage(pfn);
+    // Flat 32-bit protected-mode segments at reset of our (real-mode-less) machine.
+    for (let s = 0; s < 6; s++) {
+      this.segLimit[s] = 0xffffffff;
+      this.segAr[s] = s === 1 ? 0xc09b : 0xc093;
+    }
+  }
+
+  // =====================================================================================
+  // Time
+  // =====================================================================================
+
+  /** Simulated cycles elapsed. */
+  cycles(): number {
+    return this.icount * this.cyclesPerInsn + this.extraCycles;
+  }
+
+  /** Charge extra cycles (exception delivery, walks, exits…). */
+  charge(n: number): void {
+    this.extraCycles += n;
+  }
+
+  // =====================================================================================
+  // Registers
+  // =====================================================================================
+
+  get8(r: number): number {
+    return r < HIGH8_BASE ? this.lo[r] & 0xff : (this.lo[r - HIGH8_BASE] >> 8) & 0xff;
+  }
+
+  set8(r: number, v: number): void {
+    if (r < HIGH8_BASE) this.lo[r] = (this.lo[r] & ~0xff) | (v & 0xff);
+    else this.lo[r - HIGH8_BASE] = (this.lo[r - HIGH8_BASE] & ~0xff00) | ((v & 0xff) << 8);
+  }
+
+  set16(r: number, v: number): void {
+    this.lo[r] = (this.lo[r] & ~0xffff) | (v & 0xffff);
+  }
+
+  /** 32-bit writes zero the upper half (SDM vol. 1, 3.4.1.1). */
+  set32(r: number, v: number): void {
+    this.lo[r] = v;
+    this.hi[r] = 0;
+  }
+
+  set64(r: number, lo: number, hi: number): void {
+    this.lo[r] = lo;
+    this.hi[r] = hi;
+  }
+
+  /** Read register `r` at `size`; the value is zero-extended for 1 and 2; `vHi` gets the high half. */
+  getReg(r: number, size: number): number {
+    switch (size) {
+      case 1:
+        this.vHi = 0;
+        return this.get8(r);
+      case 2:
+        this.vHi = 0;
+        return this.lo[r] & 0xffff;
+      case 4:
+        this.vHi = 0;
+        return this.lo[r];
+      default:
+        this.vHi = this.hi[r];
+        return this.lo[r];
+    }
+  }
+
+  setReg(r: number, size: number, lo: number, hi: number): void {
+    switch (size) {
+      case 1:
+        this.set8(r, lo);
+        return;
+      case 2:
+        this.set16(r, lo);
+        return;
+      case 4:
+        this.lo[r] = lo;
+        this.hi[r] = 0;
+        return;
+      default:
+        this.lo[r] = lo;
+        this.hi[r] = hi;
+    }
+  }
+
+  // =====================================================================================
+  // Effective addresses and operands
+  // =====================================================================================
+
+  /** Compute the linear address of `i`'s memory operand into eaLo/eaHi. */
+  ea(i: Insn): void {
+    let lo = i.disp;
+    let hi = i.dispHi;
+    const b = i.base;
+    if (b !== NONE) {
+      let blo: number;
+      let bhi: number;
+      if (b === BASE_RIP) {
+        blo = this.ripLo;
+        bhi = this.ripHi;
+      } else {
+        blo = this.lo[b];
+        bhi = this.hi[b];
+      }
+      const s = (lo + blo) | 0;
+      hi = (hi + bhi + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+      lo = s;
+    }
+    const x = i.index;
+    if (x !== NONE) {
+      let xlo = this.lo[x];
+      let xhi = this.hi[x];
+      const sc = i.scale;
+      if (sc !== 0) {
+        xhi = (xhi << sc) | (xlo >>> (32 - sc));
+        xlo <<= sc;
+      }
+      const s = (lo + xlo) | 0;
+      hi = (hi + xhi + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+      lo = s;
+    }
+    const seg = i.seg;
+    if (this.mode64) {
+      if (i.asize === 4) hi = 0;
+      if (seg >= 4) {
+        // Only FS and GS have bases in 64-bit mode.
+        const s = (lo + this.segBaseLo[seg]) | 0;
+        hi = (hi + this.segBaseHi[seg] + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+        lo = s;
+      }
+    } else {
+      lo = (lo + this.segBaseLo[seg]) | 0;
+      hi = 0;
+    }
+    this.eaLo = lo;
+    this.eaHi = hi;
+    this.eaStack = seg === 2;
+  }
+
+  /** Read the r/m operand at the instruction's size; `vHi` gets the high half for size 8. */
+  readRm(i: Insn): number {
+    if (!i.isMem) return this.getReg(i.rm, i.size);
+    this.ea(i);
+    return this.readMem(this.eaLo, this.eaHi, i.size);
+  }
+
+  /** Write the r/m operand; for memory reuses the address readRm/ea computed. */
+  writeRm(i: Insn, lo: number, hi: number): void {
+    if (!i.isMem) this.setReg(i.rm, i.size, lo, hi);
+    else this.writeMem(this.eaLo, this.eaHi, i.size, lo, hi);
+  }
+
+  /** Write the r/m operand computing its address first (for pure stores). */
+  storeRm(i: Insn, lo: number, hi: number): void {
+    if (!i.isMem) this.setReg(i.rm, i.size, lo, hi);
+    else {
+      this.ea(i);
+      this.writeMem(this.eaLo, this.eaHi, i.size, lo, hi);
+    }
+  }
+
+  readMem(lo: number, hi: number, size: number): number {
+    switch (size) {
+      case 1:
+        this.vHi = 0;
+        return this.read8(lo, hi);
+      case 2:
+        this.vHi = 0;
+        return this.read16(lo, hi);
+      case 4:
+        this.vHi = 0;
+        return this.read32(lo, hi);
+      default:
+        return this.read64(lo, hi);
+    }
+  }
+
+  writeMem(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
+    switch (size) {
+      case 1:
+        this.write8(lo, hi, vlo);
+        return;
+      case 2:
+        this.write16(lo, hi, vlo);
+        return;
+      case 4:
+        this.write32(lo, hi, vlo);
+        return;
+      default:
+        this.write64(lo, hi, vlo, vhi);
+    }
+  }
+
+  // =====================================================================================
+  // Memory path: software TLB over the page walker
+  // =====================================================================================
+
+  read8(lo: number, hi: number): number {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi) {
+      return (this.rView[idx] as DataView).getUint8(lo & 0xfff);
+    }
+    return this.readSlow(lo, hi, 1);
+  }
+
+  read16(lo: number, hi: number): number {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4094) {
+      return (this.rView[idx] as DataView).getUint16(off, true);
+    }
+    return this.readSlow(lo, hi, 2);
+  }
+
+  read32(lo: number, hi: number): number {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4092) {
+      return (this.rView[idx] as DataView).getInt32(off, true);
+    }
+    return this.readSlow(lo, hi, 4);
+  }
+
+  /** Returns the low half; `vHi` holds the high half. */
+  read64(lo: number, hi: number): number {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4088) {
+      const v = this.rView[idx] as DataView;
+      this.vHi = v.getInt32(off + 4, true);
+      return v.getInt32(off, true);
+    }
+    // Slow path: translate both halves first so a fault leaves nothing half-done.
+    const l = this.readSlow(lo, hi, 4);
+    const lo2 = (lo + 4) | 0;
+    const h = this.readSlow(lo2, (lo2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, 4);
+    this.vHi = h;
+    return l;
+  }
+
+  write8(lo: number, hi: number, v: number): void {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi) {
+      (this.wView[idx] as DataView).setUint8(lo & 0xfff, v);
+      return;
+    }
+    this.writeSlow(lo, hi, 1, v);
+  }
+
+  write16(lo: number, hi: number, v: number): void {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4094) {
+      (this.wView[idx] as DataView).setUint16(off, v, true);
+      return;
+    }
+    this.writeSlow(lo, hi, 2, v);
+  }
+
+  write32(lo: number, hi: number, v: number): void {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4092) {
+      (this.wView[idx] as DataView).setInt32(off, v, true);
+      return;
+    }
+    this.writeSlow(lo, hi, 4, v);
+  }
+
+  write64(lo: number, hi: number, vlo: number, vhi: number): void {
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    const off = lo & 0xfff;
+    if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4088) {
+      const v = this.wView[idx] as DataView;
+      v.setInt32(off, vlo, true);
+      v.setInt32(off + 4, vhi, true);
+      return;
+    }
+    const lo2 = (lo + 4) | 0;
+    const hi2 = (lo2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+    // Probe both halves for write permission before storing either (faults are precise).
+    this.translate(lo, hi, ACC_WRITE | this.userAccess());
+    this.translate(lo2, hi2, ACC_WRITE | this.userAccess());
+    this.writeSlow(lo, hi, 4, vlo);
+    this.writeSlow(lo2, hi2, 4, vhi);
+  }
+
+  private userAccess(): number {
+    return this.cpl === 3 ? ACC_USER : 0;
+  }
+
+  /** Raise #GP(0) (or #SS(0) for stack references) unless lo/hi is canonical in 64-bit mode. */
+  checkCanonical(hi: number, lo: number, stack: boolean): void {
+    if (this.mode64) {
+      const top = hi >> 15; // bits 63:47 must all equal bit 47
+      if (top !== 0 && top !== -1) this.raise(stack ? SS_ : GP, 0);
+    }
+    void lo;
+  }
+
+  /**
+   * Translate a linear address for `access` (ACC_* bits) to a physical address, raising #PF on
+   * a fault. Does not touch the software TLB.
+   */
+  translate(lo: number, hi: number, access: number): number {
+    if (this.mode64) {
+      const top = hi >> 15;
+      if (top !== 0 && top !== -1) this.raise(this.eaStack ? SS_ : GP, 0);
+    }
+    if ((this.cr0 & CR0_PG) === 0) return lo >>> 0;
+    if (!this.mode64) hi = 0;
+    const pa = this.walker.walk(this.cr3Lo, this.cr3Hi, lo, hi, access, this.paging);
+    if (pa < 0) {
+      this.cr2Lo = lo;
+      this.cr2Hi = hi;
+      this.raise(PF_, this.walker.errorCode);
+    }
+    return pa;
+  }
+
+  private readSlow(lo: number, hi: number, size: number): number {
+    const off = lo & 0xfff;
+    if (off + size > PAGE_SIZE) {
+      // Page-crossing: byte by byte (each byte translated; rare).
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) {
+        const a = (lo + k) | 0;
+        const h = (a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+        v = (v << 8) | this.read8(a, h);
+      }
+      return size === 2 ? v & 0xffff : v;
+    }
+    const pa = this.translate(lo, hi, this.userAccess());
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const view = this.mem.isRam(pa) ? this.mem.page(pfn) : undefined;
+    if (view === undefined) {
+      const v = this.mem.read(pa, size as 1 | 2 | 4);
+      return size === 4 ? v | 0 : v;
+    }
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    this.rTagLo[idx] = lo & ~0xfff;
+    this.rTagHi[idx] = hi;
+    this.rView[idx] = view;
+    this.counters.tlbFills++;
+    return size === 1 ? view.getUint8(off) : size === 2 ? view.getUint16(off, true) : view.getInt32(off, true);
+  }
+
+  private writeSlow(lo: number, hi: number, size: number, v: number): void {
+    const off = lo & 0xfff;
+    if (off + size <= PAGE_SIZE) {
+      const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+      if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
+        const pfn = this.wcPfn[idx];
+        this.storeToPage(this.mem.page(pfn) as DataView, pfn, off, size, v);
+        return;
+      }
+    }
+    if (off + size > PAGE_SIZE) {
+      // Probe every byte's page first so a fault on the second page writes nothing.
+      const a2 = (lo + size - 1) | 0;
+      this.translate(lo, hi, ACC_WRITE | this.userAccess());
+      this.translate(a2, (a2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
+      for (let k = 0; k < size; k++) {
+        const a = (lo + k) | 0;
+        this.write8(a, (a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, v >>> (8 * k));
+      }
+      return;
+    }
+    const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    if (!this.mem.isRam(pa)) {
+      this.mem.write(pa, size as 1 | 2 | 4, v);
+      return;
+    }
+    const view = this.mem.page(pfn) as DataView;
+    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
+    // Pages holding code are never in the fast write TLB, so every store to them comes back
+    // here; they get a second-chance entry so such stores skip the walk.
+    if (this.mem.codePage[pfn] === 0) {
+      this.wTagLo[idx] = lo & ~0xfff;
+      this.wTagHi[idx] = hi;
+      this.wView[idx] = view;
+      this.counters.tlbFills++;
+    } else {
+      this.wcTagLo[idx] = lo & ~0xfff;
+      this.wcTagHi[idx] = hi;
+      this.wcPfn[idx] = pfn;
+    }
+    this.storeToPage(view, pfn, off, size, v);
+  }
+
+  private storeToPage(view: DataView, pfn: number, off: number, size: number, v: number): void {
+    this.mem.noteWrite(pfn, off, size); // self-modifying code: drop overlapping decoded instructions
+    if (size === 1) view.setUint8(off, v);
+    else if (size === 2) view.setUint16(off, v, true);
+    else view.setInt32(off, v, true);
+  }
+
+  /** Read a byte of the instruction stream (decoder only; the loop uses the code cache). */
+  fetchByte(lo: number, hi: number): number {
+    const pa = this.translate(lo, hi, ACC_FETCH | this.userAccess());
+    return this.mem.read(pa, 1);
+  }
+
+  // ---- Supervisor-implicit accesses (descriptor tables, TSS, IDT): never user-checked. ----
+
+  readSys(lo: number, hi: number, size: 1 | 2 | 4): number {
+    const pa = this.translate(lo, hi, 0);
+    if ((pa % PAGE_SIZE) + size > PAGE_SIZE) {
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) v = v * 256 + this.mem.read(this.translate(lo + k, hi, 0), 1);
+      return v | 0;
+    }
+    return this.mem.read(pa, size) | 0;
+  }
+
+  writeSys(lo: number, hi: number, size: 1 | 2 | 4, v: number): void {
+    this.mem.write(this.translate(lo, hi, ACC_WRITE), size, v);
+  }
+
+  // =====================================================================================
+  // TLB and code-cache maintenance
+  // =====================================================================================
+
+  /** Flush the software TLB (CR3 write, INVLPG, paging-mode change, CPL-relevant changes). */
+  flushTlb(): void {
+    this.rTagLo.fill(TLB_INVALID);
+    this.wTagLo.fill(TLB_INVALID);
+    this.wcTagLo.fill(TLB_INVALID);
+    this.curCodeLo = TLB_INVALID;
+    this.counters.tlbFlushes++;
+  }
+
+  /** Drop the cached translation of one linear page (INVLPG). */
+  flushTlbPage(lo: number, hi: number): void {
+    for (let set = 0; set < 2; set++) {
+      const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | (set * TLB_SIZE);
+      this.rTagLo[idx] = TLB_INVALID;
+      this.wTagLo[idx] = TLB_INVALID;
+      this.wcTagLo[idx] = TLB_INVALID;
+    }
+    this.curCodeLo = TLB_INVALID;
+  }
+
+  /** Drop the decoded instructions of a physical page (and its predecessor: cross-page code). */
+  invalidateCodePage(pfn: number): void {
+    this.codeCache[pfn] = undefined;
+    if (pfn > 0) this.codeCache[pfn - 1] = undefined;
+    if (this.curCodePfn === pfn || this.curCodePfn === pfn - 1) this.curCodeLo = TLB_INVALID;
+    this.counters.smcInvalidations++;
+  }
+
+  /** Drop every decoded instruction (mode switch: the same bytes decode differently). */
+  flushCodeCache(): void {
+    this.codeCache.length = 0;
+    this.curCodeLo = TLB_INVALID;
+  }
+
+  /** Record decoded code at [off, off+len) of page pfn; a new code page loses its fast write mappings. */
+  private markCode(pfn: number, off: number, len: number): void {
+    if (!this.mem.markCode(pfn, off, len)) return;
+    const view = this.mem.page(pfn);
+    for (let k = 0; k < TLB_SIZE * 2; k++) if (this.wView[k] === view) this.wTagLo[k] = TLB_INVALID;
+  }
+
+  /** Recompute derived state after CR0/CR4/EFER/CS/RFLAGS.AC changes; flush only what changed. */
+  updateMode(): void {
+    const lma = (this.efer & EFER_LMA) !== 0;
+    const m64 = lma && (this.segAr[1] & 0x2000) !== 0;
+    const d32 = (this.segAr[1] & 0x4000) !== 0;
+    if (m64 !== this.mode64 || d32 !== this.csDefault32) {
+      this.flushCodeCache();
+      this.mode64 = m64;
+      this.csDefault32 = d32;
+    }
+    const p = this.paging;
+    const wp = (this.cr0 & CR0_WP) !== 0;
+    const nxe = (this.efer & EFER_NXE) !== 0;
+    const smep = (this.cr4 & CR4_SMEP) !== 0;
+    const smap = (this.cr4 & CR4_SMAP) !== 0;
+    const la57 = (this.cr4 & CR4_LA57) !== 0;
+    const ac = (this.flagsBase & AC) !== 0;
+    const pg = (this.cr0 & CR0_PG) !== 0;
+    if (wp !== p.wp || nxe !== p.nxe || smep !== p.smep || smap !== p.smap || la57 !== p.la57 || ac !== p.ac || pg !== this.pagingOn) {
+      p.wp = wp;
+      p.nxe = nxe;
+      p.smep = smep;
+      p.smap = smap;
+      p.la57 = la57;
+      p.ac = ac;
+      this.pagingOn = pg;
+      this.flushTlb();
+    }
+    this.tlbSet = this.cpl === 3 ? TLB_SIZE : 0;
+  }
+
+  private pagingOn = false;
+
+  /** Set CPL (on CS loads, SYSCALL/SYSRET, interrupts, IRET). */
+  setCpl(cpl: number): void {
+    if (cpl !== this.cpl) {
+      this.cpl = cpl;
+      this.tlbSet = cpl === 3 ? TLB_SIZE : 0;
+      this.curCodeLo = TLB_INVALID;
+    }
+  }
+
+  pcidEnabled(): boolean {
+    return (this.cr4 & CR4_PCIDE) !== 0;
+  }
+
+  // =====================================================================================
+  // Flags
+  // =====================================================================================
+
+  /** Record an arithmetic result for lazy flags. */
+  setLazy(op: number, size: number, resLo: number, resHi: number, dstLo: number, dstHi: number, srcLo: number, srcHi: number, aux: number): void {
+    this.lfOp = op;
+    this.lfSize = size;
+    this.lfResLo = resLo;
+    this.lfResHi = resHi;
+    this.lfDstLo = dstLo;
+    this.lfDstHi = dstHi;
+    this.lfSrcLo = srcLo;
+    this.lfSrcHi = srcHi;
+    this.lfAux = aux;
+  }
+
+  /** Set result-derived flags with explicit CF/OF/AF (logic ops, shifts, multiplies). */
+  setLazyRes(size: number, resLo: number, resHi: number, cfOfAf: number): void {
+    this.lfOp = LF_RES;
+    this.lfSize = size;
+    this.lfResLo = resLo;
+    this.lfResHi = resHi;
+    this.lfAux = cfOfAf;
+  }
+
+  private signOf(lo: number, hi: number): number {
+    switch (this.lfSize) {
+      case 1:
+        return (lo >> 7) & 1;
+      case 2:
+        return (lo >> 15) & 1;
+      case 4:
+        return lo >>> 31;
+      default:
+        return hi >>> 31;
+    }
+  }
+
+  /** Unsigned a < b at the lazy size. */
+  private ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
+    if (this.lfSize === 8 && aHi !== bHi) return aHi >>> 0 < bHi >>> 0;
+    return aLo >>> 0 < bLo >>> 0;
+  }
+
+  getCF(): number {
+    switch (this.lfOp) {
+      case LF_NONE:
+        return this.flagsBase & CF;
+      case LF_ADD:
+        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ? 1 : 0;
+      case LF_ADC:
+        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ||
+          (this.lfAux !== 0 && this.lfResLo === this.lfDstLo && this.lfResHi === this.lfDstHi)
+          ? 1
+          : 0;
+      case LF_SUB:
+        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ? 1 : 0;
+      case LF_SBB:
+        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ||
+          (this.lfAux !== 0 && this.lfSrcLo === this.lfDstLo && this.lfSrcHi === this.lfDstHi)
+          ? 1
+          : 0;
+      case LF_INC:
+      case LF_DEC:
+        return this.lfAux & 1;
+      default:
+        return this.lfAux & CF;
+    }
+  }
+
+  getZF(): number {
+    if (this.lfOp === LF_NONE) return (this.flagsBase >> 6) & 1;
+    if (this.lfSize === 8) return (this.lfResLo | this.lfResHi) === 0 ? 1 : 0;
+    return this.lfResLo === 0 ? 1 : 0;
+  }
+
+  getSF(): number {
+    if (this.lfOp === LF_NONE) return (this.flagsBase >> 7) & 1;
+    return this.signOf(this.lfResLo, this.lfResHi);
+  }
+
+  getPF(): number {
+    if (this.lfOp === LF_NONE) return (this.flagsBase >> 2) & 1;
+    return PARITY[this.lfResLo & 0xff] >> 2;
+  }
+
+  getAF(): number {
+    switch (this.lfOp) {
+      case LF_NONE:
+        return (this.flagsBase >> 4) & 1;
+      case LF_RES:
+        return (this.lfAux >> 4) & 1;
+      default:
+        return ((this.lfResLo ^ this.lfDstLo ^ this.lfSrcLo) >> 4) & 1;
+    }
+  }
+
+  getOF(): number {
+    switch (this.lfOp) {
+      case LF_NONE:
+        return (this.flagsBase >> 11) & 1;
+      case LF_ADD:
+      case LF_ADC:
+      case LF_INC:
+        return this.signOf(
+          (this.lfDstLo ^ this.lfResLo) & (this.lfSrcLo ^ this.lfResLo),
+          (this.lfDstHi ^ this.lfResHi) & (this.lfSrcHi ^ this.lfResHi),
+        );
+      case LF_SUB:
+      case LF_SBB:
+      case LF_DEC:
+        return this.signOf(
+          (this.lfDstLo ^ this.lfSrcLo) & (this.lfDstLo ^ this.lfResLo),
+          (this.lfDstHi ^ this.lfSrcHi) & (this.lfDstHi ^ this.lfResHi),
+        );
+      default:
+        return (this.lfAux >> 11) & 1;
+    }
+  }
+
+  /** The full RFLAGS value (low 32 bits; the high half is reserved zero). */
+  getFlags(): number {
+    if (this.lfOp === LF_NONE) return this.flagsBase;
+    return (
+      (this.flagsBase & ~ARITH) |
+      this.getCF() |
+      (this.getPF() << 2) |
+      (this.getAF() << 4) |
+      (this.getZF() << 6) |
+      (this.getSF() << 7) |
+      (this.getOF() << 11)
+    );
+  }
+
+  /** Replace RFLAGS (callers apply privilege masks first). */
+  setFlags(v: number): void {
+    const oldAc = this.flagsBase & AC;
+    const oldIf = this.flagsBase & IF;
+    this.flagsBase = (v & 0x3f7fd7) | FIXED1;
+    this.lfOp = LF_NONE;
+    if ((this.flagsBase & AC) !== oldAc) {
+      this.paging.ac = (this.flagsBase & AC) !== 0;
+      this.flushTlb();
+    }
+    if ((this.flagsBase & IF) !== 0 && oldIf === 0) this.irqCheck = true;
+  }
+
+  /** Set or clear CF only, materializing the other flags. */
+  setCF(v: number): void {
+    this.flagsBase = (this.getFlags() & ~CF) | (v & 1);
+    this.lfOp = LF_NONE;
+  }
+
+  /** Evaluate condition code cc (0..15, as in Jcc/SETcc/CMOVcc). */
+  cond(cc: number): boolean {
+    let r: boolean;
+    switch (cc >> 1) {
+      case 0:
+        r = this.getOF() !== 0;
+        break;
+      case 1:
+        r = this.getCF() !== 0;
+        break;
+      case 2:
+        r = this.getZF() !== 0;
+        break;
+      case 3:
+        r = this.getCF() !== 0 || this.getZF() !== 0;
+        break;
+      case 4:
+        r = this.getSF() !== 0;
+        break;
+      case 5:
+        r = this.getPF() !== 0;
+        break;
+      case 6:
+        r = this.getSF() !== this.getOF();
+        break;
+      default:
+        r = this.getZF() !== 0 || this.getSF() !== this.getOF();
+        break;
+    }
+    return (cc & 1) === 0 ? r : !r;
+  }
+
+  // =====================================================================================
+  // Stack
+  // =====================================================================================
+
+  /** Stack address size: 8 in 64-bit mode, else SS.B (4; 16-bit stacks are out of scope). */
+  push(size: number, lo: number, hi: number): void {
+    if (this.mode64) {
+      let rlo = this.lo[4];
+      let rhi = this.hi[4];
+      const n = (rlo - size) | 0;
+      if (n >>> 0 > rlo >>> 0) rhi = (rhi - 1) | 0;
+      rlo = n;
+      this.eaStack = true;
+      this.writeMem(rlo, rhi, size, lo, hi);
+      this.lo[4] = rlo;
+      this.hi[4] = rhi;
+    } else {
+      const n = (this.lo[4] - size) | 0;
+      this.eaStack = true;
+      this.writeMem((n + this.segBaseLo[2]) | 0, 0, size, lo, hi);
+      this.lo[4] = n;
+    }
+  }
+
+  /** Pop `size` bytes; returns the low half, `vHi` the high half. */
+  pop(size: number): number {
+    this.eaStack = true;
+    if (this.mode64) {
+      const rlo = this.lo[4];
+      const rhi = this.hi[4];
+      const v = this.readMem(rlo, rhi, size);
+      const vh = this.vHi;
+      const n = (rlo + size) | 0;
+      this.lo[4] = n;
+      if (n >>> 0 < rlo >>> 0) this.hi[4] = (rhi + 1) | 0;
+      this.vHi = vh;
+      return v;
+    }
+    const rlo = this.lo[4];
+    const v = this.readMem((rlo + this.segBaseLo[2]) | 0, 0, size);
+    this.lo[4] = (rlo + size) | 0;
+    return v;
+  }
+
+  /** Operand size of near branches/push/pop: 8 in 64-bit mode (unless 66h: 2), else 4 or 2. */
+
+  // =====================================================================================
+  // Control transfer helpers
+  // =====================================================================================
+
+  /** Jump to lo/hi, applying the mode's address width. */
+  jump(lo: number, hi: number): void {
+    if (this.mode64) {
+      const top = hi >> 15;
+      if (top !== 0 && top !== -1) this.raise(GP, 0);
+      this.ripLo = lo;
+      this.ripHi = hi;
+    } else {
+      this.ripLo = lo;
+      this.ripHi = 0;
+    }
+  }
+
+  /** Relative jump by a sign-extended 32-bit displacement. */
+  jumpRel(disp: number, opsize: number): void {
+    const lo = (this.ripLo + disp) | 0;
+    let hi = this.ripHi;
+    if (this.mode64) {
+      // Carry/borrow of a signed 32-bit addend into the high half.
+      if (disp >= 0) {
+        if (lo >>> 0 < this.ripLo >>> 0) hi = (hi + 1) | 0;
+      } else if (lo >>> 0 > this.ripLo >>> 0) hi = (hi - 1) | 0;
+      this.jump(lo, hi);
+    } else this.ripLo = opsize === 2 ? lo & 0xffff : lo;
+  }
+
+  // =====================================================================================
+  // Faults
+  // =====================================================================================
+
+  /** Abandon the current instruction with exception `vector` (errorCode -1 = none). */
+  raise(vector: number, errorCode = -1): never {
+    this.faultVector = vector;
+    this.faultError = errorCode;
+    throw FAULT;
+  }
+
+  /** Stop the machine (triple fault, unsupported condition) with a report. */
+  shutdown(reason: string): void {
+    this.stopReason = { reason, ripLo: this.startLo, ripHi: this.startHi };
+    this.stopRequested = true;
+  }
+
+  // =====================================================================================
+  // The loop
+  // =====================================================================================
+
+  /**
+   * Run up to `budget` instructions. Returns STOP_* . Faults are delivered through the IDT
+   * inside the loop; only shutdown, HLT, stop requests and the budget end it.
+   */
+  run(budget: number): number {
+    const end = this.icount + budget;
+    for (;;) {
+      try {
+        return this.runInner(end);
+      } catch (e) {
+        if (e !== FAULT) throw e;
+        this.ripLo = this.startLo;
+        this.ripHi = this.startHi;
+        this.icount++; // the faulting instruction still took a slot of the budget
+        this.deliverFault();
+        if (this.stopRequested) {
+          this.stopRequested = false;
+          return STOP_SHUTDOWN;
+        }
+      }
+    }
+  }
+
+  private deliverFault(): void {
+    this.counters.exceptions++;
+    const v = this.faultVector;
+    const err = this.faultError;
+    this.faultVector = -1;
+    deliverEvent(this, v, err, false, 0);
+  }
+
+  private runInner(end: number): number {
+    while (this.icount < end) {
+      if (this.irqCheck) {
+        if (this.stopRequested) {
+          this.stopRequested = false;
+          this.irqCheck = false;
+          return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
+        }
+        if (!this.checkInterrupts()) {
+          if (this.halted) return STOP_HALT;
+        }
+      }
+      if (this.halted) return STOP_HALT;
+      const lo = this.ripLo;
+      const hi = this.ripHi;
+      let insn: Insn | undefined;
+      this.startLo = lo;
+      this.startHi = hi;
+      if ((lo & ~0xfff) === this.curCodeLo && hi === this.curCodeHi) {
+        insn = this.curCode[lo & 0xfff];
+      } else {
+        this.enterCodePage(lo, hi);
+        insn = this.curCode[lo & 0xfff];
+      }
+      if (insn === undefined) insn = this.decodeAt(lo, hi);
+      const n = (lo + insn.len) | 0;
+      this.ripLo = n;
+      if (n >>> 0 < lo >>> 0) this.ripHi = (hi + 1) | 0;
+      else if (!this.mode64) this.ripLo = n; // 32-bit wraparound handled by | 0 already
+      insn.exec(this, insn);
+      this.icount++;
+    }
+    return STOP_BUDGET;
+  }
+
+  /** Translate the page of RIP for execution and select its decoded-instruction array. */
+  private enterCodePage(lo: number, hi: number): void {
+    this.eaStack = false;
+    const pa = this.translate(lo, hi, ACC_FETCH | this.userAccess());
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    if (!this.mem.isRam(pa)) {
+      // Executing from MMIO or outside RAM: never cached.
+      this.curCodeLo = TLB_INVALID;
+      this.curCode = [];
+      return;
+    }
+    let arr = this.codeCache[pfn];
+    if (arr === undefined) {
+      arr = new Array(PAGE_SIZE);
+      this.codeCache[pfn] = arr;
+    }
+    this.curCode = arr;
+    this.curCodePfn = pfn;
+    this.curCodeLo = lo & ~0xfff;
+    this.curCodeHi = hi;
+    this.curCodeUser = this.cpl === 3;
+  }
+
+  private decodeAt(lo: number, hi: number): Insn {
+    this.counters.decodes++;
+    const insn = decode(this, lo, hi);
+    // Cache unless the instruction crosses into the next page (its second page may remap).
+    if ((lo & 0xfff) + insn.len <= PAGE_SIZE && this.curCodeLo === (lo & ~0xfff)) {
+      this.curCode[lo & 0xfff] = insn;
+      this.markCode(this.curCodePfn, lo & 0xfff, insn.len);
+    }
+    return insn;
+  }
+
+  /** Deliver a pending external interrupt if allowed. Returns true when one was delivered. */
+  checkInterrupts(): boolean {
+    this.irqCheck = false;
+    if (this.intShadow) {
+      this.intShadow = false;
+      this.irqCheck = true; // look again after the next instruction
+      return false;
+    }
+    const intc = this.intc;
+    if (intc === null || (this.flagsBase & IF) === 0) return false;
+    if (!intc.hasPendingInterrupt()) return false;
+    const vector = intc.acknowledgeInterrupt();
+    this.halted = false;
+    this.counters.interrupts++;
+    this.startLo = this.ripLo;
+    this.startHi = this.ripHi;
+    try {
+      deliverEvent(this, vector, -1, true, 0);
+    } catch (e) {
+      if (e !== FAULT) throw e;
+      // A fault while delivering: handled as a fault during delivery of an external event.
+      this.deliverFault();
+    }
+    this.irqCheck = true; // more may be pending
+    return true;
+  }
+
+  /** Ask the loop to re-check interrupts (a device raised a line, IF became 1…). */
+  notifyInterrupt(): void {
+    this.irqCheck = true;
+  }
+
+  /** Ask the loop to stop after the current instruction. */
+  requestStop(): void {
+    this.stopRequested = true;
+    this.irqCheck = true;
+  }
+
+  /** Convenience for tests and loaders: status flags as an object-free check. */
+  flagSet(bit: number): boolean {
+    return (this.getFlags() & bit) !== 0;
+  }
+}
+
+// Re-exported for handlers that build flag values.
+export { CF, ZF, SF, OF };

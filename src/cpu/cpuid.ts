@@ -1,0 +1,61 @@
+import * as F from "../x86/cpuid.js";
+
+/** One CPUID answer: EAX, EBX, ECX, EDX. */
+export type CpuidRegs = [number, number, number, number];
+
+/**
+ * The CPU model CPUID answers from: a table keyed by leaf and subleaf. The default is an
+ * Intel-like core with the features nestlab implements (and no SSE: guests are built with
+ * -mgeneral-regs-only). Hypervisors edit a copy of this table to build their CPUID policy.
+ */
+export class CpuModel {
+  readonly leaves = new Map<string, CpuidRegs>();
+
+  constructor() {
+    const str = (s: string): number => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+    // "GenuineIntel" in EBX, EDX, ECX.
+    this.set(0, 0, [0xd, str("Genu"), str("ntel"), str("ineI")]);
+    // Family 6, model 0x55 (Cascade Lake), stepping 7: matches the default cost profile's machine.
+    const edx1 = F.F1D_FPU | F.F1D_PSE | F.F1D_TSC | F.F1D_MSR | F.F1D_PAE | F.F1D_CX8 | F.F1D_APIC | F.F1D_SEP |
+      F.F1D_PGE | F.F1D_CMOV | F.F1D_PAT | F.F1D_CLFSH;
+    const ecx1 = F.F1C_CX16 | F.F1C_PCID | F.F1C_X2APIC | F.F1C_MOVBE | F.F1C_POPCNT | F.F1C_TSC_DEADLINE;
+    this.set(1, 0, [0x00050657, 0x00000800, ecx1, edx1]); // EBX: CLFLUSH line 8*8 bytes, APIC ID 0
+    this.set(7, 0, [0, F.F7B_BMI1 | F.F7B_SMEP | F.F7B_BMI2 | F.F7B_INVPCID | F.F7B_SMAP, 0, 0]);
+    this.set(0x80000000, 0, [0x80000008, 0, 0, 0]);
+    this.set(0x80000001, 0, [0, 0, F.FE1C_LAHF_LM | F.FE1C_ABM, F.FE1D_SYSCALL | F.FE1D_NX | F.FE1D_PDPE1GB | F.FE1D_RDTSCP | F.FE1D_LM]);
+    // 48 bits virtual, 52 bits physical would be real; we report 46-bit physical like the 8269CY.
+    this.set(0x80000008, 0, [0x0000302e, 0, 0, 0]);
+  }
+
+  set(leaf: number, subleaf: number, regs: CpuidRegs): void {
+    this.leaves.set(`${leaf >>> 0}:${subleaf >>> 0}`, [regs[0] | 0, regs[1] | 0, regs[2] | 0, regs[3] | 0]);
+  }
+
+  /** Leaves whose answer depends on ECX (others ignore the subleaf). */
+  private static readonly INDEXED = new Set([4, 7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1f]);
+
+  /** Answer CPUID(leaf, subleaf) into out. Out-of-range leaves answer like the highest basic leaf (Intel). */
+  query(leaf: number, subleaf: number, out: Int32Array): void {
+    leaf >>>= 0;
+    const sub = CpuModel.INDEXED.has(leaf) ? subleaf >>> 0 : 0;
+    let r = this.leaves.get(`${leaf}:${sub}`);
+    if (r === undefined) {
+      const maxBasic = (this.leaves.get("0:0") as CpuidRegs)[0] >>> 0;
+      const ext = this.leaves.get(`${F.CPUID_EXT_BASE}:0`);
+      const maxExt = ext ? ext[0] >>> 0 : 0;
+      const inRange = leaf <= maxBasic || (leaf >= F.CPUID_EXT_BASE && leaf <= maxExt) || (leaf >= F.CPUID_HYPERVISOR_BASE && leaf < 0x40010000);
+      r = inRange ? [0, 0, 0, 0] : (this.leaves.get(`${maxBasic}:0`) ?? [0, 0, 0, 0]);
+    }
+    out[0] = r[0];
+    out[1] = r[1];
+    out[2] = r[2];
+    out[3] = r[3];
+  }
+
+  clone(): CpuModel {
+    const m = new CpuModel();
+    m.leaves.clear();
+    for (const [k, v] of this.leaves) m.leaves.set(k, [v[0], v[1], v[2], v[3]]);
+    return m;
+  }
+}

@@ -1,0 +1,3 @@
+import type { OpDef } from "../opdef.js";
+
+export const SHIFT_OPS: readonly OpDef[] = [];
