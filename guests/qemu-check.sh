@@ -72,6 +72,19 @@ if [ $# -gt 0 ]; then
 else
 	for w in "${ALL[@]}" all; do run_pc "$w"; done
 
+	# the failure paths must fail: exit status 3 (debug-exit value 1) and a PANIC / FAIL line
+	for neg in crash:PANIC segv:FAIL; do
+		w=${neg%%:*} want=${neg##*:}
+		out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$IMG32" -append "workload=$w" \
+			-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot 2>&1)
+		rc=$?
+		if [ $rc = 3 ] && grep -q "^$want" <<<"$out" && grep -q '^DONE status=1$' <<<"$out"; then
+			pass=$((pass + 1)); echo "PASS pc workload=$w (expected failure: $(grep -m1 "^$want" <<<"$out"))"
+		else
+			fail=$((fail + 1)); echo "FAIL pc workload=$w: expected exit 3 and a $want line, got exit $rc"
+		fi
+	done
+
 	# direct 64-bit entry, through the test shim that implements the nestlab loader
 	if make -s -C "$HERE" shim >/dev/null 2>&1; then
 		out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$HERE/build/direct64-shim.elf" \
@@ -84,21 +97,31 @@ else
 		echo "SKIP direct64 (cannot build the 32-bit shim)"
 	fi
 
-	# virtio-blk: QEMU microvm has modern virtio-mmio transports from 0xFEB00000
+	# virtio-blk: QEMU microvm has modern virtio-mmio transports from 0xFEB00000 (0x200 apart);
+	# bus=virtio-mmio-bus.0 puts the disk at exactly 0xFEB00000, where nestlab has it.
+	# Run 1 polls the used ring (the default); run 2 takes the completion interrupt through the
+	# 8259 (microvm wires transport 0 to IRQ 5 with ioapic2=off,acpi=off; nestlab uses blkirq=11).
 	disk=$(mktemp)
 	dd if=/dev/zero of="$disk" bs=1M count=4 2>/dev/null
-	out=$(timeout "$TIMEOUT" "$QEMU" -machine microvm,accel=tcg -m 256M -kernel "$IMG32" -append "workload=io" \
-		-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot \
-		-global virtio-mmio.force-legacy=false -drive id=d0,file="$disk",format=raw,if=none \
-		-device virtio-blk-device,drive=d0 2>&1)
-	rc=$?
+	for mode in polled irq; do
+		if [ $mode = polled ]; then mach=microvm,accel=tcg; extra=""; else
+			mach=microvm,accel=tcg,pic=on,ioapic2=off,acpi=off; extra="blkirq=5"; fi
+		out=$(timeout "$TIMEOUT" "$QEMU" -machine $mach -m 256M -kernel "$IMG32" -append "workload=io $extra" \
+			-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot \
+			-global virtio-mmio.force-legacy=false -drive id=d0,file="$disk",format=raw,if=none \
+			-device virtio-blk-device,drive=d0,bus=virtio-mmio-bus.0 2>&1)
+		rc=$?
+		if grep -q 'virtio-blk: mmio=0xfeb00000' <<<"$out"; then
+			EXPECT_IO=1 check_output "microvm virtio-blk ($mode) workload=io" $rc "$out" io
+			if [ $mode = irq ] && ! grep -q 'blk_irqs=[1-9]' <<<"$out"; then
+				fail=$((fail + 1)); echo "FAIL microvm virtio-blk (irq): no completion interrupt seen"
+			fi
+			grep '^RESULT' <<<"$out"
+		else
+			echo "SKIP microvm virtio-blk ($mode) (machine or device unavailable)"
+		fi
+	done
 	rm -f "$disk"
-	if grep -q 'virtio-blk: mmio=' <<<"$out"; then
-		EXPECT_IO=1 check_output "microvm virtio-blk workload=io" $rc "$out" io
-		grep '^RESULT' <<<"$out"
-	else
-		echo "SKIP microvm virtio-blk (machine or device unavailable)"
-	fi
 fi
 echo "qemu-check: $pass passed, $fail failed"
 [ $fail = 0 ]

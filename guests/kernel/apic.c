@@ -8,6 +8,8 @@
 #define LAPIC_EOI 0x0B0
 #define LAPIC_SVR 0x0F0
 #define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
 #define LAPIC_TIMER_INIT 0x380
 #define LAPIC_TIMER_DIV 0x3E0
 
@@ -39,6 +41,8 @@ void lapic_init(u32 tick)
 	lapic = P2V(pa ? pa : LAPIC_PA);
 	lw(LAPIC_TPR, 0);
 	lw(LAPIC_SVR, 0x100 | VEC_SPURIOUS);
+	lw(LAPIC_LVT_LINT0, 0x700); /* virtual-wire mode: 8259 INTR arrives as ExtINT */
+	lw(LAPIC_LVT_LINT1, 0x400); /* NMI */
 	if (!tick) {
 		lw(LAPIC_LVT_TIMER, 1u << 16); /* masked */
 		return;

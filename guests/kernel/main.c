@@ -105,8 +105,15 @@ void kmain(u64 bi_pa)
 	lapic_init((u32)cmd_num("tick", 100000));
 	proc_init();
 	int vr = virtio_blk_init();
-	if (vr == 0)
-		kprintf("virtio-blk: mmio=0x%lx capacity=%ld sectors\n", virtio_blk_mmio_base(), virtio_blk_capacity());
+	if (vr == 0) {
+		virtio_blk_use_irq((int)cmd_num("blkirq", 99));
+		kprintf("virtio-blk: mmio=0x%lx capacity=%ld sectors completion=", virtio_blk_mmio_base(),
+			virtio_blk_capacity());
+		if (virtio_blk_irq_line >= 0)
+			kprintf("irq%d\n", virtio_blk_irq_line);
+		else
+			kprintf("polled\n");
+	}
 	else
 		kprintf("virtio-blk: not found (%d)\n", vr);
 

@@ -4,7 +4,7 @@
 #define NL_STATS_H
 #include "types.h"
 struct kstats {
-	u64 ticks, switches, syscalls, demand_faults, cow_copies, cow_reuse, forks, execs;
+	u64 ticks, switches, syscalls, demand_faults, cow_copies, cow_reuse, forks, execs, blk_irqs;
 };
 extern struct kstats kstats;
 #endif

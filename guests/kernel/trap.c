@@ -5,6 +5,7 @@
 #include "lib.h"
 #include "x86.h"
 #include "stats.h"
+#include "virtio.h"
 
 volatile int ud_expected;   /* exception workload: skip UD2 in kernel mode */
 volatile u64 ud_count;
@@ -51,6 +52,11 @@ void trap_dispatch(struct trapframe *tf)
 	}
 	if (v == VEC_SPURIOUS)
 		return;
+	if (virtio_blk_irq_line >= 0 && v == (u64)(VEC_PIC_BASE + virtio_blk_irq_line)) {
+		kstats.blk_irqs++;
+		virtio_blk_irq();
+		return;
+	}
 	if (v >= VEC_PIC_BASE && v < VEC_PIC_BASE + 16)
 		return; /* spurious 8259 IRQ (all lines are masked) */
 	if (user && v < 32) {

@@ -54,6 +54,8 @@ static struct vq_used *used;
 static struct blk_req *req;
 static volatile u8 *status;
 static u8 *bounce;
+int virtio_blk_irq_line = -1;
+static u64 irq_count;
 static u64 ring_pa, bounce_pa;
 
 static u32 rd(u32 off) { return *(volatile u32 *)(mmio + off); }
@@ -117,6 +119,30 @@ int virtio_blk_init(void)
 	return 0;
 }
 
+void virtio_blk_use_irq(int irq)
+{
+	if (!present || irq < 0 || irq > 15 || irq == 2)
+		return;
+	virtio_blk_irq_line = irq;
+	if (irq < 8) {
+		outb(0x21, inb(0x21) & (u8)~(1u << irq));
+	} else {
+		outb(0xA1, inb(0xA1) & (u8)~(1u << (irq - 8)));
+		outb(0x21, inb(0x21) & (u8)~(1u << 2)); /* cascade */
+	}
+}
+
+void virtio_blk_irq(void)
+{
+	irq_count++;
+	u32 isr = present ? rd(MMIO_INT_STATUS) : 0;
+	if (isr)
+		wr(MMIO_INT_ACK, isr);
+	if (virtio_blk_irq_line >= 8)
+		outb(0xA0, 0x20); /* EOI slave */
+	outb(0x20, 0x20);         /* EOI master */
+}
+
 u64 virtio_blk_mmio_base(void) { return mmio_pa; }
 
 i64 virtio_blk_capacity(void) { return present ? (i64)capacity : -1; }
@@ -142,14 +168,21 @@ int virtio_blk_rw(int write, u64 sector, u8 *buf, u32 nsect)
 	wr(MMIO_QUEUE_NOTIFY, 0);
 	u64 spins = 0;
 	while (*(volatile u16 *)&used->idx == last_used) {
+		if (virtio_blk_irq_line >= 0) {
+			/* STI's one-instruction shadow makes STI;HLT atomic: no lost wake-up */
+			__asm__ volatile("sti; hlt; cli" ::: "memory");
+			continue;
+		}
 		if (++spins > 200000000UL)
 			return -2;
 		barrier();
 	}
 	last_used++;
-	u32 isr = rd(MMIO_INT_STATUS);
-	if (isr)
-		wr(MMIO_INT_ACK, isr);
+	if (virtio_blk_irq_line < 0) {
+		u32 isr = rd(MMIO_INT_STATUS);
+		if (isr)
+			wr(MMIO_INT_ACK, isr);
+	}
 	barrier();
 	if (*status != 0)
 		return -3;

@@ -147,9 +147,9 @@ int run_workload(int w, u64 iters)
 		if (!got_result && !got_fail)
 			workload_fail(w, "no_result");
 		kprintf("STATS name=%s ticks=%lu switches=%lu syscalls=%lu demand_faults=%lu cow_copies=%lu "
-			"cow_reuse=%lu forks=%lu execs=%lu\n",
+			"cow_reuse=%lu forks=%lu execs=%lu blk_irqs=%lu\n",
 			w < W_COUNT ? workload_names[w] : "segv", kstats.ticks, kstats.switches, kstats.syscalls, kstats.demand_faults,
-			kstats.cow_copies, kstats.cow_reuse, kstats.forks, kstats.execs);
+			kstats.cow_copies, kstats.cow_reuse, kstats.forks, kstats.execs, kstats.blk_irqs);
 		if (pmm_in_use() != before && !got_fail) {
 			kprintf("FAIL name=%s reason=page_leak_%ld\n", w < W_COUNT ? workload_names[w] : "segv", (long)(pmm_in_use() - before));
 			got_fail = 1;

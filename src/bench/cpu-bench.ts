@@ -5,13 +5,13 @@ import { PhysicalMemory } from "../mmu/phys.js";
 /**
  * A tight integer loop (hand-assembled x86-64; source in the comment) for `nestlab bench cpu`.
  *
- *   mov ecx, ITER ; xor eax, eax ; mov rbx, 0x123456789 ; lea rdi, [rip+buf]
+ *   mov ecx, ITER ; xor eax, eax ; mov rbx, 0x123456789 ; mov edi, 0x300000 (a data page)
  * 1: add rax, rbx ; xor rbx, rax ; mov rdx, rax ; and edx, 0x3f8 ; mov [rdi+rdx], rbx
  *    add rbx, [rdi+rdx+8] ; sub rax, 7 ; cmp rax, rbx ; jae 2f ; inc rax
  * 2: dec ecx ; jnz 1b ; hlt
  */
 const LOOP_CODE =
-  "b940420f0031c048bb8967452301000000488d3d380000004801d84831c34889c281e2f803000048891c1748035c17084883e8074839d8730348ffc0ffc975d8f466662e0f1f8400000000000f1f4000";
+  "b940420f0031c048bb8967452301000000bf000030004801d84831c34889c281e2f803000048891c1748035c17084883e8074839d8730348ffc0ffc975d8f4";
 
 export interface CpuBenchResult {
   benchmark: string;

@@ -131,8 +131,14 @@ export class Cpu {
   readonly msrStore = new Map<number, [number, number]>();
 
   // ---- Time. Cycles are simulated; RDTSC reads them. ----
-  /** Retired instructions. */
-  icount = 0;
+  /** Retired instructions (a typed-array slot: cheaper to bump than a double field). */
+  readonly icountSlot = new Float64Array(1);
+  get icount(): number {
+    return this.icountSlot[0];
+  }
+  set icount(v: number) {
+    this.icountSlot[0] = v;
+  }
   /** Cycles charged so far beyond the per-instruction base cost. */
   extraCycles = 0;
   /** Base cost of one instruction in cycles (from the cost profile). */
@@ -1029,18 +1035,19 @@ export class Cpu {
   }
 
   private runInner(end: number): number {
-    while (this.icount < end) {
+    const ic = this.icountSlot;
+    while (ic[0] < end) {
       if (this.irqCheck) {
         if (this.stopRequested) {
           this.stopRequested = false;
           this.irqCheck = false;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
-        if (!this.checkInterrupts()) {
-          if (this.halted) return STOP_HALT;
+        if (!this.checkInterrupts() && this.halted) {
+          this.irqCheck = true; // stay halted until an interrupt is delivered
+          return STOP_HALT;
         }
       }
-      if (this.halted) return STOP_HALT;
       const lo = this.ripLo;
       const hi = this.ripHi;
       let insn: Insn | undefined;
@@ -1055,10 +1062,9 @@ export class Cpu {
       if (insn === undefined) insn = this.decodeAt(lo, hi);
       const n = (lo + insn.len) | 0;
       this.ripLo = n;
-      if (n >>> 0 < lo >>> 0) this.ripHi = (hi + 1) | 0;
-      else if (!this.mode64) this.ripLo = n; // 32-bit wraparound handled by | 0 already
+      if (n >>> 0 < lo >>> 0 && this.mode64) this.ripHi = (hi + 1) | 0;
       insn.exec(this, insn);
-      this.icount++;
+      ic[0]++;
     }
     return STOP_BUDGET;
   }
@@ -1122,6 +1128,12 @@ export class Cpu {
     }
     this.irqCheck = true; // more may be pending
     return true;
+  }
+
+  /** HLT: stop fetching until an interrupt is delivered. The loop notices through irqCheck. */
+  halt(): void {
+    this.halted = true;
+    this.irqCheck = true;
   }
 
   /** Ask the loop to re-check interrupts (a device raised a line, IF became 1…). */

@@ -172,6 +172,141 @@ function not(c: Cpu, i: Insn): void {
   c.writeRm(i, trunc(size, ~d), ~c.vHi);
 }
 
+
+// ---- Fast paths: 32/64-bit register destinations (the bulk of compiled code). Sizes 1 and 2
+// fall back to the generic handlers. Each is written out so V8 sees constant ops and sizes.
+
+function addRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  addTo(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], LF_ADD, true);
+}
+function addRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  addTo(c, i.rm, i.size, i.imm, i.immHi, LF_ADD, true);
+}
+function subRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  subFrom(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], true);
+}
+function subRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  subFrom(c, i.rm, i.size, i.imm, i.immHi, true);
+}
+function cmpRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  subFrom(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], false);
+}
+function cmpRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  subFrom(c, i.rm, i.size, i.imm, i.immHi, false);
+}
+function andRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] & c.lo[i.reg], c.hi[i.rm] & c.hi[i.reg], true);
+}
+function andRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] & i.imm, c.hi[i.rm] & i.immHi, true);
+}
+function orRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] | c.lo[i.reg], c.hi[i.rm] | c.hi[i.reg], true);
+}
+function orRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] | i.imm, c.hi[i.rm] | i.immHi, true);
+}
+function xorRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmReg(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] ^ c.lo[i.reg], c.hi[i.rm] ^ c.hi[i.reg], true);
+}
+function xorRI(c: Cpu, i: Insn): void {
+  if (i.size < 4) return aluRmImm(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] ^ i.imm, c.hi[i.rm] ^ i.immHi, true);
+}
+function testRR(c: Cpu, i: Insn): void {
+  if (i.size < 4) return testRmReg(c, i);
+  logicTo(c, i.rm, i.size, c.lo[i.rm] & c.lo[i.reg], c.hi[i.rm] & c.hi[i.reg], false);
+}
+
+function addTo(c: Cpu, r: number, size: number, sl: number, sh: number, kind: number, store: boolean): void {
+  const dl = c.lo[r];
+  if (size === 8) {
+    const dh = c.hi[r];
+    const t = (dl >>> 0) + (sl >>> 0);
+    const rl = t | 0;
+    const rh = (dh + sh + (t > 0xffffffff ? 1 : 0)) | 0;
+    if (store) {
+      c.lo[r] = rl;
+      c.hi[r] = rh;
+    }
+    c.setLazy(kind, 8, rl, rh, dl, dh, sl, sh, 0);
+  } else {
+    const rl = (dl + sl) | 0;
+    if (store) {
+      c.lo[r] = rl;
+      c.hi[r] = 0;
+    }
+    c.setLazy(kind, 4, rl, 0, dl, 0, sl, 0, 0);
+  }
+}
+
+function subFrom(c: Cpu, r: number, size: number, sl: number, sh: number, store: boolean): void {
+  const dl = c.lo[r];
+  if (size === 8) {
+    const dh = c.hi[r];
+    const t = (dl >>> 0) - (sl >>> 0);
+    const rl = t | 0;
+    const rh = (dh - sh - (t < 0 ? 1 : 0)) | 0;
+    if (store) {
+      c.lo[r] = rl;
+      c.hi[r] = rh;
+    }
+    c.setLazy(LF_SUB, 8, rl, rh, dl, dh, sl, sh, 0);
+  } else {
+    const rl = (dl - sl) | 0;
+    if (store) {
+      c.lo[r] = rl;
+      c.hi[r] = 0;
+    }
+    c.setLazy(LF_SUB, 4, rl, 0, dl, 0, sl, 0, 0);
+  }
+}
+
+function logicTo(c: Cpu, r: number, size: number, rl: number, rh: number, store: boolean): void {
+  if (size !== 8) rh = 0;
+  if (store) {
+    c.lo[r] = rl;
+    c.hi[r] = rh;
+  }
+  c.setLazyRes(size, rl, rh, 0);
+}
+
+/** INC/DEC of a 32/64-bit register. */
+function incDecR(c: Cpu, i: Insn): void {
+  if (i.size < 4 || i.isMem) return incDec(c, i);
+  const r = i.rm;
+  const d = c.lo[r];
+  const dh = i.size === 8 ? c.hi[r] : 0;
+  const cf = c.getCF();
+  let res: number;
+  let rh = 0;
+  if (i.op === 0) {
+    res = (d + 1) | 0;
+    if (i.size === 8) rh = res === 0 ? (dh + 1) | 0 : dh;
+    c.setLazy(LF_INC, i.size, res, rh, d, dh, 1, 0, cf);
+  } else {
+    res = (d - 1) | 0;
+    if (i.size === 8) rh = d === 0 ? (dh - 1) | 0 : dh;
+    c.setLazy(LF_DEC, i.size, res, rh, d, dh, 1, 0, cf);
+  }
+  c.lo[r] = res;
+  c.hi[r] = rh;
+}
+
+const FAST_RR = [addRR, orRR, null, null, andRR, subRR, xorRR, cmpRR];
+const FAST_RI = [addRI, orRI, null, null, andRI, subRI, xorRI, cmpRI];
+
 const table: OpDef[] = [];
 const NAMES = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
 for (let op = 0; op < 8; op++) {
@@ -181,20 +316,23 @@ for (let op = 0; op < 8; op++) {
   table.push(
     { name, map: 0, code: base + 0, modrm: true, size: "b", op, exec: aluRmReg, lockable },
     { name, map: 0, code: base + 1, modrm: true, size: "v", op, exec: aluRmReg, lockable, form: "mem" },
-    { name, map: 0, code: base + 1, modrm: true, size: "v", op, exec: aluRegReg, form: "reg" },
+    { name, map: 0, code: base + 1, modrm: true, size: "v", op, exec: FAST_RR[op] ?? aluRegReg, form: "reg" },
     { name, map: 0, code: base + 2, modrm: true, size: "b", op, exec: aluRegRm },
     { name, map: 0, code: base + 3, modrm: true, size: "v", op, exec: aluRegRm },
     { name, map: 0, code: base + 4, modrm: false, size: "b", imm: "ib", op, exec: aluAccImm },
     { name, map: 0, code: base + 5, modrm: false, size: "v", imm: "iz", op, exec: aluAccImm },
     { name, map: 0, code: 0x80, ext: op, modrm: true, size: "b", imm: "ib", op, exec: aluRmImm, lockable },
-    { name, map: 0, code: 0x81, ext: op, modrm: true, size: "v", imm: "iz", op, exec: aluRmImm, lockable },
+    { name, map: 0, code: 0x81, ext: op, modrm: true, size: "v", imm: "iz", op, exec: aluRmImm, lockable, form: "mem" },
+    { name, map: 0, code: 0x81, ext: op, modrm: true, size: "v", imm: "iz", op, exec: FAST_RI[op] ?? aluRmImm, form: "reg" },
     { name, map: 0, code: 0x82, ext: op, modrm: true, size: "b", imm: "ib", op, exec: aluRmImm, lockable, mode: "no64" },
-    { name, map: 0, code: 0x83, ext: op, modrm: true, size: "v", imm: "ibs", op, exec: aluRmImm, lockable },
+    { name, map: 0, code: 0x83, ext: op, modrm: true, size: "v", imm: "ibs", op, exec: aluRmImm, lockable, form: "mem" },
+    { name, map: 0, code: 0x83, ext: op, modrm: true, size: "v", imm: "ibs", op, exec: FAST_RI[op] ?? aluRmImm, form: "reg" },
   );
 }
 table.push(
   { name: "test", map: 0, code: 0x84, modrm: true, size: "b", exec: testRmReg },
-  { name: "test", map: 0, code: 0x85, modrm: true, size: "v", exec: testRmReg },
+  { name: "test", map: 0, code: 0x85, modrm: true, size: "v", exec: testRmReg, form: "mem" },
+  { name: "test", map: 0, code: 0x85, modrm: true, size: "v", exec: testRR, form: "reg" },
   { name: "test", map: 0, code: 0xa8, modrm: false, size: "b", imm: "ib", exec: testAccImm },
   { name: "test", map: 0, code: 0xa9, modrm: false, size: "v", imm: "iz", exec: testAccImm },
   { name: "test", map: 0, code: 0xf6, ext: 0, modrm: true, size: "b", imm: "ib", exec: testRmImm },
@@ -207,8 +345,8 @@ table.push(
   { name: "neg", map: 0, code: 0xf7, ext: 3, modrm: true, size: "v", exec: neg, lockable: true },
   { name: "inc", map: 0, code: 0xfe, ext: 0, modrm: true, size: "b", op: 0, exec: incDec, lockable: true },
   { name: "dec", map: 0, code: 0xfe, ext: 1, modrm: true, size: "b", op: 1, exec: incDec, lockable: true },
-  { name: "inc", map: 0, code: 0xff, ext: 0, modrm: true, size: "v", op: 0, exec: incDec, lockable: true },
-  { name: "dec", map: 0, code: 0xff, ext: 1, modrm: true, size: "v", op: 1, exec: incDec, lockable: true },
+  { name: "inc", map: 0, code: 0xff, ext: 0, modrm: true, size: "v", op: 0, exec: incDecR, lockable: true },
+  { name: "dec", map: 0, code: 0xff, ext: 1, modrm: true, size: "v", op: 1, exec: incDecR, lockable: true },
   { name: "inc", map: 0, code: 0x40, plusReg: true, modrm: false, size: "v", op: 0, exec: incDec, mode: "no64" },
   { name: "dec", map: 0, code: 0x48, plusReg: true, modrm: false, size: "v", op: 1, exec: incDec, mode: "no64" },
 );
