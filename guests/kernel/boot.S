@@ -28,7 +28,7 @@ mb_header:
 	.align 4
 	.long 8                       /* namesz, including NUL */
 	.long 8                       /* descsz */
-	.long 1                       /* type */
+	.long NL_NOTE_ENTRY64         /* type */
 	.asciz "nestlab"
 	.quad entry64
 

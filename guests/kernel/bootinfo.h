@@ -11,6 +11,11 @@
 
 #define NLBI_MEM_USABLE 1u       /* any other type = reserved */
 
+/* ELF note carrying the 64-bit entry point: name "nestlab", this type,
+ * desc = u64 physical address of entry64 (see boot.S). */
+#define NL_NOTE_NAME    "nestlab"
+#define NL_NOTE_ENTRY64 1
+
 #ifndef __ASSEMBLER__
 #include "types.h"
 

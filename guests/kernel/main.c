@@ -132,17 +132,28 @@ void kmain(u64 bi_pa)
 		kprintf("DONE status=1\n");
 		machine_exit(1);
 	}
-	int failed = 0, found = 0;
-	for (int w = 0; w < W_COUNT; w++) {
-		int all = wn == 3 && !strncmp(wl, "all", 3);
-		if (all || ((int)strlen(workload_names[w]) == wn && !strncmp(wl, workload_names[w], (size_t)wn))) {
-			found = 1;
-			failed |= run_workload(w, iters);
+	int failed = 0;
+	/* workload=NAME, workload=all, or a comma-separated list (run in the order given) */
+	for (int i = 0; i < wn;) {
+		int j = i;
+		while (j < wn && wl[j] != ',')
+			j++;
+		int len = j - i, found = 0;
+		for (int w = 0; w < W_COUNT; w++) {
+			int all = len == 3 && !strncmp(wl + i, "all", 3);
+			if (all || ((int)strlen(workload_names[w]) == len && !strncmp(wl + i, workload_names[w], (size_t)len))) {
+				found = 1;
+				failed |= run_workload(w, iters);
+			}
 		}
-	}
-	if (!found) {
-		kprintf("FAIL name=%s reason=unknown_workload\n", wl);
-		failed = 1;
+		if (!found) {
+			kprintf("FAIL name=");
+			for (int k = i; k < j; k++)
+				kputc(wl[k]);
+			kprintf(" reason=unknown_workload\n");
+			failed = 1;
+		}
+		i = j + 1;
 	}
 	kprintf("DONE status=%d\n", failed);
 	machine_exit(failed ? 1 : 0);

@@ -15,3 +15,5 @@ export function isContributory(vector: number): boolean {
 }
 /** #PF error-code bits (SDM vol. 3, 4.7). */
 export const PFEC_P = 1, PFEC_W = 2, PFEC_U = 4, PFEC_RSVD = 8, PFEC_I = 16, PFEC_PK = 32;
+/** Selector error-code bits (SDM vol. 3, 6.13): EXT, IDT, TI. */
+export const ERR_EXT = 1, ERR_IDT = 2, ERR_TI = 4;

@@ -1,0 +1,218 @@
+/**
+ * Boot loaders: multiboot v1 (32-bit protected-mode entry, as QEMU's -kernel and GRUB boot) and
+ * nestlab's direct 64-bit entry (long mode at the ELF note's entry point, RSI = boot-info), laid
+ * out in docs/boot.md. Loaders write guest memory and set the CPU's entry state; they never run code.
+ */
+import type { Cpu } from "../cpu/cpu.js";
+import type { PhysicalMemory } from "../mmu/phys.js";
+import { ImageError, PT_LOAD, isElf, parseElf, type ElfImage } from "./elf.js";
+import { enterLongMode } from "./longmode.js";
+
+export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
+export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
+export const NLBI_MAGIC = 0x49424c4e; // "NLBI"
+export const NESTLAB_NOTE_ENTRY64 = 1;
+
+/** Where the loaders put their structures (all below the 1 MiB kernel load floor). */
+const GDT_ADDR = 0x500;
+const PAGE_TABLES = 0x1000; // PML4, PDPT, 4 page directories: 0x1000–0x6fff
+const INFO_ADDR = 0x8000; // boot-info / multiboot info
+const MMAP_ADDR = 0x8100;
+const CMDLINE_ADDR = 0x8800; // up to 0x8fff
+const MAX_CMDLINE = 0x7ff;
+const LOW_MEM_END = 0x9fc00; // conventional memory (640 KiB less the EBDA)
+/** RAM above this is hidden: the MMIO windows (virtio, LAPIC) live at 0xFEB00000 and above. */
+export const RAM_HOLE_START = 0xfeb00000;
+
+export type BootProtocol = "multiboot" | "direct64";
+
+export interface BootResult {
+  protocol: BootProtocol;
+  entry: number;
+  /** Highest physical byte the image occupies, +1. */
+  imageEnd: number;
+}
+
+interface MemRange {
+  base: number;
+  length: number;
+  type: number;
+}
+
+function memoryMap(ramSize: number): MemRange[] {
+  const top = Math.min(ramSize, RAM_HOLE_START);
+  const map: MemRange[] = [{ base: 0, length: LOW_MEM_END, type: 1 }, { base: LOW_MEM_END, length: 0x100000 - LOW_MEM_END, type: 2 }];
+  if (top > 0x100000) map.push({ base: 0x100000, length: top - 0x100000, type: 1 });
+  return map;
+}
+
+function writeU64(mem: PhysicalMemory, addr: number, v: number): void {
+  mem.write64(addr, v % 4294967296, Math.floor(v / 4294967296));
+}
+
+function loadSegments(mem: PhysicalMemory, bytes: Uint8Array, elf: ElfImage): number {
+  let end = 0;
+  let loaded = 0;
+  for (const ph of elf.segments) {
+    if (ph.type !== PT_LOAD || ph.memsz === 0) continue;
+    if (ph.paddr < 0x1000 || ph.paddr + ph.memsz > Math.min(mem.size, RAM_HOLE_START)) {
+      throw new ImageError(
+        `segment at physical 0x${ph.paddr.toString(16)}–0x${(ph.paddr + ph.memsz).toString(16)} lies outside guest RAM (0x1000–0x${Math.min(mem.size, RAM_HOLE_START).toString(16)})`,
+      );
+    }
+    if (ph.paddr < 0x9000 + 0x1000 && ph.paddr + ph.memsz > GDT_ADDR) {
+      throw new ImageError(`segment at 0x${ph.paddr.toString(16)} overlaps the loader's low-memory structures (below 0xA000)`);
+    }
+    mem.writeBytes(ph.paddr, bytes.subarray(ph.offset, ph.offset + ph.filesz));
+    if (ph.memsz > ph.filesz) mem.writeBytes(ph.paddr + ph.filesz, new Uint8Array(ph.memsz - ph.filesz));
+    end = Math.max(end, ph.paddr + ph.memsz);
+    loaded++;
+  }
+  if (loaded === 0) throw new ImageError("ELF has no loadable segments");
+  return end;
+}
+
+function writeCmdline(mem: PhysicalMemory, cmdline: string): number {
+  const bytes = new TextEncoder().encode(cmdline);
+  if (bytes.length > MAX_CMDLINE) throw new ImageError(`command line longer than ${MAX_CMDLINE} bytes`);
+  mem.writeBytes(CMDLINE_ADDR, bytes);
+  mem.write(CMDLINE_ADDR + bytes.length, 1, 0);
+  return bytes.length;
+}
+
+/** Find the multiboot v1 header: in the first 8 KiB, 4-byte aligned, checksum valid. */
+export function findMultibootHeader(bytes: Uint8Array): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const limit = Math.min(bytes.length - 12, 8192 - 12);
+  for (let o = 0; o <= limit; o += 4) {
+    if (dv.getUint32(o, true) !== MULTIBOOT_HEADER_MAGIC) continue;
+    const flags = dv.getUint32(o + 4, true);
+    const sum = (MULTIBOOT_HEADER_MAGIC + flags + dv.getUint32(o + 8, true)) >>> 0;
+    if (sum === 0) return o;
+  }
+  return -1;
+}
+
+/**
+ * Multiboot v1 (the Multiboot Specification 0.6.96 §3): load, build the information structure
+ * (memory info, command line, memory map), and leave the CPU in 32-bit protected mode with
+ * EAX = 0x2BADB002, EBX = the structure, paging off, interrupts off.
+ */
+export function bootMultiboot(c: Cpu, bytes: Uint8Array, cmdline: string): BootResult {
+  const mem = c.mem;
+  const hdr = findMultibootHeader(bytes);
+  if (hdr < 0) throw new ImageError("no multiboot header in the first 8 KiB of the image");
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flags = dv.getUint32(hdr + 4, true);
+  if ((flags & 0x4) !== 0) {
+    // Video mode requests are accepted and ignored (we have no framebuffer).
+  }
+  let entry: number;
+  let imageEnd: number;
+  if ((flags & 0x10000) !== 0 && !isElf(bytes)) {
+    // a.out kludge: header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr.
+    if (hdr + 32 > bytes.length) throw new ImageError("multiboot address fields truncated");
+    const headerAddr = dv.getUint32(hdr + 12, true);
+    const loadAddr = dv.getUint32(hdr + 16, true);
+    const loadEnd = dv.getUint32(hdr + 20, true);
+    const bssEnd = dv.getUint32(hdr + 24, true);
+    entry = dv.getUint32(hdr + 28, true);
+    const fileOff = hdr - (headerAddr - loadAddr);
+    const size = loadEnd === 0 ? bytes.length - fileOff : loadEnd - loadAddr;
+    if (fileOff < 0 || fileOff + size > bytes.length) throw new ImageError("multiboot load range lies outside the file");
+    if (loadAddr < 0x100000 || loadAddr + size > Math.min(mem.size, RAM_HOLE_START)) throw new ImageError("multiboot load range lies outside guest RAM");
+    mem.writeBytes(loadAddr, bytes.subarray(fileOff, fileOff + size));
+    imageEnd = Math.max(loadAddr + size, bssEnd);
+    if (bssEnd > loadAddr + size) mem.writeBytes(loadAddr + size, new Uint8Array(bssEnd - loadAddr - size));
+  } else {
+    const elf = parseElf(bytes);
+    imageEnd = loadSegments(mem, bytes, elf);
+    entry = elf.entry;
+    if (entry >= 4294967296) throw new ImageError("multiboot entry point must be a 32-bit physical address");
+  }
+  // Multiboot information structure.
+  const map = memoryMap(mem.size);
+  let mo = MMAP_ADDR;
+  for (const r of map) {
+    mem.write(mo, 4, 20); // size of the entry, not counting this field
+    writeU64(mem, mo + 4, r.base);
+    writeU64(mem, mo + 12, r.length);
+    mem.write(mo + 20, 4, r.type);
+    mo += 24;
+  }
+  writeCmdline(mem, cmdline);
+  const upperKiB = Math.floor((Math.min(mem.size, RAM_HOLE_START) - 0x100000) / 1024);
+  const info = new Uint8Array(88);
+  mem.writeBytes(INFO_ADDR, info);
+  mem.write(INFO_ADDR, 4, 0x1 | 0x4 | 0x40); // MEM, CMDLINE, MMAP
+  mem.write(INFO_ADDR + 4, 4, LOW_MEM_END / 1024);
+  mem.write(INFO_ADDR + 8, 4, upperKiB);
+  mem.write(INFO_ADDR + 16, 4, CMDLINE_ADDR);
+  mem.write(INFO_ADDR + 44, 4, mo - MMAP_ADDR);
+  mem.write(INFO_ADDR + 48, 4, MMAP_ADDR);
+  // CPU: 32-bit protected mode, flat segments (the reset state), as the spec requires.
+  c.lo[0] = MULTIBOOT_BOOTLOADER_MAGIC | 0;
+  c.lo[3] = INFO_ADDR;
+  c.ripLo = entry | 0;
+  c.ripHi = 0;
+  c.setFlags(0x2);
+  return { protocol: "multiboot", entry, imageEnd };
+}
+
+/** The 64-bit entry from the "nestlab" ELF note, or undefined. */
+export function entry64FromNote(elf: ElfImage): number | undefined {
+  for (const n of elf.notes) {
+    if (n.name === "nestlab" && n.type === NESTLAB_NOTE_ENTRY64 && n.desc.length >= 8) {
+      const dv = new DataView(n.desc.buffer, n.desc.byteOffset, n.desc.byteLength);
+      return dv.getUint32(4, true) * 4294967296 + dv.getUint32(0, true);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * nestlab's direct 64-bit boot (docs/boot.md): load an ELF64 by physical addresses, build the
+ * boot-info structure, identity-map 4 GiB with 2 MiB pages, and enter long mode at the entry
+ * from the "nestlab" note (or e_entry when it has none) with RSI = boot-info.
+ */
+export function bootDirect64(c: Cpu, bytes: Uint8Array, cmdline: string): BootResult {
+  const mem = c.mem;
+  const elf = parseElf(bytes);
+  if (elf.class !== 64) throw new ImageError("the direct 64-bit boot needs an ELF64 image");
+  const imageEnd = loadSegments(mem, bytes, elf);
+  const entry = entry64FromNote(elf) ?? elf.entry;
+  if (entry >= 4294967296) throw new ImageError("64-bit entry must be a physical address below 4 GiB (identity-mapped)");
+  const map = memoryMap(mem.size);
+  let mo = MMAP_ADDR;
+  for (const r of map) {
+    writeU64(mem, mo, r.base);
+    writeU64(mem, mo + 8, r.length);
+    mem.write(mo + 16, 4, r.type);
+    mem.write(mo + 20, 4, 0);
+    mo += 24;
+  }
+  const len = writeCmdline(mem, cmdline);
+  mem.write(INFO_ADDR, 4, NLBI_MAGIC);
+  mem.write(INFO_ADDR + 4, 4, 1);
+  mem.write(INFO_ADDR + 8, 4, 48);
+  mem.write(INFO_ADDR + 12, 4, 0);
+  writeU64(mem, INFO_ADDR + 16, CMDLINE_ADDR);
+  writeU64(mem, INFO_ADDR + 24, len);
+  writeU64(mem, INFO_ADDR + 32, MMAP_ADDR);
+  mem.write(INFO_ADDR + 40, 4, map.length);
+  mem.write(INFO_ADDR + 44, 4, 24);
+  enterLongMode(c, { pageTables: PAGE_TABLES, gdt: GDT_ADDR, identityGiB: 4 });
+  c.lo[6] = INFO_ADDR; // RSI
+  c.hi[6] = 0;
+  c.lo[4] = LOW_MEM_END & ~0xf; // a usable stack, though the kernel sets its own
+  c.hi[4] = 0;
+  c.ripLo = entry | 0;
+  c.ripHi = 0;
+  return { protocol: "direct64", entry, imageEnd };
+}
+
+/** Pick the protocol: direct64 for ELF64 images, multiboot otherwise. */
+export function defaultProtocol(bytes: Uint8Array): BootProtocol {
+  if (isElf(bytes) && bytes[4] === 2) return "direct64";
+  return "multiboot";
+}

@@ -1,0 +1,177 @@
+/**
+ * The emulated PC: CPU + RAM + devices + the simulated clock, wired as docs/architecture.md
+ * describes, and the loop that runs it. Time is the CPU's cycle count: idle (HLT) time is skipped
+ * to the next timer event, so a run's cycles and counters are the same on every machine.
+ */
+import { Cpu, STOP_BUDGET, STOP_HALT, STOP_REQUEST, STOP_SHUTDOWN, type MsrHandler } from "../cpu/cpu.js";
+import { CpuModel } from "../cpu/cpuid.js";
+import type { Clock } from "../cpu/ports.js";
+import { MemoryBlockBackend, type BlockBackend } from "../devices/block-backend.js";
+import { DebugExit } from "../devices/debug-exit.js";
+import { FwCfg } from "../devices/fw-cfg.js";
+import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../devices/lapic.js";
+import { Pic8259 } from "../devices/pic8259.js";
+import { Uart16550 } from "../devices/uart16550.js";
+import { createVirtioBlkMmio } from "../devices/virtio-blk.js";
+import type { VirtioMmioTransport } from "../devices/virtio-mmio.js";
+import { PhysicalMemory } from "../mmu/phys.js";
+import { IF } from "../x86/flags.js";
+import { InterruptRouter } from "./interrupt-router.js";
+import { IoPortBus } from "./io-port-bus.js";
+
+export const VIRTIO_BLK_BASE = 0xfeb00000;
+export const VIRTIO_BLK_SIZE = 0x200;
+export const VIRTIO_BLK_IRQ = 11;
+export const COM1_IRQ = 4;
+
+export interface MachineOptions {
+  /** RAM in bytes (default 256 MiB). */
+  memory?: number;
+  /** Called with each byte the guest sends to COM1. */
+  onSerial?: (byte: number) => void;
+  /** Bytes for the guest to read from COM1. */
+  serialInput?: string;
+  /** The virtio-blk backend (default: an in-memory 8 MiB disk). */
+  disk?: BlockBackend;
+  /** CPU model for CPUID. */
+  cpuModel?: CpuModel;
+}
+
+/** Why a run ended. */
+export type ExitKind = "debug-exit" | "triple-fault" | "halted" | "instruction-limit" | "error";
+
+export interface RunOutcome {
+  kind: ExitKind;
+  /** Debug-exit status ((value << 1) | 1) when kind is debug-exit. */
+  status?: number;
+  /** A one-line human explanation (what the guest did, where). */
+  message: string;
+}
+
+/** Instructions per slice of the run loop between device/timer checks. */
+const SLICE = 200_000;
+
+export class Machine {
+  readonly mem: PhysicalMemory;
+  readonly cpu: Cpu;
+  readonly io = new IoPortBus();
+  readonly uart: Uart16550;
+  readonly debugExit: DebugExit;
+  readonly pic: Pic8259;
+  readonly lapic: LocalApic;
+  readonly fwcfg: FwCfg;
+  readonly virtioBlk: VirtioMmioTransport;
+  readonly router: InterruptRouter;
+  readonly clock: Clock;
+  /** Set when the guest wrote the debug-exit port. */
+  exitStatus: number | null = null;
+
+  constructor(opts: MachineOptions = {}) {
+    const size = opts.memory ?? 256 * 1024 * 1024;
+    this.mem = new PhysicalMemory(size);
+    this.cpu = new Cpu(this.mem, opts.cpuModel ?? new CpuModel());
+    const cpu = this.cpu;
+    this.clock = { now: () => cpu.cycles() };
+    this.cpu.io = this.io;
+    this.pic = new Pic8259({ onIntr: (level) => level && cpu.notifyInterrupt() });
+    this.pic.attach(this.io);
+    this.uart = new Uart16550({
+      onTransmit: opts.onSerial ?? (() => {}),
+      setIrq: (level) => this.pic.setIrq(COM1_IRQ, level),
+    });
+    this.uart.attach(this.io);
+    if (opts.serialInput) this.uart.enqueueInput(opts.serialInput);
+    this.debugExit = new DebugExit({
+      onExit: (status) => {
+        this.exitStatus = status;
+        cpu.requestStop();
+      },
+    });
+    this.debugExit.attach(this.io);
+    this.fwcfg = new FwCfg({ ramSize: size, cpus: 1 });
+    this.fwcfg.attach(this.io);
+    this.lapic = new LocalApic({ clock: this.clock });
+    this.mem.addMmio(APIC_DEFAULT_BASE, APIC_MMIO_SIZE, this.lapic);
+    this.virtioBlk = createVirtioBlkMmio(
+      { backend: opts.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
+      { dma: this.mem, setIrq: (level) => this.pic.setIrq(VIRTIO_BLK_IRQ, level) },
+    );
+    this.mem.addMmio(VIRTIO_BLK_BASE, VIRTIO_BLK_SIZE, this.virtioBlk);
+    this.router = new InterruptRouter(this.lapic, this.pic);
+    this.cpu.intc = this.router;
+    this.cpu.msrHandler = lapicMsrs(this.lapic);
+  }
+
+  /**
+   * Run until the guest exits through the debug port, triple-faults, halts for good, or uses up
+   * `maxInstructions`. Never throws for guest behaviour.
+   */
+  run(maxInstructions: number): RunOutcome {
+    const cpu = this.cpu;
+    const limit = cpu.icount + maxInstructions;
+    for (;;) {
+      if (this.exitStatus !== null) {
+        return { kind: "debug-exit", status: this.exitStatus, message: `guest wrote ${(this.exitStatus - 1) / 2} to the debug-exit port` };
+      }
+      const left = limit - cpu.icount;
+      if (left <= 0) {
+        return { kind: "instruction-limit", message: `instruction limit (${maxInstructions}) reached at RIP ${hex(cpu.ripHi, cpu.ripLo)}; the guest may be hung` };
+      }
+      // Run up to the next timer event (converted to instructions at the base cost).
+      const now = cpu.cycles();
+      const next = this.lapic.nextEventCycle();
+      let budget = Math.min(SLICE, left);
+      if (next !== Number.POSITIVE_INFINITY) {
+        budget = Math.max(1, Math.min(budget, Math.ceil((next - now) / cpu.cyclesPerInsn)));
+      }
+      const stop = cpu.run(budget);
+      this.pollDevices();
+      if (stop === STOP_SHUTDOWN) {
+        const r = cpu.stopReason;
+        return { kind: "triple-fault", message: `${r?.reason ?? "shutdown"} at RIP ${hex(r?.ripHi ?? 0, r?.ripLo ?? 0)} (CPL ${cpu.cpl})` };
+      }
+      if (stop === STOP_REQUEST || stop === STOP_BUDGET) continue;
+      if (stop === STOP_HALT) {
+        if (this.router.hasPendingInterrupt() && (cpu.getFlags() & IF) !== 0) {
+          cpu.notifyInterrupt();
+          continue;
+        }
+        const ev = this.lapic.nextEventCycle();
+        if ((cpu.getFlags() & IF) === 0 || ev === Number.POSITIVE_INFINITY) {
+          return { kind: "halted", message: `guest halted at RIP ${hex(cpu.ripHi, cpu.ripLo)} with ${(cpu.getFlags() & IF) === 0 ? "interrupts disabled" : "no timer armed"}: nothing can wake it` };
+        }
+        // Idle until the timer fires: the skipped time is charged as halted cycles.
+        if (ev > cpu.cycles()) cpu.charge(ev - cpu.cycles());
+        this.pollDevices();
+      }
+    }
+  }
+
+  /** Fire due timers and tell the CPU if anything is pending. */
+  private pollDevices(): void {
+    this.lapic.advance(this.cpu.cycles());
+    if (this.router.hasPendingInterrupt()) this.cpu.notifyInterrupt();
+  }
+}
+
+/** Route the LAPIC's MSRs (APIC base, TSC deadline, x2APIC range) to it. */
+function lapicMsrs(lapic: LocalApic): MsrHandler {
+  return {
+    readMsr(index: number, out: Int32Array): boolean {
+      if (!lapic.handlesMsr(index)) return false;
+      const v = lapic.readMsr(index);
+      if (v === null) return false;
+      out[0] = v[0] | 0;
+      out[1] = v[1] | 0;
+      return true;
+    },
+    writeMsr(index: number, lo: number, hi: number): boolean {
+      if (!lapic.handlesMsr(index)) return false;
+      return lapic.writeMsr(index, lo >>> 0, hi >>> 0);
+    },
+  };
+}
+
+export function hex(hi: number, lo: number): string {
+  return `0x${(hi >>> 0).toString(16).padStart(8, "0")}${(lo >>> 0).toString(16).padStart(8, "0")}`;
+}

@@ -1,0 +1,13 @@
+import { nativeStack } from "./native.js";
+import { type Stack, UnknownStackError } from "./stack.js";
+
+/** Every stack nestlab can run, by name. */
+export const STACKS: ReadonlyMap<string, Stack> = new Map([[nativeStack.name, nativeStack]]);
+
+export function getStack(name: string): Stack {
+  const s = STACKS.get(name);
+  if (s === undefined) {
+    throw new UnknownStackError(`unknown stack "${name}"; known stacks: ${[...STACKS.keys()].join(", ")}`);
+  }
+  return s;
+}

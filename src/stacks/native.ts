@@ -1,0 +1,53 @@
+import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
+import { Machine } from "../machine/machine.js";
+import { parseGuestOutput } from "../machine/results.js";
+import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+
+/** Collect a machine's counters under flat dotted names. */
+export function machineCounters(m: Machine): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m.cpu.counters)) out[`cpu.${k}`] = v;
+  out["cpu.instructions"] = m.cpu.icount;
+  out["cpu.cycles"] = m.cpu.cycles();
+  const mmu = (m.cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
+  if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) out[`mmu.${k}`] = v;
+  out["mem.pagesTouched"] = m.mem.allocatedPages();
+  return out;
+}
+
+/** The guest on the bare emulated machine: no hypervisor at all. */
+export const nativeStack: Stack = {
+  name: "native",
+  description: "the guest kernel on the bare machine (no hypervisor)",
+  run(opts: StackRunOptions): StackRunResult {
+    let serial = "";
+    const decoder = new TextDecoder();
+    const m = new Machine({
+      memory: opts.memory,
+      serialInput: opts.serialInput,
+      onSerial: (b) => {
+        const s = decoder.decode(new Uint8Array([b]), { stream: true });
+        serial += s;
+        opts.onSerial?.(s);
+      },
+    });
+    const protocol = opts.protocol ?? defaultProtocol(opts.image);
+    if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
+    else bootMultiboot(m.cpu, opts.image, opts.cmdline);
+    const t0 = performance.now();
+    const outcome = m.run(opts.maxInstructions);
+    const wallSeconds = (performance.now() - t0) / 1000;
+    return {
+      stack: "native",
+      protocol,
+      outcome,
+      exitStatus: m.exitStatus,
+      serial,
+      guest: parseGuestOutput(serial),
+      instructions: m.cpu.icount,
+      cycles: m.cpu.cycles(),
+      counters: machineCounters(m),
+      wallSeconds,
+    };
+  },
+};
