@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runCpuBench } from "../bench/cpu-bench.js";
+import { parseSize, runCommand } from "./run.js";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -12,6 +13,25 @@ program
   .name("nestlab")
   .description("A full-system simulator of nested x86-64 virtualization: what each hypervisor design costs, and why.")
   .version("0.1.0");
+
+program
+  .command("run")
+  .description("boot a guest on a stack: the bundled kernel with --workload, or any multiboot/ELF64 IMAGE")
+  .argument("[image]", "a multiboot (ELF32/ELF64) or ELF64 image; default: the bundled guest kernel")
+  .argument("[cmdline...]", "kernel command line (after --)")
+  .option("--stack <name>", "which stack to run on", "native")
+  .option("--workload <name>", "bundled workload (syscall, pagefault, fork, ctxsw, exec, cpuid, msr, exception, pio, io, tlb, compute, all)")
+  .option("--iters <n>", "iterations for the workload", positiveInt)
+  .option("--memory <size>", "guest RAM (e.g. 256M, 4G)", parseSize, 256 * 1024 * 1024)
+  .option("--boot <protocol>", "multiboot or direct64 (default: direct64 for ELF64 images)")
+  .option("--max-instructions <n>", "stop a guest that runs longer than this", positiveInt, 2_000_000_000)
+  .option("--json", "print one JSON document instead of the console and summary")
+  .action((image: string | undefined, cmdline: string[], opts) => {
+    if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
+      throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
+    }
+    process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
+  });
 
 const bench = program.command("bench").description("measure the simulator itself");
 bench

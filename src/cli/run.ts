@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import { ImageError } from "../machine/elf.js";
+import { bundledKernelPath } from "../machine/paths.js";
+import { getStack } from "../stacks/index.js";
+import type { StackRunResult } from "../stacks/stack.js";
+
+/** Workloads the bundled kernel knows (docs/guest-kernel.md). */
+export const WORKLOADS = ["syscall", "pagefault", "fork", "ctxsw", "exec", "cpuid", "msr", "wrmsr", "exception", "pio", "io", "tlb", "compute", "all"] as const;
+
+export interface RunCommandOptions {
+  stack: string;
+  workload?: string;
+  memory: number;
+  json?: boolean;
+  maxInstructions: number;
+  protocol?: "multiboot" | "direct64";
+  iters?: number;
+}
+
+/** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
+export function parseSize(v: string): number {
+  const m = /^(\d+)\s*([KMG]i?B?)?$/i.exec(v.trim());
+  if (!m) throw new Error(`bad size "${v}" (try 256M or 4G)`);
+  const unit = (m[2] ?? "").toUpperCase()[0];
+  const mult = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
+  const n = Number(m[1]) * mult;
+  if (n < 16 * 1024 * 1024 || n % 4096 !== 0) throw new Error(`memory must be at least 16M and a multiple of 4K, got "${v}"`);
+  return n;
+}
+
+/** Build the kernel command line for a bundled workload. */
+export function workloadCmdline(workload: string, iters?: number, extra = ""): string {
+  const known = new Set<string>(WORKLOADS);
+  for (const w of workload.split(",")) {
+    if (!known.has(w)) throw new Error(`unknown workload "${w}"; known workloads: ${WORKLOADS.join(", ")}`);
+  }
+  return [`workload=${workload}`, iters ? `iters=${iters}` : "", extra].filter(Boolean).join(" ");
+}
+
+export function runCommand(image: string | undefined, cmdlineArgs: string[], opts: RunCommandOptions): number {
+  const stack = getStack(opts.stack);
+  let bytes: Uint8Array;
+  let cmdline: string;
+  if (image !== undefined) {
+    try {
+      bytes = readFileSync(image);
+    } catch (e) {
+      throw new Error(`cannot read image "${image}": ${(e as Error).message}`);
+    }
+    cmdline = cmdlineArgs.join(" ");
+    if (opts.workload) cmdline = `${workloadCmdline(opts.workload, opts.iters)} ${cmdline}`.trim();
+  } else {
+    if (!opts.workload) throw new Error("give an IMAGE or --workload NAME (see --help)");
+    bytes = readFileSync(bundledKernelPath());
+    cmdline = `${workloadCmdline(opts.workload, opts.iters)} ${cmdlineArgs.join(" ")}`.trim();
+  }
+  let result: StackRunResult;
+  try {
+    result = stack.run({
+      image: bytes,
+      cmdline,
+      memory: opts.memory,
+      maxInstructions: opts.maxInstructions,
+      protocol: opts.protocol,
+      onSerial: opts.json ? undefined : (s) => process.stdout.write(s),
+    });
+  } catch (e) {
+    if (e instanceof ImageError) throw new Error(`bad image: ${e.message}`);
+    throw e;
+  }
+  if (opts.json) {
+    console.log(JSON.stringify(runJson(result, cmdline), null, 2));
+  } else {
+    printSummary(result);
+  }
+  if (result.outcome.kind !== "debug-exit") {
+    if (!opts.json) console.error(`nestlab: ${result.outcome.message}`);
+    return 3;
+  }
+  return result.exitStatus ?? 0;
+}
+
+export function runJson(r: StackRunResult, cmdline: string): object {
+  return {
+    stack: r.stack,
+    protocol: r.protocol,
+    cmdline,
+    outcome: r.outcome,
+    exitStatus: r.exitStatus,
+    results: r.guest.results.map((x) => x.fields),
+    failures: r.guest.failures.map((x) => x.fields),
+    instructions: r.instructions,
+    cycles: r.cycles,
+    counters: r.counters,
+    wallSeconds: Number(r.wallSeconds.toFixed(3)),
+  };
+}
+
+function printSummary(r: StackRunResult): void {
+  const w = process.stdout;
+  const mips = r.instructions / Math.max(r.wallSeconds, 1e-9) / 1e6;
+  w.write(`\n── nestlab: stack ${r.stack}, boot ${r.protocol}: ${r.outcome.message}\n`);
+  w.write(`   ${r.instructions.toLocaleString("en-US")} instructions, ${r.cycles.toLocaleString("en-US")} simulated cycles, ${r.wallSeconds.toFixed(2)} s wall (${mips.toFixed(1)} MIPS)\n`);
+  const keys = Object.keys(r.counters).filter((k) => k !== "cpu.instructions" && k !== "cpu.cycles");
+  for (const k of keys) w.write(`   ${k.padEnd(34)} ${r.counters[k].toLocaleString("en-US")}\n`);
+}
