@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ImageError } from "../machine/elf.js";
-import { bundledKernelPath } from "../machine/paths.js";
+import { bundledKernelPath } from "../paths.js";
 import { getStack } from "../stacks/index.js";
 import type { StackRunResult } from "../stacks/stack.js";
 

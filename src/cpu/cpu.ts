@@ -127,6 +127,10 @@ export class Cpu {
   patLo = 0x00070406;
   patHi = 0x00070406;
   sysenterCs = 0;
+  sysenterEspLo = 0;
+  sysenterEspHi = 0;
+  sysenterEipLo = 0;
+  sysenterEipHi = 0;
   /** Other MSRs a guest wrote that nobody owns (kept so a read returns what was written). */
   readonly msrStore = new Map<number, [number, number]>();
 
@@ -997,6 +1001,7 @@ export class Cpu {
   shutdown(reason: string): void {
     this.stopReason = { reason, ripLo: this.startLo, ripHi: this.startHi };
     this.stopRequested = true;
+    this.irqCheck = true; // so the loop sees the stop even when raised inside an instruction (INT n)
   }
 
   // =====================================================================================

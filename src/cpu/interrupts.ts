@@ -1,46 +1,87 @@
+/**
+ * Exception and interrupt delivery through the IDT (SDM vol. 3, chapter 6): IA-32e mode
+ * (16-byte gates, 64-bit frames, IST, 16-byte stack alignment) and 32-bit protected mode
+ * (8-byte gates, 32-bit frames, stack switch from a 32-bit TSS). Interrupt and trap gates only:
+ * task gates (and 16-bit gates) raise #GP(gate). The double-fault and triple-fault rules of
+ * SDM vol. 3, 6.15 (tables 6-4, 6-5) apply; a triple fault stops the machine via Cpu.shutdown.
+ *
+ * No allocation: frames are pushed one slot at a time.
+ */
+import { DF_, ERR_EXT, ERR_IDT, GP, NP, SS_, TS, VECTOR_NAMES, hasErrorCode, isContributory } from "../x86/exceptions.js";
 import { IF, NT, RF, TF, VM } from "../x86/flags.js";
-import { DF_, GP, NP, PF_, TS, VECTOR_NAMES, hasErrorCode, isContributory } from "../x86/exceptions.js";
-import { FAULT, type Cpu } from "./cpu.js";
-import { AR_CODE, AR_L, AR_P, AR_S, AR_UNUSABLE, readDescriptor, setSegment } from "./segments.js";
+import { type Cpu, FAULT } from "./cpu.js";
+import {
+  AR_CODE,
+  AR_CONFORMING,
+  AR_DB,
+  AR_L,
+  AR_P,
+  AR_RW,
+  AR_S,
+  type Descriptor,
+  nullSegment,
+  readDescriptor,
+  setSegment,
+} from "./segments.js";
 
-/** How an event arrived (decides privilege checks and the EXT bit of error codes). */
-export const EV_EXCEPTION = 0;
-export const EV_EXTERNAL = 1;
-export const EV_SOFTWARE = 2; // INT n, INT3, INTO: gate DPL is checked against CPL
+/** How an event arrived (decides privilege checks, error codes and the EXT bit). */
+export const EV_EXCEPTION = 0; // a fault or trap the processor detected (EXT = 1 in nested error codes)
+export const EV_EXTERNAL = 1; // an interrupt from the controller (EXT = 1)
+export const EV_SOFTWARE = 2; // INT n, INT3, INTO: gate DPL is checked against CPL, EXT = 0
 
 export function vectorName(v: number): string {
   return VECTOR_NAMES[v] ?? `vector ${v}`;
 }
 
+function hex(v: number): string {
+  return `0x${(v >>> 0).toString(16)}`;
+}
+
+const gateCode: Descriptor = { baseLo: 0, baseHi: 0, limit: 0, ar: 0 };
+const tssStack: Descriptor = { baseLo: 0, baseHi: 0, limit: 0, ar: 0 };
+
 /**
- * Deliver an exception or interrupt through the IDT, applying the double-fault and triple-fault
- * rules of SDM vol. 3, 6.15 (table 6-5): a contributory fault or #PF while delivering a
- * contributory fault or #PF becomes #DF; any fault while delivering #DF shuts the machine down.
+ * Deliver an exception or interrupt through the IDT, applying the double-fault rules: a
+ * contributory fault while delivering a contributory fault, or a contributory fault or #PF while
+ * delivering a #PF, becomes #DF(0); any fault while delivering #DF shuts the machine down
+ * (triple fault). Other faults during delivery are delivered instead of the first event.
  *
- * `external` true for interrupts from the controller; `soft` 0, or 1 for INT n-class events.
- * The return address is the CPU's current RIP (the loop has set it: faulting RIP, or next RIP).
+ * `external` true for interrupts from the controller; `soft` 0, or 1 for INT n-class events
+ * (INT n, INT3, INTO). The return address is the CPU's current RIP (the caller has set it: the
+ * faulting instruction for faults, the next instruction for traps, INT n and interrupts).
+ * A fault during delivery is reported at c.startLo/Hi (the instruction that was executing).
  */
 export function deliverEvent(c: Cpu, vector: number, errorCode: number, external: boolean, soft: number): void {
   let v = vector;
   let e = errorCode;
   let kind = external ? EV_EXTERNAL : soft !== 0 ? EV_SOFTWARE : EV_EXCEPTION;
   for (;;) {
+    c.delivering = v;
     try {
       deliverOnce(c, v, e, kind);
+      c.delivering = -1;
+      c.intShadow = false; // delivery ends STI/MOV SS blocking
       return;
     } catch (x) {
       if (x !== FAULT) throw x;
       const nv = c.faultVector;
       const ne = c.faultError;
       c.faultVector = -1;
-      if (v === DF_) {
-        c.shutdown(`triple fault: ${vectorName(nv)} (error ${ne}) while delivering #DF`);
+      // The nested fault is reported against the instruction that was executing (for INT n:
+      // the INT itself, not the instruction after it).
+      c.ripLo = c.startLo;
+      c.ripHi = c.startHi;
+      if (v === DF_ && kind === EV_EXCEPTION) {
+        c.delivering = -1;
+        c.shutdown(
+          `triple fault: ${vectorName(nv)}${ne >= 0 ? `(${hex(ne)})` : ""} while delivering #DF (first event ${vectorName(vector)}) at rip ${hex(c.startHi)}:${hex(c.startLo)}`,
+        );
         return;
       }
-      const first = kind === EV_EXCEPTION ? v : -1;
+      const first = kind === EV_EXCEPTION ? v : -1; // external interrupts and INT n are benign
       const becomesDf =
         (first >= 0 && isContributory(first) && isContributory(nv)) ||
-        (first === PF_ && (nv === PF_ || isContributory(nv)));
+        (first === 14 && (nv === 14 || isContributory(nv)));
       if (becomesDf) {
         v = DF_;
         e = 0;
@@ -54,80 +95,105 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
 }
 
 function deliverOnce(c: Cpu, v: number, err: number, kind: number): void {
-  const ext = kind === EV_EXTERNAL ? 1 : 0;
+  const ext = kind === EV_SOFTWARE ? 0 : ERR_EXT;
   const pushErr = kind === EV_EXCEPTION && hasErrorCode(v);
   const errCode = pushErr ? (err < 0 ? 0 : err) : -1;
   if ((c.efer & 0x400) !== 0) deliverLong(c, v, errCode, kind, ext);
   else deliverLegacy(c, v, errCode, kind, ext);
 }
 
+/**
+ * Validate the code segment a gate names (SDM vol. 3, 6.12.1.1 / 6.14.1): present, code,
+ * DPL <= CPL, 64-bit (L=1, D=0) in IA-32e mode. Fills `gateCode`; returns the handler's CPL.
+ */
+function checkGateCode(c: Cpu, sel: number, ext: number, long: boolean): number {
+  if ((sel & 0xfffc) === 0) c.raise(GP, ext);
+  const err = (sel & 0xfffc) | ext;
+  if ((sel & 4) !== 0 || (sel & 0xfff8) + 7 > c.gdtrLimit) c.raise(GP, err);
+  const d = readDescriptor(c, sel, GP, false, gateCode);
+  if ((d.ar & AR_S) === 0 || (d.ar & AR_CODE) === 0) c.raise(GP, err);
+  if (long && ((d.ar & AR_L) === 0 || (d.ar & AR_DB) !== 0)) c.raise(GP, err);
+  const dpl = (d.ar >> 5) & 3;
+  if (dpl > c.cpl) c.raise(GP, err);
+  if ((d.ar & AR_P) === 0) c.raise(NP, err);
+  return (d.ar & AR_CONFORMING) !== 0 ? c.cpl : dpl;
+}
+
+// Stack pointer while a frame is being pushed (module scratch: delivery never nests in JS).
+let spLo = 0;
+let spHi = 0;
+
+function push64(c: Cpu, lo: number, hi: number): void {
+  const n = (spLo - 8) | 0;
+  if (n >>> 0 > spLo >>> 0) spHi = (spHi - 1) | 0;
+  spLo = n;
+  c.eaStack = true;
+  c.write64(spLo, spHi, lo, hi);
+}
+
 /** IA-32e mode delivery (SDM vol. 3, 6.14): 16-byte gates, 64-bit frame, IST, RSP alignment. */
 function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number): void {
-  const gateErr = v * 8 + 2 + ext;
+  const gateErr = (v << 3) | ERR_IDT | ext;
   if (v * 16 + 15 > c.idtrLimit) c.raise(GP, gateErr);
   const g = (c.idtrBaseLo + v * 16) | 0;
   const gh = c.idtrBaseHi;
   const w0 = c.readSys(g, gh, 4);
   const w1 = c.readSys((g + 4) | 0, gh, 4);
   const w2 = c.readSys((g + 8) | 0, gh, 4);
-  const type = (w1 >> 8) & 0x1f;
+  const type = (w1 >> 8) & 0x1f; // includes S (bit 12), which must be 0
   const dpl = (w1 >> 13) & 3;
-  const present = (w1 & 0x8000) !== 0;
   if (type !== 0x0e && type !== 0x0f) c.raise(GP, gateErr);
   if (kind === EV_SOFTWARE && dpl < c.cpl) c.raise(GP, gateErr);
-  if (!present) c.raise(NP, gateErr);
+  if ((w1 & 0x8000) === 0) c.raise(NP, gateErr);
   const sel = (w0 >>> 16) & 0xffff;
   const offLo = (w0 & 0xffff) | (w1 & 0xffff0000);
   const offHi = w2;
-  const ist = c.readSys((g + 4) | 0, gh, 1) & 7;
-  if ((sel & 0xfffc) === 0) c.raise(GP, ext);
-  const d = readDescriptor(c, sel, GP, false);
-  if ((d.ar & AR_S) === 0 || (d.ar & AR_CODE) === 0 || (d.ar & AR_L) === 0) c.raise(GP, (sel & 0xfffc) + ext);
-  const codeDpl = (d.ar >> 5) & 3;
-  if (codeDpl > c.cpl) c.raise(GP, (sel & 0xfffc) + ext);
-  if ((d.ar & AR_P) === 0) c.raise(NP, (sel & 0xfffc) + ext);
-  const codeAr = d.ar;
-  const codeLimit = d.limit;
-
+  const ist = w1 & 7;
   const oldCpl = c.cpl;
-  const newCpl = codeDpl; // conforming code segments not modelled
+  const newCpl = checkGateCode(c, sel, ext, true);
+  {
+    const top = offHi >> 15;
+    if (top !== 0 && top !== -1) c.raise(GP, ext); // non-canonical handler address
+  }
+
+  // Stack: IST entry if the gate names one, else RSPn of the TSS on a privilege change.
   let rspLo = c.lo[4];
   let rspHi = c.hi[4];
   if (ist !== 0 || newCpl < oldCpl) {
     const off = ist !== 0 ? 36 + (ist - 1) * 8 : 4 + newCpl * 8;
-    if (off + 7 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) + ext);
+    if (off + 7 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) | ext);
     rspLo = c.readSys((c.trBaseLo + off) | 0, c.trBaseHi, 4);
     rspHi = c.readSys((c.trBaseLo + off + 4) | 0, c.trBaseHi, 4);
+    const top = rspHi >> 15;
+    if (top !== 0 && top !== -1) c.raise(SS_, ext);
   }
-  rspLo &= ~0xf; // 64-bit frames are 16-byte aligned
+  rspLo &= ~0xf; // IA-32e frames are 16-byte aligned (SDM vol. 3, 6.14.2)
+
   const flags = c.getFlags();
-  // Build the frame: SS, RSP, RFLAGS, CS, RIP, [error]. Writes first, state commit last.
-  const frame = [c.segSel[2], 0, c.lo[4], c.hi[4], flags, 0, c.segSel[1], 0, c.ripLo, c.ripHi];
-  if (err >= 0) frame.push(err, 0);
-  const savedCpl = c.cpl;
-  // Stack writes happen at the new privilege level (supervisor when newCpl < 3).
+  const oldSs = c.segSel[2];
+  const oldRspLo = c.lo[4];
+  const oldRspHi = c.hi[4];
+  const oldCs = c.segSel[1];
+  // Stack writes are supervisor accesses when the handler runs at CPL < 3.
   c.setCpl(newCpl);
+  spLo = rspLo;
+  spHi = rspHi;
   try {
-    let lo = rspLo;
-    let hi = rspHi;
-    for (let k = 0; k < frame.length; k += 2) {
-      const n = (lo - 8) | 0;
-      if (n >>> 0 > lo >>> 0) hi = (hi - 1) | 0;
-      lo = n;
-      c.eaStack = true;
-      c.write64(lo, hi, frame[k], frame[k + 1]);
-    }
-    rspLo = lo;
-    rspHi = hi;
+    push64(c, oldSs, 0);
+    push64(c, oldRspLo, oldRspHi);
+    push64(c, flags, 0);
+    push64(c, oldCs, 0);
+    push64(c, c.ripLo, c.ripHi);
+    if (err >= 0) push64(c, err, 0);
   } catch (x) {
-    c.setCpl(savedCpl);
+    c.setCpl(oldCpl);
     throw x;
   }
   // Commit.
-  if (newCpl < oldCpl) setSegment(c, 2, newCpl, 0, 0, 0, AR_UNUSABLE); // SS = NULL with RPL = CPL
-  setSegment(c, 1, (sel & 0xfffc) | newCpl, 0, 0, codeLimit, codeAr);
-  c.lo[4] = rspLo;
-  c.hi[4] = rspHi;
+  if (newCpl < oldCpl) nullSegment(c, 2, newCpl); // SS = NULL with RPL = new CPL
+  setSegment(c, 1, (sel & 0xfffc) | newCpl, 0, 0, gateCode.limit, gateCode.ar);
+  c.lo[4] = spLo;
+  c.hi[4] = spHi;
   let nf = flags & ~(TF | NT | RF | VM);
   if (type === 0x0e) nf &= ~IF;
   c.setFlags(nf);
@@ -136,9 +202,19 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number):
   c.updateMode();
 }
 
-/** 32-bit protected-mode delivery (SDM vol. 3, 6.12): 8-byte gates, 32-bit frame. */
+function push32(c: Cpu, base: number, v: number): void {
+  spLo = (spLo - 4) | 0;
+  c.eaStack = true;
+  c.write32((base + spLo) | 0, 0, v);
+}
+
+/**
+ * 32-bit protected-mode delivery (SDM vol. 3, 6.12): 8-byte 32-bit interrupt/trap gates,
+ * 32-bit frame, SS:ESP from the 32-bit TSS on a privilege change. Segments are flat: EIP is
+ * the handler offset.
+ */
 function deliverLegacy(c: Cpu, v: number, err: number, kind: number, ext: number): void {
-  const gateErr = v * 8 + 2 + ext;
+  const gateErr = (v << 3) | ERR_IDT | ext;
   if (v * 8 + 7 > c.idtrLimit) c.raise(GP, gateErr);
   const g = (c.idtrBaseLo + v * 8) | 0;
   const w0 = c.readSys(g, 0, 4);
@@ -150,56 +226,55 @@ function deliverLegacy(c: Cpu, v: number, err: number, kind: number, ext: number
   if ((w1 & 0x8000) === 0) c.raise(NP, gateErr);
   const sel = (w0 >>> 16) & 0xffff;
   const off = (w0 & 0xffff) | (w1 & 0xffff0000);
-  if ((sel & 0xfffc) === 0) c.raise(GP, ext);
-  const d = readDescriptor(c, sel, GP, false);
-  if ((d.ar & AR_S) === 0 || (d.ar & AR_CODE) === 0) c.raise(GP, (sel & 0xfffc) + ext);
-  const newCpl = (d.ar >> 5) & 3;
-  if (newCpl > c.cpl) c.raise(GP, (sel & 0xfffc) + ext);
-  if ((d.ar & AR_P) === 0) c.raise(NP, (sel & 0xfffc) + ext);
-  const codeAr = d.ar;
-  const codeBase = d.baseLo;
-  const codeLimit = d.limit;
-  const flags = c.getFlags();
   const oldCpl = c.cpl;
-  const frame: number[] = [];
-  let espNew = c.lo[4];
+  const newCpl = checkGateCode(c, sel, ext, false);
+  const flags = c.getFlags();
+  const oldSs = c.segSel[2];
+  const oldEsp = c.lo[4];
+  const oldCs = c.segSel[1];
   let ssSel = c.segSel[2];
   let ssBase = c.segBaseLo[2];
   let ssLimit = c.segLimit[2];
   let ssAr = c.segAr[2];
+  let esp = c.lo[4];
   if (newCpl < oldCpl) {
-    // TSS32: ESPn at 4 + 8n, SSn at 8 + 8n.
+    // 32-bit TSS: ESPn at 4 + 8n, SSn at 8 + 8n (SDM vol. 3, 6.12.1 and 8.2.1).
     const o = 4 + newCpl * 8;
-    if (o + 5 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) + ext);
-    espNew = c.readSys((c.trBaseLo + o) | 0, 0, 4);
+    if (o + 5 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) | ext);
+    esp = c.readSys((c.trBaseLo + o) | 0, 0, 4);
     ssSel = c.readSys((c.trBaseLo + o + 4) | 0, 0, 2) & 0xffff;
-    const sd = readDescriptor(c, ssSel, TS, false);
+    const tsErr = (ssSel & 0xfffc) | ext;
+    if ((ssSel & 0xfffc) === 0 || (ssSel & 3) !== newCpl) c.raise(TS, tsErr);
+    if ((ssSel & 4) !== 0 || (ssSel & 0xfff8) + 7 > c.gdtrLimit) c.raise(TS, tsErr);
+    const sd = readDescriptor(c, ssSel, TS, false, tssStack);
+    if ((sd.ar & AR_S) === 0 || (sd.ar & AR_CODE) !== 0 || (sd.ar & AR_RW) === 0) c.raise(TS, tsErr);
+    if (((sd.ar >> 5) & 3) !== newCpl) c.raise(TS, tsErr);
+    if ((sd.ar & AR_P) === 0) c.raise(SS_, tsErr);
     ssBase = sd.baseLo;
     ssLimit = sd.limit;
     ssAr = sd.ar;
-    frame.push(c.segSel[2], c.lo[4]);
   }
-  frame.push(flags, c.segSel[1], c.ripLo);
-  if (err >= 0) frame.push(err);
   c.setCpl(newCpl);
-  let esp = espNew;
+  spLo = esp;
   try {
-    for (const w of frame) {
-      esp = (esp - 4) | 0;
-      c.eaStack = true;
-      c.write32((ssBase + esp) | 0, 0, w);
+    if (newCpl < oldCpl) {
+      push32(c, ssBase, oldSs);
+      push32(c, ssBase, oldEsp);
     }
+    push32(c, ssBase, flags);
+    push32(c, ssBase, oldCs);
+    push32(c, ssBase, c.ripLo);
+    if (err >= 0) push32(c, ssBase, err);
   } catch (x) {
     c.setCpl(oldCpl);
     throw x;
   }
   if (newCpl < oldCpl) setSegment(c, 2, ssSel, ssBase, 0, ssLimit, ssAr);
-  setSegment(c, 1, (sel & 0xfffc) | newCpl, codeBase, 0, codeLimit, codeAr);
-  c.lo[4] = esp;
+  setSegment(c, 1, (sel & 0xfffc) | newCpl, gateCode.baseLo, 0, gateCode.limit, gateCode.ar);
+  c.lo[4] = spLo;
   let nf = flags & ~(TF | NT | RF | VM);
   if (type === 0x0e) nf &= ~IF;
   c.setFlags(nf);
-  // RIP holds the linear address: segments are flat (base 0) in the modes nestlab models.
   c.ripLo = off;
   c.ripHi = 0;
   c.updateMode();
