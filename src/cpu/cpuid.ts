@@ -29,22 +29,59 @@ export class CpuModel {
 
   set(leaf: number, subleaf: number, regs: CpuidRegs): void {
     this.leaves.set(`${leaf >>> 0}:${subleaf >>> 0}`, [regs[0] | 0, regs[1] | 0, regs[2] | 0, regs[3] | 0]);
+    const k = CpuModel.key(leaf, subleaf);
+    if (k >= 0) this.fast.set(k, Int32Array.of(regs[0], regs[1], regs[2], regs[3]));
+    this.limitsValid = false;
   }
+
+  /**
+   * Numeric index of (leaf, subleaf) for the allocation-free lookup: the leaf's range (bits
+   * 31:28: basic 0, hypervisor 4, extended 8) and low 16 bits, and a subleaf below 256.
+   * -1 for leaves outside those ranges (they read as out of range).
+   */
+  private static key(leaf: number, subleaf: number): number {
+    leaf >>>= 0;
+    subleaf >>>= 0;
+    if ((leaf & 0x0fff0000) !== 0 || subleaf > 0xff) return -1;
+    return ((leaf >>> 28) * 65536 + (leaf & 0xffff)) * 256 + subleaf;
+  }
+
+  private readonly fast = new Map<number, Int32Array>();
+  private limitsValid = false;
+  private maxBasic = 0;
+  private maxExt = 0;
 
   /** Leaves whose answer depends on ECX (others ignore the subleaf). */
   private static readonly INDEXED = new Set([4, 7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1f]);
 
-  /** Answer CPUID(leaf, subleaf) into out. Out-of-range leaves answer like the highest basic leaf (Intel). */
+  /**
+   * Answer CPUID(leaf, subleaf) into out (SDM vol. 2, CPUID). Leaves above the maximum basic
+   * (or extended) leaf answer like the highest basic leaf (Intel behaviour); absent leaves in
+   * range answer zeros. No allocation.
+   */
   query(leaf: number, subleaf: number, out: Int32Array): void {
     leaf >>>= 0;
+    if (!this.limitsValid) {
+      this.maxBasic = (this.fast.get(0)?.[0] ?? 0) >>> 0;
+      this.maxExt = (this.fast.get(CpuModel.key(F.CPUID_EXT_BASE, 0))?.[0] ?? 0) >>> 0;
+      this.limitsValid = true;
+    }
     const sub = CpuModel.INDEXED.has(leaf) ? subleaf >>> 0 : 0;
-    let r = this.leaves.get(`${leaf}:${sub}`);
+    const k = CpuModel.key(leaf, sub);
+    let r = k >= 0 ? this.fast.get(k) : undefined;
     if (r === undefined) {
-      const maxBasic = (this.leaves.get("0:0") as CpuidRegs)[0] >>> 0;
-      const ext = this.leaves.get(`${F.CPUID_EXT_BASE}:0`);
-      const maxExt = ext ? ext[0] >>> 0 : 0;
-      const inRange = leaf <= maxBasic || (leaf >= F.CPUID_EXT_BASE && leaf <= maxExt) || (leaf >= F.CPUID_HYPERVISOR_BASE && leaf < 0x40010000);
-      r = inRange ? [0, 0, 0, 0] : (this.leaves.get(`${maxBasic}:0`) ?? [0, 0, 0, 0]);
+      const inRange =
+        leaf <= this.maxBasic ||
+        (leaf >= F.CPUID_EXT_BASE && leaf <= this.maxExt) ||
+        (leaf >= F.CPUID_HYPERVISOR_BASE && leaf < 0x40010000);
+      if (!inRange) r = this.fast.get(CpuModel.key(this.maxBasic, 0));
+    }
+    if (r === undefined) {
+      out[0] = 0;
+      out[1] = 0;
+      out[2] = 0;
+      out[3] = 0;
+      return;
     }
     out[0] = r[0];
     out[1] = r[1];
@@ -55,7 +92,11 @@ export class CpuModel {
   clone(): CpuModel {
     const m = new CpuModel();
     m.leaves.clear();
-    for (const [k, v] of this.leaves) m.leaves.set(k, [v[0], v[1], v[2], v[3]]);
+    m.fast.clear();
+    for (const [k, v] of this.leaves) {
+      const [leaf, sub] = k.split(":").map(Number);
+      m.set(leaf, sub, [v[0], v[1], v[2], v[3]]);
+    }
     return m;
   }
 }

@@ -160,7 +160,7 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
   if (needModrm) {
     const reg = regField | ((rex & 4) << 1);
     i.reg = byteRegs ? hi8(reg) : reg;
-    if (mod === 3) {
+    if (mod === 3 || def.modIgnored) {
       i.isMem = false;
       const rm = rmField | ((rex & 1) << 3);
       i.rm = byteRegs || def.rmByte ? hi8(rm) : rm;

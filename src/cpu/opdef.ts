@@ -44,6 +44,8 @@ export interface OpDef {
   op?: number;
   /** Only the register form (mod = 3) or only the memory form is valid. */
   form?: "reg" | "mem";
+  /** ModRM.mod is ignored and r/m always names a register (MOV to/from CRn/DRn, SDM vol. 2 MOV CR). */
+  modIgnored?: boolean;
   /** The r/m operand is a byte even though the operation size is larger (MOVZX/MOVSX Eb). */
   rmByte?: boolean;
   /** The r/m operand is a word (MOVZX/MOVSX Ew, MOV Sreg). */

@@ -23,7 +23,7 @@ const RCR = 3;
 const SHL = 4;
 const SHR = 5;
 const SAL = 6;
-const SAR = 7;
+// 7 = SAR (the default case).
 
 /** Set CF and OF only, leaving the other status flags as they are. */
 function setCfOf(c: Cpu, cf: number, of: number): void {

@@ -1,3 +1,272 @@
+/**
+ * String instructions MOVS, CMPS, STOS, LODS, SCAS (A4–AF) with REP/REPE/REPNE. SDM vol. 2B
+ * "MOVS", "CMPS", "STOS", "LODS", "SCAS", "REP/REPE/REPZ/REPNE/REPNZ"; vol. 1, 7.3.9.
+ * INS/OUTS are I/O instructions and live with the system instructions.
+ *
+ * Addressing: the source is seg:rSI (DS by default, overridable; in 64-bit mode only FS/GS
+ * bases apply), the destination ES:rDI (no override; ES base ignored in 64-bit mode). The
+ * address size (67h) selects RSI/RDI/RCX or ESI/EDI/ECX; 32-bit updates zero-extend.
+ * DF = 1 walks downwards.
+ *
+ * REP forms: each iteration reads and writes memory first and only then commits rSI/rDI/rCX,
+ * so a fault in iteration k leaves the registers describing the k remaining elements and the
+ * instruction restarts at its own RIP. One handler call runs at most REP_CAP iterations (fewer
+ * if an interrupt may be pending); when the count is not exhausted it sets RIP back to the
+ * instruction so the loop can take interrupts and then resume it. Each handler call counts as
+ * one retired instruction in icount (the budget), whatever the number of iterations.
+ * F2 with MOVS/STOS/LODS acts as REP, as on Intel cores.
+ */
+import { DF } from "../../x86/flags.js";
+import type { Cpu } from "../cpu.js";
+import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";
+import { ALU_CMP, alu } from "./alu.js";
 
-export const STRING_OPS: readonly OpDef[] = [];
+const RCX = 1;
+const RSI = 6;
+const RDI = 7;
+/** Iterations of a REP string instruction per handler call. */
+export const REP_CAP = 4096;
+
+/** Linear address scratch (no allocation). */
+let aLo = 0;
+let aHi = 0;
+
+/** aLo/aHi = linear address of the source element seg:rSI. */
+function srcLinear(c: Cpu, i: Insn): void {
+  let lo = c.lo[RSI];
+  let hi = i.asize === 8 ? c.hi[RSI] : 0;
+  const seg = i.seg;
+  if (c.mode64) {
+    if (seg >= 4) {
+      const s = (lo + c.segBaseLo[seg]) | 0;
+      hi = (hi + c.segBaseHi[seg] + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+      lo = s;
+    }
+  } else {
+    lo = (lo + c.segBaseLo[seg]) | 0;
+    hi = 0;
+  }
+  aLo = lo;
+  aHi = hi;
+  c.eaStack = seg === 2;
+}
+
+/** aLo/aHi = linear address of the destination element ES:rDI. */
+function dstLinear(c: Cpu, i: Insn): void {
+  if (c.mode64) {
+    aLo = c.lo[RDI];
+    aHi = i.asize === 8 ? c.hi[RDI] : 0;
+  } else {
+    aLo = (c.lo[RDI] + c.segBaseLo[0]) | 0;
+    aHi = 0;
+  }
+  c.eaStack = false;
+}
+
+/** Add the signed element step to register r at the address size. */
+function advance(c: Cpu, asize: number, r: number, delta: number): void {
+  const lo = c.lo[r];
+  const n = (lo + delta) | 0;
+  c.lo[r] = n;
+  if (asize === 8) {
+    if (delta > 0) {
+      if (n >>> 0 < lo >>> 0) c.hi[r] = (c.hi[r] + 1) | 0;
+    } else if (n >>> 0 > lo >>> 0) c.hi[r] = (c.hi[r] - 1) | 0;
+  } else c.hi[r] = 0;
+}
+
+function countZero(c: Cpu, asize: number): boolean {
+  return asize === 8 ? (c.lo[RCX] | c.hi[RCX]) === 0 : c.lo[RCX] === 0;
+}
+
+/** Decrement rCX; returns true when it reached zero. */
+function decCount(c: Cpu, asize: number): boolean {
+  const lo = c.lo[RCX];
+  const n = (lo - 1) | 0;
+  c.lo[RCX] = n;
+  if (asize === 8) {
+    if (lo === 0) c.hi[RCX] = (c.hi[RCX] - 1) | 0;
+    return (n | c.hi[RCX]) === 0;
+  }
+  c.hi[RCX] = 0;
+  return n === 0;
+}
+
+/** The cap was reached with work left: re-execute the instruction after the loop's checks. */
+function restart(c: Cpu): void {
+  c.ripLo = c.startLo;
+  c.ripHi = c.startHi;
+}
+
+function step(c: Cpu, i: Insn): number {
+  return (c.flagsBase & DF) !== 0 ? -i.size : i.size;
+}
+
+// ---- MOVS ----
+
+function movsOnce(c: Cpu, i: Insn, delta: number): void {
+  const size = i.size;
+  srcLinear(c, i);
+  const v = c.readMem(aLo, aHi, size);
+  const vh = c.vHi;
+  dstLinear(c, i);
+  c.writeMem(aLo, aHi, size, v, vh);
+  advance(c, i.asize, RSI, delta);
+  advance(c, i.asize, RDI, delta);
+}
+
+function movs(c: Cpu, i: Insn): void {
+  const delta = step(c, i);
+  if (i.rep === 0) {
+    movsOnce(c, i, delta);
+    return;
+  }
+  const asize = i.asize;
+  if (countZero(c, asize)) return;
+  for (let n = 1; ; n++) {
+    movsOnce(c, i, delta);
+    if (decCount(c, asize)) return;
+    if (n >= REP_CAP || c.irqCheck) {
+      restart(c);
+      return;
+    }
+  }
+}
+
+// ---- STOS ----
+
+function stosOnce(c: Cpu, i: Insn, delta: number, v: number, vh: number): void {
+  dstLinear(c, i);
+  c.writeMem(aLo, aHi, i.size, v, vh);
+  advance(c, i.asize, RDI, delta);
+}
+
+function stos(c: Cpu, i: Insn): void {
+  const delta = step(c, i);
+  const v = c.getReg(0, i.size);
+  const vh = c.vHi;
+  if (i.rep === 0) {
+    stosOnce(c, i, delta, v, vh);
+    return;
+  }
+  const asize = i.asize;
+  if (countZero(c, asize)) return;
+  for (let n = 1; ; n++) {
+    stosOnce(c, i, delta, v, vh);
+    if (decCount(c, asize)) return;
+    if (n >= REP_CAP || c.irqCheck) {
+      restart(c);
+      return;
+    }
+  }
+}
+
+// ---- LODS ----
+
+function lodsOnce(c: Cpu, i: Insn, delta: number): void {
+  srcLinear(c, i);
+  const v = c.readMem(aLo, aHi, i.size);
+  c.setReg(0, i.size, v, c.vHi);
+  advance(c, i.asize, RSI, delta);
+}
+
+function lods(c: Cpu, i: Insn): void {
+  const delta = step(c, i);
+  if (i.rep === 0) {
+    lodsOnce(c, i, delta);
+    return;
+  }
+  const asize = i.asize;
+  if (countZero(c, asize)) return;
+  for (let n = 1; ; n++) {
+    lodsOnce(c, i, delta);
+    if (decCount(c, asize)) return;
+    if (n >= REP_CAP || c.irqCheck) {
+      restart(c);
+      return;
+    }
+  }
+}
+
+// ---- CMPS (flags of [rSI] - [rDI]) ----
+
+/** One CMPS element; returns true when the operands were equal (ZF = 1). */
+function cmpsOnce(c: Cpu, i: Insn, delta: number): boolean {
+  const size = i.size;
+  srcLinear(c, i);
+  const a = c.readMem(aLo, aHi, size);
+  const ah = c.vHi;
+  dstLinear(c, i);
+  const b = c.readMem(aLo, aHi, size);
+  const bh = c.vHi;
+  alu(c, ALU_CMP, size, a, ah, b, bh);
+  advance(c, i.asize, RSI, delta);
+  advance(c, i.asize, RDI, delta);
+  return a === b && (size !== 8 || ah === bh);
+}
+
+function cmps(c: Cpu, i: Insn): void {
+  const delta = step(c, i);
+  if (i.rep === 0) {
+    cmpsOnce(c, i, delta);
+    return;
+  }
+  const asize = i.asize;
+  const whileEqual = i.rep === 1; // REPE; REPNE otherwise
+  if (countZero(c, asize)) return;
+  for (let n = 1; ; n++) {
+    const eq = cmpsOnce(c, i, delta);
+    if (decCount(c, asize) || eq !== whileEqual) return;
+    if (n >= REP_CAP || c.irqCheck) {
+      restart(c);
+      return;
+    }
+  }
+}
+
+// ---- SCAS (flags of rAX - [rDI]) ----
+
+function scasOnce(c: Cpu, i: Insn, delta: number, a: number, ah: number): boolean {
+  const size = i.size;
+  dstLinear(c, i);
+  const b = c.readMem(aLo, aHi, size);
+  const bh = c.vHi;
+  alu(c, ALU_CMP, size, a, ah, b, bh);
+  advance(c, i.asize, RDI, delta);
+  return a === b && (size !== 8 || ah === bh);
+}
+
+function scas(c: Cpu, i: Insn): void {
+  const delta = step(c, i);
+  const a = c.getReg(0, i.size);
+  const ah = c.vHi;
+  if (i.rep === 0) {
+    scasOnce(c, i, delta, a, ah);
+    return;
+  }
+  const asize = i.asize;
+  const whileEqual = i.rep === 1;
+  if (countZero(c, asize)) return;
+  for (let n = 1; ; n++) {
+    const eq = scasOnce(c, i, delta, a, ah);
+    if (decCount(c, asize) || eq !== whileEqual) return;
+    if (n >= REP_CAP || c.irqCheck) {
+      restart(c);
+      return;
+    }
+  }
+}
+
+export const STRING_OPS: readonly OpDef[] = [
+  { name: "movs", map: 0, code: 0xa4, modrm: false, size: "b", exec: movs },
+  { name: "movs", map: 0, code: 0xa5, modrm: false, size: "v", exec: movs },
+  { name: "cmps", map: 0, code: 0xa6, modrm: false, size: "b", exec: cmps },
+  { name: "cmps", map: 0, code: 0xa7, modrm: false, size: "v", exec: cmps },
+  { name: "stos", map: 0, code: 0xaa, modrm: false, size: "b", exec: stos },
+  { name: "stos", map: 0, code: 0xab, modrm: false, size: "v", exec: stos },
+  { name: "lods", map: 0, code: 0xac, modrm: false, size: "b", exec: lods },
+  { name: "lods", map: 0, code: 0xad, modrm: false, size: "v", exec: lods },
+  { name: "scas", map: 0, code: 0xae, modrm: false, size: "b", exec: scas },
+  { name: "scas", map: 0, code: 0xaf, modrm: false, size: "v", exec: scas },
+];
