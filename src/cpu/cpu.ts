@@ -1,7 +1,8 @@
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { ACC_FETCH, ACC_USER, ACC_WRITE, PageWalker, type PagingControls } from "../mmu/walker.js";
+import { ACC_FETCH, ACC_USER, ACC_WRITE, type PageWalker, type PagingControls } from "../mmu/walker.js";
+import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -9,6 +10,7 @@ import { type IoBus, type InterruptController, NullIoBus } from "./ports.js";
 import { CpuModel } from "./cpuid.js";
 import { decode } from "./decoder.js";
 import { deliverEvent } from "./interrupts.js";
+import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 
 /** Thrown (as this one preallocated object) to abandon the current instruction on a fault. */
 export const FAULT = { fault: true } as const;
@@ -17,7 +19,8 @@ export const FAULT = { fault: true } as const;
 export const STOP_BUDGET = 0; // instruction budget used up
 export const STOP_HALT = 1; // HLT with nothing to wake it
 export const STOP_SHUTDOWN = 2; // triple fault or another unrecoverable condition
-export const STOP_REQUEST = 3; // a device or hypervisor asked to stop (debug exit, VM exit…)
+export const STOP_REQUEST = 3; // a device or hypervisor asked to stop (debug exit…)
+export const STOP_VMEXIT = 4; // a VM exit in non-root operation: the exit record is in cpu.vmxUnit
 
 /** Architectural details of a stop, for the report. */
 export interface StopInfo {
@@ -112,6 +115,8 @@ export class Cpu {
   /** STI / MOV SS interrupt shadow: interrupts are blocked until after the next instruction. */
   intShadow = false;
   halted = false;
+  /** VMX non-root operation (a guest under a hypervisor). */
+  nonRoot = false;
 
   // ---- MSRs owned by the core (as halves). ----
   starLo = 0;
@@ -157,7 +162,14 @@ export class Cpu {
   msrHandler: MsrHandler | null = null;
   vmx: VmxHooks | null = null;
   readonly model: CpuModel;
+  /** The MMU model (TLBs, paging-structure caches, walker); translate() goes through it. */
+  readonly mmu: Mmu;
+  /** The MMU's guest page walker. */
   readonly walker: PageWalker;
+  /** The MMU counter slot bumped per data access (DTLB accesses; hits = accesses - misses). */
+  private readonly dAccesses: Float64Array;
+  /** The VMX hardware: VM entry/exit and the exit conditions of non-root operation. */
+  readonly vmxUnit: VmxUnit;
   readonly paging: PagingControls = { wp: false, nxe: false, smep: false, smap: false, ac: false, la57: false };
 
   /** Set when an interrupt might be deliverable; the loop then asks the controller. */
@@ -211,7 +223,10 @@ export class Cpu {
   constructor(mem: PhysicalMemory, model: CpuModel = new CpuModel()) {
     this.mem = mem;
     this.model = model;
-    this.walker = new PageWalker(mem);
+    this.mmu = new Mmu(mem, this, { maxPhysAddr: maxPhysAddrOf(model) });
+    this.walker = this.mmu.walker;
+    this.dAccesses = this.mmu.dataAccesses;
+    this.vmxUnit = new VmxUnit(this);
     mem.onCodeWrite = (pfn) => this.invalidateCodePage(pfn);
     // Flat 32-bit protected-mode segments at reset of our (real-mode-less) machine.
     for (let s = 0; s < 6; s++) {
@@ -411,6 +426,7 @@ export class Cpu {
   // =====================================================================================
 
   read8(lo: number, hi: number): number {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi) {
       return (this.rView[idx] as DataView).getUint8(lo & 0xfff);
@@ -419,6 +435,7 @@ export class Cpu {
   }
 
   read16(lo: number, hi: number): number {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4094) {
@@ -428,6 +445,7 @@ export class Cpu {
   }
 
   read32(lo: number, hi: number): number {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4092) {
@@ -438,6 +456,7 @@ export class Cpu {
 
   /** Returns the low half; `vHi` holds the high half. */
   read64(lo: number, hi: number): number {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4088) {
@@ -454,6 +473,7 @@ export class Cpu {
   }
 
   write8(lo: number, hi: number, v: number): void {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi) {
       (this.wView[idx] as DataView).setUint8(lo & 0xfff, v);
@@ -463,6 +483,7 @@ export class Cpu {
   }
 
   write16(lo: number, hi: number, v: number): void {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4094) {
@@ -473,6 +494,7 @@ export class Cpu {
   }
 
   write32(lo: number, hi: number, v: number): void {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4092) {
@@ -483,6 +505,7 @@ export class Cpu {
   }
 
   write64(lo: number, hi: number, vlo: number, vhi: number): void {
+    this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4088) {
@@ -524,11 +547,11 @@ export class Cpu {
     }
     if ((this.cr0 & CR0_PG) === 0) return lo >>> 0;
     if (!this.mode64) hi = 0;
-    const pa = this.walker.walk(this.cr3Lo, this.cr3Hi, lo, hi, access, this.paging);
+    const pa = this.mmu.translate(lo, hi, access);
     if (pa < 0) {
       this.cr2Lo = lo;
       this.cr2Hi = hi;
-      this.raise(PF_, this.walker.errorCode);
+      this.raise(PF_, this.mmu.errorCode);
     }
     return pa;
   }
@@ -688,6 +711,7 @@ export class Cpu {
       this.mode64 = m64;
       this.csDefault32 = d32;
     }
+    this.mmu.syncControls(); // model TLB invalidations for CR0/CR4 changes (SDM 4.10.4.1)
     const p = this.paging;
     const wp = (this.cr0 & CR0_WP) !== 0;
     const nxe = (this.efer & EFER_NXE) !== 0;
@@ -1018,17 +1042,38 @@ export class Cpu {
       try {
         return this.runInner(end);
       } catch (e) {
+        if (e === VMEXIT) return this.takeVmExit();
         if (e !== FAULT) throw e;
         this.ripLo = this.startLo;
         this.ripHi = this.startHi;
         this.icount++; // the faulting instruction still took a slot of the budget
-        this.deliverFault();
+        try {
+          this.deliverFault();
+        } catch (e2) {
+          if (e2 === VMEXIT) return this.takeVmExit();
+          throw e2;
+        }
         if (this.stopRequested) {
           this.stopRequested = false;
           return STOP_SHUTDOWN;
         }
       }
     }
+  }
+
+  /** A VM exit abandoned the instruction at startLo/Hi: commit it and leave the loop. */
+  private takeVmExit(): number {
+    this.ripLo = this.startLo;
+    this.ripHi = this.startHi;
+    this.vmxUnit.completeExit();
+    return STOP_VMEXIT;
+  }
+
+  /** Deliver an event injected at VM entry (or by a test) through the guest IDT now. */
+  injectEvent(vector: number, errorCode: number, external: boolean): void {
+    this.startLo = this.ripLo;
+    this.startHi = this.ripHi;
+    deliverEvent(this, vector, errorCode, external, 0);
   }
 
   private deliverFault(): void {
@@ -1111,6 +1156,8 @@ export class Cpu {
   /** Deliver a pending external interrupt if allowed. Returns true when one was delivered. */
   checkInterrupts(): boolean {
     this.irqCheck = false;
+    this.startLo = this.ripLo;
+    this.startHi = this.ripHi;
     if (this.intShadow) {
       this.intShadow = false;
       this.irqCheck = true; // look again after the next instruction

@@ -3,7 +3,7 @@
  * order), TEST, INC, DEC, NEG, NOT. SDM vol. 2 for each; flags via the lazy-flag kinds.
  */
 import type { Cpu } from "../cpu.js";
-import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_SBB, LF_SUB } from "../flags.js";
+import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_SBB, LF_SUB } from "../flags.js";
 import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";
 
@@ -76,8 +76,29 @@ function aluRmReg(c: Cpu, i: Insn): void {
   const d = c.readRm(i);
   const dh = c.vHi;
   const s = c.getReg(i.reg, i.size);
+  if (i.isMem && (i.op === ALU_ADC || i.op === ALU_SBB)) {
+    carryToMem(c, i, d, dh, s, c.vHi);
+    return;
+  }
   const r = alu(c, i.op, i.size, d, dh, s, c.vHi);
   if (i.op !== ALU_CMP) c.writeRm(i, r, c.vHi);
+}
+
+/**
+ * ADC/SBB with a memory destination: alu() records the new flags before the store, so if the
+ * store faults the old flags are put back (faults are precise; the restarted ADC/SBB must read
+ * the original CF, e.g. after a copy-on-write page fault).
+ */
+function carryToMem(c: Cpu, i: Insn, d: number, dh: number, s: number, sh: number): void {
+  const f = c.getFlags();
+  const r = alu(c, i.op, i.size, d, dh, s, sh);
+  try {
+    c.writeRm(i, r, c.vHi);
+  } catch (e) {
+    c.flagsBase = f;
+    c.lfOp = LF_NONE;
+    throw e;
+  }
 }
 
 /** Fast path: 64/32-bit register-register forms (the most common in compiled code). */
@@ -115,6 +136,10 @@ function aluAccImm(c: Cpu, i: Insn): void {
 /** Group 1: op Eb/Ev, imm (80, 81, 83). */
 function aluRmImm(c: Cpu, i: Insn): void {
   const d = c.readRm(i);
+  if (i.isMem && (i.op === ALU_ADC || i.op === ALU_SBB)) {
+    carryToMem(c, i, d, c.vHi, i.imm, i.immHi);
+    return;
+  }
   const r = alu(c, i.op, i.size, d, c.vHi, i.imm, i.immHi);
   if (i.op !== ALU_CMP) c.writeRm(i, r, c.vHi);
 }

@@ -444,6 +444,17 @@ function imulTrunc(c: Cpu, i: Insn, a: number, ah: number, b: number, bh: number
       return;
     }
     default: {
+      if (ah === a >> 31 && bh === b >> 31) {
+        // Both operands are sign-extended 32-bit values: |product| < 2^62 never overflows.
+        mulU32(a, b);
+        let h = p1;
+        if (a < 0) h = (h - b) | 0;
+        if (b < 0) h = (h - a) | 0;
+        c.lo[i.reg] = p0;
+        c.hi[i.reg] = h;
+        c.setLazyRes(8, p0, h, 0);
+        return;
+      }
       mulS64(a, ah, b, bh);
       c.lo[i.reg] = p0;
       c.hi[i.reg] = p1;

@@ -252,6 +252,43 @@ function shiftImm(c: Cpu, i: Insn): void {
   group2(c, i, i.imm);
 }
 
+/** Fast path: C1 /4../7 (SHL/SHR/SAL/SAR by imm8) on a 32/64-bit register, the compiled-code staple. */
+function shiftRegImm(c: Cpu, i: Insn): void {
+  const size = i.size;
+  if (size === 2) {
+    group2(c, i, i.imm);
+    return;
+  }
+  const r = i.rm;
+  if (size === 8) {
+    const count = i.imm & 63;
+    if (count !== 0) group2q(c, i, count, c.lo[r], c.hi[r]);
+    return;
+  }
+  const count = i.imm & 31;
+  const d = c.lo[r];
+  c.hi[r] = 0;
+  if (count === 0) return;
+  let res: number;
+  let cf: number;
+  let of: number;
+  if (i.op === SHR) {
+    res = (d >>> count) | 0;
+    cf = (d >>> (count - 1)) & 1;
+    of = d >>> 31;
+  } else if (i.op === SHL || i.op === SAL) {
+    res = d << count;
+    cf = (d >>> (32 - count)) & 1;
+    of = (res >>> 31) ^ cf;
+  } else {
+    res = d >> count;
+    cf = (d >> (count - 1)) & 1;
+    of = 0;
+  }
+  c.lo[r] = res;
+  c.setLazyRes(4, res, 0, cf | (of << 11));
+}
+
 /** D0/D1: by 1. */
 function shiftOne(c: Cpu, i: Insn): void {
   group2(c, i, 1);
@@ -361,18 +398,44 @@ function shiftDoubleCl(c: Cpu, i: Insn): void {
   shiftDouble(c, i, c.lo[1] & 0xff);
 }
 
-const NAMES = ["rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar"];
+// /6 is the undocumented SAL alias of SHL; objdump prints it as "shl".
+const NAMES = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"];
 const table: OpDef[] = [];
 for (let op = 0; op < 8; op++) {
   const name = NAMES[op];
   table.push(
     { name, map: 0, code: 0xc0, ext: op, modrm: true, size: "b", imm: "ib", op, exec: shiftImm },
-    { name, map: 0, code: 0xc1, ext: op, modrm: true, size: "v", imm: "ib", op, exec: shiftImm },
+    {
+      name,
+      map: 0,
+      code: 0xc1,
+      ext: op,
+      modrm: true,
+      size: "v",
+      imm: "ib",
+      op,
+      exec: shiftImm,
+      form: op >= SHL ? "mem" : undefined,
+    },
     { name, map: 0, code: 0xd0, ext: op, modrm: true, size: "b", op, exec: shiftOne },
     { name, map: 0, code: 0xd1, ext: op, modrm: true, size: "v", op, exec: shiftOne },
     { name, map: 0, code: 0xd2, ext: op, modrm: true, size: "b", op, exec: shiftCl },
     { name, map: 0, code: 0xd3, ext: op, modrm: true, size: "v", op, exec: shiftCl },
   );
+}
+for (let op = SHL; op < 8; op++) {
+  table.push({
+    name: NAMES[op],
+    map: 0,
+    code: 0xc1,
+    ext: op,
+    modrm: true,
+    size: "v",
+    imm: "ib",
+    op,
+    exec: shiftRegImm,
+    form: "reg",
+  });
 }
 table.push(
   { name: "shld", map: 1, code: 0xa4, modrm: true, size: "v", imm: "ib", op: 0, exec: shiftDoubleImm },

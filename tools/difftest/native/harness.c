@@ -9,14 +9,14 @@
  * are mapped at exactly those addresses (MAP_FIXED_NOREPLACE), so register values that hold
  * addresses are identical to the emulator's.
  *
- * Input record (little-endian):  u32 codeLen, u32 reserved, u64 regs[16], u64 rflags,
+ * Input record (little-endian):  u32 codeLen, u32 codeOffset, u64 regs[16], u64 rflags,
  *                                u8 data[DATA_SIZE], u8 code[codeLen]
  * Output record:                 u32 status (0, or the signal number), u32 reserved,
  *                                u64 regs[16], u64 rflags, u64 faultRip, u8 data[DATA_SIZE]
  *
- * Each case: the code is copied to CODE followed by `jmp [rip+0]; dq dt_exit`; the trampoline
+ * Each case: the code is copied to CODE + codeOffset followed by `jmp [rip+0]; dq dt_exit`; the trampoline
  * saves the callee-saved registers and the host RSP, loads RFLAGS and all 16 GPRs (RSP too),
- * jumps to CODE; dt_exit stores all 16 GPRs, restores the host RSP, stores RFLAGS and returns.
+ * jumps to the code; dt_exit stores all 16 GPRs, restores the host RSP, stores RFLAGS and returns.
  * SIGSEGV/SIGILL/SIGFPE/SIGBUS/SIGTRAP are caught (on an alternate stack) and reported per case.
  */
 #define _GNU_SOURCE
@@ -202,17 +202,19 @@ int main(int argc, char **argv) {
 
   static uint8_t out[8 + 136 + 8 + MAX_DATA];
   static uint8_t hdr[8];
-  uint8_t *cbuf = (uint8_t *)code;
+  uint8_t *cbase = (uint8_t *)code;
   uint64_t exit_addr = (uint64_t)(uintptr_t)&dt_exit;
-  g_code = code;
   for (;;) {
     alarm(60); /* a runaway case must not hang the tester */
     if (!read_full(hdr, 8)) break;
-    uint32_t clen;
+    uint32_t clen, coff;
     memcpy(&clen, hdr, 4);
-    if (clen > CODE_SIZE - 64) die("code too long");
+    memcpy(&coff, hdr + 4, 4);
+    if (clen > CODE_SIZE - 64 || coff > CODE_SIZE - 64 - clen) die("code too long");
     if (!read_full(&g_in, sizeof g_in)) die("truncated input");
     if (!read_full((void *)data, dsize)) die("truncated input");
+    uint8_t *cbuf = cbase + coff;
+    g_code = code + coff;
     if (clen && !read_full(cbuf, clen)) die("truncated input");
     /* jmp qword [rip+0]; dq dt_exit */
     cbuf[clen] = 0xff;

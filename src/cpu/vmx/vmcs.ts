@@ -1,0 +1,84 @@
+import * as V from "../../x86/vmx.js";
+
+/**
+ * A VMCS: fields stored by their architectural encoding (SDM vol. 3, appendix B). Values are
+ * kept as int32 halves; 16- and 32-bit fields use the low half. The encoding's "high" bit (bit 0
+ * of 64-bit fields) addresses the high half, as VMREAD/VMWRITE in 32-bit mode do.
+ *
+ * This is the in-memory format only nestlab's hardware reads (like Intel's, it is opaque to
+ * software, which must use VMREAD/VMWRITE); `launched` is the launch state of 24.1.
+ */
+export class Vmcs {
+  private readonly lo = new Int32Array(8192);
+  private readonly hi = new Int32Array(8192);
+  launched = false;
+  /** The guest-physical address of this VMCS region when software gave one (VMPTRLD), else -1. */
+  address = -1;
+  readonly revision = 0;
+
+  /** Whether `enc` names a field this implementation supports. */
+  static supports(enc: number): boolean {
+    if (!SUPPORTED.has(enc & ~1)) return false;
+    return (enc & 1) === 0 || V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_64;
+  }
+
+  private static slot(enc: number): number {
+    return ((((enc >>> 13) & 3) << 2) | ((enc >>> 10) & 3)) * 512 + ((enc >>> 1) & 0x1ff);
+  }
+
+  /** Read a field; returns the low half, `readHi()` the high half of the last read. */
+  read(enc: number): number {
+    const s = Vmcs.slot(enc);
+    if ((enc & 1) === 1) return this.hi[s];
+    this.lastHi = this.hi[s];
+    return this.lo[s];
+  }
+
+  lastHi = 0;
+
+  /** Read a natural/64-bit field as a double (exact below 2^53; for addresses and counters). */
+  readNumber(enc: number): number {
+    const s = Vmcs.slot(enc);
+    return (this.hi[s] >>> 0) * 4294967296 + (this.lo[s] >>> 0);
+  }
+
+  write(enc: number, lo: number, hi = 0): void {
+    const s = Vmcs.slot(enc);
+    if ((enc & 1) === 1) {
+      this.hi[s] = lo;
+      return;
+    }
+    const w = V.vmcsFieldWidth(enc);
+    if (w === V.VMCS_WIDTH_16) {
+      this.lo[s] = lo & 0xffff;
+      this.hi[s] = 0;
+    } else if (w === V.VMCS_WIDTH_32) {
+      this.lo[s] = lo;
+      this.hi[s] = 0;
+    } else {
+      this.lo[s] = lo;
+      this.hi[s] = hi;
+    }
+  }
+
+  writeNumber(enc: number, v: number): void {
+    this.write(enc, v % 4294967296 | 0, Math.floor(v / 4294967296) | 0);
+  }
+
+  /** Copy every field (VMCS shadowing, vmcs12 ↔ vmcs02 merges start from here). */
+  copyFrom(o: Vmcs): void {
+    this.lo.set(o.lo);
+    this.hi.set(o.hi);
+  }
+}
+
+/** Every field encoding exported by src/x86/vmx.ts (VMCS_* constants other than widths). */
+const SUPPORTED = new Set<number>(
+  Object.entries(V)
+    .filter(([k, v]) => k.startsWith("VMCS_") && !k.startsWith("VMCS_WIDTH") && typeof v === "number")
+    .map(([, v]) => v as number),
+);
+
+export function supportedVmcsFields(): number[] {
+  return [...SUPPORTED].sort((a, b) => a - b);
+}

@@ -1,0 +1,397 @@
+/**
+ * VMX non-root operation: the hardware side of VM entry and VM exit (SDM vol. 3, chapters 25–27).
+ *
+ * The CPU's register file *is* the guest's while in non-root operation. VM entry loads the guest
+ * state area of the current VMCS into the CPU and injects a pending event; a VM exit saves the
+ * guest state back, fills the exit-information fields, and ends `Cpu.run` with STOP_VMEXIT so the
+ * hypervisor (TypeScript, "host") handles it. General-purpose registers are not in the VMCS (as on
+ * Intel hardware): they stay in the CPU, and a hypervisor that switches vCPUs saves them itself.
+ *
+ * Instruction handlers ask this unit whether an event exits (`c.nonRoot` guards every call, so
+ * the cost outside VMX is one boolean test).
+ */
+import * as C from "../../x86/vmx-controls.js";
+import * as V from "../../x86/vmx.js";
+import { GP, PF_ } from "../../x86/exceptions.js";
+import type { Cpu } from "../cpu.js";
+import type { Insn } from "../insn.js";
+import { setSegment } from "../segments.js";
+import type { Vmcs } from "./vmcs.js";
+
+/** Thrown (this one object) to abandon the current instruction for a VM exit. */
+export const VMEXIT = { vmexit: true } as const;
+
+/** Guest segment field encodings in ES, CS, SS, DS, FS, GS order (selector, base, limit, AR). */
+const SEG_SEL = [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_GS_SELECTOR];
+const SEG_BASE = [V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_GS_BASE];
+const SEG_LIMIT = [V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_CS_LIMIT, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_GS_LIMIT];
+const SEG_AR = [V.VMCS_GUEST_ES_AR, V.VMCS_GUEST_CS_AR, V.VMCS_GUEST_SS_AR, V.VMCS_GUEST_DS_AR, V.VMCS_GUEST_FS_AR, V.VMCS_GUEST_GS_AR];
+
+/** The VM-exit record a hypervisor reads after `run` returns STOP_VMEXIT (mirrors the VMCS exit fields). */
+export interface ExitRecord {
+  reason: number;
+  qualLo: number;
+  qualHi: number;
+  instrLen: number;
+  instrInfo: number;
+  intrInfo: number;
+  intrError: number;
+  gpa: number;
+  glaLo: number;
+  glaHi: number;
+}
+
+export class VmxUnit {
+  /** The current VMCS (VMPTRLD'd), or null. */
+  vmcs: Vmcs | null = null;
+  // Controls cached at VM entry (the hot checks read these, not the VMCS).
+  pin = 0;
+  proc = 0;
+  proc2 = 0;
+  exceptionBitmap = 0;
+  pfecMask = 0;
+  pfecMatch = 0;
+  cr0Mask = 0;
+  cr0Shadow = 0;
+  cr4Mask = 0;
+  cr4Shadow = 0;
+  ioBitmapA = -1;
+  ioBitmapB = -1;
+  msrBitmap = -1;
+  /** EPTP as a number (physical address of the EPT PML4 | flags), or -1 when EPT is off. */
+  eptp = -1;
+  vpid = 0;
+  /** Cycle count at which the VMX-preemption timer expires (Infinity when off). */
+  preemptionDeadline = Number.POSITIVE_INFINITY;
+  /** The exit being taken (filled by `exit`, committed by `completeExit`). */
+  readonly exit: ExitRecord = { reason: 0, qualLo: 0, qualHi: 0, instrLen: 0, instrInfo: 0, intrInfo: 0, intrError: 0, gpa: 0, glaLo: 0, glaHi: 0 };
+  /** Exits taken, by basic reason (index = reason). */
+  readonly exitCounts = new Float64Array(80);
+  entries = 0;
+
+  constructor(private readonly c: Cpu) {}
+
+  // =====================================================================================
+  // VM entry
+  // =====================================================================================
+
+  /**
+   * VM entry (VMLAUNCH/VMRESUME semantics, 26.3–26.6): load guest state from the current VMCS,
+   * then deliver an injected event. Returns an error string when the guest state is invalid
+   * (a VM-entry failure, reported in the exit reason with bit 31 set).
+   */
+  enter(): string | null {
+    const c = this.c;
+    const v = this.vmcs;
+    if (v === null) return "no current VMCS";
+    const entryCtl = v.read(V.VMCS_ENTRY_CONTROLS);
+    this.pin = v.read(V.VMCS_PIN_BASED_CONTROLS);
+    this.proc = v.read(V.VMCS_PROC_BASED_CONTROLS);
+    this.proc2 = (this.proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? v.read(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+    this.exceptionBitmap = v.read(V.VMCS_EXCEPTION_BITMAP);
+    this.pfecMask = v.read(V.VMCS_PF_ERROR_CODE_MASK);
+    this.pfecMatch = v.read(V.VMCS_PF_ERROR_CODE_MATCH);
+    this.cr0Mask = v.read(V.VMCS_CR0_GUEST_HOST_MASK);
+    this.cr0Shadow = v.read(V.VMCS_CR0_READ_SHADOW);
+    this.cr4Mask = v.read(V.VMCS_CR4_GUEST_HOST_MASK);
+    this.cr4Shadow = v.read(V.VMCS_CR4_READ_SHADOW);
+    this.ioBitmapA = (this.proc & C.CPU_USE_IO_BITMAPS) !== 0 ? v.readNumber(V.VMCS_IO_BITMAP_A) : -1;
+    this.ioBitmapB = (this.proc & C.CPU_USE_IO_BITMAPS) !== 0 ? v.readNumber(V.VMCS_IO_BITMAP_B) : -1;
+    this.msrBitmap = (this.proc & C.CPU_USE_MSR_BITMAPS) !== 0 ? v.readNumber(V.VMCS_MSR_BITMAP) : -1;
+    this.eptp = (this.proc2 & C.CPU2_ENABLE_EPT) !== 0 ? v.readNumber(V.VMCS_EPT_POINTER) : -1;
+    this.vpid = (this.proc2 & C.CPU2_ENABLE_VPID) !== 0 ? v.read(V.VMCS_VPID) : 0;
+    if ((this.proc2 & C.CPU2_ENABLE_VPID) !== 0 && this.vpid === 0) return "VPID enabled with VPID 0";
+    // Guest state (26.3.2).
+    const ia32e = (entryCtl & C.ENTRY_IA32E_MODE_GUEST) !== 0;
+    c.cr0 = v.read(V.VMCS_GUEST_CR0);
+    c.cr4 = v.read(V.VMCS_GUEST_CR4);
+    c.cr3Lo = v.read(V.VMCS_GUEST_CR3);
+    c.cr3Hi = v.lastHi;
+    if ((entryCtl & C.ENTRY_LOAD_IA32_EFER) !== 0) c.efer = v.read(V.VMCS_GUEST_IA32_EFER);
+    c.efer = ia32e ? c.efer | 0x500 : c.efer & ~0x400; // LMA follows the IA-32e-mode-guest control
+    if (ia32e && (c.cr0 & 0x80000000) === 0) return "IA-32e mode guest with CR0.PG = 0";
+    for (let s = 0; s < 6; s++) {
+      const sel = v.read(SEG_SEL[s]);
+      const bl = v.read(SEG_BASE[s]);
+      const bh = v.lastHi;
+      setSegment(c, s, sel, bl, bh, v.read(SEG_LIMIT[s]), v.read(SEG_AR[s]));
+    }
+    if (ia32e && (c.segAr[1] & 0x2000) === 0 && (c.segAr[1] & 0x4000) === 0) {
+      // Compatibility mode guests are allowed, 16-bit code is not.
+      return "IA-32e guest with a 16-bit CS";
+    }
+    c.gdtrBaseLo = v.read(V.VMCS_GUEST_GDTR_BASE);
+    c.gdtrBaseHi = v.lastHi;
+    c.gdtrLimit = v.read(V.VMCS_GUEST_GDTR_LIMIT);
+    c.idtrBaseLo = v.read(V.VMCS_GUEST_IDTR_BASE);
+    c.idtrBaseHi = v.lastHi;
+    c.idtrLimit = v.read(V.VMCS_GUEST_IDTR_LIMIT);
+    c.trSel = v.read(V.VMCS_GUEST_TR_SELECTOR);
+    c.trBaseLo = v.read(V.VMCS_GUEST_TR_BASE);
+    c.trBaseHi = v.lastHi;
+    c.trLimit = v.read(V.VMCS_GUEST_TR_LIMIT);
+    c.trAr = v.read(V.VMCS_GUEST_TR_AR);
+    c.ldtrSel = v.read(V.VMCS_GUEST_LDTR_SELECTOR);
+    c.ldtrBaseLo = v.read(V.VMCS_GUEST_LDTR_BASE);
+    c.ldtrBaseHi = v.lastHi;
+    c.ldtrLimit = v.read(V.VMCS_GUEST_LDTR_LIMIT);
+    c.drLo[7] = v.read(V.VMCS_GUEST_DR7);
+    c.drHi[7] = v.lastHi;
+    c.lo[4] = v.read(V.VMCS_GUEST_RSP);
+    c.hi[4] = v.lastHi;
+    c.ripLo = v.read(V.VMCS_GUEST_RIP);
+    c.ripHi = v.lastHi;
+    c.setCpl(c.segAr[2] >> 5 & 3); // CPL = SS.DPL (26.3.2.2)
+    c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
+    const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
+    c.intShadow = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
+    c.halted = v.read(V.VMCS_GUEST_ACTIVITY_STATE) === C.ACTIVITY_HLT;
+    c.tscOffset = (this.proc & C.CPU_TSC_OFFSETTING) !== 0 ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.lastHi < 0 ? 2 ** 64 : 0) : 0;
+    this.preemptionDeadline =
+      (this.pin & C.PIN_PREEMPTION_TIMER) !== 0 ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * 32 : Number.POSITIVE_INFINITY;
+    c.nonRoot = true;
+    c.updateMode();
+    c.flushTlb();
+    c.irqCheck = true; // interrupt-window and pending events are checked before the first instruction
+    this.entries++;
+    v.launched = true;
+    // Event injection (26.6).
+    const info = v.read(V.VMCS_ENTRY_INTR_INFO);
+    if ((info & C.INTR_INFO_VALID) !== 0) {
+      v.write(V.VMCS_ENTRY_INTR_INFO, info & ~C.INTR_INFO_VALID);
+      c.halted = false;
+      const type = info & 0x700;
+      const vector = info & 0xff;
+      const err = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? v.read(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE) : -1;
+      if (type === C.INTR_TYPE_SW_INTR || type === C.INTR_TYPE_SW_EXCEPTION || type === C.INTR_TYPE_PRIV_SW_EXCEPTION) {
+        const len = v.read(V.VMCS_ENTRY_INSTRUCTION_LENGTH);
+        const n = (c.ripLo + len) | 0;
+        if (n >>> 0 < c.ripLo >>> 0) c.ripHi = (c.ripHi + 1) | 0;
+        c.ripLo = n;
+      }
+      c.injectEvent(vector, err, type === C.INTR_TYPE_EXT_INTR);
+    }
+    return null;
+  }
+
+  // =====================================================================================
+  // VM exit
+  // =====================================================================================
+
+  /** Begin a VM exit: record the reason and qualification, abandon the instruction. */
+  exitNow(reason: number, qualLo = 0, qualHi = 0, instrLen = 0, instrInfo = 0): never {
+    const e = this.exit;
+    e.reason = reason;
+    e.qualLo = qualLo;
+    e.qualHi = qualHi;
+    e.instrLen = instrLen;
+    e.instrInfo = instrInfo;
+    e.intrInfo = 0;
+    e.intrError = 0;
+    e.gpa = 0;
+    e.glaLo = 0;
+    e.glaHi = 0;
+    throw VMEXIT;
+  }
+
+  /** An instruction-caused exit (CPUID, HLT, RDMSR…): RIP stays at the instruction. */
+  instructionExit(reason: number, i: Insn, qualLo = 0, instrInfo = 0): never {
+    return this.exitNow(reason, qualLo, 0, i.len, instrInfo);
+  }
+
+  /**
+   * Commit the exit (27.2–27.3): save guest state to the VMCS and write the exit-information
+   * fields. Called by the run loop after it has restored RIP to the instruction boundary.
+   */
+  completeExit(): void {
+    const c = this.c;
+    const v = this.vmcs as Vmcs;
+    const e = this.exit;
+    v.write(V.VMCS_EXIT_REASON, e.reason);
+    v.write(V.VMCS_EXIT_QUALIFICATION, e.qualLo, e.qualHi);
+    v.write(V.VMCS_EXIT_INSTRUCTION_LENGTH, e.instrLen);
+    v.write(V.VMCS_EXIT_INSTRUCTION_INFO, e.instrInfo);
+    v.write(V.VMCS_EXIT_INTR_INFO, e.intrInfo);
+    v.write(V.VMCS_EXIT_INTR_ERROR_CODE, e.intrError);
+    v.writeNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS, e.gpa);
+    v.write(V.VMCS_GUEST_LINEAR_ADDRESS, e.glaLo, e.glaHi);
+    v.write(V.VMCS_IDT_VECTORING_INFO, 0);
+    // Guest state.
+    v.write(V.VMCS_GUEST_CR0, c.cr0);
+    v.write(V.VMCS_GUEST_CR3, c.cr3Lo, c.cr3Hi);
+    v.write(V.VMCS_GUEST_CR4, c.cr4);
+    v.write(V.VMCS_GUEST_IA32_EFER, c.efer);
+    for (let s = 0; s < 6; s++) {
+      v.write(SEG_SEL[s], c.segSel[s]);
+      v.write(SEG_BASE[s], c.segBaseLo[s], c.segBaseHi[s]);
+      v.write(SEG_LIMIT[s], c.segLimit[s] | 0);
+      v.write(SEG_AR[s], c.segAr[s]);
+    }
+    v.write(V.VMCS_GUEST_GDTR_BASE, c.gdtrBaseLo, c.gdtrBaseHi);
+    v.write(V.VMCS_GUEST_GDTR_LIMIT, c.gdtrLimit);
+    v.write(V.VMCS_GUEST_IDTR_BASE, c.idtrBaseLo, c.idtrBaseHi);
+    v.write(V.VMCS_GUEST_IDTR_LIMIT, c.idtrLimit);
+    v.write(V.VMCS_GUEST_TR_SELECTOR, c.trSel);
+    v.write(V.VMCS_GUEST_TR_BASE, c.trBaseLo, c.trBaseHi);
+    v.write(V.VMCS_GUEST_TR_LIMIT, c.trLimit | 0);
+    v.write(V.VMCS_GUEST_TR_AR, c.trAr);
+    v.write(V.VMCS_GUEST_LDTR_SELECTOR, c.ldtrSel);
+    v.write(V.VMCS_GUEST_LDTR_BASE, c.ldtrBaseLo, c.ldtrBaseHi);
+    v.write(V.VMCS_GUEST_LDTR_LIMIT, c.ldtrLimit | 0);
+    v.write(V.VMCS_GUEST_DR7, c.drLo[7], c.drHi[7]);
+    v.write(V.VMCS_GUEST_RSP, c.lo[4], c.hi[4]);
+    v.write(V.VMCS_GUEST_RIP, c.ripLo, c.ripHi);
+    v.write(V.VMCS_GUEST_RFLAGS, c.getFlags());
+    v.write(V.VMCS_GUEST_INTERRUPTIBILITY, c.intShadow ? C.INTERRUPTIBILITY_STI : 0);
+    v.write(V.VMCS_GUEST_ACTIVITY_STATE, c.halted ? C.ACTIVITY_HLT : C.ACTIVITY_ACTIVE);
+    if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
+      const left = Math.max(0, Math.floor((this.preemptionDeadline - c.cycles()) / 32));
+      v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
+    }
+    this.exitCounts[e.reason & 0xffff]++;
+    c.nonRoot = false;
+    c.halted = false;
+    c.intShadow = false;
+    c.tscOffset = 0;
+    c.flushTlb();
+  }
+
+  // =====================================================================================
+  // Exit conditions (called only in non-root operation)
+  // =====================================================================================
+
+  /** I/O instruction (25.1.3): unconditional I/O exiting or the I/O bitmaps. */
+  checkIo(i: Insn, port: number, size: number, isIn: boolean, isString: boolean): void {
+    let exits = false;
+    if (this.ioBitmapA >= 0) {
+      for (let p = port; p < port + size; p++) {
+        const q = p & 0xffff;
+        const base = q < 0x8000 ? this.ioBitmapA : this.ioBitmapB;
+        const byte = this.c.mem.read(base + ((q & 0x7fff) >> 3), 1);
+        if ((byte & (1 << (q & 7))) !== 0 || p > 0xffff) exits = true;
+      }
+    } else exits = (this.proc & C.CPU_UNCOND_IO_EXITING) !== 0;
+    if (!exits) return;
+    let q = (size - 1) | (port << 16);
+    if (isIn) q |= C.IO_QUAL_IN;
+    if (isString) q |= C.IO_QUAL_STRING;
+    if (i.rep !== 0 && isString) q |= C.IO_QUAL_REP;
+    if ((i.opcode & 0xff) >= 0xe4 && (i.opcode & 0xff) <= 0xe7) q |= C.IO_QUAL_IMM;
+    this.instructionExit(V.EXIT_IO_INSTRUCTION, i, q);
+  }
+
+  /** RDMSR/WRMSR (25.1.3): exit unless the MSR bitmap clears the bit for this MSR. */
+  checkMsr(i: Insn, index: number, write: boolean): void {
+    let exits = true;
+    if (this.msrBitmap >= 0) {
+      const idx = index >>> 0;
+      let off = -1;
+      if (idx <= 0x1fff) off = 0;
+      else if (idx >= 0xc0000000 && idx <= 0xc0001fff) off = 1024;
+      if (off >= 0) {
+        const bit = idx & 0x1fff;
+        const byte = this.c.mem.read(this.msrBitmap + (write ? 2048 : 0) + off + (bit >> 3), 1);
+        exits = (byte & (1 << (bit & 7))) !== 0;
+      }
+    }
+    if (exits) this.instructionExit(write ? V.EXIT_WRMSR : V.EXIT_RDMSR, i);
+  }
+
+  /** MOV to CR0/CR4 (25.1.3): exit when a host-owned bit would differ from the read shadow. */
+  checkCrWrite(i: Insn, cr: number, valueLo: number, gpr: number): void {
+    let exits = false;
+    if (cr === 0) exits = ((valueLo ^ this.cr0Shadow) & this.cr0Mask) !== 0;
+    else if (cr === 4) exits = ((valueLo ^ this.cr4Shadow) & this.cr4Mask) !== 0;
+    else if (cr === 3) exits = (this.proc & C.CPU_CR3_LOAD_EXITING) !== 0 && (this.vmcs as Vmcs).read(V.VMCS_CR3_TARGET_COUNT) === 0;
+    else if (cr === 8) exits = (this.proc & C.CPU_CR8_LOAD_EXITING) !== 0;
+    if (exits) this.instructionExit(V.EXIT_CR_ACCESS, i, cr | (C.CR_ACCESS_TYPE_MOV_TO_CR << 4) | (gpr << 8));
+  }
+
+  /** MOV from CR3/CR8: exit per the store-exiting controls. */
+  checkCrRead(i: Insn, cr: number, gpr: number): void {
+    const exits =
+      (cr === 3 && (this.proc & C.CPU_CR3_STORE_EXITING) !== 0) || (cr === 8 && (this.proc & C.CPU_CR8_STORE_EXITING) !== 0);
+    if (exits) this.instructionExit(V.EXIT_CR_ACCESS, i, cr | (C.CR_ACCESS_TYPE_MOV_FROM_CR << 4) | (gpr << 8));
+  }
+
+  /** Guest-visible CR0/CR4: host-owned bits read from the shadow (24.6.6). */
+  shadowCr0(actual: number): number {
+    return (actual & ~this.cr0Mask) | (this.cr0Shadow & this.cr0Mask);
+  }
+
+  shadowCr4(actual: number): number {
+    return (actual & ~this.cr4Mask) | (this.cr4Shadow & this.cr4Mask);
+  }
+
+  /**
+   * An exception about to be delivered in non-root operation: exit when the exception bitmap
+   * says so (for #PF, with the error-code mask/match rule of 25.2). Returns normally otherwise.
+   */
+  checkException(vector: number, errorCode: number, instrLen: number): void {
+    if (vector >= 32 || (this.exceptionBitmap & (1 << vector)) === 0) {
+      if (vector !== PF_ || (this.exceptionBitmap & (1 << PF_)) === 0) return;
+    }
+    if (vector === PF_) {
+      const match = (errorCode & this.pfecMask) === this.pfecMatch;
+      const bit = (this.exceptionBitmap & (1 << PF_)) !== 0;
+      if (bit !== match) return;
+    }
+    const e = this.exit;
+    const hasErr = errorCode >= 0;
+    const type = vector === 3 || vector === 4 ? C.INTR_TYPE_SW_EXCEPTION : C.INTR_TYPE_HW_EXCEPTION;
+    const qual = vector === PF_ ? this.c.cr2Lo : 0;
+    const qualHi = vector === PF_ ? this.c.cr2Hi : 0;
+    e.reason = V.EXIT_EXCEPTION_NMI;
+    e.qualLo = qual;
+    e.qualHi = qualHi;
+    e.instrLen = instrLen;
+    e.instrInfo = 0;
+    e.intrInfo = C.INTR_INFO_VALID | type | vector | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0);
+    e.intrError = hasErr ? errorCode : 0;
+    e.gpa = 0;
+    e.glaLo = 0;
+    e.glaHi = 0;
+    throw VMEXIT;
+  }
+
+  /** EPT violation (28.3.3.2): `qual` per table 27-7; GPA and, when valid, the linear address. */
+  eptViolation(gpa: number, qual: number, glaLo: number, glaHi: number, misconfig: boolean): never {
+    const e = this.exit;
+    e.reason = misconfig ? V.EXIT_EPT_MISCONFIG : V.EXIT_EPT_VIOLATION;
+    e.qualLo = misconfig ? 0 : qual;
+    e.qualHi = 0;
+    e.instrLen = 0;
+    e.instrInfo = 0;
+    e.intrInfo = 0;
+    e.intrError = 0;
+    e.gpa = gpa;
+    e.glaLo = glaLo;
+    e.glaHi = glaHi;
+    throw VMEXIT;
+  }
+
+  /** A triple fault in non-root operation is a VM exit, not a shutdown (25.2). */
+  tripleFault(): never {
+    return this.exitNow(V.EXIT_TRIPLE_FAULT);
+  }
+
+  /** VMX instructions executed by a guest always exit (25.1.2), as does VMCALL. */
+  vmxInstructionExit(i: Insn, reason: number): never {
+    return this.instructionExit(reason, i);
+  }
+
+  /** Interrupt-window exiting (25.2): the guest can take an interrupt now. */
+  interruptWindowOpen(): boolean {
+    return (this.proc & C.CPU_INTR_WINDOW_EXITING) !== 0;
+  }
+
+  /** Software reads RIP past a VM exit: validate writes by hypervisors to VMCS fields. */
+  checkVmwrite(field: number): boolean {
+    return V.vmcsFieldType(field) !== 1; // read-only data fields
+  }
+
+  /** #GP for VMX instructions at CPL > 0 (30.3). */
+  requireCpl0(): void {
+    if (this.c.cpl !== 0) this.c.raise(GP, 0);
+  }
+}

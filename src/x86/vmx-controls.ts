@@ -1,0 +1,118 @@
+/**
+ * VM-execution, VM-exit and VM-entry control bits and related formats (SDM vol. 3, 24.6–24.9,
+ * 27.2, and appendix A's capability MSRs).
+ */
+// Pin-based VM-execution controls (24.6.1).
+export const PIN_EXT_INTR_EXITING = 1 << 0;
+export const PIN_NMI_EXITING = 1 << 3;
+export const PIN_VIRTUAL_NMIS = 1 << 5;
+export const PIN_PREEMPTION_TIMER = 1 << 6;
+export const PIN_POSTED_INTERRUPTS = 1 << 7;
+// Primary processor-based controls (24.6.2, table 24-6).
+export const CPU_INTR_WINDOW_EXITING = 1 << 2;
+export const CPU_TSC_OFFSETTING = 1 << 3;
+export const CPU_HLT_EXITING = 1 << 7;
+export const CPU_INVLPG_EXITING = 1 << 9;
+export const CPU_MWAIT_EXITING = 1 << 10;
+export const CPU_RDPMC_EXITING = 1 << 11;
+export const CPU_RDTSC_EXITING = 1 << 12;
+export const CPU_CR3_LOAD_EXITING = 1 << 15;
+export const CPU_CR3_STORE_EXITING = 1 << 16;
+export const CPU_CR8_LOAD_EXITING = 1 << 19;
+export const CPU_CR8_STORE_EXITING = 1 << 20;
+export const CPU_TPR_SHADOW = 1 << 21;
+export const CPU_NMI_WINDOW_EXITING = 1 << 22;
+export const CPU_MOV_DR_EXITING = 1 << 23;
+export const CPU_UNCOND_IO_EXITING = 1 << 24;
+export const CPU_USE_IO_BITMAPS = 1 << 25;
+export const CPU_MONITOR_TRAP_FLAG = 1 << 27;
+export const CPU_USE_MSR_BITMAPS = 1 << 28;
+export const CPU_MONITOR_EXITING = 1 << 29;
+export const CPU_PAUSE_EXITING = 1 << 30;
+export const CPU_SECONDARY_CONTROLS = 1 << 31;
+// Secondary processor-based controls (24.6.2, table 24-7).
+export const CPU2_VIRTUALIZE_APIC_ACCESSES = 1 << 0;
+export const CPU2_ENABLE_EPT = 1 << 1;
+export const CPU2_DESCRIPTOR_TABLE_EXITING = 1 << 2;
+export const CPU2_ENABLE_RDTSCP = 1 << 3;
+export const CPU2_VIRTUALIZE_X2APIC = 1 << 4;
+export const CPU2_ENABLE_VPID = 1 << 5;
+export const CPU2_WBINVD_EXITING = 1 << 6;
+export const CPU2_UNRESTRICTED_GUEST = 1 << 7;
+export const CPU2_APIC_REGISTER_VIRT = 1 << 8;
+export const CPU2_VIRTUAL_INTR_DELIVERY = 1 << 9;
+export const CPU2_PAUSE_LOOP_EXITING = 1 << 10;
+export const CPU2_ENABLE_INVPCID = 1 << 12;
+export const CPU2_ENABLE_VMFUNC = 1 << 13;
+export const CPU2_VMCS_SHADOWING = 1 << 14;
+// VM-exit controls (24.7.1).
+export const EXIT_SAVE_DEBUG_CONTROLS = 1 << 2;
+export const EXIT_HOST_ADDR_SPACE_SIZE = 1 << 9;
+export const EXIT_ACK_INTR_ON_EXIT = 1 << 15;
+export const EXIT_SAVE_IA32_PAT = 1 << 18;
+export const EXIT_LOAD_IA32_PAT = 1 << 19;
+export const EXIT_SAVE_IA32_EFER = 1 << 20;
+export const EXIT_LOAD_IA32_EFER = 1 << 21;
+export const EXIT_SAVE_PREEMPTION_TIMER = 1 << 22;
+// VM-entry controls (24.8.1).
+export const ENTRY_LOAD_DEBUG_CONTROLS = 1 << 2;
+export const ENTRY_IA32E_MODE_GUEST = 1 << 9;
+export const ENTRY_LOAD_IA32_PAT = 1 << 14;
+export const ENTRY_LOAD_IA32_EFER = 1 << 15;
+
+// VM-entry / VM-exit interruption-information format (24.8.3, 24.9.2).
+export const INTR_INFO_VALID = 1 << 31;
+export const INTR_INFO_DELIVER_CODE = 1 << 11;
+export const INTR_TYPE_EXT_INTR = 0 << 8;
+export const INTR_TYPE_NMI = 2 << 8;
+export const INTR_TYPE_HW_EXCEPTION = 3 << 8;
+export const INTR_TYPE_SW_INTR = 4 << 8;
+export const INTR_TYPE_PRIV_SW_EXCEPTION = 5 << 8;
+export const INTR_TYPE_SW_EXCEPTION = 6 << 8;
+
+// Guest interruptibility state (24.4.2).
+export const INTERRUPTIBILITY_STI = 1 << 0;
+export const INTERRUPTIBILITY_MOV_SS = 1 << 1;
+
+// Activity state.
+export const ACTIVITY_ACTIVE = 0;
+export const ACTIVITY_HLT = 1;
+
+// Exit qualification for control-register accesses (27.2.1, table 27-3).
+export const CR_ACCESS_TYPE_MOV_TO_CR = 0;
+export const CR_ACCESS_TYPE_MOV_FROM_CR = 1;
+export const CR_ACCESS_TYPE_CLTS = 2;
+export const CR_ACCESS_TYPE_LMSW = 3;
+
+// Exit qualification for I/O instructions (table 27-5): size-1 in bits 2:0, direction bit 3
+// (1 = IN), string bit 4, REP bit 5, operand encoding bit 6 (1 = immediate), port in 31:16.
+export const IO_QUAL_IN = 1 << 3;
+export const IO_QUAL_STRING = 1 << 4;
+export const IO_QUAL_REP = 1 << 5;
+export const IO_QUAL_IMM = 1 << 6;
+
+// EPT-violation exit qualification (table 27-7).
+export const EPT_QUAL_READ = 1 << 0;
+export const EPT_QUAL_WRITE = 1 << 1;
+export const EPT_QUAL_FETCH = 1 << 2;
+export const EPT_QUAL_READABLE = 1 << 3;
+export const EPT_QUAL_WRITABLE = 1 << 4;
+export const EPT_QUAL_EXECUTABLE = 1 << 5;
+export const EPT_QUAL_GLA_VALID = 1 << 7;
+export const EPT_QUAL_TRANSLATION = 1 << 8;
+
+// EPT entry bits (28.3.2) and EPTP (24.6.11).
+export const EPT_R = 1 << 0;
+export const EPT_W = 1 << 1;
+export const EPT_X = 1 << 2;
+export const EPT_MEMTYPE_WB = 6 << 3;
+export const EPT_IGNORE_PAT = 1 << 6;
+export const EPT_LARGE = 1 << 7;
+export const EPT_ACCESSED = 1 << 8;
+export const EPT_DIRTY = 1 << 9;
+export const EPTP_WB = 6;
+export const EPTP_WALK_4 = 3 << 3;
+export const EPTP_AD_ENABLE = 1 << 6;
+
+/** IA32_VMX_BASIC revision identifier nestlab reports. */
+export const VMCS_REVISION_ID = 0x4e4c;

@@ -1,0 +1,118 @@
+/**
+ * Differential test of the CPU core against the host CPU (tools/difftest): random instruction
+ * sequences run natively through a gcc-compiled harness and on the emulator must end in the same
+ * registers, flags (minus those the architecture leaves undefined) and memory.
+ */
+import { describe, expect, it } from "vitest";
+import { compareResults } from "../../tools/difftest/compare.js";
+import { EmulatorRunner } from "../../tools/difftest/emulator.js";
+import { Generator, type TestCase } from "../../tools/difftest/generator.js";
+import { CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP_INIT } from "../../tools/difftest/layout.js";
+import { buildHarness, runNative } from "../../tools/difftest/native.js";
+import { runDifftest } from "../../tools/difftest/runner.js";
+import { DF } from "../../tools/difftest/specs.js";
+
+const harness = buildHarness();
+const skipReason = typeof harness === "string" ? harness : null;
+if (skipReason !== null) console.warn(`difftest tests skipped: ${skipReason}`);
+
+/** A hand-written case (registers zero except RSP, no undefined flags). */
+function handCase(code: number[], setup?: (tc: TestCase) => void): TestCase {
+  const tc: TestCase = {
+    seed: 0,
+    index: 0,
+    codeAddr: CODE_ADDR,
+    code: Uint8Array.from(code),
+    regsLo: new Int32Array(16),
+    regsHi: new Int32Array(16),
+    flags: 0x202,
+    data: new Uint8Array(DATA_SIZE),
+    undef: 0,
+    lines: [],
+  };
+  tc.regsLo[4] = RSP_INIT;
+  setup?.(tc);
+  return tc;
+}
+
+describe("difftest generator", () => {
+  it("is deterministic for a (seed, index) pair", () => {
+    const g = new Generator();
+    const a = g.generate(42, 7);
+    const b = g.generate(42, 7);
+    expect(Buffer.from(a.code).equals(Buffer.from(b.code))).toBe(true);
+    expect(Array.from(a.regsLo)).toEqual(Array.from(b.regsLo));
+    expect(Buffer.from(g.generate(42, 8).code).equals(Buffer.from(a.code))).toBe(false);
+  });
+
+  it("derives its templates from the opcode table", () => {
+    const g = new Generator();
+    expect(g.templates.length).toBeGreaterThan(100);
+    expect(g.classes.has("ADD")).toBe(true);
+  });
+});
+
+describe.skipIf(skipReason !== null)(
+  `difftest against the host CPU${skipReason ? ` (skipped: ${skipReason})` : ""}`,
+  () => {
+    it("20,000 seeded cases agree with the host CPU", () => {
+      const r = runDifftest({ cases: 20_000, seed: 0x5eed, show: 3 });
+      expect(r.skipped).toBeNull();
+      const detail = r.reports.map((m) => m.text).join("\n\n");
+      if (r.mismatches > 0) console.log(`${detail}\ndifftest: ${r.cases} cases, ${r.mismatches} mismatches`);
+      expect(r.mismatches, detail).toBe(0);
+    });
+
+    it("detects a corrupted native result (registers, flags, memory)", () => {
+      let k = 0;
+      const r = runDifftest({
+        cases: 30,
+        seed: 99,
+        tamper: (_tc, nat) => {
+          const what = k++ % 3;
+          if (what === 0)
+            nat.regsHi[3] ^= 0x100; // RBX
+          else if (what === 1)
+            nat.flags ^= DF; // DF is always compared
+          else nat.data[DATA_SIZE - 1] ^= 0x80;
+        },
+      });
+      expect(r.mismatches).toBe(30);
+      const whats = r.reports.map((m) => m.diffs[0].what);
+      expect(whats[0]).toBe("rbx");
+      expect(whats[1]).toMatch(/^rflags \(DF\)/);
+      expect(whats[2]).toMatch(/^mem\[/);
+    });
+
+    it("reports a faulting case and keeps going", () => {
+      const h = harness as Exclude<typeof harness, string>;
+      // DIV RCX with RCX = 0 (#DE / SIGFPE), then a case that runs: ADD RAX, RBX.
+      const bad = handCase([0x48, 0xf7, 0xf1]);
+      const good = handCase([0x48, 0x01, 0xd8], (tc) => {
+        tc.regsLo[0] = 5;
+        tc.regsLo[3] = 7;
+      });
+      const [rb, rg] = runNative(h, [bad, good]);
+      expect(rb.fault).toMatch(/^SIGFPE at \+0x0/);
+      expect(rg.fault).toBeNull();
+      expect(rg.regsLo[0]).toBe(12);
+      const emu = new EmulatorRunner();
+      expect(emu.run(bad).fault).toMatch(/^#DE exception at \+0x0/);
+      expect(compareResults(bad, rb, emu.run(bad))).toEqual([
+        { what: "outcome", expected: "SIGFPE at +0x0", got: "#DE exception at +0x0" },
+      ]);
+      expect(compareResults(good, rg, emu.run(good))).toEqual([]);
+    });
+
+    it("uses identical addresses on both sides", () => {
+      const h = harness as Exclude<typeof harness, string>;
+      // LEA RAX, [RIP+0]; MOV RBX, RSP; MOV [R15-0x80... ] via MOV [RSP-8], RAX
+      const tc = handCase([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x48, 0x89, 0xe3, 0x48, 0x89, 0x44, 0x24, 0xf8]);
+      const [n] = runNative(h, [tc]);
+      expect(n.regsLo[0] >>> 0).toBe(CODE_ADDR + 7);
+      expect(n.regsLo[3] >>> 0).toBe(RSP_INIT);
+      expect(n.data[RSP_INIT - 8 - DATA_ADDR]).toBe((CODE_ADDR + 7) & 0xff);
+      expect(compareResults(tc, n, new EmulatorRunner().run(tc))).toEqual([]);
+    });
+  },
+);

@@ -1,0 +1,128 @@
+/**
+ * The emulator side of the difftest: one Cpu in 64-bit mode (identity-mapped long mode) reused
+ * for every case. Per case the code (plus HLT) and the data area are written, the code cache is
+ * dropped, registers and RFLAGS are loaded, and the CPU runs until HLT. Exceptions go through a
+ * small IDT to per-vector HLT stubs, so a fault is reported with its vector.
+ */
+import { Cpu, STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN } from "../../src/cpu/cpu.js";
+import { enterLongMode } from "../../src/machine/longmode.js";
+import { PhysicalMemory } from "../../src/mmu/phys.js";
+import { VECTOR_NAMES } from "../../src/x86/exceptions.js";
+import type { TestCase } from "./generator.js";
+import { DATA_ADDR, DATA_SIZE } from "./layout.js";
+
+/** Outcome of one case on one side. `fault` is null when the sequence ran to its end. */
+export interface SideResult {
+  fault: string | null;
+  regsLo: Int32Array;
+  regsHi: Int32Array;
+  /** RFLAGS (low 32 bits). */
+  flags: number;
+  data: Uint8Array;
+}
+
+const MEM_BYTES = 0x10020000;
+const IDT_ADDR = 0x8000;
+const STUB_ADDR = 0x9000;
+const VECTORS = 32;
+const BUDGET = 100_000;
+/** Instructions per run() call (the loop checks for HLT between calls). */
+const STEP = 64;
+
+export class EmulatorRunner {
+  private cpu: Cpu;
+
+  constructor() {
+    this.cpu = EmulatorRunner.makeCpu();
+  }
+
+  private static makeCpu(): Cpu {
+    const mem = new PhysicalMemory(MEM_BYTES);
+    const c = new Cpu(mem);
+    enterLongMode(c);
+    for (let v = 0; v < VECTORS; v++) {
+      const stub = STUB_ADDR + v * 16;
+      // HLT; JMP back to it (so a core that runs on after HLT stays in the stub).
+      mem.write8(stub, 0xf4);
+      mem.write8(stub + 1, 0xeb);
+      mem.write8(stub + 2, 0xfd);
+      const g = IDT_ADDR + v * 16;
+      mem.write(g, 4, ((stub & 0xffff) | (0x08 << 16)) >>> 0); // offset 15:0, selector 0x08
+      mem.write(g + 4, 4, ((stub & 0xffff0000) | 0x8e00) >>> 0); // offset 31:16, P, 64-bit interrupt gate
+      mem.write(g + 8, 4, 0);
+      mem.write(g + 12, 4, 0);
+    }
+    c.idtrBaseLo = IDT_ADDR;
+    c.idtrBaseHi = 0;
+    c.idtrLimit = VECTORS * 16 - 1;
+    return c;
+  }
+
+  run(tc: TestCase): SideResult {
+    try {
+      return this.runOnce(tc);
+    } catch (e) {
+      // The emulator threw something other than a guest fault: report it and start afresh.
+      this.cpu = EmulatorRunner.makeCpu();
+      const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      return {
+        fault: `emulator threw ${msg}`,
+        regsLo: new Int32Array(16),
+        regsHi: new Int32Array(16),
+        flags: 0,
+        data: new Uint8Array(DATA_SIZE),
+      };
+    }
+  }
+
+  private runOnce(tc: TestCase): SideResult {
+    const c = this.cpu;
+    const mem = c.mem;
+    // HLT is the end marker. NOPs follow it so that a core that only notices `halted` at the next
+    // interrupt check (rather than returning STOP_HALT at once) still stops in a known place.
+    const code = new Uint8Array(tc.code.length + 1 + STEP);
+    code.set(tc.code);
+    code[tc.code.length] = 0xf4;
+    code.fill(0x90, tc.code.length + 1);
+    mem.writeBytes(tc.codeAddr, code);
+    c.flushCodeCache();
+    mem.writeBytes(DATA_ADDR, tc.data);
+    c.lo.set(tc.regsLo);
+    c.hi.set(tc.regsHi);
+    c.ripLo = tc.codeAddr;
+    c.ripHi = 0;
+    c.setFlags(tc.flags);
+    c.halted = false;
+    let stop = STOP_BUDGET;
+    for (let done = 0; done < BUDGET && !c.halted; done += STEP) {
+      stop = c.run(STEP);
+      if (stop !== STOP_BUDGET) break;
+    }
+    if (c.halted && stop === STOP_BUDGET) stop = STOP_HALT;
+    let fault: string | null = null;
+    const end = tc.codeAddr + tc.code.length + 1;
+    const rip = c.ripLo >>> 0;
+    if (stop === STOP_HALT) {
+      if (c.ripHi !== 0 || rip < end || rip > end + STEP) {
+        const v = Math.floor((rip - STUB_ADDR) / 16);
+        if (c.ripHi === 0 && rip >= STUB_ADDR && v < VECTORS && (rip & 15) < 3) {
+          // The frame holds the faulting RIP at [RSP] (+8 with an error code).
+          const hasErr = v === 8 || (v >= 10 && v <= 14) || v === 17;
+          const at = mem.read((c.lo[4] >>> 0) + (hasErr ? 8 : 0), 4) - tc.codeAddr;
+          fault = `${VECTOR_NAMES[v] ?? `vector ${v}`} exception at +0x${at.toString(16)}`;
+        } else fault = `halted at unexpected rip 0x${rip.toString(16)}`;
+      }
+    } else if (stop === STOP_SHUTDOWN) fault = `shutdown: ${c.stopReason?.reason ?? "?"}`;
+    else if (stop === STOP_BUDGET)
+      fault = `did not reach the end within ${BUDGET} instructions (rip 0x${rip.toString(16)})`;
+    else fault = `stopped (${stop}) at rip 0x${rip.toString(16)}`;
+    c.stopReason = null;
+    return {
+      fault,
+      regsLo: Int32Array.from(c.lo),
+      regsHi: Int32Array.from(c.hi),
+      flags: c.getFlags(),
+      data: mem.readBytes(DATA_ADDR, DATA_SIZE),
+    };
+  }
+}

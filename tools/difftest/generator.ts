@@ -1,0 +1,1343 @@
+/**
+ * Random instruction-sequence generator for the CPU difftest.
+ *
+ * Templates are derived from the emulator's opcode table (OPCODES): every row that matches an
+ * entry of specs.ts (by encoding) and whose CPU feature the host has becomes a template, so
+ * instruction families added to the table later are generated automatically.
+ *
+ * Invariants every generated sequence keeps (so it runs identically natively and emulated):
+ * - R15 holds the buffer base and RSP the stack pointer; neither is ever written except by
+ *   balanced PUSH/POP (and CALL, whose return address is popped like a push).
+ * - Every memory access lies inside the data area (buffer + stack), at fixed addresses.
+ * - No instruction can fault: divisions are set up so no #DE, bit offsets into memory are
+ *   bounded, branches only go forward.
+ * - No architecturally undefined value reaches a register or memory: a flag that is undefined
+ *   is never read (a CMP is inserted to define the flags first), BSF/BSR never see 0, SHLD/SHRD
+ *   counts never exceed the operand size. Flags still undefined at the end are masked out.
+ */
+// The CPU module first: it pulls in the decoder and then the opcode table in the order the
+// ops modules (some of which import the CPU) expect; importing optable.js first would cycle.
+import "../../src/cpu/cpu.js";
+import type { OpDef } from "../../src/cpu/opdef.js";
+import { OPCODES } from "../../src/cpu/optable.js";
+import {
+  bytesHex,
+  type Encoded,
+  encode,
+  fitsI8,
+  hex,
+  imm64Bytes,
+  immBytes,
+  type MemOp,
+  NO_REG,
+  RIP,
+  type RmOp,
+  regName,
+  rmText,
+} from "./encoder.js";
+import {
+  BASE_REG,
+  BASE_VALUE,
+  BUF_SIZE,
+  CODE_ADDR,
+  DATA_ADDR,
+  DATA_SIZE,
+  MAX_STACK_BYTES,
+  RSP,
+  RSP_INIT,
+} from "./layout.js";
+import { Rng } from "./prng.js";
+import {
+  AF,
+  ALL_FEATURES,
+  CF,
+  ccReads,
+  DF,
+  E_ARITH,
+  type Eff,
+  type Features,
+  OF,
+  PF,
+  REQUIRED_CLASSES,
+  SF,
+  type Spec,
+  STATUS,
+  specFor,
+  ZF,
+} from "./specs.js";
+
+export interface Template {
+  row: OpDef;
+  spec: Spec;
+  /** Short description: mnemonic and encoding. */
+  desc: string;
+}
+
+export interface ListingLine {
+  off: number;
+  bytes: number[];
+  text: string;
+  /** Description of the table row (or "helper"). */
+  row: string;
+}
+
+export interface TestCase {
+  seed: number;
+  index: number;
+  /** Where the sequence is placed (CODE_ADDR, or so that it crosses a page boundary). */
+  codeAddr: number;
+  /** The sequence (without the end marker each side appends). */
+  code: Uint8Array;
+  regsLo: Int32Array;
+  regsHi: Int32Array;
+  /** Initial RFLAGS (status flags, DF, IF and bit 1). */
+  flags: number;
+  /** Initial contents of the data area. */
+  data: Uint8Array;
+  /** Status flags architecturally undefined at the end (not compared). */
+  undef: number;
+  lines: ListingLine[];
+}
+
+export interface GeneratorOptions {
+  features?: Features;
+  /** Maximum top-level items per sequence (each may be a few instructions). */
+  maxLen?: number;
+  /** Only classes matching this pattern (case-insensitive regex over class names). */
+  only?: string;
+  /** Also generate cases whose outcome is model-specific rather than architectural (see genString). */
+  quirks?: boolean;
+  /** Leave out classes matching this pattern. */
+  exclude?: string;
+  /** The opcode rows to derive templates from (default: OPCODES). */
+  rows?: readonly OpDef[];
+}
+
+interface Line {
+  off: number;
+  len: number;
+  text: string;
+  row: string;
+}
+
+interface Fixup {
+  at: number;
+  end: number;
+  target: number;
+}
+
+class Chunk {
+  bytes: number[] = [];
+  lines: Line[] = [];
+  fixups: Fixup[] = [];
+
+  append(c: Chunk): void {
+    const base = this.bytes.length;
+    for (const b of c.bytes) this.bytes.push(b);
+    for (const l of c.lines) this.lines.push({ ...l, off: l.off + base });
+    for (const f of c.fixups) this.fixups.push({ at: f.at + base, end: f.end + base, target: f.target });
+  }
+}
+
+function describeRow(r: OpDef): string {
+  const map = r.map === 0 ? "" : r.map === 1 ? "0F " : r.map === 2 ? "0F 38 " : "0F 3A ";
+  const pre = r.prefix ? `${r.prefix.toString(16).toUpperCase()} ` : "";
+  const code = r.code.toString(16).toUpperCase().padStart(2, "0");
+  const ext = r.ext !== undefined ? ` /${r.ext}` : r.modrm ? " /r" : "";
+  const plus = r.plusReg ? "+r" : "";
+  const form = r.form ? ` (${r.form})` : "";
+  return `${r.name} ${pre}${map}${code}${plus}${ext} ${r.size}${r.imm && r.imm !== "none" ? ` ${r.imm}` : ""}${form}`;
+}
+
+/** Addressing a memory operand needs registers set first: these run before the instruction. */
+interface MemChoice {
+  mem: MemOp;
+  setup: (() => void)[];
+}
+
+const INTERESTING32 = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x7fffffff, -0x80000000, -1, -2];
+
+export class Generator {
+  readonly templates: Template[] = [];
+  readonly classes = new Map<string, Template[]>();
+  /** Rows with no spec (the generator does not know how to test them safely). */
+  readonly unknownRows: OpDef[] = [];
+  /** Rows skipped because the host CPU lacks the feature. */
+  readonly featureSkipped: OpDef[] = [];
+  readonly maxLen: number;
+  readonly quirks: boolean;
+  private readonly rows: readonly OpDef[];
+
+  constructor(opts: GeneratorOptions = {}) {
+    const features = opts.features ?? ALL_FEATURES;
+    this.maxLen = opts.maxLen ?? 12;
+    this.quirks = opts.quirks ?? false;
+    this.rows = opts.rows ?? OPCODES;
+    const only = opts.only ? new RegExp(opts.only, "i") : null;
+    const exclude = opts.exclude ? new RegExp(opts.exclude, "i") : null;
+    for (const row of this.rows) {
+      const spec = specFor(row);
+      if (spec === undefined) {
+        this.unknownRows.push(row);
+        continue;
+      }
+      if (spec.feature !== undefined && !features[spec.feature]) {
+        this.featureSkipped.push(row);
+        continue;
+      }
+      this.templates.push({ row, spec, desc: describeRow(row) });
+    }
+    // Helpers the generator emits around instructions must exist in the table.
+    const need = (map: number, code: number, ext?: number): boolean => this.findRow(map, code, ext) !== undefined;
+    const haveHelpers =
+      need(0, 0xb8) &&
+      need(0, 0x8d) &&
+      need(0, 0x81, 1) &&
+      need(0, 0x83, 1) &&
+      need(0, 0x83, 4) &&
+      need(0, 0x80, 4) &&
+      need(0, 0x80, 1) &&
+      need(0, 0x81, 7);
+    if (!haveHelpers)
+      throw new Error("difftest: the opcode table lacks the MOV/LEA/OR/AND/CMP forms the generator relies on");
+    const haveCbw = need(0, 0x98) && need(0, 0x99);
+    const havePop = this.templates.some((t) => t.spec.kind === "pop");
+    const havePushImm = need(0, 0x68);
+    for (const t of this.templates) {
+      const k = t.spec.kind;
+      if ((k === "push" || k === "pushf" || k === "call") && !havePop) continue;
+      if (k === "popf" && !havePushImm) continue;
+      if (k === "div" && t.spec.signed && !haveCbw) continue;
+      if (k === "pop") continue; // pops are generated to balance pushes, not chosen on their own
+      if (only && !only.test(t.spec.cls)) continue;
+      if (exclude?.test(t.spec.cls)) continue;
+      let list = this.classes.get(t.spec.cls);
+      if (list === undefined) {
+        list = [];
+        this.classes.set(t.spec.cls, list);
+      }
+      list.push(t);
+    }
+    if (this.classes.size === 0) throw new Error("difftest: no instruction class to generate");
+  }
+
+  findRow(map: number, code: number, ext?: number, prefix?: number): OpDef | undefined {
+    return this.rows.find(
+      (r) =>
+        r.map === map &&
+        r.code === code &&
+        r.ext === ext &&
+        (r.prefix ?? 0) === (prefix ?? 0) &&
+        r.rmExt === undefined &&
+        r.mode !== "no64",
+    );
+  }
+
+  popTemplates(): Template[] {
+    return this.templates.filter((t) => t.spec.kind === "pop");
+  }
+
+  /** Which of the issue's required classes have no template (absent from the table or the host). */
+  missingRequired(): string[] {
+    const have = new Set(this.templates.map((t) => t.spec.cls));
+    return REQUIRED_CLASSES.filter((c) => !have.has(c));
+  }
+
+  generate(seed: number, index: number): TestCase {
+    return new CaseGen(this, new Rng(seed, index), seed, index).run();
+  }
+}
+
+interface Snapshot {
+  undef: number;
+  len: number;
+  lines: number;
+  fixups: number;
+}
+
+class CaseGen {
+  private chunk = new Chunk();
+  private readonly chunks: Chunk[] = [];
+  /** Status flags currently undefined. */
+  private undef = 0;
+  /** DF as the generator knows it statically (CLD/STD/POPF only at top level). */
+  private df = 0;
+  /** Sizes of the balanced pushes not popped yet (innermost last). */
+  private readonly pushed: number[] = [];
+  private pushedBytes = 0;
+  private readonly regsLo = new Int32Array(16);
+  private readonly regsHi = new Int32Array(16);
+  private readonly pops: Template[];
+  private readonly classNames: string[];
+
+  constructor(
+    private readonly g: Generator,
+    private readonly rng: Rng,
+    private readonly seed: number,
+    private readonly index: number,
+  ) {
+    this.pops = g.popTemplates();
+    this.classNames = [...g.classes.keys()];
+  }
+
+  run(): TestCase {
+    const r = this.rng;
+    for (let k = 0; k < 16; k++) {
+      const [lo, hi] = this.randomValue();
+      this.regsLo[k] = lo;
+      this.regsHi[k] = hi;
+    }
+    this.regsLo[RSP] = RSP_INIT;
+    this.regsHi[RSP] = 0;
+    this.regsLo[BASE_REG] = BASE_VALUE;
+    this.regsHi[BASE_REG] = 0;
+    let flags = 0x202 | (r.u32() & STATUS);
+    if (r.chance(0.25)) flags |= DF;
+    this.df = flags & DF;
+    const data = new Uint8Array(DATA_SIZE);
+    for (let i = 0; i < DATA_SIZE; i += 4) {
+      const v = r.chance(0.15) ? r.pick(INTERESTING32) : r.u32();
+      for (let k = 0; k < 4 && i + k < DATA_SIZE; k++) data[i + k] = (v >>> (8 * k)) & 0xff;
+    }
+    const n = r.range(1, this.g.maxLen);
+    for (let i = 0; i < n; i++) this.item(0);
+    while (this.pushed.length > 0) this.emitPop();
+    // Place the code (sometimes across a 4 KiB boundary) and resolve RIP-relative displacements.
+    const c = this.chunk;
+    const codeAddr = r.chance(0.3) && c.bytes.length > 0 ? CODE_ADDR + 0x1000 - r.range(1, c.bytes.length) : CODE_ADDR;
+    for (const f of c.fixups) {
+      const disp = f.target - (codeAddr + f.end);
+      for (let k = 0; k < 4; k++) c.bytes[f.at + k] = (disp >>> (8 * k)) & 0xff;
+    }
+    const code = Uint8Array.from(c.bytes);
+    const lines = c.lines.map((l) => ({
+      off: l.off,
+      bytes: c.bytes.slice(l.off, l.off + l.len),
+      text: l.text,
+      row: l.row,
+    }));
+    return {
+      seed: this.seed,
+      index: this.index,
+      codeAddr,
+      code,
+      regsLo: this.regsLo,
+      regsHi: this.regsHi,
+      flags,
+      data,
+      undef: this.undef,
+      lines,
+    };
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Random values
+  // ------------------------------------------------------------------------------------
+
+  private randomValue(): [number, number] {
+    const r = this.rng;
+    switch (r.int(10)) {
+      case 0:
+        return [r.pick(INTERESTING32), r.pick([0, 0, -1, 0x7fffffff, -0x80000000, 1])];
+      case 1:
+        return [r.i32(), 0];
+      case 2:
+        return [r.int(256), 0];
+      case 3:
+        return [-r.range(1, 256), -1];
+      case 4:
+        return [r.pick(INTERESTING32), r.pick(INTERESTING32)];
+      case 5:
+        return [r.int(0x10000), r.chance(0.5) ? 0 : r.i32()];
+      case 6:
+        return [DATA_ADDR + r.int(DATA_SIZE), 0];
+      default:
+        return [r.i32(), r.i32()];
+    }
+  }
+
+  private imm8(): number {
+    const r = this.rng;
+    return r.chance(0.3) ? r.pick([0, 1, 2, 7, 8, 0x7f, 0x80, 0xff, 0xfe, 0x1f, 0x20, 0x3f, 0x40]) : r.int(256);
+  }
+
+  private imm16(): number {
+    return this.rng.chance(0.3) ? this.rng.pick(INTERESTING32) & 0xffff : this.rng.int(0x10000);
+  }
+
+  private imm32(): number {
+    return this.rng.chance(0.3) ? this.rng.pick(INTERESTING32) : this.rng.i32();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Emission
+  // ------------------------------------------------------------------------------------
+
+  private emit(e: Encoded, text: string, row: string): void {
+    const c = this.chunk;
+    const off = c.bytes.length;
+    for (const b of e.bytes) c.bytes.push(b);
+    if (e.fixupAt >= 0 && e.fixupTarget !== 0)
+      c.fixups.push({ at: off + e.fixupAt, end: off + e.bytes.length, target: e.fixupTarget });
+    c.lines.push({ off, len: e.bytes.length, text, row });
+    if (e.bytes.length > 15)
+      throw new Error(`difftest generator: instruction longer than 15 bytes: ${bytesHex(e.bytes)} ${text}`);
+  }
+
+  private snapshot(): Snapshot {
+    return {
+      undef: this.undef,
+      len: this.chunk.bytes.length,
+      lines: this.chunk.lines.length,
+      fixups: this.chunk.fixups.length,
+    };
+  }
+
+  private restore(s: Snapshot): void {
+    this.undef = s.undef;
+    this.chunk.bytes.length = s.len;
+    this.chunk.lines.length = s.lines;
+    this.chunk.fixups.length = s.fixups;
+  }
+
+  private applyEff(e: Eff): void {
+    this.undef = (this.undef & ~e.def) | e.undef;
+  }
+
+  /** Make sure the flags in `reads` are defined, inserting a CMP when they are not. */
+  private ensureDefined(reads: number): void {
+    if ((reads & this.undef) !== 0) this.emitDefiner();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Item selection
+  // ------------------------------------------------------------------------------------
+
+  private item(level: number): void {
+    const r = this.rng;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const cls = r.pick(this.classNames);
+      const t = r.pick(this.g.classes.get(cls) as Template[]);
+      if (this.tryTemplate(t, level)) return;
+    }
+    this.emitDefiner();
+  }
+
+  private tryTemplate(t: Template, level: number): boolean {
+    const k = t.spec.kind;
+    const top = level === 0;
+    switch (k) {
+      case "push":
+        return top && this.genPush(t);
+      case "pushf":
+        return top && this.genPushf(t);
+      case "popf":
+        return top && this.genPopf(t);
+      case "call":
+        return top && this.genCall(t);
+      case "dfop":
+        if (!top) return false;
+        this.emitPlain(t, []);
+        this.df = t.row.code === 0xfd ? DF : 0;
+        return true;
+      case "branch":
+        return level < 2 && this.genBranch(t, level);
+      case "string":
+        this.genString(t);
+        return true;
+      case "moffs":
+        this.genMoffs(t);
+        return true;
+      case "cmpxchg8b":
+        this.genCmpxchg8b(t);
+        return true;
+      case "lea":
+        this.genLea(t);
+        return true;
+      case "nop":
+        this.genNop(t);
+        return true;
+      case "pop":
+        return false;
+      default:
+        this.genGeneric(t);
+        return true;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Operand helpers
+  // ------------------------------------------------------------------------------------
+
+  /** Operand size for a row's size kind (restricted to `sizes`). */
+  private pickSize(row: OpDef, sizes?: number[]): number {
+    let opts: number[];
+    switch (row.size) {
+      case "b":
+        return 1;
+      case "w":
+        return 2;
+      case "d":
+        return 4;
+      case "q":
+        return 8;
+      case "f64":
+        return 8;
+      case "d64":
+        opts = [8, 8, 8, 2];
+        break;
+      case "y":
+        opts = [4, 8];
+        break;
+      default:
+        opts = [2, 4, 4, 8, 8];
+    }
+    if (sizes) opts = opts.filter((s) => sizes.includes(s));
+    return this.rng.pick(opts);
+  }
+
+  /** Whether a register code may be written at this size/REX state (never RSP or R15). */
+  private writable(r: number, byte: boolean, rex: boolean): boolean {
+    if (r === BASE_REG) return false;
+    if (r === RSP) return byte && !rex; // AH is fine, SPL/SP/ESP/RSP are not
+    return true;
+  }
+
+  private pickReg(written: boolean, byte: boolean, rex: boolean, avoid: readonly number[] = []): number {
+    const n = rex ? 16 : 8;
+    for (let tries = 0; tries < 100; tries++) {
+      const r = this.rng.int(n);
+      if (written && !this.writable(r, byte, rex)) continue;
+      if (avoid.includes(r)) continue;
+      return r;
+    }
+    throw new Error("difftest generator: no register satisfies the constraints");
+  }
+
+  /** A register usable as a base/index the generator may set (not RSP/R15, not avoided). */
+  private pickAddrReg(rex: boolean, avoid: readonly number[]): number {
+    return this.pickReg(true, false, rex, [...avoid, RSP]);
+  }
+
+  private rspNow(): number {
+    return RSP_INIT - this.pushedBytes;
+  }
+
+  /**
+   * A memory operand addressing [lo, hi) relative to an offset in the data area, built in one of
+   * several ways (R15+disp, SIB with an index set first, another base set first, absolute,
+   * RSP-relative, RIP-relative, 67h 32-bit addressing).
+   */
+  private pickMem(opts: {
+    width: number;
+    rex: boolean;
+    avoid: readonly number[];
+    lo?: number;
+    align?: number;
+    noRsp?: boolean;
+    noAsize32?: boolean;
+  }): MemChoice {
+    const r = this.rng;
+    const lo = opts.lo ?? 0;
+    const hi = opts.lo !== undefined ? opts.width : opts.width; // window end
+    const minOff = Math.max(0, -lo);
+    const maxOff = DATA_SIZE - hi;
+    let off: number;
+    const w = r.int(100);
+    if (w < 15 && opts.align === undefined) {
+      // Straddle the page boundary between buffer and stack (DATA_ADDR + 256 is 4 KiB aligned).
+      off = BUF_SIZE - r.range(1, Math.max(1, opts.width - 1));
+    } else if (w < 70) off = r.range(minOff, Math.min(maxOff, BUF_SIZE - 1));
+    else off = r.range(minOff, maxOff);
+    off = Math.max(minOff, Math.min(maxOff, off));
+    if (opts.align !== undefined) {
+      const a = opts.align;
+      let addr = DATA_ADDR + off;
+      addr -= addr % a;
+      if (addr - DATA_ADDR < minOff) addr += a;
+      off = addr - DATA_ADDR;
+    }
+    const addr = DATA_ADDR + off;
+    const asize32 = !opts.noAsize32 && r.chance(0.12);
+    const setup: (() => void)[] = [];
+    const mem: MemOp = { kind: "mem", base: NO_REG, index: NO_REG, scale: r.int(4), disp: 0, dispSize: 4, asize32 };
+    const dispSize = (d: number): 0 | 1 | 4 => {
+      if (d === 0) return r.pick([0, 0, 0, 1, 4] as const);
+      if (fitsI8(d)) return r.chance(0.85) ? 1 : 4;
+      return 4;
+    };
+    // Optionally an index register set to a small value (possibly negative) right before.
+    const withIndex = (baseAvoid: readonly number[]): number => {
+      if (!r.chance(0.4)) return 0;
+      const x = this.pickAddrReg(opts.rex, [...opts.avoid, ...baseAvoid]);
+      const v = r.range(-40, 40);
+      mem.index = x;
+      mem.scale = r.int(4);
+      setup.push(() => this.emitMovImm(x, v, asize32));
+      return v * (1 << mem.scale);
+    };
+    let form = r.int(100);
+    if (!opts.rex && form < 45) form = 45 + r.int(55); // R15 needs REX
+    if (form < 45) {
+      mem.base = BASE_REG;
+      const xo = withIndex([]);
+      mem.disp = addr - BASE_VALUE - xo;
+      mem.dispSize = dispSize(mem.disp);
+    } else if (form < 65) {
+      const b = this.pickAddrReg(opts.rex, opts.avoid);
+      const k = r.range(-200, 200);
+      mem.base = b;
+      const baseVal = BASE_VALUE + k;
+      setup.push(() => (r.chance(0.5) ? this.emitLeaBase(b, k) : this.emitMovImm(b, baseVal, false)));
+      const xo = withIndex([b]);
+      mem.disp = addr - baseVal - xo;
+      mem.dispSize = dispSize(mem.disp);
+    } else if (form < 75) {
+      mem.base = NO_REG;
+      const xo = withIndex([]);
+      mem.disp = addr - xo;
+    } else if (form < 87 && !opts.noRsp) {
+      mem.base = RSP;
+      const xo = withIndex([]);
+      mem.disp = addr - this.rspNow() - xo;
+      mem.dispSize = dispSize(mem.disp);
+    } else {
+      mem.base = RIP;
+      mem.scale = 0;
+      mem.ripTarget = addr;
+    }
+    return { mem, setup };
+  }
+
+  /** An arbitrary address expression for LEA / hint NOPs (never accessed). */
+  private arbitraryMem(rex: boolean): MemOp {
+    const r = this.rng;
+    const n = rex ? 16 : 8;
+    const asize32 = r.chance(0.2);
+    const f = r.int(10);
+    if (f === 0) return { kind: "mem", base: RIP, index: NO_REG, scale: 0, disp: this.imm32(), dispSize: 4, asize32 };
+    let index = r.chance(0.5) ? r.int(n) : NO_REG;
+    if (index === RSP) index = NO_REG;
+    const base = f === 1 ? NO_REG : r.int(n);
+    const disp = r.chance(0.3) ? 0 : r.chance(0.5) ? r.range(-128, 127) : this.imm32();
+    return {
+      kind: "mem",
+      base,
+      index,
+      scale: r.int(4),
+      disp,
+      dispSize: disp === 0 ? 0 : fitsI8(disp) ? r.pick([1, 4] as const) : 4,
+      asize32,
+    };
+  }
+
+  private runSetup(s: (() => void)[]): void {
+    for (const f of s) f();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Helper instructions (all exist in the table; listed as "helper")
+  // ------------------------------------------------------------------------------------
+
+  /** MOV r, imm: B8+r imm32 (zero-extends), or REX.W C7 /0 simm32 for negative 64-bit values. */
+  private emitMovImm(reg: number, v: number, only32: boolean): void {
+    if (v >= 0 || only32) {
+      const e = encode({
+        prefixes: [],
+        rexW: false,
+        forceRex: false,
+        map: 0,
+        opcode: 0xb8,
+        plusReg: reg,
+        imm: immBytes(v, 4),
+      });
+      this.emit(e, `mov ${regName(reg, 4, true)}, ${hex(v >>> 0)}`, "helper");
+    } else {
+      const e = encode({
+        prefixes: [],
+        rexW: true,
+        forceRex: false,
+        map: 0,
+        opcode: 0xc7,
+        reg: 0,
+        rm: { kind: "reg", r: reg },
+        imm: immBytes(v, 4),
+      });
+      this.emit(e, `mov ${regName(reg, 8, true)}, ${hex(v)}`, "helper");
+    }
+  }
+
+  /** MOV r64, imm64 (REX.W B8+r). */
+  private emitMovImm64(reg: number, lo: number, hi: number): void {
+    const e = encode({
+      prefixes: [],
+      rexW: true,
+      forceRex: false,
+      map: 0,
+      opcode: 0xb8,
+      plusReg: reg,
+      imm: imm64Bytes(lo, hi),
+    });
+    this.emit(
+      e,
+      `mov ${regName(reg, 8, true)}, 0x${(hi >>> 0).toString(16)}_${(lo >>> 0).toString(16).padStart(8, "0")}`,
+      "helper",
+    );
+  }
+
+  /** LEA r64, [R15 + k]. */
+  private emitLeaBase(reg: number, k: number): void {
+    const m: MemOp = {
+      kind: "mem",
+      base: BASE_REG,
+      index: NO_REG,
+      scale: 0,
+      disp: k,
+      dispSize: fitsI8(k) ? 1 : 4,
+      asize32: false,
+    };
+    const e = encode({ prefixes: [], rexW: true, forceRex: false, map: 0, opcode: 0x8d, reg, rm: m });
+    this.emit(e, `lea ${regName(reg, 8, true)}, ${rmText(m, 0, true)}`, "helper");
+  }
+
+  /**
+   * ALU op (ext: 1 OR, 4 AND, 5 SUB, 7 CMP) on a register or memory operand with an immediate:
+   * 80 /ext ib for bytes, 83 /ext ib (sign-extended) or 81 /ext iz otherwise.
+   */
+  private emitAluImm(ext: number, size: number, rm: RmOp, rex: boolean, imm: number, wide = false): void {
+    const names = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
+    const prefixes: number[] = [];
+    if (size === 2) prefixes.push(0x66);
+    if (rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
+    let opcode: number;
+    let ib: number[];
+    if (size === 1) {
+      opcode = 0x80;
+      ib = immBytes(imm, 1);
+    } else if (!wide && fitsI8(imm)) {
+      opcode = 0x83;
+      ib = immBytes(imm, 1);
+    } else {
+      opcode = 0x81;
+      ib = immBytes(imm, size === 2 ? 2 : 4);
+    }
+    const e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode, reg: ext, rm, imm: ib });
+    this.emit(e, `${names[ext]} ${rmText(rm, size, e.hasRex)}, ${hex(imm)}`, "helper");
+    this.applyEff(ext === 4 || ext === 1 || ext === 6 ? { def: CF | PF | ZF | SF | OF, undef: AF, reads: 0 } : E_ARITH);
+  }
+
+  /** CMP between random registers (or a register and an immediate): defines all six flags. */
+  private emitDefiner(): void {
+    const r = this.rng;
+    const size = r.pick([1, 2, 4, 8]);
+    const rex = size === 8 || r.chance(0.5);
+    const a = r.int(rex ? 16 : 8);
+    const prefixes = size === 2 ? [0x66] : [];
+    let e: Encoded;
+    let text: string;
+    if (r.chance(0.5)) {
+      const b = r.int(rex ? 16 : 8);
+      e = encode({
+        prefixes,
+        rexW: size === 8,
+        forceRex: rex,
+        map: 0,
+        opcode: size === 1 ? 0x38 : 0x39,
+        reg: b,
+        rm: { kind: "reg", r: a },
+      });
+      text = `cmp ${regName(a, size, e.hasRex)}, ${regName(b, size, e.hasRex)}`;
+    } else {
+      const v = r.range(-128, 127);
+      e = encode({
+        prefixes,
+        rexW: size === 8,
+        forceRex: rex,
+        map: 0,
+        opcode: size === 1 ? 0x80 : 0x83,
+        reg: 7,
+        rm: { kind: "reg", r: a },
+        imm: immBytes(v, 1),
+      });
+      text = `cmp ${regName(a, size, e.hasRex)}, ${hex(v)}`;
+    }
+    this.emit(e, `${text}    ; defines flags`, "helper");
+    this.undef = 0;
+  }
+
+  /** A row with no operands at all (CLC, STD, CBW…), optionally with 66h/REX.W for the size. */
+  private emitPlain(t: Template, prefixes: number[], rexW = false): void {
+    const e = encode({ prefixes, rexW, forceRex: false, map: t.row.map, opcode: t.row.code });
+    this.emit(e, t.row.name, t.desc);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Generic instructions
+  // ------------------------------------------------------------------------------------
+
+  private genGeneric(t: Template): void {
+    const { row, spec } = t;
+    const r = this.rng;
+    const kind = spec.kind;
+    const size = this.pickSize(row, spec.sizes);
+    const byteOp = row.size === "b";
+    let rexW = size === 8 && (row.size === "v" || row.size === "y");
+    let rex = rexW || r.chance(0.45);
+    if (kind === "div" && byteOp && r.chance(0.5)) rex = false; // exercise AH as the high half
+    const prefixes: number[] = [];
+    if (byteOp && rex && r.chance(0.1)) rexW = true; // REX.W is ignored for byte operations
+    if (size === 2 && row.size !== "w") prefixes.push(0x66);
+    else if (byteOp && r.chance(0.05)) prefixes.push(0x66); // ignored too
+    const regByte = byteOp;
+    const rmByte = byteOp || row.rmByte === true;
+    const wReg = spec.w === "reg" || spec.w === "both";
+    const wRm = spec.w === "rm" || spec.w === "both";
+    let memWidth = spec.memWidth ?? (row.rmByte ? 1 : row.rmWord ? 2 : size);
+    const setupWrites: number[] = [];
+    const setup: (() => void)[] = [];
+    let eff: Eff = spec.eff ?? { def: 0, undef: 0, reads: 0 };
+
+    // ---- choose the register operand(s) ----
+    let reg: number | undefined;
+    let junkR = false;
+    if (row.modrm) {
+      if (row.ext !== undefined) {
+        reg = row.ext;
+        junkR = rex && r.chance(0.1); // REX.R with an opcode extension is ignored
+      } else if (spec.regIgnored) {
+        reg = r.int(rex ? 16 : 8);
+      } else if (kind === "bt") {
+        reg = this.pickReg(true, false, rex); // bounded first when the other operand is memory
+      } else reg = this.pickReg(wReg, regByte, rex);
+    }
+    let plusReg: number | undefined;
+    if (row.plusReg) plusReg = this.pickReg(wReg, byteOp, rex);
+
+    // ---- r/m operand: register or memory ----
+    let isMem = false;
+    if (row.modrm) {
+      if (row.form === "mem") isMem = true;
+      else if (row.form === "reg") isMem = false;
+      else if (row.map === 2 && (row.code === 0xf0 || row.code === 0xf1) && !row.prefix)
+        isMem = true; // MOVBE
+      else isMem = r.chance(0.45);
+    }
+    let rmReg = 0;
+    let rmAvoid: number[] = [];
+    if (kind === "div") {
+      rmAvoid = byteOp ? (rex ? [0] : [0, 4]) : [0, 2];
+    }
+    if (row.modrm && !isMem) {
+      const rmWritten = wRm || kind === "div" || kind === "bsf";
+      rmReg = this.pickReg(rmWritten, rmByte, rex, rmAvoid);
+    }
+
+    // ---- instruction-specific setup and flag effects ----
+    let imm: number[] | undefined;
+    let immText = "";
+    let clCount: number | null | undefined; // for CL counts: known value, or null when unknown
+    switch (kind) {
+      case "div":
+        setupWrites.push(0, 2);
+        break;
+      case "bt":
+        if (isMem) {
+          setupWrites.push(reg as number);
+          memWidth = 24 + size;
+        }
+        break;
+      case "shift":
+      case "shld":
+        if (spec.count === "cl") {
+          const mustKnow = kind === "shld" && size === 2;
+          if (mustKnow || r.chance(0.5)) {
+            setupWrites.push(1);
+            clCount = -1; // decided below
+          } else clCount = null;
+        }
+        break;
+    }
+
+    // ---- memory operand ----
+    let mc: MemChoice | undefined;
+    if (isMem) {
+      const lo = kind === "bt" ? -8 : undefined;
+      mc = this.pickMem({ width: memWidth, rex, avoid: setupWrites, lo });
+    }
+    const rm: RmOp | undefined = row.modrm ? (mc ? mc.mem : { kind: "reg", r: rmReg }) : undefined;
+
+    // ---- immediate ----
+    const immKind = row.imm ?? "none";
+    let immVal = 0;
+    switch (immKind) {
+      case "ib":
+        immVal = this.imm8();
+        imm = immBytes(immVal, 1);
+        break;
+      case "ibs":
+        immVal = (this.imm8() << 24) >> 24;
+        imm = immBytes(immVal, 1);
+        break;
+      case "iw":
+        immVal = this.imm16();
+        imm = immBytes(immVal, 2);
+        break;
+      case "iz":
+        immVal = size === 2 ? this.imm16() : this.imm32();
+        imm = immBytes(immVal, size === 2 ? 2 : 4);
+        break;
+      case "iv":
+        if (size === 8) {
+          const [lo, hi] = this.randomValue();
+          imm = imm64Bytes(lo, hi);
+          immText = `0x${(hi >>> 0).toString(16)}_${(lo >>> 0).toString(16).padStart(8, "0")}`;
+        } else {
+          immVal = size === 2 ? this.imm16() : this.imm32();
+          imm = immBytes(immVal, size === 2 ? 2 : 4);
+        }
+        break;
+      default:
+        break;
+    }
+
+    // Shift counts and their flag rules.
+    if (kind === "shift" || kind === "shld") {
+      const mask = size === 8 ? 63 : 31;
+      let count: number | null;
+      if (spec.count === "one") count = 1;
+      else if (spec.count === "imm") {
+        let c = this.shiftCount(size);
+        if (kind === "shld" && size === 2) c = r.range(0, 16) | (r.int(8) << 5);
+        immVal = c & 0xff;
+        imm = immBytes(immVal, 1);
+        count = immVal & mask;
+      } else {
+        if (clCount === -1) {
+          let c = this.shiftCount(size);
+          if (kind === "shld" && size === 2) c = r.range(0, 16) | (r.int(8) << 5);
+          const hiBits = r.i32() & ~0xff;
+          const v = ((hiBits | (c & 0xff)) >>> 0) & 0x7fffffff;
+          setup.push(() => this.emitMovImm(1, v, true));
+          count = c & mask;
+        } else count = null;
+      }
+      eff = kind === "shift" ? shiftEff(spec.shift as number, size, count) : shldEff(size, count);
+    }
+
+    // Setup sequences that make the instruction safe.
+    if (kind === "div") {
+      const divisor: RmOp = rm as RmOp;
+      if (!spec.signed) {
+        const big = r.chance(0.6);
+        const high: RmOp = { kind: "reg", r: byteOp ? 4 : 2 };
+        const k = big ? r.int(0x80) : 0;
+        setup.push(() => this.emitAluImm(4, size, high, false, k)); // and high, k
+        const m = big ? 0x80 | r.int(0x80) : r.range(1, 0x7f);
+        const wide = big && size !== 1 && r.chance(0.5);
+        setup.push(() => this.emitAluImm(1, size, divisor, rex, byteOp ? m : wide ? m : (m << 24) >> 24, wide)); // or divisor, m
+      } else {
+        setup.push(() => {
+          const e = encode({
+            prefixes: size <= 2 ? [0x66] : [],
+            rexW: size === 8,
+            forceRex: false,
+            map: 0,
+            opcode: byteOp ? 0x98 : 0x99,
+          });
+          this.emit(e, byteOp ? "cbw" : size === 2 ? "cwd" : size === 4 ? "cdq" : "cqo", "helper");
+        });
+        const m = 2 * r.range(1, 0x3f);
+        setup.push(() => this.emitAluImm(4, size, divisor, rex, -2)); // and divisor, -2
+        setup.push(() => this.emitAluImm(1, size, divisor, rex, m)); // or divisor, m (even, non-zero)
+      }
+    } else if (kind === "bt" && isMem) {
+      const b = reg as number;
+      const neg = r.chance(0.4);
+      setup.push(() => {
+        this.emitAluImm(4, size, { kind: "reg", r: b }, rex, 0x7f);
+        if (neg) this.emitAluImm(5, size, { kind: "reg", r: b }, rex, 0x40);
+      });
+    } else if (kind === "bsf") {
+      const src = rm as RmOp;
+      if (src.kind === "mem" || (src.r !== RSP && src.r !== BASE_REG)) {
+        let m = r.range(-128, 127);
+        if (m === 0) m = 1;
+        setup.push(() => this.emitAluImm(1, size, src, rex, m));
+      }
+    }
+
+    // Flags read by condition-code users and carry users.
+    if (spec.cls === "SETcc" || spec.cls === "CMOVcc") eff = { def: 0, undef: 0, reads: ccReads(row.code & 15) };
+
+    // Memory setup first (it does not touch flags), then instruction setup, then flags.
+    if (mc) this.runSetup(mc.setup);
+    this.runSetup(setup);
+    this.ensureDefined(eff.reads);
+
+    // LOCK for lockable read-modify-write forms with a memory destination.
+    if (isMem && row.lockable && r.chance(0.25)) prefixes.unshift(0xf0);
+    if (rm && rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
+    if (row.prefix) prefixes.push(row.prefix); // mandatory prefix last before REX
+    const e = encode({
+      prefixes,
+      rexW,
+      forceRex: rex,
+      junkRexR: junkR,
+      map: row.map,
+      opcode: row.code,
+      reg: row.modrm ? reg : undefined,
+      rm,
+      plusReg,
+      imm,
+    });
+    const hasRex = e.hasRex;
+    // ---- listing text ----
+    const ops: string[] = [];
+    const regSize = byteOp ? 1 : size;
+    if (plusReg !== undefined) ops.push(regName(plusReg, regSize, hasRex));
+    if (rm) {
+      const rmSize = row.rmByte ? 1 : row.rmWord ? 2 : spec.memWidth && rm.kind === "mem" ? spec.memWidth : regSize;
+      const rmS = rmText(rm, rmSize, hasRex);
+      const regS = row.ext !== undefined ? "" : spec.regIgnored ? "" : regName(reg as number, regSize, hasRex);
+      if (regS === "") ops.push(rmS);
+      else if (spec.w === "reg") ops.push(regS, rmS);
+      else ops.push(rmS, regS);
+    }
+    if (imm !== undefined) ops.push(immText || hex(immVal));
+    if (spec.count === "cl") ops.push("cl");
+    const sz = row.modrm || row.plusReg ? "" : ` (${size * 8}-bit)`;
+    this.emit(e, `${row.name}${ops.length ? " " : ""}${ops.join(", ")}${sz}`, t.desc);
+    this.applyEff(eff);
+  }
+
+  private shiftCount(size: number): number {
+    const r = this.rng;
+    const w = size * 8;
+    switch (r.int(6)) {
+      case 0:
+        return r.pick([0, 1, 1, 2]);
+      case 1:
+        return r.pick([w - 1, w, w + 1, 31, 32, 33, 63, 64, 65]) & 0xff;
+      case 2:
+        return r.int(256);
+      default:
+        return r.int(w);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Special forms
+  // ------------------------------------------------------------------------------------
+
+  private genMoffs(t: Template): void {
+    const { row } = t;
+    const r = this.rng;
+    const size = this.pickSize(row);
+    const rexW = size === 8;
+    const asize32 = r.chance(0.3);
+    const off = r.range(0, DATA_SIZE - size);
+    const addr = DATA_ADDR + off;
+    const prefixes: number[] = [];
+    if (size === 2) prefixes.push(0x66);
+    if (asize32) prefixes.push(0x67);
+    const imm = asize32 ? immBytes(addr, 4) : imm64Bytes(addr, 0);
+    const e = encode({ prefixes, rexW, forceRex: r.chance(0.2), map: 0, opcode: row.code, imm });
+    const acc = regName(0, size, e.hasRex);
+    const m = `${["byte", "word", "", "dword", "", "", "", "qword"][size - 1]} ptr [${hex(addr)}]`;
+    this.emit(e, row.code < 0xa2 ? `mov ${acc}, ${m}` : `mov ${m}, ${acc}`, t.desc);
+  }
+
+  private genCmpxchg8b(t: Template): void {
+    const r = this.rng;
+    const wide = r.chance(0.5);
+    const rex = wide || r.chance(0.4);
+    const mc = this.pickMem({ width: wide ? 16 : 8, rex, avoid: [], align: wide ? 16 : undefined });
+    this.runSetup(mc.setup);
+    const prefixes: number[] = [];
+    if (r.chance(0.3)) prefixes.push(0xf0);
+    if (mc.mem.asize32) prefixes.push(0x67);
+    const e = encode({ prefixes, rexW: wide, forceRex: rex, map: 1, opcode: 0xc7, reg: 1, rm: mc.mem });
+    this.emit(e, `${wide ? "cmpxchg16b" : "cmpxchg8b"} ${rmText(mc.mem, wide ? 16 : 8, true)}`, t.desc);
+    this.applyEff(t.spec.eff as Eff);
+  }
+
+  private genLea(t: Template): void {
+    const { row } = t;
+    const r = this.rng;
+    const size = this.pickSize(row);
+    const rex = size === 8 || r.chance(0.5);
+    const reg = this.pickReg(true, false, rex);
+    const m = this.arbitraryMem(rex);
+    const prefixes: number[] = [];
+    if (size === 2) prefixes.push(0x66);
+    if (m.asize32) prefixes.push(0x67);
+    const e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: row.map, opcode: row.code, reg, rm: m });
+    this.emit(e, `lea ${regName(reg, size, e.hasRex)}, ${rmText(m, 0, e.hasRex)}`, t.desc);
+  }
+
+  private genNop(t: Template): void {
+    const { row } = t;
+    const r = this.rng;
+    const size = this.pickSize(row);
+    const rex = size === 8 || r.chance(0.5);
+    const isMem = row.form === "mem" || (row.form !== "reg" && r.chance(0.7));
+    const rm: RmOp = isMem ? this.arbitraryMem(rex) : { kind: "reg", r: r.int(rex ? 16 : 8) };
+    const prefixes: number[] = [];
+    if (size === 2) prefixes.push(0x66);
+    if (rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
+    const e = encode({
+      prefixes,
+      rexW: size === 8,
+      forceRex: rex,
+      map: row.map,
+      opcode: row.code,
+      reg: row.ext ?? r.int(8),
+      rm,
+    });
+    this.emit(e, `nop ${rmText(rm, size, e.hasRex)}`, t.desc);
+  }
+
+  private genString(t: Template): void {
+    const { row, spec } = t;
+    const r = this.rng;
+    const byteOp = row.size === "b";
+    const size = byteOp ? 1 : this.pickSize(row);
+    const str = spec.str as string;
+    const cmpLike = str === "cmps" || str === "scas";
+    const repKind = r.int(10) < 3 ? 0 : cmpLike && r.chance(0.5) ? 0xf2 : 0xf3;
+    const asize32 = r.chance(0.2);
+    const n = repKind ? (r.chance(0.1) ? 0 : r.range(1, 12)) : 1;
+    const usesSrc = str === "movs" || str === "cmps" || str === "lods";
+    const usesDst = str === "movs" || str === "cmps" || str === "stos" || str === "scas";
+    const span = Math.max(1, n) * size;
+    const place = (): number => {
+      // Offset of the first element so that all n elements stay in the data area.
+      if (this.df === 0) return r.range(0, DATA_SIZE - span);
+      return r.range(span - size, DATA_SIZE - size);
+    };
+    const setReg = (reg: number, value: number): void => {
+      // 67h REP with ECX = 0: Intel cores still zero-extend RCX (and RSI/RDI for MOVS, RDI for
+      // STOS) although the SDM pseudo-code writes nothing; model-specific, generated only with
+      // `quirks` (otherwise the upper halves are zero when the count is 0).
+      if (asize32 && (n > 0 || this.g.quirks) && r.chance(0.5)) this.emitMovImm64(reg, value, r.i32());
+      else if (r.chance(0.5)) this.emitLeaBase(reg, value - BASE_VALUE);
+      else this.emitMovImm(reg, value, false);
+    };
+    if (usesSrc) setReg(6, DATA_ADDR + place());
+    if (usesDst) setReg(7, DATA_ADDR + place());
+    if (repKind) setReg(1, n);
+    const prefixes: number[] = [];
+    if (size === 2) prefixes.push(0x66);
+    if (asize32) prefixes.push(0x67);
+    if (r.chance(0.5)) prefixes.reverse();
+    if (repKind) {
+      if (r.chance(0.5)) prefixes.push(repKind);
+      else prefixes.unshift(repKind);
+    }
+    const rexW = size === 8;
+    const e = encode({ prefixes, rexW, forceRex: r.chance(0.15), map: 0, opcode: row.code });
+    const sfx = ["b", "w", "", "d", "", "", "", "q"][size - 1];
+    const rep = repKind === 0 ? "" : repKind === 0xf2 ? "repne " : cmpLike ? "repe " : "rep ";
+    this.emit(
+      e,
+      `${rep}${str}${sfx}${asize32 ? " (addr32)" : ""}  ; count ${repKind ? n : 1}, DF=${this.df ? 1 : 0}`,
+      t.desc,
+    );
+    if (cmpLike && n > 0) this.applyEff(E_ARITH);
+  }
+
+  // ---- stack ----
+
+  private genPush(t: Template): boolean {
+    const { row } = t;
+    const r = this.rng;
+    const size = r.chance(0.15) ? 2 : 8;
+    if (this.pushedBytes + size > MAX_STACK_BYTES) return false;
+    const prefixes = size === 2 ? [0x66] : [];
+    const rex = r.chance(0.4);
+    let e: Encoded;
+    let text: string;
+    if (row.plusReg) {
+      const reg = r.int(rex ? 16 : 8);
+      e = encode({ prefixes, rexW: false, forceRex: rex, map: 0, opcode: row.code, plusReg: reg });
+      text = `push ${regName(reg, size, true)}`;
+    } else if (row.modrm) {
+      const isMem = r.chance(0.6);
+      let rm: RmOp;
+      if (isMem) {
+        const mc = this.pickMem({ width: size, rex, avoid: [] });
+        this.runSetup(mc.setup);
+        rm = mc.mem;
+        if (mc.mem.asize32) prefixes.push(0x67);
+      } else rm = { kind: "reg", r: r.int(rex ? 16 : 8) };
+      e = encode({ prefixes, rexW: false, forceRex: rex, map: 0, opcode: row.code, reg: 6, rm });
+      text = `push ${rmText(rm, size, true)}`;
+    } else {
+      const ib = row.code === 0x6a;
+      const v = ib ? (this.imm8() << 24) >> 24 : size === 2 ? this.imm16() : this.imm32();
+      e = encode({
+        prefixes,
+        rexW: false,
+        forceRex: rex,
+        map: 0,
+        opcode: row.code,
+        imm: immBytes(v, ib ? 1 : size === 2 ? 2 : 4),
+      });
+      text = `push ${size === 2 ? "word " : ""}${hex(v)}`;
+    }
+    this.emit(e, text, t.desc);
+    this.pushed.push(size);
+    this.pushedBytes += size;
+    return true;
+  }
+
+  /** Pop the innermost balanced push (into a register or the buffer). */
+  private emitPop(): void {
+    const r = this.rng;
+    const size = this.pushed.pop() as number;
+    this.pushedBytes -= size;
+    const t = r.pick(this.pops);
+    const prefixes = size === 2 ? [0x66] : [];
+    const rex = r.chance(0.4);
+    if (t.row.plusReg) {
+      const reg = this.pickReg(true, false, rex);
+      const e = encode({ prefixes, rexW: false, forceRex: rex, map: 0, opcode: t.row.code, plusReg: reg });
+      this.emit(e, `pop ${regName(reg, size, true)}`, t.desc);
+    } else {
+      const isMem = r.chance(0.6);
+      let rm: RmOp;
+      if (isMem) {
+        // POP m computes the address after incrementing RSP: keep RSP out of the address.
+        const mc = this.pickMem({ width: size, rex, avoid: [], noRsp: true });
+        this.runSetup(mc.setup);
+        rm = mc.mem;
+        if (mc.mem.asize32) prefixes.push(0x67);
+      } else rm = { kind: "reg", r: this.pickReg(true, false, rex) };
+      const e = encode({ prefixes, rexW: false, forceRex: rex, map: 0, opcode: t.row.code, reg: 0, rm });
+      this.emit(e, `pop ${rmText(rm, size, true)}`, t.desc);
+    }
+  }
+
+  private genPushf(t: Template): boolean {
+    const size = this.rng.chance(0.2) ? 2 : 8;
+    if (this.pushedBytes + size > MAX_STACK_BYTES) return false;
+    this.ensureDefined(STATUS);
+    this.emitPlain(t, size === 2 ? [0x66] : []);
+    this.pushed.push(size);
+    this.pushedBytes += size;
+    return true;
+  }
+
+  /** PUSH imm32 (status flags, maybe DF, IF, bit 1) then POPF. */
+  private genPopf(t: Template): boolean {
+    const r = this.rng;
+    if (this.pushedBytes + 8 > MAX_STACK_BYTES) return false;
+    let v = 0x202 | (r.u32() & STATUS);
+    if (r.chance(0.3)) v |= DF;
+    const e = encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0x68, imm: immBytes(v, 4) });
+    this.emit(e, `push ${hex(v)}`, "helper");
+    this.emitPlain(t, []);
+    this.undef = 0;
+    this.df = v & DF;
+    return true;
+  }
+
+  /** CALL rel32 over a few never-executed instructions; the return address is popped later. */
+  private genCall(t: Template): boolean {
+    if (this.pushedBytes + 8 > MAX_STACK_BYTES) return false;
+    const before = this.undef;
+    const inner = this.region(1, 200);
+    this.undef = before;
+    const e = encode({
+      prefixes: [],
+      rexW: false,
+      forceRex: false,
+      map: 0,
+      opcode: 0xe8,
+      imm: immBytes(inner.bytes.length, 4),
+    });
+    this.emit(e, `call +${inner.bytes.length}  ; return address stays pushed`, t.desc);
+    this.chunk.append(inner);
+    this.pushed.push(8);
+    this.pushedBytes += 8;
+    return true;
+  }
+
+  // ---- forward branches ----
+
+  /** Generate up to three items into a separate chunk of at most `limit` bytes. */
+  private region(level: number, limit: number): Chunk {
+    const parent = this.chunk;
+    this.chunks.push(parent);
+    this.chunk = new Chunk();
+    const n = this.rng.int(4);
+    for (let k = 0; k < n; k++) {
+      const s = this.snapshot();
+      this.item(level);
+      if (this.chunk.bytes.length > limit) {
+        this.restore(s);
+        break;
+      }
+    }
+    const inner = this.chunk;
+    this.chunk = this.chunks.pop() as Chunk;
+    return inner;
+  }
+
+  private genBranch(t: Template, level: number): boolean {
+    const { row, spec } = t;
+    const r = this.rng;
+    const b = spec.branch;
+    let reads = 0;
+    if (b === "jcc") reads = ccReads(row.code & 15);
+    else if (b === "loope" || b === "loopne") reads = ZF;
+    this.ensureDefined(reads);
+    const rel8 = row.imm === "rel8";
+    const before = this.undef;
+    const inner = this.region(level + 1, rel8 ? 127 : 300);
+    if (b === "jmp")
+      this.undef = before; // the inner code never runs
+    else this.undef |= before;
+    const prefixes: number[] = [];
+    const asize32 = (b === "jrcxz" || b?.startsWith("loop")) && r.chance(0.3);
+    if (asize32) prefixes.push(0x67);
+    if (b === "jcc" && r.chance(0.1)) prefixes.push(r.pick([0x2e, 0x3e]));
+    const disp = inner.bytes.length;
+    const e = encode({
+      prefixes,
+      rexW: false,
+      forceRex: false,
+      map: row.map,
+      opcode: row.code,
+      imm: immBytes(disp, rel8 ? 1 : 4),
+    });
+    const name = b === "jrcxz" && asize32 ? "jecxz" : row.name;
+    this.emit(e, `${name} +${disp}${asize32 && b !== "jrcxz" ? " (ecx)" : ""}`, t.desc);
+    this.chunk.append(inner);
+    return true;
+  }
+}
+
+/** Flag effect of ROL/ROR/RCL/RCR/SHL/SHR/SAL/SAR with a masked count (null = unknown). */
+export function shiftEff(op: number, size: number, count: number | null): Eff {
+  const width = size * 8;
+  const rotate = op < 4;
+  const thruCarry = op === 2 || op === 3;
+  if (count === null) {
+    if (rotate) return { def: 0, undef: OF, reads: thruCarry ? CF : 0 };
+    return { def: 0, undef: OF | AF | (size < 4 ? CF : 0), reads: 0 };
+  }
+  if (count === 0) return { def: 0, undef: 0, reads: 0 };
+  const of1 = count === 1 ? OF : 0;
+  if (rotate) return { def: CF | of1, undef: OF & ~of1, reads: thruCarry ? CF : 0 };
+  const cfOk = count < width ? CF : 0;
+  return { def: SF | ZF | PF | cfOk | of1, undef: AF | (CF & ~cfOk) | (OF & ~of1), reads: 0 };
+}
+
+/** Flag effect of SHLD/SHRD with a masked count (null = unknown, only for 32/64-bit). */
+export function shldEff(_size: number, count: number | null): Eff {
+  if (count === null) return { def: 0, undef: OF | AF, reads: 0 };
+  if (count === 0) return { def: 0, undef: 0, reads: 0 };
+  const of1 = count === 1 ? OF : 0;
+  return { def: CF | SF | ZF | PF | of1, undef: AF | (OF & ~of1), reads: 0 };
+}

@@ -1,0 +1,41 @@
+/**
+ * The fixed addresses both sides of the difftest use. The native harness maps code and data at
+ * exactly these addresses (MAP_FIXED_NOREPLACE) and the emulator's identity-mapped long mode
+ * puts them at the same linear addresses, so registers holding addresses compare exactly.
+ */
+
+/** The code area (64 KiB mapped natively); a sequence starts at its beginning or straddles 0x1000 into it. */
+export const CODE_ADDR = 0x10000000;
+export const CODE_SIZE = 0x10000;
+/** The data area: the scratch buffer followed by the stack. It straddles a 4 KiB page boundary on purpose. */
+export const DATA_ADDR = 0x10010f00;
+export const DATA_SIZE = 512;
+/** Bytes [0, BUF_SIZE) of the data area are the scratch buffer, the rest is the stack area. */
+export const BUF_SIZE = 256;
+/** R15 holds this address for the whole sequence (the buffer base; never written). */
+export const BASE_REG = 15;
+export const BASE_VALUE = DATA_ADDR + 128;
+/** RSP at the start of the sequence (in the stack area); pushes go down from here. */
+export const RSP_INIT = DATA_ADDR + 448;
+/** The deepest the generator lets balanced pushes go, in bytes. */
+export const MAX_STACK_BYTES = 128;
+
+export const RSP = 4;
+export const REG_NAMES = [
+  "rax",
+  "rcx",
+  "rdx",
+  "rbx",
+  "rsp",
+  "rbp",
+  "rsi",
+  "rdi",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+];

@@ -1,0 +1,92 @@
+/**
+ * The difftest driver: generates cases in chunks, runs each chunk natively (one harness process)
+ * and on the emulator, compares, and collects reports for the first mismatches.
+ */
+import { compareResults, type Difference, formatMismatch } from "./compare.js";
+import { EmulatorRunner, type SideResult } from "./emulator.js";
+import { Generator, type TestCase } from "./generator.js";
+import { buildHarness, type Harness, runNative } from "./native.js";
+
+export interface DifftestOptions {
+  cases: number;
+  seed: number;
+  /** First case index (cases are numbered, each reproducible from seed and index). */
+  start?: number;
+  maxLen?: number;
+  only?: string;
+  exclude?: string;
+  quirks?: boolean;
+  /** How many mismatches to report in full. */
+  show?: number;
+  /** Cases per native process. */
+  chunk?: number;
+  /** Hook for tests: alter a native result before comparison (to check that comparison can fail). */
+  tamper?: (tc: TestCase, native: SideResult) => void;
+  /** Progress output (e.g. for long runs). */
+  progress?: (done: number, mismatches: number) => void;
+}
+
+export interface MismatchReport {
+  tc: TestCase;
+  diffs: Difference[];
+  text: string;
+}
+
+export interface DifftestResult {
+  /** Why the difftest did not run (gcc missing, not x86-64 Linux…), or null. */
+  skipped: string | null;
+  cases: number;
+  mismatches: number;
+  reports: MismatchReport[];
+  elapsedMs: number;
+  generator: Generator | null;
+  harness: Harness | null;
+}
+
+export function runDifftest(opts: DifftestOptions): DifftestResult {
+  const t0 = performance.now();
+  const h = buildHarness();
+  if (typeof h === "string") {
+    return { skipped: h, cases: 0, mismatches: 0, reports: [], elapsedMs: 0, generator: null, harness: null };
+  }
+  const gen = new Generator({
+    features: h.features,
+    maxLen: opts.maxLen,
+    only: opts.only,
+    exclude: opts.exclude,
+    quirks: opts.quirks,
+  });
+  const emu = new EmulatorRunner();
+  const show = opts.show ?? 5;
+  const chunk = opts.chunk ?? 5000;
+  const start = opts.start ?? 0;
+  const reports: MismatchReport[] = [];
+  let mismatches = 0;
+  for (let base = 0; base < opts.cases; base += chunk) {
+    const n = Math.min(chunk, opts.cases - base);
+    const cases: TestCase[] = [];
+    for (let k = 0; k < n; k++) cases.push(gen.generate(opts.seed, start + base + k));
+    const native = runNative(h, cases);
+    for (let k = 0; k < n; k++) {
+      const tc = cases[k];
+      const nat = native[k];
+      if (opts.tamper) opts.tamper(tc, nat);
+      const got = emu.run(tc);
+      const diffs = compareResults(tc, nat, got);
+      if (diffs.length > 0) {
+        mismatches++;
+        if (reports.length < show) reports.push({ tc, diffs, text: formatMismatch(tc, diffs) });
+      }
+    }
+    opts.progress?.(base + n, mismatches);
+  }
+  return {
+    skipped: null,
+    cases: opts.cases,
+    mismatches,
+    reports,
+    elapsedMs: performance.now() - t0,
+    generator: gen,
+    harness: h,
+  };
+}
