@@ -117,6 +117,11 @@ export class Cpu {
   halted = false;
   /** VMX non-root operation (a guest under a hypervisor). */
   nonRoot = false;
+  /**
+   * While a hypervisor emulates one MMIO instruction: guest-physical [gpaBase, gpaBase+size)
+   * translates to host-physical hostBase+offset (its device window) instead of exiting.
+   */
+  readonly mmioWindow = { gpaBase: 0, size: 0, hostBase: 0 };
 
   // ---- MSRs owned by the core (as halves). ----
   starLo = 0;
@@ -215,7 +220,6 @@ export class Cpu {
   private curCodeHi = 0;
   private curCode: (Insn | undefined)[] = [];
   private curCodePfn = -1;
-  private curCodeUser = false;
 
   /** Counters the core keeps (cheap ones only; richer stats come from the MMU model). */
   readonly counters = { decodes: 0, tlbFills: 0, tlbFlushes: 0, smcInvalidations: 0, exceptions: 0, interrupts: 0 };
@@ -1139,7 +1143,6 @@ export class Cpu {
     this.curCodePfn = pfn;
     this.curCodeLo = lo & ~0xfff;
     this.curCodeHi = hi;
-    this.curCodeUser = this.cpl === 3;
   }
 
   private decodeAt(lo: number, hi: number): Insn {

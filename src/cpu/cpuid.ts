@@ -12,17 +12,34 @@ export class CpuModel {
   readonly leaves = new Map<string, CpuidRegs>();
 
   constructor() {
-    const str = (s: string): number => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+    const str = (s: string): number =>
+      s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
     // "GenuineIntel" in EBX, EDX, ECX.
     this.set(0, 0, [0xd, str("Genu"), str("ntel"), str("ineI")]);
     // Family 6, model 0x55 (Cascade Lake), stepping 7: matches the default cost profile's machine.
-    const edx1 = F.F1D_FPU | F.F1D_PSE | F.F1D_TSC | F.F1D_MSR | F.F1D_PAE | F.F1D_CX8 | F.F1D_APIC | F.F1D_SEP |
-      F.F1D_PGE | F.F1D_CMOV | F.F1D_PAT | F.F1D_CLFSH;
+    const edx1 =
+      F.F1D_FPU |
+      F.F1D_PSE |
+      F.F1D_TSC |
+      F.F1D_MSR |
+      F.F1D_PAE |
+      F.F1D_CX8 |
+      F.F1D_APIC |
+      F.F1D_SEP |
+      F.F1D_PGE |
+      F.F1D_CMOV |
+      F.F1D_PAT |
+      F.F1D_CLFSH;
     const ecx1 = F.F1C_CX16 | F.F1C_PCID | F.F1C_X2APIC | F.F1C_MOVBE | F.F1C_POPCNT | F.F1C_TSC_DEADLINE;
     this.set(1, 0, [0x00050657, 0x00000800, ecx1, edx1]); // EBX: CLFLUSH line 8*8 bytes, APIC ID 0
     this.set(7, 0, [0, F.F7B_BMI1 | F.F7B_SMEP | F.F7B_BMI2 | F.F7B_INVPCID | F.F7B_SMAP, 0, 0]);
     this.set(0x80000000, 0, [0x80000008, 0, 0, 0]);
-    this.set(0x80000001, 0, [0, 0, F.FE1C_LAHF_LM | F.FE1C_ABM, F.FE1D_SYSCALL | F.FE1D_NX | F.FE1D_PDPE1GB | F.FE1D_RDTSCP | F.FE1D_LM]);
+    this.set(0x80000001, 0, [
+      0,
+      0,
+      F.FE1C_LAHF_LM | F.FE1C_ABM,
+      F.FE1D_SYSCALL | F.FE1D_NX | F.FE1D_PDPE1GB | F.FE1D_RDTSCP | F.FE1D_LM,
+    ]);
     // 48 bits virtual, 52 bits physical would be real; we report 46-bit physical like the 8269CY.
     this.set(0x80000008, 0, [0x0000302e, 0, 0, 0]);
   }

@@ -7,7 +7,18 @@
  *
  * No allocation: frames are pushed one slot at a time.
  */
-import { DF_, ERR_EXT, ERR_IDT, GP, NP, SS_, TS, VECTOR_NAMES, hasErrorCode, isContributory } from "../x86/exceptions.js";
+import {
+  DF_,
+  ERR_EXT,
+  ERR_IDT,
+  GP,
+  hasErrorCode,
+  isContributory,
+  NP,
+  SS_,
+  TS,
+  VECTOR_NAMES,
+} from "../x86/exceptions.js";
 import { IF, NT, RF, TF, VM } from "../x86/flags.js";
 import { type Cpu, FAULT } from "./cpu.js";
 import {
@@ -97,7 +108,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
 function deliverOnce(c: Cpu, v: number, err: number, kind: number): void {
   const ext = kind === EV_SOFTWARE ? 0 : ERR_EXT;
   const pushErr = kind === EV_EXCEPTION && hasErrorCode(v);
-  const errCode = pushErr ? (err < 0 ? 0 : err) : -1;
+  const errCode = pushErr ? Math.max(err, 0) : -1;
   if ((c.efer & 0x400) !== 0) deliverLong(c, v, errCode, kind, ext);
   else deliverLegacy(c, v, errCode, kind, ext);
 }

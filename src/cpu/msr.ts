@@ -41,8 +41,8 @@ import {
   MSR_STAR,
   MSR_TSC_AUX,
 } from "../x86/msr.js";
-import type { Cpu } from "./cpu.js";
 import { writeEfer } from "./control-regs.js";
+import type { Cpu } from "./cpu.js";
 
 const TWO32 = 4294967296;
 

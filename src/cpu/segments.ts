@@ -48,7 +48,13 @@ export const farStack: Descriptor = { baseLo: 0, baseHi: 0, limit: 0, ar: 0 };
  * `vector`/`wide` say which fault a bad selector raises and whether it is a 16-byte system descriptor.
  * Fills `out` (default: a shared scratch object; no allocation) and returns it.
  */
-export function readDescriptor(c: Cpu, sel: number, vector: number, wide: boolean, out: Descriptor = scratch): Descriptor {
+export function readDescriptor(
+  c: Cpu,
+  sel: number,
+  vector: number,
+  wide: boolean,
+  out: Descriptor = scratch,
+): Descriptor {
   if ((sel & 4) !== 0) c.raise(vector, sel & 0xfffc); // LDT descriptors are out of scope
   const off = sel & 0xfff8;
   if (off + (wide ? 15 : 7) > c.gdtrLimit) c.raise(vector, sel & 0xfffc);
@@ -65,7 +71,15 @@ export function readDescriptor(c: Cpu, sel: number, vector: number, wide: boolea
 }
 
 /** Load a segment register's hidden state directly (loaders, SYSCALL/SYSRET, VM entry). */
-export function setSegment(c: Cpu, seg: number, sel: number, baseLo: number, baseHi: number, limit: number, ar: number): void {
+export function setSegment(
+  c: Cpu,
+  seg: number,
+  sel: number,
+  baseLo: number,
+  baseHi: number,
+  limit: number,
+  ar: number,
+): void {
   c.segSel[seg] = sel & 0xffff;
   c.segBaseLo[seg] = baseLo;
   c.segBaseHi[seg] = baseHi;

@@ -176,8 +176,8 @@ export class TlbArray {
   }
 
   /**
-   * Drop entries translating lo/hi (any size) whose context equals `ctx`; global ones too when
-   * `global`. Returns a mask: 1 = a 4 KiB entry was dropped, 2 = a larger one.
+   * Drop entries translating lo/hi (any size): non-global ones whose context equals `ctx`, and
+   * when `global`, global ones of the same VPID/EPTP (any PCID). Returns a mask: 1 = a 4 KiB entry was dropped, 2 = a larger one.
    */
   invalidatePage(lo: number, hi: number, ctx: number, global: boolean): number {
     let dropped = 0;
@@ -193,7 +193,7 @@ export class TlbArray {
         if ((m & 7) !== want || this.vpnLo[k] !== vl || this.vpnHi[k] !== vh) continue;
         const isGlobal = (m & (LEAF_G << 3)) !== 0;
         const c = this.ctx[k];
-        if (c === ctx || (global && isGlobal && ((c ^ ctx) & ~CTX_PCID_MASK) === 0)) {
+        if (isGlobal ? global && ((c ^ ctx) & ~CTX_PCID_MASK) === 0 : c === ctx) {
           this.meta[k] = 0;
           dropped |= size === SZ_4K ? 1 : 2;
         }

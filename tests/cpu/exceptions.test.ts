@@ -1,31 +1,31 @@
 import { describe, expect, it } from "vitest";
 import { Cpu, STOP_HALT, STOP_SHUTDOWN } from "../../src/cpu/cpu.js";
+import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { EFER_NXE } from "../../src/x86/control.js";
 import { BP, DE, DF_, GP, NP, PF_, SS_, TS, UD } from "../../src/x86/exceptions.js";
 import { IF } from "../../src/x86/flags.js";
-import { PhysicalMemory } from "../../src/mmu/phys.js";
-import { HAVE_AS, asm } from "../helpers/asm.js";
+import { asm, HAVE_AS } from "../helpers/asm.js";
 import { reg } from "../helpers/machine.js";
 import {
   CODE_BASE,
   DATA_BASE,
+  expectHalt,
   FakeIntc,
+  frame,
   IST1,
   KCODE,
   KDATA,
   RSP0,
-  STACK_TOP,
-  TSS,
-  UCODE64,
-  UDATA,
-  USER_STACK,
-  expectHalt,
-  frame,
   runSys,
+  STACK_TOP,
   setGate,
   setPage,
   stub,
   sysCpu,
+  TSS,
+  UCODE64,
+  UDATA,
+  USER_STACK,
 } from "../helpers/sys.js";
 
 function toUser(flags = 0x2): string {
@@ -105,7 +105,11 @@ describe.skipIf(!HAVE_AS)("exception frames in long mode", () => {
     expect(fault("mov rax, 0x0000800000000000\nmov rbx, [rax]").f).toMatchObject({ vector: GP, errorCode: 0 });
     const ss = fault("mov rsp, 0x0000800000000008\npush rax", (c) => setGate(c, SS_, stub(SS_), { ist: 1 }));
     expect(ss.f).toMatchObject({ vector: SS_, errorCode: 0, rip: CODE_BASE + 10, rsp: 0x800000000008 });
-    expect(fault("mov rax, 0x0000800000000000\njmp rax").f).toMatchObject({ vector: GP, errorCode: 0, rip: CODE_BASE + 10 });
+    expect(fault("mov rax, 0x0000800000000000\njmp rax").f).toMatchObject({
+      vector: GP,
+      errorCode: 0,
+      rip: CODE_BASE + 10,
+    });
   });
 });
 
@@ -171,7 +175,9 @@ describe.skipIf(!HAVE_AS)("faults during delivery: #NP, #DF, triple fault", () =
   });
 
   it("#GP whose gate is not present → #NP during #GP delivery → #DF(0)", () => {
-    const { f } = fault("mov rax, 0x0000800000000000\nmov rbx, [rax]", (c) => setGate(c, GP, stub(GP), { present: false }));
+    const { f } = fault("mov rax, 0x0000800000000000\nmov rbx, [rax]", (c) =>
+      setGate(c, GP, stub(GP), { present: false }),
+    );
     expect(f).toMatchObject({ vector: DF_, errorCode: 0, rip: CODE_BASE + 10 });
   });
 

@@ -7,29 +7,29 @@ import { GP, UD } from "../../src/x86/exceptions.js";
 import { IF } from "../../src/x86/flags.js";
 import { MSR_IA32_MISC_ENABLE } from "../../src/x86/msr.js";
 import { VMXI_INVEPT, VMXI_VMCALL, VMXI_VMLAUNCH, VMXI_VMREAD, VMXI_VMXON } from "../../src/x86/vmx.js";
-import { HAVE_AS, asm } from "../helpers/asm.js";
+import { asm, HAVE_AS } from "../helpers/asm.js";
 import { reg } from "../helpers/machine.js";
 import {
   CODE_BASE,
   DATA_BASE,
+  expectHalt,
   FakeIntc,
+  frame,
   GDT,
   KCODE,
   KCODE32,
   KDATA,
-  RSP0,
   RecordingIoBus,
+  RSP0,
+  runSys,
   STAR_HI,
+  setGate,
+  stub,
+  sysCpu,
   TSS_SEL,
   UCODE64,
   UDATA,
   USER_STACK,
-  expectHalt,
-  frame,
-  runSys,
-  setGate,
-  stub,
-  sysCpu,
 } from "../helpers/sys.js";
 
 /** Code that drops to CPL 3 (64-bit) at label `user` with RSP = USER_STACK and RFLAGS = `flags`. */
@@ -272,14 +272,18 @@ describe.skipIf(!HAVE_AS)("descriptor tables and segments", () => {
   });
 
   it("far JMP to a non-code segment or a null selector is #GP", () => {
-    expect(fault(`mov word ptr [rsp - 8 + 4], ${KDATA}\nmov dword ptr [rsp - 8], 0\njmp fword ptr [rsp - 8]`).f).toMatchObject({
+    expect(
+      fault(`mov word ptr [rsp - 8 + 4], ${KDATA}\nmov dword ptr [rsp - 8], 0\njmp fword ptr [rsp - 8]`).f,
+    ).toMatchObject({
       vector: GP,
       errorCode: KDATA,
     });
-    expect(fault("mov word ptr [rsp - 8 + 4], 0\nmov dword ptr [rsp - 8], 0\njmp fword ptr [rsp - 8]").f).toMatchObject({
-      vector: GP,
-      errorCode: 0,
-    });
+    expect(fault("mov word ptr [rsp - 8 + 4], 0\nmov dword ptr [rsp - 8], 0\njmp fword ptr [rsp - 8]").f).toMatchObject(
+      {
+        vector: GP,
+        errorCode: 0,
+      },
+    );
   });
 
   it("far RET to CPL 3 pops SS:RSP", () => {
@@ -386,13 +390,17 @@ describe.skipIf(!HAVE_AS)("MSRs, CPUID, TSC", () => {
     expect(reg(c, 3)).toBe(0x55n);
     expect(reg(c, 2)).toBe(0xffff8000n);
     expect(c.kernelGsBaseHi >>> 0).toBe(0xffff8000);
-    expect(fault("mov ecx, 0xc0000082\nxor eax, eax\nmov edx, 0x8000\nwrmsr").f).toMatchObject({ vector: GP, errorCode: 0 });
+    expect(fault("mov ecx, 0xc0000082\nxor eax, eax\nmov edx, 0x8000\nwrmsr").f).toMatchObject({
+      vector: GP,
+      errorCode: 0,
+    });
   });
 
   it("unknown MSRs are #GP(0); harmless MSRs keep their value; the MsrHandler is consulted", () => {
     expect(fault("mov ecx, 0x12345\nrdmsr").f).toMatchObject({ vector: GP, errorCode: 0 });
     expect(HARMLESS_MSRS).toContain(MSR_IA32_MISC_ENABLE);
-    const c = finish(`
+    const c = finish(
+      `
       mov ecx, 0x1a0
       rdmsr
       mov ebx, eax
@@ -403,22 +411,24 @@ describe.skipIf(!HAVE_AS)("MSRs, CPUID, TSC", () => {
       mov ecx, 0x830
       mov eax, 0x77
       wrmsr
-      rdmsr`, (c) => {
-      let stored = 0;
-      c.msrHandler = {
-        readMsr(i, out) {
-          if (i !== 0x830) return false;
-          out[0] = stored + 1;
-          out[1] = 0;
-          return true;
-        },
-        writeMsr(i, lo) {
-          if (i !== 0x830) return false;
-          stored = lo;
-          return true;
-        },
-      };
-    });
+      rdmsr`,
+      (c) => {
+        let stored = 0;
+        c.msrHandler = {
+          readMsr(i, out) {
+            if (i !== 0x830) return false;
+            out[0] = stored + 1;
+            out[1] = 0;
+            return true;
+          },
+          writeMsr(i, lo) {
+            if (i !== 0x830) return false;
+            stored = lo;
+            return true;
+          },
+        };
+      },
+    );
     expect(reg(c, 3)).toBe(0x1801n);
     expect(reg(c, 6)).toBe(0x801n);
     expect(reg(c, 0)).toBe(0x78n);
@@ -485,7 +495,7 @@ describe.skipIf(!HAVE_AS)("MSRs, CPUID, TSC", () => {
 
 describe.skipIf(!HAVE_AS)("interrupt flag, port I/O, interrupts", () => {
   it("IN/OUT with immediate and DX ports through the IoBus", () => {
-    const io = new RecordingIoBus({ 0x60: 0xab, 0x1f0: 0x1234, 0xcfc: 0xdeadbeef });
+    const io = new RecordingIoBus({ 96: 0xab, 496: 0x1234, 3324: 0xdeadbeef });
     const c = finish(
       `
       in al, 0x60
@@ -524,13 +534,13 @@ describe.skipIf(!HAVE_AS)("interrupt flag, port I/O, interrupts", () => {
 
   it("IN EAX zero-extends into RAX", () => {
     const c = finish("mov rax, -1\nmov dx, 0xcfc\nin eax, dx", (c) => {
-      c.io = new RecordingIoBus({ 0xcfc: 0x80000001 });
+      c.io = new RecordingIoBus({ 3324: 0x80000001 });
     });
     expect(reg(c, 0)).toBe(0x80000001n);
   });
 
   it("REP OUTSB and REP INSW move strings through a port", () => {
-    const io = new RecordingIoBus({ 0x1f0: 0xbeef });
+    const io = new RecordingIoBus({ 496: 0xbeef });
     const c = finish(
       `
       lea rsi, [rip + msg]

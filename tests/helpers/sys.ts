@@ -10,7 +10,7 @@ import type { InterruptController, IoBus } from "../../src/cpu/ports.js";
 import { loadTaskRegister, setSegment } from "../../src/cpu/segments.js";
 import { hasErrorCode } from "../../src/x86/exceptions.js";
 import { asm } from "./asm.js";
-import { CODE_BASE, DATA_BASE, STACK_TOP, makeCpu64 } from "./machine.js";
+import { CODE_BASE, DATA_BASE, makeCpu64, STACK_TOP } from "./machine.js";
 
 export { CODE_BASE, DATA_BASE, STACK_TOP };
 export const GDT = 0x8000;

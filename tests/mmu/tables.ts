@@ -94,6 +94,18 @@ export class Tables {
   }
 }
 
+/** Entry addresses (by level) of the walk of `va`, without changing anything. */
+export function entryAddrs(t: Tables, root: number, va: bigint, leafLevel = 1, levels = 4): number[] {
+  const out: number[] = [];
+  let table = root;
+  for (let level = levels; level >= leafLevel; level--) {
+    const ea = table + Number((va >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8;
+    out[level] = ea;
+    table = Number(t.read(ea) & 0xffffffffff000n);
+  }
+  return out;
+}
+
 /** Identity-ish EPT: map GPA [0, bytes) to HPA gpa + offset with 4 KiB (or 2 MiB) pages. */
 export function buildEpt(t: Tables, root: number, bytes: number, offset: number, large = false, levels = 4): void {
   const step = large ? 0x200000 : 0x1000;

@@ -208,7 +208,9 @@ export class Generator {
       if ((k === "push" || k === "pushf" || k === "call") && !havePop) continue;
       if (k === "popf" && !havePushImm) continue;
       if (k === "div" && t.spec.signed && !haveCbw) continue;
-      if (k === "pop") continue; // pops are generated to balance pushes, not chosen on their own
+      if (k === "pop" || k === "leave") continue; // generated to balance PUSH / ENTER, not on their own
+      if (k === "enter" && this.findRow(0, 0xc9) === undefined) continue;
+      if ((k === "ret" || k === "indirect") && this.findRow(0, 0x50) === undefined) continue;
       if (only && !only.test(t.spec.cls)) continue;
       if (exclude?.test(t.spec.cls)) continue;
       let list = this.classes.get(t.spec.cls);
@@ -265,6 +267,8 @@ class CaseGen {
   /** Sizes of the balanced pushes not popped yet (innermost last). */
   private readonly pushed: number[] = [];
   private pushedBytes = 0;
+  /** A register that must not be written for now (RBP between ENTER and LEAVE), or -1. */
+  private reserved = -1;
   private readonly regsLo = new Int32Array(16);
   private readonly regsHi = new Int32Array(16);
   private readonly pops: Template[];
@@ -435,6 +439,12 @@ class CaseGen {
         return top && this.genPopf(t);
       case "call":
         return top && this.genCall(t);
+      case "enter":
+        return top && this.genEnter(t);
+      case "ret":
+        return top && this.genRet(t);
+      case "indirect":
+        return (t.row.ext === 2 ? top : level < 2) && this.genIndirect(t, level);
       case "dfop":
         if (!top) return false;
         this.emitPlain(t, []);
@@ -499,7 +509,8 @@ class CaseGen {
   /** Whether a register code may be written at this size/REX state (never RSP or R15). */
   private writable(r: number, byte: boolean, rex: boolean): boolean {
     if (r === BASE_REG) return false;
-    if (r === RSP) return byte && !rex; // AH is fine, SPL/SP/ESP/RSP are not
+    // AH/CH are fine without REX, but SPL/SP/ESP/RSP (and BPL… of a reserved RBP) are not.
+    if (r === RSP || r === this.reserved) return byte && !rex;
     return true;
   }
 
@@ -976,6 +987,7 @@ class CaseGen {
 
     // LOCK for lockable read-modify-write forms with a memory destination.
     if (isMem && row.lockable && r.chance(0.25)) prefixes.unshift(0xf0);
+    if (isMem && r.chance(0.04)) prefixes.unshift(r.pick([0x26, 0x2e, 0x36, 0x3e])); // ignored in 64-bit mode
     if (rm && rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
     if (row.prefix) prefixes.push(row.prefix); // mandatory prefix last before REX
     const e = encode({
@@ -1261,6 +1273,117 @@ class CaseGen {
     this.pushed.push(8);
     this.pushedBytes += 8;
     return true;
+  }
+
+  /** ENTER size, level with RBP pointing into the data area; a few items; LEAVE. */
+  private genEnter(t: Template): boolean {
+    const r = this.rng;
+    const level = r.pick([0, 0, 1, 2, 3, 5]);
+    const size = r.int(5) * 8 + (r.chance(0.3) ? r.int(8) : 0);
+    const use = 8 + 8 * level + size;
+    if (this.pushedBytes + use > MAX_STACK_BYTES) return false;
+    // Levels > 1 copy level-1 frame pointers from [RBP-8], [RBP-16]…: RBP must point into the data area.
+    const rbpOff = r.range(8 * level + 8, DATA_SIZE - 8);
+    this.emitLeaBase(5, DATA_ADDR + rbpOff - BASE_VALUE);
+    const e = encode({
+      prefixes: [],
+      rexW: false,
+      forceRex: r.chance(0.1),
+      map: 0,
+      opcode: 0xc8,
+      imm: [...immBytes(size, 2), level],
+    });
+    this.emit(e, `enter ${hex(size)}, ${level}`, t.desc);
+    this.reserved = 5;
+    this.pushedBytes += use;
+    const n = r.int(4);
+    for (let k = 0; k < n; k++) this.item(1);
+    this.pushedBytes -= use;
+    this.reserved = -1;
+    const leave = this.g.findRow(0, 0xc9) as OpDef;
+    this.emit(
+      encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0xc9 }),
+      "leave",
+      describeRow(leave),
+    );
+    return true;
+  }
+
+  /** PUSH of a forward target (address from LEA [RIP+d]) and RET / RET imm16 over a region. */
+  private genRet(t: Template): boolean {
+    const r = this.rng;
+    const extra = t.row.code === 0xc2 ? r.pick([0, 8, 16]) : 0;
+    if (this.pushedBytes + 8 + extra > MAX_STACK_BYTES) return false;
+    const before = this.undef;
+    const inner = this.region(1, 200);
+    this.undef = before;
+    for (let k = 0; k < extra; k += 8) {
+      const v = this.imm32();
+      this.emit(
+        encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0x68, imm: immBytes(v, 4) }),
+        `push ${hex(v)}`,
+        "helper",
+      );
+    }
+    const x = this.pickReg(true, false, true);
+    const push = encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0x50, plusReg: x });
+    const ret = encode({
+      prefixes: [],
+      rexW: false,
+      forceRex: false,
+      map: 0,
+      opcode: t.row.code,
+      imm: extra || t.row.code === 0xc2 ? immBytes(extra, 2) : undefined,
+    });
+    this.emitLeaRip(x, push.bytes.length + ret.bytes.length + inner.bytes.length);
+    this.emit(push, `push ${regName(x, 8, true)}`, "helper");
+    this.emit(ret, `ret${t.row.code === 0xc2 ? ` ${hex(extra)}` : ""}  ; forward +${inner.bytes.length}`, t.desc);
+    this.chunk.append(inner);
+    return true;
+  }
+
+  /** JMP/CALL r/m64 to a forward target held in a register or the buffer. */
+  private genIndirect(t: Template, level: number): boolean {
+    const r = this.rng;
+    const call = t.row.ext === 2;
+    if (call && this.pushedBytes + 8 > MAX_STACK_BYTES) return false;
+    const before = this.undef;
+    const inner = this.region(level + 1, 200);
+    this.undef = before;
+    const x = this.pickReg(true, false, true);
+    let store: Encoded | null = null;
+    let storeText = "";
+    let rm: RmOp = { kind: "reg", r: x };
+    const prefixes: number[] = [];
+    if (r.chance(0.5)) {
+      const mc = this.pickMem({ width: 8, rex: true, avoid: [x] });
+      this.runSetup(mc.setup);
+      const p = mc.mem.asize32 ? [0x67] : [];
+      store = encode({ prefixes: p, rexW: true, forceRex: true, map: 0, opcode: 0x89, reg: x, rm: mc.mem });
+      storeText = `mov ${rmText(mc.mem, 8, true)}, ${regName(x, 8, true)}`;
+      rm = mc.mem;
+      if (mc.mem.asize32) prefixes.push(0x67);
+    }
+    const jump = encode({ prefixes, rexW: r.chance(0.2), forceRex: false, map: 0, opcode: 0xff, reg: t.row.ext, rm });
+    this.emitLeaRip(x, (store ? store.bytes.length : 0) + jump.bytes.length + inner.bytes.length);
+    if (store) this.emit(store, storeText, "helper");
+    this.emit(jump, `${call ? "call" : "jmp"} ${rmText(rm, 8, true)}  ; forward +${inner.bytes.length}`, t.desc);
+    this.chunk.append(inner);
+    if (call) {
+      this.pushed.push(8);
+      this.pushedBytes += 8;
+    }
+    return true;
+  }
+
+  /** LEA r64, [RIP + d] (a code address; no fixup: relative within the sequence). */
+  private emitLeaRip(reg: number, d: number): void {
+    const m: MemOp = { kind: "mem", base: RIP, index: NO_REG, scale: 0, disp: d, dispSize: 4, asize32: false };
+    this.emit(
+      encode({ prefixes: [], rexW: true, forceRex: false, map: 0, opcode: 0x8d, reg, rm: m }),
+      `lea ${regName(reg, 8, true)}, [rip+${hex(d)}]`,
+      "helper",
+    );
   }
 
   // ---- forward branches ----

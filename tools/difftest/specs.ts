@@ -76,6 +76,9 @@ export type Feature = "popcnt" | "lzcnt" | "bmi1" | "movbe" | "adx" | "lahf";
  * - branch: forward Jcc/JMP/JrCXZ/LOOP over a few generated instructions
  * - dfop: CLD/STD (the generator tracks DF statically)
  * - cmpxchg8b: CMPXCHG8B/16B (16-byte aligned for 16B)
+ * - enter / leave: ENTER (nesting levels 0..5, RBP pointing into the data area) … LEAVE
+ * - ret: PUSH of a forward target then RET / RET imm16 (extra bytes pushed first)
+ * - indirect: JMP/CALL r/m64 to a forward target (register or memory)
  */
 export type Kind =
   | "generic"
@@ -95,7 +98,11 @@ export type Kind =
   | "call"
   | "branch"
   | "dfop"
-  | "cmpxchg8b";
+  | "cmpxchg8b"
+  | "enter"
+  | "leave"
+  | "ret"
+  | "indirect";
 
 export interface Spec {
   map: number;
@@ -383,6 +390,12 @@ S.push(
   { map: 0, code: 0x9c, cls: "PUSHF", kind: "pushf" },
   { map: 0, code: 0x9d, cls: "POPF", kind: "popf" },
   { map: 0, code: 0xe8, cls: "CALL", kind: "call" },
+  { map: 0, code: 0xff, ext: 2, cls: "CALL (indirect)", kind: "indirect" },
+  { map: 0, code: 0xff, ext: 4, cls: "JMP (indirect)", kind: "indirect" },
+  { map: 0, code: 0xc3, cls: "RET", kind: "ret" },
+  { map: 0, code: 0xc2, cls: "RET", kind: "ret" },
+  { map: 0, code: 0xc8, cls: "ENTER/LEAVE", kind: "enter" },
+  { map: 0, code: 0xc9, cls: "ENTER/LEAVE", kind: "leave" },
   // Branches (forward only).
   { map: 0, code: 0xeb, cls: "JMP", kind: "branch", branch: "jmp" },
   { map: 0, code: 0xe9, cls: "JMP", kind: "branch", branch: "jmp" },

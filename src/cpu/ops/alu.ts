@@ -202,55 +202,94 @@ function not(c: Cpu, i: Insn): void {
 // fall back to the generic handlers. Each is written out so V8 sees constant ops and sizes.
 
 function addRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   addTo(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], LF_ADD, true);
 }
 function addRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   addTo(c, i.rm, i.size, i.imm, i.immHi, LF_ADD, true);
 }
 function subRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   subFrom(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], true);
 }
 function subRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   subFrom(c, i.rm, i.size, i.imm, i.immHi, true);
 }
 function cmpRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   subFrom(c, i.rm, i.size, c.lo[i.reg], c.hi[i.reg], false);
 }
 function cmpRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   subFrom(c, i.rm, i.size, i.imm, i.immHi, false);
 }
 function andRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] & c.lo[i.reg], c.hi[i.rm] & c.hi[i.reg], true);
 }
 function andRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] & i.imm, c.hi[i.rm] & i.immHi, true);
 }
 function orRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] | c.lo[i.reg], c.hi[i.rm] | c.hi[i.reg], true);
 }
 function orRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] | i.imm, c.hi[i.rm] | i.immHi, true);
 }
 function xorRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmReg(c, i);
+  if (i.size < 4) {
+    aluRmReg(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] ^ c.lo[i.reg], c.hi[i.rm] ^ c.hi[i.reg], true);
 }
 function xorRI(c: Cpu, i: Insn): void {
-  if (i.size < 4) return aluRmImm(c, i);
+  if (i.size < 4) {
+    aluRmImm(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] ^ i.imm, c.hi[i.rm] ^ i.immHi, true);
 }
 function testRR(c: Cpu, i: Insn): void {
-  if (i.size < 4) return testRmReg(c, i);
+  if (i.size < 4) {
+    testRmReg(c, i);
+    return;
+  }
   logicTo(c, i.rm, i.size, c.lo[i.rm] & c.lo[i.reg], c.hi[i.rm] & c.hi[i.reg], false);
 }
 
@@ -309,7 +348,10 @@ function logicTo(c: Cpu, r: number, size: number, rl: number, rh: number, store:
 
 /** INC/DEC of a 32/64-bit register. */
 function incDecR(c: Cpu, i: Insn): void {
-  if (i.size < 4 || i.isMem) return incDec(c, i);
+  if (i.size < 4 || i.isMem) {
+    incDec(c, i);
+    return;
+  }
   const r = i.rm;
   const d = c.lo[r];
   const dh = i.size === 8 ? c.hi[r] : 0;

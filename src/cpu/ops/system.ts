@@ -9,6 +9,8 @@
  * task switches and task gates, IRET with NT=1 (#GP), the TSS I/O permission bitmap (CPL > IOPL
  * is always #GP), virtual-8086 mode, 16-bit far pointers on 32-bit stacks beyond operand size.
  */
+
+import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
 import { GP, OF_, UD } from "../../x86/exceptions.js";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "../../x86/flags.js";
@@ -27,7 +29,6 @@ import {
   VMXI_VMXOFF,
   VMXI_VMXON,
 } from "../../x86/vmx.js";
-import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
@@ -80,7 +81,7 @@ function canonical(hi: number): boolean {
 let aHi = 0;
 function addr(c: Cpu, lo: number, hi: number, n: number): number {
   const r = (lo + n) | 0;
-  aHi = c.mode64 ? ((r >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi) : 0;
+  aHi = c.mode64 ? (r >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi) : 0;
   return r;
 }
 
@@ -884,12 +885,76 @@ export const SYSTEM_OPS: readonly OpDef[] = [
   { name: "vmresume", map: 1, code: 0x01, ext: 0, rmExt: 3, modrm: true, size: "v", op: VMXI_VMRESUME, exec: vmxInsn },
   { name: "vmxoff", map: 1, code: 0x01, ext: 0, rmExt: 4, modrm: true, size: "v", op: VMXI_VMXOFF, exec: vmxInsn },
   { name: "vmfunc", map: 1, code: 0x01, ext: 2, rmExt: 4, modrm: true, size: "v", op: VMXI_VMFUNC, exec: vmxInsn },
-  { name: "vmptrld", map: 1, code: 0xc7, ext: 6, prefix: 0, form: "mem", modrm: true, size: "q", op: VMXI_VMPTRLD, exec: vmxInsn },
-  { name: "vmclear", map: 1, code: 0xc7, ext: 6, prefix: 0x66, form: "mem", modrm: true, size: "q", op: VMXI_VMCLEAR, exec: vmxInsn },
-  { name: "vmxon", map: 1, code: 0xc7, ext: 6, prefix: 0xf3, form: "mem", modrm: true, size: "q", op: VMXI_VMXON, exec: vmxInsn },
-  { name: "vmptrst", map: 1, code: 0xc7, ext: 7, prefix: 0, form: "mem", modrm: true, size: "q", op: VMXI_VMPTRST, exec: vmxInsn },
+  {
+    name: "vmptrld",
+    map: 1,
+    code: 0xc7,
+    ext: 6,
+    prefix: 0,
+    form: "mem",
+    modrm: true,
+    size: "q",
+    op: VMXI_VMPTRLD,
+    exec: vmxInsn,
+  },
+  {
+    name: "vmclear",
+    map: 1,
+    code: 0xc7,
+    ext: 6,
+    prefix: 0x66,
+    form: "mem",
+    modrm: true,
+    size: "q",
+    op: VMXI_VMCLEAR,
+    exec: vmxInsn,
+  },
+  {
+    name: "vmxon",
+    map: 1,
+    code: 0xc7,
+    ext: 6,
+    prefix: 0xf3,
+    form: "mem",
+    modrm: true,
+    size: "q",
+    op: VMXI_VMXON,
+    exec: vmxInsn,
+  },
+  {
+    name: "vmptrst",
+    map: 1,
+    code: 0xc7,
+    ext: 7,
+    prefix: 0,
+    form: "mem",
+    modrm: true,
+    size: "q",
+    op: VMXI_VMPTRST,
+    exec: vmxInsn,
+  },
   { name: "vmread", map: 1, code: 0x78, prefix: 0, modrm: true, size: "f64", op: VMXI_VMREAD, exec: vmxInsn },
   { name: "vmwrite", map: 1, code: 0x79, prefix: 0, modrm: true, size: "f64", op: VMXI_VMWRITE, exec: vmxInsn },
-  { name: "invept", map: 2, code: 0x80, prefix: 0x66, form: "mem", modrm: true, size: "f64", op: VMXI_INVEPT, exec: vmxInsn },
-  { name: "invvpid", map: 2, code: 0x81, prefix: 0x66, form: "mem", modrm: true, size: "f64", op: VMXI_INVVPID, exec: vmxInsn },
+  {
+    name: "invept",
+    map: 2,
+    code: 0x80,
+    prefix: 0x66,
+    form: "mem",
+    modrm: true,
+    size: "f64",
+    op: VMXI_INVEPT,
+    exec: vmxInsn,
+  },
+  {
+    name: "invvpid",
+    map: 2,
+    code: 0x81,
+    prefix: 0x66,
+    form: "mem",
+    modrm: true,
+    size: "f64",
+    op: VMXI_INVVPID,
+    exec: vmxInsn,
+  },
 ];

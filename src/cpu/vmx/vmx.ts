@@ -194,6 +194,26 @@ export class VmxUnit {
     throw VMEXIT;
   }
 
+  /**
+   * An exit at an instruction boundary, outside any instruction (VMX-preemption timer, or the
+   * end of an emulation step when `uncounted`). Commits immediately.
+   */
+  exitBetweenInstructions(reason: number, uncounted = false): void {
+    const e = this.exit;
+    e.reason = reason;
+    e.qualLo = 0;
+    e.qualHi = 0;
+    e.instrLen = 0;
+    e.instrInfo = 0;
+    e.intrInfo = 0;
+    e.intrError = 0;
+    e.gpa = 0;
+    e.glaLo = 0;
+    e.glaHi = 0;
+    this.completeExit();
+    if (uncounted) this.exitCounts[reason]--;
+  }
+
   /** An instruction-caused exit (CPUID, HLT, RDMSR…): RIP stays at the instruction. */
   instructionExit(reason: number, i: Insn, qualLo = 0, instrInfo = 0): never {
     return this.exitNow(reason, qualLo, 0, i.len, instrInfo);

@@ -1,0 +1,229 @@
+/**
+ * The narrow interface a hypervisor uses to drive VMX, the way KVM's vmx.c uses the hardware:
+ * make a VMCS current, read and write its fields, enter the guest and get back the exit. The
+ * hypervisor never touches CPU internals directly; guest general-purpose registers are exposed as
+ * KVM exposes vcpu->arch.regs.
+ */
+import type { Cpu } from "../cpu.js";
+import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
+import type { PhysicalMemory } from "../../mmu/phys.js";
+import * as V from "../../x86/vmx.js";
+import { Vmcs } from "./vmcs.js";
+import type { ExitRecord, VmxUnit } from "./vmx.js";
+
+/** What `VmxHost.run` came back with. */
+export const RUN_EXIT = 0; // a VM exit: read `exit`
+export const RUN_BUDGET = 1; // the instruction budget ran out; the guest is still entered
+export const RUN_ENTRY_FAILED = 2; // VM entry failed: `entryError` says why
+export const RUN_SHUTDOWN = 3; // the CPU shut down outside the guest (should not happen)
+
+/** The general-purpose register state a hypervisor saves when it switches vCPUs. */
+export interface GuestContext {
+  lo: Int32Array;
+  hi: Int32Array;
+  cr2Lo: number;
+  cr2Hi: number;
+  cr8: number;
+  msr: Int32Array; // STAR, LSTAR, CSTAR, SFMASK, KERNEL_GS_BASE (lo/hi pairs), TSC_AUX
+  drLo: Int32Array;
+  drHi: Int32Array;
+}
+
+export function newGuestContext(): GuestContext {
+  return {
+    lo: new Int32Array(16),
+    hi: new Int32Array(16),
+    cr2Lo: 0,
+    cr2Hi: 0,
+    cr8: 0,
+    msr: new Int32Array(12),
+    drLo: new Int32Array(8),
+    drHi: new Int32Array(8),
+  };
+}
+
+export class VmxHost {
+  private readonly unit: VmxUnit;
+  /** Set between a successful VM entry and the next exit. */
+  private inGuest = false;
+  entryError = "";
+
+  constructor(private readonly cpu: Cpu) {
+    this.unit = cpu.vmxUnit;
+  }
+
+  /** Host-physical memory (the hypervisor's own RAM, where it builds EPT tables and backs guests). */
+  get mem(): PhysicalMemory {
+    return this.cpu.mem;
+  }
+
+  /** Guest GPRs (valid while the vCPU is loaded on the CPU). */
+  get gprLo(): Int32Array {
+    return this.cpu.lo;
+  }
+
+  get gprHi(): Int32Array {
+    return this.cpu.hi;
+  }
+
+  get exit(): ExitRecord {
+    return this.unit.exit;
+  }
+
+  get exitCounts(): Float64Array {
+    return this.unit.exitCounts;
+  }
+
+  newVmcs(): Vmcs {
+    return new Vmcs();
+  }
+
+  /** VMPTRLD. */
+  load(v: Vmcs): void {
+    if (this.inGuest) throw new Error("VMPTRLD while a guest is entered");
+    this.unit.vmcs = v;
+  }
+
+  get current(): Vmcs | null {
+    return this.unit.vmcs;
+  }
+
+  vmread(field: number): number {
+    return (this.unit.vmcs as Vmcs).read(field);
+  }
+
+  vmreadNumber(field: number): number {
+    return (this.unit.vmcs as Vmcs).readNumber(field);
+  }
+
+  vmwrite(field: number, lo: number, hi = 0): void {
+    (this.unit.vmcs as Vmcs).write(field, lo, hi);
+  }
+
+  /** Simulated cycles now. */
+  cycles(): number {
+    return this.cpu.cycles();
+  }
+
+  /** Charge hypervisor work to the clock (the ledger attribution is the caller's). */
+  charge(cycles: number): void {
+    this.cpu.charge(cycles);
+  }
+
+  /**
+   * VMLAUNCH/VMRESUME and run the guest for at most `budget` instructions. Returns RUN_EXIT with
+   * the exit in `exit`, or RUN_BUDGET (still in the guest: call again to continue), or
+   * RUN_ENTRY_FAILED.
+   */
+  run(budget: number): number {
+    const cpu = this.cpu;
+    if (!this.inGuest) {
+      const err = this.unit.enter();
+      if (err !== null) {
+        this.entryError = err;
+        (this.unit.vmcs as Vmcs).write(V.VMCS_EXIT_REASON, V.EXIT_REASON_ENTRY_FAILURE | V.EXIT_INVALID_GUEST_STATE);
+        return RUN_ENTRY_FAILED;
+      }
+      this.inGuest = true;
+    }
+    const deadline = this.unit.preemptionDeadline;
+    if (deadline !== Number.POSITIVE_INFINITY) {
+      const left = Math.ceil((deadline - cpu.cycles()) / cpu.cyclesPerInsn);
+      if (left <= 0) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
+      budget = Math.min(budget, left);
+    }
+    const stop = cpu.run(budget);
+    if (stop === STOP_VMEXIT) {
+      this.inGuest = false;
+      return RUN_EXIT;
+    }
+    if (stop === STOP_BUDGET || stop === STOP_HALT) {
+      if (cpu.cycles() >= deadline) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
+      return RUN_BUDGET;
+    }
+    if (stop === STOP_SHUTDOWN) {
+      this.inGuest = false;
+      return RUN_SHUTDOWN;
+    }
+    return RUN_BUDGET;
+  }
+
+  /** An exit that happens between instructions (VMX-preemption timer expiry). */
+  private forcedExit(reason: number): number {
+    this.unit.exitBetweenInstructions(reason);
+    this.inGuest = false;
+    return RUN_EXIT;
+  }
+
+  /**
+   * Emulate the guest instruction at RIP with guest-physical [gpaBase, gpaBase+size) routed to
+   * host-physical [hostBase, …) — a window where the hypervisor registered its device model — as
+   * KVM's instruction emulator does for MMIO. The instruction retires and the guest stays exited.
+   */
+  emulateMmioInstruction(gpaBase: number, size: number, hostBase: number): RunOutcomeOfEmulation {
+    const cpu = this.cpu;
+    cpu.mmioWindow.gpaBase = gpaBase;
+    cpu.mmioWindow.size = size;
+    cpu.mmioWindow.hostBase = hostBase;
+    try {
+      const r = this.run(1);
+      if (r === RUN_EXIT) return { exited: true };
+      // Leave the guest cleanly at the next instruction boundary (no architectural exit is charged).
+      this.unit.exitBetweenInstructions(V.EXIT_PREEMPTION_TIMER, true);
+      this.inGuest = false;
+      return { exited: false };
+    } finally {
+      cpu.mmioWindow.size = 0;
+    }
+  }
+
+  /** Save the vCPU's non-VMCS state (GPRs, syscall MSRs, CR2, DRs) when switching vCPUs. */
+  saveContext(ctx: GuestContext): void {
+    const c = this.cpu;
+    ctx.lo.set(c.lo);
+    ctx.hi.set(c.hi);
+    ctx.cr2Lo = c.cr2Lo;
+    ctx.cr2Hi = c.cr2Hi;
+    ctx.cr8 = c.cr8;
+    const m = ctx.msr;
+    m[0] = c.starLo;
+    m[1] = c.starHi;
+    m[2] = c.lstarLo;
+    m[3] = c.lstarHi;
+    m[4] = c.cstarLo;
+    m[5] = c.cstarHi;
+    m[6] = c.sfmask;
+    m[8] = c.kernelGsBaseLo;
+    m[9] = c.kernelGsBaseHi;
+    m[10] = c.tscAux;
+    ctx.drLo.set(c.drLo);
+    ctx.drHi.set(c.drHi);
+  }
+
+  restoreContext(ctx: GuestContext): void {
+    const c = this.cpu;
+    c.lo.set(ctx.lo);
+    c.hi.set(ctx.hi);
+    c.cr2Lo = ctx.cr2Lo;
+    c.cr2Hi = ctx.cr2Hi;
+    c.cr8 = ctx.cr8;
+    const m = ctx.msr;
+    c.starLo = m[0];
+    c.starHi = m[1];
+    c.lstarLo = m[2];
+    c.lstarHi = m[3];
+    c.cstarLo = m[4];
+    c.cstarHi = m[5];
+    c.sfmask = m[6];
+    c.kernelGsBaseLo = m[8];
+    c.kernelGsBaseHi = m[9];
+    c.tscAux = m[10];
+    c.drLo.set(ctx.drLo);
+    c.drHi.set(ctx.drHi);
+  }
+}
+
+export interface RunOutcomeOfEmulation {
+  /** The instruction caused a VM exit of its own (e.g. it faulted into an intercepted vector). */
+  exited: boolean;
+}
