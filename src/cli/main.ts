@@ -1,6 +1,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runCpuBench } from "../bench/cpu-bench.js";
+import { SUITE, compareCommand } from "./compare.js";
 import { parseSize, runCommand } from "./run.js";
+import { STACKS } from "../stacks/index.js";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -25,12 +27,28 @@ program
   .option("--memory <size>", "guest RAM (e.g. 256M, 4G)", parseSize, 256 * 1024 * 1024)
   .option("--boot <protocol>", "multiboot or direct64 (default: direct64 for ELF64 images)")
   .option("--max-instructions <n>", "stop a guest that runs longer than this", positiveInt, 2_000_000_000)
+  .option("--profile <name>", "cost profile (name or path to a JSON file)")
   .option("--json", "print one JSON document instead of the console and summary")
   .action((image: string | undefined, cmdline: string[], opts) => {
     if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
       throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
     }
     process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
+  });
+
+const list = (v: string) => v.split(",").map((x) => x.trim()).filter(Boolean);
+
+program
+  .command("compare")
+  .description("run the workload suite on each stack: cycles per iteration, ratio to native, exits per iteration by level")
+  .option("--stacks <list>", "comma-separated stacks", list, [...STACKS.keys()])
+  .option("--workloads <list>", "comma-separated workloads", list, SUITE)
+  .option("--profile <name>", "cost profile (name or path to a JSON file)")
+  .option("--memory <size>", "guest RAM (e.g. 256M)", parseSize, 256 * 1024 * 1024)
+  .option("--max-instructions <n>", "per-run instruction limit", positiveInt, 500_000_000)
+  .option("--json", "print one JSON document")
+  .action((opts) => {
+    process.exitCode = compareCommand(opts);
   });
 
 const bench = program.command("bench").description("measure the simulator itself");

@@ -15,6 +15,7 @@ export interface RunCommandOptions {
   maxInstructions: number;
   protocol?: "multiboot" | "direct64";
   iters?: number;
+  profile?: string;
 }
 
 /** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
@@ -62,6 +63,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       memory: opts.memory,
       maxInstructions: opts.maxInstructions,
       protocol: opts.protocol,
+      profile: opts.profile,
       onSerial: opts.json ? undefined : (s) => process.stdout.write(s),
     });
   } catch (e) {
@@ -92,6 +94,7 @@ export function runJson(r: StackRunResult, cmdline: string): object {
     instructions: r.instructions,
     cycles: r.cycles,
     counters: r.counters,
+    ledger: r.ledger,
     wallSeconds: Number(r.wallSeconds.toFixed(3)),
   };
 }
@@ -103,4 +106,10 @@ function printSummary(r: StackRunResult): void {
   w.write(`   ${r.instructions.toLocaleString("en-US")} instructions, ${r.cycles.toLocaleString("en-US")} simulated cycles, ${r.wallSeconds.toFixed(2)} s wall (${mips.toFixed(1)} MIPS)\n`);
   const keys = Object.keys(r.counters).filter((k) => k !== "cpu.instructions" && k !== "cpu.cycles");
   for (const k of keys) w.write(`   ${k.padEnd(34)} ${r.counters[k].toLocaleString("en-US")}\n`);
+  if (r.ledger && r.ledger.length > 0) {
+    w.write("   where the cycles went (level/category/reason):\n");
+    for (const l of r.ledger.slice(0, 20)) {
+      w.write(`   L${l.level} ${`${l.category}/${l.reason}`.padEnd(30)} ${Math.round(l.cycles).toLocaleString("en-US").padStart(16)} cycles  ${l.count.toLocaleString("en-US").padStart(10)} events\n`);
+    }
+  }
 }

@@ -127,7 +127,7 @@ export function readCr(c: Cpu, n: number, out: Int32Array): void {
       return;
     case 8:
       if (!c.mode64) c.raise(UD);
-      out[0] = c.cr8 & 0xf;
+      out[0] = (c.tpr !== null ? c.tpr.getCr8() : c.cr8) & 0xf;
       out[1] = 0;
       return;
     default:
@@ -160,6 +160,7 @@ export function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
       if (!c.mode64) c.raise(UD);
       if (hi !== 0 || (lo & ~0xf) !== 0) c.raise(GP, 0);
       c.cr8 = lo;
+      c.tpr?.setCr8(lo); // CR8 is TPR[7:4] of the local APIC (SDM vol. 3, 11.8.6)
       c.irqCheck = true; // a lower TPR may unmask a pending interrupt
       return;
     default:
@@ -211,12 +212,11 @@ export function writeCr0(c: Cpu, lo: number, hi: number): void {
  */
 export function writeCr3(c: Cpu, lo: number, hi: number): void {
   if (!c.mode64) hi = 0;
+  const src = hi; // bit 63 (with CR4.PCIDE): do not invalidate the PCID's entries
   if ((c.cr4 & CR4_PCIDE) !== 0) hi &= 0x7fffffff;
   const maxPhy = maxPhysAddr(c);
   if (maxPhy < 64 && hi >>> (maxPhy - 32) !== 0) c.raise(GP, 0);
-  c.cr3Lo = lo;
-  c.cr3Hi = hi;
-  c.flushTlb();
+  c.mmu.writeCr3(lo, src); // stores CR3 (without bit 63) and invalidates per SDM 4.10.4.1
 }
 
 /**

@@ -166,6 +166,8 @@ export class Cpu {
   intc: InterruptController | null = null;
   msrHandler: MsrHandler | null = null;
   vmx: VmxHooks | null = null;
+  /** The local APIC's TPR seen as CR8 (MOV to/from CR8); null: CR8 is a plain register (cr8). */
+  tpr: { getCr8(): number; setCr8(value: number): void } | null = null;
   readonly model: CpuModel;
   /** The MMU model (TLBs, paging-structure caches, walker); translate() goes through it. */
   readonly mmu: Mmu;

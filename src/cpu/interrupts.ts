@@ -60,7 +60,7 @@ const tssStack: Descriptor = { baseLo: 0, baseHi: 0, limit: 0, ar: 0 };
  * `external` true for interrupts from the controller; `soft` 0, or 1 for INT n-class events
  * (INT n, INT3, INTO). The return address is the CPU's current RIP (the caller has set it: the
  * faulting instruction for faults, the next instruction for traps, INT n and interrupts).
- * A fault during delivery is reported at c.startLo/Hi (the instruction that was executing).
+ * A fault while delivering INT n is reported at c.startLo/Hi (the INT instruction).
  */
 export function deliverEvent(c: Cpu, vector: number, errorCode: number, external: boolean, soft: number): void {
   let v = vector;
@@ -78,10 +78,13 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       const nv = c.faultVector;
       const ne = c.faultError;
       c.faultVector = -1;
-      // The nested fault is reported against the instruction that was executing (for INT n:
-      // the INT itself, not the instruction after it).
-      c.ripLo = c.startLo;
-      c.ripHi = c.startHi;
+      // A fault while delivering INT n is reported against the INT instruction itself (the
+      // frame would have held the next RIP). For exceptions and interrupts RIP is unchanged:
+      // delivery commits nothing before it succeeds.
+      if (kind === EV_SOFTWARE) {
+        c.ripLo = c.startLo;
+        c.ripHi = c.startHi;
+      }
       if (v === DF_ && kind === EV_EXCEPTION) {
         c.delivering = -1;
         c.shutdown(

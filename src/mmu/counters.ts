@@ -31,6 +31,8 @@ export const MMU_COUNTERS = [
   /** A TLB hit whose cached rights forbid the access (or a write to a clean entry): re-walked. */
   "rewalks_rights",
   "rewalks_dirty",
+  /** A walk that started from a PSC entry faulted: re-verified by a full walk from the root. */
+  "rewalks_psc",
   "walk_faults",
   /** Memory references of all walks (guest dimension + nested EPT dimension; derived). By level: guest dimension only. */
   "walk_refs",
@@ -65,6 +67,11 @@ export const MMU_COUNTERS = [
   // Invalidations, by cause (events), and how many TLB entries they dropped.
   "inval_cr3",
   "inval_cr3_noflush",
+  /**
+   * CR3 found changed without writeCr3 (loaders, state restore that assign cpu.cr3 directly):
+   * treated as a flushing load of the new CR3 (not counted in inval_cr3).
+   */
+  "cr3_implicit_loads",
   "inval_invlpg",
   "inval_invpcid_0",
   "inval_invpcid_1",
@@ -74,6 +81,8 @@ export const MMU_COUNTERS = [
   "inval_cr4",
   "inval_page_fault",
   "inval_other",
+  /** VM entries + exits seen (each flushes everything while vmTransitionsFlush: no VPID). */
+  "vm_transitions",
   "inval_entries",
   /** L1 entries evicted by fills (each one drops the page from the CPU's software TLB). */
   "l1_evictions",

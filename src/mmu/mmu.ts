@@ -3,6 +3,18 @@ import { MC, MMU_COUNTERS, type MmuCounterName } from "./counters.js";
 import { DEFAULT_PSC_SIZES, PagingStructureCache, type PscSizes } from "./paging-structure-cache.js";
 import type { PhysicalMemory } from "./phys.js";
 import {
+  contextTag,
+  SIZE_SHIFT,
+  SIZES_1G,
+  SIZES_2M,
+  SIZES_4K,
+  SZ_4K,
+  sizeCodeOfShift,
+  Tlb,
+  TlbArray,
+  type TlbGeometry,
+} from "./tlb.js";
+import {
   ACC_FETCH,
   ACC_NOAC,
   ACC_USER,
@@ -20,18 +32,6 @@ import {
   type PagingControls,
   x86Denied,
 } from "./walker.js";
-import {
-  SIZES_1G,
-  SIZES_2M,
-  SIZES_4K,
-  SIZE_SHIFT,
-  SZ_4K,
-  Tlb,
-  TlbArray,
-  type TlbGeometry,
-  contextTag,
-  sizeCodeOfShift,
-} from "./tlb.js";
 
 /**
  * What the MMU needs from the CPU it serves (the Cpu satisfies this structurally). The MMU
@@ -47,6 +47,8 @@ export interface MmuHost {
   readonly paging: PagingControls;
   /** Retired instructions (ITLB accesses). */
   readonly icountSlot: Float64Array;
+  /** VMX non-root operation (optional: hosts without VMX leave it undefined). */
+  readonly nonRoot?: boolean;
   /** Drop the whole software TLB (and the current code page). */
   flushTlb(): void;
   /** Drop one linear page from the software TLB (and the current code page). */
@@ -86,7 +88,6 @@ export const DEFAULT_MMU_CONFIG: MmuConfig = {
 /** Why everything was flushed (counter attribution). */
 export type FlushReason = "cr0" | "cr4" | "other";
 
-const NOTIFY_NONE = 0;
 const NOTIFY_PAGE = 1;
 const NOTIFY_ALL = 2;
 
@@ -123,6 +124,12 @@ export class Mmu {
 
   vpid = 0;
   eptpIndex = 0;
+  /**
+   * VM entries and exits (host.nonRoot changing) flush everything, as with VPID disabled
+   * (SDM vol. 3, 28.3.3.3). Whoever models VPIDs sets this false and calls setContext instead.
+   */
+  vmTransitionsFlush = true;
+  private lastNonRoot = false;
   /** Current context tag (vpid, eptpIndex, pcid). */
   ctx = 0;
 
@@ -147,7 +154,10 @@ export class Mmu {
     w.pscStatBase = MC.psc_hits_pde;
     w.adStat = MC.ad_writes;
     this.walker = w;
-    this.itlb = new Tlb("itlb", [new TlbArray("itlb4k", cfg.itlb4k, SIZES_4K), new TlbArray("itlb2m", cfg.itlb2m, SIZES_2M)]);
+    this.itlb = new Tlb("itlb", [
+      new TlbArray("itlb4k", cfg.itlb4k, SIZES_4K),
+      new TlbArray("itlb2m", cfg.itlb2m, SIZES_2M),
+    ]);
     this.dtlb = new Tlb("dtlb", [
       new TlbArray("dtlb4k", cfg.dtlb4k, SIZES_4K),
       new TlbArray("dtlb2m", cfg.dtlb2m, SIZES_2M),
@@ -180,7 +190,8 @@ export class Mmu {
    */
   translate(lo: number, hi: number, access: number): number {
     const h = this.host;
-    if (h.cr3Lo !== this.cr3Lo || h.cr3Hi !== this.cr3Hi) this.cr3Loaded(true);
+    if ((h.nonRoot === true) !== this.lastNonRoot) this.vmTransition();
+    if (h.cr3Lo !== this.cr3Lo || h.cr3Hi !== this.cr3Hi) this.cr3Loaded(true, true);
     if (h.cpl === 3 && (access & ACC_USER) === 0) access |= ACC_NOAC;
     const c = this.counters;
     const fetch = (access & ACC_FETCH) !== 0;
@@ -230,9 +241,17 @@ export class Mmu {
     const w = this.walker;
     c[MC.walks]++;
     c[fetch ? MC.walks_i : MC.walks_d]++;
-    const pa = w.walk(lo, hi, access, this.host.paging);
+    let pa = w.walk(lo, hi, access, this.host.paging);
     this.lastWalkRefs = w.refs;
     if (w.startLevel === w.levels) c[MC.psc_misses]++;
+    else if (pa < 0 && w.fault === FAULT_PF) {
+      // A fault on a walk that began at a (possibly stale) PSC entry is re-verified from the
+      // root, so software that changed tables without invalidating sees no spurious #PF.
+      c[MC.rewalks_psc]++;
+      this.psc.invalidateAddr(lo, hi, this.ctx);
+      pa = w.walk(lo, hi, access, this.host.paging);
+      this.lastWalkRefs += w.refs;
+    }
     if (pa < 0) {
       c[MC.walk_faults]++;
       this.fault = w.fault;
@@ -330,15 +349,16 @@ export class Mmu {
   }
 
   /** CR3 was loaded (explicitly, or found changed by someone who set it directly: treated as a flushing load). */
-  private cr3Loaded(flush: boolean): void {
+  private cr3Loaded(flush: boolean, implicit = false): void {
     const h = this.host;
     this.cr3Lo = h.cr3Lo;
     this.cr3Hi = h.cr3Hi;
     this.walker.setCr3(h.cr3Lo, h.cr3Hi);
     this.recomputeCtx();
     const c = this.counters;
+    if (implicit) c[MC.cr3_implicit_loads]++;
     if (flush) {
-      c[MC.inval_cr3]++;
+      if (!implicit) c[MC.inval_cr3]++;
       this.dropMatching(this.ctx, -1, false);
     } else c[MC.inval_cr3_noflush]++;
     // The software TLB is not tagged: a new CR3 always empties it.
@@ -422,6 +442,8 @@ export class Mmu {
     const h = this.host;
     const cr0 = h.cr0;
     const cr4 = h.cr4;
+    if ((h.nonRoot === true) !== this.lastNonRoot) this.vmTransition();
+    if (h.cr3Lo !== this.cr3Lo || h.cr3Hi !== this.cr3Hi) this.cr3Loaded(true, true);
     if (cr0 === this.lastCr0 && cr4 === this.lastCr4) return;
     const d0 = cr0 ^ this.lastCr0;
     const d4 = cr4 ^ this.lastCr4;
@@ -438,6 +460,13 @@ export class Mmu {
     ) {
       this.flushAll("cr4");
     } else if (this.ctx !== oldCtx) this.notify(NOTIFY_ALL, 0, 0);
+  }
+
+  /** The host entered or left VMX non-root operation. */
+  private vmTransition(): void {
+    this.lastNonRoot = this.host.nonRoot === true;
+    this.counters[MC.vm_transitions]++;
+    if (this.vmTransitionsFlush) this.flushAll("other");
   }
 
   /** Switch the VPID / EPTP-index part of the context tag (VM entry/exit); no invalidation. */

@@ -87,7 +87,16 @@ export class PagingStructureCache {
     return -1;
   }
 
-  insert(level: number, lo: number, hi: number, ctx: number, next: number, nextGpa: number, perm: number, tperm: number): void {
+  insert(
+    level: number,
+    lo: number,
+    hi: number,
+    ctx: number,
+    next: number,
+    nextGpa: number,
+    perm: number,
+    tperm: number,
+  ): void {
     const n = this.count[level];
     if (n === 0) return;
     const shift = 12 + 9 * (level - 1);

@@ -71,6 +71,14 @@ export class PhysicalMemory {
     return p;
   }
 
+  /** Visit every allocated page (loaders copy a prepared image into a guest this way). */
+  forEachPage(cb: (pfn: number, page: DataView) => void): void {
+    for (let i = 0; i < this.pageCount; i++) {
+      const p = this.pages[i];
+      if (p !== undefined) cb(i, p);
+    }
+  }
+
   /** How many pages have been touched (allocated). */
   allocatedPages(): number {
     let n = 0;

@@ -258,7 +258,7 @@ export class PageWalker {
     let tableGpa = this.root;
     let tperm = 7; // EPT permissions of the current table's page (nested)
     // Table accesses as the EPT sees them: reads, or writes when EPT A/D is on (SDM 28.3.5).
-    const tableAcc = tr !== null && tr.adEnabled ? EPT_W : EPT_R;
+    const tableAcc = tr?.adEnabled ? EPT_W : EPT_R;
     // ---- Paging-structure caches: longest prefix first (SDM 4.10.3). ----
     let fromPsc = false;
     if (psc !== null) {
@@ -302,11 +302,13 @@ export class PageWalker {
         if (rwx === 0) return this.eptFault(FAULT_EPT_VIOLATION, lo, hi, access, 0, kind, refs, level);
         leaf = level === 1 || ((eLo & E_LARGE) !== 0 && level <= 3);
         let bad = (rwx & 3) === EPT_W || (eHi & this.rsvdHi) !== 0; // W without R; bits 51:MAXPHYADDR
-        if (!leaf) bad ||= (eLo & 0xf8) !== 0; // bits 7:3 of non-leaf entries
+        if (!leaf)
+          bad ||= (eLo & 0xf8) !== 0; // bits 7:3 of non-leaf entries
         else {
           const mt = (eLo >>> 3) & 7;
           bad ||= mt === 2 || mt === 3 || mt === 7;
-          if (level === 2) bad ||= (eLo & 0x1ff000) !== 0; // 2 MiB: bits 20:12
+          if (level === 2)
+            bad ||= (eLo & 0x1ff000) !== 0; // 2 MiB: bits 20:12
           else if (level === 3) bad ||= (eLo & 0x3ffff000) !== 0; // 1 GiB: bits 29:12
         }
         if (bad) return this.eptFault(FAULT_EPT_MISCONFIG, lo, hi, access, 0, kind, refs, level);
@@ -318,7 +320,8 @@ export class PageWalker {
         let bad = (eHi & this.rsvdHi) !== 0 || (!ctl.nxe && (eHi & X_HI_NX) !== 0);
         if ((eLo & X_PS) !== 0) {
           if (level >= 4) bad = true;
-          else if (level === 3) bad ||= (eLo & 0x3fffe000) !== 0; // 1 GiB: bits 29:13
+          else if (level === 3)
+            bad ||= (eLo & 0x3fffe000) !== 0; // 1 GiB: bits 29:13
           else if (level === 2) bad ||= (eLo & 0x1fe000) !== 0; // 2 MiB: bits 20:13
         }
         if (bad) return this.pageFault(pfErrorBase(access, ctl) | PFEC_P | PFEC_RSVD, refs0, refs, level);
@@ -348,7 +351,8 @@ export class PageWalker {
       // ---- Leaf: permissions, then the final (nested) translation, then A/D. ----
       const write = ept ? (access & EPT_W) !== 0 : (access & ACC_WRITE) !== 0;
       if (ept) {
-        if ((access & ~perm & 7) !== 0) return this.eptFault(FAULT_EPT_VIOLATION, lo, hi, access, perm, kind, refs, level);
+        if ((access & ~perm & 7) !== 0)
+          return this.eptFault(FAULT_EPT_VIOLATION, lo, hi, access, perm, kind, refs, level);
       } else if (x86Denied(perm, access, ctl)) {
         return this.pageFault(pfErrorBase(access, ctl) | PFEC_P, refs0, refs, level);
       }
@@ -427,7 +431,16 @@ export class PageWalker {
     return -1;
   }
 
-  private eptFault(kind: number, lo: number, hi: number, access: number, perm: number, gk: number, refs: number, _level: number): number {
+  private eptFault(
+    kind: number,
+    lo: number,
+    hi: number,
+    access: number,
+    perm: number,
+    gk: number,
+    refs: number,
+    _level: number,
+  ): number {
     this.fault = kind;
     this.faultGpa = (hi & 0xfffff) * 4294967296 + (lo >>> 0);
     let q = 0;

@@ -1,8 +1,12 @@
 import { nativeStack } from "./native.js";
+import { vmStack } from "./vm.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 
 /** Every stack nestlab can run, by name. */
-export const STACKS: ReadonlyMap<string, Stack> = new Map([[nativeStack.name, nativeStack]]);
+export const STACKS: ReadonlyMap<string, Stack> = new Map([
+  [nativeStack.name, nativeStack],
+  [vmStack.name, vmStack],
+]);
 
 export function getStack(name: string): Stack {
   const s = STACKS.get(name);

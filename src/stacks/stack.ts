@@ -2,6 +2,7 @@
  * A stack is one way of wiring the same guest and machine: bare metal (`native`), under L0
  * (`vm`), nested… Each stack takes a guest image and command line and returns what happened.
  */
+import type { LedgerLine } from "../cost/ledger.js";
 import type { BootProtocol } from "../machine/boot.js";
 import type { RunOutcome } from "../machine/machine.js";
 import type { GuestOutput } from "../machine/results.js";
@@ -17,6 +18,8 @@ export interface StackRunOptions {
   /** Streams the guest's serial output as it is produced. */
   onSerial?: (text: string) => void;
   serialInput?: string;
+  /** Cost profile name or path (default: the default profile). */
+  profile?: string;
 }
 
 export interface StackRunResult {
@@ -31,6 +34,8 @@ export interface StackRunResult {
   cycles: number;
   /** Every counter, flat: "cpu.decodes", "io.ports@0x3f8.writes", … */
   counters: Record<string, number>;
+  /** Where the cycles went, by (level, category, reason); stacks with a cost model fill it. */
+  ledger?: LedgerLine[];
   wallSeconds: number;
 }
 

@@ -332,6 +332,20 @@ describe.skipIf(!HAVE_AS)("32-bit protected mode", () => {
     expect(c.mem.read(esp + 8, 4) & 2).toBe(2);
   });
 
+  it("a 32-bit handler returns with IRETD (same privilege)", () => {
+    const c = cpu32(`${setup32}
+      mov dword ptr [0x5100], 0x02240483   # add dword ptr [esp], 2
+      mov byte ptr [0x5104], 0xcf          # iretd
+      mov word ptr [${IDT32 + 6 * 8}], 0x5100
+      mov esi, esp
+      ud2
+      mov ebx, 7`);
+    expect(c.run(1000)).toBe(STOP_HALT);
+    expect(c.lo[3]).toBe(7);
+    expect(c.lo[4]).toBe(c.lo[6]);
+    expect(c.ripLo >>> 0).toBeGreaterThan(CODE_BASE);
+  });
+
   it("INT n in 32-bit mode saves the next EIP; #GP pushes an error code", () => {
     const c = cpu32(`${setup32}\n int 0x30`);
     expect(c.run(1000)).toBe(STOP_HALT);

@@ -229,6 +229,35 @@ describe.skipIf(!HAVE_AS)("descriptor tables and segments", () => {
     expect(fault(`${toUser()}\nmov ax, ${KDATA}\nmov ds, ax`).f).toMatchObject({ vector: GP, errorCode: KDATA });
   });
 
+  it("LAR/LSL/VERR/VERW probe descriptors and report through ZF", () => {
+    const c = finish(`
+      mov ax, ${KCODE}
+      lar ebx, ax
+      setz r8b
+      lsl ecx, ax
+      mov dx, ${TSS_SEL}
+      lsl esi, dx
+      mov ax, 0x100
+      lar edi, ax
+      setz r9b
+      mov ax, ${KCODE}
+      verr ax
+      setz r10b
+      verw ax
+      setz r11b
+      mov ax, ${KDATA}
+      verw ax
+      setz r12b`);
+    expect(reg(c, 8) & 0xffn).toBe(1n);
+    expect(reg(c, 3)).toBe(0x00af9b00n & 0x00f0ff00n);
+    expect(reg(c, 1)).toBe(0xffffffffn);
+    expect(reg(c, 6)).toBe(0x67n);
+    expect(reg(c, 9) & 0xffn).toBe(0n);
+    expect(reg(c, 10) & 0xffn).toBe(1n);
+    expect(reg(c, 11) & 0xffn).toBe(0n);
+    expect(reg(c, 12) & 0xffn).toBe(1n);
+  });
+
   it("far JMP/CALL m16:64 and far RET at the same privilege level", () => {
     const c = finish(`
       lea rax, [rip + target]
@@ -756,6 +785,54 @@ describe.skipIf(!HAVE_AS)("SYSCALL/SYSRET and SWAPGS", () => {
   it("SYSCALL is #UD with EFER.SCE=0; SWAPGS and SYSRET are #GP at CPL 3", () => {
     expect(fault("mov ecx, 0xc0000080\nrdmsr\nbtr eax, 0\nwrmsr\nsyscall").f.vector).toBe(UD);
     expect(fault(`${toUser()}\nswapgs`).f).toMatchObject({ vector: GP, errorCode: 0 });
+  });
+});
+
+describe.skipIf(!HAVE_AS)("SYSENTER/SYSEXIT and INT1", () => {
+  it("SYSEXIT (REX.W) to CPL 3 and SYSENTER back to the MSR-defined entry", () => {
+    const c = sysCpu(`
+      mov ecx, 0x174
+      mov eax, ${KCODE}
+      xor edx, edx
+      wrmsr
+      mov ecx, 0x175
+      mov eax, 0x44000
+      wrmsr
+      mov ecx, 0x176
+      lea rax, [rip + entry]
+      mov rdx, rax
+      shr rdx, 32
+      wrmsr
+      lea rdx, [rip + user]
+      mov ecx, ${USER_STACK}
+      .byte 0x48, 0x0f, 0x35   # sysexitq
+    user:
+      mov r8, cs
+      mov r9, rsp
+      sysenter
+    entry:
+      mov r10, cs
+      mov r11, ss
+      hlt`);
+    expectHalt(c, runSys(c));
+    expect(frame(c).vector).toBe(-1);
+    expect(reg(c, 8)).toBe(BigInt(UCODE64));
+    expect(reg(c, 9)).toBe(BigInt(USER_STACK));
+    expect(reg(c, 10)).toBe(BigInt(KCODE));
+    expect(reg(c, 11)).toBe(BigInt(KDATA));
+    expect(reg(c, 4)).toBe(0x44000n);
+    expect(c.cpl).toBe(0);
+  });
+
+  it("SYSENTER with IA32_SYSENTER_CS = 0 is #GP(0)", () => {
+    expect(fault("sysenter").f).toMatchObject({ vector: GP, errorCode: 0 });
+  });
+
+  it("INT1 (ICEBP) delivers #DB as a trap without the gate DPL check", () => {
+    const { f } = fault(`${toUser()}
+.byte 0xf1
+nop`);
+    expect(f).toMatchObject({ vector: 1, cs: UCODE64, rip: CODE_BASE + asm(toUser()).length + 1 });
   });
 });
 

@@ -60,6 +60,17 @@ export function stub(v: number): number {
 /** Build the system environment on a CPU from makeCpu64(). */
 export function setupSys(c: Cpu): void {
   const m = c.mem;
+  // Paging structures first: nothing has been translated yet, so no cached entry is stale.
+  // Paging: make everything user-accessible (U at every level), and map the data region with
+  // 4 KiB pages so tests can change single pages.
+  const pml4 = c.cr3Lo & ~0xfff;
+  m.write(pml4, 4, m.read(pml4, 4) | 4);
+  const pdpt = m.read(pml4, 4) & ~0xfff;
+  for (let g = 0; g < 4; g++) m.write(pdpt + g * 8, 4, m.read(pdpt + g * 8, 4) | 4);
+  const pd0 = m.read(pdpt, 4) & ~0xfff;
+  for (let e = 0; e < 512; e++) m.write(pd0 + e * 8, 4, m.read(pd0 + e * 8, 4) | 4);
+  for (let e = 0; e < 512; e++) m.write64(PT_DATA + e * 8, (DATA_BASE + e * 4096) | 7, 0);
+  m.write64(pd0 + (DATA_BASE >>> 21) * 8, PT_DATA | 7, 0);
   // GDT.
   desc(c, 0, 0, 0);
   desc(c, KCODE, 0x0000ffff, 0x00af9b00);
@@ -93,24 +104,19 @@ export function setupSys(c: Cpu): void {
   c.idtrBaseLo = IDT;
   c.idtrBaseHi = 0;
   c.idtrLimit = 256 * 16 - 1;
-  // Paging: make everything user-accessible (U at every level), and map the data region with
-  // 4 KiB pages so tests can change single pages.
-  const pml4 = c.cr3Lo & ~0xfff;
-  m.write(pml4, 4, m.read(pml4, 4) | 4);
-  const pdpt = m.read(pml4, 4) & ~0xfff;
-  for (let g = 0; g < 4; g++) m.write(pdpt + g * 8, 4, m.read(pdpt + g * 8, 4) | 4);
-  const pd0 = m.read(pdpt, 4) & ~0xfff;
-  for (let e = 0; e < 512; e++) m.write(pd0 + e * 8, 4, m.read(pd0 + e * 8, 4) | 4);
-  for (let e = 0; e < 512; e++) m.write64(PT_DATA + e * 8, (DATA_BASE + e * 4096) | 7, 0);
-  m.write64(pd0 + (DATA_BASE >>> 21) * 8, PT_DATA | 7, 0);
+  c.mmu.flushAll();
   c.flushTlb();
   c.lo[4] = STACK_TOP;
 }
 
-/** Set the flags of the 4 KiB page at `addr` in the data region (P=1, RW=2, US=4; nx sets bit 63). */
+/**
+ * Set the flags of the 4 KiB page at `addr` in the data region (P=1, RW=2, US=4; nx sets bit 63)
+ * and drop cached translations of it (as INVLPG would).
+ */
 export function setPage(c: Cpu, addr: number, flags: number, nx = false): void {
   const e = (addr - DATA_BASE) >>> 12;
   c.mem.write64(PT_DATA + e * 8, (DATA_BASE + e * 4096) | flags, nx ? 1 << 31 : 0);
+  c.mmu.invlpg(addr, 0);
 }
 
 /** Load 64-bit code at CODE_BASE on a fresh system machine; `setup` runs before the first instruction. */

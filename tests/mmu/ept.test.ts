@@ -16,7 +16,7 @@ import {
   GPA_TABLE,
   PageWalker,
 } from "../../src/mmu/walker.js";
-import { EA, ED, ER, EW, EWB, EX, P, RW, Tables, US, buildEpt, ctl, entryAddrs, halves } from "./tables.js";
+import { buildEpt, ctl, EA, ED, ER, EW, EWB, EX, entryAddrs, halves, P, RW, Tables, US } from "./tables.js";
 
 const GPA = 0x1234_5000n;
 const HPA = 0x0067_8000n;

@@ -4,8 +4,9 @@
  * bump allocator. `hostOffset` places every table at guestPhysical + hostOffset (a guest's
  * tables as seen in host memory under an EPT that maps GPA x to HPA x + hostOffset).
  */
-import { PageWalker, type PagingControls } from "../../src/mmu/walker.js";
+
 import type { PhysicalMemory } from "../../src/mmu/phys.js";
+import type { PagingControls } from "../../src/mmu/walker.js";
 
 export const P = 1n,
   RW = 2n,
@@ -112,8 +113,4 @@ export function buildEpt(t: Tables, root: number, bytes: number, offset: number,
   for (let g = 0; g < bytes; g += step) {
     t.map(root, BigInt(g), BigInt(g + offset), ER | EW | EX | EWB, large ? 2 : 1, levels);
   }
-}
-
-export function newWalker(mem: PhysicalMemory): PageWalker {
-  return new PageWalker(mem);
 }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CR0_PG, CR0_WP, CR4_PAE, CR4_PCIDE, CR4_PGE } from "../../src/x86/control.js";
 import { MC, MMU_COUNTERS } from "../../src/mmu/counters.js";
 import { Mmu, type MmuConfig, type MmuHost } from "../../src/mmu/mmu.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { ACC_FETCH, ACC_READ, ACC_USER, ACC_WRITE, type PagingControls } from "../../src/mmu/walker.js";
-import { G, P, RW, Tables, US, halves } from "./tables.js";
+import { CR0_PG, CR0_WP, CR4_PAE, CR4_PCIDE, CR4_PGE } from "../../src/x86/control.js";
+import { G, halves, P, RW, Tables, US } from "./tables.js";
 
 class FakeHost implements MmuHost {
   cr0 = CR0_PG | CR0_WP | 1;
@@ -12,6 +12,7 @@ class FakeHost implements MmuHost {
   cr3Hi = 0;
   cr4 = CR4_PAE;
   cpl = 0;
+  nonRoot = false;
   readonly paging: PagingControls = { wp: true, nxe: true, smep: false, smap: false, ac: false, la57: false };
   readonly icountSlot = new Float64Array(1);
   fullFlushes = 0;
@@ -272,7 +273,27 @@ describe("TLB model: PCIDs, global pages, invalidation", () => {
     mmu.translate(page(9), 0, ACC_READ);
     host.cr3Lo = root2;
     expect(mmu.translate(page(9), 0, ACC_READ)).toBe(0xa00000 + 9 * 4096);
-    expect(get(mmu, "inval_cr3")).toBe(1);
+    expect(get(mmu, "cr3_implicit_loads")).toBe(1);
+    expect(get(mmu, "inval_cr3")).toBe(0);
+  });
+  it("VM entry/exit (non-root changes) flush everything while VPIDs are not modelled", () => {
+    const { mmu, host } = machine();
+    host.cr4 |= CR4_PGE;
+    mmu.syncControls();
+    mmu.translate(page(519), 0, ACC_READ); // global
+    host.nonRoot = true;
+    mmu.translate(page(519), 0, ACC_READ);
+    expect(get(mmu, "walks")).toBe(2);
+    expect(get(mmu, "vm_transitions")).toBe(1);
+    host.nonRoot = false;
+    mmu.syncControls();
+    expect(get(mmu, "vm_transitions")).toBe(2);
+    expect(mmu.dtlb.occupancy()).toBe(0);
+    mmu.vmTransitionsFlush = false;
+    mmu.translate(page(519), 0, ACC_READ);
+    host.nonRoot = true;
+    mmu.translate(page(519), 0, ACC_READ);
+    expect(get(mmu, "walks")).toBe(3);
   });
   it("counters are declared once and serialise by name", () => {
     const { mmu } = machine();

@@ -10,12 +10,12 @@ import {
   LEAF_D,
   LEAF_G,
   LEAF_PAT_SHIFT,
+  PageWalker,
   PERM_U,
   PERM_W,
   PERM_X,
-  PageWalker,
 } from "../../src/mmu/walker.js";
-import { A, D, G, NX, P, PCD, PS, PWT, RW, Tables, US, ctl, halves } from "./tables.js";
+import { A, ctl, D, G, halves, NX, P, PCD, PS, PWT, RW, Tables, US } from "./tables.js";
 
 const VA = 0x00007f12_3456_7000n + 0x123n; // user-half address, all four indices non-zero
 const PA = 0x0035_6000n;

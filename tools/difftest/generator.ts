@@ -139,7 +139,7 @@ class Chunk {
   }
 }
 
-function describeRow(r: OpDef): string {
+export function describeRow(r: OpDef): string {
   const map = r.map === 0 ? "" : r.map === 1 ? "0F " : r.map === 2 ? "0F 38 " : "0F 3A ";
   const pre = r.prefix ? `${r.prefix.toString(16).toUpperCase()} ` : "";
   const code = r.code.toString(16).toUpperCase().padStart(2, "0");
@@ -176,6 +176,7 @@ export class Generator {
     const only = opts.only ? new RegExp(opts.only, "i") : null;
     const exclude = opts.exclude ? new RegExp(opts.exclude, "i") : null;
     for (const row of this.rows) {
+      if (row.mode === "no64") continue; // not encodable in 64-bit mode (INC/DEC 40+r, 82 /r…)
       const spec = specFor(row);
       if (spec === undefined) {
         this.unknownRows.push(row);
@@ -549,10 +550,10 @@ class CaseGen {
     noAsize32?: boolean;
   }): MemChoice {
     const r = this.rng;
+    // The access covers [off + lo, off + width) for the chosen offset `off`.
     const lo = opts.lo ?? 0;
-    const hi = opts.lo !== undefined ? opts.width : opts.width; // window end
     const minOff = Math.max(0, -lo);
-    const maxOff = DATA_SIZE - hi;
+    const maxOff = DATA_SIZE - opts.width;
     let off: number;
     const w = r.int(100);
     if (w < 15 && opts.align === undefined) {

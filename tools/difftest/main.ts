@@ -6,7 +6,7 @@
  * (also when the difftest cannot run here, e.g. without gcc: it then prints the skip reason).
  */
 import { initialState, listing } from "./compare.js";
-import { Generator } from "./generator.js";
+import { describeRow, Generator } from "./generator.js";
 import { buildHarness } from "./native.js";
 import { parseSeed } from "./prng.js";
 import { runDifftest } from "./runner.js";
@@ -130,9 +130,9 @@ function coverage(a: Args): void {
   const pops = g.popTemplates();
   if (pops.length)
     console.log(`POP (used to balance pushes; ${pops.length} rows)\n${pops.map((t) => `    ${t.desc}`).join("\n")}`);
-  console.log(
-    `\nrows the generator does not know (not generated): ${g.unknownRows.map((r) => r.name).join(" ") || "none"}`,
-  );
+  console.log(`
+rows the generator does not know (not generated): ${g.unknownRows.length}`);
+  for (const r of g.unknownRows) console.log(`    ${describeRow(r)}`);
   if (g.featureSkipped.length)
     console.log(`rows skipped for missing host CPU features: ${g.featureSkipped.map((r) => r.name).join(" ")}`);
   const missing = g.missingRequired();

@@ -305,6 +305,12 @@ S.push(
     feature: "adx",
   },
   { map: 1, code: 0x1f, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
+  // Hint NOPs: prefetch (0F 18), reserved-NOP space (0F 19, 0F 1C, 0F 1D). 0F 1A/1B (MPX) and
+  // 0F 1E (CET) are left out: their meaning depends on enabled features.
+  { map: 1, code: 0x18, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
+  { map: 1, code: 0x19, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
+  { map: 1, code: 0x1c, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
+  { map: 1, code: 0x1d, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
   // Bit scan / count.
   { map: 1, code: 0xbc, cls: "BSF", kind: "bsf", w: "reg", eff: E_BSF },
   { map: 1, code: 0xbd, cls: "BSR", kind: "bsf", w: "reg", eff: E_BSF },

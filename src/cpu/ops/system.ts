@@ -1,13 +1,17 @@
 /**
  * System instructions (SDM vol. 2 for each instruction; vol. 3 for the system state they touch):
- * control/debug registers, descriptor tables and segment loads, far transfers, IRET, INT n,
- * MSRs, CPUID, TSC, interrupt flag, port I/O, TLB/cache maintenance, SWAPGS, SYSCALL/SYSRET,
- * SYSENTER/SYSEXIT, and the VMX instructions (decoded here, given meaning by Cpu.vmx).
+ * control/debug registers, descriptor tables and segment loads, LAR/LSL/VERR/VERW, far
+ * transfers, IRET, INT n, MSRs, CPUID, TSC, interrupt flag, port I/O, TLB/cache maintenance,
+ * SWAPGS, SYSCALL/SYSRET, SYSENTER/SYSEXIT, and the VMX instructions (decoded here, given
+ * meaning by Cpu.vmx).
  *
  * Privileged instructions raise #GP(0) at CPL > 0. Everything that can fault is checked before
  * architectural state changes (faults are precise). Not modelled (documented gaps): call gates,
- * task switches and task gates, IRET with NT=1 (#GP), the TSS I/O permission bitmap (CPL > IOPL
- * is always #GP), virtual-8086 mode, 16-bit far pointers on 32-bit stacks beyond operand size.
+ * task switches and task gates, IRET with NT=1 (#GP(0)), LDT-based selectors (the LDT can be
+ * loaded but descriptors are read from the GDT only), the TSS I/O permission bitmap (CPL > IOPL
+ * is always #GP(0)), virtual-8086 mode and 16-bit code, hardware breakpoints (DR0-DR7 are stored
+ * only), TF single-step #DB, #AC alignment checks, MONITOR/MWAIT/RDPID/XGETBV (#UD: not in
+ * CPUID), non-flat CS/DS/ES/SS bases for code addresses (RIP is treated as linear).
  */
 
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
@@ -36,17 +40,22 @@ import { deliverEvent } from "../interrupts.js";
 import { readMsr, readTsc, writeMsr } from "../msr.js";
 import type { OpDef } from "../opdef.js";
 import {
+  AR_CODE,
   AR_CODE32_KERNEL,
   AR_CODE32_USER,
   AR_CODE64_KERNEL,
   AR_CODE64_USER,
+  AR_CONFORMING,
   AR_DATA_KERNEL,
   AR_DATA_USER,
   AR_L,
+  AR_RW,
+  AR_S,
   checkFarCode,
   checkReturnCode,
   checkReturnStack,
   commitCode,
+  type Descriptor,
   farCode,
   farStack,
   loadDataSegment,
@@ -54,6 +63,7 @@ import {
   loadTaskRegister,
   nullInaccessibleSegments,
   nullSegment,
+  readDescriptor,
   setSegment,
 } from "../segments.js";
 
@@ -266,6 +276,75 @@ function popSreg(c: Cpu, i: Insn): void {
     c.intShadow = true;
     c.irqCheck = true;
   }
+}
+
+/**
+ * Descriptor probe for LAR/LSL/VERR/VERW: reads the GDT descriptor of `sel` into `probe` and
+ * returns false (ZF=0 for the instruction) for a null/LDT/out-of-limit selector or when the
+ * privilege rule fails (non-conforming code and data need DPL >= max(CPL, RPL)).
+ */
+const probe: Descriptor = { baseLo: 0, baseHi: 0, limit: 0, ar: 0 };
+function probeSelector(c: Cpu, sel: number): boolean {
+  if ((sel & 0xfffc) === 0 || (sel & 4) !== 0 || (sel & 0xfff8) + 7 > c.gdtrLimit) return false;
+  readDescriptor(c, sel, GP, false, probe);
+  const ar = probe.ar;
+  const conformingCode = (ar & AR_S) !== 0 && (ar & AR_CODE) !== 0 && (ar & AR_CONFORMING) !== 0;
+  const dpl = (ar >> 5) & 3;
+  return conformingCode || (dpl >= c.cpl && dpl >= (sel & 3));
+}
+
+/** A 16-bit selector operand of an instruction whose operand size may be larger (LAR/LSL). */
+function readSel16(c: Cpu, i: Insn): number {
+  if (!i.isMem) return c.lo[i.rm] & 0xffff;
+  c.ea(i);
+  return c.read16(c.eaLo, c.eaHi);
+}
+
+function setZf(c: Cpu, z: boolean): void {
+  const f = c.getFlags();
+  c.setFlags(z ? f | ZF : f & ~ZF);
+}
+
+/** System descriptor types LAR accepts in IA-32e mode (LDT, 64-bit TSS available/busy, call gate). */
+function larSystemOk(c: Cpu, type: number): boolean {
+  if (lma(c)) return type === 2 || type === 9 || type === 0xb || type === 0xc;
+  return type !== 0 && type !== 8 && type !== 0xa && type !== 0xd;
+}
+
+/** LAR r, r/m16 (0F 02; SDM vol. 2 LAR): access rights (descriptor bits 23:8) if visible, ZF=1. */
+function lar(c: Cpu, i: Insn): void {
+  const sel = readSel16(c, i);
+  let ok = probeSelector(c, sel);
+  if (ok && (probe.ar & AR_S) === 0) ok = larSystemOk(c, probe.ar & 0xf);
+  if (ok) {
+    // AR layout back to descriptor bits 23:8: type/S/DPL/P in 15:8, AVL/L/D/G in 23:20.
+    const v = ((probe.ar & 0xff) << 8) | ((probe.ar & 0xf000) << 8);
+    c.setReg(i.reg, i.size, i.size === 2 ? v & 0xff00 : v, 0);
+  }
+  setZf(c, ok);
+}
+
+/** LSL r, r/m16 (0F 03; SDM vol. 2 LSL): the byte-granular segment limit, ZF=1. */
+function lsl(c: Cpu, i: Insn): void {
+  const sel = readSel16(c, i);
+  let ok = probeSelector(c, sel);
+  if (ok && (probe.ar & AR_S) === 0) {
+    const type = probe.ar & 0xf;
+    ok = type === 2 || type === 9 || type === 0xb || (!lma(c) && (type === 1 || type === 3));
+  }
+  if (ok) c.setReg(i.reg, i.size, i.size === 2 ? probe.limit & 0xffff : probe.limit | 0, 0);
+  setZf(c, ok);
+}
+
+/** VERR/VERW r/m16 (0F 00 /4 /5): ZF=1 if the segment is readable/writable at CPL. */
+function verrVerw(c: Cpu, i: Insn): void {
+  const sel = c.readRm(i) & 0xffff;
+  let ok = probeSelector(c, sel) && (probe.ar & AR_S) !== 0;
+  if (ok) {
+    const code = (probe.ar & AR_CODE) !== 0;
+    ok = i.op === 0 ? !code || (probe.ar & AR_RW) !== 0 : !code && (probe.ar & AR_RW) !== 0;
+  }
+  setZf(c, ok);
 }
 
 // =====================================================================================
@@ -612,7 +691,7 @@ function insOuts(c: Cpu, i: Insn): void {
 function invlpg(c: Cpu, i: Insn): void {
   priv(c);
   c.ea(i);
-  c.flushTlbPage(c.eaLo, c.eaHi);
+  c.mmu.invlpg(c.eaLo, c.eaHi); // TLB model + PSCs; drops the page from the software TLB too
 }
 
 /**
@@ -635,10 +714,8 @@ function invpcid(c: Cpu, i: Insn): void {
   const laHi = c.vHi;
   if ((pcid & ~0xfff) !== 0 || pcidHi !== 0) c.raise(GP, 0);
   if (typeLo <= 1 && (c.cr4 & CR4_PCIDE) === 0 && (pcid & 0xfff) !== 0) c.raise(GP, 0);
-  if (typeLo === 0) {
-    if (!canonical(laHi)) c.raise(GP, 0);
-    c.flushTlbPage(laLo, laHi);
-  } else c.flushTlb();
+  if (typeLo === 0 && !canonical(laHi)) c.raise(GP, 0);
+  c.mmu.invpcid(typeLo, pcid & 0xfff, laLo, laHi); // TLB model + PSCs (and the software TLB)
 }
 
 /** WBINVD/INVD (0F 09, 0F 08): privileged no-ops (no caches are modelled). */
@@ -646,10 +723,10 @@ function wbinvd(c: Cpu, _i: Insn): void {
   priv(c);
 }
 
-/** CLFLUSH m8 (0F AE /7): a no-op that still checks the address like a read. */
+/** CLFLUSH m8 (0F AE /7): a no-op that still checks the address like a read (without reading MMIO). */
 function clflush(c: Cpu, i: Insn): void {
   c.ea(i);
-  c.read8(c.eaLo, c.eaHi);
+  c.translate(c.eaLo, c.eaHi, c.cpl === 3 ? ACC_USER : 0);
 }
 
 function nop(_c: Cpu, _i: Insn): void {}
@@ -814,6 +891,10 @@ export const SYSTEM_OPS: readonly OpDef[] = [
   { name: "str", map: 1, code: 0x00, ext: 1, modrm: true, size: "v", op: 1, exec: sldtStr },
   { name: "lldt", map: 1, code: 0x00, ext: 2, modrm: true, size: "w", exec: lldt },
   { name: "ltr", map: 1, code: 0x00, ext: 3, modrm: true, size: "w", exec: ltr },
+  { name: "verr", map: 1, code: 0x00, ext: 4, modrm: true, size: "w", op: 0, exec: verrVerw },
+  { name: "verw", map: 1, code: 0x00, ext: 5, modrm: true, size: "w", op: 1, exec: verrVerw },
+  { name: "lar", map: 1, code: 0x02, modrm: true, size: "v", rmWord: true, exec: lar },
+  { name: "lsl", map: 1, code: 0x03, modrm: true, size: "v", rmWord: true, exec: lsl },
   // Segment registers.
   { name: "mov", map: 0, code: 0x8c, modrm: true, size: "v", exec: movFromSreg },
   { name: "mov", map: 0, code: 0x8e, modrm: true, size: "w", exec: movToSreg },

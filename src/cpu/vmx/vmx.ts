@@ -236,7 +236,22 @@ export class VmxUnit {
     v.writeNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS, e.gpa);
     v.write(V.VMCS_GUEST_LINEAR_ADDRESS, e.glaLo, e.glaHi);
     v.write(V.VMCS_IDT_VECTORING_INFO, 0);
-    // Guest state.
+    this.saveGuestState(v);
+    if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
+      const left = Math.max(0, Math.floor((this.preemptionDeadline - c.cycles()) / 32));
+      v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
+    }
+    this.exitCounts[e.reason & 0xffff]++;
+    c.nonRoot = false;
+    c.halted = false;
+    c.intShadow = false;
+    c.tscOffset = 0;
+    c.flushTlb();
+  }
+
+  /** Store the CPU's state into a VMCS guest-state area (27.3; also used to capture a boot state). */
+  saveGuestState(v: Vmcs): void {
+    const c = this.c;
     v.write(V.VMCS_GUEST_CR0, c.cr0);
     v.write(V.VMCS_GUEST_CR3, c.cr3Lo, c.cr3Hi);
     v.write(V.VMCS_GUEST_CR4, c.cr4);
@@ -264,16 +279,7 @@ export class VmxUnit {
     v.write(V.VMCS_GUEST_RFLAGS, c.getFlags());
     v.write(V.VMCS_GUEST_INTERRUPTIBILITY, c.intShadow ? C.INTERRUPTIBILITY_STI : 0);
     v.write(V.VMCS_GUEST_ACTIVITY_STATE, c.halted ? C.ACTIVITY_HLT : C.ACTIVITY_ACTIVE);
-    if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
-      const left = Math.max(0, Math.floor((this.preemptionDeadline - c.cycles()) / 32));
-      v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
-    }
-    this.exitCounts[e.reason & 0xffff]++;
-    c.nonRoot = false;
-    c.halted = false;
-    c.intShadow = false;
-    c.tscOffset = 0;
-    c.flushTlb();
+    v.write(V.VMCS_GUEST_IA32_PAT, c.patLo, c.patHi);
   }
 
   // =====================================================================================

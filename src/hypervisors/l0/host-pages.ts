@@ -1,0 +1,37 @@
+import type { PhysicalMemory } from "../../mmu/phys.js";
+
+/**
+ * L0's allocator of host-physical pages (for EPT tables, VMCS regions, and guest RAM backing),
+ * a bump allocator over a region of host RAM. Pages come zeroed (fresh PhysicalMemory pages are).
+ */
+export class HostPageAllocator {
+  private next: number;
+  allocated = 0;
+
+  constructor(
+    private readonly mem: PhysicalMemory,
+    base: number,
+    private readonly limit: number,
+  ) {
+    this.next = base;
+  }
+
+  /** One zeroed 4 KiB host page; throws when L0 is out of memory (a configuration error). */
+  page(): number {
+    if (this.next + 4096 > this.limit) throw new Error("L0 is out of host memory for its own structures");
+    const p = this.next;
+    this.next += 4096;
+    this.allocated++;
+    this.mem.page(p / 4096); // materialize (zeroed)
+    return p;
+  }
+
+  /** A contiguous, 4 KiB-aligned host range (guest RAM backing); its pages materialize on first touch. */
+  range(bytes: number): number {
+    const size = Math.ceil(bytes / 4096) * 4096;
+    if (this.next + size > this.limit) throw new Error(`L0 cannot back ${bytes} bytes: host memory exhausted`);
+    const p = this.next;
+    this.next += size;
+    return p;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * A VM as L0 keeps it (KVM's struct kvm + the QEMU machine around it): memslots, EPT01, the
+ * device models the guest sees (the same PC as the native machine), and the CPUID policy.
+ * Devices are split into "in-kernel" (KVM: PIC, LAPIC, ioeventfd notifications) and "userspace"
+ * (QEMU: UART, debug-exit, fw_cfg, port 0x80, virtio-mmio registers) so their exits cost what
+ * they cost in KVM + QEMU.
+ */
+import { CpuModel } from "../../cpu/cpuid.js";
+import type { Clock, DmaMemory, MmioHandler } from "../../cpu/ports.js";
+import { MemoryBlockBackend, type BlockBackend } from "../../devices/block-backend.js";
+import { DebugExit } from "../../devices/debug-exit.js";
+import { FwCfg } from "../../devices/fw-cfg.js";
+import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../../devices/lapic.js";
+import { Pic8259 } from "../../devices/pic8259.js";
+import { Uart16550 } from "../../devices/uart16550.js";
+import { createVirtioBlkMmio } from "../../devices/virtio-blk.js";
+import type { VirtioMmioTransport } from "../../devices/virtio-mmio.js";
+import { InterruptRouter } from "../../machine/interrupt-router.js";
+import { IoPortBus } from "../../machine/io-port-bus.js";
+import type { PhysicalMemory } from "../../mmu/phys.js";
+import { F1C_HYPERVISOR } from "../../x86/cpuid.js";
+import { EptBuilder } from "./ept.js";
+import type { HostPageAllocator } from "./host-pages.js";
+import { MemslotTable } from "./memslots.js";
+
+export const VIRTIO_BLK_GPA = 0xfeb00000;
+export const VIRTIO_BLK_WINDOW = 0x200;
+export const VIRTIO_QUEUE_NOTIFY = 0x50;
+const VIRTIO_BLK_IRQ = 11;
+const COM1_IRQ = 4;
+
+/** Ports KVM handles in the kernel (its irqchip); every other port exits to userspace. */
+const IN_KERNEL_PORTS = new Set([0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1]);
+
+/** An emulated MMIO region of the guest-physical space. */
+export interface MmioRegion {
+  name: string;
+  gpa: number;
+  size: number;
+  handler: MmioHandler;
+  /** Host-physical window where L0 registered the handler for instruction emulation. */
+  hostWindow: number;
+  /** Handled in the kernel (KVM) rather than in the userspace device model. */
+  inKernel: boolean;
+}
+
+export interface VmConfig {
+  /** Guest RAM in bytes. */
+  memory: number;
+  disk?: BlockBackend;
+  onSerial?: (byte: number) => void;
+  serialInput?: string;
+  cpuModel?: CpuModel;
+}
+
+/** Guest-physical memory through the memslots: what L0's device models DMA into. */
+class GuestPhysicalDma implements DmaMemory {
+  constructor(
+    private readonly vm: Vm,
+    readonly size: number,
+  ) {}
+  readBytes(addr: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; ) {
+      const a = addr + i;
+      const n = Math.min(4096 - (a % 4096), length - i);
+      const h = this.vm.memslots.translate(a);
+      if (h >= 0) out.set(this.vm.hostMem.readBytes(h, n), i);
+      i += n;
+    }
+    return out;
+  }
+  writeBytes(addr: number, bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length; ) {
+      const a = addr + i;
+      const n = Math.min(4096 - (a % 4096), bytes.length - i);
+      const h = this.vm.memslots.translate(a);
+      if (h >= 0) this.vm.hostMem.writeBytes(h, bytes.subarray(i, i + n));
+      i += n;
+    }
+  }
+}
+
+export class Vm {
+  readonly memslots = new MemslotTable();
+  readonly ept01: EptBuilder;
+  readonly io = new IoPortBus();
+  readonly mmio: MmioRegion[] = [];
+  readonly uart: Uart16550;
+  readonly debugExit: DebugExit;
+  readonly pic: Pic8259;
+  readonly lapic: LocalApic;
+  readonly fwcfg: FwCfg;
+  readonly virtioBlk: VirtioMmioTransport;
+  readonly router: InterruptRouter;
+  readonly cpuid: CpuModel;
+  readonly dma: DmaMemory;
+  /** Set when the guest wrote the debug-exit port. */
+  exitStatus: number | null = null;
+  /** EPT01 pages mapped on demand. */
+  eptFaults = 0;
+
+  constructor(
+    readonly hostMem: PhysicalMemory,
+    alloc: HostPageAllocator,
+    readonly config: VmConfig,
+    clock: Clock,
+    /** Host-physical base for this VM's MMIO emulation windows (outside host RAM). */
+    windowBase: number,
+  ) {
+    this.ept01 = new EptBuilder(hostMem, alloc);
+    const ramBacking = alloc.range(config.memory);
+    this.memslots.add({ gpa: 0, size: Math.min(config.memory, VIRTIO_BLK_GPA), hpa: ramBacking });
+    this.dma = new GuestPhysicalDma(this, config.memory);
+    // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
+    this.cpuid = (config.cpuModel ?? new CpuModel()).clone();
+    const l1 = new Int32Array(4);
+    this.cpuid.query(1, 0, l1);
+    this.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_HYPERVISOR, l1[3]]);
+    const kvm = (s: string): number => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+    this.cpuid.set(0x40000000, 0, [0x40000001, kvm("KVMK"), kvm("VMKV"), kvm("M\0\0\0")]);
+    this.cpuid.set(0x40000001, 0, [0, 0, 0, 0]);
+    // Devices: the same PC the native machine has.
+    this.pic = new Pic8259();
+    this.pic.attach(this.io);
+    this.uart = new Uart16550({ onTransmit: config.onSerial ?? (() => {}), setIrq: (l) => this.pic.setIrq(COM1_IRQ, l) });
+    this.uart.attach(this.io);
+    if (config.serialInput) this.uart.enqueueInput(config.serialInput);
+    this.debugExit = new DebugExit({ onExit: (status) => (this.exitStatus = status) });
+    this.debugExit.attach(this.io);
+    this.fwcfg = new FwCfg({ ramSize: config.memory, cpus: 1 });
+    this.fwcfg.attach(this.io);
+    this.lapic = new LocalApic({ clock });
+    this.router = new InterruptRouter(this.lapic, this.pic);
+    this.virtioBlk = createVirtioBlkMmio(
+      { backend: config.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
+      { dma: this.dma, setIrq: (l) => this.pic.setIrq(VIRTIO_BLK_IRQ, l) },
+    );
+    this.addMmio("lapic", APIC_DEFAULT_BASE, APIC_MMIO_SIZE, this.lapic, true, windowBase);
+    this.addMmio("virtio-blk", VIRTIO_BLK_GPA, VIRTIO_BLK_WINDOW, this.virtioBlk, false, windowBase + 0x10000);
+  }
+
+  private addMmio(name: string, gpa: number, size: number, handler: MmioHandler, inKernel: boolean, hostWindow: number): void {
+    this.mmio.push({ name, gpa, size, handler, hostWindow, inKernel });
+    this.hostMem.addMmio(hostWindow, size, handler);
+  }
+
+  findMmio(gpa: number): MmioRegion | undefined {
+    return this.mmio.find((r) => gpa >= r.gpa && gpa < r.gpa + r.size);
+  }
+
+  portInKernel(port: number): boolean {
+    return IN_KERNEL_PORTS.has(port);
+  }
+}
