@@ -100,6 +100,7 @@ export class Machine {
     this.router = new InterruptRouter(this.lapic, this.pic);
     this.cpu.intc = this.router;
     this.cpu.msrHandler = lapicMsrs(this.lapic);
+    this.cpu.tpr = this.lapic; // CR8 is the LAPIC's task-priority register
   }
 
   /**
