@@ -11,6 +11,7 @@ import { CpuModel } from "./cpuid.js";
 import { decode } from "./decoder.js";
 import { deliverEvent } from "./interrupts.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
+import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 
 /** Thrown (as this one preallocated object) to abandon the current instruction on a fault. */
 export const FAULT = { fault: true } as const;
@@ -1167,6 +1168,10 @@ export class Cpu {
       this.intShadow = false;
       this.irqCheck = true; // look again after the next instruction
       return false;
+    }
+    // Interrupt-window exiting (SDM vol. 3, 25.2): the guest can now take an interrupt.
+    if (this.nonRoot && (this.flagsBase & IF) !== 0 && this.vmxUnit.interruptWindowOpen()) {
+      this.vmxUnit.exitNow(EXIT_INTERRUPT_WINDOW);
     }
     const intc = this.intc;
     if (intc === null || (this.flagsBase & IF) === 0) return false;

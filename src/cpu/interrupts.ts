@@ -68,6 +68,11 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
   let kind = external ? EV_EXTERNAL : soft !== 0 ? EV_SOFTWARE : EV_EXCEPTION;
   for (;;) {
     c.delivering = v;
+    // In VMX non-root operation the exception bitmap may turn the exception into a VM exit
+    // (SDM vol. 3, 25.2); INT3/INTO count as exceptions, INT n does not.
+    if (c.nonRoot && (kind === EV_EXCEPTION || (kind === EV_SOFTWARE && (v === 3 || v === 4)))) {
+      c.vmxUnit.checkException(v, kind === EV_EXCEPTION && hasErrorCode(v) ? Math.max(e, 0) : -1, 0);
+    }
     try {
       deliverOnce(c, v, e, kind);
       c.delivering = -1;
@@ -87,6 +92,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       }
       if (v === DF_ && kind === EV_EXCEPTION) {
         c.delivering = -1;
+        if (c.nonRoot) c.vmxUnit.tripleFault(); // a guest's triple fault is a VM exit (25.2)
         c.shutdown(
           `triple fault: ${vectorName(nv)}${ne >= 0 ? `(${hex(ne)})` : ""} while delivering #DF (first event ${vectorName(vector)}) at rip ${hex(c.startHi)}:${hex(c.startLo)}`,
         );

@@ -26,9 +26,10 @@ export function comparedFlags(tc: TestCase): number {
 /** Differences between the native (expected) and emulated (got) outcome; empty when they agree. */
 export function compareResults(tc: TestCase, native: SideResult, emu: SideResult): Difference[] {
   const d: Difference[] = [];
-  if (native.fault !== null || emu.fault !== null) {
-    if (native.fault !== emu.fault)
-      d.push({ what: "outcome", expected: native.fault ?? "ran to the end", got: emu.fault ?? "ran to the end" });
+  // Both ran to the end, or both faulted the same way at the same instruction (then the state
+  // at the fault is compared: registers, RFLAGS from the signal context / exception frame, memory).
+  if (native.faultSig !== emu.faultSig) {
+    d.push({ what: "outcome", expected: native.fault ?? "ran to the end", got: emu.fault ?? "ran to the end" });
     return d;
   }
   for (let r = 0; r < 16; r++) {

@@ -2,7 +2,8 @@
  * The emulator side of the difftest: one Cpu in 64-bit mode (identity-mapped long mode) reused
  * for every case. Per case the code (plus HLT) and the data area are written, the code cache is
  * dropped, registers and RFLAGS are loaded, and the CPU runs until HLT. Exceptions go through a
- * small IDT to per-vector HLT stubs, so a fault is reported with its vector.
+ * small IDT (on an IST stack outside the data area) to per-vector HLT stubs, so a fault is
+ * reported with its vector, faulting RIP, and the registers/RFLAGS at the fault (from the frame).
  */
 import { Cpu, STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN } from "../../src/cpu/cpu.js";
 import { enterLongMode } from "../../src/machine/longmode.js";
@@ -13,7 +14,13 @@ import { DATA_ADDR, DATA_SIZE } from "./layout.js";
 
 /** Outcome of one case on one side. `fault` is null when the sequence ran to its end. */
 export interface SideResult {
+  /** Description of how the run ended abnormally, or null. */
   fault: string | null;
+  /**
+   * Comparable fault signature: the Linux signal the exception maps to and the faulting
+   * instruction's offset (e.g. "SIGFPE@0x1c"), or the description when not a guest exception.
+   */
+  faultSig: string | null;
   regsLo: Int32Array;
   regsHi: Int32Array;
   /** RFLAGS (low 32 bits). */
@@ -24,6 +31,21 @@ export interface SideResult {
 const MEM_BYTES = 0x10020000;
 const IDT_ADDR = 0x8000;
 const STUB_ADDR = 0x9000;
+const TSS_ADDR = 0xa000;
+const IST_TOP = 0xc000;
+/** The signal Linux delivers for each exception vector a user-level sequence can raise. */
+const VECTOR_SIGNAL: Record<number, string> = {
+  0: "SIGFPE",
+  1: "SIGTRAP",
+  3: "SIGTRAP",
+  6: "SIGILL",
+  12: "SIGBUS",
+  13: "SIGSEGV",
+  14: "SIGSEGV",
+  16: "SIGFPE",
+  17: "SIGBUS",
+  19: "SIGFPE",
+};
 const VECTORS = 32;
 const BUDGET = 100_000;
 /** Instructions per run() call (the loop checks for HLT between calls). */
@@ -48,13 +70,19 @@ export class EmulatorRunner {
       mem.write8(stub + 2, 0xfd);
       const g = IDT_ADDR + v * 16;
       mem.write(g, 4, ((stub & 0xffff) | (0x08 << 16)) >>> 0); // offset 15:0, selector 0x08
-      mem.write(g + 4, 4, ((stub & 0xffff0000) | 0x8e00) >>> 0); // offset 31:16, P, 64-bit interrupt gate
+      mem.write(g + 4, 4, ((stub & 0xffff0000) | 0x8e00 | 1) >>> 0); // offset 31:16, P, interrupt gate, IST 1
       mem.write(g + 8, 4, 0);
       mem.write(g + 12, 4, 0);
     }
     c.idtrBaseLo = IDT_ADDR;
     c.idtrBaseHi = 0;
     c.idtrLimit = VECTORS * 16 - 1;
+    // 64-bit TSS with IST1: exception frames go to their own stack, not into the data area.
+    mem.write(TSS_ADDR + 36, 4, IST_TOP);
+    mem.write(TSS_ADDR + 40, 4, 0);
+    c.trBaseLo = TSS_ADDR;
+    c.trBaseHi = 0;
+    c.trLimit = 0x67;
     return c;
   }
 
@@ -67,6 +95,7 @@ export class EmulatorRunner {
       const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
       return {
         fault: `emulator threw ${msg}`,
+        faultSig: `emulator threw ${msg}`,
         regsLo: new Int32Array(16),
         regsHi: new Int32Array(16),
         flags: 0,
@@ -100,29 +129,33 @@ export class EmulatorRunner {
     }
     if (c.halted && stop === STOP_BUDGET) stop = STOP_HALT;
     let fault: string | null = null;
+    let faultSig: string | null = null;
+    const regsLo = Int32Array.from(c.lo);
+    const regsHi = Int32Array.from(c.hi);
+    let flags = c.getFlags();
     const end = tc.codeAddr + tc.code.length + 1;
     const rip = c.ripLo >>> 0;
     if (stop === STOP_HALT) {
       if (c.ripHi !== 0 || rip < end || rip > end + STEP) {
         const v = Math.floor((rip - STUB_ADDR) / 16);
         if (c.ripHi === 0 && rip >= STUB_ADDR && v < VECTORS && (rip & 15) < 3) {
-          // The frame holds the faulting RIP at [RSP] (+8 with an error code).
+          // IST frame: [error code], RIP, CS, RFLAGS, RSP, SS.
           const hasErr = v === 8 || (v >= 10 && v <= 14) || v === 17;
-          const at = mem.read((c.lo[4] >>> 0) + (hasErr ? 8 : 0), 4) - tc.codeAddr;
+          const f = (c.lo[4] >>> 0) + (hasErr ? 8 : 0);
+          const at = mem.read(f, 4) - tc.codeAddr;
+          flags = mem.read(f + 16, 4) | 0;
+          regsLo[4] = mem.read(f + 24, 4) | 0;
+          regsHi[4] = mem.read(f + 28, 4) | 0;
           fault = `${VECTOR_NAMES[v] ?? `vector ${v}`} exception at +0x${at.toString(16)}`;
+          faultSig = `${VECTOR_SIGNAL[v] ?? VECTOR_NAMES[v] ?? `vector ${v}`}@0x${at.toString(16)}`;
         } else fault = `halted at unexpected rip 0x${rip.toString(16)}`;
       }
     } else if (stop === STOP_SHUTDOWN) fault = `shutdown: ${c.stopReason?.reason ?? "?"}`;
     else if (stop === STOP_BUDGET)
       fault = `did not reach the end within ${BUDGET} instructions (rip 0x${rip.toString(16)})`;
     else fault = `stopped (${stop}) at rip 0x${rip.toString(16)}`;
+    if (fault !== null && faultSig === null) faultSig = fault;
     c.stopReason = null;
-    return {
-      fault,
-      regsLo: Int32Array.from(c.lo),
-      regsHi: Int32Array.from(c.hi),
-      flags: c.getFlags(),
-      data: mem.readBytes(DATA_ADDR, DATA_SIZE),
-    };
+    return { fault, faultSig, regsLo, regsHi, flags, data: mem.readBytes(DATA_ADDR, DATA_SIZE) };
   }
 }

@@ -107,6 +107,8 @@ export interface GeneratorOptions {
   only?: string;
   /** Also generate cases whose outcome is model-specific rather than architectural (see genString). */
   quirks?: boolean;
+  /** Fraction of cases that end with a deliberately faulting instruction (default 0.05). */
+  faultRate?: number;
   /** Leave out classes matching this pattern. */
   exclude?: string;
   /** The opcode rows to derive templates from (default: OPCODES). */
@@ -166,12 +168,14 @@ export class Generator {
   readonly featureSkipped: OpDef[] = [];
   readonly maxLen: number;
   readonly quirks: boolean;
+  readonly faultRate: number;
   private readonly rows: readonly OpDef[];
 
   constructor(opts: GeneratorOptions = {}) {
     const features = opts.features ?? ALL_FEATURES;
     this.maxLen = opts.maxLen ?? 12;
     this.quirks = opts.quirks ?? false;
+    this.faultRate = opts.faultRate ?? 0.05;
     this.rows = opts.rows ?? OPCODES;
     const only = opts.only ? new RegExp(opts.only, "i") : null;
     const exclude = opts.exclude ? new RegExp(opts.exclude, "i") : null;
@@ -270,6 +274,8 @@ class CaseGen {
   private pushedBytes = 0;
   /** A register that must not be written for now (RBP between ENTER and LEAVE), or -1. */
   private reserved = -1;
+  /** pickMem returns a non-canonical address (for a deliberately faulting last instruction). */
+  private faultMem = false;
   private readonly regsLo = new Int32Array(16);
   private readonly regsHi = new Int32Array(16);
   private readonly pops: Template[];
@@ -307,6 +313,9 @@ class CaseGen {
     const n = r.range(1, this.g.maxLen);
     for (let i = 0; i < n; i++) this.item(0);
     while (this.pushed.length > 0) this.emitPop();
+    // Sometimes end with an instruction that faults: both sides must report the same exception
+    // at the same instruction with the same registers, flags and memory.
+    if (r.chance(this.g.faultRate)) this.genFault();
     // Place the code (sometimes across a 4 KiB boundary) and resolve RIP-relative displacements.
     const c = this.chunk;
     const codeAddr = r.chance(0.3) && c.bytes.length > 0 ? CODE_ADDR + 0x1000 - r.range(1, c.bytes.length) : CODE_ADDR;
@@ -588,6 +597,18 @@ class CaseGen {
       setup.push(() => this.emitMovImm(x, v, asize32));
       return v * (1 << mem.scale);
     };
+    if (this.faultMem) {
+      // A non-canonical address (bits 63:47 not all equal): #GP, or #SS when based on RBP.
+      const b = r.chance(0.3) && this.writable(5, false, true) && !opts.avoid.includes(5) ? 5 : this.pickAddrReg(true, opts.avoid);
+      const hi = r.chance(0.5) ? 0x8000 + r.int(0x7fff0000) : -0x8001 - r.int(0x7fff0000);
+      const lo = r.i32();
+      mem.base = b;
+      mem.asize32 = false;
+      mem.disp = r.range(-64, 64);
+      mem.dispSize = dispSize(mem.disp);
+      setup.push(() => this.emitMovImm64(b, lo, hi));
+      return { mem, setup };
+    }
     let form = r.int(100);
     if (!opts.rex && form < 45) form = 45 + r.int(55); // R15 needs REX
     if (form < 45) {
@@ -832,7 +853,7 @@ class CaseGen {
       else if (row.form === "reg") isMem = false;
       else if (row.map === 2 && (row.code === 0xf0 || row.code === 0xf1) && !row.prefix)
         isMem = true; // MOVBE
-      else isMem = r.chance(0.45);
+      else isMem = this.faultMem || r.chance(0.45);
     }
     let rmReg = 0;
     let rmAvoid: number[] = [];
@@ -1274,6 +1295,81 @@ class CaseGen {
     this.pushed.push(8);
     this.pushedBytes += 8;
     return true;
+  }
+
+  /**
+   * A faulting last instruction: DIV/IDIV by zero or overflowing (#DE), LOCK on a register or
+   * non-lockable form (#UD), or a memory operand at a non-canonical address (#GP / #SS).
+   * Flags undefined before it stay excluded (the fault leaves RFLAGS as they were).
+   */
+  private genFault(): void {
+    const r = this.rng;
+    const before = this.undef;
+    const divs = this.g.templates.filter((t) => t.spec.kind === "div");
+    const mems = this.g.templates.filter(
+      (t) => t.row.modrm && t.row.form !== "reg" && ["generic", "shift", "shld", "bt", "bsf", "div"].includes(t.spec.kind),
+    );
+    const k = r.int(3);
+    if (k === 0 && divs.length > 0) this.genDivFault(r.pick(divs));
+    else if (k === 1) this.genLockFault();
+    else if (mems.length > 0) {
+      this.faultMem = true;
+      try {
+        this.genGeneric(r.pick(mems));
+      } finally {
+        this.faultMem = false;
+      }
+    }
+    this.undef |= before;
+  }
+
+  private genDivFault(t: Template): void {
+    const r = this.rng;
+    const byteOp = t.row.size === "b";
+    const size = byteOp ? 1 : r.pick([2, 4, 8]);
+    const rex = size === 8 || r.chance(0.4);
+    const isMem = r.chance(0.4);
+    let rm: RmOp;
+    if (isMem) {
+      const mc = this.pickMem({ width: size, rex, avoid: [0, 2] });
+      this.runSetup(mc.setup);
+      rm = mc.mem;
+    } else rm = { kind: "reg", r: this.pickReg(true, byteOp, rex, byteOp ? (rex ? [0] : [0, 4]) : [0, 2]) };
+    if (r.chance(0.5)) this.emitAluImm(4, size, rm, rex, 0); // divisor 0
+    else {
+      // Quotient too large: high half all ones, divisor 1..0x7f.
+      this.emitAluImm(1, size, { kind: "reg", r: byteOp ? 4 : 2 }, false, -1);
+      this.emitAluImm(4, size, rm, rex, r.range(0, 0x7f));
+    }
+    const prefixes: number[] = size === 2 ? [0x66] : [];
+    if (rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
+    const e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode: t.row.code, reg: t.row.ext, rm });
+    this.emit(e, `${t.row.name} ${rmText(rm, size, e.hasRex)}  ; faults`, t.desc);
+  }
+
+  /** LOCK with a register destination (ADD/OR/… r/m, r) or on MOV to memory: #UD. */
+  private genLockFault(): void {
+    const r = this.rng;
+    const size = r.pick([1, 2, 4, 8]);
+    const rex = size === 8 || r.chance(0.4);
+    const prefixes = [0xf0, ...(size === 2 ? [0x66] : [])];
+    let e: Encoded;
+    let text: string;
+    if (r.chance(0.6)) {
+      const op = r.int(8);
+      const rm: RmOp = { kind: "reg", r: r.int(rex ? 16 : 8) };
+      const reg = r.int(rex ? 16 : 8);
+      e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode: op * 8 + (size === 1 ? 0 : 1), reg, rm });
+      text = `lock ${["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"][op]} ${rmText(rm, size, e.hasRex)}, ${regName(reg, size, e.hasRex)}  ; #UD`;
+    } else {
+      const mc = this.pickMem({ width: size, rex, avoid: [] });
+      this.runSetup(mc.setup);
+      if (mc.mem.asize32) prefixes.push(0x67);
+      const reg = r.int(rex ? 16 : 8);
+      e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode: size === 1 ? 0x88 : 0x89, reg, rm: mc.mem });
+      text = `lock mov ${rmText(mc.mem, size, e.hasRex)}, ${regName(reg, size, e.hasRex)}  ; #UD`;
+    }
+    this.emit(e, text, "helper (faults)");
   }
 
   /** ENTER size, level with RBP pointing into the data area; a few items; LEAVE. */

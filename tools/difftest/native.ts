@@ -129,11 +129,14 @@ export function runNative(h: Harness, cases: readonly TestCase[]): SideResult[] 
     }
     const flags = out.readInt32LE(b + 136);
     let fault: string | null = null;
+    let faultSig: string | null = null;
     if (status !== 0) {
       const rip = out.readUInt32LE(b + 144) - cases[k].codeAddr;
-      fault = `${SIGNALS[status] ?? `signal ${status}`} at +0x${rip.toString(16)}`;
+      const sig = SIGNALS[status] ?? `signal ${status}`;
+      fault = `${sig} at +0x${rip.toString(16)}`;
+      faultSig = `${sig}@0x${rip.toString(16)}`;
     }
-    res.push({ fault, regsLo, regsHi, flags, data: Uint8Array.from(out.subarray(b + 152, b + 152 + DATA_SIZE)) });
+    res.push({ fault, faultSig, regsLo, regsHi, flags, data: Uint8Array.from(out.subarray(b + 152, b + 152 + DATA_SIZE)) });
   }
   return res;
 }

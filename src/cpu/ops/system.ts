@@ -14,6 +14,8 @@
  * CPUID), non-flat CS/DS/ES/SS bases for code addresses (RIP is treated as linear).
  */
 
+import * as VX from "../../x86/vmx.js";
+import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
 import { GP, OF_, UD } from "../../x86/exceptions.js";
@@ -118,7 +120,13 @@ function addRsp(c: Cpu, n: number): void {
 function movFromCr(c: Cpu, i: Insn): void {
   if (!crExists(c, i.reg)) c.raise(UD);
   priv(c);
+  if (c.nonRoot) c.vmxUnit.checkCrRead(i, i.reg, i.rm);
   readCr(c, i.reg, t);
+  if (c.nonRoot) {
+    // Host-owned CR0/CR4 bits read from the read shadows (SDM vol. 3, 24.6.6).
+    if (i.reg === 0) t[0] = c.vmxUnit.shadowCr0(t[0]);
+    else if (i.reg === 4) t[0] = c.vmxUnit.shadowCr4(t[0]);
+  }
   if (c.mode64) c.set64(i.rm, t[0], t[1]);
   else c.set32(i.rm, t[0]);
 }
@@ -127,6 +135,7 @@ function movFromCr(c: Cpu, i: Insn): void {
 function movToCr(c: Cpu, i: Insn): void {
   if (!crExists(c, i.reg)) c.raise(UD);
   priv(c);
+  if (c.nonRoot) c.vmxUnit.checkCrWrite(i, i.reg, c.lo[i.rm], i.rm);
   writeCr(c, i.reg, c.lo[i.rm], c.mode64 ? c.hi[i.rm] : 0);
 }
 
@@ -534,21 +543,24 @@ function ud2(c: Cpu, _i: Insn): void {
 // =====================================================================================
 
 /** RDMSR (0F 32): EDX:EAX = MSR[ECX]. */
-function rdmsr(c: Cpu, _i: Insn): void {
+function rdmsr(c: Cpu, i: Insn): void {
   priv(c);
+  if (c.nonRoot) c.vmxUnit.checkMsr(i, c.lo[1], false);
   readMsr(c, c.lo[1], t);
   c.set32(0, t[0]);
   c.set32(2, t[1]);
 }
 
 /** WRMSR (0F 30): MSR[ECX] = EDX:EAX. */
-function wrmsr(c: Cpu, _i: Insn): void {
+function wrmsr(c: Cpu, i: Insn): void {
   priv(c);
+  if (c.nonRoot) c.vmxUnit.checkMsr(i, c.lo[1], true);
   writeMsr(c, c.lo[1], c.lo[0], c.lo[2]);
 }
 
 /** CPUID (0F A2): leaf EAX, subleaf ECX, from the CPU model. */
-function cpuid(c: Cpu, _i: Insn): void {
+function cpuid(c: Cpu, i: Insn): void {
+  if (c.nonRoot) c.vmxUnit.instructionExit(VX.EXIT_CPUID, i); // CPUID always exits (25.1.2)
   c.model.query(c.lo[0], c.lo[1], t);
   c.set32(0, t[0]);
   c.set32(3, t[1]);
@@ -557,8 +569,9 @@ function cpuid(c: Cpu, _i: Insn): void {
 }
 
 /** RDTSC (0F 31): simulated cycles + TSC offset; #GP at CPL > 0 with CR4.TSD. */
-function rdtsc(c: Cpu, _i: Insn): void {
+function rdtsc(c: Cpu, i: Insn): void {
   if ((c.cr4 & CR4_TSD) !== 0 && c.cpl !== 0) c.raise(GP, 0);
+  if (c.nonRoot && (c.vmxUnit.proc & CPU_RDTSC_EXITING) !== 0) c.vmxUnit.instructionExit(i.opcode === 0x1f9 ? VX.EXIT_RDTSCP : VX.EXIT_RDTSC, i);
   readTsc(c, t);
   c.set32(0, t[0]);
   c.set32(2, t[1]);
@@ -607,6 +620,7 @@ function inPort(c: Cpu, i: Insn): void {
   ioCheck(c);
   const sz = ioSize(i);
   const port = i.op === 1 ? c.lo[2] & 0xffff : i.imm & 0xff;
+  if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, true, false);
   c.setReg(0, sz, c.io.portIn(port, sz), 0);
 }
 
@@ -615,6 +629,7 @@ function outPort(c: Cpu, i: Insn): void {
   ioCheck(c);
   const sz = ioSize(i);
   const port = i.op === 1 ? c.lo[2] & 0xffff : i.imm & 0xff;
+  if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, false, false);
   const v = c.lo[0];
   c.io.portOut(port, sz, sz === 1 ? v & 0xff : sz === 2 ? v & 0xffff : v >>> 0);
 }
@@ -653,6 +668,7 @@ function insOuts(c: Cpu, i: Insn): void {
   const port = c.lo[2] & 0xffff;
   const step = (c.flagsBase & DF) !== 0 ? -sz : sz;
   const isIn = i.op === 0;
+  if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, isIn, true);
   const r = isIn ? 7 : 6; // RDI (ES:) for INS, RSI (seg:, overridable) for OUTS
   const seg = isIn ? 0 : i.seg;
   if (i.rep !== 0 && (a8 ? (c.lo[1] | c.hi[1]) === 0 : c.lo[1] === 0)) return;
@@ -691,6 +707,7 @@ function insOuts(c: Cpu, i: Insn): void {
 function invlpg(c: Cpu, i: Insn): void {
   priv(c);
   c.ea(i);
+  if (c.nonRoot && (c.vmxUnit.proc & CPU_INVLPG_EXITING) !== 0) c.vmxUnit.instructionExit(VX.EXIT_INVLPG, i, c.eaLo);
   c.mmu.invlpg(c.eaLo, c.eaHi); // TLB model + PSCs; drops the page from the software TLB too
 }
 
@@ -719,7 +736,8 @@ function invpcid(c: Cpu, i: Insn): void {
 }
 
 /** WBINVD/INVD (0F 09, 0F 08): privileged no-ops (no caches are modelled). */
-function wbinvd(c: Cpu, _i: Insn): void {
+function wbinvd(c: Cpu, i: Insn): void {
+  if (c.nonRoot && (c.vmxUnit.proc2 & CPU2_WBINVD_EXITING) !== 0 && i.opcode === 0x109) c.vmxUnit.instructionExit(VX.EXIT_WBINVD, i);
   priv(c);
 }
 
@@ -852,8 +870,9 @@ function sysexit(c: Cpu, i: Insn): void {
 // =====================================================================================
 
 /** HLT: privileged; stops fetching until an interrupt (or forever with IF=0). */
-function hlt(c: Cpu, _i: Insn): void {
+function hlt(c: Cpu, i: Insn): void {
   if (c.cpl !== 0) c.raise(GP, 0);
+  if (c.nonRoot && (c.vmxUnit.proc & CPU_HLT_EXITING) !== 0) c.vmxUnit.instructionExit(VX.EXIT_HLT, i);
   c.halt();
 }
 
@@ -862,7 +881,26 @@ function hlt(c: Cpu, _i: Insn): void {
  * constant). Without it the CPU is never in VMX operation, where all of them are #UD
  * (VMCALL included: outside VMX operation it is #UD).
  */
+/** Exit reason of each VMX instruction in non-root operation (25.1.2), by VMXI_* op. */
+const VMX_EXIT_REASON: Record<number, number> = {
+  [VX.VMXI_VMCALL]: VX.EXIT_VMCALL,
+  [VX.VMXI_VMLAUNCH]: VX.EXIT_VMLAUNCH,
+  [VX.VMXI_VMRESUME]: VX.EXIT_VMRESUME,
+  [VX.VMXI_VMXOFF]: VX.EXIT_VMXOFF,
+  [VX.VMXI_VMFUNC]: VX.EXIT_VMFUNC,
+  [VX.VMXI_VMPTRLD]: VX.EXIT_VMPTRLD,
+  [VX.VMXI_VMCLEAR]: VX.EXIT_VMCLEAR,
+  [VX.VMXI_VMXON]: VX.EXIT_VMXON,
+  [VX.VMXI_VMPTRST]: VX.EXIT_VMPTRST,
+  [VX.VMXI_VMREAD]: VX.EXIT_VMREAD,
+  [VX.VMXI_VMWRITE]: VX.EXIT_VMWRITE,
+  [VX.VMXI_INVEPT]: VX.EXIT_INVEPT,
+  [VX.VMXI_INVVPID]: VX.EXIT_INVVPID,
+};
+
 function vmxInsn(c: Cpu, i: Insn): void {
+  // In VMX non-root operation every VMX instruction (and VMCALL) exits to the hypervisor.
+  if (c.nonRoot) c.vmxUnit.instructionExit(VMX_EXIT_REASON[i.op], i);
   const v = c.vmx;
   if (v === null) c.raise(UD);
   v.vmxInstruction(c, i);

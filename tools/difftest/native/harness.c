@@ -17,7 +17,9 @@
  * Each case: the code is copied to CODE + codeOffset followed by `jmp [rip+0]; dq dt_exit`; the trampoline
  * saves the callee-saved registers and the host RSP, loads RFLAGS and all 16 GPRs (RSP too),
  * jumps to the code; dt_exit stores all 16 GPRs, restores the host RSP, stores RFLAGS and returns.
- * SIGSEGV/SIGILL/SIGFPE/SIGBUS/SIGTRAP are caught (on an alternate stack) and reported per case.
+ * SIGSEGV/SIGILL/SIGFPE/SIGBUS/SIGTRAP are caught (on an alternate stack) and reported per case,
+ * with the registers and RFLAGS at the faulting instruction (from the signal context) and the
+ * data area as the fault left it.
  */
 #define _GNU_SOURCE
 #include <cpuid.h>
@@ -116,11 +118,18 @@ static sigjmp_buf g_jmp;
 static volatile sig_atomic_t g_sig;
 static volatile uint64_t g_fault_rip;
 
+static struct state g_fault;
+
 static void on_signal(int sig, siginfo_t *si, void *uctx) {
   (void)si;
   ucontext_t *uc = (ucontext_t *)uctx;
+  const greg_t *g = uc->uc_mcontext.gregs;
+  static const int order[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+                                REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+  for (int k = 0; k < 16; k++) g_fault.r[k] = (uint64_t)g[order[k]];
+  g_fault.rflags = (uint64_t)g[REG_EFL];
   g_sig = sig;
-  g_fault_rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+  g_fault_rip = (uint64_t)g[REG_RIP];
   siglongjmp(g_jmp, 1);
 }
 
@@ -228,7 +237,7 @@ int main(int argc, char **argv) {
       dt_enter();
     } else {
       status = (uint32_t)g_sig;
-      memset(&g_out, 0, sizeof g_out);
+      g_out = g_fault;
     }
     uint32_t zero = 0;
     memcpy(out, &status, 4);
