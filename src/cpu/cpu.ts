@@ -3,6 +3,7 @@ import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { ACC_FETCH, ACC_USER, ACC_WRITE, type PageWalker, type PagingControls } from "../mmu/walker.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
+import { EPT_R, EPT_W, EPT_X, FAULT_EPT_MISCONFIG, FAULT_PF, GPA_FINAL } from "../mmu/walker.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -12,6 +13,16 @@ import { decode } from "./decoder.js";
 import { deliverEvent } from "./interrupts.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
+import { CostLedger } from "../cost/ledger.js";
+import { P, PRIMITIVES } from "../cost/primitives.js";
+import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import { MC } from "../mmu/counters.js";
+
+function defaultCosts(): Float64Array {
+  const c = new Float64Array(PRIMITIVES.length);
+  c[P["insn.base"]] = 1;
+  return c;
+}
 
 /** Thrown (as this one preallocated object) to abandon the current instruction on a fault. */
 export const FAULT = { fault: true } as const;
@@ -118,6 +129,8 @@ export class Cpu {
   halted = false;
   /** VMX non-root operation (a guest under a hypervisor). */
   nonRoot = false;
+  /** Delivering an event injected at VM entry (the exception bitmap does not apply to it). */
+  injecting = false;
   /**
    * While a hypervisor emulates one MMIO instruction: guest-physical [gpaBase, gpaBase+size)
    * translates to host-physical hostBase+offset (its device window) instead of exiting.
@@ -158,6 +171,15 @@ export class Cpu {
   extraCycles = 0;
   /** Base cost of one instruction in cycles (from the cost profile). */
   cyclesPerInsn = 1;
+  /** Cost of every primitive (indexed as `P`); all zero but `insn.base` until a profile is set. */
+  costs: Float64Array = defaultCosts();
+  /** Where charged cycles are attributed. */
+  ledger = new CostLedger();
+  /** Level numbers for attribution: code in root operation, and in VMX non-root operation. */
+  levelRoot = 0;
+  levelNonRoot = 1;
+  private chargeIds = new Int32Array(CPU_CHARGES.length * 2);
+  private chargeCycles = new Float64Array(CPU_CHARGES.length);
   /** TSC offset (as VMX's TSC offsetting). */
   tscOffset = 0;
 
@@ -234,6 +256,7 @@ export class Cpu {
     this.walker = this.mmu.walker;
     this.dAccesses = this.mmu.dataAccesses;
     this.vmxUnit = new VmxUnit(this);
+    this.setCostModel(this.costs, this.ledger, 0, 1);
     mem.onCodeWrite = (pfn) => this.invalidateCodePage(pfn);
     // Flat 32-bit protected-mode segments at reset of our (real-mode-less) machine.
     for (let s = 0; s < 6; s++) {
@@ -254,6 +277,33 @@ export class Cpu {
   /** Charge extra cycles (exception delivery, walks, exits…). */
   charge(n: number): void {
     this.extraCycles += n;
+  }
+
+  /** Use a cost profile's cycles and a ledger; `levelRoot`/`levelNonRoot` name the levels. */
+  setCostModel(costs: Float64Array, ledger: CostLedger, levelRoot: number, levelNonRoot: number): void {
+    this.costs = costs;
+    this.ledger = ledger;
+    this.levelRoot = levelRoot;
+    this.levelNonRoot = levelNonRoot;
+    this.cyclesPerInsn = costs[P["insn.base"]];
+    for (let k = 0; k < CPU_CHARGES.length; k++) {
+      const [prim, cat, reason] = CPU_CHARGES[k];
+      this.chargeCycles[k] = costs[P[prim]];
+      this.chargeIds[k] = ledger.id(levelRoot, cat, reason);
+      this.chargeIds[CPU_CHARGES.length + k] = ledger.id(levelNonRoot, cat, reason);
+    }
+  }
+
+  /** Charge one CPU event (CHARGE_*) `times` times, attributed to the running level. */
+  chargeEvent(kind: number, times = 1): void {
+    const cyc = this.chargeCycles[kind] * times;
+    this.extraCycles += cyc;
+    this.ledger.addMany(this.chargeIds[(this.nonRoot ? CPU_CHARGES.length : 0) + kind], cyc, times);
+  }
+
+  /** Attribute the base cost of the instructions retired so far to the levels that ran them. */
+  guestInstructionLedgerId(nonRoot: boolean): number {
+    return this.ledger.id(nonRoot ? this.levelNonRoot : this.levelRoot, "guest", "instructions");
   }
 
   // =====================================================================================
@@ -523,9 +573,13 @@ export class Cpu {
     }
     const lo2 = (lo + 4) | 0;
     const hi2 = (lo2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
-    // Probe both halves for write permission before storing either (faults are precise).
+    // Probe the first byte and, when the store straddles a page, the first byte of the next
+    // page, before storing either half (faults are precise; CR2 is where the fault begins).
     this.translate(lo, hi, ACC_WRITE | this.userAccess());
-    this.translate(lo2, hi2, ACC_WRITE | this.userAccess());
+    if ((lo & 0xfff) > 0xff8) {
+      const next = ((lo | 0xfff) + 1) | 0;
+      this.translate(next, next === 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
+    }
     this.writeSlow(lo, hi, 4, vlo);
     this.writeSlow(lo2, hi2, 4, vhi);
   }
@@ -552,15 +606,46 @@ export class Cpu {
       const top = hi >> 15;
       if (top !== 0 && top !== -1) this.raise(this.eaStack ? SS_ : GP, 0);
     }
-    if ((this.cr0 & CR0_PG) === 0) return lo >>> 0;
+    if ((this.cr0 & CR0_PG) === 0) {
+      // Paging off: the linear address is guest-physical; under EPT it still goes through EPT.
+      if (!this.nonRoot || this.mmu.ept === null) return lo >>> 0;
+      const e = this.mmu.ept;
+      const eacc = (access & ACC_FETCH) !== 0 ? EPT_X : (access & ACC_WRITE) !== 0 ? EPT_W : EPT_R;
+      const pa = e.translateGpa(lo >>> 0, eacc, GPA_FINAL);
+      if (pa >= 0) return pa;
+      return this.eptFault(e.fault, e.faultGpa, e.qualification, lo, 0);
+    }
     if (!this.mode64) hi = 0;
+    const mc = this.mmu.counters;
+    const stlbHits = mc[MC.stlb_hits];
     const pa = this.mmu.translate(lo, hi, access);
+    if (this.mmu.lastWalkRefs > 0) this.chargeEvent(CHARGE_WALK_REF, this.mmu.lastWalkRefs);
+    else if (mc[MC.stlb_hits] !== stlbHits) this.chargeEvent(CHARGE_STLB_HIT);
     if (pa < 0) {
+      const f = this.mmu.fault;
+      if (f !== FAULT_PF && this.mmu.ept !== null) {
+        const e = this.mmu.ept;
+        return this.eptFault(f, e.faultGpa, e.qualification, lo, hi);
+      }
       this.cr2Lo = lo;
       this.cr2Hi = hi;
       this.raise(PF_, this.mmu.errorCode);
     }
     return pa;
+  }
+
+  /**
+   * A failed EPT translation: a VM exit (EPT violation or misconfiguration, SDM vol. 3, 28.3.3),
+   * unless the hypervisor is emulating this access against its device window (see mmioWindow).
+   */
+  private eptFault(fault: number, gpa: number, qual: number, glaLo: number, glaHi: number): number {
+    const w = this.mmioWindow;
+    if (w.size !== 0 && gpa >= w.gpaBase && gpa < w.gpaBase + w.size) {
+      return w.hostBase + (gpa - w.gpaBase);
+    }
+    if (fault === FAULT_EPT_MISCONFIG) return this.vmxUnit.eptViolation(gpa, 0, 0, 0, true);
+    // Bit 7: the guest-linear address is valid (it is for table and final accesses here).
+    return this.vmxUnit.eptViolation(gpa, qual, glaLo, glaHi, false);
   }
 
   private readSlow(lo: number, hi: number, size: number): number {

@@ -7,6 +7,7 @@
  *
  * No allocation: frames are pushed one slot at a time.
  */
+import { CHARGE_EVENT } from "./charges.js";
 import {
   DF_,
   ERR_EXT,
@@ -70,16 +71,18 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
     c.delivering = v;
     // In VMX non-root operation the exception bitmap may turn the exception into a VM exit
     // (SDM vol. 3, 25.2); INT3/INTO count as exceptions, INT n does not.
-    if (c.nonRoot && (kind === EV_EXCEPTION || (kind === EV_SOFTWARE && (v === 3 || v === 4)))) {
+    if (c.nonRoot && !c.injecting && (kind === EV_EXCEPTION || (kind === EV_SOFTWARE && (v === 3 || v === 4)))) {
       c.vmxUnit.checkException(v, kind === EV_EXCEPTION && hasErrorCode(v) ? Math.max(e, 0) : -1, 0);
     }
     try {
       deliverOnce(c, v, e, kind);
+      c.chargeEvent(CHARGE_EVENT);
       c.delivering = -1;
       c.intShadow = false; // delivery ends STI/MOV SS blocking
       return;
     } catch (x) {
       if (x !== FAULT) throw x;
+      c.injecting = false; // a fault during delivery of an injected event is a new exception
       const nv = c.faultVector;
       const ne = c.faultError;
       c.faultVector = -1;

@@ -65,6 +65,8 @@ export class Machine {
   readonly clock: Clock;
   /** Set when the guest wrote the debug-exit port. */
   exitStatus: number | null = null;
+  /** Cycles skipped while halted waiting for a timer. */
+  idleCycles = 0;
 
   constructor(opts: MachineOptions = {}) {
     const size = opts.memory ?? 256 * 1024 * 1024;
@@ -142,7 +144,10 @@ export class Machine {
           return { kind: "halted", message: `guest halted at RIP ${hex(cpu.ripHi, cpu.ripLo)} with ${(cpu.getFlags() & IF) === 0 ? "interrupts disabled" : "no timer armed"}: nothing can wake it` };
         }
         // Idle until the timer fires: the skipped time is charged as halted cycles.
-        if (ev > cpu.cycles()) cpu.charge(ev - cpu.cycles());
+        if (ev > cpu.cycles()) {
+          this.idleCycles += ev - cpu.cycles();
+          cpu.charge(ev - cpu.cycles());
+        }
         this.pollDevices();
       }
     }

@@ -183,6 +183,8 @@ export class PageWalker {
   qualification = 0;
   /** EPT: the guest-physical address that failed. */
   faultGpa = 0;
+  /** EPT: the level of the entry that caused the violation / misconfiguration. */
+  faultLevel = 0;
   /** Memory references of the last walk, including those of nested translations. */
   refs = 0;
   /** Memory references of all walks (own entries only; nested ones count in the translator). */
@@ -315,7 +317,7 @@ export class PageWalker {
         perm &= rwx;
       } else {
         // ---- x86 entry (SDM 4.5, tables 4-15..4-20). ----
-        if ((eLo & X_P) === 0) return this.pageFault(pfErrorBase(access, ctl), refs0, refs, level);
+        if ((eLo & X_P) === 0) return this.pageFault(pfErrorBase(access, ctl), refs0, refs);
         leaf = level === 1 || ((eLo & X_PS) !== 0 && level <= 3);
         let bad = (eHi & this.rsvdHi) !== 0 || (!ctl.nxe && (eHi & X_HI_NX) !== 0);
         if ((eLo & X_PS) !== 0) {
@@ -324,7 +326,7 @@ export class PageWalker {
             bad ||= (eLo & 0x3fffe000) !== 0; // 1 GiB: bits 29:13
           else if (level === 2) bad ||= (eLo & 0x1fe000) !== 0; // 2 MiB: bits 20:13
         }
-        if (bad) return this.pageFault(pfErrorBase(access, ctl) | PFEC_P | PFEC_RSVD, refs0, refs, level);
+        if (bad) return this.pageFault(pfErrorBase(access, ctl) | PFEC_P | PFEC_RSVD, refs0, refs);
         let p = PERM_R;
         if ((eLo & X_RW) !== 0) p |= PERM_W;
         if ((eHi & X_HI_NX) === 0) p |= PERM_X;
@@ -354,7 +356,7 @@ export class PageWalker {
         if ((access & ~perm & 7) !== 0)
           return this.eptFault(FAULT_EPT_VIOLATION, lo, hi, access, perm, kind, refs, level);
       } else if (x86Denied(perm, access, ctl)) {
-        return this.pageFault(pfErrorBase(access, ctl) | PFEC_P, refs0, refs, level);
+        return this.pageFault(pfErrorBase(access, ctl) | PFEC_P, refs0, refs);
       }
       const mask = shift === 12 ? 0xfff : shift === 21 ? 0x1fffff : 0x3fffffff;
       const base = frame + ((eLo & ~mask) >>> 0);
@@ -409,10 +411,10 @@ export class PageWalker {
       return pa;
     }
     // Not reached: level 1 is always a leaf.
-    return this.pageFault(pfErrorBase(access, ctl), refs0, refs, 1);
+    return this.pageFault(pfErrorBase(access, ctl), refs0, refs);
   }
 
-  private pageFault(code: number, refs0: number, refs: number, _level: number): number {
+  private pageFault(code: number, refs0: number, refs: number): number {
     this.fault = FAULT_PF;
     this.errorCode = code & 0xff;
     this.totalRefs += refs;
@@ -439,9 +441,10 @@ export class PageWalker {
     perm: number,
     gk: number,
     refs: number,
-    _level: number,
+    level: number,
   ): number {
     this.fault = kind;
+    this.faultLevel = level;
     this.faultGpa = (hi & 0xfffff) * 4294967296 + (lo >>> 0);
     let q = 0;
     if (kind === FAULT_EPT_VIOLATION) {

@@ -1,3 +1,5 @@
+import { CostLedger } from "../cost/ledger.js";
+import { loadProfile } from "../cost/profile.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
@@ -31,12 +33,18 @@ export const nativeStack: Stack = {
         opts.onSerial?.(s);
       },
     });
+    const profile = loadProfile(opts.profile);
+    const ledger = new CostLedger();
+    m.cpu.setCostModel(profile.cycles, ledger, 0, 1);
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
     else bootMultiboot(m.cpu, opts.image, opts.cmdline);
     const t0 = performance.now();
     const outcome = m.run(opts.maxInstructions);
     const wallSeconds = (performance.now() - t0) / 1000;
+    ledger.addMany(m.cpu.guestInstructionLedgerId(false), m.cpu.icount * m.cpu.cyclesPerInsn, m.cpu.icount);
+    const idle = m.idleCycles;
+    if (idle > 0) ledger.addMany(ledger.id(0, "idle", "hlt"), idle, 1);
     return {
       stack: "native",
       protocol,
@@ -47,6 +55,7 @@ export const nativeStack: Stack = {
       instructions: m.cpu.icount,
       cycles: m.cpu.cycles(),
       counters: machineCounters(m),
+      ledger: ledger.lines(),
       wallSeconds,
     };
   },

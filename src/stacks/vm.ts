@@ -45,8 +45,8 @@ export const vmStack: Stack = {
     const profile = loadProfile(opts.profile);
     const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
-    cpu.cyclesPerInsn = profile.cost("insn.base");
     const l0 = new L0Hypervisor(cpu, profile, 0x100000);
+    cpu.setCostModel(profile.cycles, l0.ledger, 0, 1); // the guest runs in non-root operation: level 1
     let serial = "";
     const decoder = new TextDecoder();
     const vm = l0.createVm({
@@ -73,7 +73,7 @@ export const vmStack: Stack = {
     const mmu = (cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
     if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) counters[`mmu.${k}`] = v;
     // Attribute the guest's own instructions (level 1) so the ledger sums to the clock.
-    l0.ledger.addMany(l0.ledger.id(1, "guest", "instructions"), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
+    l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
     return {
       stack: "vm",
       protocol,

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { compareResults } from "../../tools/difftest/compare.js";
 import { EmulatorRunner } from "../../tools/difftest/emulator.js";
 import { Generator, type TestCase } from "../../tools/difftest/generator.js";
-import { CODE_ADDR, DATA_ADDR, DATA_SIZE, RSP_INIT } from "../../tools/difftest/layout.js";
+import { CODE_ADDR, DATA_ADDR, DATA_SIZE, MAP_ADDR, MAP_SIZE, RSP_INIT } from "../../tools/difftest/layout.js";
 import { buildHarness, runNative } from "../../tools/difftest/native.js";
 import { runDifftest } from "../../tools/difftest/runner.js";
 import { DF } from "../../tools/difftest/specs.js";
@@ -84,24 +84,51 @@ describe.skipIf(skipReason !== null)(
       expect(whats[2]).toMatch(/^mem\[/);
     });
 
-    it("reports a faulting case and keeps going", () => {
+    it("compares a faulting case at the fault, and keeps going", () => {
       const h = harness as Exclude<typeof harness, string>;
-      // DIV RCX with RCX = 0 (#DE / SIGFPE), then a case that runs: ADD RAX, RBX.
-      const bad = handCase([0x48, 0xf7, 0xf1]);
+      // MOV EBX, 5; DIV RCX with RCX = 0 (#DE / SIGFPE); then a case that runs: ADD RAX, RBX.
+      const bad = handCase([0xbb, 5, 0, 0, 0, 0x48, 0xf7, 0xf1]);
       const good = handCase([0x48, 0x01, 0xd8], (tc) => {
         tc.regsLo[0] = 5;
         tc.regsLo[3] = 7;
       });
       const [rb, rg] = runNative(h, [bad, good]);
-      expect(rb.fault).toMatch(/^SIGFPE at \+0x0/);
+      expect(rb.fault).toBe("SIGFPE at +0x5");
+      expect(rb.regsLo[3]).toBe(5);
+      expect(rb.regsLo[4] >>> 0).toBe(RSP_INIT);
       expect(rg.fault).toBeNull();
       expect(rg.regsLo[0]).toBe(12);
       const emu = new EmulatorRunner();
-      expect(emu.run(bad).fault).toMatch(/^#DE exception at \+0x0/);
-      expect(compareResults(bad, rb, emu.run(bad))).toEqual([
-        { what: "outcome", expected: "SIGFPE at +0x0", got: "#DE exception at +0x0" },
-      ]);
+      const eb = emu.run(bad);
+      expect(eb.fault).toBe("#DE exception at +0x5");
+      expect(compareResults(bad, rb, eb)).toEqual([]);
       expect(compareResults(good, rg, emu.run(good))).toEqual([]);
+      // A different fault (or none) is an outcome mismatch.
+      expect(compareResults(bad, rg, eb)[0].what).toBe("outcome");
+    });
+
+    it("faults precisely at the edge of the mapped pages (no partial store, REP progress kept)", () => {
+      const h = harness as Exclude<typeof harness, string>;
+      const edge = MAP_ADDR + MAP_SIZE;
+      // MOV [RDI], RAX with 5 of the 8 bytes mapped: #PF, nothing written.
+      const store = handCase([0x48, 0x89, 0x07], (tc) => {
+        tc.regsLo[0] = 0x11223344;
+        tc.regsLo[7] = edge - 5;
+      });
+      // REP MOVSB with RCX = 10 and 5 bytes left before the edge: #PF after 5 iterations.
+      const rep = handCase([0xf3, 0xa4], (tc) => {
+        tc.regsLo[1] = 10;
+        tc.regsLo[6] = DATA_ADDR;
+        tc.regsLo[7] = edge - 5;
+      });
+      const [ns, nr] = runNative(h, [store, rep]);
+      expect(ns.fault).toBe("SIGSEGV at +0x0");
+      expect(nr.fault).toBe("SIGSEGV at +0x0");
+      expect(nr.regsLo[1]).toBe(5);
+      expect(nr.regsLo[7] >>> 0).toBe(edge);
+      const emu = new EmulatorRunner();
+      expect(compareResults(store, ns, emu.run(store))).toEqual([]);
+      expect(compareResults(rep, nr, emu.run(rep))).toEqual([]);
     });
 
     it("uses identical addresses on both sides", () => {

@@ -4,7 +4,7 @@ import { Mmu, type MmuConfig, type MmuHost } from "../../src/mmu/mmu.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { ACC_FETCH, ACC_READ, ACC_USER, ACC_WRITE, type PagingControls } from "../../src/mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_PAE, CR4_PCIDE, CR4_PGE } from "../../src/x86/control.js";
-import { G, halves, P, RW, Tables, US } from "./tables.js";
+import { buildEpt, G, halves, P, RW, Tables, US } from "./tables.js";
 
 class FakeHost implements MmuHost {
   cr0 = CR0_PG | CR0_WP | 1;
@@ -303,5 +303,64 @@ describe("TLB model: PCIDs, global pages, invalidation", () => {
     expect(j.walks).toBe(1);
     const [lo, hi] = halves(BigInt(page(1)));
     expect(mmu.translate(lo, hi, ACC_READ)).toBe(0x800000 + 4096);
+  });
+});
+
+describe("TLB model: large pages and nested translation", () => {
+  it("a 1 GiB page is cached as 1 GiB in the DTLB and splintered to 2 MiB in the ITLB", () => {
+    const mem = new PhysicalMemory(16 << 20);
+    const t = new Tables(mem, 0x100000);
+    const root = t.alloc();
+    t.map(root, 0x80_0000_0000n, 0x40000000n, P | RW, 3);
+    const host = new FakeHost();
+    host.cr3Lo = root;
+    const mmu = new Mmu(mem, host);
+    const [lo, hi] = halves(0x80_0000_0000n + 0x12345678n);
+    expect(mmu.translate(lo, hi, ACC_READ)).toBe(0x40000000 + 0x12345678);
+    expect(mmu.dtlb.arrays[2].occupancy()).toBe(1);
+    expect(mmu.translate(lo, hi, ACC_FETCH)).toBe(0x40000000 + 0x12345678);
+    expect(mmu.itlb.arrays[1].occupancy()).toBe(1); // the 2 MiB array
+    expect(get(mmu, "walks")).toBe(1); // the ITLB miss hit the STLB's 1 GiB array
+    const [lo2, hi2] = halves(0x80_0000_0000n + 0x12345678n + 0x200000n);
+    expect(mmu.translate(lo2, hi2, ACC_FETCH)).toBe(0x40000000 + 0x12345678 + 0x200000);
+    expect(get(mmu, "itlb_misses")).toBe(2);
+    expect(get(mmu, "walks")).toBe(1);
+  });
+  it("evicting a large-page L1 entry flushes the whole software TLB", () => {
+    const mem = new PhysicalMemory(16 << 20);
+    const t = new Tables(mem, 0x100000);
+    const root = t.alloc();
+    for (let n = 0; n < 3; n++) t.map(root, BigInt(0x40000000 + n * 0x200000), BigInt(n * 0x200000), P | RW, 2);
+    const host = new FakeHost();
+    host.cr3Lo = root;
+    const mmu = new Mmu(mem, host, { dtlb2m: { entries: 2, ways: 2 } });
+    for (let n = 0; n < 3; n++) mmu.translate(0x40000000 + n * 0x200000, 0, ACC_READ);
+    expect(get(mmu, "l1_evictions")).toBe(1);
+    expect(host.fullFlushes).toBe(1);
+    expect(host.pageFlushes).toEqual([]);
+  });
+  it("a 2-D walk through the MMU: 24 references cold (no PSCs), 0 on a TLB hit", () => {
+    const OFF = 0x1000000;
+    const mem = new PhysicalMemory(64 << 20);
+    const et = new Tables(mem, 0x3000000, true);
+    const eroot = et.alloc();
+    buildEpt(et, eroot, 8 << 20, OFF);
+    const gt = new Tables(mem, 0x100000, false, OFF);
+    const groot = gt.alloc();
+    gt.map(groot, 0x7f00_1234_5000n, 0x400000n, P | RW | US);
+    const host = new FakeHost();
+    host.cr3Lo = groot;
+    const none = { pde: 0, pdpte: 0, pml4e: 0, pml5e: 0 };
+    const mmu = new Mmu(mem, host, { psc: none, eptPsc: none });
+    mmu.useEpt(eroot | 6 | (3 << 3), 0);
+    const [lo, hi] = halves(0x7f00_1234_5000n + 0x10n);
+    expect(mmu.translate(lo, hi, ACC_READ)).toBe(0x400000 + OFF + 0x10);
+    expect(mmu.lastWalkRefs).toBe(24);
+    expect(get(mmu, "walk_refs")).toBe(24);
+    expect(get(mmu, "ept_refs")).toBe(20);
+    expect(get(mmu, "ept_refs_l1")).toBe(5);
+    expect(mmu.translate(lo, hi, ACC_READ)).toBe(0x400000 + OFF + 0x10);
+    expect(mmu.lastWalkRefs).toBe(0);
+    expect(get(mmu, "walk_refs")).toBe(24);
   });
 });

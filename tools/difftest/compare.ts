@@ -52,6 +52,13 @@ export function compareResults(tc: TestCase, native: SideResult, emu: SideResult
       got: `0x${fg.toString(16)} [${flagsText(fg)}]`,
     });
   }
+  if (native.outsideHash !== emu.outsideHash) {
+    d.push({
+      what: "data pages outside the data area (hash)",
+      expected: `0x${native.outsideHash.toString(16)}`,
+      got: `0x${emu.outsideHash.toString(16)}`,
+    });
+  }
   for (let i = 0; i < native.data.length; i++) {
     if (native.data[i] !== emu.data[i]) {
       d.push({

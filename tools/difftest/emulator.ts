@@ -6,11 +6,11 @@
  * reported with its vector, faulting RIP, and the registers/RFLAGS at the fault (from the frame).
  */
 import { Cpu, STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN } from "../../src/cpu/cpu.js";
-import { enterLongMode } from "../../src/machine/longmode.js";
+import { DEFAULT_LAYOUT, enterLongMode } from "../../src/machine/longmode.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { VECTOR_NAMES } from "../../src/x86/exceptions.js";
 import type { TestCase } from "./generator.js";
-import { DATA_ADDR, DATA_SIZE } from "./layout.js";
+import { CODE_ADDR, CODE_SIZE, DATA_ADDR, DATA_SIZE, MAP_ADDR, MAP_SIZE } from "./layout.js";
 
 /** Outcome of one case on one side. `fault` is null when the sequence ran to its end. */
 export interface SideResult {
@@ -21,6 +21,8 @@ export interface SideResult {
    * instruction's offset (e.g. "SIGFPE@0x1c"), or the description when not a guest exception.
    */
   faultSig: string | null;
+  /** FNV-1a hash of the bytes of the data pages outside the data area (zeroed before the case). */
+  outsideHash: number;
   regsLo: Int32Array;
   regsHi: Int32Array;
   /** RFLAGS (low 32 bits). */
@@ -32,6 +34,20 @@ const MEM_BYTES = 0x10020000;
 const IDT_ADDR = 0x8000;
 const STUB_ADDR = 0x9000;
 const TSS_ADDR = 0xa000;
+/** A 4 KiB page table for the 2 MiB region holding code and data: only those pages are present. */
+const PT_ADDR = 0xd000;
+const ZERO_PAGES = new Uint8Array(MAP_SIZE);
+const DATA_OFF = DATA_ADDR - MAP_ADDR;
+
+/** FNV-1a over the mapped data pages, skipping the data area itself (as the harness does). */
+function outsideHash(pages: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < pages.length; k++) {
+    if (k >= DATA_OFF && k < DATA_OFF + DATA_SIZE) continue;
+    h = Math.imul(h ^ pages[k], 16777619);
+  }
+  return h >>> 0;
+}
 const IST_TOP = 0xc000;
 /** The signal Linux delivers for each exception vector a user-level sequence can raise. */
 const VECTOR_SIGNAL: Record<number, string> = {
@@ -83,6 +99,18 @@ export class EmulatorRunner {
     c.trBaseLo = TSS_ADDR;
     c.trBaseHi = 0;
     c.trLimit = 0x67;
+    // Replace the 2 MiB identity page of the code/data region by 4 KiB pages: only the code area
+    // and the two data pages are present, like the native harness's mappings.
+    const region = CODE_ADDR - (CODE_ADDR % 0x200000);
+    for (let k = 0; k < 512; k++) {
+      const a = region + k * 0x1000;
+      const present = (a >= CODE_ADDR && a < CODE_ADDR + CODE_SIZE) || (a >= MAP_ADDR && a < MAP_ADDR + MAP_SIZE);
+      mem.write64(PT_ADDR + k * 8, present ? (a | 0x3) >>> 0 : 0, 0);
+    }
+    const gib = Math.floor(region / 2 ** 30);
+    const pd = DEFAULT_LAYOUT.pageTables + 0x2000 + gib * 0x1000; // enterLongMode's page directories
+    mem.write64(pd + ((region / 0x200000) % 512) * 8, PT_ADDR | 0x3, 0);
+    c.flushTlb();
     return c;
   }
 
@@ -96,6 +124,7 @@ export class EmulatorRunner {
       return {
         fault: `emulator threw ${msg}`,
         faultSig: `emulator threw ${msg}`,
+        outsideHash: 0,
         regsLo: new Int32Array(16),
         regsHi: new Int32Array(16),
         flags: 0,
@@ -115,6 +144,7 @@ export class EmulatorRunner {
     code.fill(0x90, tc.code.length + 1);
     mem.writeBytes(tc.codeAddr, code);
     c.flushCodeCache();
+    mem.writeBytes(MAP_ADDR, ZERO_PAGES);
     mem.writeBytes(DATA_ADDR, tc.data);
     c.lo.set(tc.regsLo);
     c.hi.set(tc.regsHi);
@@ -156,6 +186,15 @@ export class EmulatorRunner {
     else fault = `stopped (${stop}) at rip 0x${rip.toString(16)}`;
     if (fault !== null && faultSig === null) faultSig = fault;
     c.stopReason = null;
-    return { fault, faultSig, regsLo, regsHi, flags, data: mem.readBytes(DATA_ADDR, DATA_SIZE) };
+    const pages = mem.readBytes(MAP_ADDR, MAP_SIZE);
+    return {
+      fault,
+      faultSig,
+      outsideHash: outsideHash(pages),
+      regsLo,
+      regsHi,
+      flags,
+      data: pages.slice(DATA_OFF, DATA_OFF + DATA_SIZE),
+    };
   }
 }

@@ -40,8 +40,11 @@ import {
   BASE_VALUE,
   BUF_SIZE,
   CODE_ADDR,
+  CODE_SIZE,
   DATA_ADDR,
   DATA_SIZE,
+  MAP_ADDR,
+  MAP_SIZE,
   MAX_STACK_BYTES,
   RSP,
   RSP_INIT,
@@ -105,8 +108,13 @@ export interface GeneratorOptions {
   maxLen?: number;
   /** Only classes matching this pattern (case-insensitive regex over class names). */
   only?: string;
-  /** Also generate cases whose outcome is model-specific rather than architectural (see genString). */
+  /**
+   * Also generate cases whose outcome is model-specific rather than architectural (see genString):
+   * REP string ops with 67h and ECX = 0, flags after REP CMPS/SCAS faulting part-way.
+   */
   quirks?: boolean;
+  /** Generate self-modifying stores into upcoming instructions (default true). */
+  smc?: boolean;
   /** Fraction of cases that end with a deliberately faulting instruction (default 0.05). */
   faultRate?: number;
   /** Leave out classes matching this pattern. */
@@ -169,6 +177,7 @@ export class Generator {
   readonly maxLen: number;
   readonly quirks: boolean;
   readonly faultRate: number;
+  readonly smc: boolean;
   private readonly rows: readonly OpDef[];
 
   constructor(opts: GeneratorOptions = {}) {
@@ -176,6 +185,7 @@ export class Generator {
     this.maxLen = opts.maxLen ?? 12;
     this.quirks = opts.quirks ?? false;
     this.faultRate = opts.faultRate ?? 0.05;
+    this.smc = opts.smc ?? true;
     this.rows = opts.rows ?? OPCODES;
     const only = opts.only ? new RegExp(opts.only, "i") : null;
     const exclude = opts.exclude ? new RegExp(opts.exclude, "i") : null;
@@ -274,8 +284,11 @@ class CaseGen {
   private pushedBytes = 0;
   /** A register that must not be written for now (RBP between ENTER and LEAVE), or -1. */
   private reserved = -1;
-  /** pickMem returns a non-canonical address (for a deliberately faulting last instruction). */
-  private faultMem = false;
+  /**
+   * For a deliberately faulting last instruction: pickMem returns a non-canonical address ("gp")
+   * or one that runs off the mapped data pages ("pf"); genString runs off them ("pf" too).
+   */
+  private faultMem: "" | "gp" | "pf" = "";
   private readonly regsLo = new Int32Array(16);
   private readonly regsHi = new Int32Array(16);
   private readonly pops: Template[];
@@ -429,6 +442,10 @@ class CaseGen {
 
   private item(level: number): void {
     const r = this.rng;
+    if (this.g.smc && r.chance(0.03)) {
+      this.genSmc();
+      return;
+    }
     for (let attempt = 0; attempt < 20; attempt++) {
       const cls = r.pick(this.classNames);
       const t = r.pick(this.g.classes.get(cls) as Template[]);
@@ -597,9 +614,23 @@ class CaseGen {
       setup.push(() => this.emitMovImm(x, v, asize32));
       return v * (1 << mem.scale);
     };
-    if (this.faultMem) {
+    if (this.faultMem === "pf") {
+      // Straddling the end of the mapped pages, or the start (or just outside): #PF.
+      const a = r.chance(0.5) ? MAP_ADDR + MAP_SIZE - r.range(0, opts.width - 1) : MAP_ADDR - r.range(1, opts.width);
+      if (opts.rex && r.chance(0.6)) {
+        mem.base = BASE_REG;
+        mem.disp = a - BASE_VALUE;
+        mem.dispSize = 4;
+      } else mem.disp = a;
+      mem.asize32 = false;
+      return { mem, setup };
+    }
+    if (this.faultMem === "gp") {
       // A non-canonical address (bits 63:47 not all equal): #GP, or #SS when based on RBP.
-      const b = r.chance(0.3) && this.writable(5, false, true) && !opts.avoid.includes(5) ? 5 : this.pickAddrReg(true, opts.avoid);
+      const b =
+        r.chance(0.3) && this.writable(5, false, true) && !opts.avoid.includes(5)
+          ? 5
+          : this.pickAddrReg(true, opts.avoid);
       const hi = r.chance(0.5) ? 0x8000 + r.int(0x7fff0000) : -0x8001 - r.int(0x7fff0000);
       const lo = r.i32();
       mem.base = b;
@@ -853,7 +884,7 @@ class CaseGen {
       else if (row.form === "reg") isMem = false;
       else if (row.map === 2 && (row.code === 0xf0 || row.code === 0xf1) && !row.prefix)
         isMem = true; // MOVBE
-      else isMem = this.faultMem || r.chance(0.45);
+      else isMem = this.faultMem !== "" || r.chance(0.45);
     }
     let rmReg = 0;
     let rmAvoid: number[] = [];
@@ -1138,9 +1169,13 @@ class CaseGen {
     const size = byteOp ? 1 : this.pickSize(row);
     const str = spec.str as string;
     const cmpLike = str === "cmps" || str === "scas";
-    const repKind = r.int(10) < 3 ? 0 : cmpLike && r.chance(0.5) ? 0xf2 : 0xf3;
+    const pf = this.faultMem === "pf";
+    const repKind = r.int(10) < (pf ? 1 : 3) ? 0 : cmpLike && r.chance(0.5) ? 0xf2 : 0xf3;
     const asize32 = r.chance(0.2);
-    const n = repKind ? (r.chance(0.1) ? 0 : r.range(1, 12)) : 1;
+    // With pf: one pointer starts `d` elements before the edge of the mapped pages (plus a
+    // misalignment so the faulting element may straddle it) and the count goes past it.
+    const d = repKind ? r.range(0, 8) : 0;
+    const n = pf ? (repKind ? d + r.range(1, 8) : 1) : repKind ? (r.chance(0.1) ? 0 : r.range(1, 12)) : 1;
     const usesSrc = str === "movs" || str === "cmps" || str === "lods";
     const usesDst = str === "movs" || str === "cmps" || str === "stos" || str === "scas";
     const span = Math.max(1, n) * size;
@@ -1150,15 +1185,23 @@ class CaseGen {
       return r.range(span - size, DATA_SIZE - size);
     };
     const setReg = (reg: number, value: number): void => {
-      // 67h REP with ECX = 0: Intel cores still zero-extend RCX (and RSI/RDI for MOVS, RDI for
-      // STOS) although the SDM pseudo-code writes nothing; model-specific, generated only with
-      // `quirks` (otherwise the upper halves are zero when the count is 0).
-      if (asize32 && (n > 0 || this.g.quirks) && r.chance(0.5)) this.emitMovImm64(reg, value, r.i32());
+      // 67h REP that completes no iteration (ECX = 0, or a fault on the first element): Intel
+      // cores still zero-extend RCX (and RSI/RDI for MOVS, RDI for STOS) although the SDM
+      // pseudo-code writes nothing; model-specific, generated only with `quirks` (otherwise the
+      // upper halves are zero in those cases).
+      const noIteration = n === 0 || (pf && d === 0);
+      if (asize32 && (!noIteration || this.g.quirks) && r.chance(0.5)) this.emitMovImm64(reg, value, r.i32());
       else if (r.chance(0.5)) this.emitLeaBase(reg, value - BASE_VALUE);
       else this.emitMovImm(reg, value, false);
     };
-    if (usesSrc) setReg(6, DATA_ADDR + place());
-    if (usesDst) setReg(7, DATA_ADDR + place());
+    const edge = (): number => {
+      const mis = r.int(size);
+      return this.df === 0 ? MAP_ADDR + MAP_SIZE - d * size - mis : MAP_ADDR + (d - 1) * size + mis;
+    };
+    const crossSrc = pf && usesSrc && (!usesDst || r.chance(0.5));
+    const crossDst = pf && usesDst && !crossSrc;
+    if (usesSrc) setReg(6, crossSrc ? edge() : DATA_ADDR + place());
+    if (usesDst) setReg(7, crossDst ? edge() : DATA_ADDR + place());
     if (repKind) setReg(1, n);
     const prefixes: number[] = [];
     if (size === 2) prefixes.push(0x66);
@@ -1177,7 +1220,11 @@ class CaseGen {
       `${rep}${str}${sfx}${asize32 ? " (addr32)" : ""}  ; count ${repKind ? n : 1}, DF=${this.df ? 1 : 0}`,
       t.desc,
     );
-    if (cmpLike && n > 0) this.applyEff(E_ARITH);
+    if (pf && cmpLike && repKind && d > 0) {
+      // Faulting part-way, Intel cores report the flags from before the instruction, not those of
+      // the last completed iteration; the SDM does not say. Model-specific: masked unless `quirks`.
+      if (!this.g.quirks) this.undef |= STATUS;
+    } else if (cmpLike && n > 0 && (!pf || d > 0)) this.applyEff(E_ARITH);
   }
 
   // ---- stack ----
@@ -1299,7 +1346,9 @@ class CaseGen {
 
   /**
    * A faulting last instruction: DIV/IDIV by zero or overflowing (#DE), LOCK on a register or
-   * non-lockable form (#UD), or a memory operand at a non-canonical address (#GP / #SS).
+   * non-lockable form (#UD), a memory operand at a non-canonical address (#GP / #SS), an access
+   * straddling the edge of the mapped pages (#PF, nothing may be written), or a string
+   * instruction running off them part-way (#PF after some iterations: RCX/RSI/RDI must say so).
    * Flags undefined before it stay excluded (the fault leaves RFLAGS as they were).
    */
   private genFault(): void {
@@ -1307,20 +1356,243 @@ class CaseGen {
     const before = this.undef;
     const divs = this.g.templates.filter((t) => t.spec.kind === "div");
     const mems = this.g.templates.filter(
-      (t) => t.row.modrm && t.row.form !== "reg" && ["generic", "shift", "shld", "bt", "bsf", "div"].includes(t.spec.kind),
+      (t) =>
+        t.row.modrm && t.row.form !== "reg" && ["generic", "shift", "shld", "bt", "bsf", "div"].includes(t.spec.kind),
     );
-    const k = r.int(3);
-    if (k === 0 && divs.length > 0) this.genDivFault(r.pick(divs));
+    const strs = this.g.templates.filter((t) => t.spec.kind === "string");
+    const k = r.int(7);
+    const pf = k === 3 || k === 4;
+    if (k === 5) this.genStackFault();
+    else if (k === 6) this.genJumpFault();
+    else if (k === 0 && divs.length > 0) this.genDivFault(r.pick(divs));
     else if (k === 1) this.genLockFault();
-    else if (mems.length > 0) {
-      this.faultMem = true;
+    else if (k === 4 && strs.length > 0) {
+      this.faultMem = "pf";
+      try {
+        this.genString(r.pick(strs));
+      } finally {
+        this.faultMem = "";
+      }
+    } else if (mems.length > 0) {
+      this.faultMem = pf ? "pf" : "gp";
       try {
         this.genGeneric(r.pick(mems));
       } finally {
-        this.faultMem = false;
+        this.faultMem = "";
       }
     }
     this.undef |= before;
+  }
+
+  /**
+   * Self-modifying code: a store (RIP-relative) into the immediate of a MOV r, imm a little
+   * further on, which then runs with the new immediate on both sides.
+   */
+  private genSmc(): void {
+    const r = this.rng;
+    const wide = r.chance(0.4);
+    const reg = this.pickReg(true, false, true);
+    const [ilo, ihi] = this.randomValue();
+    const target = encode({
+      prefixes: [],
+      rexW: wide,
+      forceRex: false,
+      map: 0,
+      opcode: 0xb8,
+      plusReg: reg,
+      imm: wide ? imm64Bytes(ilo, ihi) : immBytes(ilo, 4),
+    });
+    const immOff = target.bytes.length - (wide ? 8 : 4);
+    // The store: MOV byte/dword [rip+d], imm or ADD/XOR dword [rip+d], imm8 inside the immediate.
+    const kind = r.int(4);
+    const size = kind === 0 ? 1 : 4;
+    const within = r.int((wide ? 8 : 4) - size + 1);
+    const v = kind === 0 ? r.int(256) : kind === 1 ? this.imm32() : r.range(-128, 127);
+    const opcode = kind === 0 ? 0xc6 : kind === 1 ? 0xc7 : 0x83;
+    const ext = kind === 3 ? 6 : kind === 2 ? 0 : 0;
+    const filler = r.int(3);
+    const mk = (d: number): Encoded =>
+      encode({
+        prefixes: [],
+        rexW: false,
+        forceRex: false,
+        map: 0,
+        opcode,
+        reg: ext,
+        rm: { kind: "mem", base: RIP, index: NO_REG, scale: 0, disp: d, dispSize: 4, asize32: false },
+        imm: immBytes(v, kind === 1 ? 4 : 1),
+      });
+    // Fillers between store and target: definers (CMP reg, reg: 2-4 bytes each) emitted into a
+    // side chunk first so their length is known.
+    const parent = this.chunk;
+    this.chunks.push(parent);
+    this.chunk = new Chunk();
+    for (let k = 0; k < filler; k++) this.emitDefiner();
+    const mid = this.chunk;
+    this.chunk = this.chunks.pop() as Chunk;
+    const store = mk(mid.bytes.length + immOff + within);
+    const names = ["mov byte", "mov dword", "add dword", "xor dword"];
+    this.emit(
+      store,
+      `${names[kind]} ptr [rip+${hex(mid.bytes.length + immOff + within)}], ${hex(v)}  ; patches the mov below`,
+      "helper (self-modifying)",
+    );
+    this.chunk.append(mid);
+    this.emit(target, `mov ${regName(reg, wide ? 8 : 4, true)}, <patched imm>`, "helper (self-modified)");
+    if (kind >= 2) this.undef = kind === 3 ? (this.undef & ~STATUS) | AF : 0;
+    else if (filler > 0) this.undef = 0;
+  }
+
+  /** A non-canonical 64-bit value (bits 63:47 not all equal) as halves. */
+  private nonCanonical(): [number, number] {
+    const r = this.rng;
+    return [r.i32(), r.chance(0.5) ? 0x8000 + r.int(0x7fff0000) : -0x8001 - r.int(0x7fff0000)];
+  }
+
+  /**
+   * A stack instruction with RSP (and RBP for ENTER/LEAVE) moved so that it faults: non-canonical
+   * (#SS) or at the edge of the mapped pages (#PF). RSP must be unchanged at the fault.
+   */
+  private genStackFault(): void {
+    const r = this.rng;
+    const ops: [number, number | undefined][] = [
+      [0x50, undefined],
+      [0x68, undefined],
+      [0xff, 6],
+      [0x58, undefined],
+      [0x8f, 0],
+      [0xe8, undefined],
+      [0xc3, undefined],
+      [0xc8, undefined],
+      [0xc9, undefined],
+      [0x9c, undefined],
+      [0xff, 2],
+    ];
+    const avail = ops.filter(([code, ext]) => this.g.findRow(0, code, ext) !== undefined);
+    if (avail.length === 0) return;
+    const [code, ext] = r.pick(avail);
+    const row = this.g.findRow(0, code, ext) as OpDef;
+    // Pushes fault below the mapped pages, pops above them (the other way round they would
+    // succeed, and a RET would go to an address only the emulator maps).
+    const pops = code === 0x58 || code === 0x8f || code === 0xc3 || code === 0xc9;
+    const bad = (): [number, number] => {
+      if (r.chance(0.35)) return this.nonCanonical();
+      return pops ? [MAP_ADDR + MAP_SIZE - r.int(8), 0] : [MAP_ADDR + r.int(8), 0];
+    };
+    const [slo, shi] = bad();
+    if (code === 0xc9) {
+      const [blo, bhi] = bad();
+      this.emitMovImm64(5, blo, bhi);
+    } else if (code === 0xc8) this.emitLeaBase(5, r.range(-128, 256)); // RBP in the data area
+    this.emitMovImm64(RSP, slo, shi);
+    let e: Encoded;
+    let text: string;
+    switch (code) {
+      case 0x50:
+      case 0x58: {
+        const reg = code === 0x50 ? r.int(16) : this.pickReg(true, false, true);
+        e = encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: code, plusReg: reg });
+        text = `${code === 0x50 ? "push" : "pop"} ${regName(reg, 8, true)}`;
+        break;
+      }
+      case 0x68:
+        e = encode({
+          prefixes: [],
+          rexW: false,
+          forceRex: false,
+          map: 0,
+          opcode: code,
+          imm: immBytes(this.imm32(), 4),
+        });
+        text = "push imm32";
+        break;
+      case 0xe8:
+        e = encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: code, imm: immBytes(0, 4) });
+        text = "call +0";
+        break;
+      case 0xc8: {
+        const level = r.pick([0, 1, 2, 4]);
+        e = encode({
+          prefixes: [],
+          rexW: false,
+          forceRex: false,
+          map: 0,
+          opcode: code,
+          imm: [...immBytes(r.int(64), 2), level],
+        });
+        text = `enter ${level}`;
+        break;
+      }
+      case 0xff:
+      case 0x8f: {
+        let rm: RmOp;
+        if (ext === 2) {
+          // CALL r64 to the next instruction's address: only the push can fault.
+          const x = this.pickReg(true, false, true);
+          this.emitLeaRip(x, 3);
+          rm = { kind: "reg", r: x };
+        } else {
+          const mc = this.pickMem({ width: 8, rex: true, avoid: [], noRsp: true });
+          this.runSetup(mc.setup);
+          rm = mc.mem;
+        }
+        e = encode({
+          prefixes: rm.kind === "mem" && rm.asize32 ? [0x67] : [],
+          rexW: false,
+          forceRex: true,
+          map: 0,
+          opcode: code,
+          reg: ext,
+          rm,
+        });
+        text = `${code === 0x8f ? "pop" : ext === 2 ? "call" : "push"} ${rmText(rm, 8, true)}`;
+        break;
+      }
+      default:
+        e = encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: code });
+        text = row.name;
+    }
+    this.emit(e, `${text}  ; RSP=0x${(shi >>> 0).toString(16)}_${(slo >>> 0).toString(16)}, faults`, describeRow(row));
+  }
+
+  /** JMP/CALL/RET to a non-canonical target (#GP at the branch) or an unmapped one (#PF there). */
+  private genJumpFault(): void {
+    const r = this.rng;
+    const kinds: [number, number | undefined][] = [
+      [0xff, 4],
+      [0xff, 2],
+      [0xc3, undefined],
+    ];
+    const avail = kinds.filter(([code, ext]) => this.g.findRow(0, code, ext) !== undefined);
+    if (avail.length === 0 || this.g.findRow(0, 0x50) === undefined) return;
+    const [code, ext] = r.pick(avail);
+    const row = this.g.findRow(0, code, ext) as OpDef;
+    const [lo, hi] = r.chance(0.5) ? this.nonCanonical() : [CODE_ADDR + CODE_SIZE + r.int(0x100), 0];
+    const x = this.pickReg(true, false, true);
+    this.emitMovImm64(x, lo, hi);
+    if (code === 0xc3) {
+      this.emit(
+        encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0x50, plusReg: x }),
+        `push ${regName(x, 8, true)}`,
+        "helper",
+      );
+      this.emit(
+        encode({ prefixes: [], rexW: false, forceRex: false, map: 0, opcode: 0xc3 }),
+        "ret  ; faults",
+        describeRow(row),
+      );
+    } else {
+      const e = encode({
+        prefixes: [],
+        rexW: false,
+        forceRex: false,
+        map: 0,
+        opcode: 0xff,
+        reg: ext,
+        rm: { kind: "reg", r: x },
+      });
+      this.emit(e, `${ext === 2 ? "call" : "jmp"} ${regName(x, 8, true)}  ; faults`, describeRow(row));
+    }
   }
 
   private genDivFault(t: Template): void {
@@ -1335,7 +1607,8 @@ class CaseGen {
       this.runSetup(mc.setup);
       rm = mc.mem;
     } else rm = { kind: "reg", r: this.pickReg(true, byteOp, rex, byteOp ? (rex ? [0] : [0, 4]) : [0, 2]) };
-    if (r.chance(0.5)) this.emitAluImm(4, size, rm, rex, 0); // divisor 0
+    if (r.chance(0.5))
+      this.emitAluImm(4, size, rm, rex, 0); // divisor 0
     else {
       // Quotient too large: high half all ones, divisor 1..0x7f.
       this.emitAluImm(1, size, { kind: "reg", r: byteOp ? 4 : 2 }, false, -1);
@@ -1366,7 +1639,15 @@ class CaseGen {
       this.runSetup(mc.setup);
       if (mc.mem.asize32) prefixes.push(0x67);
       const reg = r.int(rex ? 16 : 8);
-      e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode: size === 1 ? 0x88 : 0x89, reg, rm: mc.mem });
+      e = encode({
+        prefixes,
+        rexW: size === 8,
+        forceRex: rex,
+        map: 0,
+        opcode: size === 1 ? 0x88 : 0x89,
+        reg,
+        rm: mc.mem,
+      });
       text = `lock mov ${rmText(mc.mem, size, e.hasRex)}, ${regName(reg, size, e.hasRex)}  ; #UD`;
     }
     this.emit(e, text, "helper (faults)");

@@ -136,7 +136,15 @@ export function runNative(h: Harness, cases: readonly TestCase[]): SideResult[] 
       fault = `${sig} at +0x${rip.toString(16)}`;
       faultSig = `${sig}@0x${rip.toString(16)}`;
     }
-    res.push({ fault, faultSig, regsLo, regsHi, flags, data: Uint8Array.from(out.subarray(b + 152, b + 152 + DATA_SIZE)) });
+    res.push({
+      fault,
+      faultSig,
+      outsideHash: out.readUInt32LE(b + 4),
+      regsLo,
+      regsHi,
+      flags,
+      data: Uint8Array.from(out.subarray(b + 152, b + 152 + DATA_SIZE)),
+    });
   }
   return res;
 }

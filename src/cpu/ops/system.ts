@@ -15,6 +15,7 @@
  */
 
 import * as VX from "../../x86/vmx.js";
+import * as CH from "../charges.js";
 import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
@@ -136,6 +137,7 @@ function movToCr(c: Cpu, i: Insn): void {
   if (!crExists(c, i.reg)) c.raise(UD);
   priv(c);
   if (c.nonRoot) c.vmxUnit.checkCrWrite(i, i.reg, c.lo[i.rm], i.rm);
+  if (i.reg !== 8) c.chargeEvent(CH.CHARGE_CR_WRITE);
   writeCr(c, i.reg, c.lo[i.rm], c.mode64 ? c.hi[i.rm] : 0);
 }
 
@@ -462,6 +464,7 @@ const IRET_BASE = CF | PF | AF | ZF | SF | TF | DF | OF | NT | RF | AC | ID;
  * CPL <= IOPL, IOPL/VIF/VIP only at CPL 0. NT=1 (task return) is #GP(0): tasks are not modelled.
  */
 function iret(c: Cpu, i: Insn): void {
+  c.chargeEvent(CH.CHARGE_IRET);
   if ((c.flagsBase & NT) !== 0) c.raise(GP, 0);
   const size = i.size;
   const saveLo = c.lo[4];
@@ -546,6 +549,7 @@ function ud2(c: Cpu, _i: Insn): void {
 function rdmsr(c: Cpu, i: Insn): void {
   priv(c);
   if (c.nonRoot) c.vmxUnit.checkMsr(i, c.lo[1], false);
+  c.chargeEvent(CH.CHARGE_MSR);
   readMsr(c, c.lo[1], t);
   c.set32(0, t[0]);
   c.set32(2, t[1]);
@@ -555,12 +559,14 @@ function rdmsr(c: Cpu, i: Insn): void {
 function wrmsr(c: Cpu, i: Insn): void {
   priv(c);
   if (c.nonRoot) c.vmxUnit.checkMsr(i, c.lo[1], true);
+  c.chargeEvent(CH.CHARGE_MSR);
   writeMsr(c, c.lo[1], c.lo[0], c.lo[2]);
 }
 
 /** CPUID (0F A2): leaf EAX, subleaf ECX, from the CPU model. */
 function cpuid(c: Cpu, i: Insn): void {
   if (c.nonRoot) c.vmxUnit.instructionExit(VX.EXIT_CPUID, i); // CPUID always exits (25.1.2)
+  c.chargeEvent(CH.CHARGE_CPUID);
   c.model.query(c.lo[0], c.lo[1], t);
   c.set32(0, t[0]);
   c.set32(3, t[1]);
@@ -621,6 +627,7 @@ function inPort(c: Cpu, i: Insn): void {
   const sz = ioSize(i);
   const port = i.op === 1 ? c.lo[2] & 0xffff : i.imm & 0xff;
   if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, true, false);
+  c.chargeEvent(CH.CHARGE_IO);
   c.setReg(0, sz, c.io.portIn(port, sz), 0);
 }
 
@@ -630,6 +637,7 @@ function outPort(c: Cpu, i: Insn): void {
   const sz = ioSize(i);
   const port = i.op === 1 ? c.lo[2] & 0xffff : i.imm & 0xff;
   if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, false, false);
+  c.chargeEvent(CH.CHARGE_IO);
   const v = c.lo[0];
   c.io.portOut(port, sz, sz === 1 ? v & 0xff : sz === 2 ? v & 0xffff : v >>> 0);
 }
@@ -669,6 +677,7 @@ function insOuts(c: Cpu, i: Insn): void {
   const step = (c.flagsBase & DF) !== 0 ? -sz : sz;
   const isIn = i.op === 0;
   if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, isIn, true);
+  c.chargeEvent(CH.CHARGE_IO);
   const r = isIn ? 7 : 6; // RDI (ES:) for INS, RSI (seg:, overridable) for OUTS
   const seg = isIn ? 0 : i.seg;
   if (i.rep !== 0 && (a8 ? (c.lo[1] | c.hi[1]) === 0 : c.lo[1] === 0)) return;
@@ -708,6 +717,7 @@ function invlpg(c: Cpu, i: Insn): void {
   priv(c);
   c.ea(i);
   if (c.nonRoot && (c.vmxUnit.proc & CPU_INVLPG_EXITING) !== 0) c.vmxUnit.instructionExit(VX.EXIT_INVLPG, i, c.eaLo);
+  c.chargeEvent(CH.CHARGE_INVLPG);
   c.mmu.invlpg(c.eaLo, c.eaHi); // TLB model + PSCs; drops the page from the software TLB too
 }
 
@@ -717,6 +727,7 @@ function invlpg(c: Cpu, i: Insn): void {
  * types 1-3 flush everything (conservative).
  */
 function invpcid(c: Cpu, i: Insn): void {
+  c.chargeEvent(CH.CHARGE_INVLPG);
   priv(c);
   const typeLo = c.lo[i.reg];
   const typeHi = c.mode64 ? c.hi[i.reg] : 0;
@@ -778,6 +789,7 @@ function swapgs(c: Cpu, _i: Insn): void {
  * #UD outside 64-bit mode or with EFER.SCE = 0 (compatibility-mode SYSCALL is Intel-#UD).
  */
 function syscall(c: Cpu, _i: Insn): void {
+  c.chargeEvent(CH.CHARGE_SYSCALL);
   if (!c.mode64 || (c.efer & EFER_SCE) === 0) c.raise(UD);
   const flags = c.getFlags();
   c.set64(1, c.ripLo, c.ripHi);
@@ -798,6 +810,7 @@ function syscall(c: Cpu, _i: Insn): void {
  * with RPL 3; SS = STAR[63:48] + 8 with RPL 3; CPL 3.
  */
 function sysret(c: Cpu, i: Insn): void {
+  c.chargeEvent(CH.CHARGE_SYSCALL);
   if (!c.mode64 || (c.efer & EFER_SCE) === 0) c.raise(UD);
   priv(c);
   const base = (c.starHi >>> 16) & 0xffff;
@@ -824,6 +837,7 @@ function sysret(c: Cpu, i: Insn): void {
  * clears VM, IF and RF.
  */
 function sysenter(c: Cpu, _i: Insn): void {
+  c.chargeEvent(CH.CHARGE_SYSCALL);
   const cs = c.sysenterCs & 0xfffc;
   if (cs === 0) c.raise(GP, 0);
   const long = lma(c);
@@ -843,6 +857,7 @@ function sysenter(c: Cpu, _i: Insn): void {
  * SS = + 40, RIP = RDX, RSP = RCX, both canonical) or 32-bit (CS + 16, SS + 24); RPL 3.
  */
 function sysexit(c: Cpu, i: Insn): void {
+  c.chargeEvent(CH.CHARGE_SYSCALL);
   priv(c);
   const cs = c.sysenterCs & 0xfffc;
   if (cs === 0) c.raise(GP, 0);

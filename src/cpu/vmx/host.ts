@@ -9,7 +9,7 @@ import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
 import { Vmcs } from "./vmcs.js";
-import type { ExitRecord, VmxUnit } from "./vmx.js";
+import { ENTERED_AND_EXITED, type ExitRecord, type VmxUnit } from "./vmx.js";
 
 /** What `VmxHost.run` came back with. */
 export const RUN_EXIT = 0; // a VM exit: read `exit`
@@ -119,6 +119,7 @@ export class VmxHost {
     const cpu = this.cpu;
     if (!this.inGuest) {
       const err = this.unit.enter();
+      if (err === ENTERED_AND_EXITED) return RUN_EXIT;
       if (err !== null) {
         this.entryError = err;
         (this.unit.vmcs as Vmcs).write(V.VMCS_EXIT_REASON, V.EXIT_REASON_ENTRY_FAILURE | V.EXIT_INVALID_GUEST_STATE);

@@ -18,6 +18,9 @@ import type { Insn } from "../insn.js";
 import { setSegment } from "../segments.js";
 import type { Vmcs } from "./vmcs.js";
 
+/** `enter` result: the entry succeeded but delivering the injected event exited at once. */
+export const ENTERED_AND_EXITED = "entered-and-exited";
+
 /** Thrown (this one object) to abandon the current instruction for a VM exit. */
 export const VMEXIT = { vmexit: true } as const;
 
@@ -65,6 +68,9 @@ export class VmxUnit {
   preemptionDeadline = Number.POSITIVE_INFINITY;
   /** The exit being taken (filled by `exit`, committed by `completeExit`). */
   readonly exit: ExitRecord = { reason: 0, qualLo: 0, qualHi: 0, instrLen: 0, instrInfo: 0, intrInfo: 0, intrError: 0, gpa: 0, glaLo: 0, glaHi: 0 };
+  /** IDT-vectoring information for the exit being taken (an event whose delivery was cut short). */
+  vectoringInfo = 0;
+  vectoringError = 0;
   /** Exits taken, by basic reason (index = reason). */
   readonly exitCounts = new Float64Array(80);
   entries = 0;
@@ -80,7 +86,7 @@ export class VmxUnit {
    * then deliver an injected event. Returns an error string when the guest state is invalid
    * (a VM-entry failure, reported in the exit reason with bit 31 set).
    */
-  enter(): string | null {
+  enter(): string | null | typeof ENTERED_AND_EXITED {
     const c = this.c;
     const v = this.vmcs;
     if (v === null) return "no current VMCS";
@@ -150,6 +156,10 @@ export class VmxUnit {
     this.preemptionDeadline =
       (this.pin & C.PIN_PREEMPTION_TIMER) !== 0 ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * 32 : Number.POSITIVE_INFINITY;
     c.nonRoot = true;
+    // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
+    c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
+    if (this.eptp >= 0) c.mmu.useEpt(this.eptp % 4294967296 | 0, Math.floor(this.eptp / 4294967296) | 0);
+    else c.mmu.useEpt(null);
     c.updateMode();
     c.flushTlb();
     c.irqCheck = true; // interrupt-window and pending events are checked before the first instruction
@@ -169,7 +179,23 @@ export class VmxUnit {
         if (n >>> 0 < c.ripLo >>> 0) c.ripHi = (c.ripHi + 1) | 0;
         c.ripLo = n;
       }
-      c.injectEvent(vector, err, type === C.INTR_TYPE_EXT_INTR);
+      // Injected events are delivered straight through the guest IDT: the exception bitmap does
+      // not apply (26.6.1). If delivery itself exits (say, an EPT violation on the guest's stack),
+      // the event is reported in the IDT-vectoring information for the hypervisor to re-inject.
+      c.injecting = true;
+      try {
+        c.injectEvent(vector, err, type === C.INTR_TYPE_EXT_INTR);
+      } catch (x) {
+        if (x !== VMEXIT) throw x;
+        this.vectoringInfo = info | C.INTR_INFO_VALID;
+        this.vectoringError = err < 0 ? 0 : err;
+        c.ripLo = c.startLo;
+        c.ripHi = c.startHi;
+        this.completeExit();
+        return ENTERED_AND_EXITED;
+      } finally {
+        c.injecting = false;
+      }
     }
     return null;
   }
@@ -235,7 +261,10 @@ export class VmxUnit {
     v.write(V.VMCS_EXIT_INTR_ERROR_CODE, e.intrError);
     v.writeNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS, e.gpa);
     v.write(V.VMCS_GUEST_LINEAR_ADDRESS, e.glaLo, e.glaHi);
-    v.write(V.VMCS_IDT_VECTORING_INFO, 0);
+    v.write(V.VMCS_IDT_VECTORING_INFO, this.vectoringInfo);
+    v.write(V.VMCS_IDT_VECTORING_ERROR_CODE, this.vectoringError);
+    this.vectoringInfo = 0;
+    this.vectoringError = 0;
     this.saveGuestState(v);
     if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
       const left = Math.max(0, Math.floor((this.preemptionDeadline - c.cycles()) / 32));
@@ -246,6 +275,8 @@ export class VmxUnit {
     c.halted = false;
     c.intShadow = false;
     c.tscOffset = 0;
+    c.mmu.useEpt(null);
+    c.mmu.setContext(0, 0);
     c.flushTlb();
   }
 

@@ -35,6 +35,9 @@ export class Vcpu {
   readonly ctx: GuestContext = newGuestContext();
   /** Interrupt vector L0 decided to inject at the next entry (-1 none). */
   pendingVector = -1;
+  /** An event to re-inject exactly as the IDT-vectoring information gave it (0 none). */
+  reinjectInfo = 0;
+  reinjectError = 0;
   /** Exception to inject at the next entry (-1 none) and its error code. */
   pendingException = -1;
   pendingExceptionError = -1;
@@ -184,6 +187,12 @@ export class L0Hypervisor {
       if (r !== RUN_EXIT) continue;
       const reason = host.exit.reason & 0xffff;
       this.chargeTransition(reason);
+      // An event whose delivery the exit interrupted is re-injected (KVM's vmx_complete_interrupts).
+      const vect = host.vmread(V.VMCS_IDT_VECTORING_INFO);
+      if ((vect & C.INTR_INFO_VALID) !== 0) {
+        vcpu.reinjectInfo = vect;
+        vcpu.reinjectError = host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE);
+      }
       const name = exitReasonName(reason);
       this.exitsByReason.set(name, (this.exitsByReason.get(name) ?? 0) + 1);
       const handler = EXIT_HANDLERS[reason];
@@ -213,7 +222,12 @@ export class L0Hypervisor {
     host.vmwrite(V.VMCS_PIN_BASED_CONTROLS, pin);
     // Event injection: an exception L0 decided to reflect, else a pending interrupt.
     let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
-    if (vcpu.pendingException >= 0) {
+    if (vcpu.reinjectInfo !== 0) {
+      host.vmwrite(V.VMCS_ENTRY_INTR_INFO, vcpu.reinjectInfo);
+      if ((vcpu.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, vcpu.reinjectError);
+      vcpu.reinjectInfo = 0;
+      this.chargeHandler("vmx.inject", "reinject");
+    } else if (vcpu.pendingException >= 0) {
       const hasErr = vcpu.pendingExceptionError >= 0;
       host.vmwrite(
         V.VMCS_ENTRY_INTR_INFO,

@@ -5,13 +5,14 @@
  *   harness features                       print host CPU features the generator cares about
  *   harness run CODE DATA DATA_SIZE        read test cases from stdin, write results to stdout
  *
- * Addresses are hexadecimal. CODE (64 KiB, RWX) and the data page(s) holding DATA..DATA+DATA_SIZE
+ * Addresses are hexadecimal. CODE (32 KiB, RWX) and the data page(s) holding DATA..DATA+DATA_SIZE
  * are mapped at exactly those addresses (MAP_FIXED_NOREPLACE), so register values that hold
- * addresses are identical to the emulator's.
+ * addresses are identical to the emulator's. The data pages are zeroed before each case; the
+ * bytes of those pages outside the data area are returned as a 32-bit FNV-1a hash.
  *
  * Input record (little-endian):  u32 codeLen, u32 codeOffset, u64 regs[16], u64 rflags,
  *                                u8 data[DATA_SIZE], u8 code[codeLen]
- * Output record:                 u32 status (0, or the signal number), u32 reserved,
+ * Output record:                 u32 status (0, or the signal number), u32 hash of the rest of the pages,
  *                                u64 regs[16], u64 rflags, u64 faultRip, u8 data[DATA_SIZE]
  *
  * Each case: the code is copied to CODE + codeOffset followed by `jmp [rip+0]; dq dt_exit`; the trampoline
@@ -37,7 +38,7 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-#define CODE_SIZE 0x10000
+#define CODE_SIZE 0x8000
 #define MAX_DATA 0x10000
 
 struct state {
@@ -221,6 +222,7 @@ int main(int argc, char **argv) {
     memcpy(&coff, hdr + 4, 4);
     if (clen > CODE_SIZE - 64 || coff > CODE_SIZE - 64 - clen) die("code too long");
     if (!read_full(&g_in, sizeof g_in)) die("truncated input");
+    memset((void *)dpage, 0, dmap);
     if (!read_full((void *)data, dsize)) die("truncated input");
     uint8_t *cbuf = cbase + coff;
     g_code = code + coff;
@@ -239,9 +241,14 @@ int main(int argc, char **argv) {
       status = (uint32_t)g_sig;
       g_out = g_fault;
     }
-    uint32_t zero = 0;
+    uint32_t hash = 0x811c9dc5u;
+    for (size_t k = 0; k < dmap; k++) {
+      uint64_t a = dpage + k;
+      if (a >= data && a < data + dsize) continue;
+      hash = (hash ^ ((uint8_t *)dpage)[k]) * 16777619u;
+    }
     memcpy(out, &status, 4);
-    memcpy(out + 4, &zero, 4);
+    memcpy(out + 4, &hash, 4);
     memcpy(out + 8, &g_out, 136);
     uint64_t fr = g_fault_rip;
     memcpy(out + 144, &fr, 8);

@@ -1,0 +1,31 @@
+/**
+ * What the CPU itself charges to the simulated clock, beyond one `insn.base` per instruction:
+ * each entry names the cost primitive (src/cost/primitives.ts) and the ledger attribution
+ * (category, reason). The level is the one running: `levelRoot` or, in VMX non-root
+ * operation, `levelNonRoot` (set by the hypervisor).
+ */
+import type { PrimitiveName } from "../cost/primitives.js";
+
+export const CHARGE_CPUID = 0;
+export const CHARGE_MSR = 1;
+export const CHARGE_IO = 2;
+export const CHARGE_SYSCALL = 3;
+export const CHARGE_CR_WRITE = 4;
+export const CHARGE_INVLPG = 5;
+export const CHARGE_EVENT = 6;
+export const CHARGE_IRET = 7;
+export const CHARGE_STLB_HIT = 8;
+export const CHARGE_WALK_REF = 9;
+
+export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
+  ["insn.cpuid", "guest", "cpuid"],
+  ["insn.msr", "guest", "msr"],
+  ["insn.io", "guest", "port_io"],
+  ["insn.syscall", "guest", "syscall"],
+  ["insn.cr_write", "guest", "cr_write"],
+  ["insn.invlpg", "guest", "tlb_invalidation"],
+  ["event.delivery", "guest", "exception_or_interrupt"],
+  ["event.iret", "guest", "iret"],
+  ["mmu.stlb_hit", "mmu", "stlb_hit"],
+  ["mmu.walk_ref", "mmu", "walk_ref"],
+];
