@@ -30,8 +30,12 @@ export const NPV_HC_RUN = 0x109;
 export const NPV_HC_INJECT = 0x10a;
 export const NPV_HC_BLK_SETUP = 0x10b;
 export const NPV_HC_BLK_TEARDOWN = 0x10c;
+export const NPV_HC_MMIO_REGION = 0x10d;
 export const NPV_HC_FIRST = NPV_HC_VM_CREATE;
-export const NPV_HC_LAST = NPV_HC_BLK_TEARDOWN;
+export const NPV_HC_LAST = NPV_HC_MMIO_REGION;
+/** MMIO_REGION flags: bit 0 removes the region. */
+export const NPV_MMIO_REMOVE = 1;
+export const NPV_MAX_MMIO_REGIONS = 16;
 
 export const NPV_HC_NAMES: Record<number, string> = {
   [NPV_HC_VM_CREATE]: "vm_create",
@@ -47,6 +51,7 @@ export const NPV_HC_NAMES: Record<number, string> = {
   [NPV_HC_INJECT]: "inject",
   [NPV_HC_BLK_SETUP]: "blk_setup",
   [NPV_HC_BLK_TEARDOWN]: "blk_teardown",
+  [NPV_HC_MMIO_REGION]: "mmio_region",
 };
 
 // ---- Status codes (RAX after the hypercall; negative = error) ----
