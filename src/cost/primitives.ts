@@ -33,6 +33,20 @@ export const PRIMITIVES = [
   ["l0.apic_timer", "L0 handler: emulated LAPIC timer programming (TSC deadline / initial count write)"],
   ["l0.apic_eoi", "L0 handler: an EOI or other APIC register write that exits"],
   ["l0.cr_access", "L0 handler: an intercepted control-register access"],
+  // ---- L0's nested-PV engine (npv) ----
+  ["npv.map_page", "L0: record one 4 KiB page of an L2 map (MAP/UNMAP/PROTECT, per page)"],
+  ["npv.batch_entry", "L0: read and validate one MAP_BATCH entry from L1 memory"],
+  ["npv.table_entry", "L0: read and validate one CPUID/MSR policy entry"],
+  ["npv.ept02_compose", "L0: compose one EPT02 leaf from the L2 map and L1's memslots (on a miss, or eagerly)"],
+  ["npv.invalidate", "L0: invalidate EPT02 and the L2's TLB entries after unmap/protect"],
+  ["npv.world_switch", "L0: switch the CPU between an L1 vCPU and an L2 vCPU (VMCS and context)"],
+  ["npv.forward", "L0: fill the run page to forward an L2 event to L1"],
+  ["npv.blk_request", "L0: one mediated virtio-blk request (chain walk through the L2 map, data copy, used ring)"],
+  // ---- L1's own work (a TypeScript hypervisor running as an L1 guest) ----
+  ["l1.exit_handling", "L1 kernel: handle an event L0 forwarded (decode the run page, dispatch)"],
+  ["l1.userspace_hop", "L1: the round trip to L1's userspace device model and back"],
+  ["l1.memory_fault", "L1: allocate and zero an L1 page for L2 on demand"],
+  ["l1.hypercall_prep", "L1: prepare a hypercall (fill a list/table/run page)"],
 ] as const;
 
 export type PrimitiveName = (typeof PRIMITIVES)[number][0];

@@ -122,8 +122,8 @@ describe.skipIf(skipReason !== null)(
         tc.regsLo[7] = edge - 5;
       });
       const [ns, nr] = runNative(h, [store, rep]);
-      expect(ns.fault).toBe("SIGSEGV at +0x0");
-      expect(nr.fault).toBe("SIGSEGV at +0x0");
+      expect(ns.fault).toBe("SIGSEGV at +0x0 (address 0x10012000)");
+      expect(nr.fault).toBe("SIGSEGV at +0x0 (address 0x10012000)");
       expect(nr.regsLo[1]).toBe(5);
       expect(nr.regsLo[7] >>> 0).toBe(edge);
       const emu = new EmulatorRunner();

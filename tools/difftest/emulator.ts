@@ -176,8 +176,16 @@ export class EmulatorRunner {
           flags = mem.read(f + 16, 4) | 0;
           regsLo[4] = mem.read(f + 24, 4) | 0;
           regsHi[4] = mem.read(f + 28, 4) | 0;
-          fault = `${VECTOR_NAMES[v] ?? `vector ${v}`} exception at +0x${at.toString(16)}`;
-          faultSig = `${VECTOR_SIGNAL[v] ?? VECTOR_NAMES[v] ?? `vector ${v}`}@0x${at.toString(16)}`;
+          const sig = VECTOR_SIGNAL[v] ?? VECTOR_NAMES[v] ?? `vector ${v}`;
+          // SIGSEGV carries CR2 for #PF and 0 for #GP, as Linux's si_addr does.
+          const cr2Hi = c.cr2Hi >>> 0;
+          const cr2 =
+            cr2Hi === 0
+              ? `0x${(c.cr2Lo >>> 0).toString(16)}`
+              : `0x${cr2Hi.toString(16)}${(c.cr2Lo >>> 0).toString(16).padStart(8, "0")}`;
+          const addr = sig === "SIGSEGV" ? (v === 14 ? cr2 : "0x0") : "";
+          fault = `${VECTOR_NAMES[v] ?? `vector ${v}`} exception at +0x${at.toString(16)}${v === 14 ? ` (CR2 ${cr2})` : ""}`;
+          faultSig = `${sig}@0x${at.toString(16)}${addr ? `:${addr}` : ""}`;
         } else fault = `halted at unexpected rip 0x${rip.toString(16)}`;
       }
     } else if (stop === STOP_SHUTDOWN) fault = `shutdown: ${c.stopReason?.reason ?? "?"}`;

@@ -78,7 +78,11 @@ export function buildHarness(): Harness | string {
   };
 }
 
-const OUT_REC = 152 + DATA_SIZE;
+function hex64(lo: number, hi: number): string {
+  return hi === 0 ? `0x${lo.toString(16)}` : `0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")}`;
+}
+
+const OUT_REC = 160 + DATA_SIZE;
 
 /** Run a batch of cases natively (one process for the whole batch). */
 export function runNative(h: Harness, cases: readonly TestCase[]): SideResult[] {
@@ -133,8 +137,10 @@ export function runNative(h: Harness, cases: readonly TestCase[]): SideResult[] 
     if (status !== 0) {
       const rip = out.readUInt32LE(b + 144) - cases[k].codeAddr;
       const sig = SIGNALS[status] ?? `signal ${status}`;
-      fault = `${sig} at +0x${rip.toString(16)}`;
-      faultSig = `${sig}@0x${rip.toString(16)}`;
+      // For SIGSEGV from a page fault si_addr is CR2 (0 for #GP): compare it too.
+      const addr = sig === "SIGSEGV" ? hex64(out.readUInt32LE(b + 152), out.readUInt32LE(b + 156)) : "";
+      fault = `${sig} at +0x${rip.toString(16)}${addr && addr !== "0x0" ? ` (address ${addr})` : ""}`;
+      faultSig = `${sig}@0x${rip.toString(16)}${addr ? `:${addr}` : ""}`;
     }
     res.push({
       fault,
@@ -143,7 +149,7 @@ export function runNative(h: Harness, cases: readonly TestCase[]): SideResult[] 
       regsLo,
       regsHi,
       flags,
-      data: Uint8Array.from(out.subarray(b + 152, b + 152 + DATA_SIZE)),
+      data: Uint8Array.from(out.subarray(b + 160, b + 160 + DATA_SIZE)),
     });
   }
   return res;

@@ -149,6 +149,23 @@ export class VmxHost {
     return RUN_BUDGET;
   }
 
+  /**
+   * Record an exit for a guest whose "instructions" are TypeScript (an L1 hypervisor modelled in
+   * code): the same exit record a VMCALL/CPUID executed by x86 code would leave in the VMCS.
+   */
+  synthesizeExit(reason: number, instrLen: number): void {
+    const v = this.unit.vmcs as Vmcs;
+    v.write(V.VMCS_EXIT_REASON, reason);
+    v.write(V.VMCS_EXIT_QUALIFICATION, 0, 0);
+    v.write(V.VMCS_EXIT_INSTRUCTION_LENGTH, instrLen);
+    v.write(V.VMCS_EXIT_INTR_INFO, 0);
+    v.write(V.VMCS_IDT_VECTORING_INFO, 0);
+    const e = this.unit.exit;
+    e.reason = reason;
+    e.instrLen = instrLen;
+    this.unit.exitCounts[reason]++;
+  }
+
   /** An exit that happens between instructions (VMX-preemption timer expiry). */
   private forcedExit(reason: number): number {
     this.unit.exitBetweenInstructions(reason);

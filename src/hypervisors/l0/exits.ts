@@ -198,8 +198,14 @@ function externalInterrupt(l0: L0Hypervisor, _vcpu: Vcpu): void {
 }
 
 /** KVM hypercalls: none is implemented for this guest; answer -KVM_ENOSYS (1000) as KVM does. */
-function vmcall(l0: L0Hypervisor, _vcpu: Vcpu): void {
+function vmcall(l0: L0Hypervisor, vcpu: Vcpu): void {
   const h = l0.host;
+  if (l0.npv !== null && h.gprHi[RAX] === 0 && l0.npv.owns(h.gprLo[RAX] >>> 0)) {
+    l0.chargeHandler("l0.hypercall", "vmcall");
+    l0.npv.handleHypercall(l0, vcpu); // sets RAX (status) and RBX (result)
+    l0.skipInstruction();
+    return;
+  }
   h.gprLo[RAX] = -1000;
   h.gprHi[RAX] = -1;
   l0.skipInstruction();

@@ -141,7 +141,7 @@ export class L0Hypervisor {
     this.host.charge(cycles);
   }
 
-  private chargeTransition(reason: number): void {
+  chargeTransition(reason: number): void {
     let id = this.transitionIds.get(reason);
     if (id === undefined) {
       id = this.ledger.id(LEVEL_L0, "transition", exitReasonName(reason));
@@ -259,6 +259,70 @@ export class L0Hypervisor {
     host.vmwrite(V.VMCS_GUEST_RIP, n, n >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi);
     // Retiring the instruction ends an STI/MOV-SS shadow.
     host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & ~3);
+  }
+
+  // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----
+
+  /** The nested-PV engine, when this L0 offers the npv ABI (set by the npv stack). */
+  npv: { handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): void; owns(nr: number): boolean } | null = null;
+
+  /**
+   * L1 executes VMCALL: the registers are set as KVM's convention wants (RAX number, RBX, RCX,
+   * RDX, RSI arguments), the exit record is the one the instruction would produce, and L0's
+   * exit-handler table handles it like any other exit. Returns RAX (status) and RBX.
+   */
+  guestHypercall(vcpu: Vcpu, nr: number, a1 = 0, a2 = 0, a3 = 0, a4 = 0): { status: number; rbx: number } {
+    const h = this.host;
+    this.load(vcpu);
+    const set = (r: number, v: number) => {
+      h.gprLo[r] = v % 4294967296 | 0;
+      h.gprHi[r] = Math.floor(v / 4294967296) | 0;
+    };
+    set(0, nr);
+    set(3, a1);
+    set(1, a2);
+    set(2, a3);
+    set(6, a4);
+    h.synthesizeExit(V.EXIT_VMCALL, 3);
+    this.chargeTransition(V.EXIT_VMCALL);
+    this.exitsByReason.set("vmcall", (this.exitsByReason.get("vmcall") ?? 0) + 1);
+    EXIT_HANDLERS[V.EXIT_VMCALL](this, vcpu);
+    const status = h.gprLo[0];
+    const rbx = (h.gprHi[3] >>> 0) * 4294967296 + (h.gprLo[3] >>> 0);
+    h.saveContext(vcpu.ctx);
+    return { status, rbx };
+  }
+
+  /** L1 executes CPUID (discovery): a CPUID exit answered from L1's VM's CPUID policy. */
+  guestCpuid(vcpu: Vcpu, leaf: number, subleaf = 0): [number, number, number, number] {
+    const h = this.host;
+    this.load(vcpu);
+    h.gprLo[0] = leaf;
+    h.gprHi[0] = 0;
+    h.gprLo[1] = subleaf;
+    h.gprHi[1] = 0;
+    h.synthesizeExit(V.EXIT_CPUID, 2);
+    this.chargeTransition(V.EXIT_CPUID);
+    this.exitsByReason.set("cpuid", (this.exitsByReason.get("cpuid") ?? 0) + 1);
+    EXIT_HANDLERS[V.EXIT_CPUID](this, vcpu);
+    const r: [number, number, number, number] = [h.gprLo[0] >>> 0, h.gprLo[3] >>> 0, h.gprLo[1] >>> 0, h.gprLo[2] >>> 0];
+    h.saveContext(vcpu.ctx);
+    return r;
+  }
+
+  /** Charge work an L1 written in TypeScript does, at level 1. */
+  chargeL1(name: PrimitiveName, reason: string, times = 1): void {
+    const cycles = this.costs[P[name]] * times;
+    this.ledger.addMany(this.ledger.id(1, "l1", reason), cycles, times);
+    this.host.charge(cycles);
+  }
+
+  /** Charge L0 work for `times` units of a primitive (per page, per entry…). */
+  chargeHandlerN(name: PrimitiveName, reason: string, times: number): void {
+    if (times <= 0) return;
+    const cycles = this.costs[P[name]] * times;
+    this.ledger.addMany(this.ledger.id(LEVEL_L0, "handler", reason), cycles, times);
+    this.host.charge(cycles);
   }
 
   /** Exits taken so far by reason name, sorted by count. */

@@ -81,6 +81,49 @@ class GuestPhysicalDma implements DmaMemory {
   }
 }
 
+/**
+ * Guest-physical memory of a VM as L0 (or an L1 written in TypeScript, for its own memory)
+ * reads it: through the memslots only, so an address outside guest RAM is never reached.
+ */
+export class GuestMemory {
+  constructor(private readonly vm: Vm) {}
+  /** True when [gpa, gpa+len) is entirely guest RAM. */
+  isRam(gpa: number, len: number): boolean {
+    return Number.isSafeInteger(gpa) && gpa >= 0 && len > 0 && this.vm.memslots.contains(gpa, len);
+  }
+  private hpa(gpa: number): number {
+    const h = this.vm.memslots.translate(gpa);
+    if (h < 0) throw new RangeError(`guest-physical 0x${gpa.toString(16)} is not RAM`);
+    return h;
+  }
+  read32(gpa: number): number {
+    if (gpa % 4096 > 4092) return new DataView(this.readBytes(gpa, 4).buffer).getUint32(0, true);
+    return this.vm.hostMem.read(this.hpa(gpa), 4) >>> 0;
+  }
+  /** A u64 as a number (exact below 2^53; larger values come back rounded — callers bound-check). */
+  read64(gpa: number): number {
+    return this.read32(gpa + 4) * 4294967296 + this.read32(gpa);
+  }
+  read16(gpa: number): number {
+    return new DataView(this.readBytes(gpa, 2).buffer).getUint16(0, true);
+  }
+  write32(gpa: number, v: number): void {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    this.writeBytes(gpa, b);
+  }
+  write64(gpa: number, v: number): void {
+    this.write32(gpa, v % 4294967296);
+    this.write32(gpa + 4, Math.floor(v / 4294967296));
+  }
+  readBytes(gpa: number, len: number): Uint8Array {
+    return this.vm.dma.readBytes(gpa, len);
+  }
+  writeBytes(gpa: number, bytes: Uint8Array): void {
+    this.vm.dma.writeBytes(gpa, bytes);
+  }
+}
+
 export class Vm {
   readonly memslots = new MemslotTable();
   readonly ept01: EptBuilder;
@@ -99,6 +142,8 @@ export class Vm {
   exitStatus: number | null = null;
   /** EPT01 pages mapped on demand. */
   eptFaults = 0;
+  /** This VM's guest-physical memory, read through its memslots. */
+  readonly memory: GuestMemory;
 
   constructor(
     readonly hostMem: PhysicalMemory,
@@ -112,6 +157,7 @@ export class Vm {
     const ramBacking = alloc.range(config.memory);
     this.memslots.add({ gpa: 0, size: Math.min(config.memory, VIRTIO_BLK_GPA), hpa: ramBacking });
     this.dma = new GuestPhysicalDma(this, config.memory);
+    this.memory = new GuestMemory(this);
     // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
     this.cpuid = (config.cpuModel ?? new CpuModel()).clone();
     const l1 = new Int32Array(4);

@@ -13,7 +13,8 @@
  * Input record (little-endian):  u32 codeLen, u32 codeOffset, u64 regs[16], u64 rflags,
  *                                u8 data[DATA_SIZE], u8 code[codeLen]
  * Output record:                 u32 status (0, or the signal number), u32 hash of the rest of the pages,
- *                                u64 regs[16], u64 rflags, u64 faultRip, u8 data[DATA_SIZE]
+ *                                u64 regs[16], u64 rflags, u64 faultRip, u64 faultAddr (si_addr),
+ *                                u8 data[DATA_SIZE]
  *
  * Each case: the code is copied to CODE + codeOffset followed by `jmp [rip+0]; dq dt_exit`; the trampoline
  * saves the callee-saved registers and the host RSP, loads RFLAGS and all 16 GPRs (RSP too),
@@ -118,11 +119,11 @@ __asm__(
 static sigjmp_buf g_jmp;
 static volatile sig_atomic_t g_sig;
 static volatile uint64_t g_fault_rip;
+static volatile uint64_t g_fault_addr;
 
 static struct state g_fault;
 
 static void on_signal(int sig, siginfo_t *si, void *uctx) {
-  (void)si;
   ucontext_t *uc = (ucontext_t *)uctx;
   const greg_t *g = uc->uc_mcontext.gregs;
   static const int order[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
@@ -131,6 +132,7 @@ static void on_signal(int sig, siginfo_t *si, void *uctx) {
   g_fault.rflags = (uint64_t)g[REG_EFL];
   g_sig = sig;
   g_fault_rip = (uint64_t)g[REG_RIP];
+  g_fault_addr = (uint64_t)(uintptr_t)si->si_addr;
   siglongjmp(g_jmp, 1);
 }
 
@@ -210,7 +212,7 @@ int main(int argc, char **argv) {
   for (unsigned k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
     if (sigaction(sigs[k], &sa, 0) != 0) die("sigaction");
 
-  static uint8_t out[8 + 136 + 8 + MAX_DATA];
+  static uint8_t out[8 + 136 + 16 + MAX_DATA];
   static uint8_t hdr[8];
   uint8_t *cbase = (uint8_t *)code;
   uint64_t exit_addr = (uint64_t)(uintptr_t)&dt_exit;
@@ -234,6 +236,7 @@ int main(int argc, char **argv) {
     memcpy(cbuf + clen + 6, &exit_addr, 8);
     g_sig = 0;
     g_fault_rip = 0;
+    g_fault_addr = 0;
     uint32_t status = 0;
     if (sigsetjmp(g_jmp, 1) == 0) {
       dt_enter();
@@ -252,8 +255,10 @@ int main(int argc, char **argv) {
     memcpy(out + 8, &g_out, 136);
     uint64_t fr = g_fault_rip;
     memcpy(out + 144, &fr, 8);
-    memcpy(out + 152, (void *)data, dsize);
-    if (fwrite(out, 1, 152 + dsize, stdout) != 152 + dsize) die("write failed");
+    uint64_t fa = g_fault_addr;
+    memcpy(out + 152, &fa, 8);
+    memcpy(out + 160, (void *)data, dsize);
+    if (fwrite(out, 1, 160 + dsize, stdout) != 160 + dsize) die("write failed");
   }
   fflush(stdout);
   return 0;
