@@ -651,12 +651,13 @@ export class Cpu {
   private readSlow(lo: number, hi: number, size: number): number {
     const off = lo & 0xfff;
     if (off + size > PAGE_SIZE) {
-      // Page-crossing: byte by byte (each byte translated; rare).
+      // Page-crossing: byte by byte (each byte translated; rare), lowest first so that CR2 is
+      // where the fault begins (the access's start, or the first byte of the second page).
       let v = 0;
-      for (let k = size - 1; k >= 0; k--) {
+      for (let k = 0; k < size; k++) {
         const a = (lo + k) | 0;
         const h = (a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
-        v = (v << 8) | this.read8(a, h);
+        v |= this.read8(a, h) << (8 * k);
       }
       return size === 2 ? v & 0xffff : v;
     }
@@ -686,8 +687,9 @@ export class Cpu {
       }
     }
     if (off + size > PAGE_SIZE) {
-      // Probe every byte's page first so a fault on the second page writes nothing.
-      const a2 = (lo + size - 1) | 0;
+      // Probe every byte's page first so a fault on the second page writes nothing (CR2: the
+      // first byte of that page).
+      const a2 = ((lo | 0xfff) + 1) | 0;
       this.translate(lo, hi, ACC_WRITE | this.userAccess());
       this.translate(a2, (a2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
       for (let k = 0; k < size; k++) {

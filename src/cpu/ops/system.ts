@@ -136,9 +136,15 @@ function movFromCr(c: Cpu, i: Insn): void {
 function movToCr(c: Cpu, i: Insn): void {
   if (!crExists(c, i.reg)) c.raise(UD);
   priv(c);
-  if (c.nonRoot) c.vmxUnit.checkCrWrite(i, i.reg, c.lo[i.rm], i.rm);
+  let lo = c.lo[i.rm];
+  if (c.nonRoot) {
+    c.vmxUnit.checkCrWrite(i, i.reg, lo, i.rm);
+    // A MOV to CR0/CR4 that does not exit leaves the host-owned bits unchanged (SDM vol. 3, 25.3).
+    if (i.reg === 0) lo = (lo & ~c.vmxUnit.cr0Mask) | (c.cr0 & c.vmxUnit.cr0Mask);
+    else if (i.reg === 4) lo = (lo & ~c.vmxUnit.cr4Mask) | (c.cr4 & c.vmxUnit.cr4Mask);
+  }
   if (i.reg !== 8) c.chargeEvent(CH.CHARGE_CR_WRITE);
-  writeCr(c, i.reg, c.lo[i.rm], c.mode64 ? c.hi[i.rm] : 0);
+  writeCr(c, i.reg, lo, c.mode64 ? c.hi[i.rm] : 0);
 }
 
 /** MOV r, DRn (0F 21). */

@@ -139,6 +139,13 @@ export class VmxHost {
       return RUN_EXIT;
     }
     if (stop === STOP_BUDGET || stop === STOP_HALT) {
+      if (stop === STOP_HALT && deadline !== Number.POSITIVE_INFINITY && cpu.cycles() < deadline) {
+        // The preemption timer counts down in the HLT state too (SDM vol. 3, 25.5.1): the guest
+        // idles until it expires. Attributed as the guest's idle time.
+        const idle = deadline - cpu.cycles();
+        cpu.charge(idle);
+        cpu.ledger.add(cpu.ledger.id(cpu.levelNonRoot, "idle", "hlt"), idle);
+      }
       if (cpu.cycles() >= deadline) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
       return RUN_BUDGET;
     }

@@ -385,14 +385,12 @@ export class VmxUnit {
    * says so (for #PF, with the error-code mask/match rule of 25.2). Returns normally otherwise.
    */
   checkException(vector: number, errorCode: number, instrLen: number): void {
-    if (vector >= 32 || (this.exceptionBitmap & (1 << vector)) === 0) {
-      if (vector !== PF_ || (this.exceptionBitmap & (1 << PF_)) === 0) return;
-    }
     if (vector === PF_) {
+      // Bit 14 set: exit iff PFEC & mask == match; bit 14 clear: exit iff they differ.
       const match = (errorCode & this.pfecMask) === this.pfecMatch;
       const bit = (this.exceptionBitmap & (1 << PF_)) !== 0;
       if (bit !== match) return;
-    }
+    } else if (vector >= 32 || (this.exceptionBitmap & (1 << vector)) === 0) return;
     const e = this.exit;
     const hasErr = errorCode >= 0;
     const type = vector === 3 || vector === 4 ? C.INTR_TYPE_SW_EXCEPTION : C.INTR_TYPE_HW_EXCEPTION;
