@@ -202,6 +202,37 @@ export class VmxHost {
     }
   }
 
+  /**
+   * Leave a guest still entered after RUN_BUDGET at the current instruction boundary, without an
+   * architectural exit (the hypervisor ending its own slice, e.g. to switch VMCS). No-op otherwise.
+   */
+  leaveGuest(): void {
+    if (!this.inGuest) return;
+    this.unit.exitBetweenInstructions(V.EXIT_PREEMPTION_TIMER, true);
+    this.inGuest = false;
+  }
+
+  /** True between a successful VM entry and the next exit (or leaveGuest). */
+  get entered(): boolean {
+    return this.inGuest;
+  }
+
+  /**
+   * INVVPID (single context) + INVEPT: drop every TLB and paging-structure-cache entry tagged
+   * with `vpid`, the EPT paging-structure caches, and the CPU's software TLB.
+   */
+  invalidateVpid(vpid: number): void {
+    const mmu = this.cpu.mmu;
+    const ctx = (vpid & 0xffff) << 16;
+    const mask = 0xffff << 16;
+    mmu.itlb.invalidateMatching(ctx, mask, true);
+    mmu.dtlb.invalidateMatching(ctx, mask, true);
+    mmu.stlb.invalidateMatching(ctx, mask, true);
+    mmu.psc.invalidateCtx(ctx, mask);
+    mmu.eptPsc.invalidateAll();
+    this.cpu.flushTlb();
+  }
+
   /** Save the vCPU's non-VMCS state (GPRs, syscall MSRs, CR2, DRs) when switching vCPUs. */
   saveContext(ctx: GuestContext): void {
     const c = this.cpu;

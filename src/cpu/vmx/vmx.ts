@@ -160,6 +160,9 @@ export class VmxUnit {
     c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
     if (this.eptp >= 0) c.mmu.useEpt(this.eptp % 4294967296 | 0, Math.floor(this.eptp / 4294967296) | 0);
     else c.mmu.useEpt(null);
+    // Without VPIDs, VM entry invalidates the linear and combined mappings (SDM vol. 3, 28.3.3.3):
+    // a hypervisor that changed EPT01 or the guest tables between exits sees no stale entry.
+    if (this.vpid === 0) c.mmu.flushAll("other");
     c.updateMode();
     c.flushTlb();
     c.irqCheck = true; // interrupt-window and pending events are checked before the first instruction

@@ -202,8 +202,8 @@ function vmcall(l0: L0Hypervisor, vcpu: Vcpu): void {
   const h = l0.host;
   if (l0.npv !== null && h.gprHi[RAX] === 0 && l0.npv.owns(h.gprLo[RAX] >>> 0)) {
     l0.chargeHandler("l0.hypercall", "vmcall");
-    l0.npv.handleHypercall(l0, vcpu); // sets RAX (status) and RBX (result)
-    l0.skipInstruction();
+    // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).
+    if (l0.npv.handleHypercall(l0, vcpu) !== false) l0.skipInstruction();
     return;
   }
   h.gprLo[RAX] = -1000;

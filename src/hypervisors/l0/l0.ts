@@ -95,6 +95,13 @@ export class L0Hypervisor {
     return page;
   }
 
+  /** Reserve a 1 MiB host-physical window (outside RAM) for a device model's MMIO emulation. */
+  reserveWindow(): number {
+    const w = this.windows;
+    this.windows += 0x100000;
+    return w;
+  }
+
   createVm(config: VmConfig): Vm {
     const vm = new Vm(this.cpu.mem, this.alloc, config, { now: () => this.cpu.cycles() }, this.windows);
     this.windows += 0x100000;
@@ -264,7 +271,7 @@ export class L0Hypervisor {
   // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----
 
   /** The nested-PV engine, when this L0 offers the npv ABI (set by the npv stack). */
-  npv: { handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): void; owns(nr: number): boolean } | null = null;
+  npv: { handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): boolean | void; owns(nr: number): boolean } | null = null;
 
   /**
    * L1 executes VMCALL: the registers are set as KVM's convention wants (RAX number, RBX, RCX,

@@ -1,0 +1,112 @@
+/**
+ * EPT02: the second-level tables the hardware walks for an L2 VM, built by L0 as
+ * (L2 map) ∘ (L1's memslots). One EptBuilder per L2 VM in host memory; leaves are composed
+ * lazily on an EPT02 violation (or eagerly at MAP for VMs created with the eager flag), and
+ * removed or downgraded on UNMAP/PROTECT, followed by an invalidation of every TLB entry tagged
+ * with the L2's VPID before the hypercall returns.
+ *
+ * Table pages come from a recycling allocator so that destroying an L2 VM gives its EPT02 pages
+ * (and its MSR bitmap page) back: a long-running L1 that creates and destroys VMs does not
+ * exhaust L0's host memory.
+ */
+import type { PhysicalMemory } from "../../../mmu/phys.js";
+import { EPT_LARGE } from "../../../x86/vmx-controls.js";
+import { EptBuilder } from "../ept.js";
+import { HostPageAllocator } from "../host-pages.js";
+import type { Vm } from "../vm.js";
+import { entryL1Pfn, entryPerms, type L2Map } from "./l2-map.js";
+
+const TWO_32 = 4294967296;
+
+/** A page allocator over L0's own that reuses pages given back with `free` (zeroing them). */
+export class RecyclingPages extends HostPageAllocator {
+  private readonly freeList: number[] = [];
+
+  constructor(
+    private readonly hostMem: PhysicalMemory,
+    private readonly parent: HostPageAllocator,
+  ) {
+    super(hostMem, 0, 0);
+  }
+
+  override page(): number {
+    const p = this.freeList.pop();
+    if (p === undefined) {
+      const q = this.parent.page();
+      this.allocated++;
+      return q;
+    }
+    this.hostMem.writeBytes(p, new Uint8Array(4096));
+    return p;
+  }
+
+  override range(bytes: number): number {
+    return this.parent.range(bytes);
+  }
+
+  free(page: number): void {
+    this.freeList.push(page);
+  }
+
+  get freePages(): number {
+    return this.freeList.length;
+  }
+}
+
+/** Every table page of an EPT (root included), for freeing. */
+export function eptTablePages(mem: PhysicalMemory, root: number): number[] {
+  const out: number[] = [root];
+  const walk = (table: number, level: number): void => {
+    if (level === 1) return;
+    for (let i = 0; i < 512; i++) {
+      const lo = mem.read(table + i * 8, 4);
+      if ((lo & 7) === 0 || (lo & EPT_LARGE) !== 0) continue;
+      const hi = mem.read(table + i * 8 + 4, 4);
+      const t = (hi & 0xfffff) * TWO_32 + ((lo & ~0xfff) >>> 0);
+      out.push(t);
+      walk(t, level - 1);
+    }
+  };
+  walk(root, 4);
+  return out;
+}
+
+/** EPT permissions for an L2 map entry's permissions (the same bit positions: R=1, W=2, X=4). */
+export function eptPerms(perms: number): number {
+  return perms & 7;
+}
+
+/**
+ * Compose the EPT02 leaf of one mapped L2 page: L2 GPA → L1 GPA (the map) → host PA (L1's
+ * memslots). Returns false (and maps nothing) when the L1 page is not RAM, which MAP's checks
+ * exclude, so it only guards against an inconsistency.
+ */
+export function composeLeaf(ept: EptBuilder, l1vm: Vm, l2pfn: number, entry: number): boolean {
+  const hpa = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
+  if (hpa < 0 || !l1vm.memslots.contains(entryL1Pfn(entry) * 4096, 4096)) return false;
+  ept.map(l2pfn * 4096, hpa, eptPerms(entryPerms(entry)));
+  return true;
+}
+
+/** Build a fresh EPT02 for an L2 VM. */
+export function newEpt02(mem: PhysicalMemory, pages: RecyclingPages): EptBuilder {
+  return new EptBuilder(mem, pages);
+}
+
+/** Check helper (tests, fuzzer): does every EPT02 leaf agree with the map and L1's RAM? */
+export function checkEpt02(ept: EptBuilder, map: L2Map, l1vm: Vm, report: (msg: string) => void): number {
+  let leaves = 0;
+  ept.forEachLeaf((gpa, hpa, perms) => {
+    leaves++;
+    const entry = map.get(gpa / 4096);
+    if (entry === 0) {
+      report(`EPT02 leaf at L2 0x${gpa.toString(16)} that L1 has not mapped`);
+      return;
+    }
+    const want = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
+    if (want < 0 || hpa !== want) report(`EPT02 leaf at L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, map says 0x${want.toString(16)}`);
+    if ((perms & ~entryPerms(entry)) !== 0) report(`EPT02 leaf at L2 0x${gpa.toString(16)} has perms ${perms} ⊄ ${entryPerms(entry)}`);
+  });
+  if (leaves !== ept.leaves) report(`EPT02 leaf count ${ept.leaves} but ${leaves} leaves present`);
+  return leaves;
+}

@@ -1,0 +1,107 @@
+/**
+ * What L0 keeps per L1 and per L2 object for the npv ABI. Handles are small integers, allocated
+ * per L1 (lowest free first, never 0), so one L1 can never name another's objects.
+ */
+import type { GuestContext } from "../../../cpu/vmx/host.js";
+import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
+import type { BlockBackend } from "../../../devices/block-backend.js";
+import type { LocalApic } from "../../../devices/lapic.js";
+import type { EptBuilder } from "../ept.js";
+import type { Vm } from "../vm.js";
+import type { L2Map } from "./l2-map.js";
+import type { MediatedBlk } from "./blk.js";
+import type { CpuidPolicy, MsrPolicy } from "./policy.js";
+
+export interface MmioRange {
+  /** L2 GPA (page-aligned) and size in pages. */
+  gpa: number;
+  npages: number;
+}
+
+export class L2Vm {
+  readonly map: L2Map;
+  cpuid: CpuidPolicy;
+  msrs: MsrPolicy;
+  readonly mmio: MmioRange[] = [];
+  readonly blk = new Map<number, MediatedBlk>();
+  readonly vcpus: L2Vcpu[] = [];
+
+  constructor(
+    readonly handle: number,
+    readonly owner: L1State,
+    readonly eager: boolean,
+    map: L2Map,
+    readonly ept: EptBuilder,
+    readonly vpid: number,
+    readonly msrBitmap: number,
+    cpuid: CpuidPolicy,
+    msrs: MsrPolicy,
+  ) {
+    this.map = map;
+    this.cpuid = cpuid;
+    this.msrs = msrs;
+  }
+
+  /** The declared MMIO range containing L2 GPA `gpa`, if any. */
+  findMmio(gpa: number): MmioRange | undefined {
+    for (const r of this.mmio) if (gpa >= r.gpa && gpa < r.gpa + r.npages * 4096) return r;
+    return undefined;
+  }
+}
+
+/** A forwarded MMIO read waiting for L1's value (completed at the next RUN). */
+export interface PendingMmioRead {
+  gpa: number;
+  size: number;
+}
+
+export class L2Vcpu {
+  /** External interrupts queued by INJECT (and mediated-device completions) not yet in the LAPIC. */
+  readonly injectQueue: number[] = [];
+  reinjectInfo = 0;
+  reinjectError = 0;
+  pendingException = -1;
+  pendingExceptionError = -1;
+  /** 0 while runnable; NPV_EXIT_SHUTDOWN or NPV_EXIT_MODE once stopped. */
+  stopped = 0;
+  stopDetail = 0;
+  /** True while RUN has this vCPU on the CPU. */
+  running = false;
+  /** Set after the first exit forwarded to L1 (the run page then holds this vCPU's registers). */
+  forwarded = false;
+  pendingMmioRead: PendingMmioRead | null = null;
+  /** Exit-specific data of the exit being forwarded (the run page's 64 bytes at 0xC0). */
+  readonly exitData = new Uint8Array(64);
+  readonly exitView = new DataView(this.exitData.buffer);
+
+  constructor(
+    readonly handle: number,
+    readonly vm: L2Vm,
+    readonly index: number,
+    readonly vmcs: Vmcs,
+    readonly ctx: GuestContext,
+    readonly lapic: LocalApic,
+  ) {}
+}
+
+export class L1State {
+  readonly vms = new Map<number, L2Vm>();
+  readonly vcpus = new Map<number, L2Vcpu>();
+  readonly backends = new Map<number, BlockBackend>();
+  nextBackend = 1;
+  /** Pages mapped across all of this L1's L2 VMs (limit NPV_MAX_MAPPED_PAGES). */
+  mappedPages = 0;
+  blkDevices = 0;
+
+  constructor(
+    readonly vm: Vm,
+    readonly id: number,
+  ) {}
+}
+
+/** Lowest free handle ≥ 1 in `m`. */
+export function freeHandle(m: Map<number, unknown>): number {
+  let h = 1;
+  while (m.has(h)) h++;
+  return h;
+}
