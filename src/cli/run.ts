@@ -77,7 +77,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
   }
   if (result.outcome.kind !== "debug-exit") {
     if (!opts.json) console.error(`nestlab: ${result.outcome.message}`);
-    return 3;
+    return 4; // the guest never reached the debug-exit port (2 is for usage errors)
   }
   return result.exitStatus ?? 0;
 }
