@@ -35,6 +35,8 @@ export interface CompareOptions {
   profile?: string;
   json?: boolean;
   maxInstructions: number;
+  /** npv stack: eager or on-demand L2 memory mapping by L1. */
+  npvMap?: "eager" | "demand";
 }
 
 function exitTotals(r: StackRunResult): { byLevel: Record<string, number>; byReason: Record<string, number> } {
@@ -63,7 +65,7 @@ export function runCell(stackName: string, workload: string, opts: CompareOption
   const t0 = performance.now();
   const base = { stack: stackName, workload, iterations: 0, cyclesPerIter: 0, exitsPerIter: {}, exitReasonsPerIter: {}, instructions: 0 };
   const run = (iters?: number) =>
-    stack.run({ image, cmdline: workloadCmdline(workload, iters), memory: opts.memory, maxInstructions: opts.maxInstructions, profile: opts.profile });
+    stack.run({ image, cmdline: workloadCmdline(workload, iters), memory: opts.memory, maxInstructions: opts.maxInstructions, profile: opts.profile, npvMap: opts.npvMap });
   const r1 = run();
   const res1 = r1.guest.results.find((x) => x.name === workload);
   if (r1.exitStatus !== 1 || res1 === undefined || r1.guest.failures.length > 0) {

@@ -10,6 +10,11 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function npvMap(v: string): "eager" | "demand" {
+  if (v !== "eager" && v !== "demand") throw new InvalidArgumentError(`expected eager or demand, got "${v}"`);
+  return v;
+}
+
 const program = new Command();
 program
   .name("nestlab")
@@ -29,6 +34,7 @@ program
   .option("--max-instructions <n>", "stop a guest that runs longer than this", positiveInt, 2_000_000_000)
   .option("--profile <name>", "cost profile (name or path to a JSON file)")
   .option("--json", "print one JSON document instead of the console and summary")
+  .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
   .action((image: string | undefined, cmdline: string[], opts) => {
     if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
       throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
@@ -47,6 +53,7 @@ program
   .option("--memory <size>", "guest RAM (e.g. 256M)", parseSize, 256 * 1024 * 1024)
   .option("--max-instructions <n>", "per-run instruction limit", positiveInt, 500_000_000)
   .option("--json", "print one JSON document")
+  .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
   .action((opts) => {
     process.exitCode = compareCommand(opts);
   });

@@ -16,6 +16,8 @@ export interface RunCommandOptions {
   protocol?: "multiboot" | "direct64";
   iters?: number;
   profile?: string;
+  /** npv stack: eager or on-demand L2 memory mapping by L1. */
+  npvMap?: "eager" | "demand";
 }
 
 /** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
@@ -64,6 +66,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       maxInstructions: opts.maxInstructions,
       protocol: opts.protocol,
       profile: opts.profile,
+      npvMap: opts.npvMap,
       onSerial: opts.json ? undefined : (s) => process.stdout.write(s),
     });
   } catch (e) {

@@ -7,7 +7,7 @@
  *
  * No allocation: frames are pushed one slot at a time.
  */
-import { CHARGE_EVENT } from "./charges.js";
+
 import {
   DF_,
   ERR_EXT,
@@ -21,6 +21,13 @@ import {
   VECTOR_NAMES,
 } from "../x86/exceptions.js";
 import { IF, NT, RF, TF, VM } from "../x86/flags.js";
+import {
+  INTR_INFO_DELIVER_CODE,
+  INTR_INFO_VALID,
+  INTR_TYPE_EXT_INTR,
+  INTR_TYPE_HW_EXCEPTION,
+} from "../x86/vmx-controls.js";
+import { CHARGE_EVENT } from "./charges.js";
 import { type Cpu, FAULT } from "./cpu.js";
 import {
   AR_CODE,
@@ -35,6 +42,7 @@ import {
   readDescriptor,
   setSegment,
 } from "./segments.js";
+import { VMEXIT } from "./vmx/vmx.js";
 
 /** How an event arrived (decides privilege checks, error codes and the EXT bit). */
 export const EV_EXCEPTION = 0; // a fault or trap the processor detected (EXT = 1 in nested error codes)
@@ -81,6 +89,18 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       c.intShadow = false; // delivery ends STI/MOV SS blocking
       return;
     } catch (x) {
+      if (x === VMEXIT && c.nonRoot && !c.injecting && kind !== EV_SOFTWARE) {
+        // A VM exit (an EPT violation on the stack or IDT, say) cut this delivery short: the
+        // exit reports the event in the IDT-vectoring information (SDM vol. 3, 27.2.4).
+        // (Injected events are reported by VM entry; INT n-class events are not recorded.)
+        const code = kind === EV_EXCEPTION && hasErrorCode(v);
+        c.vmxUnit.vectoringInfo =
+          INTR_INFO_VALID |
+          (kind === EV_EXTERNAL ? INTR_TYPE_EXT_INTR : INTR_TYPE_HW_EXCEPTION) |
+          v |
+          (code ? INTR_INFO_DELIVER_CODE : 0);
+        c.vmxUnit.vectoringError = code ? Math.max(e, 0) : 0;
+      }
       if (x !== FAULT) throw x;
       c.injecting = false; // a fault during delivery of an injected event is a new exception
       const nv = c.faultVector;

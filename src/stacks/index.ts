@@ -1,4 +1,5 @@
 import { nativeStack } from "./native.js";
+import { npvStack } from "./npv.js";
 import { vmStack } from "./vm.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 
@@ -6,6 +7,7 @@ import { type Stack, UnknownStackError } from "./stack.js";
 export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nativeStack.name, nativeStack],
   [vmStack.name, vmStack],
+  [npvStack.name, npvStack],
 ]);
 
 export function getStack(name: string): Stack {

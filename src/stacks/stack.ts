@@ -20,6 +20,8 @@ export interface StackRunOptions {
   serialInput?: string;
   /** Cost profile name or path (default: the default profile). */
   profile?: string;
+  /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
+  npvMap?: "eager" | "demand";
 }
 
 export interface StackRunResult {

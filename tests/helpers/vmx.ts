@@ -18,8 +18,8 @@ import type { ExitRecord } from "../../src/cpu/vmx/vmx.js";
 import { EptBuilder } from "../../src/hypervisors/l0/ept.js";
 import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
-import * as C from "../../src/x86/vmx-controls.js";
 import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
 import { asm } from "./asm.js";
 
 export const PML4 = 0x1000;
@@ -116,7 +116,7 @@ export class VmxBed {
 
   /** Set the guest PTE of an identity-mapped linear page below 4 MiB (flags: P=1 RW=2 …; 0 = not present). */
   setPte(linear: number, flags: number): void {
-    this.write64(this.pte(linear), flags === 0 ? 0 : ((linear & ~0xfff) | flags) | 0, 0);
+    this.write64(this.pte(linear), flags === 0 ? 0 : (linear & ~0xfff) | flags | 0, 0);
   }
 
   private buildGuestMemory(): void {

@@ -4,8 +4,8 @@
  * from a script of exits the test writes into the run page.
  */
 import type { PrimitiveName } from "../../src/cost/primitives.js";
-import * as A from "../../src/hypervisors/npv-abi.js";
 import type { HypercallResult, L1Memory, L1Platform } from "../../src/hypervisors/l1/platform.js";
+import * as A from "../../src/hypervisors/npv-abi.js";
 
 export class ArrayMemory implements L1Memory {
   readonly bytes: Uint8Array;
@@ -72,8 +72,15 @@ export class FakeL0 implements L1Platform {
   }
 
   cpuid(leaf: number): [number, number, number, number] {
-    const w = (s: string) => (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
-    if (leaf === A.NPV_CPUID_SIGNATURE_LEAF) return [A.NPV_CPUID_FEATURES_LEAF, w(this.signature.slice(0, 4)), w(this.signature.slice(4, 8)), w(this.signature.slice(8, 12))];
+    const w = (s: string) =>
+      (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
+    if (leaf === A.NPV_CPUID_SIGNATURE_LEAF)
+      return [
+        A.NPV_CPUID_FEATURES_LEAF,
+        w(this.signature.slice(0, 4)),
+        w(this.signature.slice(4, 8)),
+        w(this.signature.slice(8, 12)),
+      ];
     if (leaf === A.NPV_CPUID_FEATURES_LEAF) return [this.version, 0x3f, A.NPV_MAX_VMS, A.NPV_MAX_VCPUS_PER_VM];
     return [0, 0, 0, 0];
   }
@@ -121,7 +128,8 @@ export class FakeL0 implements L1Platform {
       case A.NPV_HC_BLK_TEARDOWN:
         return { status: 0, rbx: 0 };
       case A.NPV_HC_RUN: {
-        if (this.calls.filter((c) => c.nr === A.NPV_HC_RUN).length > 1) this.runFlags.push(this.mem.read32(a2 + A.NPV_RUN_FLAGS));
+        if (this.calls.filter((c) => c.nr === A.NPV_HC_RUN).length > 1)
+          this.runFlags.push(this.mem.read32(a2 + A.NPV_RUN_FLAGS));
         const next = this.script.shift();
         // What L1 left in the run page, as L0 reads it at RUN (offsets as in the page).
         const before = new ArrayMemory(4096);

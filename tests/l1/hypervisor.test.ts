@@ -1,17 +1,25 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { packageRoot } from "../../src/paths.js";
-import * as A from "../../src/hypervisors/npv-abi.js";
-import { FAULT_BATCH_PAGES, L1Hypervisor, type L1Options, PASSTHROUGH_MSRS } from "../../src/hypervisors/l1/hypervisor.js";
-import { NpvUnavailable } from "../../src/hypervisors/l1/npv-client.js";
+import {
+  FAULT_BATCH_PAGES,
+  L1Hypervisor,
+  type L1Options,
+  PASSTHROUGH_MSRS,
+} from "../../src/hypervisors/l1/hypervisor.js";
 import { L2_VIRTIO_GPA } from "../../src/hypervisors/l1/l2-devices.js";
+import { NpvUnavailable } from "../../src/hypervisors/l1/npv-client.js";
+import * as A from "../../src/hypervisors/npv-abi.js";
+import { packageRoot } from "../../src/paths.js";
 import { type ArrayMemory, FakeL0 } from "./fake-l0.js";
 
 const kernel = new Uint8Array(readFileSync(join(packageRoot(), "guests/images/kernel.elf")));
 const MiB = 1024 * 1024;
 
-function make(mode: "eager" | "demand", extra: Partial<L1Options> = {}): { l0: FakeL0; l1: L1Hypervisor; serial: number[] } {
+function make(
+  mode: "eager" | "demand",
+  extra: Partial<L1Options> = {},
+): { l0: FakeL0; l1: L1Hypervisor; serial: number[] } {
   const l0 = new FakeL0(48 * MiB);
   const serial: number[] = [];
   const l1 = new L1Hypervisor(l0, {
@@ -76,7 +84,8 @@ describe("L1 hypervisor against a fake L0", () => {
     // MSR policy: only pass-through syscall MSRs.
     const mt = new DataView(l0.msrTable!.buffer);
     expect(mt.byteLength / 16).toBe(PASSTHROUGH_MSRS.length);
-    for (let i = 0; i < PASSTHROUGH_MSRS.length; i++) expect(mt.getUint32(i * 16 + 4, true)).toBe(A.NPV_MSR_PASSTHROUGH);
+    for (let i = 0; i < PASSTHROUGH_MSRS.length; i++)
+      expect(mt.getUint32(i * 16 + 4, true)).toBe(A.NPV_MSR_PASSTHROUGH);
     expect(l0.mmioRegions).toEqual([[L2_VIRTIO_GPA, 1]]);
     // Initial state: long mode, RSI = boot info at 0x8000.
     const s = new DataView(l0.state!.buffer);
@@ -101,16 +110,28 @@ describe("L1 hypervisor against a fake L0", () => {
     const { l0, l1, serial } = make("demand");
     l1.boot();
     l0.script.push((m, rp) =>
-      put(m, rp, A.NPV_EXIT_IO, (d) => {
-        m.write32(d, 0x3f8 | (1 << 16) | (0 << 24));
-        m.write32(d + 4, 0x41);
-      }, 1),
+      put(
+        m,
+        rp,
+        A.NPV_EXIT_IO,
+        (d) => {
+          m.write32(d, 0x3f8 | (1 << 16) | (0 << 24));
+          m.write32(d + 4, 0x41);
+        },
+        1,
+      ),
     );
     l0.script.push((m, rp) => {
-      put(m, rp, A.NPV_EXIT_IO, (d) => {
-        m.write32(d, 0x510 | (2 << 16));
-        m.write32(d + 4, 0);
-      }, 2);
+      put(
+        m,
+        rp,
+        A.NPV_EXIT_IO,
+        (d) => {
+          m.write32(d, 0x510 | (2 << 16));
+          m.write32(d + 4, 0);
+        },
+        2,
+      );
     });
     l0.script.push((m, rp) => {
       put(m, rp, A.NPV_EXIT_IO, (d) => m.write32(d, 0x511 | (1 << 16) | (1 << 24)), 1);
@@ -118,10 +139,16 @@ describe("L1 hypervisor against a fake L0", () => {
       m.write32(rp + A.NPV_RUN_GPRS + 4, 0x11);
     });
     l0.script.push((m, rp) =>
-      put(m, rp, A.NPV_EXIT_IO, (d) => {
-        m.write32(d, 0xf4 | (4 << 16));
-        m.write32(d + 4, 0);
-      }, 1),
+      put(
+        m,
+        rp,
+        A.NPV_EXIT_IO,
+        (d) => {
+          m.write32(d, 0xf4 | (4 << 16));
+          m.write32(d + 4, 0);
+        },
+        1,
+      ),
     );
     const stop = l1.run();
     expect(stop).toMatchObject({ kind: "debug-exit", status: 1 });
@@ -198,13 +225,15 @@ describe("L1 hypervisor against a fake L0", () => {
   it("runs the virtio-mmio control path and hands the ready queue to L0 (BLK_SETUP)", () => {
     const { l0, l1 } = make("demand");
     l1.boot();
-    const mmio = (off: number, write: boolean, value = 0) => (m: ArrayMemory, p: number) =>
-      put(m, p, A.NPV_EXIT_MMIO, (d) => {
-        m.write64(d, L2_VIRTIO_GPA + off);
-        m.bytes[d + 8] = 4;
-        m.bytes[d + 9] = write ? 1 : 0;
-        m.write64(d + 16, value);
-      });
+    const mmio =
+      (off: number, write: boolean, value = 0) =>
+      (m: ArrayMemory, p: number) =>
+        put(m, p, A.NPV_EXIT_MMIO, (d) => {
+          m.write64(d, L2_VIRTIO_GPA + off);
+          m.bytes[d + 8] = 4;
+          m.bytes[d + 9] = write ? 1 : 0;
+          m.write64(d + 16, value);
+        });
     const reads: number[] = [];
     const grab = (before: ArrayMemory) => reads.push(before.read32(A.NPV_RUN_DATA + 0x10));
     l0.script.push(mmio(0x000, false));

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJson } from "../../src/cli/run.js";
-import { bundledProfiles, loadProfile, type LoadedProfile } from "../../src/cost/profile.js";
+import { bundledProfiles, type LoadedProfile, loadProfile } from "../../src/cost/profile.js";
 import { packageRoot } from "../../src/paths.js";
 import { getStack, STACKS } from "../../src/stacks/index.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
@@ -28,7 +28,20 @@ function ledgerSum(r: StackRunResult): number {
   return (r.ledger ?? []).reduce((a, l) => a + l.cycles, 0);
 }
 
-const WORKLOADS = ["syscall", "pagefault", "fork", "ctxsw", "exec", "cpuid", "msr", "exception", "pio", "io", "tlb", "compute"];
+const WORKLOADS = [
+  "syscall",
+  "pagefault",
+  "fork",
+  "ctxsw",
+  "exec",
+  "cpuid",
+  "msr",
+  "exception",
+  "pio",
+  "io",
+  "tlb",
+  "compute",
+];
 
 function expectPassed(r: StackRunResult, w: string): void {
   expect(r.stack).toBe("vm");
@@ -151,8 +164,10 @@ describe("vm stack: calibration — the guest's microbenchmarks read the profile
   it("the profiles differ where they should: epyc's costlier transition moves the CPUID round trip by exactly the difference", () => {
     const a = loadProfile("cascadelake-kvm");
     const b = loadProfile("epyc-kvm");
-    const ra = run("workload=cpuid", kernel, "cascadelake-kvm").guest.results.find((x) => x.name === "cpuid")!.fields.cycles_per_iter as number;
-    const rb = run("workload=cpuid", kernel, "epyc-kvm").guest.results.find((x) => x.name === "cpuid")!.fields.cycles_per_iter as number;
+    const ra = run("workload=cpuid", kernel, "cascadelake-kvm").guest.results.find((x) => x.name === "cpuid")!.fields
+      .cycles_per_iter as number;
+    const rb = run("workload=cpuid", kernel, "epyc-kvm").guest.results.find((x) => x.name === "cpuid")!.fields
+      .cycles_per_iter as number;
     expect(rb - ra).toBe(composed(b, "cpuid") - composed(a, "cpuid"));
   });
 });

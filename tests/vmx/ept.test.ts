@@ -4,12 +4,12 @@
  * fields), and the 2-D walk's memory references counted end to end.
  */
 import { describe, expect, it } from "vitest";
-import { RUN_BUDGET } from "../../src/cpu/vmx/host.js";
 import { CostLedger } from "../../src/cost/ledger.js";
 import { loadProfile } from "../../src/cost/profile.js";
+import { RUN_BUDGET } from "../../src/cpu/vmx/host.js";
 import { PagingStructureCache } from "../../src/mmu/paging-structure-cache.js";
-import * as C from "../../src/x86/vmx-controls.js";
 import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
 import { HAVE_AS } from "../helpers/asm.js";
 import { ALIAS_GPA, ALIAS_LINEAR, CODE, DATA, PT_ALIAS, VmxBed } from "../helpers/vmx.js";
 
@@ -36,7 +36,12 @@ describe.skipIf(!HAVE_AS)("EPT violations from guest accesses", () => {
     b.ept.unmap(ALIAS_GPA);
     b.load(`mov rax, ${ALIAS_LINEAR + 8}\nmov rbx, [rax]\n`);
     b.runToExit();
-    expect(fields(b)).toEqual({ reason: V.EXIT_EPT_VIOLATION, qual: R | GLA | TR, gpa: ALIAS_GPA + 8, gla: ALIAS_LINEAR + 8 });
+    expect(fields(b)).toEqual({
+      reason: V.EXIT_EPT_VIOLATION,
+      qual: R | GLA | TR,
+      gpa: ALIAS_GPA + 8,
+      gla: ALIAS_LINEAR + 8,
+    });
     expect(b.rip()).toBe(CODE + 7); // the faulting MOV, to be restarted
     expect(b.host.vmread(V.VMCS_EXIT_INSTRUCTION_LENGTH)).toBe(0);
     // Map it (as L0 does on first touch) and resume: the access now completes.
@@ -132,7 +137,12 @@ describe.skipIf(!HAVE_AS)("EPT violations from guest accesses", () => {
 /** Turn the paging-structure caches off (guest and EPT), so every walk reads every level. */
 function noPsc(b: VmxBed): void {
   b.cpu.mmu.walker.psc = null;
-  (b.cpu.mmu as unknown as { eptPsc: PagingStructureCache }).eptPsc = new PagingStructureCache({ pde: 0, pdpte: 0, pml4e: 0, pml5e: 0 });
+  (b.cpu.mmu as unknown as { eptPsc: PagingStructureCache }).eptPsc = new PagingStructureCache({
+    pde: 0,
+    pdpte: 0,
+    pml4e: 0,
+    pml5e: 0,
+  });
 }
 
 describe.skipIf(!HAVE_AS)("the 2-D walk, end to end", () => {

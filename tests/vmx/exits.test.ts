@@ -6,10 +6,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { RUN_BUDGET, RUN_EXIT } from "../../src/cpu/vmx/host.js";
-import * as C from "../../src/x86/vmx-controls.js";
 import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
 import { HAVE_AS } from "../helpers/asm.js";
-import { CODE, DATA, GUEST_CR0, GUEST_CR4, STACK_TOP, VmxBed, stub } from "../helpers/vmx.js";
+import { CODE, DATA, GUEST_CR0, GUEST_CR4, STACK_TOP, stub, VmxBed } from "../helpers/vmx.js";
 
 const INTR_UD = C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | 6; // 0x80000306
 const INTR_PF = C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | C.INTR_INFO_DELIVER_CODE | 14; // 0x80000b0e
@@ -126,7 +126,9 @@ describe.skipIf(!HAVE_AS)("VMX exits: port I/O", () => {
     b.host.vmwrite(V.VMCS_IO_BITMAP_A, a);
     b.host.vmwrite(V.VMCS_IO_BITMAP_B, bb);
     b.setControls({ proc: C.CPU_USE_IO_BITMAPS | C.CPU_UNCOND_IO_EXITING });
-    b.load("mov al, 1\nout 0x70, al\nmov dx, 0x9000\nin al, dx\nmov dx, 0x7e\nout dx, eax\nmov dx, 0x7c\nout dx, ax\ncpuid\n");
+    b.load(
+      "mov al, 1\nout 0x70, al\nmov dx, 0x9000\nin al, dx\nmov dx, 0x7e\nout dx, eax\nmov dx, 0x7c\nout dx, ax\ncpuid\n",
+    );
     let e = b.runToExit();
     expect(e.reason).toBe(V.EXIT_IO_INSTRUCTION); // port 0x70 passed; 0x9000 (bitmap B) exits
     expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION)).toBe((0x9000 << 16) | C.IO_QUAL_IN);
@@ -412,7 +414,10 @@ describe.skipIf(!HAVE_AS)("VMX: event injection at VM entry", () => {
 
     const g = new VmxBed();
     g.setControls({ exceptionBitmap: 1 << 13 });
-    g.host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | C.INTR_INFO_DELIVER_CODE | 13);
+    g.host.vmwrite(
+      V.VMCS_ENTRY_INTR_INFO,
+      C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | C.INTR_INFO_DELIVER_CODE | 13,
+    );
     g.host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, 0x1234);
     g.load("nop\n");
     expect(g.runToExit().reason).toBe(V.EXIT_VMCALL);
@@ -430,6 +435,32 @@ describe.skipIf(!HAVE_AS)("VMX: event injection at VM entry", () => {
     expect(s.read64(s.rsp())).toBe(CODE + 2);
   });
 
+  it("an EPT violation while delivering the guest's own exception reports it too (with its error code)", () => {
+    for (const [src, vector, err, at] of [
+      ["nop\nud2\n", 6, -1, CODE + 1],
+      ["mov rax, 0x8000000000000000\nmov rbx, [rax]\n", 13, 0, CODE + 10], // non-canonical: #GP(0)
+    ] as const) {
+      const b = new VmxBed();
+      const stackPage = STACK_TOP - 0x1000;
+      b.ept.unmap(stackPage);
+      b.load(src);
+      b.runToExit();
+      expect(b.exit.reason).toBe(V.EXIT_EPT_VIOLATION);
+      const info = C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | vector | (err >= 0 ? C.INTR_INFO_DELIVER_CODE : 0);
+      expect(b.host.vmread(V.VMCS_IDT_VECTORING_INFO) >>> 0).toBe(info >>> 0);
+      if (err >= 0) expect(b.host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE)).toBe(err);
+      expect(b.rip()).toBe(at);
+      // Map the page and re-inject what the vectoring information says, as L0 does.
+      b.ept.map(stackPage, b.hpa(stackPage), 7);
+      b.host.vmwrite(V.VMCS_ENTRY_INTR_INFO, b.host.vmread(V.VMCS_IDT_VECTORING_INFO));
+      b.host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, b.host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE));
+      expect(b.runToExit().reason).toBe(V.EXIT_VMCALL);
+      expect(b.rip()).toBe(stub(vector));
+      expect(b.read64(b.rsp() + (err >= 0 ? 8 : 0))).toBe(at);
+      if (err >= 0) expect(b.read64(b.rsp())).toBe(err);
+    }
+  });
+
   it("an EPT violation while delivering an injected event reports it in the IDT-vectoring information", () => {
     const b = new VmxBed();
     const stackPage = STACK_TOP - 0x1000;
@@ -443,7 +474,9 @@ describe.skipIf(!HAVE_AS)("VMX: event injection at VM entry", () => {
     expect(b.host.vmread(V.VMCS_IDT_VECTORING_INFO) >>> 0).toBe(info >>> 0);
     expect(b.host.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS)).toBe(STACK_TOP - 8);
     // A write, GLA valid, the translation of the linear address; the page is not present.
-    expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION)).toBe(C.EPT_QUAL_WRITE | C.EPT_QUAL_GLA_VALID | C.EPT_QUAL_TRANSLATION);
+    expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION)).toBe(
+      C.EPT_QUAL_WRITE | C.EPT_QUAL_GLA_VALID | C.EPT_QUAL_TRANSLATION,
+    );
     expect(b.rip()).toBe(CODE);
     expect(b.rsp()).toBe(STACK_TOP);
     // The hypervisor maps the page and re-injects the event: now it is delivered.

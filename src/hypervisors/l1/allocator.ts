@@ -19,7 +19,8 @@ export class L1PageAllocator {
     readonly base: number,
     readonly size: number,
   ) {
-    if (base % PAGE !== 0 || size % PAGE !== 0 || size <= 0) throw new RangeError("allocator region must be page-aligned and non-empty");
+    if (base % PAGE !== 0 || size % PAGE !== 0 || size <= 0)
+      throw new RangeError("allocator region must be page-aligned and non-empty");
     this.next = base;
     this.end = base + size;
   }
@@ -36,7 +37,8 @@ export class L1PageAllocator {
       this.inUse++;
       return { gpa: f, reused: true };
     }
-    if (this.next >= this.end) throw new L1OutOfMemory(`L1 has no free page left for L2 (${this.size / PAGE} pages reserved)`);
+    if (this.next >= this.end)
+      throw new L1OutOfMemory(`L1 has no free page left for L2 (${this.size / PAGE} pages reserved)`);
     const gpa = this.next;
     this.next += PAGE;
     this.inUse++;
@@ -55,7 +57,8 @@ export class L1PageAllocator {
 
   /** Return a page to the free list. */
   free(gpa: number): void {
-    if (gpa % PAGE !== 0 || gpa < this.base || gpa >= this.next) throw new RangeError(`0x${gpa.toString(16)} was not allocated here`);
+    if (gpa % PAGE !== 0 || gpa < this.base || gpa >= this.next)
+      throw new RangeError(`0x${gpa.toString(16)} was not allocated here`);
     this.freeList.push(gpa);
     this.inUse--;
   }

@@ -5,15 +5,15 @@
  * charged at level 1. See docs/stacks/npv.md for the model.
  */
 import { CpuModel } from "../../cpu/cpuid.js";
-import { VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_STATUS } from "../../devices/virtio-mmio.js";
+import { VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_STATUS } from "../../devices/virtio-mmio.js";
 import { RAM_HOLE_START } from "../../machine/boot.js";
 import { F1C_HYPERVISOR, F1C_VMX } from "../../x86/cpuid.js";
 import * as M from "../../x86/msr.js";
 import * as A from "../npv-abi.js";
 import { L1PageAllocator } from "./allocator.js";
-import { type Extent, L2MemoryMap } from "./l2-map.js";
 import { L2_VIRTIO_GPA, L2_VIRTIO_SIZE, L2Devices, type MediatedDisk } from "./l2-devices.js";
 import { loadL2Image } from "./l2-image.js";
+import { type Extent, L2MemoryMap } from "./l2-map.js";
 import { type CpuidEntry, type MsrEntry, NpvCallError, NpvClient, type NpvFeatures } from "./npv-client.js";
 import type { L1Platform } from "./platform.js";
 import { RunPage } from "./run-page.js";
@@ -24,7 +24,18 @@ export const FAULT_BATCH_PAGES = 8;
 /** Leaves whose answer depends on the subleaf (the policy entry matches ECX). */
 const SUBLEAF_LEAVES = new Set([4, 7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1d, 0x1e, 0x1f, 0x20]);
 /** The MSRs L2 owns outright (no exit): the syscall and segment-base MSRs. */
-export const PASSTHROUGH_MSRS = [M.MSR_EFER, M.MSR_STAR, M.MSR_LSTAR, M.MSR_CSTAR, M.MSR_SFMASK, M.MSR_FS_BASE, M.MSR_GS_BASE, M.MSR_KERNEL_GS_BASE, M.MSR_TSC_AUX, M.MSR_IA32_PAT];
+export const PASSTHROUGH_MSRS = [
+  M.MSR_EFER,
+  M.MSR_STAR,
+  M.MSR_LSTAR,
+  M.MSR_CSTAR,
+  M.MSR_SFMASK,
+  M.MSR_FS_BASE,
+  M.MSR_GS_BASE,
+  M.MSR_KERNEL_GS_BASE,
+  M.MSR_TSC_AUX,
+  M.MSR_IA32_PAT,
+];
 const RAX = 0;
 const RDX = 2;
 
@@ -79,6 +90,12 @@ export class L1Hypervisor {
   vm = -1;
   vcpu = -1;
   blkMediated = false;
+  /**
+   * Reads of the block device's InterruptStatus that reached L1. The polled driver reads it after
+   * every request; under ABI v1 only QueueNotify is the mediated device's, so this register (and
+   * InterruptACK) stays with L1's control path — the one per-request event L1 still sees.
+   */
+  isrReads = 0;
   private readonly ramPages: number;
 
   constructor(
@@ -90,7 +107,12 @@ export class L1Hypervisor {
     this.client = new NpvClient(p, this.own.alloc().gpa);
     this.runPage = new RunPage(p.mem, this.own.alloc().gpa);
     this.ramPages = Math.floor(Math.min(opts.l2Memory, RAM_HOLE_START) / PAGE);
-    this.devices = new L2Devices({ memory: opts.l2Memory, onSerial: opts.onSerial, serialInput: opts.serialInput, disk: opts.disk });
+    this.devices = new L2Devices({
+      memory: opts.l2Memory,
+      onSerial: opts.onSerial,
+      serialInput: opts.serialInput,
+      disk: opts.disk,
+    });
   }
 
   /** Discover the ABI, create the L2 VM, load its kernel, register policies and devices, create its vCPU. */
@@ -138,8 +160,14 @@ export class L1Hypervisor {
       if (leaf === 1) r[2] = (r[2] | F1C_HYPERVISOR) & ~F1C_VMX;
       out.push({ leaf, subleaf, matchSubleaf: SUBLEAF_LEAVES.has(leaf), regs: r });
     }
-    const w = (s: string) => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
-    out.push({ leaf: 0x40000000, subleaf: 0, matchSubleaf: false, regs: [0x40000000, w("Nest"), w("LabN"), w("pvL1")] });
+    const w = (s: string) =>
+      s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+    out.push({
+      leaf: 0x40000000,
+      subleaf: 0,
+      matchSubleaf: false,
+      regs: [0x40000000, w("Nest"), w("LabN"), w("pvL1")],
+    });
     out.sort((a, b) => a.leaf - b.leaf || a.subleaf - b.subleaf);
     return out;
   }
@@ -210,11 +238,20 @@ export class L1Hypervisor {
       case A.NPV_EXIT_HALT:
         return { kind: "halted", message: `L2 halted at RIP 0x${rp.rip.toString(16)} with nothing that can wake it` };
       case A.NPV_EXIT_SHUTDOWN:
-        return { kind: "triple-fault", message: `L2 triple-faulted (RIP 0x${rp.rip.toString(16)}); L0 stopped its vCPU` };
+        return {
+          kind: "triple-fault",
+          message: `L2 triple-faulted (RIP 0x${rp.rip.toString(16)}); L0 stopped its vCPU`,
+        };
       case A.NPV_EXIT_MODE:
-        return { kind: "error", message: `L2 left 64-bit long mode at RIP 0x${rp.rip.toString(16)}; npv L2s must stay 64-bit` };
+        return {
+          kind: "error",
+          message: `L2 left 64-bit long mode at RIP 0x${rp.rip.toString(16)}; npv L2s must stay 64-bit`,
+        };
       case A.NPV_EXIT_BLK_ERROR:
-        return { kind: "error", message: `L2's mediated virtio-blk device at L2 0x${rp.data64(0).toString(16)} met a malformed queue; L0 stopped it` };
+        return {
+          kind: "error",
+          message: `L2's mediated virtio-blk device at L2 0x${rp.data64(0).toString(16)} met a malformed queue; L0 stopped it`,
+        };
       case A.NPV_EXIT_TIMESLICE:
         return null; // the loop checks the instruction limit
       default:
@@ -248,7 +285,10 @@ export class L1Hypervisor {
     if (virtio === null || m.gpa < L2_VIRTIO_GPA || m.gpa >= L2_VIRTIO_GPA + L2_VIRTIO_SIZE) {
       // Inside the declared page but outside the device's registers: reads as zero, writes ignored.
       if (virtio === null || m.gpa < L2_VIRTIO_GPA || m.gpa >= L2_VIRTIO_GPA + PAGE) {
-        return { kind: "error", message: `L0 forwarded an MMIO access at L2 0x${m.gpa.toString(16)}, which L1 did not declare` };
+        return {
+          kind: "error",
+          message: `L0 forwarded an MMIO access at L2 0x${m.gpa.toString(16)}, which L1 did not declare`,
+        };
       }
       if (!m.isWrite) rp.setData64(0x10, 0, 0);
       this.p.charge("l1.userspace_hop", "mmio_virtio-blk");
@@ -258,6 +298,7 @@ export class L1Hypervisor {
     const size = m.size;
     this.p.charge("l1.userspace_hop", "mmio_virtio-blk");
     if (!m.isWrite) {
+      if (off === VIRTIO_MMIO_INTERRUPT_STATUS) this.isrReads++;
       const v = virtio.mmioRead(off, size);
       rp.setData64(0x10, v % 4294967296, Math.floor(v / 4294967296));
       return null;
@@ -289,7 +330,8 @@ export class L1Hypervisor {
         features: virtio.negotiatedFeatures,
       });
     } catch (e) {
-      if (e instanceof NpvCallError) return { kind: "error", message: `L1 could not hand L2's block queue to L0: ${e.message}` };
+      if (e instanceof NpvCallError)
+        return { kind: "error", message: `L1 could not hand L2's block queue to L0: ${e.message}` };
       throw e;
     }
     this.blkMediated = true;
@@ -301,10 +343,16 @@ export class L1Hypervisor {
     const f = this.runPage.memoryFault();
     const pfn = Math.floor(f.gpa / PAGE);
     if (pfn >= this.ramPages) {
-      return { kind: "error", message: `L2 accessed guest-physical 0x${f.gpa.toString(16)}, which is neither RAM nor a device` };
+      return {
+        kind: "error",
+        message: `L2 accessed guest-physical 0x${f.gpa.toString(16)}, which is neither RAM nor a device`,
+      };
     }
     if (this.map.isMapped(pfn)) {
-      return { kind: "error", message: `L2 access (kind ${f.access}) to 0x${f.gpa.toString(16)} violates the permissions L1 mapped it with` };
+      return {
+        kind: "error",
+        message: `L2 access (kind ${f.access}) to 0x${f.gpa.toString(16)} violates the permissions L1 mapped it with`,
+      };
     }
     const first = pfn - (pfn % FAULT_BATCH_PAGES);
     const n = Math.min(FAULT_BATCH_PAGES, this.ramPages - first);
@@ -326,7 +374,8 @@ export class L1Hypervisor {
         this.client.map(this.vm, e.l2Pfn * PAGE, e.l1Pfn * PAGE, e.npages);
       } else this.client.mapBatch(this.vm, created);
     } catch (e) {
-      if (e instanceof NpvCallError) return { kind: "error", message: `L1 could not map L2 memory at 0x${f.gpa.toString(16)}: ${e.message}` };
+      if (e instanceof NpvCallError)
+        return { kind: "error", message: `L1 could not map L2 memory at 0x${f.gpa.toString(16)}: ${e.message}` };
       throw e;
     }
     return null;
@@ -336,6 +385,7 @@ export class L1Hypervisor {
 /** Append a page run to a list of extents, merging with the last one when contiguous. */
 function pushExtent(list: Extent[], l2Pfn: number, l1Pfn: number, npages: number): void {
   const last = list[list.length - 1];
-  if (last !== undefined && last.l2Pfn + last.npages === l2Pfn && last.l1Pfn + last.npages === l1Pfn) last.npages += npages;
+  if (last !== undefined && last.l2Pfn + last.npages === l2Pfn && last.l1Pfn + last.npages === l1Pfn)
+    last.npages += npages;
   else list.push({ l2Pfn, l1Pfn, npages, perms: 7 });
 }

@@ -77,15 +77,28 @@ export class L2MemoryMap {
    * page is already mapped: L1 never remaps silently. Merges with contiguous neighbours.
    */
   insert(l2Pfn: number, l1Pfn: number, npages: number, perms: number): void {
-    if (!Number.isSafeInteger(l2Pfn) || !Number.isSafeInteger(l1Pfn) || !Number.isInteger(npages) || npages <= 0 || l2Pfn < 0 || l1Pfn < 0) {
+    if (
+      !Number.isSafeInteger(l2Pfn) ||
+      !Number.isSafeInteger(l1Pfn) ||
+      !Number.isInteger(npages) ||
+      npages <= 0 ||
+      l2Pfn < 0 ||
+      l1Pfn < 0
+    ) {
       throw new RangeError(`bad extent ${l2Pfn}+${npages} → ${l1Pfn}`);
     }
-    if (this.overlaps(l2Pfn, npages)) throw new RangeError(`L2 pages ${l2Pfn}..${l2Pfn + npages - 1} are already (partly) mapped`);
+    if (this.overlaps(l2Pfn, npages))
+      throw new RangeError(`L2 pages ${l2Pfn}..${l2Pfn + npages - 1} are already (partly) mapped`);
     const i = this.floor(l2Pfn); // the extent before the new one (or -1)
     const prev = i >= 0 ? this.ext[i] : undefined;
     const next = this.ext[i + 1];
-    const joinPrev = prev !== undefined && prev.l2Pfn + prev.npages === l2Pfn && prev.l1Pfn + prev.npages === l1Pfn && prev.perms === perms;
-    const joinNext = next !== undefined && l2Pfn + npages === next.l2Pfn && l1Pfn + npages === next.l1Pfn && next.perms === perms;
+    const joinPrev =
+      prev !== undefined &&
+      prev.l2Pfn + prev.npages === l2Pfn &&
+      prev.l1Pfn + prev.npages === l1Pfn &&
+      prev.perms === perms;
+    const joinNext =
+      next !== undefined && l2Pfn + npages === next.l2Pfn && l1Pfn + npages === next.l1Pfn && next.perms === perms;
     if (joinPrev && joinNext) {
       prev.npages += npages + next.npages;
       this.ext.splice(i + 1, 1);

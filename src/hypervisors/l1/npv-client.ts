@@ -93,10 +93,14 @@ export class NpvClient {
   discover(): NpvFeatures {
     const [max, b, c, d] = this.p.cpuid(A.NPV_CPUID_SIGNATURE_LEAF, 0);
     const sig = ascii([b, c, d]);
-    if (sig !== A.NPV_SIGNATURE) throw new NpvUnavailable(`L0 does not offer the npv ABI (CPUID 0x${A.NPV_CPUID_SIGNATURE_LEAF.toString(16)} signature ${JSON.stringify(sig)})`);
+    if (sig !== A.NPV_SIGNATURE)
+      throw new NpvUnavailable(
+        `L0 does not offer the npv ABI (CPUID 0x${A.NPV_CPUID_SIGNATURE_LEAF.toString(16)} signature ${JSON.stringify(sig)})`,
+      );
     if (max >>> 0 < A.NPV_CPUID_FEATURES_LEAF) throw new NpvUnavailable("L0's npv CPUID range has no features leaf");
     const [version, features, maxVms, maxVcpus] = this.p.cpuid(A.NPV_CPUID_FEATURES_LEAF, 0);
-    if (version !== A.NPV_ABI_VERSION) throw new NpvUnavailable(`L0 offers npv ABI version ${version}; this L1 speaks version ${A.NPV_ABI_VERSION}`);
+    if (version !== A.NPV_ABI_VERSION)
+      throw new NpvUnavailable(`L0 offers npv ABI version ${version}; this L1 speaks version ${A.NPV_ABI_VERSION}`);
     return { version, features: features >>> 0, maxVms, maxVcpus };
   }
 
@@ -114,7 +118,14 @@ export class NpvClient {
 
   /** MAP one range (RWX unless told). */
   map(vm: number, l2Gpa: number, l1Gpa: number, npages: number, perms = 7): void {
-    this.call(A.NPV_HC_MAP, vm, l2Gpa, l1Gpa, npages + perms * 4294967296, `L2 0x${l2Gpa.toString(16)} → L1 0x${l1Gpa.toString(16)}, ${npages} pages`);
+    this.call(
+      A.NPV_HC_MAP,
+      vm,
+      l2Gpa,
+      l1Gpa,
+      npages + perms * 4294967296,
+      `L2 0x${l2Gpa.toString(16)} → L1 0x${l1Gpa.toString(16)}, ${npages} pages`,
+    );
   }
 
   /** Map extents with MAP_BATCH, at most NPV_MAX_BATCH entries per call. */
@@ -142,7 +153,11 @@ export class NpvClient {
       const r = this.p.hypercall(nr, vm, this.argPage, chunk.length);
       if (r.status !== A.NPV_OK) {
         const bad = chunk[r.rbx];
-        throw new NpvCallError("map_batch", r.status, bad ? `entry ${i + r.rbx}: L2 pfn 0x${bad.l2Pfn.toString(16)}+${bad.npages}` : "");
+        throw new NpvCallError(
+          "map_batch",
+          r.status,
+          bad ? `entry ${i + r.rbx}: L2 pfn 0x${bad.l2Pfn.toString(16)}+${bad.npages}` : "",
+        );
       }
       calls++;
     }

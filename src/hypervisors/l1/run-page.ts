@@ -74,7 +74,12 @@ export class RunPage {
   // ---- Decoded exits ----
   io(): { port: number; size: 1 | 2 | 4; isIn: boolean; value: number } {
     const size = this.data8(2);
-    return { port: this.data16(0), size: (size === 2 || size === 4 ? size : 1) as 1 | 2 | 4, isIn: this.data8(3) === 1, value: this.data32(4) };
+    return {
+      port: this.data16(0),
+      size: (size === 2 || size === 4 ? size : 1) as 1 | 2 | 4,
+      isIn: this.data8(3) === 1,
+      value: this.data32(4),
+    };
   }
   mmio(): { gpa: number; size: 1 | 2 | 4 | 8; isWrite: boolean; valueLo: number; valueHi: number } {
     const size = this.data8(8);

@@ -1,0 +1,344 @@
+/**
+ * NpvEngine: L0's side of the nested paravirtual L0↔L1 interface (docs/npv-abi.md), installed
+ * as `l0.npv`. L0's VMCALL handler hands it every hypercall number in the npv range; the engine
+ * reads the arguments from L1's registers, validates everything L1 passed, acts, and writes the
+ * status to RAX and results to RBX. Per-L1 state is keyed by the L1's Vm object.
+ *
+ * Nothing an L1 passes can throw out of here: every handler runs inside a guard that turns a
+ * stray RangeError (from guest memory) into E_FAULT and L0 running out of host memory into
+ * E_NOMEM; any other exception is counted (`npv.internal_errors`, which the fuzzer treats as a
+ * violation) and answered with E_INVAL.
+ */
+import type { BlockBackend } from "../../../devices/block-backend.js";
+import * as V from "../../../x86/vmx.js";
+import {
+  NPV_ABI_VERSION,
+  NPV_CPUID_FEATURES_LEAF,
+  NPV_CPUID_SIGNATURE_LEAF,
+  NPV_E_BUSY,
+  NPV_E_FAULT,
+  NPV_E_INVAL,
+  NPV_E_NOENT,
+  NPV_E_NOMEM,
+  NPV_E_NOSYS,
+  NPV_FEAT_BATCH_MAP,
+  NPV_FEAT_CPUID_POLICY,
+  NPV_FEAT_EAGER_MAP,
+  NPV_FEAT_LAPIC_OFFLOAD,
+  NPV_FEAT_MEDIATED_BLK,
+  NPV_FEAT_MSR_POLICY,
+  NPV_HC_BLK_SETUP,
+  NPV_HC_BLK_TEARDOWN,
+  NPV_HC_INJECT,
+  NPV_HC_MAP,
+  NPV_HC_MAP_BATCH,
+  NPV_HC_MMIO_REGION,
+  NPV_HC_NAMES,
+  NPV_HC_PROTECT,
+  NPV_HC_RUN,
+  NPV_HC_SET_CPUID,
+  NPV_HC_SET_MSRS,
+  NPV_HC_UNMAP,
+  NPV_HC_VCPU_CREATE,
+  NPV_HC_VM_CREATE,
+  NPV_HC_VM_DESTROY,
+  NPV_MAX_VCPUS_PER_VM,
+  NPV_MAX_VMS,
+  NPV_OK,
+  NPV_SIGNATURE,
+  NPV_STATUS_NAMES,
+} from "../../npv-abi.js";
+import type { L0Hypervisor, Vcpu } from "../l0.js";
+import type { Vm } from "../vm.js";
+import { checkEpt02, eptTablePages, newEpt02, RecyclingPages } from "./ept02.js";
+import { L2Map } from "./l2-map.js";
+import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
+import { MmioProxy, MmioRecorder } from "./mmio-window.js";
+import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
+import { CpuidPolicy, MsrPolicy, writeMsrBitmap } from "./policy.js";
+import { runL2 } from "./run.js";
+import { L1State, L2Vm, type L2Vcpu, freeHandle } from "./state.js";
+import { createL2Vcpu } from "./vcpu.js";
+
+/** Hypercall numbers the engine claims (unknown ones in this range answer E_NOSYS). */
+const NPV_RANGE_FIRST = 0x100;
+const NPV_RANGE_LAST = 0x1ff;
+/** xAPIC page in every L2's guest-physical space (never composed into EPT02). */
+export const L2_APIC_PFN = 0xfee00;
+/** VPIDs for L2s start above L0's own (L0 gives its VMs VPID 1). */
+const FIRST_L2_VPID = 2;
+
+/** The "status" an engine handler returns: RAX and (optionally) RBX. */
+interface Result {
+  status: number;
+  rbx?: number;
+}
+
+export class NpvEngine {
+  /** Instructions an L2 may run in one RUN before L0 returns TIMESLICE to L1. */
+  sliceInstructions = 2_000_000;
+  readonly pages: RecyclingPages;
+  /** Host-physical window for L2 MMIO instruction emulation, and its switchable handler. */
+  readonly window: number;
+  readonly proxy = new MmioProxy();
+  readonly recorder = new MmioRecorder();
+  private readonly l1s = new Map<Vm, L1State>();
+  private nextL1 = 1;
+  private readonly freeVpids: number[] = [];
+  private nextVpid = FIRST_L2_VPID;
+  private readonly counters = new Map<string, number>();
+
+  constructor(readonly l0: L0Hypervisor) {
+    this.pages = new RecyclingPages(l0.cpu.mem, l0.alloc);
+    this.window = l0.reserveWindow();
+    l0.cpu.mem.addMmio(this.window, 0x1000, this.proxy);
+  }
+
+  // ---- Set-up by the stack ----
+
+  /** Offer the npv ABI to an L1 VM: its state, and the discovery CPUID leaves in its policy. */
+  attach(l1vm: Vm): L1State {
+    let st = this.l1s.get(l1vm);
+    if (st !== undefined) return st;
+    st = new L1State(l1vm, this.nextL1++);
+    this.l1s.set(l1vm, st);
+    const w = (s: string): number => (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) | 0;
+    l1vm.cpuid.set(NPV_CPUID_SIGNATURE_LEAF, 0, [NPV_CPUID_FEATURES_LEAF, w(NPV_SIGNATURE.slice(0, 4)), w(NPV_SIGNATURE.slice(4, 8)), w(NPV_SIGNATURE.slice(8, 12))]);
+    const features =
+      NPV_FEAT_BATCH_MAP | NPV_FEAT_CPUID_POLICY | NPV_FEAT_MSR_POLICY | NPV_FEAT_LAPIC_OFFLOAD | NPV_FEAT_MEDIATED_BLK | NPV_FEAT_EAGER_MAP;
+    l1vm.cpuid.set(NPV_CPUID_FEATURES_LEAF, 0, [NPV_ABI_VERSION, features, NPV_MAX_VMS, NPV_MAX_VCPUS_PER_VM]);
+    return st;
+  }
+
+  /** Give an attached L1 a block backend for mediated devices; returns its id (≥ 1, per L1). */
+  assignBackend(l1vm: Vm, backend: BlockBackend): number {
+    const st = this.attach(l1vm);
+    const id = st.nextBackend++;
+    st.backends.set(id, backend);
+    return id;
+  }
+
+  /** The state of an attached L1 (tests, fuzzer). */
+  l1(l1vm: Vm): L1State | undefined {
+    return this.l1s.get(l1vm);
+  }
+
+  l1States(): L1State[] {
+    return [...this.l1s.values()];
+  }
+
+  // ---- The l0.npv hook ----
+
+  owns(nr: number): boolean {
+    return nr >= NPV_RANGE_FIRST && nr <= NPV_RANGE_LAST;
+  }
+
+  /**
+   * One hypercall from the L1 vCPU loaded on the CPU. Returns false when it injected #UD
+   * instead (VMCALL at CPL > 0): the instruction does not retire.
+   */
+  handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): boolean {
+    const h = l0.host;
+    const nr = h.gprLo[0] >>> 0;
+    const name = NPV_HC_NAMES[nr] ?? "unknown";
+    this.count(`npv.hypercalls.${name}`);
+    if (((h.vmread(V.VMCS_GUEST_SS_AR) >>> 5) & 3) !== 0) {
+      vcpu.pendingException = 6;
+      vcpu.pendingExceptionError = -1;
+      this.count("npv.hypercalls.cpl_ud");
+      return false;
+    }
+    const st = this.l1s.get(vcpu.vm);
+    let r: Result;
+    if (st === undefined) r = { status: NPV_E_NOSYS };
+    else {
+      const a = [arg(h.gprLo[3], h.gprHi[3]), arg(h.gprLo[1], h.gprHi[1]), arg(h.gprLo[2], h.gprHi[2]), arg(h.gprLo[6], h.gprHi[6])];
+      r = this.guarded(() => this.dispatch(st, vcpu, nr, a));
+    }
+    if (r.status !== NPV_OK) this.count(`npv.errors.${NPV_STATUS_NAMES[r.status] ?? r.status}`);
+    h.gprLo[0] = r.status | 0;
+    h.gprHi[0] = r.status < 0 ? -1 : 0;
+    if (r.rbx !== undefined) {
+      h.gprLo[3] = r.rbx % 4294967296 | 0;
+      h.gprHi[3] = Math.floor(r.rbx / 4294967296) | 0;
+    }
+    return true;
+  }
+
+  private guarded(fn: () => Result): Result {
+    try {
+      return fn();
+    } catch (x) {
+      if (x instanceof RangeError) return { status: NPV_E_FAULT };
+      if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message)) return { status: NPV_E_NOMEM };
+      this.count("npv.internal_errors");
+      this.lastInternalError = x instanceof Error ? (x.stack ?? x.message) : String(x);
+      return { status: NPV_E_INVAL };
+    }
+  }
+
+  /** The last unexpected exception a hypercall raised (for diagnosis). */
+  lastInternalError = "";
+
+  private dispatch(st: L1State, l1vcpu: Vcpu, nr: number, a: Arg[]): Result {
+    switch (nr) {
+      case NPV_HC_VM_CREATE:
+        return this.vmCreate(st, a[0]);
+      case NPV_HC_VM_DESTROY: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : { status: this.vmDestroy(st, vm) };
+      }
+      case NPV_HC_VCPU_CREATE: {
+        const vm = this.vmOf(st, a[0]);
+        if (vm === null) return { status: NPV_E_NOENT };
+        const r = createL2Vcpu(this, st, vm, a[1]);
+        return typeof r === "number" ? { status: r } : { status: NPV_OK, rbx: r.handle };
+      }
+      case NPV_HC_MAP: {
+        const vm = this.vmOf(st, a[0]);
+        if (vm === null) return { status: NPV_E_NOENT };
+        return { status: doMap(this, vm, a[1], a[2], a[3].lo, a[3].hi) };
+      }
+      case NPV_HC_UNMAP: {
+        const vm = this.vmOf(st, a[0]);
+        if (vm === null) return { status: NPV_E_NOENT };
+        return { status: doUnmap(this, vm, a[1], a[2].lo, a[2].hi) };
+      }
+      case NPV_HC_PROTECT: {
+        const vm = this.vmOf(st, a[0]);
+        if (vm === null) return { status: NPV_E_NOENT };
+        return { status: doProtect(this, vm, a[1], a[2].lo, a[3].hi !== 0 ? 0 : a[3].lo, a[2].hi) };
+      }
+      case NPV_HC_MAP_BATCH: {
+        const vm = this.vmOf(st, a[0]);
+        if (vm === null) return { status: NPV_E_NOENT, rbx: 0 };
+        const r = doBatch(this, vm, a[1], a[2]);
+        return { status: r.status, rbx: r.done };
+      }
+      case NPV_HC_SET_CPUID: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : { status: doSetCpuid(this, vm, a[1], a[2]) };
+      }
+      case NPV_HC_SET_MSRS: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : { status: doSetMsrs(this, vm, a[1], a[2]) };
+      }
+      case NPV_HC_RUN: {
+        const v = this.vcpuOf(st, a[0]);
+        return v === null ? { status: NPV_E_NOENT } : { status: runL2(this, l1vcpu, v, a[1]) };
+      }
+      case NPV_HC_INJECT: {
+        const v = this.vcpuOf(st, a[0]);
+        return v === null ? { status: NPV_E_NOENT } : { status: doInject(v, a[1], a[2]) };
+      }
+      case NPV_HC_BLK_SETUP: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : { status: doBlkSetup(this, st, vm, a[1]) };
+      }
+      case NPV_HC_BLK_TEARDOWN: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : doBlkTeardown(st, vm, a[1]);
+      }
+      case NPV_HC_MMIO_REGION: {
+        const vm = this.vmOf(st, a[0]);
+        return vm === null ? { status: NPV_E_NOENT } : { status: doMmioRegion(vm, a[1], a[2], a[3]) };
+      }
+      default:
+        return { status: NPV_E_NOSYS };
+    }
+  }
+
+  private vmOf(st: L1State, h: Arg): L2Vm | null {
+    return h.hi === 0 ? (st.vms.get(h.lo) ?? null) : null;
+  }
+
+  private vcpuOf(st: L1State, h: Arg): L2Vcpu | null {
+    return h.hi === 0 ? (st.vcpus.get(h.lo) ?? null) : null;
+  }
+
+  // ---- VM_CREATE / VM_DESTROY ----
+
+  private vmCreate(st: L1State, flags: Arg): Result {
+    if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return { status: NPV_E_INVAL };
+    if (st.vms.size >= NPV_MAX_VMS) return { status: NPV_E_NOMEM };
+    const vpid = this.freeVpids.pop() ?? this.nextVpid++;
+    if (vpid > 0xffff) return { status: NPV_E_NOMEM };
+    const ept = newEpt02(this.l0.cpu.mem, this.pages);
+    const bitmap = this.pages.page();
+    const msrs = new MsrPolicy();
+    writeMsrBitmap(this.l0.cpu.mem, bitmap, msrs);
+    const handle = freeHandle(st.vms);
+    const vm = new L2Vm(handle, st, (flags.lo & 1) !== 0, new L2Map(), ept, vpid, bitmap, new CpuidPolicy(), msrs);
+    st.vms.set(handle, vm);
+    return { status: NPV_OK, rbx: handle };
+  }
+
+  /** VM_DESTROY: unmap everything, free EPT02 and the bitmap, destroy vCPUs and devices. */
+  vmDestroy(st: L1State, vm: L2Vm): number {
+    if (vm.vcpus.some((v) => v.running)) return NPV_E_BUSY;
+    st.mappedPages -= vm.map.size;
+    vm.map.clearAll();
+    for (const p of eptTablePages(this.l0.cpu.mem, vm.ept.root)) this.pages.free(p);
+    this.pages.free(vm.msrBitmap);
+    this.l0.host.invalidateVpid(vm.vpid);
+    this.freeVpids.push(vm.vpid);
+    for (const v of vm.vcpus) st.vcpus.delete(v.handle);
+    vm.vcpus.length = 0;
+    st.blkDevices -= vm.blk.size;
+    vm.blk.clear();
+    st.vms.delete(vm.handle);
+    return NPV_OK;
+  }
+
+  // ---- Helpers for the handlers ----
+
+  isLapicPage(l2pfn: number): boolean {
+    return l2pfn === L2_APIC_PFN;
+  }
+
+  /** EPT02 changed for `vm` (leaves removed or downgraded): INVEPT + INVVPID before returning. */
+  invalidate(vm: L2Vm, reason: string, _leaves: number): void {
+    this.l0.host.invalidateVpid(vm.vpid);
+    this.l0.chargeHandler("npv.invalidate", reason);
+    this.count("npv.invalidations");
+  }
+
+  count(key: string, n = 1): void {
+    this.counters.set(key, (this.counters.get(key) ?? 0) + n);
+  }
+
+  /** Counters for the stack to report (flat, sorted by key). */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.counters) out[k] = v;
+    let leaves = 0;
+    for (const st of this.l1s.values()) {
+      for (const vm of st.vms.values()) {
+        out[`npv.ept02.leaves.l1_${st.id}.vm${vm.handle}`] = vm.ept.leaves;
+        out[`npv.map.pages.l1_${st.id}.vm${vm.handle}`] = vm.map.size;
+        leaves += vm.ept.leaves;
+      }
+    }
+    out["npv.ept02.leaves"] = leaves;
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /**
+   * Check L0's invariants (tests, fuzzer): every EPT02 leaf of every L2 maps a host page backing
+   * that L1's RAM at an L2 address L1 mapped, with at most the permissions L1 gave; map and
+   * mapped-page accounting agree. Returns the violations found.
+   */
+  checkInvariants(): string[] {
+    const out: string[] = [];
+    for (const st of this.l1s.values()) {
+      let mapped = 0;
+      for (const vm of st.vms.values()) {
+        mapped += vm.map.size;
+        checkEpt02(vm.ept, vm.map, st.vm, (m) => out.push(`L1 ${st.id} VM ${vm.handle}: ${m}`));
+      }
+      if (mapped !== st.mappedPages) out.push(`L1 ${st.id}: mappedPages ${st.mappedPages} but maps hold ${mapped}`);
+    }
+    if ((this.counters.get("npv.internal_errors") ?? 0) > 0) out.push(`internal errors: ${this.lastInternalError}`);
+    return out;
+  }
+}

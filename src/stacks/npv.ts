@@ -1,0 +1,129 @@
+/**
+ * The `npv` stack: nested virtualization through the nested paravirtual L0↔L1 ABI
+ * (docs/npv-abi.md, docs/stacks/npv.md). The host machine is a CPU with VMX and RAM; L0 runs an
+ * L1 VM and offers it the npv ABI (its NpvEngine); L1 is a hypervisor written in TypeScript
+ * (src/hypervisors/l1/) that creates an L2 by hypercall, loads the guest kernel into it through
+ * the direct 64-bit boot, and runs it until L2 writes its debug-exit port. The outcome and exit
+ * status are L2's.
+ */
+
+import { loadProfile } from "../cost/profile.js";
+import { Cpu } from "../cpu/cpu.js";
+import { MemoryBlockBackend } from "../devices/block-backend.js";
+import { L0Hypervisor } from "../hypervisors/l0/l0.js";
+import { NpvEngine } from "../hypervisors/l0/npv/engine.js";
+import { L1Hypervisor, type MapMode } from "../hypervisors/l1/hypervisor.js";
+import { l0Platform } from "../hypervisors/l1/platform.js";
+import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
+import { ImageError } from "../machine/elf.js";
+import { parseGuestOutput } from "../machine/results.js";
+import { PhysicalMemory } from "../mmu/phys.js";
+import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { L0_RESERVED } from "./vm.js";
+
+/** L1 RAM beyond what it reserves for its L2: L1's own kernel, run page, argument pages. */
+export const L1_OWN_MEMORY = 16 * 1024 * 1024;
+/** Where L1 keeps its own structures in its RAM (above its "kernel"). */
+const L1_SCRATCH = { base: 0x100000, size: 0x100000 };
+/** L2's disk (as the vm stack gives its guest). */
+const DISK_BYTES = 8 * 1024 * 1024;
+/** Level numbers in the ledger. */
+const LEVEL_L2 = 2;
+
+function mapModeOf(opts: StackRunOptions): MapMode {
+  return opts.npvMap ?? "demand";
+}
+
+export const npvStack: Stack = {
+  name: "npv",
+  description:
+    "the guest kernel as an L2 run by an L1 hypervisor through the nested paravirtual L0↔L1 ABI (L0 builds EPT02 from L1's map)",
+  run(opts: StackRunOptions): StackRunResult {
+    const protocol = opts.protocol ?? defaultProtocol(opts.image);
+    if (protocol !== "direct64")
+      throw new ImageError("an npv L2 must boot through the direct 64-bit entry (an ELF64 image)");
+    const profile = loadProfile(opts.profile);
+    const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
+    const l1Memory = Math.min(l2Memory + L1_OWN_MEMORY, RAM_HOLE_START);
+    const hostMem = new PhysicalMemory(L0_RESERVED + l1Memory);
+    const cpu = new Cpu(hostMem);
+    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
+    // Code in non-root operation is L2's: L1 is TypeScript and executes no guest instructions.
+    cpu.setCostModel(profile.cycles, l0.ledger, 0, LEVEL_L2);
+    const engine = new NpvEngine(l0);
+    l0.npv = engine;
+    const l1vm = l0.createVm({ memory: l1Memory });
+    engine.attach(l1vm);
+    const disk = new MemoryBlockBackend(DISK_BYTES);
+    const backendId = engine.assignBackend(l1vm, disk);
+    const l1vcpu = l0.createVcpu(l1vm);
+    let serial = "";
+    const decoder = new TextDecoder();
+    const l1 = new L1Hypervisor(l0Platform(l0, l1vcpu), {
+      image: opts.image,
+      cmdline: opts.cmdline,
+      l2Memory,
+      mapMode: mapModeOf(opts),
+      pool: { base: L1_OWN_MEMORY, size: l1Memory - L1_OWN_MEMORY },
+      scratch: L1_SCRATCH,
+      disk: { backendId, size: disk.size, readOnly: disk.readOnly },
+      serialInput: opts.serialInput,
+      onSerial: (b) => {
+        const s = decoder.decode(new Uint8Array([b]), { stream: true });
+        serial += s;
+        opts.onSerial?.(s);
+      },
+      maxInstructions: opts.maxInstructions,
+      instructionsRetired: () => cpu.icount,
+    });
+    const t0 = performance.now();
+    l1.boot();
+    const stop = l1.run();
+    const wallSeconds = (performance.now() - t0) / 1000;
+
+    const counters: Record<string, number> = {};
+    for (const [k, v] of Object.entries(cpu.counters)) counters[`cpu.${k}`] = v;
+    counters["cpu.instructions"] = cpu.icount;
+    counters["cpu.cycles"] = cpu.cycles();
+    // Every exit L0 took — L2's (on the engine's run loop) and L1's own (its VMCALLs and CPUIDs) —
+    // is a VM-exit transition L0 charged; the ledger counts them by basic exit reason.
+    const transitions = l0.ledger
+      .lines()
+      .filter((l) => l.level === 0 && l.category === "transition")
+      .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
+    for (const t of transitions) counters[`exits.L0.${t.reason}`] = t.count;
+    for (const [k, v] of [...l1.forwarded].sort((a, b) => b[1] - a[1])) counters[`exits.L1.${k}`] = v;
+    for (const [k, v] of Object.entries(engine.stats())) counters[k] = v;
+    counters["l1.map.mode_eager"] = mapModeOf(opts) === "eager" ? 1 : 0;
+    counters["l1.map.boot_pages"] = l1.bootPages;
+    counters["l1.map.demand_pages"] = l1.demandPages;
+    counters["l1.map.mapped_pages"] = l1.map.mappedPages;
+    counters["l1.map.extents"] = l1.map.extentCount;
+    counters["l1.pool.pages_in_use"] = l1.pool.inUse;
+    counters["l1.blk.mediated"] = l1.blkMediated ? 1 : 0;
+    counters["l1.blk.notifies_seen"] = l1.devices.notifiesSeen;
+    counters["l1.blk.isr_reads"] = l1.isrReads;
+    counters["l0.ept01.leaves"] = l1vm.ept01.leaves;
+    counters["l0.ept01.tables"] = l1vm.ept01.tables;
+    const mmu = (cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
+    if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) counters[`mmu.${k}`] = v;
+    // Every instruction the CPU retired is L2's: attribute them to level 2 so the ledger sums to the clock.
+    l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
+    return {
+      stack: "npv",
+      protocol,
+      outcome:
+        stop.kind === "debug-exit"
+          ? { kind: "debug-exit", status: stop.status, message: stop.message }
+          : { kind: stop.kind, message: stop.message },
+      exitStatus: stop.kind === "debug-exit" ? stop.status : null,
+      serial,
+      guest: parseGuestOutput(serial),
+      instructions: cpu.icount,
+      cycles: cpu.cycles(),
+      counters,
+      ledger: l0.ledger.lines(),
+      wallSeconds,
+    };
+  },
+};
