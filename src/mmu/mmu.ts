@@ -27,6 +27,10 @@ import {
   FMT_X86,
   type GuestPhysicalTranslator,
   LEAF_D,
+  LEAF_EPT_NO_R,
+  LEAF_EPT_NO_W,
+  LEAF_EPT_NO_X,
+  eptDenied,
   LEAF_G,
   PageWalker,
   type PagingControls,
@@ -204,7 +208,7 @@ export class Mmu {
       const k = l1.hitIndex;
       const info = a.info(k);
       if (!fetch) c[MC.dtlb_model_hits]++;
-      if (!x86Denied(info, access, ctl)) {
+      if (!x86Denied(info, access, ctl) && !eptDenied(info, access)) {
         if ((access & ACC_WRITE) === 0 || (info & LEAF_D) !== 0) return a.base[k] + pageOffset(lo, a.size(k));
         c[MC.rewalks_dirty]++;
       } else c[MC.rewalks_rights]++;
@@ -220,7 +224,7 @@ export class Mmu {
       const a = s.hitArray;
       const k = s.hitIndex;
       const info = a.info(k);
-      const denied = x86Denied(info, access, ctl);
+      const denied = x86Denied(info, access, ctl) || eptDenied(info, access);
       if (!denied && ((access & ACC_WRITE) === 0 || (info & LEAF_D) !== 0)) {
         const size = a.size(k);
         const base = a.base[k];
@@ -272,6 +276,11 @@ export class Mmu {
     if (tr !== null && tr.pageShift < shift) shift = tr.pageShift; // splintered: guest 2M over EPT 4K
     const size = sizeCodeOfShift(shift);
     let info = w.perm | w.leafInfo;
+    // Nested: the TLB caches the combined translation, so it must remember what the EPT denies.
+    const ep = w.finalEptPerms;
+    if ((ep & 1) === 0) info |= LEAF_EPT_NO_R;
+    if ((ep & 2) === 0) info |= LEAF_EPT_NO_W;
+    if ((ep & 4) === 0) info |= LEAF_EPT_NO_X;
     if ((this.host.cr4 & CR4_PGE) === 0) info &= ~LEAF_G;
     const base = pa - pageOffset(lo, size);
     const sa = this.stlb.arrayFor(size);

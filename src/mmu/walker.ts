@@ -60,6 +60,18 @@ export const LEAF_D = 1 << 4; // dirty (set by this walk or before)
 export const LEAF_G = 1 << 5; // global (G bit, x86 leaf)
 export const LEAF_PAT_SHIFT = 6; // 3 bits: PAT index = PAT<<2 | PCD<<1 | PWT (x86); EPT: memory type
 export const LEAF_IPAT = 1 << 9; // EPT ignore-PAT
+/** Nested translations: the EPT denies reads / writes / fetches of the final page (0 natively). */
+export const LEAF_EPT_NO_R = 1 << 10;
+export const LEAF_EPT_NO_W = 1 << 11;
+export const LEAF_EPT_NO_X = 1 << 12;
+
+/** True when a cached nested translation's EPT rights (LEAF_EPT_NO_*) forbid `access`. */
+export function eptDenied(info: number, access: number): boolean {
+  if ((info & (LEAF_EPT_NO_R | LEAF_EPT_NO_W | LEAF_EPT_NO_X)) === 0) return false;
+  if ((access & ACC_FETCH) !== 0) return (info & LEAF_EPT_NO_X) !== 0;
+  if ((access & ACC_WRITE) !== 0) return (info & LEAF_EPT_NO_W) !== 0;
+  return (info & LEAF_EPT_NO_R) !== 0;
+}
 
 // EPTP fields (SDM vol. 3, 25.6.11).
 export const EPTP_AD = 1 << 6;
@@ -193,6 +205,8 @@ export class PageWalker {
   pageShift = 12;
   /** Accumulated PERM_* of the last translation (EPT: R/W/X; `perms` is the same thing). */
   perm = 0;
+  /** EPT rights (EPT_R|W|X) of the final guest-physical page of the last nested translation. */
+  finalEptPerms = 7;
   /** LEAF_* attributes of the last translation. */
   leafInfo = 0;
   /** Level at which the last walk started (after a PSC hit: below the cached level). */
@@ -366,7 +380,8 @@ export class PageWalker {
         const a = (access & ACC_FETCH) !== 0 ? EPT_X : write ? EPT_W : EPT_R;
         pa = tr.translateGpa(pa, a, kind === GPA_NO_GLA ? GPA_NO_GLA : GPA_FINAL);
         if (pa < 0) return this.nestedFault(refs0, refs);
-      }
+        this.finalEptPerms = tr.perms & 7;
+      } else this.finalEptPerms = 7;
       // A/D updates (guest tables: need EPT write permission to their pages).
       const aBit = ept ? (this.adEnabled ? E_A : 0) : X_A;
       const dBit = ept ? (this.adEnabled ? E_D : 0) : X_D;
