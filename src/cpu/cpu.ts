@@ -627,8 +627,10 @@ export class Cpu {
         const e = this.mmu.ept;
         return this.eptFault(f, e.faultGpa, e.qualification, lo, hi);
       }
-      this.cr2Lo = lo;
-      this.cr2Hi = hi;
+      // CR2 is written when the #PF is delivered, not when it is raised: a #PF that becomes a
+      // VM exit leaves the guest's CR2 alone (SDM vol. 3, 27.1); the address goes in the exit qualification.
+      this.faultCr2Lo = lo;
+      this.faultCr2Hi = hi;
       this.raise(PF_, this.mmu.errorCode);
     }
     return pa;

@@ -105,6 +105,11 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       c.injecting = false; // a fault during delivery of an injected event is a new exception
       const nv = c.faultVector;
       const ne = c.faultError;
+      if (nv === 14) {
+        // A #PF detected during delivery loads CR2 at once, even if it then becomes #DF.
+        c.cr2Lo = c.faultCr2Lo;
+        c.cr2Hi = c.faultCr2Hi;
+      }
       c.faultVector = -1;
       // A fault while delivering INT n is reported against the INT instruction itself (the
       // frame would have held the next RIP). For exceptions and interrupts RIP is unchanged:
@@ -138,6 +143,10 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
 }
 
 function deliverOnce(c: Cpu, v: number, err: number, kind: number): void {
+  if (v === 14 && kind === EV_EXCEPTION) {
+    c.cr2Lo = c.faultCr2Lo; // the faulting linear address (SDM vol. 3, 4.7)
+    c.cr2Hi = c.faultCr2Hi;
+  }
   const ext = kind === EV_SOFTWARE ? 0 : ERR_EXT;
   const pushErr = kind === EV_EXCEPTION && hasErrorCode(v);
   const errCode = pushErr ? Math.max(err, 0) : -1;

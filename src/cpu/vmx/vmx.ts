@@ -397,8 +397,8 @@ export class VmxUnit {
     const e = this.exit;
     const hasErr = errorCode >= 0;
     const type = vector === 3 || vector === 4 ? C.INTR_TYPE_SW_EXCEPTION : C.INTR_TYPE_HW_EXCEPTION;
-    const qual = vector === PF_ ? this.c.cr2Lo : 0;
-    const qualHi = vector === PF_ ? this.c.cr2Hi : 0;
+    const qual = vector === PF_ ? this.c.faultCr2Lo : 0;
+    const qualHi = vector === PF_ ? this.c.faultCr2Hi : 0;
     e.reason = V.EXIT_EXCEPTION_NMI;
     e.qualLo = qual;
     e.qualHi = qualHi;
