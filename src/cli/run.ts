@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { NPV_HC_NAMES } from "../hypervisors/npv-abi.js";
 import { ImageError } from "../machine/elf.js";
 import { bundledKernelPath } from "../paths.js";
 import { getStack } from "../stacks/index.js";
@@ -102,6 +103,31 @@ export function runJson(r: StackRunResult, cmdline: string): object {
   };
 }
 
+/**
+ * Nested stacks that report `npv.l2_exits.{l0,l1}.<reason>` and `npv.hypercalls.<name>`: L2's exits
+ * handled by L0 alone vs forwarded to L1, and L1's hypercalls to L0 by number.
+ */
+export function npvSummary(counters: Record<string, number>): string {
+  const pick = (prefix: string) =>
+    Object.entries(counters)
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([k, v]) => [k.slice(prefix.length), v] as [string, number])
+      .sort((a, b) => b[1] - a[1]);
+  const alone = pick("npv.l2_exits.l0.");
+  const fwd = pick("npv.l2_exits.l1.");
+  const hc = pick("npv.hypercalls.");
+  if (alone.length === 0 && fwd.length === 0 && hc.length === 0) return "";
+  const total = (xs: [string, number][]) => xs.reduce((n, [, v]) => n + v, 0);
+  const list = (xs: [string, number][]) => xs.map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ") || "none";
+  const nr = new Map(Object.entries(NPV_HC_NAMES).map(([n, name]) => [name, Number(n)]));
+  const hcs = hc.map(([k, v]) => [nr.has(k) ? `0x${nr.get(k)!.toString(16)} ${k}` : k, v] as [string, number]);
+  return (
+    `   L2 exits handled by L0 alone: ${total(alone).toLocaleString("en-US")} (${list(alone)})\n` +
+    `   L2 exits forwarded to L1:     ${total(fwd).toLocaleString("en-US")} (${list(fwd)})\n` +
+    `   L1→L0 hypercalls:             ${total(hcs).toLocaleString("en-US")} (${list(hcs)})\n`
+  );
+}
+
 function printSummary(r: StackRunResult): void {
   const w = process.stdout;
   const mips = r.instructions / Math.max(r.wallSeconds, 1e-9) / 1e6;
@@ -109,6 +135,8 @@ function printSummary(r: StackRunResult): void {
   w.write(`   ${r.instructions.toLocaleString("en-US")} instructions, ${r.cycles.toLocaleString("en-US")} simulated cycles, ${r.wallSeconds.toFixed(2)} s wall (${mips.toFixed(1)} MIPS)\n`);
   const keys = Object.keys(r.counters).filter((k) => k !== "cpu.instructions" && k !== "cpu.cycles");
   for (const k of keys) w.write(`   ${k.padEnd(34)} ${r.counters[k].toLocaleString("en-US")}\n`);
+  const npv = npvSummary(r.counters);
+  if (npv !== "") w.write(npv);
   if (r.ledger && r.ledger.length > 0) {
     w.write("   where the cycles went (level/category/reason):\n");
     for (const l of r.ledger.slice(0, 20)) {

@@ -137,12 +137,13 @@ describe.skipIf(!HAVE_AS)("npv RUN: MMIO, LAPIC, MSRs, interrupts, stops", () =>
       mov qword ptr [rsp + 2], 0x5000
       lidt [rsp]
       add rsp, 16
-      mov eax, dword ptr [0xfee00030]
+      mov rsi, 0xfee00000
+      mov eax, dword ptr [rsi + 0x30]
       out 0x30, eax
-      mov dword ptr [0xfee000f0], 0x1ff
-      mov dword ptr [0xfee003e0], 0xb
-      mov dword ptr [0xfee00320], 0x40
-      mov dword ptr [0xfee00380], 100000
+      mov dword ptr [rsi + 0xf0], 0x1ff
+      mov dword ptr [rsi + 0x3e0], 0xb
+      mov dword ptr [rsi + 0x320], 0x40
+      mov dword ptr [rsi + 0x380], 100000
       xor r15, r15
       sti
     wait:
@@ -154,7 +155,7 @@ describe.skipIf(!HAVE_AS)("npv RUN: MMIO, LAPIC, MSRs, interrupts, stops", () =>
       hlt
     handler:
       inc r15
-      mov dword ptr [0xfee000b0], 0
+      mov dword ptr [rsi + 0xb0], 0
       iretq
     `);
     expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_IO);
