@@ -1,7 +1,7 @@
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
-import { vmStack } from "./vm.js";
 import { type Stack, UnknownStackError } from "./stack.js";
+import { vmStack } from "./vm.js";
 
 /** Every stack nestlab can run, by name. */
 export const STACKS: ReadonlyMap<string, Stack> = new Map([

@@ -44,7 +44,12 @@ export const npvStack: Stack = {
       throw new ImageError("an npv L2 must boot through the direct 64-bit entry (an ELF64 image)");
     const profile = loadProfile(opts.profile);
     const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
-    const l1Memory = Math.min(l2Memory + L1_OWN_MEMORY, RAM_HOLE_START);
+    if (l2Memory + L1_OWN_MEMORY > RAM_HOLE_START) {
+      throw new RangeError(
+        `the npv stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
+      );
+    }
+    const l1Memory = l2Memory + L1_OWN_MEMORY;
     const hostMem = new PhysicalMemory(L0_RESERVED + l1Memory);
     const cpu = new Cpu(hostMem);
     const l0 = new L0Hypervisor(cpu, profile, 0x100000);

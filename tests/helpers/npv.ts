@@ -3,7 +3,7 @@
  * attached to, and helpers to issue hypercalls exactly as a TypeScript L1 does
  * (`l0.guestHypercall`), to write L1 memory, and to build a tiny 64-bit L2.
  *
- * L2 layout (L2 guest-physical = L2 linear below 1 GiB, 2 MiB pages):
+ * L2 layout (L2 guest-physical = L2 linear below 4 GiB: 2 MiB pages, then 1 GiB pages):
  *   0x1000 PML4, 0x2000 PDPT, 0x3000 PD, 0x4000 GDT (null, code 0x08, data 0x10),
  *   0x10000 code, 0x20000 stack top. `L2_BOOT_PAGES` pages from L2 0 are backed by L1 pages
  *   from `L2_BACKING` up.
@@ -169,6 +169,7 @@ export class NpvBed {
     this.w64(b(L2_PML4), 0x2000 | 3);
     this.w64(b(0x2000), 0x3000 | 3);
     for (let i = 0; i < 512; i++) this.w64(b(0x3000) + i * 8, i * 0x200000 + 0x83);
+    for (let i = 1; i < 4; i++) this.w64(b(0x2000) + i * 8, i * 0x40000000 + 0x83); // 1 GiB pages up to 4 GiB
     this.w64(b(L2_GDT + 8), 0x00af9b000000ffffn);
     this.w64(b(L2_GDT + 16), 0x00cf93000000ffffn);
     this.bytes(b(L2_CODE), asm(code, 64));

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runJson } from "../../src/cli/run.js";
+import { npvSummary, runJson } from "../../src/cli/run.js";
 import { packageRoot } from "../../src/paths.js";
 import { STACKS } from "../../src/stacks/index.js";
 import { npvStack } from "../../src/stacks/npv.js";
@@ -127,6 +127,27 @@ describe("npv stack: who handles what", () => {
     expect(l1Events).toBe(isr);
     expect(isr).toBeLessThanOrEqual(requests);
     expect(io).toBeLessThanOrEqual(2 * (b.serial.length - a.serial.length));
+  });
+});
+
+describe("npv stack: reporting", () => {
+  it("the run summary splits L2 exits (L0 alone / forwarded to L1) and lists L1's hypercalls by number", () => {
+    const r = run("workload=pio iters=100");
+    expectPassed(r, "pio");
+    const s = npvSummary(r.counters);
+    expect(s).toMatch(/L2 exits handled by L0 alone: [\d,]+ \(.*ept02_compose/);
+    expect(s).toMatch(/L2 exits forwarded to L1: +[\d,]+ \(io [\d,]+/);
+    expect(s).toMatch(/0x109 run [\d,]+/);
+    expect(s).toContain("0x100 vm_create 1");
+    expect(npvSummary({ "cpu.instructions": 1 })).toBe("");
+  });
+  it("refuses an L2 whose L1 would not fit below the MMIO hole, and a multiboot L2", () => {
+    expect(() => npvStack.run({ image: kernel, cmdline: "", memory: 0xfeb00000, maxInstructions: 1000 })).toThrow(
+      /at most/,
+    );
+    expect(() =>
+      npvStack.run({ image: kernel, cmdline: "", memory: 64 << 20, maxInstructions: 1000, protocol: "multiboot" }),
+    ).toThrow(/64-bit/);
   });
 });
 

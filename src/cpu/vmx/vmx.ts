@@ -64,6 +64,8 @@ export class VmxUnit {
   /** EPTP as a number (physical address of the EPT PML4 | flags), or -1 when EPT is off. */
   eptp = -1;
   vpid = 0;
+  /** EPTP of the last VM entry with EPT (-1 none): the EPT paging-structure caches belong to it. */
+  private lastEptp = -1;
   /** Cycle count at which the VMX-preemption timer expires (Infinity when off). */
   preemptionDeadline = Number.POSITIVE_INFINITY;
   /** The exit being taken (filled by `exit`, committed by `completeExit`). */
@@ -158,6 +160,12 @@ export class VmxUnit {
     c.nonRoot = true;
     // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
     c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
+    // The model tags EPT paging-structure caches with one EPTP index, not with the EP4TA as the
+    // hardware does (28.4.1): entering with a different EPTP than the last must not reuse them.
+    if (this.eptp >= 0 && this.eptp !== this.lastEptp) {
+      c.mmu.eptPsc.invalidateAll();
+      this.lastEptp = this.eptp;
+    }
     if (this.eptp >= 0) c.mmu.useEpt(this.eptp % 4294967296 | 0, Math.floor(this.eptp / 4294967296) | 0);
     else c.mmu.useEpt(null);
     // Without VPIDs, VM entry invalidates the linear and combined mappings (SDM vol. 3, 28.3.3.3):

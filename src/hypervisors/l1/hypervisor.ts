@@ -5,7 +5,11 @@
  * charged at level 1. See docs/stacks/npv.md for the model.
  */
 import { CpuModel } from "../../cpu/cpuid.js";
-import { VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_STATUS } from "../../devices/virtio-mmio.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_READY,
+  VIRTIO_MMIO_STATUS,
+} from "../../devices/virtio-mmio.js";
 import { RAM_HOLE_START } from "../../machine/boot.js";
 import { F1C_HYPERVISOR, F1C_VMX } from "../../x86/cpuid.js";
 import * as M from "../../x86/msr.js";

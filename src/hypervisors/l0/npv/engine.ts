@@ -177,6 +177,11 @@ export class NpvEngine {
     }
   }
 
+  /** Unexpected exceptions hypercalls raised (0 unless L0 has a bug). */
+  get internalErrors(): number {
+    return this.counters.get("npv.internal_errors") ?? 0;
+  }
+
   /** The last unexpected exception a hypercall raised (for diagnosis). */
   lastInternalError = "";
 

@@ -119,9 +119,11 @@ function loop(e: NpvEngine, v: L2Vcpu): number {
   const cpu = l0.cpu;
   const host = l0.host;
   const limit = cpu.icount + Math.max(1, e.sliceInstructions);
+  // Exits count against the slice too, so an exit storm that retires nothing still ends.
+  let exits = 0;
   for (;;) {
     if (v.stopped !== 0) return v.stopped;
-    const left = limit - cpu.icount;
+    const left = limit - cpu.icount - exits;
     if (left <= 0) return NPV_EXIT_TIMESLICE;
     if (!host.entered) prepareL2Entry(e, v);
     const r = host.run(Math.min(SLICE, left));
@@ -132,6 +134,7 @@ function loop(e: NpvEngine, v: L2Vcpu): number {
     }
     if (r !== RUN_EXIT) continue;
     const reason = host.exit.reason & 0xffff;
+    exits++;
     l0.chargeTransition(reason);
     // An event whose delivery the exit interrupted is re-injected at the next entry.
     const vect = host.vmread(V.VMCS_IDT_VECTORING_INFO);
