@@ -8,13 +8,14 @@
  *   0x10000 code, 0x20000 stack top. `L2_BOOT_PAGES` pages from L2 0 are backed by L1 pages
  *   from `L2_BACKING` up.
  */
-import { Cpu } from "../../src/cpu/cpu.js";
+
 import { loadProfile } from "../../src/cost/profile.js";
+import { Cpu } from "../../src/cpu/cpu.js";
 import { MemoryBlockBackend } from "../../src/devices/block-backend.js";
-import * as ABI from "../../src/hypervisors/npv-abi.js";
 import { L0Hypervisor, type Vcpu } from "../../src/hypervisors/l0/l0.js";
 import { NpvEngine } from "../../src/hypervisors/l0/npv/engine.js";
 import type { Vm } from "../../src/hypervisors/l0/vm.js";
+import * as ABI from "../../src/hypervisors/npv-abi.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { asm } from "./asm.js";
 
@@ -163,7 +164,10 @@ export class NpvBed {
    * A VM with the boot pages mapped (RWX), page tables, GDT and `code` at L2_CODE, and one vCPU.
    * Returns the handles.
    */
-  tinyL2(code: string, opts: { flags?: number; cpuid?: { leaf: number; regs: number[] }[] } = {}): { vm: number; vcpu: number } {
+  tinyL2(
+    code: string,
+    opts: { flags?: number; cpuid?: { leaf: number; regs: number[] }[] } = {},
+  ): { vm: number; vcpu: number } {
     const vm = this.vmCreate(opts.flags ?? 0);
     const b = (l2: number): number => this.backing(l2);
     this.w64(b(L2_PML4), 0x2000 | 3);

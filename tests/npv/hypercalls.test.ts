@@ -32,7 +32,9 @@ describe("npv discovery", () => {
     const b = new NpvBed();
     const [a, bx, c, d] = b.l0.guestCpuid(b.vcpu, ABI.NPV_CPUID_SIGNATURE_LEAF);
     expect(a).toBe(0x40000101);
-    const sig = [bx, c, d].map((x) => String.fromCharCode(x & 0xff, (x >>> 8) & 0xff, (x >>> 16) & 0xff, x >>> 24)).join("");
+    const sig = [bx, c, d]
+      .map((x) => String.fromCharCode(x & 0xff, (x >>> 8) & 0xff, (x >>> 16) & 0xff, x >>> 24))
+      .join("");
     expect(sig).toBe("NestedPVAbi1");
     expect(b.l0.guestCpuid(b.vcpu, ABI.NPV_CPUID_FEATURES_LEAF)).toEqual([1, 0x3f, 16, 8]);
   });
@@ -133,7 +135,12 @@ describe("npv hypercalls", () => {
   it("SET_CPUID replaces the policy; L0 forces the hypervisor bit on and VMX off", () => {
     const b = new NpvBed();
     const vm = b.vmCreate();
-    expect(b.setCpuid(vm, [{ leaf: 1, regs: [0x806f8, 0, 0x20, 0] }, { leaf: 7, subleaf: 1, flags: 1, regs: [9, 0, 0, 0] }])).toBe(OK);
+    expect(
+      b.setCpuid(vm, [
+        { leaf: 1, regs: [0x806f8, 0, 0x20, 0] },
+        { leaf: 7, subleaf: 1, flags: 1, regs: [9, 0, 0, 0] },
+      ]),
+    ).toBe(OK);
     const p = b.engine.l1(b.vm)!.vms.get(vm)!.cpuid;
     const out = new Int32Array(4);
     p.query(1, 0, out);
@@ -150,7 +157,12 @@ describe("npv hypercalls", () => {
   it("SET_MSRS replaces the policy; PASSTHROUGH clears the MSR bitmap bits", () => {
     const b = new NpvBed();
     const vm = b.vmCreate();
-    expect(b.setMsrs(vm, [{ index: 0xc0000082, mode: ABI.NPV_MSR_PASSTHROUGH }, { index: 0x10, mode: ABI.NPV_MSR_VALUE, value: 5 }])).toBe(OK);
+    expect(
+      b.setMsrs(vm, [
+        { index: 0xc0000082, mode: ABI.NPV_MSR_PASSTHROUGH },
+        { index: 0x10, mode: ABI.NPV_MSR_VALUE, value: 5 },
+      ]),
+    ).toBe(OK);
     const v = b.engine.l1(b.vm)!.vms.get(vm)!;
     expect(v.msrs.entries.get(0x10)!.lo).toBe(5);
     const bit = 0x82;
@@ -179,7 +191,8 @@ describe("npv hypercalls", () => {
   it("MMIO_REGION declares and removes regions (at most 16)", () => {
     const b = new NpvBed();
     const vm = b.vmCreate();
-    for (let k = 0; k < 16; k++) expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x10000000 + k * 0x10000, 2, 0).status).toBe(OK);
+    for (let k = 0; k < 16; k++)
+      expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x10000000 + k * 0x10000, 2, 0).status).toBe(OK);
     expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x20000000, 1, 0).status).toBe(NOMEM);
     expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x10000000, 2, 1).status).toBe(OK);
     expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x10000000, 2, 1).status).toBe(NOENT);
@@ -249,7 +262,21 @@ describe("npv error statuses", () => {
 
   it("E_NOENT: unknown VM and vCPU handles", () => {
     const b = new NpvBed();
-    for (const nr of [ABI.NPV_HC_VM_DESTROY, ABI.NPV_HC_VCPU_CREATE, ABI.NPV_HC_MAP, ABI.NPV_HC_UNMAP, ABI.NPV_HC_PROTECT, ABI.NPV_HC_MAP_BATCH, ABI.NPV_HC_SET_CPUID, ABI.NPV_HC_SET_MSRS, ABI.NPV_HC_RUN, ABI.NPV_HC_INJECT, ABI.NPV_HC_BLK_SETUP, ABI.NPV_HC_BLK_TEARDOWN, ABI.NPV_HC_MMIO_REGION])
+    for (const nr of [
+      ABI.NPV_HC_VM_DESTROY,
+      ABI.NPV_HC_VCPU_CREATE,
+      ABI.NPV_HC_MAP,
+      ABI.NPV_HC_UNMAP,
+      ABI.NPV_HC_PROTECT,
+      ABI.NPV_HC_MAP_BATCH,
+      ABI.NPV_HC_SET_CPUID,
+      ABI.NPV_HC_SET_MSRS,
+      ABI.NPV_HC_RUN,
+      ABI.NPV_HC_INJECT,
+      ABI.NPV_HC_BLK_SETUP,
+      ABI.NPV_HC_BLK_TEARDOWN,
+      ABI.NPV_HC_MMIO_REGION,
+    ])
       expect(b.hc(nr, 1, TABLE_PAGE, 1, 1).status).toBe(NOENT);
     expect(b.hc(ABI.NPV_HC_MAP, 2 ** 32 + 1, 0, 0x100000, 1 + 7 * 2 ** 32).status).toBe(NOENT);
   });
@@ -262,8 +289,7 @@ describe("npv error statuses", () => {
     expect(b.hc(ABI.NPV_HC_VCPU_CREATE, 1, STATE_PAGE).status).toBe(NOMEM);
     // 2^22 pages: aliases of the same 16 MiB of L1 RAM across L2 ranges and VMs.
     const n = 2 ** 20;
-    let at = 0;
-    for (let vm = 1; vm <= 4; vm++) for (let k = 0; k < n; k += 4096, at++) expect(b.map(vm, k * 4096, 0, 4096)).toBe(OK);
+    for (let vm = 1; vm <= 4; vm++) for (let k = 0; k < n; k += 4096) expect(b.map(vm, k * 4096, 0, 4096)).toBe(OK);
     expect(b.engine.l1(b.vm)!.mappedPages).toBe(2 ** 22);
     expect(b.map(5, 0, 0, 1)).toBe(NOMEM);
     expect(b.unmap(1, 0, 1)).toBe(OK);

@@ -119,6 +119,25 @@ describe.skipIf(!HAVE_AS)("npv RUN: MMIO, LAPIC, MSRs, interrupts, stops", () =>
     expect(b.engine.stats()["npv.l2_exits.l1.mmio"]).toBe(3);
   });
 
+  it("a read-modify-write MMIO instruction: the read goes to L1, then its write is forwarded too", () => {
+    const b = new NpvBed();
+    const { vm, vcpu } = b.tinyL2(`
+      add dword ptr [0x10000040], 5
+      out 0x21, al
+    `);
+    expect(b.hc(ABI.NPV_HC_MMIO_REGION, vm, 0x10000000, 1, 0).status).toBe(0);
+    expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_MMIO);
+    expect(b.data64(0)).toBe(0x10000040);
+    expect(b.r8(RUN_PAGE + ABI.NPV_RUN_DATA + 9)).toBe(0);
+    b.w64(RUN_PAGE + ABI.NPV_RUN_DATA + 0x10, 10);
+    expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_MMIO);
+    expect(b.data64(0)).toBe(0x10000040);
+    expect(b.r8(RUN_PAGE + ABI.NPV_RUN_DATA + 9)).toBe(1);
+    expect(b.data64(16)).toBe(15);
+    expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_IO);
+    expect(b.data32(0) & 0xffff).toBe(0x21);
+  });
+
   it("LAPIC MMIO, the LAPIC timer and HLT are handled in L0; the timer interrupt is delivered without L1", () => {
     const b = new NpvBed();
     // IDT at 0x5000 with vector 0x40 → handler that counts in r15, EOIs, and IRETs.
@@ -224,7 +243,12 @@ describe.skipIf(!HAVE_AS)("npv RUN: MMIO, LAPIC, MSRs, interrupts, stops", () =>
       out 0x51, eax
       hlt
     `);
-    expect(b.setMsrs(vm, [{ index: 0x10, mode: ABI.NPV_MSR_VALUE, value: 0xfeed }, { index: 0x1234, mode: ABI.NPV_MSR_FORWARD }])).toBe(0);
+    expect(
+      b.setMsrs(vm, [
+        { index: 0x10, mode: ABI.NPV_MSR_VALUE, value: 0xfeed },
+        { index: 0x1234, mode: ABI.NPV_MSR_FORWARD },
+      ]),
+    ).toBe(0);
     expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_IO);
     expect(b.data32(4)).toBe(0xfeed);
     b.advance();

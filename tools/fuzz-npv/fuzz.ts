@@ -14,8 +14,9 @@
  *
  * Every 64 calls (and at the end) both L1s are checked in full. Deterministic from the seed.
  */
-import { Cpu } from "../../src/cpu/cpu.js";
+
 import { loadProfile } from "../../src/cost/profile.js";
+import { Cpu } from "../../src/cpu/cpu.js";
 import { MemoryBlockBackend } from "../../src/devices/block-backend.js";
 import { L0Hypervisor, type Vcpu } from "../../src/hypervisors/l0/l0.js";
 import { NpvEngine } from "../../src/hypervisors/l0/npv/engine.js";
@@ -91,6 +92,8 @@ export interface FuzzResult {
   statuses: Record<string, number>;
   runs: number;
   exits: Record<string, number>;
+  /** Mediated-device requests L2 submitted (random rings), failed with IOERR, devices stopped. */
+  blk: { requests: number; ioErrors: number; stopped: number };
   seconds: number;
 }
 
@@ -242,6 +245,7 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       [0x8b, 0x04, 0x25, 0x00, 0x00, 0x50, 0x00], // mov eax, [0x500000]
       [0x89, 0x04, 0x25, 0x00, 0x00, 0x00, 0x10], // mov [0x10000000], eax
       [0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x10], // mov eax, [0x10000000]
+      [0x89, 0x04, 0x25, 0x50, 0x00, 0x00, 0x10], // mov [0x10000050], eax (a mediated device's QueueNotify)
       [0x48, 0xbe, 0x00, 0x00, 0xe0, 0xfe, 0, 0, 0, 0, 0x8b, 0x46, 0x30], // mov rsi, 0xfee00000; mov eax,[rsi+0x30]
       [0x0f, 0x01, 0xc1], // vmcall
       [0xb9, 0x10, 0, 0, 0, 0x0f, 0x30], // mov ecx, 0x10; wrmsr
@@ -250,11 +254,14 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       [0x0f, 0x0b], // ud2
     ];
     const code: number[] = [];
+    // Often start with a QueueNotify, so a mediated device set up on this L2 sees requests.
+    if (rng.chance(0.4)) code.push(0x89, 0x04, 0x25, 0x50, 0x00, 0x00, 0x10, 0xeb, 0xf7); // notify; jmp back
     while (code.length < 256) {
       if (rng.chance(0.7)) code.push(...rng.pick(snippets));
       else code.push(rng.int(256));
     }
-    for (let i = 0; i < code.length; i += 4) w32(m, b + 0x10000 + i, code[i] | (code[i + 1] << 8) | (code[i + 2] << 16) | ((code[i + 3] ?? 0) << 24));
+    for (let i = 0; i < code.length; i += 4)
+      w32(m, b + 0x10000 + i, code[i] | (code[i + 1] << 8) | (code[i + 2] << 16) | ((code[i + 3] ?? 0) << 24));
     const s = hc(m, A.NPV_HC_MAP, vm, 0, b, 0x40 + 7 * TWO32);
     if (s.status === 0) applyMap(m.vms.get(vm)!, 0, b, 0x40, 7);
     else return s.status;
@@ -317,7 +324,9 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       // MAP_BATCH: a list of plausible and garbage entries.
       const vm = vmHandle(m);
       const list = rng.chance(0.9) ? scratch() + (rng.chance(0.1) ? 4096 - 24 * rng.int(4) : 0) : l1Addr();
-      const count = rng.chance(0.9) ? 1 + rng.int(rng.chance(0.8) ? 8 : A.NPV_MAX_BATCH) : rng.pick([0, 171, TWO32 + 1, 1000]);
+      const count = rng.chance(0.9)
+        ? 1 + rng.int(rng.chance(0.8) ? 8 : A.NPV_MAX_BATCH)
+        : rng.pick([0, 171, TWO32 + 1, 1000]);
       const entries: { l2: number; l1: number; n: number; op: number; p: number; raw: number }[] = [];
       for (let k = 0; k < Math.min(count, A.NPV_MAX_BATCH); k++) {
         const o = list + 24 * k;
@@ -342,7 +351,8 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       const mm = modelOf(m, vm);
       if (mm && r.status !== A.NPV_E_NOENT) {
         const done = r.rbx;
-        if (!Number.isInteger(done) || done < 0 || done > Math.min(count, A.NPV_MAX_BATCH)) violation(`MAP_BATCH: RBX ${done} for count ${count}`);
+        if (!Number.isInteger(done) || done < 0 || done > Math.min(count, A.NPV_MAX_BATCH))
+          violation(`MAP_BATCH: RBX ${done} for count ${count}`);
         for (let k = 0; k < done && k < entries.length; k++) {
           const e = entries[k];
           if (e.op === -1) {
@@ -415,11 +425,24 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
     if (roll < 72) {
       const vm = vmHandle(m);
       const l2 = rng.chance(0.7) ? 0x10000000 + 4096 * rng.int(40) : l2Addr();
-      const r = hc(m, A.NPV_HC_MMIO_REGION, vm, l2, rng.chance(0.8) ? 1 + rng.int(4) : npages(), rng.chance(0.9) ? rng.int(2) : rng.u32());
+      const r = hc(
+        m,
+        A.NPV_HC_MMIO_REGION,
+        vm,
+        l2,
+        rng.chance(0.8) ? 1 + rng.int(4) : npages(),
+        rng.chance(0.9) ? rng.int(2) : rng.u32(),
+      );
       return r.status;
     }
     if (roll < 75) {
-      return hc(m, A.NPV_HC_INJECT, vcpuHandle(m), rng.chance(0.8) ? 32 + rng.int(224) : rng.u32(), rng.chance(0.9) ? 0 : rng.int(4)).status;
+      return hc(
+        m,
+        A.NPV_HC_INJECT,
+        vcpuHandle(m),
+        rng.chance(0.8) ? 32 + rng.int(224) : rng.u32(),
+        rng.chance(0.9) ? 0 : rng.int(4),
+      ).status;
     }
     if (roll < 79) {
       const d = scratch();
@@ -430,10 +453,42 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       w64(m, d + A.NPV_BLK_AVAIL_GPA, rng.chance(0.8) ? 2 * rng.int(0x40000) : l2Addr());
       w64(m, d + A.NPV_BLK_USED_GPA, rng.chance(0.8) ? 4 * rng.int(0x20000) : l2Addr());
       w32(m, d + A.NPV_BLK_IRQ_VECTOR, rng.chance(0.8) ? rng.pick([0, 33, 200]) : rng.u32());
+      if (m.runnable !== null && rng.chance(0.5)) {
+        // A device on the runnable L2, rings inside its mapped pages (whose contents its random code scribbles on).
+        w64(m, d + A.NPV_BLK_MMIO_GPA, 0x10000000);
+        w32(m, d + A.NPV_BLK_QUEUE_SIZE, rng.pick([2, 8, 64]));
+        w32(m, d + A.NPV_BLK_BACKEND, m.backend);
+        w64(m, d + A.NPV_BLK_DESC_GPA, 0x20000 + 16 * rng.int(64));
+        w64(m, d + A.NPV_BLK_AVAIL_GPA, 0x28000 + 2 * rng.int(64));
+        w64(m, d + A.NPV_BLK_USED_GPA, rng.chance(0.9) ? 0x30000 + 4 * rng.int(64) : 0x50000);
+        const vm = m.runnable.vm;
+        // Sometimes a plausible request: header, data, status inside the mapped pages.
+        if (rng.chance(0.5)) {
+          const b = RUNNABLE_BACKING;
+          const desc = b + 0x20000;
+          w64(m, d + A.NPV_BLK_DESC_GPA, 0x20000);
+          w64(m, d + A.NPV_BLK_AVAIL_GPA, 0x28000);
+          w64(m, desc, 0x38000);
+          w32(m, desc + 8, 16);
+          w32(m, desc + 12, 1 | (1 << 16));
+          w64(m, desc + 16, rng.chance(0.8) ? 0x39000 : 0x90000);
+          w32(m, desc + 24, 512);
+          w32(m, desc + 28, 3 | (2 << 16));
+          w64(m, desc + 32, 0x3a000);
+          w32(m, desc + 40, 1);
+          w32(m, desc + 44, 2);
+          w32(m, b + 0x38000, rng.int(2));
+          w64(m, b + 0x38008, rng.int(200));
+          w32(m, b + 0x28000, (rng.int(3) << 16) >>> 0);
+          w32(m, b + 0x28004, 0);
+        }
+        return hc(m, A.NPV_HC_BLK_SETUP, vm, d).status;
+      }
       return hc(m, A.NPV_HC_BLK_SETUP, vmHandle(m), rng.chance(0.9) ? d : l1Addr()).status;
     }
     if (roll < 81) {
-      return hc(m, A.NPV_HC_BLK_TEARDOWN, vmHandle(m), rng.chance(0.8) ? 0x10000000 + 0x1000 * rng.int(8) : l2Addr()).status;
+      return hc(m, A.NPV_HC_BLK_TEARDOWN, vmHandle(m), rng.chance(0.8) ? 0x10000000 + 0x1000 * rng.int(8) : l2Addr())
+        .status;
     }
     if (roll < 86) {
       // RUN: mostly the runnable L2 (built on demand), sometimes anything.
@@ -478,7 +533,9 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
     for (const [pfn, e] of mm) {
       const got = vm.map.get(pfn);
       if (got !== e.l1pfn * 8 + e.perms) {
-        violation(`${who}: L2 page 0x${pfn.toString(16)}: L0 has ${got}, L1 mapped l1pfn 0x${e.l1pfn.toString(16)} perms ${e.perms}`);
+        violation(
+          `${who}: L2 page 0x${pfn.toString(16)}: L0 has ${got}, L1 mapped l1pfn 0x${e.l1pfn.toString(16)} perms ${e.perms}`,
+        );
         break;
       }
     }
@@ -486,7 +543,8 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
     let leaves = 0;
     walkLeaves(hostMem, vm.ept.root, (gpa, hpa, p) => {
       leaves++;
-      if (!ranges.some(([a, b]) => hpa >= a && hpa + 4096 <= b)) violation(`${who}: EPT02 leaf L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)} outside L1 RAM`);
+      if (!ranges.some(([a, b]) => hpa >= a && hpa + 4096 <= b))
+        violation(`${who}: EPT02 leaf L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)} outside L1 RAM`);
       const e = mm.get(gpa / 4096);
       if (e === undefined) {
         violation(`${who}: EPT02 leaf at L2 0x${gpa.toString(16)} that L1 did not map`);
@@ -494,7 +552,10 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       }
       if (gpa / 4096 === 0xfee00) violation(`${who}: EPT02 leaf at the LAPIC page`);
       const want = m.vm.memslots.translate(e.l1pfn * 4096);
-      if (hpa !== want) violation(`${who}: EPT02 leaf L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, L1 named host 0x${want.toString(16)}`);
+      if (hpa !== want)
+        violation(
+          `${who}: EPT02 leaf L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, L1 named host 0x${want.toString(16)}`,
+        );
       if ((p & ~e.perms) !== 0) violation(`${who}: EPT02 leaf L2 0x${gpa.toString(16)} perms ${p} ⊄ ${e.perms}`);
     });
     if (leaves !== vm.ept.leaves) violation(`${who}: EPT02 leaf count ${vm.ept.leaves}, ${leaves} present`);
@@ -526,9 +587,11 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       violation(`call ${i}: threw out of L0: ${x instanceof Error ? (x.stack ?? x.message) : String(x)}`);
       continue;
     }
-    statuses[A.NPV_STATUS_NAMES[status] ?? `bad_${status}`] = (statuses[A.NPV_STATUS_NAMES[status] ?? `bad_${status}`] ?? 0) + 1;
+    statuses[A.NPV_STATUS_NAMES[status] ?? `bad_${status}`] =
+      (statuses[A.NPV_STATUS_NAMES[status] ?? `bad_${status}`] ?? 0) + 1;
     if (!STATUSES.has(status)) violation(`call ${i}: undefined status ${status}`);
-    if (l0.host.current !== m.vcpu.vmcs || l0.host.entered) violation(`call ${i}: the CPU is not back in the calling L1's context`);
+    if (l0.host.current !== m.vcpu.vmcs || l0.host.entered)
+      violation(`call ${i}: the CPU is not back in the calling L1's context`);
     const ie = engine.internalErrors;
     if (ie !== internal) {
       internal = ie;
@@ -540,7 +603,22 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
   }
   checkL1(models[0], 0);
   checkL1(models[1], 1);
-  return { calls: opts.calls, violations, messages, statuses, runs, exits, seconds: (performance.now() - t0) / 1000 };
+  const es = engine.stats();
+  const blk = {
+    requests: es["npv.blk.requests"] ?? 0,
+    ioErrors: es["npv.blk.io_errors"] ?? 0,
+    stopped: es["npv.blk.stopped"] ?? 0,
+  };
+  return {
+    calls: opts.calls,
+    violations,
+    messages,
+    statuses,
+    runs,
+    exits,
+    blk,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /** Every present EPT leaf (4 KiB or large) as (gpa, hpa, perms), reading table pages directly. */

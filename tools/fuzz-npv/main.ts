@@ -49,9 +49,17 @@ function main(argv: string[]): number {
   });
   if (!quiet) {
     process.stderr.write("\r");
-    const st = Object.entries(r.statuses).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
+    const st = Object.entries(r.statuses)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
     console.log(`statuses: ${st}`);
-    console.log(`runs: ${r.runs} (exits: ${Object.entries(r.exits).map(([k, v]) => `${k} ${v}`).join(", ")})`);
+    console.log(
+      `runs: ${r.runs} (exits: ${Object.entries(r.exits)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")})`,
+    );
+    console.log(`mediated blk: ${r.blk.requests} requests, ${r.blk.ioErrors} IOERR, ${r.blk.stopped} devices stopped`);
     console.log(`time: ${r.seconds.toFixed(1)} s`);
   }
   for (const m of r.messages) console.log(`violation: ${m}`);

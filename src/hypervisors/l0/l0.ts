@@ -270,8 +270,8 @@ export class L0Hypervisor {
 
   // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----
 
-  /** The nested-PV engine, when this L0 offers the npv ABI (set by the npv stack). */
-  npv: { handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): boolean | void; owns(nr: number): boolean } | null = null;
+  /** The nested-PV engine, when this L0 offers the npv ABI (set by the npv stack). `handleHypercall` returns false when it injected an exception instead of answering (the VMCALL does not retire). */
+  npv: { handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): boolean; owns(nr: number): boolean } | null = null;
 
   /**
    * L1 executes VMCALL: the registers are set as KVM's convention wants (RAX number, RBX, RCX,

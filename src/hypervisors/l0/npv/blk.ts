@@ -58,7 +58,8 @@ export class L2Dma implements DmaMemory {
 
   writeBytes(addr: number, bytes: Uint8Array): void {
     // Check the whole range first so a failing write changes nothing.
-    if (!this.accessible(addr, bytes.length, NPV_PERM_W)) throw new VirtqueueError(`L2 0x${addr.toString(16)} is not mapped writable`);
+    if (!this.accessible(addr, bytes.length, NPV_PERM_W))
+      throw new VirtqueueError(`L2 0x${addr.toString(16)} is not mapped writable`);
     for (let i = 0; i < bytes.length; ) {
       const a = addr + i;
       const n = Math.min(4096 - (a % 4096), bytes.length - i);

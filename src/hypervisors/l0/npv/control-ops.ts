@@ -62,7 +62,12 @@ export function doSetCpuid(e: NpvEngine, vm: L2Vm, gpa: Arg, count: Arg): number
       leaf: dv.getUint32(o, true),
       subleaf: dv.getUint32(o + 4, true),
       flags,
-      regs: [dv.getInt32(o + 16, true), dv.getInt32(o + 20, true), dv.getInt32(o + 24, true), dv.getInt32(o + 28, true)],
+      regs: [
+        dv.getInt32(o + 16, true),
+        dv.getInt32(o + 20, true),
+        dv.getInt32(o + 24, true),
+        dv.getInt32(o + 28, true),
+      ],
     });
   }
   e.l0.chargeHandlerN("npv.table_entry", "npv_set_cpuid", n);
@@ -129,14 +134,29 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
   if (queueSize === 0 || queueSize > 1024 || (queueSize & (queueSize - 1)) !== 0) return NPV_E_INVAL;
   if (vector !== 0 && (vector < 32 || vector > 255)) return NPV_E_INVAL;
   if (window % 4 !== 0 || desc % 16 !== 0 || avail % 2 !== 0 || used % 4 !== 0) return NPV_E_INVAL;
-  if (window + 0x200 > L2_LIMIT || desc + 16 * queueSize > L2_LIMIT || avail + 6 + 2 * queueSize > L2_LIMIT || used + 6 + 8 * queueSize > L2_LIMIT)
+  if (
+    window + 0x200 > L2_LIMIT ||
+    desc + 16 * queueSize > L2_LIMIT ||
+    avail + 6 + 2 * queueSize > L2_LIMIT ||
+    used + 6 + 8 * queueSize > L2_LIMIT
+  )
     return NPV_E_RANGE;
   const backend = st.backends.get(backendId);
   if (backend === undefined) return NPV_E_NOENT;
   for (const b of vm.blk.values()) if (Math.abs(b.setup.window - window) < 0x200) return NPV_E_EXIST;
   if (st.blkDevices >= NPV_MAX_BLK_DEVICES) return NPV_E_NOMEM;
   const blk = new MediatedBlk(
-    { window, queueSize, backendId, desc, avail, used, vector, featuresLo: dv.getUint32(NPV_BLK_FEATURES, true), featuresHi: dv.getUint32(NPV_BLK_FEATURES + 4, true) },
+    {
+      window,
+      queueSize,
+      backendId,
+      desc,
+      avail,
+      used,
+      vector,
+      featuresLo: dv.getUint32(NPV_BLK_FEATURES, true),
+      featuresHi: dv.getUint32(NPV_BLK_FEATURES + 4, true),
+    },
     backend,
     vm.map,
     st.vm,

@@ -50,14 +50,14 @@ import {
 } from "../../npv-abi.js";
 import type { L0Hypervisor, Vcpu } from "../l0.js";
 import type { Vm } from "../vm.js";
+import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
 import { checkEpt02, eptTablePages, newEpt02, RecyclingPages } from "./ept02.js";
 import { L2Map } from "./l2-map.js";
 import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
 import { MmioProxy, MmioRecorder } from "./mmio-window.js";
-import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
 import { CpuidPolicy, MsrPolicy, writeMsrBitmap } from "./policy.js";
 import { runL2 } from "./run.js";
-import { L1State, L2Vm, type L2Vcpu, freeHandle } from "./state.js";
+import { freeHandle, L1State, type L2Vcpu, L2Vm } from "./state.js";
 import { createL2Vcpu } from "./vcpu.js";
 
 /** Hypercall numbers the engine claims (unknown ones in this range answer E_NOSYS). */
@@ -102,10 +102,21 @@ export class NpvEngine {
     if (st !== undefined) return st;
     st = new L1State(l1vm, this.nextL1++);
     this.l1s.set(l1vm, st);
-    const w = (s: string): number => (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) | 0;
-    l1vm.cpuid.set(NPV_CPUID_SIGNATURE_LEAF, 0, [NPV_CPUID_FEATURES_LEAF, w(NPV_SIGNATURE.slice(0, 4)), w(NPV_SIGNATURE.slice(4, 8)), w(NPV_SIGNATURE.slice(8, 12))]);
+    const w = (s: string): number =>
+      s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24) | 0;
+    l1vm.cpuid.set(NPV_CPUID_SIGNATURE_LEAF, 0, [
+      NPV_CPUID_FEATURES_LEAF,
+      w(NPV_SIGNATURE.slice(0, 4)),
+      w(NPV_SIGNATURE.slice(4, 8)),
+      w(NPV_SIGNATURE.slice(8, 12)),
+    ]);
     const features =
-      NPV_FEAT_BATCH_MAP | NPV_FEAT_CPUID_POLICY | NPV_FEAT_MSR_POLICY | NPV_FEAT_LAPIC_OFFLOAD | NPV_FEAT_MEDIATED_BLK | NPV_FEAT_EAGER_MAP;
+      NPV_FEAT_BATCH_MAP |
+      NPV_FEAT_CPUID_POLICY |
+      NPV_FEAT_MSR_POLICY |
+      NPV_FEAT_LAPIC_OFFLOAD |
+      NPV_FEAT_MEDIATED_BLK |
+      NPV_FEAT_EAGER_MAP;
     l1vm.cpuid.set(NPV_CPUID_FEATURES_LEAF, 0, [NPV_ABI_VERSION, features, NPV_MAX_VMS, NPV_MAX_VCPUS_PER_VM]);
     return st;
   }
@@ -152,14 +163,19 @@ export class NpvEngine {
     let r: Result;
     if (st === undefined) r = { status: NPV_E_NOSYS };
     else {
-      const a = [arg(h.gprLo[3], h.gprHi[3]), arg(h.gprLo[1], h.gprHi[1]), arg(h.gprLo[2], h.gprHi[2]), arg(h.gprLo[6], h.gprHi[6])];
+      const a = [
+        arg(h.gprLo[3], h.gprHi[3]),
+        arg(h.gprLo[1], h.gprHi[1]),
+        arg(h.gprLo[2], h.gprHi[2]),
+        arg(h.gprLo[6], h.gprHi[6]),
+      ];
       r = this.guarded(() => this.dispatch(st, vcpu, nr, a));
     }
     if (r.status !== NPV_OK) this.count(`npv.errors.${NPV_STATUS_NAMES[r.status] ?? r.status}`);
     h.gprLo[0] = r.status | 0;
     h.gprHi[0] = r.status < 0 ? -1 : 0;
     if (r.rbx !== undefined) {
-      h.gprLo[3] = r.rbx % 4294967296 | 0;
+      h.gprLo[3] = (r.rbx % 4294967296) | 0;
       h.gprHi[3] = Math.floor(r.rbx / 4294967296) | 0;
     }
     return true;
@@ -170,7 +186,8 @@ export class NpvEngine {
       return fn();
     } catch (x) {
       if (x instanceof RangeError) return { status: NPV_E_FAULT };
-      if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message)) return { status: NPV_E_NOMEM };
+      if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message))
+        return { status: NPV_E_NOMEM };
       this.count("npv.internal_errors");
       this.lastInternalError = x instanceof Error ? (x.stack ?? x.message) : String(x);
       return { status: NPV_E_INVAL };
@@ -266,10 +283,16 @@ export class NpvEngine {
   private vmCreate(st: L1State, flags: Arg): Result {
     if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return { status: NPV_E_INVAL };
     if (st.vms.size >= NPV_MAX_VMS) return { status: NPV_E_NOMEM };
-    const vpid = this.freeVpids.pop() ?? this.nextVpid++;
-    if (vpid > 0xffff) return { status: NPV_E_NOMEM };
+    if (this.freeVpids.length === 0 && this.nextVpid > 0xffff) return { status: NPV_E_NOMEM };
     const ept = newEpt02(this.l0.cpu.mem, this.pages);
-    const bitmap = this.pages.page();
+    let bitmap: number;
+    try {
+      bitmap = this.pages.page();
+    } catch (x) {
+      this.pages.free(ept.root);
+      throw x;
+    }
+    const vpid = this.freeVpids.pop() ?? this.nextVpid++;
     const msrs = new MsrPolicy();
     writeMsrBitmap(this.l0.cpu.mem, bitmap, msrs);
     const handle = freeHandle(st.vms);

@@ -104,8 +104,10 @@ export function checkEpt02(ept: EptBuilder, map: L2Map, l1vm: Vm, report: (msg: 
       return;
     }
     const want = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
-    if (want < 0 || hpa !== want) report(`EPT02 leaf at L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, map says 0x${want.toString(16)}`);
-    if ((perms & ~entryPerms(entry)) !== 0) report(`EPT02 leaf at L2 0x${gpa.toString(16)} has perms ${perms} ⊄ ${entryPerms(entry)}`);
+    if (want < 0 || hpa !== want)
+      report(`EPT02 leaf at L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, map says 0x${want.toString(16)}`);
+    if ((perms & ~entryPerms(entry)) !== 0)
+      report(`EPT02 leaf at L2 0x${gpa.toString(16)} has perms ${perms} ⊄ ${entryPerms(entry)}`);
   });
   if (leaves !== ept.leaves) report(`EPT02 leaf count ${ept.leaves} but ${leaves} leaves present`);
   return leaves;

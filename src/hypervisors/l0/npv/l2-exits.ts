@@ -9,9 +9,11 @@
  * under-permitted L2 pages, FORWARD MSRs, L2's VMCALL, halts nothing can wake, triple faults and
  * leaving long mode.
  */
-import * as C from "../../../x86/vmx-controls.js";
-import * as V from "../../../x86/vmx.js";
+
+import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../../x86/msr.js";
+import * as V from "../../../x86/vmx.js";
+import * as C from "../../../x86/vmx-controls.js";
 import {
   NPV_EXIT_BLK_ERROR,
   NPV_EXIT_HALT,
@@ -27,13 +29,12 @@ import {
   NPV_PERM_R,
 } from "../../npv-abi.js";
 import { exitReasonName } from "../exits.js";
-import { composeLeaf } from "./ept02.js";
 import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
+import { composeLeaf } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
 import type { L2Vcpu } from "./state.js";
 import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA } from "./vcpu.js";
-import { newGuestContext } from "../../../cpu/vmx/host.js";
 
 const RAX = 0;
 const RCX = 1;
@@ -262,7 +263,14 @@ function snapshot(e: NpvEngine): Snapshot {
   const ripHi = h.current!.lastHi;
   const rspLo = h.vmread(V.VMCS_GUEST_RSP);
   const rspHi = h.current!.lastHi;
-  return { ripLo, ripHi, rspLo, rspHi, rflags: h.vmread(V.VMCS_GUEST_RFLAGS), intr: h.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) };
+  return {
+    ripLo,
+    ripHi,
+    rspLo,
+    rspHi,
+    rflags: h.vmread(V.VMCS_GUEST_RFLAGS),
+    intr: h.vmread(V.VMCS_GUEST_INTERRUPTIBILITY),
+  };
 }
 
 function restore(e: NpvEngine, s: Snapshot): void {
@@ -362,7 +370,8 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   const vm = v.vm;
   if (pfn === L2_APIC_PFN) return lapicMmio(e, v, depth);
   if (vm.blk.size > 0) {
-    for (const [window, b] of vm.blk) if (!b.stopped && gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
+    for (const [window, b] of vm.blk)
+      if (!b.stopped && gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
   }
   if (vm.findMmio(gpa) !== undefined) return l1Mmio(e, v, depth, gpa);
   const entry = vm.map.get(pfn);

@@ -23,8 +23,8 @@ import {
   NPV_PERM_R,
   NPV_PERM_W,
 } from "../../npv-abi.js";
-import { composeLeaf } from "./ept02.js";
 import type { NpvEngine } from "./engine.js";
+import { composeLeaf } from "./ept02.js";
 import { isL1Ram, readL1 } from "./l1-memory.js";
 import { entryPerms } from "./l2-map.js";
 import type { L2Vm } from "./state.js";
@@ -77,16 +77,23 @@ export function doMap(e: NpvEngine, vm: L2Vm, l2: Arg, l1: Arg, npages: number, 
   if (vm.map.anyMapped(l2pfn, npages) || overlapsMmio(vm, l2.n, npages)) return NPV_E_EXIST;
   if (vm.owner.mappedPages + npages > NPV_MAX_MAPPED_PAGES) return NPV_E_NOMEM;
   const l1pfn = l1.n / 4096;
-  for (let k = 0; k < npages; k++) {
-    const entry = (l1pfn + k) * 8 + perms;
-    vm.map.set(l2pfn + k, entry);
-    if (vm.eager && !e.isLapicPage(l2pfn + k)) composeLeaf(vm.ept, l1vm, l2pfn + k, entry);
-  }
+  for (let k = 0; k < npages; k++) vm.map.set(l2pfn + k, (l1pfn + k) * 8 + perms);
   vm.owner.mappedPages += npages;
   e.l0.chargeHandlerN("npv.map_page", "npv_map", npages);
   if (vm.eager) {
-    e.l0.chargeHandlerN("npv.ept02_compose", "npv_map", npages);
-    e.count("npv.ept02.composed", npages);
+    let composed = 0;
+    try {
+      for (let k = 0; k < npages; k++) {
+        if (e.isLapicPage(l2pfn + k)) continue;
+        composeLeaf(vm.ept, l1vm, l2pfn + k, (l1pfn + k) * 8 + perms);
+        composed++;
+      }
+    } catch {
+      // L0 ran out of host memory for EPT02 tables: the rest is composed lazily on first touch.
+      e.count("npv.ept02.eager_fallbacks");
+    }
+    e.l0.chargeHandlerN("npv.ept02_compose", "npv_map", composed);
+    e.count("npv.ept02.composed", composed);
   }
   return NPV_OK;
 }
@@ -100,7 +107,7 @@ export function doUnmap(e: NpvEngine, vm: L2Vm, l2: Arg, npages: number, npagesH
   let leaves = 0;
   vm.map.forEachIn(l2.n / 4096, npages, (pfn) => {
     vm.map.clear(pfn);
-    leaves++;
+    if (vm.ept.unmap(pfn * 4096)) leaves++;
     changed++;
   });
   vm.owner.mappedPages -= changed;

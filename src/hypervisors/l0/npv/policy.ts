@@ -78,7 +78,8 @@ export class MsrPolicy {
 /** Validate one MSR policy entry: null when fine, else why it is E_INVAL. */
 export function msrEntryError(index: number, mode: number): string | null {
   if (mode !== NPV_MSR_VALUE && mode !== NPV_MSR_PASSTHROUGH && mode !== NPV_MSR_FORWARD) return `mode ${mode}`;
-  if (mode === NPV_MSR_PASSTHROUGH && !PASSTHROUGH_OK.has(index >>> 0)) return `MSR 0x${index.toString(16)} cannot be passed through`;
+  if (mode === NPV_MSR_PASSTHROUGH && !PASSTHROUGH_OK.has(index >>> 0))
+    return `MSR 0x${index.toString(16)} cannot be passed through`;
   return null;
 }
 

@@ -10,8 +10,8 @@
  */
 import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT, RUN_SHUTDOWN } from "../../../cpu/vmx/host.js";
 import { IF } from "../../../x86/flags.js";
-import * as C from "../../../x86/vmx-controls.js";
 import * as V from "../../../x86/vmx.js";
+import * as C from "../../../x86/vmx-controls.js";
 import {
   NPV_E_BUSY,
   NPV_E_FAULT,
@@ -30,8 +30,8 @@ import {
   NPV_RUN_DATA,
   NPV_RUN_EFER,
   NPV_RUN_EXIT_REASON,
-  NPV_RUN_FLAGS,
   NPV_RUN_F_REGS_DIRTY,
+  NPV_RUN_FLAGS,
   NPV_RUN_GPRS,
   NPV_RUN_INSN_LEN,
   NPV_RUN_RFLAGS,
@@ -39,8 +39,8 @@ import {
 } from "../../npv-abi.js";
 import type { Vcpu } from "../l0.js";
 import type { NpvEngine } from "./engine.js";
-import { completeMmioRead, handleL2Exit, hasPendingInterrupt, stopVcpu } from "./l2-exits.js";
 import { isL1Ram, readL1, writeL1 } from "./l1-memory.js";
+import { completeMmioRead, handleL2Exit, hasPendingInterrupt, stopVcpu } from "./l2-exits.js";
 import type { Arg } from "./memory-ops.js";
 import type { L2Vcpu } from "./state.js";
 import { canonical } from "./vcpu.js";
@@ -65,7 +65,8 @@ export function runL2(e: NpvEngine, l1vcpu: Vcpu, v: L2Vcpu, page: Arg): number 
   }
   const reload = v.forwarded && (pv.getUint32(NPV_RUN_FLAGS, true) & NPV_RUN_F_REGS_DIRTY) !== 0;
   if (reload && !canonical(pv.getInt32(NPV_RUN_RIP, true), pv.getInt32(NPV_RUN_RIP + 4, true))) return NPV_E_INVAL;
-  if (reload && !canonical(pv.getInt32(NPV_RUN_GPRS + 32, true), pv.getInt32(NPV_RUN_GPRS + 36, true))) return NPV_E_INVAL;
+  if (reload && !canonical(pv.getInt32(NPV_RUN_GPRS + 32, true), pv.getInt32(NPV_RUN_GPRS + 36, true)))
+    return NPV_E_INVAL;
 
   // World switch L1 → L2.
   host.saveContext(l1vcpu.ctx);
@@ -161,18 +162,25 @@ function prepareL2Entry(e: NpvEngine, v: L2Vcpu): void {
   const next = lapic.nextEventCycle();
   if (next !== Number.POSITIVE_INFINITY) {
     pin |= C.PIN_PREEMPTION_TIMER;
-    host.vmwrite(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.max(0, Math.ceil((next - host.cycles()) / 32))) | 0);
+    host.vmwrite(
+      V.VMCS_PREEMPTION_TIMER_VALUE,
+      Math.min(0xffffffff, Math.max(0, Math.ceil((next - host.cycles()) / 32))) | 0,
+    );
   } else pin &= ~C.PIN_PREEMPTION_TIMER;
   host.vmwrite(V.VMCS_PIN_BASED_CONTROLS, pin);
   let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
   if (v.reinjectInfo !== 0) {
     host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
-    if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);
+    if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
+      host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);
     v.reinjectInfo = 0;
     e.l0.chargeHandler("vmx.inject", "npv_reinject");
   } else if (v.pendingException >= 0) {
     const hasErr = v.pendingExceptionError >= 0;
-    host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0));
+    host.vmwrite(
+      V.VMCS_ENTRY_INTR_INFO,
+      C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0),
+    );
     if (hasErr) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.pendingExceptionError);
     v.pendingException = -1;
     e.l0.chargeHandler("vmx.inject", "npv_inject_exception");

@@ -8,8 +8,8 @@ import type { BlockBackend } from "../../../devices/block-backend.js";
 import type { LocalApic } from "../../../devices/lapic.js";
 import type { EptBuilder } from "../ept.js";
 import type { Vm } from "../vm.js";
-import type { L2Map } from "./l2-map.js";
 import type { MediatedBlk } from "./blk.js";
+import type { L2Map } from "./l2-map.js";
 import type { CpuidPolicy, MsrPolicy } from "./policy.js";
 
 export interface MmioRange {

@@ -6,8 +6,8 @@
  */
 import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { LocalApic } from "../../../devices/lapic.js";
-import * as C from "../../../x86/vmx-controls.js";
 import * as V from "../../../x86/vmx.js";
+import * as C from "../../../x86/vmx-controls.js";
 import {
   NPV_E_FAULT,
   NPV_E_NOMEM,
@@ -31,7 +31,7 @@ import {
 import type { NpvEngine } from "./engine.js";
 import { isL1Ram, readL1 } from "./l1-memory.js";
 import type { Arg } from "./memory-ops.js";
-import { L2Vcpu, type L1State, type L2Vm, freeHandle } from "./state.js";
+import { freeHandle, type L1State, L2Vcpu, type L2Vm } from "./state.js";
 
 export const CR0_PE = 1;
 export const CR0_PG = 0x80000000 | 0;
@@ -43,7 +43,7 @@ const RFLAGS_FIXED = 2;
 const RFLAGS_DEFINED = 0x3d7fd7; // VM (bit 17) excluded: not in 64-bit mode
 
 /** True when the 64-bit value (halves) is canonical with 48-bit linear addresses. */
-export function canonical(lo: number, hi: number): boolean {
+export function canonical(_lo: number, hi: number): boolean {
   const top = hi >> 15; // bits 63:47 as a sign-extended value
   return top === 0 || top === -1;
 }
@@ -62,8 +62,10 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   if ((cr0 & CR0_PE) === 0 || (cr0 & CR0_PG) === 0 || (cr4 & CR4_PAE) === 0) return NPV_E_STATE;
   if ((efer & EFER_LME) === 0 || (efer & EFER_LMA) === 0) return NPV_E_STATE;
   if ((rflags & RFLAGS_FIXED) === 0 || (rflags & ~RFLAGS_DEFINED) !== 0) return NPV_E_STATE;
-  if (hi(NPV_STATE_CR0) !== 0 || hi(NPV_STATE_CR4) !== 0 || hi(NPV_STATE_EFER) !== 0 || hi(NPV_STATE_RFLAGS) !== 0) return NPV_E_STATE;
-  if (!canonical(lo(NPV_STATE_RIP), hi(NPV_STATE_RIP)) || !canonical(lo(NPV_STATE_RSP), hi(NPV_STATE_RSP))) return NPV_E_STATE;
+  if (hi(NPV_STATE_CR0) !== 0 || hi(NPV_STATE_CR4) !== 0 || hi(NPV_STATE_EFER) !== 0 || hi(NPV_STATE_RFLAGS) !== 0)
+    return NPV_E_STATE;
+  if (!canonical(lo(NPV_STATE_RIP), hi(NPV_STATE_RIP)) || !canonical(lo(NPV_STATE_RSP), hi(NPV_STATE_RSP)))
+    return NPV_E_STATE;
   if (!canonical(lo(NPV_STATE_GDTR_BASE), hi(NPV_STATE_GDTR_BASE))) return NPV_E_STATE;
   // CR3: no bits above MAXPHYADDR (46).
   if ((hi(NPV_STATE_CR3) & ~0x3fff) !== 0) return NPV_E_STATE;
@@ -81,13 +83,19 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   const w = (f: number, l: number, h = 0): void => vmcs.write(f, l, h);
   // Controls (as L0's createVcpu), per-L2 EPT02, VPID and MSR bitmap.
   w(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
-  w(V.VMCS_PROC_BASED_CONTROLS, C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS);
+  w(
+    V.VMCS_PROC_BASED_CONTROLS,
+    C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
+  );
   w(V.VMCS_PROC_BASED_CONTROLS2, C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID);
   w(V.VMCS_EXCEPTION_BITMAP, 1 << 18); // #MC
   vmcs.writeNumber(V.VMCS_MSR_BITMAP, vm.msrBitmap);
   vmcs.writeNumber(V.VMCS_EPT_POINTER, vm.ept.eptp());
   w(V.VMCS_VPID, vm.vpid);
-  w(V.VMCS_EXIT_CONTROLS, C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER);
+  w(
+    V.VMCS_EXIT_CONTROLS,
+    C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
+  );
   w(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER | C.ENTRY_IA32E_MODE_GUEST);
   // Leaving long mode exits: CR0.PE/PG and CR4.PAE are host-owned (their shadows read as set).
   w(V.VMCS_CR0_GUEST_HOST_MASK, CR0_PE | CR0_PG);
