@@ -113,7 +113,7 @@ export function compareCommand(opts: CompareOptions): number {
     console.log(JSON.stringify({ stacks: opts.stacks, workloads: opts.workloads, profile: opts.profile ?? "default", wallSeconds: Number(wall.toFixed(2)), cells }, null, 2));
   } else {
     console.log(renderTable(cells, opts.stacks, opts.workloads));
-    console.log(`\n${cells.length} runs in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}); exits per iteration are measured between an N- and a 2N-iteration run.`);
+    console.log(`\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}); exits per iteration are measured between an N- and a 2N-iteration run.`);
   }
   return cells.every((c) => c.ok) ? 0 : 1;
 }
