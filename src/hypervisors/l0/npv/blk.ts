@@ -1,3 +1,4 @@
+import type { MmioHandler } from "../../../cpu/ports.js";
 /**
  * The mediated virtio-blk data path (BLK_SETUP / BLK_TEARDOWN, docs/npv-abi.md §4 "Mediated
  * block I/O"). L1 emulates the virtio-mmio registers; once set up, L0 handles L2's writes to
@@ -128,6 +129,22 @@ export class MediatedBlk {
     return this.setup.window + 0x50;
   }
 
+  /**
+   * virtio-mmio InterruptStatus (+0x60): bit 0 "used buffer notification". L0 owns it with the
+   * data path, so a driver that polls and acknowledges completions never reaches L1 per request.
+   */
+  interruptStatus = 0;
+
+  /** An MMIO handler for the device's window page: InterruptStatus reads, InterruptACK (+0x64) writes. */
+  isrHandler(pageOffsetOfWindow: number): MmioHandler {
+    return {
+      mmioRead: (offset: number) => (offset - pageOffsetOfWindow === 0x60 ? this.interruptStatus : 0),
+      mmioWrite: (offset: number, _size: 1 | 2 | 4 | 8, value: number) => {
+        if (offset - pageOffsetOfWindow === 0x64) this.interruptStatus &= ~value;
+      },
+    };
+  }
+
   /** Process the available ring (one QueueNotify). Never throws. */
   notify(onRequest: () => void): NotifyResult {
     const res: NotifyResult = { requests: 0, ioErrors: 0, error: null, interrupt: false };
@@ -161,6 +178,7 @@ export class MediatedBlk {
         const written = this.device.handleChain(0, chain, view, features);
         q.pushUsed(view, head, written);
       }
+      if (res.requests > 0) this.interruptStatus |= 1;
       if (res.requests > 0 && q.wantsInterrupt(view)) res.interrupt = true;
     } catch (x) {
       this.stopped = true;

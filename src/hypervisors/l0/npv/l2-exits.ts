@@ -246,6 +246,25 @@ function blkNotify(e: NpvEngine, v: L2Vcpu, depth: number, window: number): numb
   return handled(e, "blk_notify");
 }
 
+/** InterruptStatus read / InterruptACK write of a mediated device: handled by L0 with the data path. */
+function blkInterruptStatus(e: NpvEngine, v: L2Vcpu, depth: number, window: number): number {
+  const blk = v.vm.blk.get(window);
+  if (blk === undefined) return 0;
+  const gpa = e.l0.host.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS);
+  const page = gpa - (gpa % 4096);
+  prepEmulation(e);
+  e.proxy.target = blk.isrHandler(window - page);
+  let r: { exited: boolean };
+  try {
+    r = e.l0.host.emulateMmioInstruction(page, 4096, e.window);
+  } finally {
+    e.proxy.target = null;
+  }
+  if (r.exited) return nested(e, v, depth);
+  e.l0.chargeHandler("l0.io_kernel", "npv_blk_isr");
+  return handled(e, "blk_isr");
+}
+
 /** Save what an aborted emulation could have changed (GPRs and RIP/RSP/RFLAGS/interruptibility). */
 interface Snapshot {
   ripLo: number;
@@ -370,8 +389,11 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   const vm = v.vm;
   if (pfn === L2_APIC_PFN) return lapicMmio(e, v, depth);
   if (vm.blk.size > 0) {
-    for (const [window, b] of vm.blk)
-      if (!b.stopped && gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
+    for (const [window, b] of vm.blk) {
+      if (b.stopped) continue;
+      if (gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
+      if (gpa >= window + 0x60 && gpa < window + 0x68) return blkInterruptStatus(e, v, depth, window);
+    }
   }
   if (vm.findMmio(gpa) !== undefined) return l1Mmio(e, v, depth, gpa);
   const entry = vm.map.get(pfn);
