@@ -12,7 +12,20 @@ import type { StackRunResult } from "../stacks/stack.js";
 import { workloadCmdline } from "./run.js";
 
 /** The suite `compare` runs by default (every bundled workload). */
-export const SUITE = ["syscall", "pagefault", "fork", "ctxsw", "exec", "cpuid", "msr", "exception", "pio", "io", "tlb", "compute"];
+export const SUITE = [
+  "syscall",
+  "pagefault",
+  "fork",
+  "ctxsw",
+  "exec",
+  "cpuid",
+  "msr",
+  "exception",
+  "pio",
+  "io",
+  "tlb",
+  "compute",
+];
 
 export interface CompareCell {
   stack: string;
@@ -63,13 +76,29 @@ function diffPerIter(a: Record<string, number>, b: Record<string, number>, n: nu
 export function runCell(stackName: string, workload: string, opts: CompareOptions, image: Uint8Array): CompareCell {
   const stack = getStack(stackName);
   const t0 = performance.now();
-  const base = { stack: stackName, workload, iterations: 0, cyclesPerIter: 0, exitsPerIter: {}, exitReasonsPerIter: {}, instructions: 0 };
+  const base = {
+    stack: stackName,
+    workload,
+    iterations: 0,
+    cyclesPerIter: 0,
+    exitsPerIter: {},
+    exitReasonsPerIter: {},
+    instructions: 0,
+  };
   const run = (iters?: number) =>
-    stack.run({ image, cmdline: workloadCmdline(workload, iters), memory: opts.memory, maxInstructions: opts.maxInstructions, profile: opts.profile, npvMap: opts.npvMap });
+    stack.run({
+      image,
+      cmdline: workloadCmdline(workload, iters),
+      memory: opts.memory,
+      maxInstructions: opts.maxInstructions,
+      profile: opts.profile,
+      npvMap: opts.npvMap,
+    });
   const r1 = run();
   const res1 = r1.guest.results.find((x) => x.name === workload);
   if (r1.exitStatus !== 1 || res1 === undefined || r1.guest.failures.length > 0) {
-    const why = r1.guest.failures.map((f) => `${f.name}: ${f.fields.reason ?? "failed"}`).join("; ") || r1.outcome.message;
+    const why =
+      r1.guest.failures.map((f) => `${f.name}: ${f.fields.reason ?? "failed"}`).join("; ") || r1.outcome.message;
     return { ...base, ok: false, message: why, wallSeconds: (performance.now() - t0) / 1000 };
   }
   if (res1.fields.skipped !== undefined) {
@@ -98,7 +127,13 @@ export function compareCommand(opts: CompareOptions): number {
   const image = new Uint8Array(readFileSync(bundledKernelPath()));
   const cells: CompareCell[] = [];
   const t0 = performance.now();
-  const bar = opts.json || !process.stderr.isTTY ? null : new cliProgress.SingleBar({ format: "compare [{bar}] {value}/{total} {task}", stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar =
+    opts.json || !process.stderr.isTTY
+      ? null
+      : new cliProgress.SingleBar(
+          { format: "compare [{bar}] {value}/{total} {task}", stream: process.stderr },
+          cliProgress.Presets.shades_classic,
+        );
   bar?.start(opts.stacks.length * opts.workloads.length, 0, { task: "" });
   for (const w of opts.workloads) {
     for (const s of opts.stacks) {
@@ -110,17 +145,34 @@ export function compareCommand(opts: CompareOptions): number {
   bar?.stop();
   const wall = (performance.now() - t0) / 1000;
   if (opts.json) {
-    console.log(JSON.stringify({ stacks: opts.stacks, workloads: opts.workloads, profile: opts.profile ?? "default", wallSeconds: Number(wall.toFixed(2)), cells }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          stacks: opts.stacks,
+          workloads: opts.workloads,
+          profile: opts.profile ?? "default",
+          wallSeconds: Number(wall.toFixed(2)),
+          cells,
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     console.log(renderTable(cells, opts.stacks, opts.workloads));
-    console.log(`\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}); exits per iteration are measured between an N- and a 2N-iteration run.`);
+    console.log(
+      `\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}); exits per iteration are measured between an N- and a 2N-iteration run.`,
+    );
   }
   return cells.every((c) => c.ok) ? 0 : 1;
 }
 
 export function renderTable(cells: CompareCell[], stacks: string[], workloads: string[]): string {
   const get = (w: string, s: string) => cells.find((c) => c.workload === w && c.stack === s);
-  const header = ["workload", ...stacks.flatMap((s) => (s === "native" ? ["native c/it"] : [`${s} c/it`, `${s}/native`, `${s} exits/it`]))];
+  const header = [
+    "workload",
+    ...stacks.flatMap((s) => (s === "native" ? ["native c/it"] : [`${s} c/it`, `${s}/native`, `${s} exits/it`])),
+  ];
   const rows: string[][] = [header];
   for (const w of workloads) {
     const nat = get(w, "native");
@@ -132,8 +184,16 @@ export function renderTable(cells: CompareCell[], stacks: string[], workloads: s
         row.push(cpi);
         continue;
       }
-      const ratio = c?.ok && nat?.ok && nat.cyclesPerIter > 0 && c.iterations > 0 ? `${(c.cyclesPerIter / nat.cyclesPerIter).toFixed(2)}x` : "-";
-      const exits = c?.ok && c.iterations > 0 ? Object.entries(c.exitsPerIter).map(([l, v]) => `${l} ${v}`).join(" ") || "0" : "-";
+      const ratio =
+        c?.ok && nat?.ok && nat.cyclesPerIter > 0 && c.iterations > 0
+          ? `${(c.cyclesPerIter / nat.cyclesPerIter).toFixed(2)}x`
+          : "-";
+      const exits =
+        c?.ok && c.iterations > 0
+          ? Object.entries(c.exitsPerIter)
+              .map(([l, v]) => `${l} ${v}`)
+              .join(" ") || "0"
+          : "-";
       row.push(cpi, ratio, exits);
     }
     rows.push(row);

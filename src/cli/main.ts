@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runCpuBench } from "../bench/cpu-bench.js";
-import { SUITE, compareCommand } from "./compare.js";
-import { parseSize, runCommand } from "./run.js";
 import { STACKS } from "../stacks/index.js";
+import { compareCommand, SUITE } from "./compare.js";
+import { parseSize, runCommand } from "./run.js";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -27,7 +27,10 @@ program
   .argument("[image]", "a multiboot (ELF32/ELF64) or ELF64 image; default: the bundled guest kernel")
   .argument("[cmdline...]", "kernel command line (after --)")
   .option("--stack <name>", "which stack to run on", "native")
-  .option("--workload <name>", "bundled workload (syscall, pagefault, fork, ctxsw, exec, cpuid, msr, exception, pio, io, tlb, compute, all)")
+  .option(
+    "--workload <name>",
+    "bundled workload (syscall, pagefault, fork, ctxsw, exec, cpuid, msr, exception, pio, io, tlb, compute, all)",
+  )
   .option("--iters <n>", "iterations for the workload", positiveInt)
   .option("--memory <size>", "guest RAM (e.g. 256M, 4G)", parseSize, 256 * 1024 * 1024)
   .option("--boot <protocol>", "multiboot or direct64 (default: direct64 for ELF64 images)")
@@ -42,11 +45,17 @@ program
     process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
   });
 
-const list = (v: string) => v.split(",").map((x) => x.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 program
   .command("compare")
-  .description("run the workload suite on each stack: cycles per iteration, ratio to native, exits per iteration by level")
+  .description(
+    "run the workload suite on each stack: cycles per iteration, ratio to native, exits per iteration by level",
+  )
   .option("--stacks <list>", "comma-separated stacks", list, [...STACKS.keys()])
   .option("--workloads <list>", "comma-separated workloads", list, SUITE)
   .option("--profile <name>", "cost profile (name or path to a JSON file)")

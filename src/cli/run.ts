@@ -6,7 +6,22 @@ import { getStack } from "../stacks/index.js";
 import type { StackRunResult } from "../stacks/stack.js";
 
 /** Workloads the bundled kernel knows (docs/guest-kernel.md). */
-export const WORKLOADS = ["syscall", "pagefault", "fork", "ctxsw", "exec", "cpuid", "msr", "wrmsr", "exception", "pio", "io", "tlb", "compute", "all"] as const;
+export const WORKLOADS = [
+  "syscall",
+  "pagefault",
+  "fork",
+  "ctxsw",
+  "exec",
+  "cpuid",
+  "msr",
+  "wrmsr",
+  "exception",
+  "pio",
+  "io",
+  "tlb",
+  "compute",
+  "all",
+] as const;
 
 export interface RunCommandOptions {
   stack: string;
@@ -28,7 +43,8 @@ export function parseSize(v: string): number {
   const unit = (m[2] ?? "").toUpperCase()[0];
   const mult = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
   const n = Number(m[1]) * mult;
-  if (n < 16 * 1024 * 1024 || n % 4096 !== 0) throw new Error(`memory must be at least 16M and a multiple of 4K, got "${v}"`);
+  if (n < 16 * 1024 * 1024 || n % 4096 !== 0)
+    throw new Error(`memory must be at least 16M and a multiple of 4K, got "${v}"`);
   return n;
 }
 
@@ -132,7 +148,9 @@ function printSummary(r: StackRunResult): void {
   const w = process.stdout;
   const mips = r.instructions / Math.max(r.wallSeconds, 1e-9) / 1e6;
   w.write(`\n── nestlab: stack ${r.stack}, boot ${r.protocol}: ${r.outcome.message}\n`);
-  w.write(`   ${r.instructions.toLocaleString("en-US")} instructions, ${r.cycles.toLocaleString("en-US")} simulated cycles, ${r.wallSeconds.toFixed(2)} s wall (${mips.toFixed(1)} MIPS)\n`);
+  w.write(
+    `   ${r.instructions.toLocaleString("en-US")} instructions, ${r.cycles.toLocaleString("en-US")} simulated cycles, ${r.wallSeconds.toFixed(2)} s wall (${mips.toFixed(1)} MIPS)\n`,
+  );
   const keys = Object.keys(r.counters).filter((k) => k !== "cpu.instructions" && k !== "cpu.cycles");
   for (const k of keys) w.write(`   ${k.padEnd(34)} ${r.counters[k].toLocaleString("en-US")}\n`);
   const npv = npvSummary(r.counters);
@@ -140,7 +158,9 @@ function printSummary(r: StackRunResult): void {
   if (r.ledger && r.ledger.length > 0) {
     w.write("   where the cycles went (level/category/reason):\n");
     for (const l of r.ledger.slice(0, 20)) {
-      w.write(`   L${l.level} ${`${l.category}/${l.reason}`.padEnd(30)} ${Math.round(l.cycles).toLocaleString("en-US").padStart(16)} cycles  ${l.count.toLocaleString("en-US").padStart(10)} events\n`);
+      w.write(
+        `   L${l.level} ${`${l.category}/${l.reason}`.padEnd(30)} ${Math.round(l.cycles).toLocaleString("en-US").padStart(16)} cycles  ${l.count.toLocaleString("en-US").padStart(10)} events\n`,
+      );
     }
   }
 }

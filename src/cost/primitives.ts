@@ -52,7 +52,6 @@ export const PRIMITIVES = [
 export type PrimitiveName = (typeof PRIMITIVES)[number][0];
 
 /** Index of each primitive, for fast charging: P["vmx.exit"] → number. */
-export const P: Readonly<Record<PrimitiveName, number>> = Object.fromEntries(PRIMITIVES.map(([n], i) => [n, i])) as Record<
-  PrimitiveName,
-  number
->;
+export const P: Readonly<Record<PrimitiveName, number>> = Object.fromEntries(
+  PRIMITIVES.map(([n], i) => [n, i]),
+) as Record<PrimitiveName, number>;

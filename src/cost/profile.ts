@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { packageRoot } from "../paths.js";
@@ -69,7 +69,10 @@ export function loadProfile(nameOrPath: string = DEFAULT_PROFILE): LoadedProfile
   let file = join(profilesDir(), `${nameOrPath}.json`);
   if (!existsSync(file)) {
     if (nameOrPath.endsWith(".json") && existsSync(nameOrPath)) file = nameOrPath;
-    else throw new ProfileError(`unknown profile "${nameOrPath}"; bundled profiles: ${bundledProfiles().join(", ")} (or give a path to a .json file)`);
+    else
+      throw new ProfileError(
+        `unknown profile "${nameOrPath}"; bundled profiles: ${bundledProfiles().join(", ")} (or give a path to a .json file)`,
+      );
   }
   let doc: unknown;
   try {

@@ -1,22 +1,33 @@
-import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
-import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { ACC_FETCH, ACC_USER, ACC_WRITE, type PageWalker, type PagingControls } from "../mmu/walker.js";
-import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
-import { EPT_R, EPT_W, EPT_X, FAULT_EPT_MISCONFIG, FAULT_PF, GPA_FINAL } from "../mmu/walker.js";
-import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
-import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
-import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
-import { type IoBus, type InterruptController, NullIoBus } from "./ports.js";
-import { CpuModel } from "./cpuid.js";
-import { decode } from "./decoder.js";
-import { deliverEvent } from "./interrupts.js";
-import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
-import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
-import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { MC } from "../mmu/counters.js";
+import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
+import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
+import {
+  ACC_FETCH,
+  ACC_USER,
+  ACC_WRITE,
+  EPT_R,
+  EPT_W,
+  EPT_X,
+  FAULT_EPT_MISCONFIG,
+  FAULT_PF,
+  GPA_FINAL,
+  type PageWalker,
+  type PagingControls,
+} from "../mmu/walker.js";
+import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
+import { GP, PF_, SS_ } from "../x86/exceptions.js";
+import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
+import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
+import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import { CpuModel } from "./cpuid.js";
+import { decode } from "./decoder.js";
+import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
+import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
+import { deliverEvent } from "./interrupts.js";
+import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
+import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 
 function defaultCosts(): Float64Array {
   const c = new Float64Array(PRIMITIVES.length);
@@ -390,7 +401,7 @@ export class Cpu {
         bhi = this.hi[b];
       }
       const s = (lo + blo) | 0;
-      hi = (hi + bhi + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+      hi = (hi + bhi + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
       lo = s;
     }
     const x = i.index;
@@ -403,7 +414,7 @@ export class Cpu {
         xlo <<= sc;
       }
       const s = (lo + xlo) | 0;
-      hi = (hi + xhi + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+      hi = (hi + xhi + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
       lo = s;
     }
     const seg = i.seg;
@@ -412,7 +423,7 @@ export class Cpu {
       if (seg >= 4) {
         // Only FS and GS have bases in 64-bit mode.
         const s = (lo + this.segBaseLo[seg]) | 0;
-        hi = (hi + this.segBaseHi[seg] + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+        hi = (hi + this.segBaseHi[seg] + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
         lo = s;
       }
     } else {
@@ -524,7 +535,7 @@ export class Cpu {
     // Slow path: translate both halves first so a fault leaves nothing half-done.
     const l = this.readSlow(lo, hi, 4);
     const lo2 = (lo + 4) | 0;
-    const h = this.readSlow(lo2, (lo2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, 4);
+    const h = this.readSlow(lo2, lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
     this.vHi = h;
     return l;
   }
@@ -572,7 +583,7 @@ export class Cpu {
       return;
     }
     const lo2 = (lo + 4) | 0;
-    const hi2 = (lo2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+    const hi2 = lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
     // Probe the first byte and, when the store straddles a page, the first byte of the next
     // page, before storing either half (faults are precise; CR2 is where the fault begins).
     this.translate(lo, hi, ACC_WRITE | this.userAccess());
@@ -658,7 +669,7 @@ export class Cpu {
       let v = 0;
       for (let k = 0; k < size; k++) {
         const a = (lo + k) | 0;
-        const h = (a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+        const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
         v |= this.read8(a, h) << (8 * k);
       }
       return size === 2 ? v & 0xffff : v;
@@ -693,10 +704,10 @@ export class Cpu {
       // first byte of that page).
       const a2 = ((lo | 0xfff) + 1) | 0;
       this.translate(lo, hi, ACC_WRITE | this.userAccess());
-      this.translate(a2, (a2 >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
+      this.translate(a2, a2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
       for (let k = 0; k < size; k++) {
         const a = (lo + k) | 0;
-        this.write8(a, (a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi, v >>> (8 * k));
+        this.write8(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, v >>> (8 * k));
       }
       return;
     }
@@ -816,7 +827,15 @@ export class Cpu {
     const la57 = (this.cr4 & CR4_LA57) !== 0;
     const ac = (this.flagsBase & AC) !== 0;
     const pg = (this.cr0 & CR0_PG) !== 0;
-    if (wp !== p.wp || nxe !== p.nxe || smep !== p.smep || smap !== p.smap || la57 !== p.la57 || ac !== p.ac || pg !== this.pagingOn) {
+    if (
+      wp !== p.wp ||
+      nxe !== p.nxe ||
+      smep !== p.smep ||
+      smap !== p.smap ||
+      la57 !== p.la57 ||
+      ac !== p.ac ||
+      pg !== this.pagingOn
+    ) {
       p.wp = wp;
       p.nxe = nxe;
       p.smep = smep;
@@ -849,7 +868,17 @@ export class Cpu {
   // =====================================================================================
 
   /** Record an arithmetic result for lazy flags. */
-  setLazy(op: number, size: number, resLo: number, resHi: number, dstLo: number, dstHi: number, srcLo: number, srcHi: number, aux: number): void {
+  setLazy(
+    op: number,
+    size: number,
+    resLo: number,
+    resHi: number,
+    dstLo: number,
+    dstHi: number,
+    srcLo: number,
+    srcHi: number,
+    aux: number,
+  ): void {
     this.lfOp = op;
     this.lfSize = size;
     this.lfResLo = resLo;
@@ -1305,4 +1334,4 @@ export class Cpu {
 }
 
 // Re-exported for handlers that build flag values.
-export { CF, ZF, SF, OF };
+export { CF, OF, SF, ZF };

@@ -14,7 +14,9 @@ for (const d of OPCODES) {
 // Rows with a mandatory prefix or rm extension must be tried before generic ones.
 for (const s of SLOTS) s.sort((a, b) => specificity(b) - specificity(a));
 function specificity(d: OpDef): number {
-  return (d.prefix !== undefined && d.prefix !== 0 ? 4 : 0) + (d.rmExt !== undefined ? 2 : 0) + (d.ext !== undefined ? 1 : 0);
+  return (
+    (d.prefix !== undefined && d.prefix !== 0 ? 4 : 0) + (d.rmExt !== undefined ? 2 : 0) + (d.ext !== undefined ? 1 : 0)
+  );
 }
 
 /** Look up the opcode table (exported for tests and the disassembler). */
@@ -36,7 +38,7 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
   const byte = (): number => {
     if (pos >= 15) c.raise(GP, 0);
     const a = (lo + pos) | 0;
-    const b = c.fetchByte(a, c.mode64 ? ((a >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi) : 0);
+    const b = c.fetchByte(a, c.mode64 ? (a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi) : 0);
     pos++;
     return b;
   };
@@ -65,7 +67,20 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
       rex = b;
       b = byte();
       // A REX prefix counts only immediately before the opcode.
-      if ((b & 0xf0) === 0x40 || b === 0x66 || b === 0x67 || b === 0xf0 || b === 0xf2 || b === 0xf3 || b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65) {
+      if (
+        (b & 0xf0) === 0x40 ||
+        b === 0x66 ||
+        b === 0x67 ||
+        b === 0xf0 ||
+        b === 0xf2 ||
+        b === 0xf3 ||
+        b === 0x26 ||
+        b === 0x2e ||
+        b === 0x36 ||
+        b === 0x3e ||
+        b === 0x64 ||
+        b === 0x65
+      ) {
         pos--;
         rex = 0;
         continue;

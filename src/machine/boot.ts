@@ -5,7 +5,7 @@
  */
 import type { Cpu } from "../cpu/cpu.js";
 import type { PhysicalMemory } from "../mmu/phys.js";
-import { ImageError, PT_LOAD, isElf, parseElf, type ElfImage } from "./elf.js";
+import { type ElfImage, ImageError, isElf, PT_LOAD, parseElf } from "./elf.js";
 import { enterLongMode } from "./longmode.js";
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -41,7 +41,10 @@ interface MemRange {
 
 function memoryMap(ramSize: number): MemRange[] {
   const top = Math.min(ramSize, RAM_HOLE_START);
-  const map: MemRange[] = [{ base: 0, length: LOW_MEM_END, type: 1 }, { base: LOW_MEM_END, length: 0x100000 - LOW_MEM_END, type: 2 }];
+  const map: MemRange[] = [
+    { base: 0, length: LOW_MEM_END, type: 1 },
+    { base: LOW_MEM_END, length: 0x100000 - LOW_MEM_END, type: 2 },
+  ];
   if (top > 0x100000) map.push({ base: 0x100000, length: top - 0x100000, type: 1 });
   return map;
 }
@@ -61,7 +64,9 @@ function loadSegments(mem: PhysicalMemory, bytes: Uint8Array, elf: ElfImage): nu
       );
     }
     if (ph.paddr < 0x9000 + 0x1000 && ph.paddr + ph.memsz > GDT_ADDR) {
-      throw new ImageError(`segment at 0x${ph.paddr.toString(16)} overlaps the loader's low-memory structures (below 0xA000)`);
+      throw new ImageError(
+        `segment at 0x${ph.paddr.toString(16)} overlaps the loader's low-memory structures (below 0xA000)`,
+      );
     }
     mem.writeBytes(ph.paddr, bytes.subarray(ph.offset, ph.offset + ph.filesz));
     if (ph.memsz > ph.filesz) mem.writeBytes(ph.paddr + ph.filesz, new Uint8Array(ph.memsz - ph.filesz));
@@ -119,8 +124,10 @@ export function bootMultiboot(c: Cpu, bytes: Uint8Array, cmdline: string): BootR
     entry = dv.getUint32(hdr + 28, true);
     const fileOff = hdr - (headerAddr - loadAddr);
     const size = loadEnd === 0 ? bytes.length - fileOff : loadEnd - loadAddr;
-    if (fileOff < 0 || fileOff + size > bytes.length) throw new ImageError("multiboot load range lies outside the file");
-    if (loadAddr < 0x100000 || loadAddr + size > Math.min(mem.size, RAM_HOLE_START)) throw new ImageError("multiboot load range lies outside guest RAM");
+    if (fileOff < 0 || fileOff + size > bytes.length)
+      throw new ImageError("multiboot load range lies outside the file");
+    if (loadAddr < 0x100000 || loadAddr + size > Math.min(mem.size, RAM_HOLE_START))
+      throw new ImageError("multiboot load range lies outside guest RAM");
     mem.writeBytes(loadAddr, bytes.subarray(fileOff, fileOff + size));
     imageEnd = Math.max(loadAddr + size, bssEnd);
     if (bssEnd > loadAddr + size) mem.writeBytes(loadAddr + size, new Uint8Array(bssEnd - loadAddr - size));
@@ -181,7 +188,8 @@ export function bootDirect64(c: Cpu, bytes: Uint8Array, cmdline: string): BootRe
   if (elf.class !== 64) throw new ImageError("the direct 64-bit boot needs an ELF64 image");
   const imageEnd = loadSegments(mem, bytes, elf);
   const entry = entry64FromNote(elf) ?? elf.entry;
-  if (entry >= 4294967296) throw new ImageError("64-bit entry must be a physical address below 4 GiB (identity-mapped)");
+  if (entry >= 4294967296)
+    throw new ImageError("64-bit entry must be a physical address below 4 GiB (identity-mapped)");
   const map = memoryMap(mem.size);
   let mo = MMAP_ADDR;
   for (const r of map) {

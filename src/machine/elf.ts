@@ -72,7 +72,14 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   for (let k = 0; k < phnum; k++) {
     const o = phoff + k * phentsize;
     const ph: ProgramHeader = is64
-      ? { type: dv.getUint32(o, true), offset: u64(o + 8), vaddr: vaddr64(dv, o + 16), paddr: u64(o + 24), filesz: u64(o + 32), memsz: u64(o + 40) }
+      ? {
+          type: dv.getUint32(o, true),
+          offset: u64(o + 8),
+          vaddr: vaddr64(dv, o + 16),
+          paddr: u64(o + 24),
+          filesz: u64(o + 32),
+          memsz: u64(o + 40),
+        }
       : {
           type: dv.getUint32(o, true),
           offset: dv.getUint32(o + 4, true),
@@ -82,7 +89,9 @@ export function parseElf(bytes: Uint8Array): ElfImage {
           memsz: dv.getUint32(o + 20, true),
         };
     if ((ph.type === PT_LOAD || ph.type === PT_NOTE) && ph.offset + ph.filesz > bytes.length) {
-      throw new ImageError(`segment ${k} (offset 0x${ph.offset.toString(16)}, size 0x${ph.filesz.toString(16)}) lies outside the file`);
+      throw new ImageError(
+        `segment ${k} (offset 0x${ph.offset.toString(16)}, size 0x${ph.filesz.toString(16)}) lies outside the file`,
+      );
     }
     if (ph.type === PT_LOAD && ph.memsz < ph.filesz) throw new ImageError(`segment ${k} has memsz < filesz`);
     segments.push(ph);

@@ -1,6 +1,6 @@
-import { CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from "../x86/control.js";
 import type { Cpu } from "../cpu/cpu.js";
 import { setSegment } from "../cpu/segments.js";
+import { CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from "../x86/control.js";
 
 /** Where `enterLongMode` puts its structures unless told otherwise (below 1 MiB, page-aligned). */
 export interface LongModeLayout {
@@ -36,7 +36,7 @@ export function enterLongMode(c: Cpu, layout: LongModeLayout = DEFAULT_LAYOUT): 
     mem.write64(pdpt + g * 8, pd | 0x3, 0);
     for (let e = 0; e < 512; e++) {
       const addr = g * 2 ** 30 + e * 2 ** 21;
-      mem.write64(pd + e * 8, ((addr % 2 ** 32) | 0x83) | 0, Math.floor(addr / 2 ** 32)); // P|RW|PS
+      mem.write64(pd + e * 8, (addr % 2 ** 32) | 0x83 | 0, Math.floor(addr / 2 ** 32)); // P|RW|PS
     }
   }
   // GDT: null, 64-bit code (L=1, P, DPL0, type 0xB), data (P, type 3), 32-bit code.

@@ -3,10 +3,10 @@
  * describes, and the loop that runs it. Time is the CPU's cycle count: idle (HLT) time is skipped
  * to the next timer event, so a run's cycles and counters are the same on every machine.
  */
-import { Cpu, STOP_BUDGET, STOP_HALT, STOP_REQUEST, STOP_SHUTDOWN, type MsrHandler } from "../cpu/cpu.js";
+import { Cpu, type MsrHandler, STOP_BUDGET, STOP_HALT, STOP_REQUEST, STOP_SHUTDOWN } from "../cpu/cpu.js";
 import { CpuModel } from "../cpu/cpuid.js";
 import type { Clock } from "../cpu/ports.js";
-import { MemoryBlockBackend, type BlockBackend } from "../devices/block-backend.js";
+import { type BlockBackend, MemoryBlockBackend } from "../devices/block-backend.js";
 import { DebugExit } from "../devices/debug-exit.js";
 import { FwCfg } from "../devices/fw-cfg.js";
 import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../devices/lapic.js";
@@ -114,11 +114,18 @@ export class Machine {
     const limit = cpu.icount + maxInstructions;
     for (;;) {
       if (this.exitStatus !== null) {
-        return { kind: "debug-exit", status: this.exitStatus, message: `guest wrote ${(this.exitStatus - 1) / 2} to the debug-exit port` };
+        return {
+          kind: "debug-exit",
+          status: this.exitStatus,
+          message: `guest wrote ${(this.exitStatus - 1) / 2} to the debug-exit port`,
+        };
       }
       const left = limit - cpu.icount;
       if (left <= 0) {
-        return { kind: "instruction-limit", message: `instruction limit (${maxInstructions}) reached at RIP ${hex(cpu.ripHi, cpu.ripLo)}; the guest may be hung` };
+        return {
+          kind: "instruction-limit",
+          message: `instruction limit (${maxInstructions}) reached at RIP ${hex(cpu.ripHi, cpu.ripLo)}; the guest may be hung`,
+        };
       }
       // Run up to the next timer event (converted to instructions at the base cost).
       const now = cpu.cycles();
@@ -131,7 +138,10 @@ export class Machine {
       this.pollDevices();
       if (stop === STOP_SHUTDOWN) {
         const r = cpu.stopReason;
-        return { kind: "triple-fault", message: `${r?.reason ?? "shutdown"} at RIP ${hex(r?.ripHi ?? 0, r?.ripLo ?? 0)} (CPL ${cpu.cpl})` };
+        return {
+          kind: "triple-fault",
+          message: `${r?.reason ?? "shutdown"} at RIP ${hex(r?.ripHi ?? 0, r?.ripLo ?? 0)} (CPL ${cpu.cpl})`,
+        };
       }
       if (stop === STOP_REQUEST || stop === STOP_BUDGET) continue;
       if (stop === STOP_HALT) {
@@ -141,7 +151,10 @@ export class Machine {
         }
         const ev = this.lapic.nextEventCycle();
         if ((cpu.getFlags() & IF) === 0 || ev === Number.POSITIVE_INFINITY) {
-          return { kind: "halted", message: `guest halted at RIP ${hex(cpu.ripHi, cpu.ripLo)} with ${(cpu.getFlags() & IF) === 0 ? "interrupts disabled" : "no timer armed"}: nothing can wake it` };
+          return {
+            kind: "halted",
+            message: `guest halted at RIP ${hex(cpu.ripHi, cpu.ripLo)} with ${(cpu.getFlags() & IF) === 0 ? "interrupts disabled" : "no timer armed"}: nothing can wake it`,
+          };
         }
         // Idle until the timer fires: the skipped time is charged as halted cycles.
         if (ev > cpu.cycles()) {

@@ -3,9 +3,10 @@
  * irqchip, QEMU-like userspace devices). The host machine is just a CPU with VMX and RAM: every
  * device the guest sees is L0's model.
  */
-import { Cpu } from "../cpu/cpu.js";
-import { VmxHost, newGuestContext } from "../cpu/vmx/host.js";
+
 import { loadProfile } from "../cost/profile.js";
+import { Cpu } from "../cpu/cpu.js";
+import { newGuestContext, VmxHost } from "../cpu/vmx/host.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
@@ -77,7 +78,10 @@ export const vmStack: Stack = {
     return {
       stack: "vm",
       protocol,
-      outcome: stop.kind === "debug-exit" ? { kind: "debug-exit", status: stop.status, message: stop.message } : { kind: stop.kind, message: stop.message },
+      outcome:
+        stop.kind === "debug-exit"
+          ? { kind: "debug-exit", status: stop.status, message: stop.message }
+          : { kind: stop.kind, message: stop.message },
       exitStatus: stop.kind === "debug-exit" ? stop.status : null,
       serial,
       guest: parseGuestOutput(serial),

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ProfileError, bundledProfiles, checkProfile, loadProfile } from "../../src/cost/profile.js";
-import { PRIMITIVES } from "../../src/cost/primitives.js";
 import { CostLedger } from "../../src/cost/ledger.js";
+import { PRIMITIVES } from "../../src/cost/primitives.js";
+import { bundledProfiles, checkProfile, loadProfile, ProfileError } from "../../src/cost/profile.js";
 import { packageRoot } from "../../src/paths.js";
 
 describe("cost profiles", () => {

@@ -28,7 +28,8 @@ export function run64(source: string, setup?: (c: Cpu) => void, budget = 1_000_0
   cpu.ripHi = 0;
   setup?.(cpu);
   const stop = cpu.run(budget);
-  if (stop !== STOP_HALT) throw new Error(`test code did not halt (stop ${stop}, rip ${(cpu.ripLo >>> 0).toString(16)})`);
+  if (stop !== STOP_HALT)
+    throw new Error(`test code did not halt (stop ${stop}, rip ${(cpu.ripLo >>> 0).toString(16)})`);
   return cpu;
 }
 

@@ -2,7 +2,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Cpu } from "../../src/cpu/cpu.js";
-import { NLBI_MAGIC, bootDirect64, bootMultiboot, entry64FromNote, findMultibootHeader } from "../../src/machine/boot.js";
+import {
+  bootDirect64,
+  bootMultiboot,
+  entry64FromNote,
+  findMultibootHeader,
+  NLBI_MAGIC,
+} from "../../src/machine/boot.js";
 import { ImageError, parseElf } from "../../src/machine/elf.js";
 import { parseGuestOutput } from "../../src/machine/results.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
@@ -88,8 +94,12 @@ describe("multiboot v1 boot", () => {
 
 describe("guest output", () => {
   it("parses RESULT and FAIL lines", () => {
-    const out = parseGuestOutput("boot\nRESULT name=cpuid iterations=10 cycles=1350 cycles_per_iter=135\nFAIL name=io reason=bad-data\n");
-    expect(out.results).toEqual([{ name: "cpuid", fields: { name: "cpuid", iterations: 10, cycles: 1350, cycles_per_iter: 135 } }]);
+    const out = parseGuestOutput(
+      "boot\nRESULT name=cpuid iterations=10 cycles=1350 cycles_per_iter=135\nFAIL name=io reason=bad-data\n",
+    );
+    expect(out.results).toEqual([
+      { name: "cpuid", fields: { name: "cpuid", iterations: 10, cycles: 1350, cycles_per_iter: 135 } },
+    ]);
     expect(out.failures[0].fields.reason).toBe("bad-data");
   });
 });

@@ -2,10 +2,10 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { runJson } from "../../src/cli/run.js";
 import { packageRoot } from "../../src/paths.js";
 import { nativeStack } from "../../src/stacks/native.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
-import { runJson } from "../../src/cli/run.js";
 
 const root = packageRoot();
 const kernel = new Uint8Array(readFileSync(join(root, "guests/images/kernel.elf")));
@@ -15,7 +15,20 @@ function run(cmdline: string, image = kernel): StackRunResult {
   return nativeStack.run({ image, cmdline, memory: 256 * 1024 * 1024, maxInstructions: 100_000_000 });
 }
 
-const WORKLOADS = ["syscall", "pagefault", "fork", "ctxsw", "exec", "cpuid", "msr", "exception", "pio", "io", "tlb", "compute"];
+const WORKLOADS = [
+  "syscall",
+  "pagefault",
+  "fork",
+  "ctxsw",
+  "exec",
+  "cpuid",
+  "msr",
+  "exception",
+  "pio",
+  "io",
+  "tlb",
+  "compute",
+];
 
 describe("native stack: every workload completes with its self-checks passing", () => {
   for (const w of WORKLOADS) {
@@ -72,7 +85,25 @@ describe.skipIf(!HAVE_QEMU)("native stack against QEMU (TCG) as the reference", 
     try {
       out = execFileSync(
         "qemu-system-x86_64",
-        ["-machine", "pc,accel=tcg", "-m", "256M", "-kernel", join(root, "guests/images/kernel32.elf"), "-append", cmd, "-serial", "stdio", "-display", "none", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot"],
+        [
+          "-machine",
+          "pc,accel=tcg",
+          "-m",
+          "256M",
+          "-kernel",
+          join(root, "guests/images/kernel32.elf"),
+          "-append",
+          cmd,
+          "-serial",
+          "stdio",
+          "-display",
+          "none",
+          "-monitor",
+          "none",
+          "-device",
+          "isa-debug-exit,iobase=0xf4,iosize=0x04",
+          "-no-reboot",
+        ],
         { timeout: 120_000, encoding: "utf8" },
       );
     } catch (e) {

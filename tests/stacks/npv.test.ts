@@ -121,7 +121,9 @@ describe("npv stack: who handles what", () => {
     // The per-request registers (QueueNotify, InterruptStatus, InterruptACK) are L0's too, so
     // nothing reaching L1 grows with the request count but the serial console (port I/O: two
     // exits per character, and the longer run prints a few more).
-    expect(b.counters["npv.l2_exits.l0.blk_isr"] - a.counters["npv.l2_exits.l0.blk_isr"]).toBeGreaterThanOrEqual(requests);
+    expect(b.counters["npv.l2_exits.l0.blk_isr"] - a.counters["npv.l2_exits.l0.blk_isr"]).toBeGreaterThanOrEqual(
+      requests,
+    );
     const io = b.counters["exits.L1.io"] - a.counters["exits.L1.io"];
     const mmio = (b.counters["exits.L1.mmio"] ?? 0) - (a.counters["exits.L1.mmio"] ?? 0);
     expect(mmio).toBe(0); // no register access of the device reaches L1 once it is mediated

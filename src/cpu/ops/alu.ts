@@ -7,7 +7,14 @@ import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_SBB, LF_SUB } from "../flag
 import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";
 
-export const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
+export const ALU_ADD = 0,
+  ALU_OR = 1,
+  ALU_ADC = 2,
+  ALU_SBB = 3,
+  ALU_AND = 4,
+  ALU_SUB = 5,
+  ALU_XOR = 6,
+  ALU_CMP = 7;
 
 /**
  * Compute `dst op src` at `size` and record lazy flags. Operands of size 1/2 are zero-extended,
@@ -196,7 +203,6 @@ function not(c: Cpu, i: Insn): void {
   const size = i.size;
   c.writeRm(i, trunc(size, ~d), ~c.vHi);
 }
-
 
 // ---- Fast paths: 32/64-bit register destinations (the bulk of compiled code). Sizes 1 and 2
 // fall back to the generic handlers. Each is written out so V8 sees constant ops and sizes.
@@ -390,10 +396,56 @@ for (let op = 0; op < 8; op++) {
     { name, map: 0, code: base + 5, modrm: false, size: "v", imm: "iz", op, exec: aluAccImm },
     { name, map: 0, code: 0x80, ext: op, modrm: true, size: "b", imm: "ib", op, exec: aluRmImm, lockable },
     { name, map: 0, code: 0x81, ext: op, modrm: true, size: "v", imm: "iz", op, exec: aluRmImm, lockable, form: "mem" },
-    { name, map: 0, code: 0x81, ext: op, modrm: true, size: "v", imm: "iz", op, exec: FAST_RI[op] ?? aluRmImm, form: "reg" },
-    { name, map: 0, code: 0x82, ext: op, modrm: true, size: "b", imm: "ib", op, exec: aluRmImm, lockable, mode: "no64" },
-    { name, map: 0, code: 0x83, ext: op, modrm: true, size: "v", imm: "ibs", op, exec: aluRmImm, lockable, form: "mem" },
-    { name, map: 0, code: 0x83, ext: op, modrm: true, size: "v", imm: "ibs", op, exec: FAST_RI[op] ?? aluRmImm, form: "reg" },
+    {
+      name,
+      map: 0,
+      code: 0x81,
+      ext: op,
+      modrm: true,
+      size: "v",
+      imm: "iz",
+      op,
+      exec: FAST_RI[op] ?? aluRmImm,
+      form: "reg",
+    },
+    {
+      name,
+      map: 0,
+      code: 0x82,
+      ext: op,
+      modrm: true,
+      size: "b",
+      imm: "ib",
+      op,
+      exec: aluRmImm,
+      lockable,
+      mode: "no64",
+    },
+    {
+      name,
+      map: 0,
+      code: 0x83,
+      ext: op,
+      modrm: true,
+      size: "v",
+      imm: "ibs",
+      op,
+      exec: aluRmImm,
+      lockable,
+      form: "mem",
+    },
+    {
+      name,
+      map: 0,
+      code: 0x83,
+      ext: op,
+      modrm: true,
+      size: "v",
+      imm: "ibs",
+      op,
+      exec: FAST_RI[op] ?? aluRmImm,
+      form: "reg",
+    },
   );
 }
 table.push(

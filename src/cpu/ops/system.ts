@@ -14,13 +14,11 @@
  * CPUID), non-flat CS/DS/ES/SS bases for code addresses (RIP is treated as linear).
  */
 
-import * as VX from "../../x86/vmx.js";
-import * as CH from "../charges.js";
-import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
 import { GP, OF_, UD } from "../../x86/exceptions.js";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "../../x86/flags.js";
+import * as VX from "../../x86/vmx.js";
 import {
   VMXI_INVEPT,
   VMXI_INVVPID,
@@ -36,6 +34,8 @@ import {
   VMXI_VMXOFF,
   VMXI_VMXON,
 } from "../../x86/vmx.js";
+import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
+import * as CH from "../charges.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
@@ -583,7 +583,8 @@ function cpuid(c: Cpu, i: Insn): void {
 /** RDTSC (0F 31): simulated cycles + TSC offset; #GP at CPL > 0 with CR4.TSD. */
 function rdtsc(c: Cpu, i: Insn): void {
   if ((c.cr4 & CR4_TSD) !== 0 && c.cpl !== 0) c.raise(GP, 0);
-  if (c.nonRoot && (c.vmxUnit.proc & CPU_RDTSC_EXITING) !== 0) c.vmxUnit.instructionExit(i.opcode === 0x1f9 ? VX.EXIT_RDTSCP : VX.EXIT_RDTSC, i);
+  if (c.nonRoot && (c.vmxUnit.proc & CPU_RDTSC_EXITING) !== 0)
+    c.vmxUnit.instructionExit(i.opcode === 0x1f9 ? VX.EXIT_RDTSCP : VX.EXIT_RDTSC, i);
   readTsc(c, t);
   c.set32(0, t[0]);
   c.set32(2, t[1]);
@@ -754,7 +755,8 @@ function invpcid(c: Cpu, i: Insn): void {
 
 /** WBINVD/INVD (0F 09, 0F 08): privileged no-ops (no caches are modelled). */
 function wbinvd(c: Cpu, i: Insn): void {
-  if (c.nonRoot && (c.vmxUnit.proc2 & CPU2_WBINVD_EXITING) !== 0 && i.opcode === 0x109) c.vmxUnit.instructionExit(VX.EXIT_WBINVD, i);
+  if (c.nonRoot && (c.vmxUnit.proc2 & CPU2_WBINVD_EXITING) !== 0 && i.opcode === 0x109)
+    c.vmxUnit.instructionExit(VX.EXIT_WBINVD, i);
   priv(c);
 }
 

@@ -4,10 +4,11 @@
  * hypervisor never touches CPU internals directly; guest general-purpose registers are exposed as
  * KVM exposes vcpu->arch.regs.
  */
-import type { Cpu } from "../cpu.js";
-import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
+
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
+import type { Cpu } from "../cpu.js";
+import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
 import { Vmcs } from "./vmcs.js";
 import { ENTERED_AND_EXITED, type ExitRecord, type VmxUnit } from "./vmx.js";
 

@@ -62,7 +62,7 @@ export class Vmcs {
   }
 
   writeNumber(enc: number, v: number): void {
-    this.write(enc, v % 4294967296 | 0, Math.floor(v / 4294967296) | 0);
+    this.write(enc, (v % 4294967296) | 0, Math.floor(v / 4294967296) | 0);
   }
 
   /** Copy every field (VMCS shadowing, vmcs12 ↔ vmcs02 merges start from here). */

@@ -10,9 +10,10 @@
  * Instruction handlers ask this unit whether an event exits (`c.nonRoot` guards every call, so
  * the cost outside VMX is one boolean test).
  */
-import * as C from "../../x86/vmx-controls.js";
-import * as V from "../../x86/vmx.js";
+
 import { GP, PF_ } from "../../x86/exceptions.js";
+import * as V from "../../x86/vmx.js";
+import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import { setSegment } from "../segments.js";
@@ -25,10 +26,38 @@ export const ENTERED_AND_EXITED = "entered-and-exited";
 export const VMEXIT = { vmexit: true } as const;
 
 /** Guest segment field encodings in ES, CS, SS, DS, FS, GS order (selector, base, limit, AR). */
-const SEG_SEL = [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_GS_SELECTOR];
-const SEG_BASE = [V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_GS_BASE];
-const SEG_LIMIT = [V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_CS_LIMIT, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_GS_LIMIT];
-const SEG_AR = [V.VMCS_GUEST_ES_AR, V.VMCS_GUEST_CS_AR, V.VMCS_GUEST_SS_AR, V.VMCS_GUEST_DS_AR, V.VMCS_GUEST_FS_AR, V.VMCS_GUEST_GS_AR];
+const SEG_SEL = [
+  V.VMCS_GUEST_ES_SELECTOR,
+  V.VMCS_GUEST_CS_SELECTOR,
+  V.VMCS_GUEST_SS_SELECTOR,
+  V.VMCS_GUEST_DS_SELECTOR,
+  V.VMCS_GUEST_FS_SELECTOR,
+  V.VMCS_GUEST_GS_SELECTOR,
+];
+const SEG_BASE = [
+  V.VMCS_GUEST_ES_BASE,
+  V.VMCS_GUEST_CS_BASE,
+  V.VMCS_GUEST_SS_BASE,
+  V.VMCS_GUEST_DS_BASE,
+  V.VMCS_GUEST_FS_BASE,
+  V.VMCS_GUEST_GS_BASE,
+];
+const SEG_LIMIT = [
+  V.VMCS_GUEST_ES_LIMIT,
+  V.VMCS_GUEST_CS_LIMIT,
+  V.VMCS_GUEST_SS_LIMIT,
+  V.VMCS_GUEST_DS_LIMIT,
+  V.VMCS_GUEST_FS_LIMIT,
+  V.VMCS_GUEST_GS_LIMIT,
+];
+const SEG_AR = [
+  V.VMCS_GUEST_ES_AR,
+  V.VMCS_GUEST_CS_AR,
+  V.VMCS_GUEST_SS_AR,
+  V.VMCS_GUEST_DS_AR,
+  V.VMCS_GUEST_FS_AR,
+  V.VMCS_GUEST_GS_AR,
+];
 
 /** The VM-exit record a hypervisor reads after `run` returns STOP_VMEXIT (mirrors the VMCS exit fields). */
 export interface ExitRecord {
@@ -69,7 +98,18 @@ export class VmxUnit {
   /** Cycle count at which the VMX-preemption timer expires (Infinity when off). */
   preemptionDeadline = Number.POSITIVE_INFINITY;
   /** The exit being taken (filled by `exit`, committed by `completeExit`). */
-  readonly exit: ExitRecord = { reason: 0, qualLo: 0, qualHi: 0, instrLen: 0, instrInfo: 0, intrInfo: 0, intrError: 0, gpa: 0, glaLo: 0, glaHi: 0 };
+  readonly exit: ExitRecord = {
+    reason: 0,
+    qualLo: 0,
+    qualHi: 0,
+    instrLen: 0,
+    instrInfo: 0,
+    intrInfo: 0,
+    intrError: 0,
+    gpa: 0,
+    glaLo: 0,
+    glaHi: 0,
+  };
   /** IDT-vectoring information for the exit being taken (an event whose delivery was cut short). */
   vectoringInfo = 0;
   vectoringError = 0;
@@ -149,14 +189,17 @@ export class VmxUnit {
     c.hi[4] = v.lastHi;
     c.ripLo = v.read(V.VMCS_GUEST_RIP);
     c.ripHi = v.lastHi;
-    c.setCpl(c.segAr[2] >> 5 & 3); // CPL = SS.DPL (26.3.2.2)
+    c.setCpl((c.segAr[2] >> 5) & 3); // CPL = SS.DPL (26.3.2.2)
     c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
     const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
     c.intShadow = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
     c.halted = v.read(V.VMCS_GUEST_ACTIVITY_STATE) === C.ACTIVITY_HLT;
-    c.tscOffset = (this.proc & C.CPU_TSC_OFFSETTING) !== 0 ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.lastHi < 0 ? 2 ** 64 : 0) : 0;
+    c.tscOffset =
+      (this.proc & C.CPU_TSC_OFFSETTING) !== 0 ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.lastHi < 0 ? 2 ** 64 : 0) : 0;
     this.preemptionDeadline =
-      (this.pin & C.PIN_PREEMPTION_TIMER) !== 0 ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * 32 : Number.POSITIVE_INFINITY;
+      (this.pin & C.PIN_PREEMPTION_TIMER) !== 0
+        ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * 32
+        : Number.POSITIVE_INFINITY;
     c.nonRoot = true;
     // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
     c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
@@ -166,7 +209,7 @@ export class VmxUnit {
       c.mmu.eptPsc.invalidateAll();
       this.lastEptp = this.eptp;
     }
-    if (this.eptp >= 0) c.mmu.useEpt(this.eptp % 4294967296 | 0, Math.floor(this.eptp / 4294967296) | 0);
+    if (this.eptp >= 0) c.mmu.useEpt((this.eptp % 4294967296) | 0, Math.floor(this.eptp / 4294967296) | 0);
     else c.mmu.useEpt(null);
     // Without VPIDs, VM entry invalidates the linear and combined mappings (SDM vol. 3, 28.3.3.3):
     // a hypervisor that changed EPT01 or the guest tables between exits sees no stale entry.
@@ -370,7 +413,8 @@ export class VmxUnit {
     let exits = false;
     if (cr === 0) exits = ((valueLo ^ this.cr0Shadow) & this.cr0Mask) !== 0;
     else if (cr === 4) exits = ((valueLo ^ this.cr4Shadow) & this.cr4Mask) !== 0;
-    else if (cr === 3) exits = (this.proc & C.CPU_CR3_LOAD_EXITING) !== 0 && (this.vmcs as Vmcs).read(V.VMCS_CR3_TARGET_COUNT) === 0;
+    else if (cr === 3)
+      exits = (this.proc & C.CPU_CR3_LOAD_EXITING) !== 0 && (this.vmcs as Vmcs).read(V.VMCS_CR3_TARGET_COUNT) === 0;
     else if (cr === 8) exits = (this.proc & C.CPU_CR8_LOAD_EXITING) !== 0;
     if (exits) this.instructionExit(V.EXIT_CR_ACCESS, i, cr | (C.CR_ACCESS_TYPE_MOV_TO_CR << 4) | (gpr << 8));
   }
@@ -378,7 +422,8 @@ export class VmxUnit {
   /** MOV from CR3/CR8: exit per the store-exiting controls. */
   checkCrRead(i: Insn, cr: number, gpr: number): void {
     const exits =
-      (cr === 3 && (this.proc & C.CPU_CR3_STORE_EXITING) !== 0) || (cr === 8 && (this.proc & C.CPU_CR8_STORE_EXITING) !== 0);
+      (cr === 3 && (this.proc & C.CPU_CR3_STORE_EXITING) !== 0) ||
+      (cr === 8 && (this.proc & C.CPU_CR8_STORE_EXITING) !== 0);
     if (exits) this.instructionExit(V.EXIT_CR_ACCESS, i, cr | (C.CR_ACCESS_TYPE_MOV_FROM_CR << 4) | (gpr << 8));
   }
 

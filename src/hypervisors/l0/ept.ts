@@ -1,5 +1,14 @@
 import type { PhysicalMemory } from "../../mmu/phys.js";
-import { EPTP_AD_ENABLE, EPTP_WALK_4, EPTP_WB, EPT_LARGE, EPT_MEMTYPE_WB, EPT_R, EPT_W, EPT_X } from "../../x86/vmx-controls.js";
+import {
+  EPT_LARGE,
+  EPT_MEMTYPE_WB,
+  EPT_R,
+  EPT_W,
+  EPT_X,
+  EPTP_AD_ENABLE,
+  EPTP_WALK_4,
+  EPTP_WB,
+} from "../../x86/vmx-controls.js";
 import type { HostPageAllocator } from "./host-pages.js";
 
 const TWO_32 = 4294967296;

@@ -3,16 +3,18 @@
  * Each handler emulates what the guest asked for through the VmxHost interface and charges its
  * work from the cost profile.
  */
+
+import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
-import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import type { L0Hypervisor, Vcpu } from "./l0.js";
 
 export type ExitHandler = (l0: L0Hypervisor, vcpu: Vcpu) => void;
 
 const NAMES: Record<number, string> = {};
 for (const [k, v] of Object.entries(V)) {
-  if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE") NAMES[v] = k.slice(5).toLowerCase();
+  if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
+    NAMES[v] = k.slice(5).toLowerCase();
 }
 
 /** Lower-case name of a basic exit reason ("cpuid", "ept_violation", …). */
@@ -70,7 +72,10 @@ function io(l0: L0Hypervisor, vcpu: Vcpu): void {
   const port = (q >>> 16) & 0xffff;
   const vm = vcpu.vm;
   if ((q & C.IO_QUAL_STRING) !== 0) {
-    vcpu.stop = { kind: "error", message: `string port I/O (port 0x${port.toString(16)}) from the guest is not emulated by L0` };
+    vcpu.stop = {
+      kind: "error",
+      message: `string port I/O (port 0x${port.toString(16)}) from the guest is not emulated by L0`,
+    };
     return;
   }
   if (isIn) {
@@ -149,7 +154,10 @@ function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
   }
   const region = vm.findMmio(gpa);
   if (region === undefined) {
-    vcpu.stop = { kind: "error", message: `guest accessed guest-physical 0x${gpa.toString(16)}, which is neither RAM nor a device` };
+    vcpu.stop = {
+      kind: "error",
+      message: `guest accessed guest-physical 0x${gpa.toString(16)}, which is neither RAM nor a device`,
+    };
     return;
   }
   vm.ept01.mapMmio(page);
@@ -176,7 +184,11 @@ function emulateMmio(l0: L0Hypervisor, vcpu: Vcpu, gpa: number): void {
     const notify = gpa - region.gpa === 0x50;
     if (!region.inKernel && !notify) l0.chargeHandler("l0.userspace_hop", reason);
   }
-  const r = l0.host.emulateMmioInstruction(region.gpa - (region.gpa % 4096), 4096, region.hostWindow - (region.gpa % 4096));
+  const r = l0.host.emulateMmioInstruction(
+    region.gpa - (region.gpa % 4096),
+    4096,
+    region.hostWindow - (region.gpa % 4096),
+  );
   if (r.exited) {
     // The emulated instruction itself exited (e.g. it faulted into an intercepted vector): handle it next.
     const next = EXIT_HANDLERS[l0.host.exit.reason & 0xffff];
@@ -213,7 +225,10 @@ function vmcall(l0: L0Hypervisor, vcpu: Vcpu): void {
 }
 
 function tripleFault(l0: L0Hypervisor, vcpu: Vcpu): void {
-  vcpu.stop = { kind: "triple-fault", message: `the guest triple-faulted at RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}` };
+  vcpu.stop = {
+    kind: "triple-fault",
+    message: `the guest triple-faulted at RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
+  };
 }
 
 /** VMX instructions in the guest: no nested VMX under this L0 configuration, so #UD. */

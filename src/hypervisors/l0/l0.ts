@@ -3,16 +3,25 @@
  * (memslots, lazily populated EPT01, device models), runs vCPUs, and handles exits through a
  * table keyed by exit reason, charging every step through the cost profile.
  */
-import type { Cpu } from "../../cpu/cpu.js";
-import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT, RUN_SHUTDOWN, type GuestContext, VmxHost, newGuestContext } from "../../cpu/vmx/host.js";
-import type { Vmcs } from "../../cpu/vmx/vmcs.js";
+
 import { CostLedger } from "../../cost/ledger.js";
-import type { LoadedProfile } from "../../cost/profile.js";
 import { P, type PrimitiveName } from "../../cost/primitives.js";
+import type { LoadedProfile } from "../../cost/profile.js";
+import type { Cpu } from "../../cpu/cpu.js";
+import {
+  type GuestContext,
+  newGuestContext,
+  RUN_BUDGET,
+  RUN_ENTRY_FAILED,
+  RUN_EXIT,
+  RUN_SHUTDOWN,
+  VmxHost,
+} from "../../cpu/vmx/host.js";
+import type { Vmcs } from "../../cpu/vmx/vmcs.js";
 import { IF } from "../../x86/flags.js";
-import * as C from "../../x86/vmx-controls.js";
-import * as V from "../../x86/vmx.js";
 import { MSR_IA32_APIC_BASE, MSR_IA32_TSC_DEADLINE, MSR_X2APIC_FIRST, MSR_X2APIC_LAST } from "../../x86/msr.js";
+import * as V from "../../x86/vmx.js";
+import * as C from "../../x86/vmx-controls.js";
 import { EXIT_HANDLERS, exitReasonName } from "./exits.js";
 import { HostPageAllocator } from "./host-pages.js";
 import { Vm, type VmConfig } from "./vm.js";
@@ -117,12 +126,18 @@ export class L0Hypervisor {
       V.VMCS_PROC_BASED_CONTROLS,
       C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
     );
-    v.write(V.VMCS_PROC_BASED_CONTROLS2, C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID);
+    v.write(
+      V.VMCS_PROC_BASED_CONTROLS2,
+      C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID,
+    );
     v.write(V.VMCS_EXCEPTION_BITMAP, (1 << 6) | (1 << 18)); // #UD (KVM emulates some), #MC
     v.writeNumber(V.VMCS_MSR_BITMAP, this.msrBitmap);
     v.writeNumber(V.VMCS_EPT_POINTER, vm.ept01.eptp());
     v.write(V.VMCS_VPID, 1);
-    v.write(V.VMCS_EXIT_CONTROLS, C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER);
+    v.write(
+      V.VMCS_EXIT_CONTROLS,
+      C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
+    );
     v.write(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER);
     return vcpu;
   }
@@ -184,7 +199,10 @@ export class L0Hypervisor {
       if (vcpu.stop !== null) return vcpu.stop;
       const left = limit - cpu.icount;
       if (left <= 0) {
-        return { kind: "instruction-limit", message: `instruction limit (${maxInstructions}) reached; the guest may be hung` };
+        return {
+          kind: "instruction-limit",
+          message: `instruction limit (${maxInstructions}) reached; the guest may be hung`,
+        };
       }
       this.prepareEntry(vcpu);
       const r = host.run(Math.min(SLICE, left));
@@ -204,7 +222,10 @@ export class L0Hypervisor {
       this.exitsByReason.set(name, (this.exitsByReason.get(name) ?? 0) + 1);
       const handler = EXIT_HANDLERS[reason];
       if (handler === undefined) {
-        return { kind: "error", message: `L0 has no handler for exit reason ${reason} (${name}) at guest RIP 0x${host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}` };
+        return {
+          kind: "error",
+          message: `L0 has no handler for exit reason ${reason} (${name}) at guest RIP 0x${host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
+        };
       }
       handler(this, vcpu);
     }
@@ -231,7 +252,8 @@ export class L0Hypervisor {
     let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
     if (vcpu.reinjectInfo !== 0) {
       host.vmwrite(V.VMCS_ENTRY_INTR_INFO, vcpu.reinjectInfo);
-      if ((vcpu.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, vcpu.reinjectError);
+      if ((vcpu.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
+        host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, vcpu.reinjectError);
       vcpu.reinjectInfo = 0;
       this.chargeHandler("vmx.inject", "reinject");
     } else if (vcpu.pendingException >= 0) {
@@ -282,7 +304,7 @@ export class L0Hypervisor {
     const h = this.host;
     this.load(vcpu);
     const set = (r: number, v: number) => {
-      h.gprLo[r] = v % 4294967296 | 0;
+      h.gprLo[r] = (v % 4294967296) | 0;
       h.gprHi[r] = Math.floor(v / 4294967296) | 0;
     };
     set(0, nr);
@@ -312,7 +334,12 @@ export class L0Hypervisor {
     this.chargeTransition(V.EXIT_CPUID);
     this.exitsByReason.set("cpuid", (this.exitsByReason.get("cpuid") ?? 0) + 1);
     EXIT_HANDLERS[V.EXIT_CPUID](this, vcpu);
-    const r: [number, number, number, number] = [h.gprLo[0] >>> 0, h.gprLo[3] >>> 0, h.gprLo[1] >>> 0, h.gprLo[2] >>> 0];
+    const r: [number, number, number, number] = [
+      h.gprLo[0] >>> 0,
+      h.gprLo[3] >>> 0,
+      h.gprLo[1] >>> 0,
+      h.gprLo[2] >>> 0,
+    ];
     h.saveContext(vcpu.ctx);
     return r;
   }

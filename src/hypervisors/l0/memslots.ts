@@ -13,7 +13,8 @@ export class MemslotTable {
 
   add(slot: Memslot): void {
     for (const s of this.slots) {
-      if (slot.gpa < s.gpa + s.size && s.gpa < slot.gpa + slot.size) throw new Error(`memslot at 0x${slot.gpa.toString(16)} overlaps another`);
+      if (slot.gpa < s.gpa + s.size && s.gpa < slot.gpa + slot.size)
+        throw new Error(`memslot at 0x${slot.gpa.toString(16)} overlaps another`);
     }
     this.slots.push(slot);
   }

@@ -7,7 +7,7 @@
  */
 import { CpuModel } from "../../cpu/cpuid.js";
 import type { Clock, DmaMemory, MmioHandler } from "../../cpu/ports.js";
-import { MemoryBlockBackend, type BlockBackend } from "../../devices/block-backend.js";
+import { type BlockBackend, MemoryBlockBackend } from "../../devices/block-backend.js";
 import { DebugExit } from "../../devices/debug-exit.js";
 import { FwCfg } from "../../devices/fw-cfg.js";
 import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../../devices/lapic.js";
@@ -163,13 +163,17 @@ export class Vm {
     const l1 = new Int32Array(4);
     this.cpuid.query(1, 0, l1);
     this.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_HYPERVISOR, l1[3]]);
-    const kvm = (s: string): number => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+    const kvm = (s: string): number =>
+      s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
     this.cpuid.set(0x40000000, 0, [0x40000001, kvm("KVMK"), kvm("VMKV"), kvm("M\0\0\0")]);
     this.cpuid.set(0x40000001, 0, [0, 0, 0, 0]);
     // Devices: the same PC the native machine has.
     this.pic = new Pic8259();
     this.pic.attach(this.io);
-    this.uart = new Uart16550({ onTransmit: config.onSerial ?? (() => {}), setIrq: (l) => this.pic.setIrq(COM1_IRQ, l) });
+    this.uart = new Uart16550({
+      onTransmit: config.onSerial ?? (() => {}),
+      setIrq: (l) => this.pic.setIrq(COM1_IRQ, l),
+    });
     this.uart.attach(this.io);
     if (config.serialInput) this.uart.enqueueInput(config.serialInput);
     this.debugExit = new DebugExit({ onExit: (status) => (this.exitStatus = status) });
@@ -186,7 +190,14 @@ export class Vm {
     this.addMmio("virtio-blk", VIRTIO_BLK_GPA, VIRTIO_BLK_WINDOW, this.virtioBlk, false, windowBase + 0x10000);
   }
 
-  private addMmio(name: string, gpa: number, size: number, handler: MmioHandler, inKernel: boolean, hostWindow: number): void {
+  private addMmio(
+    name: string,
+    gpa: number,
+    size: number,
+    handler: MmioHandler,
+    inKernel: boolean,
+    hostWindow: number,
+  ): void {
     this.mmio.push({ name, gpa, size, handler, hostWindow, inKernel });
     this.hostMem.addMmio(hostWindow, size, handler);
   }

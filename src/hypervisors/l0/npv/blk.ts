@@ -1,4 +1,3 @@
-import type { MmioHandler } from "../../../cpu/ports.js";
 /**
  * The mediated virtio-blk data path (BLK_SETUP / BLK_TEARDOWN, docs/npv-abi.md §4 "Mediated
  * block I/O"). L1 emulates the virtio-mmio registers; once set up, L0 handles L2's writes to
@@ -10,7 +9,7 @@ import type { MmioHandler } from "../../../cpu/ports.js";
  * malformed ring (bad index, loop, ring area unmapped, missing header) stops the device and
  * RUN returns BLK_ERROR to L1.
  */
-import type { DmaMemory } from "../../../cpu/ports.js";
+import type { DmaMemory, MmioHandler } from "../../../cpu/ports.js";
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import { VIRTIO_BLK_S_IOERR, VirtioBlk } from "../../../devices/virtio-blk.js";
 import { type Descriptor, GuestMemoryView, SplitVirtqueue, VirtqueueError } from "../../../devices/virtqueue.js";
