@@ -3,16 +3,12 @@ import { loadProfile } from "../cost/profile.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
+import { cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 
 /** Collect a machine's counters under flat dotted names. */
 export function machineCounters(m: Machine): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(m.cpu.counters)) out[`cpu.${k}`] = v;
-  out["cpu.instructions"] = m.cpu.icount;
-  out["cpu.cycles"] = m.cpu.cycles();
-  const mmu = (m.cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
-  if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) out[`mmu.${k}`] = v;
+  const out = cpuCounters(m.cpu);
   out["mem.pagesTouched"] = m.mem.allocatedPages();
   return out;
 }

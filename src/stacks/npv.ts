@@ -16,8 +16,8 @@ import { L1Hypervisor, type MapMode } from "../hypervisors/l1/hypervisor.js";
 import { l0Platform } from "../hypervisors/l1/platform.js";
 import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
-import { parseGuestOutput } from "../machine/results.js";
 import { PhysicalMemory } from "../mmu/phys.js";
+import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { L0_RESERVED } from "./vm.js";
 
@@ -86,10 +86,7 @@ export const npvStack: Stack = {
     const stop = l1.run();
     const wallSeconds = (performance.now() - t0) / 1000;
 
-    const counters: Record<string, number> = {};
-    for (const [k, v] of Object.entries(cpu.counters)) counters[`cpu.${k}`] = v;
-    counters["cpu.instructions"] = cpu.icount;
-    counters["cpu.cycles"] = cpu.cycles();
+    const counters = cpuCounters(cpu);
     // Every exit L0 took — L2's (on the engine's run loop) and L1's own (its VMCALLs and CPUIDs) —
     // is a VM-exit transition L0 charged; the ledger counts them by basic exit reason.
     const transitions = l0.ledger
@@ -110,25 +107,6 @@ export const npvStack: Stack = {
     counters["l1.blk.isr_reads"] = l1.isrReads;
     counters["l0.ept01.leaves"] = l1vm.ept01.leaves;
     counters["l0.ept01.tables"] = l1vm.ept01.tables;
-    const mmu = (cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
-    if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) counters[`mmu.${k}`] = v;
-    // Every instruction the CPU retired is L2's: attribute them to level 2 so the ledger sums to the clock.
-    l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
-    return {
-      stack: "npv",
-      protocol,
-      outcome:
-        stop.kind === "debug-exit"
-          ? { kind: "debug-exit", status: stop.status, message: stop.message }
-          : { kind: stop.kind, message: stop.message },
-      exitStatus: stop.kind === "debug-exit" ? stop.status : null,
-      serial,
-      guest: parseGuestOutput(serial),
-      instructions: cpu.icount,
-      cycles: cpu.cycles(),
-      counters,
-      ledger: l0.ledger.lines(),
-      wallSeconds,
-    };
+    return hypervisorRunResult("npv", protocol, cpu, l0, stop, serial, counters, wallSeconds);
   },
 };

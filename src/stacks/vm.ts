@@ -9,8 +9,8 @@ import { Cpu } from "../cpu/cpu.js";
 import { newGuestContext, VmxHost } from "../cpu/vmx/host.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
-import { parseGuestOutput } from "../machine/results.js";
 import { PhysicalMemory } from "../mmu/phys.js";
+import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 
 /** Host RAM L0 keeps for itself (EPT tables, bitmaps) in addition to guest RAM. */
@@ -64,32 +64,10 @@ export const vmStack: Stack = {
     const t0 = performance.now();
     const stop = l0.runVcpu(vcpu, opts.maxInstructions);
     const wallSeconds = (performance.now() - t0) / 1000;
-    const counters: Record<string, number> = {};
-    for (const [k, v] of Object.entries(cpu.counters)) counters[`cpu.${k}`] = v;
-    counters["cpu.instructions"] = cpu.icount;
-    counters["cpu.cycles"] = cpu.cycles();
+    const counters = cpuCounters(cpu);
     for (const [k, v] of Object.entries(l0.exitCounts())) counters[`exits.L0.${k}`] = v;
     counters["l0.ept01.leaves"] = vm.ept01.leaves;
     counters["l0.ept01.tables"] = vm.ept01.tables;
-    const mmu = (cpu as unknown as { mmu?: { counterValues?: () => Record<string, number> } }).mmu;
-    if (mmu?.counterValues) for (const [k, v] of Object.entries(mmu.counterValues())) counters[`mmu.${k}`] = v;
-    // Attribute the guest's own instructions (level 1) so the ledger sums to the clock.
-    l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
-    return {
-      stack: "vm",
-      protocol,
-      outcome:
-        stop.kind === "debug-exit"
-          ? { kind: "debug-exit", status: stop.status, message: stop.message }
-          : { kind: stop.kind, message: stop.message },
-      exitStatus: stop.kind === "debug-exit" ? stop.status : null,
-      serial,
-      guest: parseGuestOutput(serial),
-      instructions: cpu.icount,
-      cycles: cpu.cycles(),
-      counters,
-      ledger: l0.ledger.lines(),
-      wallSeconds,
-    };
+    return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, wallSeconds);
   },
 };

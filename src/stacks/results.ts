@@ -1,0 +1,49 @@
+/** What every stack reports the same way: CPU and MMU counters, and the run result of a hypervisor stack. */
+import type { Cpu } from "../cpu/cpu.js";
+import type { L0Hypervisor, VcpuStop } from "../hypervisors/l0/l0.js";
+import type { BootProtocol } from "../machine/boot.js";
+import { parseGuestOutput } from "../machine/results.js";
+import type { StackRunResult } from "./stack.js";
+
+/** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
+export function cpuCounters(cpu: Cpu): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(cpu.counters)) out[`cpu.${k}`] = v;
+  out["cpu.instructions"] = cpu.icount;
+  out["cpu.cycles"] = cpu.cycles();
+  for (const [k, v] of Object.entries(cpu.mmu.toJSON())) out[`mmu.${k}`] = v;
+  return out;
+}
+
+/**
+ * The result of a stack whose guest ran under L0: attributes the retired instructions to the
+ * guest's level (so the ledger sums to the clock) and packages outcome, output and counters.
+ */
+export function hypervisorRunResult(
+  stack: string,
+  protocol: BootProtocol,
+  cpu: Cpu,
+  l0: L0Hypervisor,
+  stop: VcpuStop,
+  serial: string,
+  counters: Record<string, number>,
+  wallSeconds: number,
+): StackRunResult {
+  l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
+  return {
+    stack,
+    protocol,
+    outcome:
+      stop.kind === "debug-exit"
+        ? { kind: "debug-exit", status: stop.status, message: stop.message }
+        : { kind: stop.kind, message: stop.message },
+    exitStatus: stop.kind === "debug-exit" ? stop.status : null,
+    serial,
+    guest: parseGuestOutput(serial),
+    instructions: cpu.icount,
+    cycles: cpu.cycles(),
+    counters,
+    ledger: l0.ledger.lines(),
+    wallSeconds,
+  };
+}
