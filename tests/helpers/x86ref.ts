@@ -2,30 +2,29 @@
 import type { Cpu } from "../../src/cpu/cpu.js";
 import { reg, run64, setReg } from "./machine.js";
 
-export const RAX = 0,
-  RCX = 1,
-  RDX = 2,
-  RBX = 3,
-  RSP = 4,
-  RBP = 5,
-  RSI = 6,
-  RDI = 7;
-export const R8 = 8,
-  R9 = 9,
-  R10 = 10,
-  R11 = 11,
-  R12 = 12,
-  R13 = 13,
-  R14 = 14,
-  R15 = 15;
+export { AF, CF, DF, OF, PF, SF, ZF } from "../../src/x86/flags.js";
+// Register numbers and flag bits come from the architectural facts in src/x86.
+export {
+  R8,
+  R9,
+  R10,
+  R11,
+  R12,
+  R13,
+  R14,
+  R15,
+  RAX,
+  RBP,
+  RBX,
+  RCX,
+  RDI,
+  RDX,
+  RSI,
+  RSP,
+} from "../../src/x86/registers.js";
 
-export const CF = 0x1,
-  PF = 0x4,
-  AF = 0x10,
-  ZF = 0x40,
-  SF = 0x80,
-  DF = 0x400,
-  OF = 0x800;
+import { AF, CF, OF, PF, SF, ZF } from "../../src/x86/flags.js";
+
 export const STATUS = CF | PF | AF | ZF | SF | OF;
 
 export function mask(bits: number): bigint {

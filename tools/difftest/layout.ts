@@ -1,3 +1,4 @@
+import { GPR_NAMES } from "../../src/x86/registers.js";
 /**
  * The fixed addresses both sides of the difftest use. The native harness maps code and data at
  * exactly these addresses (MAP_FIXED_NOREPLACE) and the emulator's identity-mapped long mode
@@ -28,21 +29,4 @@ export const RSP_INIT = DATA_ADDR + 448;
 export const MAX_STACK_BYTES = 128;
 
 export const RSP = 4;
-export const REG_NAMES = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+export const REG_NAMES: readonly string[] = GPR_NAMES;
