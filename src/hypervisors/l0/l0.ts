@@ -91,7 +91,7 @@ export class L0Hypervisor {
    */
   private buildMsrBitmap(): number {
     const page = this.alloc.page();
-    const mem = this.cpu.mem;
+    const mem = this.host.mem;
     const set = (index: number): void => {
       for (const base of [0, 2048]) {
         const a = page + base + (index >> 3);
@@ -112,7 +112,7 @@ export class L0Hypervisor {
   }
 
   createVm(config: VmConfig): Vm {
-    const vm = new Vm(this.cpu.mem, this.alloc, config, { now: () => this.cpu.cycles() }, this.windows);
+    const vm = new Vm(this.host.mem, this.alloc, config, { now: () => this.host.cycles() }, this.windows);
     this.windows += 0x100000;
     return vm;
   }

@@ -90,7 +90,7 @@ export function doSetMsrs(e: NpvEngine, vm: L2Vm, gpa: Arg, count: Arg): number 
   }
   e.l0.chargeHandlerN("npv.table_entry", "npv_set_msrs", n);
   vm.msrs = policy;
-  writeMsrBitmap(e.l0.cpu.mem, vm.msrBitmap, policy);
+  writeMsrBitmap(e.l0.host.mem, vm.msrBitmap, policy);
   return NPV_OK;
 }
 
@@ -160,7 +160,7 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
     backend,
     vm.map,
     st.vm,
-    e.l0.cpu.mem,
+    e.l0.host.mem,
   );
   vm.blk.set(window, blk);
   st.blkDevices++;

@@ -89,9 +89,9 @@ export class NpvEngine {
   private readonly counters = new Map<string, number>();
 
   constructor(readonly l0: L0Hypervisor) {
-    this.pages = new RecyclingPages(l0.cpu.mem, l0.alloc);
+    this.pages = new RecyclingPages(l0.host.mem, l0.alloc);
     this.window = l0.reserveWindow();
-    l0.cpu.mem.addMmio(this.window, 0x1000, this.proxy);
+    l0.host.mem.addMmio(this.window, 0x1000, this.proxy);
   }
 
   // ---- Set-up by the stack ----
@@ -284,7 +284,7 @@ export class NpvEngine {
     if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return { status: NPV_E_INVAL };
     if (st.vms.size >= NPV_MAX_VMS) return { status: NPV_E_NOMEM };
     if (this.freeVpids.length === 0 && this.nextVpid > 0xffff) return { status: NPV_E_NOMEM };
-    const ept = newEpt02(this.l0.cpu.mem, this.pages);
+    const ept = newEpt02(this.l0.host.mem, this.pages);
     let bitmap: number;
     try {
       bitmap = this.pages.page();
@@ -294,7 +294,7 @@ export class NpvEngine {
     }
     const vpid = this.freeVpids.pop() ?? this.nextVpid++;
     const msrs = new MsrPolicy();
-    writeMsrBitmap(this.l0.cpu.mem, bitmap, msrs);
+    writeMsrBitmap(this.l0.host.mem, bitmap, msrs);
     const handle = freeHandle(st.vms);
     const vm = new L2Vm(handle, st, (flags.lo & 1) !== 0, new L2Map(), ept, vpid, bitmap, new CpuidPolicy(), msrs);
     st.vms.set(handle, vm);
@@ -306,7 +306,7 @@ export class NpvEngine {
     if (vm.vcpus.some((v) => v.running)) return NPV_E_BUSY;
     st.mappedPages -= vm.map.size;
     vm.map.clearAll();
-    for (const p of eptTablePages(this.l0.cpu.mem, vm.ept.root)) this.pages.free(p);
+    for (const p of eptTablePages(this.l0.host.mem, vm.ept.root)) this.pages.free(p);
     this.pages.free(vm.msrBitmap);
     this.l0.host.invalidateVpid(vm.vpid);
     this.freeVpids.push(vm.vpid);

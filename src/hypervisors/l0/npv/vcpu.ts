@@ -148,7 +148,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   ctx.lo[4] = lo(NPV_STATE_RSP);
   ctx.hi[4] = hi(NPV_STATE_RSP);
   const index = vm.vcpus.length;
-  const lapic = new LocalApic({ clock: { now: () => e.l0.cpu.cycles() }, apicId: index, bsp: index === 0 });
+  const lapic = new LocalApic({ clock: { now: () => e.l0.host.cycles() }, apicId: index, bsp: index === 0 });
   const handle = freeHandle(st.vcpus);
   const v = new L2Vcpu(handle, vm, index, vmcs, ctx, lapic);
   vm.vcpus.push(v);
