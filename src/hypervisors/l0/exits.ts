@@ -27,9 +27,11 @@ const RCX = 1;
 const RDX = 2;
 const RBX = 3;
 
+const cpuidOut = new Int32Array(4);
+
 function cpuid(l0: L0Hypervisor, vcpu: Vcpu): void {
   const h = l0.host;
-  const out = new Int32Array(4);
+  const out = cpuidOut;
   vcpu.vm.cpuid.query(h.gprLo[RAX], h.gprLo[RCX], out);
   h.gprLo[RAX] = out[0];
   h.gprLo[RBX] = out[1];
