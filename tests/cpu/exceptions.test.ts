@@ -11,6 +11,7 @@ import {
   DATA_BASE,
   expectHalt,
   FakeIntc,
+  fault,
   frame,
   IST1,
   KCODE,
@@ -23,28 +24,11 @@ import {
   stub,
   sysCpu,
   TSS,
+  toUser,
   UCODE64,
   UDATA,
   USER_STACK,
 } from "../helpers/sys.js";
-
-function toUser(flags = 0x2): string {
-  return `
-    push ${UDATA}
-    push ${USER_STACK}
-    push ${flags}
-    push ${UCODE64}
-    lea rax, [rip + user]
-    push rax
-    iretq
-  user:`;
-}
-
-function fault(source: string, setup?: Parameters<typeof sysCpu>[1]) {
-  const c = sysCpu(source, setup);
-  expectHalt(c, runSys(c));
-  return { c, f: frame(c) };
-}
 
 const PAGE = DATA_BASE + 0x5000;
 

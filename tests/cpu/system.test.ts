@@ -14,6 +14,7 @@ import {
   DATA_BASE,
   expectHalt,
   FakeIntc,
+  fault,
   frame,
   GDT,
   KCODE,
@@ -27,30 +28,11 @@ import {
   stub,
   sysCpu,
   TSS_SEL,
+  toUser,
   UCODE64,
   UDATA,
   USER_STACK,
 } from "../helpers/sys.js";
-
-/** Code that drops to CPL 3 (64-bit) at label `user` with RSP = USER_STACK and RFLAGS = `flags`. */
-function toUser(flags = 0x2): string {
-  return `
-    push ${UDATA}
-    push ${USER_STACK}
-    push ${flags}
-    push ${UCODE64}
-    lea rax, [rip + user]
-    push rax
-    iretq
-  user:`;
-}
-
-/** Run and return the frame of the exception the code ended in. */
-function fault(source: string, setup?: Parameters<typeof sysCpu>[1]) {
-  const c = sysCpu(source, setup);
-  expectHalt(c, runSys(c));
-  return { c, f: frame(c) };
-}
 
 /** Run to the final HLT of the code (not a stub). */
 function finish(source: string, setup?: Parameters<typeof sysCpu>[1]) {

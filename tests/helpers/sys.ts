@@ -214,3 +214,23 @@ export class FakeIntc implements InterruptController {
     return this.pending.shift() as number;
   }
 }
+
+/** Code that drops to CPL 3 (64-bit) at label `user` with RSP = USER_STACK and RFLAGS = `flags`. */
+export function toUser(flags = 0x2): string {
+  return `
+    push ${UDATA}
+    push ${USER_STACK}
+    push ${flags}
+    push ${UCODE64}
+    lea rax, [rip + user]
+    push rax
+    iretq
+  user:`;
+}
+
+/** Run and return the frame of the exception the code ended in. */
+export function fault(source: string, setup?: Parameters<typeof sysCpu>[1]) {
+  const c = sysCpu(source, setup);
+  expectHalt(c, runSys(c));
+  return { c, f: frame(c) };
+}
