@@ -68,6 +68,7 @@ import {
   specFor,
   ZF,
 } from "./specs.js";
+import { DE_FLAGS_NOTE, type VendorNote } from "./vendor.js";
 
 export interface Template {
   row: OpDef;
@@ -99,6 +100,8 @@ export interface TestCase {
   data: Uint8Array;
   /** Status flags architecturally undefined at the end (not compared). */
   undef: number;
+  /** Vendor-specific behaviour the case exercises (masked on a host of another vendor: vendor.ts). */
+  vendor: VendorNote[];
   lines: ListingLine[];
 }
 
@@ -163,6 +166,8 @@ export function describeRow(r: OpDef): string {
 interface MemChoice {
   mem: MemOp;
   setup: (() => void)[];
+  /** The effective address, when the generator chose it (not for non-canonical addresses). */
+  addr?: number;
 }
 
 const INTERESTING32 = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x7fffffff, -0x80000000, -1, -2];
@@ -267,6 +272,7 @@ export class Generator {
 
 interface Snapshot {
   undef: number;
+  notes: number;
   len: number;
   lines: number;
   fixups: number;
@@ -277,6 +283,8 @@ class CaseGen {
   private readonly chunks: Chunk[] = [];
   /** Status flags currently undefined. */
   private undef = 0;
+  /** Vendor-specific behaviour exercised so far (vendor.ts). */
+  private readonly notes: VendorNote[] = [];
   /** DF as the generator knows it statically (CLD/STD/POPF only at top level). */
   private df = 0;
   /** Sizes of the balanced pushes not popped yet (innermost last). */
@@ -353,6 +361,7 @@ class CaseGen {
       flags,
       data,
       undef: this.undef,
+      vendor: this.notes,
       lines,
     };
   }
@@ -414,6 +423,7 @@ class CaseGen {
   private snapshot(): Snapshot {
     return {
       undef: this.undef,
+      notes: this.notes.length,
       len: this.chunk.bytes.length,
       lines: this.chunk.lines.length,
       fixups: this.chunk.fixups.length,
@@ -422,6 +432,7 @@ class CaseGen {
 
   private restore(s: Snapshot): void {
     this.undef = s.undef;
+    this.notes.length = s.notes;
     this.chunk.bytes.length = s.len;
     this.chunk.lines.length = s.lines;
     this.chunk.fixups.length = s.fixups;
@@ -623,7 +634,7 @@ class CaseGen {
         mem.dispSize = 4;
       } else mem.disp = a;
       mem.asize32 = false;
-      return { mem, setup };
+      return { mem, setup, addr: a };
     }
     if (this.faultMem === "gp") {
       // A non-canonical address (bits 63:47 not all equal): #GP, or #SS when based on RBP.
@@ -670,7 +681,7 @@ class CaseGen {
       mem.scale = 0;
       mem.ripTarget = addr;
     }
-    return { mem, setup };
+    return { mem, setup, addr };
   }
 
   /** An arbitrary address expression for LEA / hint NOPs (never accessed). */
@@ -927,6 +938,8 @@ class CaseGen {
     if (isMem) {
       const lo = kind === "bt" ? -8 : undefined;
       mc = this.pickMem({ width: memWidth, rex, avoid: setupWrites, lo });
+      if (row.map === 0 && row.code === 0x63 && size === 2 && this.movsxd16Differs(mc.addr))
+        this.notes.push({ kind: "movsxd16-width", skip: true });
     }
     const rm: RmOp | undefined = row.modrm ? (mc ? mc.mem : { kind: "reg", r: rmReg }) : undefined;
 
@@ -1443,6 +1456,16 @@ class CaseGen {
     else if (filler > 0) this.undef = 0;
   }
 
+  /**
+   * Whether MOVSXD r16 at `addr` reads differently on Intel (2 bytes) and AMD (4 bytes): bytes
+   * 0..1 mapped and some of 2..3 not. Unknown addresses count as differing.
+   */
+  private movsxd16Differs(addr: number | undefined): boolean {
+    if (addr === undefined) return true;
+    const mapped = (a: number) => a >= MAP_ADDR && a < MAP_ADDR + MAP_SIZE;
+    return mapped(addr) && mapped(addr + 1) && !(mapped(addr + 2) && mapped(addr + 3));
+  }
+
   /** A non-canonical 64-bit value (bits 63:47 not all equal) as halves. */
   private nonCanonical(): [number, number] {
     const r = this.rng;
@@ -1591,6 +1614,9 @@ class CaseGen {
         reg: ext,
         rm: { kind: "reg", r: x },
       });
+      // A non-canonical target (the other kind is canonical, hi = 0).
+      if (ext === 2 && hi !== 0)
+        this.notes.push({ kind: "call-noncanonical-push", memAddr: this.rspNow() - 8, memLen: 8 });
       this.emit(e, `${ext === 2 ? "call" : "jmp"} ${regName(x, 8, true)}  ; faults`, describeRow(row));
     }
   }
@@ -1617,6 +1643,7 @@ class CaseGen {
     const prefixes: number[] = size === 2 ? [0x66] : [];
     if (rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
     const e = encode({ prefixes, rexW: size === 8, forceRex: rex, map: 0, opcode: t.row.code, reg: t.row.ext, rm });
+    this.notes.push(DE_FLAGS_NOTE);
     this.emit(e, `${t.row.name} ${rmText(rm, size, e.hasRex)}  ; faults`, t.desc);
   }
 

@@ -9,7 +9,7 @@ import { initialState, listing } from "./compare.js";
 import { describeRow, Generator } from "./generator.js";
 import { buildHarness } from "./native.js";
 import { parseSeed } from "./prng.js";
-import { runDifftest } from "./runner.js";
+import { runDifftest, summaryLine } from "./runner.js";
 import { REQUIRED_CLASSES } from "./specs.js";
 
 const HELP = `usage: npm run difftest -- [options]
@@ -21,6 +21,8 @@ const HELP = `usage: npm run difftest -- [options]
   --only RE      only instruction classes matching RE (e.g. 'SHL|ROL')
   --exclude RE   leave out instruction classes matching RE
   --quirks       also generate cases with model-specific outcomes (REP with 67h and ECX=0)
+  --vendor-masks auto|always|never
+                 mask vendor-specific outcomes (vendor.ts): auto = on a non-Intel host (default)
   --show N       print at most N mismatches in full (default 5)
   --chunk N      cases per native process (default 5000)
   --coverage     print which instruction classes/rows are generated and exit
@@ -35,6 +37,7 @@ interface Args {
   only?: string;
   exclude?: string;
   quirks: boolean;
+  vendorMasks: "auto" | "always" | "never";
   show: number;
   chunk: number;
   coverage: boolean;
@@ -50,6 +53,7 @@ function parseArgs(argv: string[]): Args {
     show: 5,
     chunk: 5000,
     quirks: false,
+    vendorMasks: "auto",
     coverage: false,
     quiet: false,
   };
@@ -93,6 +97,13 @@ function parseArgs(argv: string[]): Args {
       case "--quirks":
         a.quirks = true;
         break;
+      case "--vendor-masks": {
+        const m = v();
+        if (m !== "auto" && m !== "always" && m !== "never")
+          throw new Error(`--vendor-masks: auto, always or never, not ${m}`);
+        a.vendorMasks = m;
+        break;
+      }
       case "--show":
         a.show = num();
         break;
@@ -161,6 +172,7 @@ function main(): number {
     only: a.only,
     exclude: a.exclude,
     quirks: a.quirks,
+    vendorMasks: a.vendorMasks,
     show: a.single ? 1 : a.show,
     chunk: a.chunk,
     progress: progress
@@ -188,7 +200,7 @@ function main(): number {
   console.log(
     `difftest: ${r.cases} cases in ${secs.toFixed(1)} s (${Math.round(r.cases / Math.max(secs, 1e-3))} cases/s), seed ${a.seed}`,
   );
-  console.log(`difftest: ${r.cases} cases, ${r.mismatches} mismatches`);
+  console.log(summaryLine(r));
   return r.mismatches > 0 ? 1 : 0;
 }
 

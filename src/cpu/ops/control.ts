@@ -26,7 +26,12 @@ function jmpRm(c: Cpu, i: Insn): void {
   else c.jump(i.size === 2 ? t & 0xffff : t, 0);
 }
 
-/** CALL Ev (FF /2): read the target before pushing (the push may overwrite it). */
+/**
+ * CALL Ev (FF /2): read the target before pushing (the push may overwrite it). A non-canonical
+ * target faults #GP(0) at the CALL after the push, with RSP restored but the return address left
+ * below it: Intel's order (SDM vol. 2A CALL pseudo-code pushes before the RIP load that checks);
+ * AMD checks first and writes nothing (tools/difftest/vendor.ts "call-noncanonical-push").
+ */
 function callRm(c: Cpu, i: Insn): void {
   const t = c.readRm(i);
   const th = c.vHi;

@@ -80,7 +80,7 @@ function movzx(c: Cpu, i: Insn): void {
 
 /** MOVSX Gv, Eb/Ew (0F BE, 0F BF) and MOVSXD Gv, Ed (63). */
 function movsx(c: Cpu, i: Insn): void {
-  const src = i.op === 4 && i.size === 2 ? 2 : i.op; // 1, 2 or 4 (MOVSXD r16 reads r/m16)
+  const src = i.op === 4 && i.size === 2 ? 2 : i.op; // 1, 2 or 4 (MOVSXD r16 reads r/m16: SDM vol. 2B; AMD reads 4 bytes, tools/difftest/vendor.ts)
   let v: number;
   if (i.isMem) {
     c.ea(i);

@@ -277,7 +277,11 @@ function imul1(c: Cpu, i: Insn): void {
   }
 }
 
-/** DIV r/m: unsigned; #DE on a zero divisor or a quotient too wide for the destination. */
+/**
+ * DIV r/m: unsigned; #DE on a zero divisor or a quotient too wide for the destination. The SDM
+ * leaves the status flags undefined; a faulting DIV/IDIV leaves RFLAGS as it was, as Intel does
+ * (AMD hosts change PF: tools/difftest/vendor.ts "de-flags").
+ */
 function div(c: Cpu, i: Insn): void {
   const d = c.readRm(i);
   const dh = c.vHi;
