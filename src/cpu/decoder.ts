@@ -6,13 +6,21 @@ import { OPCODES } from "./optable.js";
 
 /** Candidates per (map, opcode byte): most slots hold one row; groups and prefixed forms hold several. */
 const SLOTS: OpDef[][] = [];
-for (let k = 0; k < 4 * 256; k++) SLOTS.push([]);
+/** The same for VEX-encoded rows, by (VEX.mmmmm, opcode byte). */
+const VEX_SLOTS: OpDef[][] = [];
+for (let k = 0; k < 4 * 256; k++) {
+  SLOTS.push([]);
+  VEX_SLOTS.push([]);
+}
 for (const d of OPCODES) {
   const n = d.plusReg ? 8 : 1;
-  for (let r = 0; r < n; r++) SLOTS[d.map * 256 + d.code + r].push(d);
+  for (let r = 0; r < n; r++) (d.vex ? VEX_SLOTS : SLOTS)[d.map * 256 + d.code + r].push(d);
 }
 // Rows with a mandatory prefix or rm extension must be tried before generic ones.
 for (const s of SLOTS) s.sort((a, b) => specificity(b) - specificity(a));
+for (const s of VEX_SLOTS) s.sort((a, b) => specificity(b) - specificity(a));
+/** VEX.pp → the legacy prefix it stands for. */
+const VEX_PP = [0, 0x66, 0xf3, 0xf2];
 function specificity(d: OpDef): number {
   return (
     (d.prefix !== undefined && d.prefix !== 0 ? 4 : 0) + (d.rmExt !== undefined ? 2 : 0) + (d.ext !== undefined ? 1 : 0)
@@ -20,8 +28,8 @@ function specificity(d: OpDef): number {
 }
 
 /** Look up the opcode table (exported for tests and the disassembler). */
-export function opcodeRows(map: number, code: number): readonly OpDef[] {
-  return SLOTS[map * 256 + code];
+export function opcodeRows(map: number, code: number, vex = false): readonly OpDef[] {
+  return (vex ? VEX_SLOTS : SLOTS)[map * 256 + code];
 }
 
 function ud(c: Cpu): never {
@@ -89,7 +97,35 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
     } else break;
   }
   let map = 0;
-  if (b === 0x0f) {
+  // VEX (SDM vol. 2, 2.3.5): C5 = R̄ vvvv̄ L pp; C4 = R̄ X̄ B̄ mmmmm, then W vvvv̄ L pp. Outside
+  // 64-bit mode C4/C5 are LES/LDS unless the next byte's top bits are 11 (a register ModRM
+  // there), and VEX.R/X/B/W and vvvv[3] are ignored (as Bochs decodes it).
+  let vexV = -1;
+  let vexL = 0;
+  let vexPP = 0;
+  if (b === 0xc4 || b === 0xc5) {
+    const p1 = byte();
+    if (m64 || p1 >= 0xc0) {
+      // 2.3.2: a 66, F2, F3, REX or LOCK prefix before VEX is #UD.
+      if (rex !== 0 || opsizePrefix || rep !== 0 || lock) ud(c);
+      let p2 = p1;
+      let rx = (~p1 >> 5) & 4;
+      map = 1;
+      if (b === 0xc4) {
+        map = p1 & 0x1f;
+        p2 = byte();
+        rx = ((~p1 >> 5) & 7) | ((p2 >> 4) & 8);
+        if (map < 1 || map > 3) ud(c);
+      }
+      vexV = (~p2 >> 3) & 15;
+      vexL = (p2 >> 2) & 1;
+      vexPP = VEX_PP[p2 & 3];
+      if (m64) rex = 0x40 | rx;
+      else vexV &= 7;
+      b = byte();
+    } else pos--;
+  }
+  if (vexV < 0 && b === 0x0f) {
     b = byte();
     if (b === 0x38) {
       map = 2;
@@ -99,7 +135,7 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
       b = byte();
     } else map = 1;
   }
-  const rows = SLOTS[map * 256 + b];
+  const rows = (vexV < 0 ? SLOTS : VEX_SLOTS)[map * 256 + b];
   if (rows.length === 0) ud(c);
   const needModrm = rows[0].modrm;
   let modrm = -1;
@@ -113,7 +149,9 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
   for (const d of rows) {
     if (d.ext !== undefined && d.ext !== regField) continue;
     if (d.rmExt !== undefined && (mod !== 3 || d.rmExt !== rmField)) continue;
-    if (d.prefix !== undefined) {
+    if (vexV >= 0) {
+      if ((d.prefix ?? 0) !== vexPP) continue;
+    } else if (d.prefix !== undefined) {
       if (d.prefix === 0) {
         if (lastRepByte !== 0) continue;
       } else if (d.prefix !== mandatory && !(d.prefix === 0x66 && opsizePrefix && lastRepByte === 0)) continue;
@@ -126,6 +164,9 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
     break;
   }
   if (def === undefined) return ud(c);
+  // VEX-encoded general-purpose instructions (SDM vol. 2, 2.5.1, exception class 13): VEX.L = 1
+  // is #UD, and so is a vvvv other than 1111b where the instruction does not use it (2.3.6).
+  if (vexV >= 0 && (vexL !== 0 || (def.vex === "nov" && vexV !== 0))) ud(c);
   if (asizePrefix && !m64) ud(c); // 16-bit addressing is out of scope
   const i = new Insn(def.exec);
   i.name = def.name;
@@ -133,6 +174,7 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
   i.op = def.op ?? 0;
   i.rep = rep;
   i.lock = lock;
+  if (vexV >= 0) i.vreg = vexV;
   const rexW = (rex & 8) !== 0;
   // Operand size.
   const usedOpsizeAsMandatory = def.prefix === 0x66;

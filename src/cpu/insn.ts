@@ -28,6 +28,8 @@ export class Insn {
   isMem = false;
   /** ModRM.rm (+REX.B) when a register operand. High-8 registers are 16..19. */
   rm = 0;
+  /** VEX.vvvv: the register a VEX-encoded instruction names there (0..15). */
+  vreg = 0;
   /** Memory operand: base register or NONE or BASE_RIP. */
   base = NONE;
   /** Memory operand: index register or NONE. */

@@ -52,6 +52,12 @@ export interface OpDef {
   rmWord?: boolean;
   /** Invalid in 64-bit mode (`no64`) or only valid there (`only64`). */
   mode?: "no64" | "only64";
+  /**
+   * VEX-encoded (SDM vol. 2, 2.3): `map` is VEX.mmmmm, `prefix` is VEX.pp (0 = none) and must
+   * match exactly, REX.W is VEX.W, VEX.L must be 0. `v`: VEX.vvvv names a register (Insn.vreg);
+   * `nov`: VEX.vvvv is unused and must be 1111b (#UD otherwise).
+   */
+  vex?: "v" | "nov";
   /** LOCK prefix allowed (with a memory destination). */
   lockable?: boolean;
   exec: Handler;

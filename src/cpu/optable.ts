@@ -5,6 +5,7 @@
 import type { OpDef } from "./opdef.js";
 import { ALU_OPS } from "./ops/alu.js";
 import { BITS_OPS } from "./ops/bits.js";
+import { BMI_OPS } from "./ops/bmi.js";
 import { CONTROL_OPS } from "./ops/control.js";
 import { FLAGOPS_OPS } from "./ops/flagops.js";
 import { MOVE_OPS } from "./ops/move.js";
@@ -20,6 +21,7 @@ export const OPCODES: readonly OpDef[] = [
   ...MULDIV_OPS,
   ...SHIFT_OPS,
   ...BITS_OPS,
+  ...BMI_OPS,
   ...STRING_OPS,
   ...FLAGOPS_OPS,
   ...SYSTEM_OPS,

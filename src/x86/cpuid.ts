@@ -34,6 +34,7 @@ export const F7B_BMI1 = 1 << 3,
   F7B_SMEP = 1 << 7,
   F7B_BMI2 = 1 << 8,
   F7B_INVPCID = 1 << 10,
+  F7B_ADX = 1 << 19,
   F7B_SMAP = 1 << 20;
 // Leaf 0x80000001
 export const FE1D_SYSCALL = 1 << 11,

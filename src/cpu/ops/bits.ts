@@ -11,12 +11,15 @@ import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";
 import { ALU_CMP, alu } from "./alu.js";
 
-/** Set CF only; the other status flags keep their values. */
-function setCfOnly(c: Cpu, cf: number): void {
-  if (c.lfOp === LF_RES) c.lfAux = (c.lfAux & ~CF) | cf;
-  else if (c.lfOp === LF_NONE) c.flagsBase = (c.flagsBase & ~CF) | cf;
+/**
+ * Set one of CF or OF (`bit`) to `v` (0 or `bit`); the other status flags keep their values.
+ * Under LF_RES both live in lfAux; otherwise the flags are materialized first.
+ */
+export function setCfOrOf(c: Cpu, bit: number, v: number): void {
+  if (c.lfOp === LF_RES) c.lfAux = (c.lfAux & ~bit) | v;
+  else if (c.lfOp === LF_NONE) c.flagsBase = (c.flagsBase & ~bit) | v;
   else {
-    c.flagsBase = (c.getFlags() & ~CF) | cf;
+    c.flagsBase = (c.getFlags() & ~bit) | v;
     c.lfOp = LF_NONE;
   }
 }
@@ -64,7 +67,7 @@ function btRmReg(c: Cpu, i: Insn): void {
     const v = c.getReg(i.rm, size);
     const r = bitOp(op, v, c.vHi, bit);
     if (op !== BT) c.setReg(i.rm, size, size === 2 ? r & 0xffff : r, resHi);
-    setCfOnly(c, resCf);
+    setCfOrOf(c, CF, resCf);
     return;
   }
   // Byte displacement = (offset SAR log2(bits)) · size, i.e. offset SAR 3 with the low bits cleared.
@@ -90,7 +93,7 @@ function btRmReg(c: Cpu, i: Insn): void {
   const v = c.readMem(aLo, aHi, size);
   const r = bitOp(op, v, c.vHi, bit);
   if (op !== BT) c.writeMem(aLo, aHi, size, size === 2 ? r & 0xffff : r, resHi);
-  setCfOnly(c, resCf);
+  setCfOrOf(c, CF, resCf);
 }
 
 /** BT* Ev, Ib (group 8, 0F BA /4../7): the offset is taken modulo the operand width. */
@@ -99,7 +102,7 @@ function btRmImm(c: Cpu, i: Insn): void {
   const v = c.readRm(i);
   const r = bitOp(i.op, v, c.vHi, bit);
   if (i.op !== BT) c.writeRm(i, i.size === 2 ? r & 0xffff : r, resHi);
-  setCfOnly(c, resCf);
+  setCfOrOf(c, CF, resCf);
 }
 
 // =====================================================================================

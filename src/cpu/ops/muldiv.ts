@@ -19,10 +19,10 @@ const TWO32 = 4294967296;
 
 // ---- Scratch results (module-level: no allocation on the hot path). ----
 /** 128-bit product, 32-bit words from least significant (int32). */
-let p0 = 0;
-let p1 = 0;
-let p2 = 0;
-let p3 = 0;
+export let p0 = 0;
+export let p1 = 0;
+export let p2 = 0;
+export let p3 = 0;
 /** Quotient and remainder of the last division (int32 halves). */
 let qLo = 0;
 let qHi = 0;
@@ -30,7 +30,7 @@ let rLo = 0;
 let rHi = 0;
 
 /** Unsigned 32×32→64 into p0 (low) and p1 (high). */
-function mulU32(a: number, b: number): void {
+export function mulU32(a: number, b: number): void {
   const a0 = a & 0xffff;
   const a1 = a >>> 16;
   const b0 = b & 0xffff;
@@ -43,7 +43,7 @@ function mulU32(a: number, b: number): void {
 }
 
 /** Unsigned 64×64→128 into p0..p3 (schoolbook over 16-bit limbs). */
-function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
+export function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
   const a0 = aLo & 0xffff;
   const a1 = aLo >>> 16;
   const a2 = aHi & 0xffff;
