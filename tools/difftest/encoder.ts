@@ -50,7 +50,21 @@ export interface EncodeArgs {
   plusReg?: number;
   /** Immediate/displacement bytes that follow ModRM/SIB/disp. */
   imm?: number[];
+  /** Encode with a VEX prefix instead of REX + escape bytes (SDM vol. 2, 2.3); `map` is VEX.mmmmm. */
+  vex?: VexArgs;
 }
+
+/** The VEX fields the REX-derived R/X/B and `rexW` do not give. */
+export interface VexArgs {
+  /** The register VEX.vvvv names (0..15; 0 = the "unused" 1111b encoding). */
+  vvvv: number;
+  /** VEX.L. */
+  l: 0 | 1;
+  /** The mandatory prefix VEX.pp stands for: 0, 0x66, 0xF3 or 0xF2. */
+  pp: number;
+}
+
+const VEX_PP: Record<number, number> = { 0: 0, 102: 1, 243: 2, 242: 3 };
 
 export interface Encoded {
   bytes: number[];
@@ -95,11 +109,19 @@ export function encode(a: EncodeArgs): Encoded {
   }
   if (a.plusReg !== undefined && a.plusReg >= 8) rex |= 1;
   const out: number[] = [...a.prefixes];
-  const hasRex = rex !== 0 || a.forceRex;
-  if (hasRex) out.push(0x40 | rex);
-  if (a.map === 1) out.push(0x0f);
-  else if (a.map === 2) out.push(0x0f, 0x38);
-  else if (a.map === 3) out.push(0x0f, 0x3a);
+  const v = a.vex;
+  const hasRex = v !== undefined || rex !== 0 || a.forceRex;
+  if (v !== undefined) {
+    // VEX: R̄ X̄ B̄ and vvvv̄ inverted. The 2-byte form (C5) only for map 0F with W, X, B clear.
+    const tail = ((~v.vvvv & 15) << 3) | (v.l << 2) | VEX_PP[v.pp];
+    if (a.map === 1 && (rex & 0xb) === 0) out.push(0xc5, (rex & 4 ? 0 : 0x80) | tail);
+    else out.push(0xc4, ((~rex & 7) << 5) | a.map, (rex & 8 ? 0x80 : 0) | tail);
+  } else {
+    if (hasRex) out.push(0x40 | rex);
+    if (a.map === 1) out.push(0x0f);
+    else if (a.map === 2) out.push(0x0f, 0x38);
+    else if (a.map === 3) out.push(0x0f, 0x3a);
+  }
   out.push(a.plusReg !== undefined ? a.opcode + (a.plusReg & 7) : a.opcode);
   let fixupAt = -1;
   let fixupTarget = 0;

@@ -255,6 +255,14 @@ export class Generator {
     );
   }
 
+  /** VEX-encoded templates of the selected classes (for #UD cases). */
+  get vexTemplates(): Template[] {
+    if (this.vexList === undefined)
+      this.vexList = [...this.classes.values()].flat().filter((t) => t.row.vex !== undefined);
+    return this.vexList;
+  }
+  private vexList: Template[] | undefined;
+
   popTemplates(): Template[] {
     return this.templates.filter((t) => t.spec.kind === "pop");
   }
@@ -856,8 +864,9 @@ class CaseGen {
     const kind = spec.kind;
     const size = this.pickSize(row, spec.sizes);
     const byteOp = row.size === "b";
+    const vex = row.vex !== undefined;
     let rexW = size === 8 && (row.size === "v" || row.size === "y");
-    let rex = rexW || r.chance(0.45);
+    let rex = rexW || vex || r.chance(0.45); // VEX carries R/X/B: all 16 registers
     if (kind === "div" && byteOp && r.chance(0.5)) rex = false; // exercise AH as the high half
     const prefixes: number[] = [];
     if (byteOp && rex && r.chance(0.1)) rexW = true; // REX.W is ignored for byte operations
@@ -878,7 +887,7 @@ class CaseGen {
     if (row.modrm) {
       if (row.ext !== undefined) {
         reg = row.ext;
-        junkR = rex && r.chance(0.1); // REX.R with an opcode extension is ignored
+        junkR = rex && !vex && r.chance(0.1); // REX.R with an opcode extension is ignored
       } else if (spec.regIgnored) {
         reg = r.int(rex ? 16 : 8);
       } else if (kind === "bt") {
@@ -887,6 +896,9 @@ class CaseGen {
     }
     let plusReg: number | undefined;
     if (row.plusReg) plusReg = this.pickReg(wReg, byteOp, rex);
+    // VEX.vvvv: a source (any register) or a destination (a writable one); 0 when unused.
+    const vreg =
+      spec.vvvv === undefined || spec.vvvv === "none" ? 0 : this.pickReg(spec.vWritten === true, false, true);
 
     // ---- r/m operand: register or memory ----
     let isMem = false;
@@ -1055,8 +1067,9 @@ class CaseGen {
     if (isMem && row.lockable && r.chance(0.25)) prefixes.unshift(0xf0);
     if (isMem && r.chance(0.04)) prefixes.unshift(r.pick([0x26, 0x2e, 0x36, 0x3e])); // ignored in 64-bit mode
     if (rm && rm.kind === "mem" && rm.asize32) prefixes.push(0x67);
-    if (row.prefix) prefixes.push(row.prefix); // mandatory prefix last before REX
+    if (row.prefix && !vex) prefixes.push(row.prefix); // mandatory prefix last before REX
     const e = encode({
+      vex: vex ? { vvvv: vreg, l: 0, pp: row.prefix ?? 0 } : undefined,
       prefixes,
       rexW,
       forceRex: rex,
@@ -1077,7 +1090,11 @@ class CaseGen {
       const rmSize = row.rmByte ? 1 : row.rmWord ? 2 : spec.memWidth && rm.kind === "mem" ? spec.memWidth : regSize;
       const rmS = rmText(rm, rmSize, hasRex);
       const regS = row.ext !== undefined ? "" : spec.regIgnored ? "" : regName(reg as number, regSize, hasRex);
-      if (regS === "") ops.push(rmS);
+      const vS = regName(vreg, regSize, true);
+      if (spec.vvvv === "first") ops.push(vS, rmS);
+      else if (spec.vvvv === "mid") ops.push(regS, vS, rmS);
+      else if (spec.vvvv === "last") ops.push(regS, rmS, vS);
+      else if (regS === "") ops.push(rmS);
       else if (spec.w === "reg") ops.push(regS, rmS);
       else ops.push(rmS, regS);
     }
@@ -1378,6 +1395,7 @@ class CaseGen {
     if (k === 5) this.genStackFault();
     else if (k === 6) this.genJumpFault();
     else if (k === 0 && divs.length > 0) this.genDivFault(r.pick(divs));
+    else if (k === 1 && this.g.vexTemplates.length > 0 && r.chance(0.5)) this.genVexFault(r.pick(this.g.vexTemplates));
     else if (k === 1) this.genLockFault();
     else if (k === 4 && strs.length > 0) {
       this.faultMem = "pf";
@@ -1678,6 +1696,34 @@ class CaseGen {
       text = `lock mov ${rmText(mc.mem, size, e.hasRex)}, ${regName(reg, size, e.hasRex)}  ; #UD`;
     }
     this.emit(e, text, "helper (faults)");
+  }
+
+  /**
+   * A VEX-encoded instruction made invalid (SDM vol. 2, 2.3.2, 2.3.6, 2.5.1; AMD APM vol. 3,
+   * 1.8): VEX.L = 1, a 66/F2/F3/LOCK/REX prefix before VEX, a reserved VEX.mmmmm, or a vvvv
+   * other than 1111b where the instruction does not use it. #UD on both sides.
+   */
+  private genVexFault(t: Template): void {
+    const r = this.rng;
+    const row = t.row;
+    const size = r.pick([4, 8]);
+    const why = r.int(row.vex === "nov" ? 4 : 3);
+    const prefixes = why === 1 ? [r.pick([0x66, 0xf2, 0xf3, 0xf0, 0x40 | r.int(16)])] : [];
+    const map = why === 2 ? r.pick([0, 4, 5, 6, 7]) : row.map;
+    const vvvv = why === 3 ? r.range(1, 15) : row.vex === "nov" ? 0 : r.int(16);
+    const e = encode({
+      prefixes,
+      rexW: size === 8,
+      forceRex: false,
+      map,
+      opcode: row.code,
+      reg: row.ext ?? r.int(16),
+      rm: { kind: "reg", r: r.int(16) },
+      imm: row.imm === "ib" ? [this.imm8()] : undefined,
+      vex: { vvvv, l: why === 0 ? 1 : 0, pp: row.prefix ?? 0 },
+    });
+    const what = ["VEX.L = 1", `${bytesHex(prefixes)} before VEX`, `VEX.mmmmm = ${map}`, "vvvv not 1111b"][why];
+    this.emit(e, `${row.name} (${size * 8}-bit)  ; #UD: ${what}`, "helper (faults)");
   }
 
   /** ENTER size, level with RBP pointing into the data area; a few items; LEAVE. */

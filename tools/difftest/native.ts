@@ -71,6 +71,7 @@ export function buildHarness(): Harness | string {
       popcnt: on("popcnt"),
       lzcnt: on("lzcnt"),
       bmi1: on("bmi1"),
+      bmi2: on("bmi2"),
       movbe: on("movbe"),
       adx: on("adx"),
       lahf: on("lahf"),

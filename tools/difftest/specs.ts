@@ -60,7 +60,7 @@ export function ccReads(cc: number): number {
   }
 }
 
-export type Feature = "popcnt" | "lzcnt" | "bmi1" | "movbe" | "adx" | "lahf";
+export type Feature = "popcnt" | "lzcnt" | "bmi1" | "bmi2" | "movbe" | "adx" | "lahf";
 
 /**
  * How operands are built:
@@ -108,8 +108,10 @@ export interface Spec {
   map: number;
   code: number;
   ext?: number;
-  /** Mandatory prefix (0 = none). */
+  /** Mandatory prefix (0 = none); for VEX rows, VEX.pp. */
   prefix?: number;
+  /** Matches VEX-encoded rows only. */
+  vex?: boolean;
   /** Instruction class for the coverage report. */
   cls: string;
   kind: Kind;
@@ -134,6 +136,13 @@ export interface Spec {
   str?: "movs" | "cmps" | "stos" | "lods" | "scas";
   /** For branches. */
   branch?: "jcc" | "jmp" | "jrcxz" | "loop" | "loope" | "loopne";
+  /**
+   * VEX-encoded (the row has `vex`): where the VEX.vvvv register goes in the Intel operand order
+   * (`first`: vvvv, r/m as BLSR; `mid`: reg, vvvv, r/m as ANDN; `last`: reg, r/m, vvvv as
+   * SHLX; `none`: unused, 1111b), and whether the instruction writes it.
+   */
+  vvvv?: "first" | "mid" | "last" | "none";
+  vWritten?: boolean;
 }
 
 /** The classes the difftest issue requires, in report order. */
@@ -202,6 +211,28 @@ export const REQUIRED_CLASSES = [
   "STC",
   "CMC",
 ] as const;
+
+/** ANDN, BLSI/BLSMSK/BLSR, BZHI: SF ZF CF OF defined, AF PF undefined. */
+export const E_BMI: Eff = { def: SF | ZF | CF | OF, undef: AF | PF, reads: 0 };
+/** BEXTR: ZF CF OF defined, AF SF PF undefined. */
+export const E_BEXTR: Eff = { def: ZF | CF | OF, undef: AF | SF | PF, reads: 0 };
+
+/** One VEX-encoded BMI row in map 0F 38 (RORX moves to 0F 3A). */
+function bmi(
+  cls: string,
+  code: number,
+  ext: number | undefined,
+  prefix: number,
+  vvvv: "first" | "mid" | "last" | "none",
+  eff: Eff,
+  feature: Feature,
+): [Spec] {
+  const vWritten = vvvv === "first" || cls === "MULX";
+  const w = vvvv === "first" ? "none" : "reg";
+  return [
+    { map: 2, code, ext, prefix, cls, kind: "generic", w, eff, sizes: [4, 8], feature, vex: true, vvvv, vWritten },
+  ];
+}
 
 const S: Spec[] = [];
 const ALU = ["ADD", "OR", "ADC", "SBB", "AND", "SUB", "XOR", "CMP"];
@@ -304,6 +335,22 @@ S.push(
     sizes: [4, 8],
     feature: "adx",
   },
+  // BMI1/BMI2 (VEX, 32/64-bit). Flags per SDM vol. 2 (AMD's APM vol. 3 lists the same): the
+  // BMI1 ones and BZHI define SF ZF CF OF (BEXTR: ZF CF OF) and leave AF PF (BEXTR: AF SF PF)
+  // undefined; MULX, PDEP, PEXT, RORX, SARX, SHLX, SHRX touch no flag.
+  ...bmi("ANDN", 0xf2, undefined, 0, "mid", E_BMI, "bmi1"),
+  ...bmi("BEXTR", 0xf7, undefined, 0, "last", E_BEXTR, "bmi1"),
+  ...bmi("BLSR", 0xf3, 1, 0, "first", E_BMI, "bmi1"),
+  ...bmi("BLSMSK", 0xf3, 2, 0, "first", E_BMI, "bmi1"),
+  ...bmi("BLSI", 0xf3, 3, 0, "first", E_BMI, "bmi1"),
+  ...bmi("BZHI", 0xf5, undefined, 0, "last", E_BMI, "bmi2"),
+  ...bmi("PDEP", 0xf5, undefined, 0xf2, "mid", E_NONE, "bmi2"),
+  ...bmi("PEXT", 0xf5, undefined, 0xf3, "mid", E_NONE, "bmi2"),
+  ...bmi("MULX", 0xf6, undefined, 0xf2, "mid", E_NONE, "bmi2"),
+  ...bmi("SARX", 0xf7, undefined, 0xf3, "last", E_NONE, "bmi2"),
+  ...bmi("SHLX", 0xf7, undefined, 0x66, "last", E_NONE, "bmi2"),
+  ...bmi("SHRX", 0xf7, undefined, 0xf2, "last", E_NONE, "bmi2"),
+  { ...bmi("RORX", 0xf0, undefined, 0xf2, "none", E_NONE, "bmi2")[0], map: 3 },
   { map: 1, code: 0x1f, cls: "NOP", kind: "nop", w: "none", eff: E_NONE },
   // Hint NOPs: prefetch (0F 18), reserved-NOP space (0F 19, 0F 1C, 0F 1D). 0F 1A/1B (MPX) and
   // 0F 1E (CET) are left out: their meaning depends on enabled features.
@@ -461,6 +508,7 @@ export function specFor(row: OpDef): Spec | undefined {
     } else if (s.code !== row.code) continue;
     if (s.ext !== row.ext) continue;
     if (normPrefix(s.prefix) !== normPrefix(row.prefix)) continue;
+    if ((s.vex === true) !== (row.vex !== undefined)) continue;
     return s;
   }
   return undefined;
@@ -469,7 +517,15 @@ export function specFor(row: OpDef): Spec | undefined {
 /** Feature gates the host CPU reported (all true when unknown). */
 export type Features = Record<Feature, boolean>;
 
-export const ALL_FEATURES: Features = { popcnt: true, lzcnt: true, bmi1: true, movbe: true, adx: true, lahf: true };
+export const ALL_FEATURES: Features = {
+  popcnt: true,
+  lzcnt: true,
+  bmi1: true,
+  bmi2: true,
+  movbe: true,
+  adx: true,
+  lahf: true,
+};
 
 export const FLAG_NAMES: [number, string][] = [
   [CF, "CF"],

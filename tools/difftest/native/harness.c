@@ -145,7 +145,7 @@ static void features(void) {
   unsigned a, b, c, d;
   unsigned maxl = __get_cpuid_max(0, 0);
   unsigned maxe = __get_cpuid_max(0x80000000, 0);
-  int popcnt = 0, movbe = 0, bmi1 = 0, adx = 0, lzcnt = 0, lahf = 0;
+  int popcnt = 0, movbe = 0, bmi1 = 0, bmi2 = 0, adx = 0, lzcnt = 0, lahf = 0;
   char vendor[13] = {0};
   __cpuid(0, a, b, c, d);
   memcpy(vendor, &b, 4);
@@ -159,6 +159,7 @@ static void features(void) {
   if (maxl >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     bmi1 = (b >> 3) & 1;
+    bmi2 = (b >> 8) & 1;
     adx = (b >> 19) & 1;
   }
   if (maxe >= 0x80000001) {
@@ -166,8 +167,8 @@ static void features(void) {
     lahf = c & 1;
     lzcnt = (c >> 5) & 1;
   }
-  printf("vendor=%s popcnt=%d movbe=%d bmi1=%d adx=%d lzcnt=%d lahf=%d\n", vendor, popcnt, movbe, bmi1, adx, lzcnt,
-         lahf);
+  printf("vendor=%s popcnt=%d movbe=%d bmi1=%d bmi2=%d adx=%d lzcnt=%d lahf=%d\n", vendor, popcnt, movbe, bmi1, bmi2,
+         adx, lzcnt, lahf);
 }
 
 static int read_full(void *p, size_t n) {
