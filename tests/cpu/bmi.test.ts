@@ -217,6 +217,21 @@ describe.skipIf(!HAVE_AS)("ADX: ADCX/ADOX", () => {
     }
   });
 
+  it("memory sources; the 66 of ADCX is its mandatory prefix, not an operand-size override", () => {
+    const c = runRegs(
+      `mov rsi, ${DATA_BASE}
+       mov qword ptr [rsi], rbx
+       stc
+       adcx rax, [rsi]
+       adox ecx, [rsi]`,
+      { [RAX]: 1n, [RBX]: mask(64), [RCX]: 0x1_0000_0002n },
+      OF,
+    );
+    expect(reg(c, RAX)).toBe(1n); // 1 + 2^64-1 + CF → 1, carry out
+    expect(reg(c, RCX)).toBe(2n); // 32-bit: 2 + 0xffffffff + OF → 2, zero-extended
+    expect(c.getFlags() & (CF | OF)).toBe(CF | OF);
+  });
+
   it("two interleaved carry chains (the use ADX is made for)", () => {
     // [r8:r9] + [r10:r11] through CF, [r12:r13] + [r14:r15] through OF.
     const c = runRegs(
