@@ -38,6 +38,7 @@ export const EDX = 3;
  * - `pcid`: CR4.PCIDE can be set (in IA-32e mode) and tags the TLB
  * - `cmpxchg16b`: CMPXCHG8B with REX.W is CMPXCHG16B
  * - `local-apic`: the machine's local APIC answers its MSRs (in x2APIC mode for the x2APIC range)
+ * - `hypervisor-leaves`: a hypervisor's policy (L0's VM, L1) answers the leaves from 0x40000000
  */
 export type Mechanism =
   | "ia32e-paging"
@@ -49,7 +50,8 @@ export type Mechanism =
   | "1g-pages"
   | "pcid"
   | "cmpxchg16b"
-  | "local-apic";
+  | "local-apic"
+  | "hypervisor-leaves";
 
 export interface FeatureImpl {
   name: string;
@@ -104,6 +106,8 @@ export const FEATURE_IMPLS: readonly FeatureImpl[] = [
   }),
   feat("MOVBE", 1, ECX, F.F1C_MOVBE, { insns: ["movbe"] }),
   feat("POPCNT", 1, ECX, F.F1C_POPCNT, { insns: ["popcnt"] }),
+  // Set only in hypervisors' policies (L0's VM, L1 for L2), not by the bare CPU.
+  feat("HYPERVISOR", 1, ECX, F.F1C_HYPERVISOR, { mechanisms: ["hypervisor-leaves"] }),
   feat("TSC-Deadline", 1, ECX, F.F1C_TSC_DEADLINE, { msrs: [M.MSR_IA32_TSC_DEADLINE], mechanisms: ["local-apic"] }),
   // ---- Leaf 7.0 EBX ----
   feat("BMI1", 7, EBX, F.F7B_BMI1, { insns: ["andn", "bextr", "blsi", "blsmsk", "blsr", "tzcnt"] }),

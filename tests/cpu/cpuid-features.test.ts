@@ -11,6 +11,8 @@ import { CpuModel } from "../../src/cpu/cpuid.js";
 import { FEATURE_IMPLS, FEATURE_REGISTERS, type FeatureImpl, type Mechanism } from "../../src/cpu/features.js";
 import { readMsr, writeMsr } from "../../src/cpu/msr.js";
 import { OPCODES } from "../../src/cpu/optable.js";
+import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
+import { Vm } from "../../src/hypervisors/l0/vm.js";
 import { Machine } from "../../src/machine/machine.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { ACC_FETCH, ACC_READ, FAULT_NONE, FAULT_PF, LEAF_G, LEAF_PAT_SHIFT, PageWalker } from "../../src/mmu/walker.js";
@@ -34,8 +36,8 @@ function walkOne(flags: bigint, level: number, access: number, c = ctl()): PageW
   return w;
 }
 
-/** Each mechanism's behavioural check: true when the mechanism is there and works. */
-const MECHANISM_CHECKS: Record<Mechanism, () => boolean> = {
+/** Each mechanism's behavioural check (on the CPUID model under test): true when it is there and works. */
+const MECHANISM_CHECKS: Record<Mechanism, (model: CpuModel) => boolean> = {
   "ia32e-paging": () => {
     const c = makeCpu64();
     return c.mode64 && (c.efer & EFER_LMA) !== 0 && c.translate(0x1000, 0, ACC_READ) === 0x1000;
@@ -68,6 +70,11 @@ const MECHANISM_CHECKS: Record<Mechanism, () => boolean> = {
     c.lo[1] = 9;
     return c.run(10) === STOP_HALT && c.mem.read(DATA_BASE, 4) === 7 && c.mem.read(DATA_BASE + 8, 4) === 9;
   },
+  "hypervisor-leaves": (model) => {
+    const r = new Int32Array(4);
+    model.query(0x40000000, 0, r);
+    return r[0] >>> 0 >= 0x40000000 && (r[1] | r[2] | r[3]) !== 0;
+  },
   "local-apic": () => {
     const m = new Machine({ memory: 4 << 20 });
     return m.lapic.readMsr(MSR_IA32_APIC_BASE) !== null;
@@ -95,9 +102,33 @@ const REG = ["EAX", "EBX", "ECX", "EDX"];
 const label = (a: { leaf: number; reg: number; bit: number }): string =>
   `CPUID.${a.leaf.toString(16)}:${REG[a.reg]}[${31 - Math.clz32(a.bit)}]`;
 
+/** L0's CPUID policy for a VM (the host model plus the hypervisor bit and KVM's leaves). */
+function vmPolicy(): CpuModel {
+  const host = new PhysicalMemory(32 << 20);
+  const vm = new Vm(
+    host,
+    new HostPageAllocator(host, 0x100000, 32 << 20),
+    { memory: 8 << 20 },
+    { now: () => 0 },
+    2 ** 40,
+  );
+  return vm.cpuid;
+}
+
 describe("CPUID advertises only what is implemented", () => {
   const model = new CpuModel();
   const bits = advertised(model);
+
+  it("so does L0's policy for a VM: every bit it adds has an implementation that holds", () => {
+    const policy = vmPolicy();
+    const added = advertised(policy);
+    expect(added.filter((a) => implOf(a) === undefined).map(label)).toEqual([]);
+    const bad: string[] = [];
+    for (const a of added)
+      for (const m of implOf(a)?.mechanisms ?? []) if (!MECHANISM_CHECKS[m](policy)) bad.push(`${label(a)}: ${m}`);
+    expect(bad).toEqual([]);
+    expect(added.length).toBe(bits.length + 1); // the hypervisor bit
+  });
 
   it("every advertised feature bit has a declared implementation", () => {
     const missing = bits.filter((a) => implOf(a) === undefined).map(label);
@@ -151,7 +182,7 @@ describe("CPUID advertises only what is implemented", () => {
     const bad: string[] = [];
     for (const a of bits) {
       const f = implOf(a);
-      for (const m of f?.mechanisms ?? []) if (!MECHANISM_CHECKS[m]()) bad.push(`${f?.name}: ${m}`);
+      for (const m of f?.mechanisms ?? []) if (!MECHANISM_CHECKS[m](model)) bad.push(`${f?.name}: ${m}`);
     }
     expect(bad).toEqual([]);
   });
@@ -184,7 +215,8 @@ describe("CPUID advertises only what is implemented", () => {
         .filter((a) => implOf(a) === undefined)
         .map(label),
     ).toEqual(["CPUID.1:ECX[28]"]);
-    expect(MECHANISM_CHECKS.smep()).toBe(true);
+    expect(MECHANISM_CHECKS.smep(model)).toBe(true);
+    expect(MECHANISM_CHECKS["hypervisor-leaves"](model)).toBe(false); // the bare CPU has no such leaves
     expect(walkOne(P | RW | US, 1, ACC_FETCH).fault).toBe(FAULT_NONE); // SMEP off: the check's control
   });
 });
