@@ -4,6 +4,7 @@
  * work from the cost profile.
  */
 
+import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
@@ -183,7 +184,7 @@ function emulateMmio(l0: L0Hypervisor, vcpu: Vcpu, gpa: number): void {
   else {
     l0.chargeHandler("l0.io_kernel", reason);
     // Queue notifications are ioeventfds (completed in the kernel); other registers go to QEMU.
-    const notify = gpa - region.gpa === 0x50;
+    const notify = gpa - region.gpa === VIRTIO_MMIO_QUEUE_NOTIFY;
     if (!region.inKernel && !notify) l0.chargeHandler("l0.userspace_hop", reason);
   }
   const r = l0.host.emulateMmioInstruction(

@@ -10,6 +10,7 @@
  * violation) and answered with E_INVAL.
  */
 import type { BlockBackend } from "../../../devices/block-backend.js";
+import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
 import * as V from "../../../x86/vmx.js";
 import {
   NPV_ABI_VERSION,
@@ -64,7 +65,7 @@ import { createL2Vcpu } from "./vcpu.js";
 const NPV_RANGE_FIRST = 0x100;
 const NPV_RANGE_LAST = 0x1ff;
 /** xAPIC page in every L2's guest-physical space (never composed into EPT02). */
-export const L2_APIC_PFN = 0xfee00;
+export const L2_APIC_PFN = PC_LAPIC_PFN;
 /** VPIDs for L2s start above L0's own (L0 gives its VMs VPID 1). */
 const FIRST_L2_VPID = 2;
 

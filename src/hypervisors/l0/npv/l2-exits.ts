@@ -11,6 +11,12 @@
  */
 
 import { newGuestContext } from "../../../cpu/vmx/host.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
+} from "../../../devices/virtio-mmio.js";
+import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
@@ -29,7 +35,7 @@ import {
   NPV_PERM_R,
 } from "../../npv-abi.js";
 import { exitReasonName } from "../exits.js";
-import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
+import type { NpvEngine } from "./engine.js";
 import { composeLeaf } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
@@ -209,7 +215,7 @@ function lapicMmio(e: NpvEngine, v: L2Vcpu, depth: number): number {
   e.proxy.target = v.lapic;
   let r: { exited: boolean };
   try {
-    r = e.l0.host.emulateMmioInstruction(L2_APIC_PFN * 4096, 4096, e.window);
+    r = e.l0.host.emulateMmioInstruction(PC_LAPIC_PFN * 4096, 4096, e.window);
   } finally {
     e.proxy.target = null;
   }
@@ -387,12 +393,14 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   const access = qual & 7 || NPV_PERM_R;
   const pfn = Math.floor(gpa / 4096);
   const vm = v.vm;
-  if (pfn === L2_APIC_PFN) return lapicMmio(e, v, depth);
+  if (pfn === PC_LAPIC_PFN) return lapicMmio(e, v, depth);
   if (vm.blk.size > 0) {
     for (const [window, b] of vm.blk) {
       if (b.stopped) continue;
-      if (gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
-      if (gpa >= window + 0x60 && gpa < window + 0x68) return blkInterruptStatus(e, v, depth, window);
+      const off = gpa - window;
+      if (off >= VIRTIO_MMIO_QUEUE_NOTIFY && off < VIRTIO_MMIO_QUEUE_NOTIFY + 4) return blkNotify(e, v, depth, window);
+      if (off >= VIRTIO_MMIO_INTERRUPT_STATUS && off < VIRTIO_MMIO_INTERRUPT_ACK + 4)
+        return blkInterruptStatus(e, v, depth, window);
     }
   }
   if (vm.findMmio(gpa) !== undefined) return l1Mmio(e, v, depth, gpa);
