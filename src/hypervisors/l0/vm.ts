@@ -29,7 +29,8 @@ import {
 } from "../../machine/pc-layout.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import { F1C_HYPERVISOR } from "../../x86/cpuid.js";
-import { EptBuilder } from "./ept.js";
+import type { HypervisorMmu } from "../mmu/hv-mmu.js";
+import { PageTableBuilder } from "../mmu/page-table.js";
 import type { HostPageAllocator } from "./host-pages.js";
 import { MemslotTable } from "./memslots.js";
 
@@ -130,7 +131,7 @@ export class GuestMemory {
 
 export class Vm {
   readonly memslots = new MemslotTable();
-  readonly ept01: EptBuilder;
+  readonly ept01: PageTableBuilder;
   readonly io = new IoPortBus();
   readonly mmio: MmioRegion[] = [];
   readonly uart: Uart16550;
@@ -156,8 +157,10 @@ export class Vm {
     clock: Clock,
     /** Host-physical base for this VM's MMIO emulation windows (outside host RAM). */
     windowBase: number,
+    /** L0's hypervisor MMU (reverse map, page tracking) EPT01 reports to; null: none. */
+    mmu: HypervisorMmu | null = null,
   ) {
-    this.ept01 = new EptBuilder(hostMem, alloc);
+    this.ept01 = mmu === null ? new PageTableBuilder(hostMem, alloc) : mmu.newTable(hostMem, alloc);
     const ramBacking = alloc.range(config.memory);
     this.memslots.add({ gpa: 0, size: Math.min(config.memory, PC_RAM_HOLE_START), hpa: ramBacking });
     this.dma = new GuestPhysicalDma(this, config.memory);
