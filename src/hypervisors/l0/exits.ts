@@ -150,7 +150,11 @@ function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
   const page = gpa - (gpa % 4096);
   const hpa = vm.memslots.translate(page);
   if (hpa >= 0) {
-    vm.ept01.map(page, hpa, 7);
+    if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0) {
+      trackedWrite(l0, vcpu, gpa, hpa);
+      return;
+    }
+    vm.ept01.map(page, hpa, 7); // without W while the frame is write-tracked
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return;
@@ -165,6 +169,17 @@ function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
   }
   vm.ept01.mapMmio(page);
   emulateMmio(l0, vcpu, gpa);
+}
+
+/**
+ * A write to a write-tracked frame (KVM page_track): L0 emulates the instruction through the
+ * hypervisor MMU, which writes memory and tells the trackers; the page stays read-only.
+ */
+function trackedWrite(l0: L0Hypervisor, vcpu: Vcpu, gpa: number, hpa: number): void {
+  const page = gpa - (gpa % 4096);
+  if (vcpu.vm.ept01.lookup(page) === null) vcpu.vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  l0.chargeHandler("l0.io_kernel", "tracked_write");
+  if (l0.mmu.emulateTrackedWrite(gpa, hpa)) EXIT_HANDLERS[l0.host.exit.reason & 0xffff]?.(l0, vcpu);
 }
 
 function eptMisconfig(l0: L0Hypervisor, vcpu: Vcpu): void {

@@ -207,8 +207,14 @@ export class PageTableBuilder {
     return { pa: base - (base % size) + (va % size), perms: this.format.perms(lo, hi), level: s.level };
   }
 
-  /** Every leaf, in address order: (va, pa, perms, level). MMIO markers are skipped. */
-  forEachLeaf(cb: (va: number, pa: number, perms: number, level: number) => void): void {
+  /**
+   * Visit the tables depth-first in address order: `onTable` for every table below the root,
+   * `onLeaf` for every leaf (MMIO markers are skipped).
+   */
+  private visit(
+    onLeaf: ((va: number, pa: number, perms: number, level: number) => void) | null,
+    onTable: ((table: number) => void) | null,
+  ): void {
     const f = this.format;
     const walk = (table: number, level: number, base: number): void => {
       for (let i = 0; i < PT_ENTRIES; i++) {
@@ -218,30 +224,26 @@ export class PageTableBuilder {
         if (!f.present(lo, hi) || f.isMmio(lo, hi)) continue;
         const va = base + i * levelSize(level);
         const addr = entryAddress(lo, hi);
-        if (level === 1 || (level <= 3 && f.isLarge(lo)))
-          cb(va, addr - (addr % levelSize(level)), f.perms(lo, hi), level);
-        else walk(addr, level - 1, va);
+        if (level === 1 || (level <= 3 && f.isLarge(lo))) {
+          onLeaf?.(va, addr - (addr % levelSize(level)), f.perms(lo, hi), level);
+        } else {
+          onTable?.(addr);
+          walk(addr, level - 1, va);
+        }
       }
     };
     walk(this.root, f.levels, 0);
   }
 
+  /** Every leaf, in address order: (va, pa, perms, level). MMIO markers are skipped. */
+  forEachLeaf(cb: (va: number, pa: number, perms: number, level: number) => void): void {
+    this.visit(cb, null);
+  }
+
   /** Every table page, the root first (for giving them back). */
   tablePages(): number[] {
-    const f = this.format;
     const out: number[] = [this.root];
-    const walk = (table: number, level: number): void => {
-      if (level === 1) return;
-      for (let i = 0; i < PT_ENTRIES; i++) {
-        const lo = this.mem.read(table + i * 8, 4);
-        const hi = this.mem.read(table + i * 8 + 4, 4);
-        if (!f.present(lo, hi) || f.isMmio(lo, hi) || (level <= 3 && f.isLarge(lo))) continue;
-        const t = entryAddress(lo, hi);
-        out.push(t);
-        walk(t, level - 1);
-      }
-    };
-    walk(this.root, f.levels);
+    this.visit(null, (t) => out.push(t));
     return out;
   }
 

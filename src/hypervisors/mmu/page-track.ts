@@ -50,6 +50,11 @@ export class PageTracker {
     return true;
   }
 
+  /** True while any frame is tracked. */
+  get active(): boolean {
+    return this.frames.size > 0;
+  }
+
   isTracked(pa: number): boolean {
     return this.frames.size > 0 && this.frames.has(Math.floor(pa / 4096));
   }

@@ -10,9 +10,11 @@
  * exhaust L0's host memory.
  */
 import type { PhysicalMemory } from "../../../mmu/phys.js";
+import { PERM_W } from "../../../mmu/walker.js";
 import type { HypervisorMmu } from "../../mmu/hv-mmu.js";
 import type { PageTableBuilder } from "../../mmu/page-table.js";
 import { HostPageAllocator } from "../host-pages.js";
+import type { L0Hypervisor } from "../l0.js";
 import type { Vm } from "../vm.js";
 import { entryL1Pfn, entryPerms, type L2Map } from "./l2-map.js";
 
@@ -66,6 +68,29 @@ export function composeLeaf(ept: PageTableBuilder, l1vm: Vm, l2pfn: number, entr
   if (hpa < 0 || !l1vm.memslots.contains(entryL1Pfn(entry) * 4096, 4096)) return false;
   ept.map(l2pfn * 4096, hpa, eptPerms(entryPerms(entry)));
   return true;
+}
+
+/**
+ * An EPT02 write miss on a mapped page whose L1 frame is write-tracked (hypervisor MMU page
+ * tracking): compose the leaf (read-only while tracked) and emulate the write, which the
+ * trackers see. Null when this is not a tracked write; else whether the emulated instruction
+ * exited on its own (the caller handles that exit next).
+ */
+export function trackedL2Write(
+  l0: L0Hypervisor,
+  ept: PageTableBuilder,
+  l1vm: Vm,
+  l2gpa: number,
+  entry: number,
+  access: number,
+): boolean | null {
+  if ((access & PERM_W) === 0 || !l0.mmu.tracker.active) return null;
+  const hpa = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
+  if (hpa < 0 || !l0.mmu.tracker.isTracked(hpa)) return null;
+  const l2pfn = Math.floor(l2gpa / 4096);
+  if (ept.lookup(l2pfn * 4096) === null) composeLeaf(ept, l1vm, l2pfn, entry);
+  l0.chargeHandler("l0.io_kernel", "npv_tracked_write");
+  return l0.mmu.emulateTrackedWrite(l2gpa, hpa);
 }
 
 /** Build a fresh EPT02 for an L2 VM; its leaves enter L0's reverse map. */

@@ -36,7 +36,7 @@ import {
 } from "../../npv-abi.js";
 import { exitReasonName } from "../exits.js";
 import type { NpvEngine } from "./engine.js";
-import { composeLeaf } from "./ept02.js";
+import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
 import type { L2Vcpu } from "./state.js";
@@ -405,6 +405,9 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   }
   if (vm.findMmio(gpa) !== undefined) return l1Mmio(e, v, depth, gpa);
   const entry = vm.map.get(pfn);
+  const tracked =
+    entry === 0 ? null : trackedL2Write(e.l0, vm.ept, vm.owner.vm, gpa, entry, access & entryPerms(entry));
+  if (tracked !== null) return tracked ? nested(e, v, depth) : handled(e, "tracked_write");
   if (entry !== 0 && (access & ~entryPerms(entry)) === 0 && composeLeaf(vm.ept, vm.owner.vm, pfn, entry)) {
     e.l0.chargeHandler("npv.ept02_compose", "npv_ept02");
     e.count("npv.ept02.composed");
