@@ -5,14 +5,18 @@
  * write to it (here an L2's, through EPT02 under npv) is emulated and reported to the notifier.
  */
 import { describe, expect, it } from "vitest";
+import { loadProfile } from "../../src/cost/profile.js";
+import { Cpu } from "../../src/cpu/cpu.js";
 import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
+import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { X86_4LEVEL } from "../../src/hypervisors/mmu/formats.js";
 import { HypervisorMmu } from "../../src/hypervisors/mmu/hv-mmu.js";
 import type { TrackedWrite } from "../../src/hypervisors/mmu/page-track.js";
 import * as ABI from "../../src/hypervisors/npv-abi.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { PERM_R, PERM_U, PERM_W, PERM_X } from "../../src/mmu/walker.js";
-import { HAVE_AS } from "../helpers/asm.js";
+import { L0_RESERVED, loadGuest } from "../../src/stacks/vm.js";
+import { asm, HAVE_AS } from "../helpers/asm.js";
 import { L2_CODE, NpvBed } from "../helpers/npv.js";
 
 const MIB = 1024 * 1024;
@@ -96,6 +100,41 @@ describe("reverse map", () => {
   });
 });
 
+describe("reverse map under npv", () => {
+  it.skipIf(!HAVE_AS)(
+    "reclaiming an L1 frame zaps the EPT02 leaf that maps it; L2's next touch composes it again",
+    () => {
+      const b = new NpvBed();
+      const DATA = 0x30000;
+      const { vm, vcpu } = b.tinyL2(`
+      mov rax, ${DATA}
+      mov ebx, dword ptr [rax]
+      vmcall
+      mov ecx, dword ptr [rax]
+      vmcall
+    `);
+      b.w32(b.backing(DATA), 0xabcd);
+      expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_HYPERCALL);
+      const l2 = b.engine.l1(b.vm)!.vms.get(vm)!;
+      const frame = b.vm.memslots.translate(b.backing(DATA));
+      expect(l2.ept.lookup(DATA)?.pa).toBe(frame);
+      const leaves = l2.ept.leaves;
+      const inval = b.engine.stats()["npv.invalidations"] ?? 0;
+      expect(b.l0.mmu.zapFrame(frame)).toBe(1);
+      expect(l2.ept.lookup(DATA)).toBeNull();
+      expect(l2.ept.leaves).toBe(leaves - 1);
+      expect(b.engine.stats()["npv.invalidations"]).toBe(inval + 1); // the L2's TLB entries went too
+      const composed = b.engine.stats()["npv.ept02.composed"];
+      b.advance();
+      expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_HYPERCALL);
+      expect(b.gpr(1)).toBe(0xabcd);
+      expect(b.engine.stats()["npv.ept02.composed"]).toBe(composed + 1); // an EPT02 miss, composed again
+      expect(l2.ept.lookup(DATA)?.pa).toBe(frame);
+      expect(b.engine.checkInvariants()).toEqual([]);
+    },
+  );
+});
+
 describe("page tracking", () => {
   it("tracking write-protects every mapping of the frame; new mappings come without W", () => {
     const { mmu, ept01, ept02, flushes } = mmuBed();
@@ -154,5 +193,65 @@ describe("page tracking", () => {
     expect(b.engine.stats()["npv.l2_exits.l0.tracked_write"]).toBe(2);
     expect(b.engine.checkInvariants()).toEqual([]);
     expect(L2_CODE).toBeLessThan(DATA);
+  });
+});
+
+/** A minimal ELF64 image: one PT_LOAD of `code` at physical 0x100000, entry at its start. */
+function elf64(code: Uint8Array): Uint8Array {
+  const off = 0x78; // after the 64-byte header and one 56-byte program header
+  const b = new Uint8Array(off + code.length);
+  const dv = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  dv.setUint16(16, 2, true); // ET_EXEC
+  dv.setUint16(18, 0x3e, true); // EM_X86_64
+  dv.setUint32(20, 1, true);
+  dv.setUint32(24, 0x100000 + off, true); // entry
+  dv.setUint32(32, 64, true); // phoff
+  dv.setUint16(52, 64, true);
+  dv.setUint16(54, 56, true);
+  dv.setUint16(56, 1, true);
+  dv.setUint32(64, 1, true); // PT_LOAD
+  dv.setUint32(68, 7, true);
+  dv.setUint32(64 + 16, 0x100000, true); // vaddr
+  dv.setUint32(64 + 24, 0x100000, true); // paddr
+  dv.setUint32(64 + 32, b.length, true); // filesz
+  dv.setUint32(64 + 40, b.length, true); // memsz
+  b.set(code, off);
+  return b;
+}
+
+describe("page tracking under L0 (EPT01)", () => {
+  it.skipIf(!HAVE_AS)("a VM's write to a tracked frame is emulated by L0's EPT-violation handler and reported", () => {
+    const profile = loadProfile();
+    const memory = 16 * MIB;
+    const cpu = new Cpu(new PhysicalMemory(L0_RESERVED + memory));
+    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
+    cpu.setCostModel(profile.cycles, l0.ledger, 0, 1);
+    const vm = l0.createVm({ memory });
+    const vcpu = l0.createVcpu(vm);
+    const DATA = 0x300000;
+    const image = elf64(
+      asm(`
+        mov rax, ${DATA}
+        mov dword ptr [rax + 16], 0x21
+        add dword ptr [rax + 16], 0x13
+        mov eax, dword ptr [rax + 16]
+        out 0xf4, al
+      `),
+    );
+    loadGuest(l0, vcpu, { image, cmdline: "", memory, maxInstructions: 10_000 });
+    const frame = vm.memslots.translate(DATA);
+    const seen: TrackedWrite[] = [];
+    l0.mmu.trackWrites(frame, (w) => seen.push(w));
+    const stop = l0.runVcpu(vcpu, 10_000);
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(vm.exitStatus).toBe((0x34 << 1) | 1); // the guest read back 0x21 + 0x13
+    expect(seen).toEqual([
+      { pa: frame + 16, gpa: DATA + 16, size: 4, lo: 0x21, hi: 0 },
+      { pa: frame + 16, gpa: DATA + 16, size: 4, lo: 0x34, hi: 0 },
+    ]);
+    expect(vm.ept01.lookup(DATA)?.perms).toBe(PERM_R | PERM_X);
+    expect(l0.exitCounts().ept_violation).toBeGreaterThanOrEqual(2);
+    expect(l0.ledger.lines().find((e) => e.reason === "tracked_write")?.count).toBe(2);
   });
 });
