@@ -39,7 +39,7 @@ function bed(format: TableFormat) {
   const mem = new PhysicalMemory(64 * MIB);
   const alloc = new HostPageAllocator(mem, 32 * MIB, 64 * MIB);
   const pt = new PageTableBuilder(mem, alloc, format);
-  const ept = format === EPT4 || format === EPT5;
+  const ept = format.ept;
   const w = new PageWalker(mem, ept ? FMT_EPT : FMT_X86);
   if (ept) {
     const p = pt.pointer();
@@ -88,7 +88,7 @@ describe.each(FORMATS)("page-table builder, %s", (_name, format) => {
       // Unmap: the walk faults at the leaf level.
       expect(pt.unmap(va + off)).toBe(true);
       expect(walk(va + off)).toBe(-1);
-      expect(w.fault).toBe(format === EPT4 || format === EPT5 ? FAULT_EPT_VIOLATION : FAULT_PF);
+      expect(w.fault).toBe(format.ept ? FAULT_EPT_VIOLATION : FAULT_PF);
       expect(pt.leaves).toBe(0);
       expect(pt.lookup(va)).toBeNull();
       expect(pt.unmap(va)).toBe(false);

@@ -22,6 +22,8 @@ const TWO_32 = 4294967296;
 
 export interface TableFormat {
   readonly name: string;
+  /** EPT (second-level, pointed to by an EPTP) rather than x86 paging (pointed to by CR3). */
+  readonly ept: boolean;
   /** Paging-structure levels (4 or 5). */
   readonly levels: number;
   /** True when the entry is in use (points to a table, maps a page, or is an MMIO marker). */
@@ -65,6 +67,7 @@ function addrHi(addr: number): number {
 function eptFormat(levels: 4 | 5): TableFormat {
   return {
     name: `ept${levels}`,
+    ept: true,
     levels,
     present: (lo) => (lo & 7) !== 0,
     isLarge: (lo) => (lo & EPT_LARGE) !== 0,
@@ -91,6 +94,7 @@ const X86_MMIO_HI = 1 << 19;
 function x86Format(levels: 4 | 5): TableFormat {
   return {
     name: `x86-${levels}level`,
+    ept: false,
     levels,
     present: (lo) => (lo & PTE_P) !== 0,
     isLarge: (lo) => (lo & PTE_PS) !== 0,

@@ -69,7 +69,7 @@ export class PageTableBuilder {
 
   /** EPT formats: the EPTP. */
   eptp(): number {
-    if (!this.format.name.startsWith("ept")) throw new Error(`${this.format.name} tables have no EPTP`);
+    if (!this.format.ept) throw new Error(`${this.format.name} tables have no EPTP`);
     return this.pointer();
   }
 
