@@ -16,7 +16,6 @@ import {
   VIRTIO_MMIO_INTERRUPT_STATUS,
   VIRTIO_MMIO_QUEUE_NOTIFY,
 } from "../../../devices/virtio-mmio.js";
-import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
@@ -35,7 +34,7 @@ import {
   NPV_PERM_R,
 } from "../../npv-abi.js";
 import { exitReasonName } from "../exits.js";
-import type { NpvEngine } from "./engine.js";
+import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
 import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
@@ -215,7 +214,7 @@ function lapicMmio(e: NpvEngine, v: L2Vcpu, depth: number): number {
   e.proxy.target = v.lapic;
   let r: { exited: boolean };
   try {
-    r = e.l0.host.emulateMmioInstruction(PC_LAPIC_PFN * 4096, 4096, e.window);
+    r = e.l0.host.emulateMmioInstruction(L2_APIC_PFN * 4096, 4096, e.window);
   } finally {
     e.proxy.target = null;
   }
@@ -393,7 +392,7 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   const access = qual & 7 || NPV_PERM_R;
   const pfn = Math.floor(gpa / 4096);
   const vm = v.vm;
-  if (pfn === PC_LAPIC_PFN) return lapicMmio(e, v, depth);
+  if (pfn === L2_APIC_PFN) return lapicMmio(e, v, depth);
   if (vm.blk.size > 0) {
     for (const [window, b] of vm.blk) {
       if (b.stopped) continue;
