@@ -196,6 +196,36 @@ describe("page tracking", () => {
   });
 });
 
+describe("page tracking of a page the L2 already writes", () => {
+  it.skipIf(!HAVE_AS)(
+    "tracking write-protects the live EPT02 leaf and flushes the L2's TLB: the next write exits",
+    () => {
+      const b = new NpvBed();
+      const DATA = 0x30000;
+      const { vm, vcpu } = b.tinyL2(`
+      mov rax, ${DATA}
+      mov dword ptr [rax], 1
+      vmcall
+      mov dword ptr [rax], 2
+      vmcall
+    `);
+      expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_HYPERCALL);
+      const l2 = b.engine.l1(b.vm)!.vms.get(vm)!;
+      expect(l2.ept.lookup(DATA)?.perms).toBe(RWX); // composed writable by the first store
+      const frame = b.vm.memslots.translate(b.backing(DATA));
+      const inval = b.engine.stats()["npv.invalidations"] ?? 0;
+      const seen: TrackedWrite[] = [];
+      b.l0.mmu.trackWrites(frame, (w) => seen.push(w));
+      expect(l2.ept.lookup(DATA)?.perms).toBe(PERM_R | PERM_X);
+      expect(b.engine.stats()["npv.invalidations"]).toBe(inval + 1);
+      b.advance();
+      expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_HYPERCALL);
+      expect(seen).toEqual([{ pa: frame, gpa: DATA, size: 4, lo: 2, hi: 0 }]);
+      expect(b.r32(b.backing(DATA))).toBe(2);
+    },
+  );
+});
+
 /** A minimal ELF64 image: one PT_LOAD of `code` at physical 0x100000, entry at its start. */
 function elf64(code: Uint8Array): Uint8Array {
   const off = 0x78; // after the 64-byte header and one 56-byte program header
