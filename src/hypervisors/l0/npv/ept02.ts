@@ -98,7 +98,7 @@ export function newEpt02(mmu: HypervisorMmu, mem: PhysicalMemory, pages: Recycli
   return mmu.newTable(mem, pages);
 }
 
-/** Check helper (tests, fuzzer): does every EPT02 leaf agree with the map and L1's RAM? */
+/** Check helper (tests, fuzzer): does every EPT02 leaf agree with the map and L1's RAM, and is it in the reverse map? */
 export function checkEpt02(ept: PageTableBuilder, map: L2Map, l1vm: Vm, report: (msg: string) => void): number {
   let leaves = 0;
   ept.forEachLeaf((gpa, hpa, perms) => {
@@ -113,6 +113,8 @@ export function checkEpt02(ept: PageTableBuilder, map: L2Map, l1vm: Vm, report: 
       report(`EPT02 leaf at L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, map says 0x${want.toString(16)}`);
     if ((perms & ~entryPerms(entry)) !== 0)
       report(`EPT02 leaf at L2 0x${gpa.toString(16)} has perms ${perms} ⊄ ${entryPerms(entry)}`);
+    if (ept.mmu !== null && !ept.mmu.rmap.mappingsOf(hpa).some((m) => m.table === ept && m.va === gpa))
+      report(`EPT02 leaf at L2 0x${gpa.toString(16)} is missing from L0's reverse map`);
   });
   if (leaves !== ept.leaves) report(`EPT02 leaf count ${ept.leaves} but ${leaves} leaves present`);
   return leaves;
