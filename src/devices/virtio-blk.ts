@@ -202,10 +202,7 @@ export class VirtioBlk implements VirtioDeviceModel {
   }
 }
 
-export const VIRTIO_BLK_MMIO_BASE = 0xfeb00000;
-export const VIRTIO_BLK_IRQ = 11;
-
-/** Convenience: a virtio-blk device behind a virtio-mmio transport (map it with addMmio at 0xFEB00000, size 0x200). */
+/** Convenience: a virtio-blk device behind a virtio-mmio transport (the platform places its window: machine/pc-layout.ts). */
 export function createVirtioBlkMmio(blk: VirtioBlkOptions, transport: VirtioMmioOptions): VirtioMmioTransport {
   return new VirtioMmioTransport(new VirtioBlk(blk), transport);
 }

@@ -7,6 +7,7 @@ import type { Cpu } from "../cpu/cpu.js";
 import type { PhysicalMemory } from "../mmu/phys.js";
 import { type ElfImage, ImageError, isElf, PT_LOAD, parseElf } from "./elf.js";
 import { enterLongMode } from "./longmode.js";
+import { PC_RAM_HOLE_START } from "./pc-layout.js";
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
 export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
@@ -21,8 +22,8 @@ const MMAP_ADDR = 0x8100;
 const CMDLINE_ADDR = 0x8800; // up to 0x8fff
 const MAX_CMDLINE = 0x7ff;
 const LOW_MEM_END = 0x9fc00; // conventional memory (640 KiB less the EBDA)
-/** RAM above this is hidden: the MMIO windows (virtio, LAPIC) live at 0xFEB00000 and above. */
-export const RAM_HOLE_START = 0xfeb00000;
+/** RAM above this is hidden: the MMIO windows (virtio, LAPIC) live there and above (pc-layout.ts). */
+export const RAM_HOLE_START = PC_RAM_HOLE_START;
 
 export type BootProtocol = "multiboot" | "direct64";
 

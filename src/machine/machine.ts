@@ -9,7 +9,7 @@ import type { Clock } from "../cpu/ports.js";
 import { type BlockBackend, MemoryBlockBackend } from "../devices/block-backend.js";
 import { DebugExit } from "../devices/debug-exit.js";
 import { FwCfg } from "../devices/fw-cfg.js";
-import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../devices/lapic.js";
+import { LocalApic } from "../devices/lapic.js";
 import { Pic8259 } from "../devices/pic8259.js";
 import { Uart16550 } from "../devices/uart16550.js";
 import { createVirtioBlkMmio } from "../devices/virtio-blk.js";
@@ -18,11 +18,14 @@ import { PhysicalMemory } from "../mmu/phys.js";
 import { IF } from "../x86/flags.js";
 import { InterruptRouter } from "./interrupt-router.js";
 import { IoPortBus } from "./io-port-bus.js";
-
-export const VIRTIO_BLK_BASE = 0xfeb00000;
-export const VIRTIO_BLK_SIZE = 0x200;
-export const VIRTIO_BLK_IRQ = 11;
-export const COM1_IRQ = 4;
+import {
+  PC_COM1_IRQ,
+  PC_LAPIC_BASE,
+  PC_LAPIC_SIZE,
+  PC_VIRTIO_BLK_BASE,
+  PC_VIRTIO_BLK_IRQ,
+  PC_VIRTIO_BLK_SIZE,
+} from "./pc-layout.js";
 
 export interface MachineOptions {
   /** RAM in bytes (default 256 MiB). */
@@ -79,7 +82,7 @@ export class Machine {
     this.pic.attach(this.io);
     this.uart = new Uart16550({
       onTransmit: opts.onSerial ?? (() => {}),
-      setIrq: (level) => this.pic.setIrq(COM1_IRQ, level),
+      setIrq: (level) => this.pic.setIrq(PC_COM1_IRQ, level),
     });
     this.uart.attach(this.io);
     if (opts.serialInput) this.uart.enqueueInput(opts.serialInput);
@@ -93,12 +96,12 @@ export class Machine {
     this.fwcfg = new FwCfg({ ramSize: size, cpus: 1 });
     this.fwcfg.attach(this.io);
     this.lapic = new LocalApic({ clock: this.clock });
-    this.mem.addMmio(APIC_DEFAULT_BASE, APIC_MMIO_SIZE, this.lapic);
+    this.mem.addMmio(PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic);
     this.virtioBlk = createVirtioBlkMmio(
       { backend: opts.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
-      { dma: this.mem, setIrq: (level) => this.pic.setIrq(VIRTIO_BLK_IRQ, level) },
+      { dma: this.mem, setIrq: (level) => this.pic.setIrq(PC_VIRTIO_BLK_IRQ, level) },
     );
-    this.mem.addMmio(VIRTIO_BLK_BASE, VIRTIO_BLK_SIZE, this.virtioBlk);
+    this.mem.addMmio(PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE, this.virtioBlk);
     this.router = new InterruptRouter(this.lapic, this.pic);
     this.cpu.intc = this.router;
     this.cpu.msrHandler = lapicMsrs(this.lapic);

@@ -42,6 +42,8 @@ export const FAULT_NONE = 0;
 export const FAULT_PF = 1;
 export const FAULT_EPT_VIOLATION = 2;
 export const FAULT_EPT_MISCONFIG = 3;
+/** A software walk's translator found no memory behind a guest-physical address (not hardware). */
+export const FAULT_UNBACKED = 4;
 
 /** What a guest-physical access is, for the EPT-violation qualification (SDM vol. 3, table 28-7). */
 export const GPA_TABLE = 0; // a guest paging-structure entry, during a walk of a linear address
@@ -179,6 +181,12 @@ export class PageWalker {
   psc: PagingStructureCache | null = null;
   /** Nested translation of guest-physical addresses (null: identity). */
   translator: GuestPhysicalTranslator | null = null;
+  /**
+   * With a translator: also translate the final address (the hardware's 2-D walk). False for a
+   * hypervisor's software walk of tables in guest memory, which wants the address the tables
+   * give (an L1 GPA from an EPT12, an L2 GPA from L2's page tables).
+   */
+  translateFinal = true;
   /** Where reference counts go: stats[statBase + level - 1]++ for each entry read (levels 1..5). */
   stats: Float64Array | null = null;
   statBase = 0;
@@ -376,7 +384,7 @@ export class PageWalker {
       const base = frame + ((eLo & ~mask) >>> 0);
       const offset = (lo & mask) >>> 0;
       let pa = base + offset;
-      if (tr !== null) {
+      if (tr !== null && this.translateFinal) {
         const a = (access & ACC_FETCH) !== 0 ? EPT_X : write ? EPT_W : EPT_R;
         pa = tr.translateGpa(pa, a, kind === GPA_NO_GLA ? GPA_NO_GLA : GPA_FINAL);
         if (pa < 0) return this.nestedFault(refs0, refs);

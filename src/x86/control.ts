@@ -48,3 +48,6 @@ export const PTE_A = 1 << 5,
   PTE_G = 1 << 8;
 /** NX is bit 63: bit 31 of the high half. */
 export const PTE_HI_NX = 1 << 31;
+/** Entries are 8 bytes, 512 per 4 KiB table; each level translates 9 bits (SDM vol. 3, 4.5). */
+export const PT_ENTRIES = 512;
+export const PT_LEVEL_BITS = 9;

@@ -112,6 +112,7 @@ export const EPT_ACCESSED = 1 << 8;
 export const EPT_DIRTY = 1 << 9;
 export const EPTP_WB = 6;
 export const EPTP_WALK_4 = 3 << 3;
+export const EPTP_WALK_5 = 4 << 3;
 export const EPTP_AD_ENABLE = 1 << 6;
 
 /** IA32_VMX_BASIC revision identifier nestlab reports. */

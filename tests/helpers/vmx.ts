@@ -1,7 +1,7 @@
 /**
  * A minimal test hypervisor set-up over nestlab's VMX hardware, driven only through VmxHost
  * (the interface L0 uses): one VMCS with a 64-bit long-mode guest, guest RAM backed at an
- * offset in host memory and mapped by an EPT01 built with L0's EptBuilder, identity guest page
+ * offset in host memory and mapped by an EPT01 built with L0's PageTableBuilder, identity guest page
  * tables with 4 KiB pages, a GDT, and an IDT whose every vector points to a stub that executes
  * VMCALL (so "delivered through the guest IDT" shows up as exit 18 at the stub).
  *
@@ -15,8 +15,8 @@ import { Cpu } from "../../src/cpu/cpu.js";
 import { RUN_EXIT, VmxHost } from "../../src/cpu/vmx/host.js";
 import type { Vmcs } from "../../src/cpu/vmx/vmcs.js";
 import type { ExitRecord } from "../../src/cpu/vmx/vmx.js";
-import { EptBuilder } from "../../src/hypervisors/l0/ept.js";
 import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
+import { PageTableBuilder } from "../../src/hypervisors/mmu/page-table.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import * as V from "../../src/x86/vmx.js";
 import * as C from "../../src/x86/vmx-controls.js";
@@ -69,14 +69,14 @@ export class VmxBed {
   readonly host: VmxHost;
   readonly vmcs: Vmcs;
   readonly alloc: HostPageAllocator;
-  readonly ept: EptBuilder;
+  readonly ept: PageTableBuilder;
 
   constructor(opts: BedOptions = {}) {
     const mem = new PhysicalMemory(GUEST_HPA + GUEST_RAM);
     this.cpu = new Cpu(mem);
     this.host = new VmxHost(this.cpu);
     this.alloc = new HostPageAllocator(mem, L0_BASE, L0_LIMIT);
-    this.ept = new EptBuilder(mem, this.alloc);
+    this.ept = new PageTableBuilder(mem, this.alloc);
     if (!opts.noEptMap) for (let g = 0; g < GUEST_RAM; g += 4096) this.ept.map(g, GUEST_HPA + g, 7);
     this.buildGuestMemory();
     this.vmcs = this.host.newVmcs();

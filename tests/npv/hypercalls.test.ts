@@ -78,7 +78,7 @@ describe("npv hypercalls", () => {
     expect(v.map.size).toBe(3);
     const leaf = v.ept.lookup(0x401000)!;
     expect(leaf.perms).toBe(5);
-    expect(leaf.hpa).toBe(b.vm.memslots.translate(0x101000));
+    expect(leaf.pa).toBe(b.vm.memslots.translate(0x101000));
     expect(b.engine.checkInvariants()).toEqual([]);
   });
 

@@ -4,6 +4,7 @@
  * work from the cost profile.
  */
 
+import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
@@ -149,7 +150,11 @@ function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
   const page = gpa - (gpa % 4096);
   const hpa = vm.memslots.translate(page);
   if (hpa >= 0) {
-    vm.ept01.map(page, hpa, 7);
+    if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0) {
+      trackedWrite(l0, vcpu, gpa, hpa);
+      return;
+    }
+    vm.ept01.map(page, hpa, 7); // without W while the frame is write-tracked
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return;
@@ -164,6 +169,17 @@ function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
   }
   vm.ept01.mapMmio(page);
   emulateMmio(l0, vcpu, gpa);
+}
+
+/**
+ * A write to a write-tracked frame (KVM page_track): L0 emulates the instruction through the
+ * hypervisor MMU, which writes memory and tells the trackers; the page stays read-only.
+ */
+function trackedWrite(l0: L0Hypervisor, vcpu: Vcpu, gpa: number, hpa: number): void {
+  const page = gpa - (gpa % 4096);
+  if (vcpu.vm.ept01.lookup(page) === null) vcpu.vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  l0.chargeHandler("l0.io_kernel", "tracked_write");
+  if (l0.mmu.emulateTrackedWrite(gpa, hpa)) EXIT_HANDLERS[l0.host.exit.reason & 0xffff]?.(l0, vcpu);
 }
 
 function eptMisconfig(l0: L0Hypervisor, vcpu: Vcpu): void {
@@ -183,7 +199,7 @@ function emulateMmio(l0: L0Hypervisor, vcpu: Vcpu, gpa: number): void {
   else {
     l0.chargeHandler("l0.io_kernel", reason);
     // Queue notifications are ioeventfds (completed in the kernel); other registers go to QEMU.
-    const notify = gpa - region.gpa === 0x50;
+    const notify = gpa - region.gpa === VIRTIO_MMIO_QUEUE_NOTIFY;
     if (!region.inKernel && !notify) l0.chargeHandler("l0.userspace_hop", reason);
   }
   const r = l0.host.emulateMmioInstruction(

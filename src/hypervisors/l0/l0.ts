@@ -22,6 +22,7 @@ import { IF } from "../../x86/flags.js";
 import { MSR_IA32_APIC_BASE, MSR_IA32_TSC_DEADLINE, MSR_X2APIC_FIRST, MSR_X2APIC_LAST } from "../../x86/msr.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
+import { HypervisorMmu } from "../mmu/hv-mmu.js";
 import { EXIT_HANDLERS, exitReasonName } from "./exits.js";
 import { HostPageAllocator } from "./host-pages.js";
 import { Vm, type VmConfig } from "./vm.js";
@@ -33,6 +34,8 @@ const SLICE = 200_000;
 
 /** Level numbers used in cost attribution. */
 export const LEVEL_L0 = 0;
+/** The VPID L0 gives its VMs' vCPUs (TLB entries of EPT01 translations carry it). */
+export const L0_VM_VPID = 1;
 
 export type VcpuStop =
   | { kind: "debug-exit"; status: number; message: string }
@@ -65,6 +68,8 @@ export class L0Hypervisor {
   readonly alloc: HostPageAllocator;
   readonly ledger = new CostLedger();
   readonly costs: Float64Array;
+  /** Reverse map and page tracking over every table L0 builds (EPT01s, EPT02s). */
+  readonly mmu: HypervisorMmu;
   private readonly msrBitmap: number;
   private windows = DEVICE_WINDOWS;
   /** Ledger ids: exit transitions by reason, handlers by primitive. */
@@ -82,6 +87,7 @@ export class L0Hypervisor {
     this.host = new VmxHost(cpu);
     this.alloc = new HostPageAllocator(cpu.mem, hostBase, cpu.mem.size);
     this.costs = profile.cycles;
+    this.mmu = new HypervisorMmu(this.host, () => this.reserveWindow());
     this.msrBitmap = this.buildMsrBitmap();
   }
 
@@ -112,8 +118,9 @@ export class L0Hypervisor {
   }
 
   createVm(config: VmConfig): Vm {
-    const vm = new Vm(this.host.mem, this.alloc, config, { now: () => this.host.cycles() }, this.windows);
+    const vm = new Vm(this.host.mem, this.alloc, config, { now: () => this.host.cycles() }, this.windows, this.mmu);
     this.windows += 0x100000;
+    vm.ept01.flush = () => this.host.invalidateVpid(L0_VM_VPID);
     return vm;
   }
 
@@ -133,7 +140,7 @@ export class L0Hypervisor {
     v.write(V.VMCS_EXCEPTION_BITMAP, (1 << 6) | (1 << 18)); // #UD (KVM emulates some), #MC
     v.writeNumber(V.VMCS_MSR_BITMAP, this.msrBitmap);
     v.writeNumber(V.VMCS_EPT_POINTER, vm.ept01.eptp());
-    v.write(V.VMCS_VPID, 1);
+    v.write(V.VMCS_VPID, L0_VM_VPID);
     v.write(
       V.VMCS_EXIT_CONTROLS,
       C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,

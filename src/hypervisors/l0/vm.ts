@@ -10,27 +10,32 @@ import type { Clock, DmaMemory, MmioHandler } from "../../cpu/ports.js";
 import { type BlockBackend, MemoryBlockBackend } from "../../devices/block-backend.js";
 import { DebugExit } from "../../devices/debug-exit.js";
 import { FwCfg } from "../../devices/fw-cfg.js";
-import { APIC_DEFAULT_BASE, APIC_MMIO_SIZE, LocalApic } from "../../devices/lapic.js";
+import { LocalApic } from "../../devices/lapic.js";
 import { Pic8259 } from "../../devices/pic8259.js";
 import { Uart16550 } from "../../devices/uart16550.js";
 import { createVirtioBlkMmio } from "../../devices/virtio-blk.js";
 import type { VirtioMmioTransport } from "../../devices/virtio-mmio.js";
 import { InterruptRouter } from "../../machine/interrupt-router.js";
 import { IoPortBus } from "../../machine/io-port-bus.js";
+import {
+  PC_COM1_IRQ,
+  PC_IN_KERNEL_PORTS,
+  PC_LAPIC_BASE,
+  PC_LAPIC_SIZE,
+  PC_RAM_HOLE_START,
+  PC_VIRTIO_BLK_BASE,
+  PC_VIRTIO_BLK_IRQ,
+  PC_VIRTIO_BLK_SIZE,
+} from "../../machine/pc-layout.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import { F1C_HYPERVISOR } from "../../x86/cpuid.js";
-import { EptBuilder } from "./ept.js";
+import type { HypervisorMmu } from "../mmu/hv-mmu.js";
+import { PageTableBuilder } from "../mmu/page-table.js";
 import type { HostPageAllocator } from "./host-pages.js";
 import { MemslotTable } from "./memslots.js";
 
-export const VIRTIO_BLK_GPA = 0xfeb00000;
-export const VIRTIO_BLK_WINDOW = 0x200;
-export const VIRTIO_QUEUE_NOTIFY = 0x50;
-const VIRTIO_BLK_IRQ = 11;
-const COM1_IRQ = 4;
-
 /** Ports KVM handles in the kernel (its irqchip); every other port exits to userspace. */
-const IN_KERNEL_PORTS = new Set([0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1]);
+const IN_KERNEL_PORTS = new Set(PC_IN_KERNEL_PORTS);
 
 /** An emulated MMIO region of the guest-physical space. */
 export interface MmioRegion {
@@ -126,7 +131,7 @@ export class GuestMemory {
 
 export class Vm {
   readonly memslots = new MemslotTable();
-  readonly ept01: EptBuilder;
+  readonly ept01: PageTableBuilder;
   readonly io = new IoPortBus();
   readonly mmio: MmioRegion[] = [];
   readonly uart: Uart16550;
@@ -152,10 +157,12 @@ export class Vm {
     clock: Clock,
     /** Host-physical base for this VM's MMIO emulation windows (outside host RAM). */
     windowBase: number,
+    /** L0's hypervisor MMU (reverse map, page tracking) EPT01 reports to; null: none. */
+    mmu: HypervisorMmu | null = null,
   ) {
-    this.ept01 = new EptBuilder(hostMem, alloc);
+    this.ept01 = mmu === null ? new PageTableBuilder(hostMem, alloc) : mmu.newTable(hostMem, alloc);
     const ramBacking = alloc.range(config.memory);
-    this.memslots.add({ gpa: 0, size: Math.min(config.memory, VIRTIO_BLK_GPA), hpa: ramBacking });
+    this.memslots.add({ gpa: 0, size: Math.min(config.memory, PC_RAM_HOLE_START), hpa: ramBacking });
     this.dma = new GuestPhysicalDma(this, config.memory);
     this.memory = new GuestMemory(this);
     // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
@@ -172,7 +179,7 @@ export class Vm {
     this.pic.attach(this.io);
     this.uart = new Uart16550({
       onTransmit: config.onSerial ?? (() => {}),
-      setIrq: (l) => this.pic.setIrq(COM1_IRQ, l),
+      setIrq: (l) => this.pic.setIrq(PC_COM1_IRQ, l),
     });
     this.uart.attach(this.io);
     if (config.serialInput) this.uart.enqueueInput(config.serialInput);
@@ -184,10 +191,10 @@ export class Vm {
     this.router = new InterruptRouter(this.lapic, this.pic);
     this.virtioBlk = createVirtioBlkMmio(
       { backend: config.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
-      { dma: this.dma, setIrq: (l) => this.pic.setIrq(VIRTIO_BLK_IRQ, l) },
+      { dma: this.dma, setIrq: (l) => this.pic.setIrq(PC_VIRTIO_BLK_IRQ, l) },
     );
-    this.addMmio("lapic", APIC_DEFAULT_BASE, APIC_MMIO_SIZE, this.lapic, true, windowBase);
-    this.addMmio("virtio-blk", VIRTIO_BLK_GPA, VIRTIO_BLK_WINDOW, this.virtioBlk, false, windowBase + 0x10000);
+    this.addMmio("lapic", PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic, true, windowBase);
+    this.addMmio("virtio-blk", PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE, this.virtioBlk, false, windowBase + 0x10000);
   }
 
   private addMmio(

@@ -15,14 +15,20 @@ import { Uart16550 } from "../../devices/uart16550.js";
 import { createVirtioBlkMmio } from "../../devices/virtio-blk.js";
 import type { VirtioMmioTransport } from "../../devices/virtio-mmio.js";
 import { IoPortBus } from "../../machine/io-port-bus.js";
+import {
+  PC_COM1_IRQ,
+  PC_IN_KERNEL_PORTS,
+  PC_RAM_HOLE_START,
+  PC_VIRTIO_BLK_BASE,
+  PC_VIRTIO_BLK_IRQ,
+  PC_VIRTIO_BLK_SIZE,
+} from "../../machine/pc-layout.js";
 
 /** L2 guest-physical address and size of the virtio-mmio window (one page is declared to L0). */
-export const L2_VIRTIO_GPA = 0xfeb00000;
-export const L2_VIRTIO_SIZE = 0x200;
-const COM1_IRQ = 4;
-const VIRTIO_BLK_IRQ = 11;
+export const L2_VIRTIO_GPA = PC_VIRTIO_BLK_BASE;
+export const L2_VIRTIO_SIZE = PC_VIRTIO_BLK_SIZE;
 /** Ports L1's kernel handles itself (its irqchip); the others go to L1's userspace VMM. */
-const IN_KERNEL_PORTS = new Set([0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1]);
+const IN_KERNEL_PORTS = new Set(PC_IN_KERNEL_PORTS);
 
 /** What L1 knows of the disk L0 assigned it: its size and mode; the bytes stay with L0. */
 export interface MediatedDisk {
@@ -79,7 +85,10 @@ export class L2Devices {
 
   constructor(readonly opts: L2DevicesOptions) {
     this.pic.attach(this.io);
-    this.uart = new Uart16550({ onTransmit: opts.onSerial ?? (() => {}), setIrq: (l) => this.pic.setIrq(COM1_IRQ, l) });
+    this.uart = new Uart16550({
+      onTransmit: opts.onSerial ?? (() => {}),
+      setIrq: (l) => this.pic.setIrq(PC_COM1_IRQ, l),
+    });
     this.uart.attach(this.io);
     if (opts.serialInput) this.uart.enqueueInput(opts.serialInput);
     this.debugExit = new DebugExit({ onExit: (s) => (this.exitStatus = s) });
@@ -93,8 +102,8 @@ export class L2Devices {
             { backend: new RemoteBackend(opts.disk.size, opts.disk.readOnly) },
             {
               dma: new NoDma(),
-              dmaLimit: Math.min(opts.memory, L2_VIRTIO_GPA),
-              setIrq: (l) => this.pic.setIrq(VIRTIO_BLK_IRQ, l),
+              dmaLimit: Math.min(opts.memory, PC_RAM_HOLE_START),
+              setIrq: (l) => this.pic.setIrq(PC_VIRTIO_BLK_IRQ, l),
               onNotify: () => {
                 this.notifiesSeen++;
                 return true; // never process a queue in L1

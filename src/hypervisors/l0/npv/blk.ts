@@ -12,6 +12,11 @@
 import type { DmaMemory, MmioHandler } from "../../../cpu/ports.js";
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import { VIRTIO_BLK_S_IOERR, VirtioBlk } from "../../../devices/virtio-blk.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
+} from "../../../devices/virtio-mmio.js";
 import { type Descriptor, GuestMemoryView, SplitVirtqueue, VirtqueueError } from "../../../devices/virtqueue.js";
 import type { PhysicalMemory } from "../../../mmu/phys.js";
 import { NPV_MAX_L2_GPA_BITS, NPV_PERM_R, NPV_PERM_W } from "../../npv-abi.js";
@@ -125,7 +130,7 @@ export class MediatedBlk {
   }
 
   get notifyGpa(): number {
-    return this.setup.window + 0x50;
+    return this.setup.window + VIRTIO_MMIO_QUEUE_NOTIFY;
   }
 
   /**
@@ -137,9 +142,10 @@ export class MediatedBlk {
   /** An MMIO handler for the device's window page: InterruptStatus reads, InterruptACK (+0x64) writes. */
   isrHandler(pageOffsetOfWindow: number): MmioHandler {
     return {
-      mmioRead: (offset: number) => (offset - pageOffsetOfWindow === 0x60 ? this.interruptStatus : 0),
+      mmioRead: (offset: number) =>
+        offset - pageOffsetOfWindow === VIRTIO_MMIO_INTERRUPT_STATUS ? this.interruptStatus : 0,
       mmioWrite: (offset: number, _size: 1 | 2 | 4 | 8, value: number) => {
-        if (offset - pageOffsetOfWindow === 0x64) this.interruptStatus &= ~value;
+        if (offset - pageOffsetOfWindow === VIRTIO_MMIO_INTERRUPT_ACK) this.interruptStatus &= ~value;
       },
     };
   }

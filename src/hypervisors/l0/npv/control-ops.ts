@@ -3,6 +3,8 @@
  * BLK_TEARDOWN. Every table is read from L1 RAM only after its whole extent has been checked,
  * and parsed completely before it replaces the old policy (a bad entry changes nothing).
  */
+
+import { VIRTIO_MMIO_SIZE } from "../../../devices/virtio-mmio.js";
 import {
   NPV_BLK_AVAIL_GPA,
   NPV_BLK_BACKEND,
@@ -135,7 +137,7 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
   if (vector !== 0 && (vector < 32 || vector > 255)) return NPV_E_INVAL;
   if (window % 4 !== 0 || desc % 16 !== 0 || avail % 2 !== 0 || used % 4 !== 0) return NPV_E_INVAL;
   if (
-    window + 0x200 > L2_LIMIT ||
+    window + VIRTIO_MMIO_SIZE > L2_LIMIT ||
     desc + 16 * queueSize > L2_LIMIT ||
     avail + 6 + 2 * queueSize > L2_LIMIT ||
     used + 6 + 8 * queueSize > L2_LIMIT
@@ -143,7 +145,7 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
     return NPV_E_RANGE;
   const backend = st.backends.get(backendId);
   if (backend === undefined) return NPV_E_NOENT;
-  for (const b of vm.blk.values()) if (Math.abs(b.setup.window - window) < 0x200) return NPV_E_EXIST;
+  for (const b of vm.blk.values()) if (Math.abs(b.setup.window - window) < VIRTIO_MMIO_SIZE) return NPV_E_EXIST;
   if (st.blkDevices >= NPV_MAX_BLK_DEVICES) return NPV_E_NOMEM;
   const blk = new MediatedBlk(
     {

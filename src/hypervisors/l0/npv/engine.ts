@@ -10,6 +10,7 @@
  * violation) and answered with E_INVAL.
  */
 import type { BlockBackend } from "../../../devices/block-backend.js";
+import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
 import * as V from "../../../x86/vmx.js";
 import {
   NPV_ABI_VERSION,
@@ -51,7 +52,7 @@ import {
 import type { L0Hypervisor, Vcpu } from "../l0.js";
 import type { Vm } from "../vm.js";
 import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
-import { checkEpt02, eptTablePages, newEpt02, RecyclingPages } from "./ept02.js";
+import { checkEpt02, newEpt02, RecyclingPages } from "./ept02.js";
 import { L2Map } from "./l2-map.js";
 import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
 import { MmioProxy, MmioRecorder } from "./mmio-window.js";
@@ -64,7 +65,7 @@ import { createL2Vcpu } from "./vcpu.js";
 const NPV_RANGE_FIRST = 0x100;
 const NPV_RANGE_LAST = 0x1ff;
 /** xAPIC page in every L2's guest-physical space (never composed into EPT02). */
-export const L2_APIC_PFN = 0xfee00;
+export const L2_APIC_PFN = PC_LAPIC_PFN;
 /** VPIDs for L2s start above L0's own (L0 gives its VMs VPID 1). */
 const FIRST_L2_VPID = 2;
 
@@ -284,7 +285,7 @@ export class NpvEngine {
     if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return { status: NPV_E_INVAL };
     if (st.vms.size >= NPV_MAX_VMS) return { status: NPV_E_NOMEM };
     if (this.freeVpids.length === 0 && this.nextVpid > 0xffff) return { status: NPV_E_NOMEM };
-    const ept = newEpt02(this.l0.host.mem, this.pages);
+    const ept = newEpt02(this.l0.mmu, this.l0.host.mem, this.pages);
     let bitmap: number;
     try {
       bitmap = this.pages.page();
@@ -297,6 +298,7 @@ export class NpvEngine {
     writeMsrBitmap(this.l0.host.mem, bitmap, msrs);
     const handle = freeHandle(st.vms);
     const vm = new L2Vm(handle, st, (flags.lo & 1) !== 0, new L2Map(), ept, vpid, bitmap, new CpuidPolicy(), msrs);
+    ept.flush = () => this.invalidate(vm, "npv_rmap", 0);
     st.vms.set(handle, vm);
     return { status: NPV_OK, rbx: handle };
   }
@@ -306,7 +308,7 @@ export class NpvEngine {
     if (vm.vcpus.some((v) => v.running)) return NPV_E_BUSY;
     st.mappedPages -= vm.map.size;
     vm.map.clearAll();
-    for (const p of eptTablePages(this.l0.host.mem, vm.ept.root)) this.pages.free(p);
+    for (const p of vm.ept.destroy()) this.pages.free(p);
     this.pages.free(vm.msrBitmap);
     this.l0.host.invalidateVpid(vm.vpid);
     this.freeVpids.push(vm.vpid);

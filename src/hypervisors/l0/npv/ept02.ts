@@ -1,6 +1,6 @@
 /**
  * EPT02: the second-level tables the hardware walks for an L2 VM, built by L0 as
- * (L2 map) ∘ (L1's memslots). One EptBuilder per L2 VM in host memory; leaves are composed
+ * (L2 map) ∘ (L1's memslots). One hypervisor-MMU table (EPT format) per L2 VM in host memory; leaves are composed
  * lazily on an EPT02 violation (or eagerly at MAP for VMs created with the eager flag), and
  * removed or downgraded on UNMAP/PROTECT, followed by an invalidation of every TLB entry tagged
  * with the L2's VPID before the hypercall returns.
@@ -10,13 +10,13 @@
  * exhaust L0's host memory.
  */
 import type { PhysicalMemory } from "../../../mmu/phys.js";
-import { EPT_LARGE } from "../../../x86/vmx-controls.js";
-import { EptBuilder } from "../ept.js";
+import { PERM_W } from "../../../mmu/walker.js";
+import type { HypervisorMmu } from "../../mmu/hv-mmu.js";
+import type { PageTableBuilder } from "../../mmu/page-table.js";
 import { HostPageAllocator } from "../host-pages.js";
+import type { L0Hypervisor } from "../l0.js";
 import type { Vm } from "../vm.js";
 import { entryL1Pfn, entryPerms, type L2Map } from "./l2-map.js";
-
-const TWO_32 = 4294967296;
 
 /** A page allocator over L0's own that reuses pages given back with `free` (zeroing them). */
 export class RecyclingPages extends HostPageAllocator {
@@ -53,24 +53,6 @@ export class RecyclingPages extends HostPageAllocator {
   }
 }
 
-/** Every table page of an EPT (root included), for freeing. */
-export function eptTablePages(mem: PhysicalMemory, root: number): number[] {
-  const out: number[] = [root];
-  const walk = (table: number, level: number): void => {
-    if (level === 1) return;
-    for (let i = 0; i < 512; i++) {
-      const lo = mem.read(table + i * 8, 4);
-      if ((lo & 7) === 0 || (lo & EPT_LARGE) !== 0) continue;
-      const hi = mem.read(table + i * 8 + 4, 4);
-      const t = (hi & 0xfffff) * TWO_32 + ((lo & ~0xfff) >>> 0);
-      out.push(t);
-      walk(t, level - 1);
-    }
-  };
-  walk(root, 4);
-  return out;
-}
-
 /** EPT permissions for an L2 map entry's permissions (the same bit positions: R=1, W=2, X=4). */
 export function eptPerms(perms: number): number {
   return perms & 7;
@@ -81,20 +63,43 @@ export function eptPerms(perms: number): number {
  * memslots). Returns false (and maps nothing) when the L1 page is not RAM, which MAP's checks
  * exclude, so it only guards against an inconsistency.
  */
-export function composeLeaf(ept: EptBuilder, l1vm: Vm, l2pfn: number, entry: number): boolean {
+export function composeLeaf(ept: PageTableBuilder, l1vm: Vm, l2pfn: number, entry: number): boolean {
   const hpa = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
   if (hpa < 0 || !l1vm.memslots.contains(entryL1Pfn(entry) * 4096, 4096)) return false;
   ept.map(l2pfn * 4096, hpa, eptPerms(entryPerms(entry)));
   return true;
 }
 
-/** Build a fresh EPT02 for an L2 VM. */
-export function newEpt02(mem: PhysicalMemory, pages: RecyclingPages): EptBuilder {
-  return new EptBuilder(mem, pages);
+/**
+ * An EPT02 write miss on a mapped page whose L1 frame is write-tracked (hypervisor MMU page
+ * tracking): compose the leaf (read-only while tracked) and emulate the write, which the
+ * trackers see. Null when this is not a tracked write; else whether the emulated instruction
+ * exited on its own (the caller handles that exit next).
+ */
+export function trackedL2Write(
+  l0: L0Hypervisor,
+  ept: PageTableBuilder,
+  l1vm: Vm,
+  l2gpa: number,
+  entry: number,
+  access: number,
+): boolean | null {
+  if ((access & PERM_W) === 0 || !l0.mmu.tracker.active) return null;
+  const hpa = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
+  if (hpa < 0 || !l0.mmu.tracker.isTracked(hpa)) return null;
+  const l2pfn = Math.floor(l2gpa / 4096);
+  if (ept.lookup(l2pfn * 4096) === null) composeLeaf(ept, l1vm, l2pfn, entry);
+  l0.chargeHandler("l0.io_kernel", "npv_tracked_write");
+  return l0.mmu.emulateTrackedWrite(l2gpa, hpa);
 }
 
-/** Check helper (tests, fuzzer): does every EPT02 leaf agree with the map and L1's RAM? */
-export function checkEpt02(ept: EptBuilder, map: L2Map, l1vm: Vm, report: (msg: string) => void): number {
+/** Build a fresh EPT02 for an L2 VM; its leaves enter L0's reverse map. */
+export function newEpt02(mmu: HypervisorMmu, mem: PhysicalMemory, pages: RecyclingPages): PageTableBuilder {
+  return mmu.newTable(mem, pages);
+}
+
+/** Check helper (tests, fuzzer): does every EPT02 leaf agree with the map and L1's RAM, and is it in the reverse map? */
+export function checkEpt02(ept: PageTableBuilder, map: L2Map, l1vm: Vm, report: (msg: string) => void): number {
   let leaves = 0;
   ept.forEachLeaf((gpa, hpa, perms) => {
     leaves++;
@@ -108,6 +113,8 @@ export function checkEpt02(ept: EptBuilder, map: L2Map, l1vm: Vm, report: (msg: 
       report(`EPT02 leaf at L2 0x${gpa.toString(16)} → host 0x${hpa.toString(16)}, map says 0x${want.toString(16)}`);
     if ((perms & ~entryPerms(entry)) !== 0)
       report(`EPT02 leaf at L2 0x${gpa.toString(16)} has perms ${perms} ⊄ ${entryPerms(entry)}`);
+    if (ept.mmu !== null && !ept.mmu.rmap.mappingsOf(hpa).some((m) => m.table === ept && m.va === gpa))
+      report(`EPT02 leaf at L2 0x${gpa.toString(16)} is missing from L0's reverse map`);
   });
   if (leaves !== ept.leaves) report(`EPT02 leaf count ${ept.leaves} but ${leaves} leaves present`);
   return leaves;

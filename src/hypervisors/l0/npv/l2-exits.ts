@@ -11,6 +11,11 @@
  */
 
 import { newGuestContext } from "../../../cpu/vmx/host.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
+} from "../../../devices/virtio-mmio.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
@@ -30,7 +35,7 @@ import {
 } from "../../npv-abi.js";
 import { exitReasonName } from "../exits.js";
 import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
-import { composeLeaf } from "./ept02.js";
+import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
 import type { L2Vcpu } from "./state.js";
@@ -391,12 +396,17 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   if (vm.blk.size > 0) {
     for (const [window, b] of vm.blk) {
       if (b.stopped) continue;
-      if (gpa >= window + 0x50 && gpa < window + 0x54) return blkNotify(e, v, depth, window);
-      if (gpa >= window + 0x60 && gpa < window + 0x68) return blkInterruptStatus(e, v, depth, window);
+      const off = gpa - window;
+      if (off >= VIRTIO_MMIO_QUEUE_NOTIFY && off < VIRTIO_MMIO_QUEUE_NOTIFY + 4) return blkNotify(e, v, depth, window);
+      if (off >= VIRTIO_MMIO_INTERRUPT_STATUS && off < VIRTIO_MMIO_INTERRUPT_ACK + 4)
+        return blkInterruptStatus(e, v, depth, window);
     }
   }
   if (vm.findMmio(gpa) !== undefined) return l1Mmio(e, v, depth, gpa);
   const entry = vm.map.get(pfn);
+  const tracked =
+    entry === 0 ? null : trackedL2Write(e.l0, vm.ept, vm.owner.vm, gpa, entry, access & entryPerms(entry));
+  if (tracked !== null) return tracked ? nested(e, v, depth) : handled(e, "tracked_write");
   if (entry !== 0 && (access & ~entryPerms(entry)) === 0 && composeLeaf(vm.ept, vm.owner.vm, pfn, entry)) {
     e.l0.chargeHandler("npv.ept02_compose", "npv_ept02");
     e.count("npv.ept02.composed");

@@ -6,7 +6,7 @@ import type { GuestContext } from "../../../cpu/vmx/host.js";
 import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import type { LocalApic } from "../../../devices/lapic.js";
-import type { EptBuilder } from "../ept.js";
+import type { PageTableBuilder } from "../../mmu/page-table.js";
 import type { Vm } from "../vm.js";
 import type { MediatedBlk } from "./blk.js";
 import type { L2Map } from "./l2-map.js";
@@ -31,7 +31,7 @@ export class L2Vm {
     readonly owner: L1State,
     readonly eager: boolean,
     map: L2Map,
-    readonly ept: EptBuilder,
+    readonly ept: PageTableBuilder,
     readonly vpid: number,
     readonly msrBitmap: number,
     cpuid: CpuidPolicy,
