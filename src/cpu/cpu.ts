@@ -191,8 +191,12 @@ export class Cpu {
   levelNonRoot = 1;
   private chargeIds = new Int32Array(CPU_CHARGES.length * 2);
   private chargeCycles = new Float64Array(CPU_CHARGES.length);
-  /** TSC offset (as VMX's TSC offsetting). */
+  /** TSC offset (VMX's TSC offsetting, in non-root operation only). */
   tscOffset = 0;
+  /** IA32_TSC_ADJUST (SDM vol. 3, 17.17.3): the TSC is cycles + this (+ tscOffset). */
+  tscAdjust = 0;
+  /** IA32_SPEC_CTRL's value (kept only; exists when CPUID enumerates it). */
+  specCtrl = 0;
 
   // ---- Attached hardware. ----
   readonly mem: PhysicalMemory;
