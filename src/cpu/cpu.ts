@@ -18,10 +18,11 @@ import {
 } from "../mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
+import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
+import { DebugState, debugBoundary, rfLoaded } from "./debug.js";
 import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -219,6 +220,9 @@ export class Cpu {
 
   /** Set when an interrupt might be deliverable; the loop then asks the controller. */
   irqCheck = false;
+  /** Debug work is due at instruction boundaries (RF, see debug.ts); implies irqCheck. */
+  dbgActive = false;
+  readonly debug = new DebugState();
   /** Set by devices/hypervisors to stop the loop after the current instruction. */
   stopRequested = false;
   stopReason: StopInfo | null = null;
@@ -1023,6 +1027,7 @@ export class Cpu {
       this.flushTlb();
     }
     if ((this.flagsBase & IF) !== 0 && oldIf === 0) this.irqCheck = true;
+    if ((this.flagsBase & RF) !== 0) rfLoaded(this);
   }
 
   /** Set or clear CF only, materializing the other flags. */
@@ -1222,10 +1227,12 @@ export class Cpu {
           this.irqCheck = false;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
+        const dbg = this.dbgActive && debugBoundary(this);
         if (!this.checkInterrupts() && this.halted) {
           this.irqCheck = true; // stay halted until an interrupt is delivered
           return STOP_HALT;
         }
+        if (dbg) this.irqCheck = true;
       }
       const lo = this.ripLo;
       const hi = this.ripHi;
