@@ -83,7 +83,8 @@ export function cr4Allowed(c: Cpu): number {
   if (ebx7 & (1 << 20)) m |= CR4_SMAP;
   if (ecx7 & (1 << 2)) m |= CR4_UMIP;
   if (ecx7 & (1 << 3)) m |= CR4_PKE;
-  if (ecx7 & (1 << 16)) m |= CR4_LA57;
+  // CR4.LA57 stays reserved even if a model sets CPUID.7.0:ECX.LA57: canonical checks are
+  // 48-bit only (canonical.ts).
   return m;
 }
 

@@ -28,6 +28,7 @@ import {
   INTR_TYPE_EXT_INTR,
   INTR_TYPE_HW_EXCEPTION,
 } from "../x86/vmx-controls.js";
+import { isCanonical } from "./canonical.js";
 import { CHARGE_EVENT } from "./charges.js";
 import { type Cpu, FAULT } from "./cpu.js";
 import {
@@ -209,10 +210,7 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number, 
   const ist = w1 & 7;
   const oldCpl = c.cpl;
   const newCpl = checkGateCode(c, sel, ext, true);
-  {
-    const top = offHi >> 15;
-    if (top !== 0 && top !== -1) c.raise(GP, ext); // non-canonical handler address
-  }
+  if (!isCanonical(offHi)) c.raise(GP, ext); // non-canonical handler address
 
   // Stack: IST entry if the gate names one, else RSPn of the TSS on a privilege change.
   let rspLo = c.lo[4];
@@ -222,8 +220,7 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number, 
     if (off + 7 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) | ext);
     rspLo = c.readSys((c.trBaseLo + off) | 0, c.trBaseHi, 4);
     rspHi = c.readSys((c.trBaseLo + off + 4) | 0, c.trBaseHi, 4);
-    const top = rspHi >> 15;
-    if (top !== 0 && top !== -1) c.raise(SS_, ext);
+    if (!isCanonical(rspHi)) c.raise(SS_, ext);
   }
   rspLo &= ~0xf; // IA-32e frames are 16-byte aligned (SDM vol. 3, 6.14.2)
 

@@ -45,6 +45,7 @@ import {
   MSR_STAR,
   MSR_TSC_AUX,
 } from "../x86/msr.js";
+import { isCanonical as canonical } from "./canonical.js";
 import { writeEfer } from "./control-regs.js";
 import type { Cpu } from "./cpu.js";
 
@@ -78,11 +79,6 @@ const HARMLESS: ReadonlyMap<number, { lo: number; hi: number; ro: boolean }> = (
 
 /** The documented list of harmless MSR indices (for reports and tests). */
 export const HARMLESS_MSRS: readonly number[] = [...HARMLESS.keys()];
-
-function canonical(hi: number): boolean {
-  const top = hi >> 15;
-  return top === 0 || top === -1;
-}
 
 /** A signed 64-bit value as a number (exact below 2^53). */
 function signed64(lo: number, hi: number): number {

@@ -35,6 +35,7 @@ import {
   VMXI_VMXON,
 } from "../../x86/vmx.js";
 import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
+import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
@@ -83,11 +84,6 @@ function iopl(c: Cpu): number {
 
 function lma(c: Cpu): boolean {
   return (c.efer & EFER_LMA) !== 0;
-}
-
-function canonical(hi: number): boolean {
-  const top = hi >> 15;
-  return top === 0 || top === -1;
 }
 
 /** High half of the address `lo + n` computed by addr() (0 outside 64-bit mode). */
@@ -201,6 +197,9 @@ function lgdt(c: Cpu, i: Insn): void {
   if (c.mode64) {
     baseLo = c.read64(b, aHi);
     baseHi = c.vHi;
+    // A non-canonical base is #GP(0), as for LTR (SDM vol. 2 LGDT/LIDT, 64-bit mode exceptions;
+    // KVM's em_lgdt_lidt makes the same check).
+    if (!canonical(baseHi)) c.raise(GP, 0);
   } else {
     baseLo = c.read32(b, aHi);
     if (i.size === 2) baseLo &= 0xffffff;
