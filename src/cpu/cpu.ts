@@ -207,6 +207,8 @@ export class Cpu {
   vmx: VmxHooks | null = null;
   /** The local APIC's TPR seen as CR8 (MOV to/from CR8); null: CR8 is a plain register (cr8). */
   tpr: { getCr8(): number; setCr8(value: number): void } | null = null;
+  /** IA32_APIC_BASE.EN of the local APIC, which CPUID.1:EDX.APIC reports; null: no APIC attached. */
+  apicEnabled: (() => boolean) | null = null;
   readonly model: CpuModel;
   /** The MMU model (TLBs, paging-structure caches, walker); translate() goes through it. */
   readonly mmu: Mmu;

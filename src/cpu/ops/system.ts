@@ -16,6 +16,7 @@
 
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
+import { F1D_APIC } from "../../x86/cpuid.js";
 import { GP, OF_, UD } from "../../x86/exceptions.js";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "../../x86/flags.js";
 import * as VX from "../../x86/vmx.js";
@@ -573,6 +574,8 @@ function cpuid(c: Cpu, i: Insn): void {
   if (c.nonRoot) c.vmxUnit.instructionExit(VX.EXIT_CPUID, i); // CPUID always exits (25.1.2)
   c.chargeEvent(CH.CHARGE_CPUID);
   c.model.query(c.lo[0], c.lo[1], t);
+  // CPUID.1:EDX.APIC[bit 9] is 0 while IA32_APIC_BASE.EN is 0 (SDM vol. 3, 11.4.3).
+  if (c.lo[0] === 1 && c.apicEnabled !== null && !c.apicEnabled()) t[3] &= ~F1D_APIC;
   c.set32(0, t[0]);
   c.set32(3, t[1]);
   c.set32(1, t[2]);
