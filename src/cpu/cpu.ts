@@ -27,6 +27,7 @@ import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
 import { deliverEvent } from "./interrupts.js";
+import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 
@@ -138,6 +139,8 @@ export class Cpu {
   csDefault32 = true;
   /** STI / MOV SS interrupt shadow: interrupts are blocked until after the next instruction. */
   intShadow = false;
+  /** Blocking by NMI: an NMI handler runs; NMIs wait for the next IRET (see nmi.ts). */
+  nmiBlocked = false;
   halted = false;
   /** VMX non-root operation (a guest under a hypervisor). */
   nonRoot = false;
@@ -1300,6 +1303,7 @@ export class Cpu {
       this.irqCheck = true; // look again after the next instruction
       return false;
     }
+    if (checkNmi(this)) return true; // NMI-window exits, NMI exits and NMIs come first (SDM 6.9)
     // Interrupt-window exiting (SDM vol. 3, 25.2): the guest can now take an interrupt.
     if (this.nonRoot && (this.flagsBase & IF) !== 0 && this.vmxUnit.interruptWindowOpen()) {
       this.vmxUnit.exitNow(EXIT_INTERRUPT_WINDOW);

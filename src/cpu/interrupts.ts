@@ -27,6 +27,7 @@ import {
   INTR_INFO_VALID,
   INTR_TYPE_EXT_INTR,
   INTR_TYPE_HW_EXCEPTION,
+  INTR_TYPE_NMI,
 } from "../x86/vmx-controls.js";
 import { isCanonical } from "./canonical.js";
 import { CHARGE_EVENT } from "./charges.js";
@@ -98,7 +99,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
         const code = kind === EV_EXCEPTION && hasErrorCode(v);
         c.vmxUnit.vectoringInfo =
           INTR_INFO_VALID |
-          (kind === EV_EXTERNAL ? INTR_TYPE_EXT_INTR : INTR_TYPE_HW_EXCEPTION) |
+          (kind !== EV_EXTERNAL ? INTR_TYPE_HW_EXCEPTION : v === 2 ? INTR_TYPE_NMI : INTR_TYPE_EXT_INTR) |
           v |
           (code ? INTR_INFO_DELIVER_CODE : 0);
         c.vmxUnit.vectoringError = code ? Math.max(e, 0) : 0;

@@ -174,6 +174,9 @@ export class LocalApic implements MmioHandler {
   private nextFire = Number.POSITIVE_INFINITY;
   private tscDeadline = 0;
 
+  /** An NMI was sent to this APIC and the CPU has not taken it yet. */
+  nmiPending = false;
+
   // Counters
   timerFires = 0;
   eois = 0;
@@ -206,6 +209,7 @@ export class LocalApic implements MmioHandler {
 
   private resetRegisters(): void {
     this.xapicId = this.initialId & 0xff;
+    this.nmiPending = false;
     this.tpr = 0;
     this.ldr = 0;
     this.dfr = 0xffffffff;
@@ -457,6 +461,10 @@ export class LocalApic implements MmioHandler {
       if (vector < 16) this.signalError(ESR_SEND_ILLEGAL_VECTOR);
       else this.deliverFixed(vector, trigger === 1);
     }
+    // NMI delivery mode (100b): the vector field is ignored, the target takes an NMI (11.6.1).
+    // The SDM's ICR description restricts the "self" shorthand to fixed delivery; KVM (and tests
+    // written against it) accept a self-NMI that way too, and so does this model.
+    if (toSelf && deliveryMode === 4 && this.hwEnabled) this.nmiPending = true;
     if (this.onIpi !== null) {
       this.onIpi({ vector, deliveryMode, destinationMode, shorthand, destination: dest, toSelf });
     }

@@ -13,28 +13,13 @@ import {
   FakeIntc,
   fault,
   frame,
-  KCODE,
-  KDATA,
+  iretToNext,
   runSys,
   setGate,
   setPage,
   stub,
   sysCpu,
 } from "../helpers/sys.js";
-
-/** IRETQ to `next` at CPL 0 with RFLAGS = `flags` (the current stack). */
-function iretTo(flags: number): string {
-  return `
-    mov rax, rsp
-    push ${KDATA}
-    push rax
-    push ${flags}
-    push ${KCODE}
-    lea rax, [rip + next]
-    push rax
-    iretq
-  next:`;
-}
 
 describe.skipIf(!HAVE_AS)("resume flag", () => {
   it("faults push RF = 1: #GP, #PF, #UD", () => {
@@ -70,7 +55,7 @@ describe.skipIf(!HAVE_AS)("resume flag", () => {
     const intc = new FakeIntc();
     intc.pending.push(0x30);
     // IF = 0 until the IRET sets it (with RF): the interrupt arrives before the next instruction.
-    const c = sysCpu(`${iretTo(RF | 0x202)}\nnop\nnop`, (x) => {
+    const c = sysCpu(`${iretToNext(RF | 0x202)}\nnop\nnop`, (x) => {
       x.intc = intc;
     });
     expectHalt(c, runSys(c));
@@ -80,7 +65,7 @@ describe.skipIf(!HAVE_AS)("resume flag", () => {
   });
 
   it("RF from IRET is cleared once the next instruction completes", () => {
-    const c = sysCpu(`${iretTo(RF | 2)}\nnop\nint3`);
+    const c = sysCpu(`${iretToNext(RF | 2)}\nnop\nint3`);
     expectHalt(c, runSys(c));
     const f = frame(c);
     expect(f.vector).toBe(BP);
@@ -90,7 +75,7 @@ describe.skipIf(!HAVE_AS)("resume flag", () => {
 
   it("an interrupt after the instruction that ran with RF pushes RF = 0", () => {
     const intc = new FakeIntc();
-    const c = sysCpu(`${iretTo(RF | 2)}\nnop\nsti\nnop\nnop`, (x) => {
+    const c = sysCpu(`${iretToNext(RF | 2)}\nnop\nsti\nnop\nnop`, (x) => {
       x.intc = intc;
     });
     intc.pending.push(0x31);

@@ -43,6 +43,7 @@ import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import { deliverEvent } from "../interrupts.js";
 import { readMsr, readTsc, writeMsr } from "../msr.js";
+import { iretUnblocksNmi } from "../nmi.js";
 import type { OpDef } from "../opdef.js";
 import {
   AR_CODE,
@@ -472,6 +473,7 @@ const IRET_BASE = CF | PF | AF | ZF | SF | TF | DF | OF | NT | RF | AC | ID;
 function iret(c: Cpu, i: Insn): void {
   c.chargeEvent(CH.CHARGE_IRET);
   if ((c.flagsBase & NT) !== 0) c.raise(GP, 0);
+  iretUnblocksNmi(c); // even if the IRET then faults (SDM vol. 3, 6.7.1)
   const size = i.size;
   const saveLo = c.lo[4];
   const saveHi = c.hi[4];
