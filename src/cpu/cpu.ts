@@ -18,11 +18,11 @@ import {
 } from "../mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, ZF } from "../x86/flags.js";
+import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
-import { DebugState, debugBoundary, rfLoaded } from "./debug.js";
+import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded } from "./debug.js";
 import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -225,8 +225,10 @@ export class Cpu {
 
   /** Set when an interrupt might be deliverable; the loop then asks the controller. */
   irqCheck = false;
-  /** Debug work is due at instruction boundaries (RF, see debug.ts); implies irqCheck. */
+  /** Debug work is due at instruction boundaries (breakpoints, TF, RF: debug.ts); implies irqCheck. */
   dbgActive = false;
+  /** A data breakpoint is enabled: slow-path accesses are checked and the software TLB is not filled. */
+  dbgData = false;
   readonly debug = new DebugState();
   /** Set by devices/hypervisors to stop the loop after the current instruction. */
   stopRequested = false;
@@ -675,6 +677,7 @@ export class Cpu {
   }
 
   private readSlow(lo: number, hi: number, size: number): number {
+    if (this.dbgData) dataAccess(this, lo, hi, size, false);
     const off = lo & 0xfff;
     if (off + size > PAGE_SIZE) {
       // Page-crossing: byte by byte (each byte translated; rare), lowest first so that CR2 is
@@ -689,7 +692,7 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    const view = this.mem.isRam(pa) ? this.mem.page(pfn) : undefined;
+    const view = this.mem.isRam(pa) && !this.dbgData ? this.mem.page(pfn) : undefined;
     if (view === undefined) {
       const v = this.mem.read(pa, size as 1 | 2 | 4);
       return size === 4 ? v | 0 : v;
@@ -704,7 +707,8 @@ export class Cpu {
 
   private writeSlow(lo: number, hi: number, size: number, v: number): void {
     const off = lo & 0xfff;
-    if (off + size <= PAGE_SIZE) {
+    if (this.dbgData) dataAccess(this, lo, hi, size, true);
+    if (off + size <= PAGE_SIZE && !this.dbgData) {
       const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
       if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
         const pfn = this.wcPfn[idx];
@@ -726,7 +730,7 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    if (!this.mem.isRam(pa)) {
+    if (!this.mem.isRam(pa) || this.dbgData) {
       this.mem.write(pa, size as 1 | 2 | 4, v);
       return;
     }
@@ -1032,7 +1036,7 @@ export class Cpu {
       this.flushTlb();
     }
     if ((this.flagsBase & IF) !== 0 && oldIf === 0) this.irqCheck = true;
-    if ((this.flagsBase & RF) !== 0) rfLoaded(this);
+    if ((this.flagsBase & (RF | TF)) !== 0) debugFlagsLoaded(this);
   }
 
   /** Set or clear CF only, materializing the other flags. */

@@ -19,6 +19,7 @@ export class CpuModel {
     // Family 6, model 0x55 (Cascade Lake), stepping 7: matches the default cost profile's machine.
     const edx1 =
       F.F1D_FPU |
+      F.F1D_DE |
       F.F1D_PSE |
       F.F1D_TSC |
       F.F1D_MSR |

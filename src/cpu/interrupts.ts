@@ -32,6 +32,7 @@ import {
 import { isCanonical } from "./canonical.js";
 import { CHARGE_EVENT } from "./charges.js";
 import { type Cpu, FAULT } from "./cpu.js";
+import { debugEventDelivered } from "./debug.js";
 import {
   AR_CODE,
   AR_CONFORMING,
@@ -90,6 +91,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       c.chargeEvent(CHARGE_EVENT);
       c.delivering = -1;
       c.intShadow = false; // delivery ends STI/MOV SS blocking
+      debugEventDelivered(c);
       return;
     } catch (x) {
       if (x === VMEXIT && c.nonRoot && !c.injecting && kind !== EV_SOFTWARE) {

@@ -18,6 +18,7 @@ export const F1D_APIC = 1 << 9,
   F1D_PGE = 1 << 13,
   F1D_CMOV = 1 << 15,
   F1D_PAT = 1 << 16;
+export const F1D_DE = 1 << 2;
 export const F1D_PSE = 1 << 3,
   F1D_CLFSH = 1 << 19;
 // Leaf 1 ECX

@@ -40,6 +40,7 @@ import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
+import { checkGeneralDetect, ioAccess, movSsLoaded } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { deliverEvent } from "../interrupts.js";
 import { readMsr, readTsc, writeMsr } from "../msr.js";
@@ -149,6 +150,7 @@ function movToCr(c: Cpu, i: Insn): void {
 function movFromDr(c: Cpu, i: Insn): void {
   const n = drIndex(c, i.reg);
   priv(c);
+  checkGeneralDetect(c);
   readDr(c, n, t);
   if (c.mode64) c.set64(i.rm, t[0], t[1]);
   else c.set32(i.rm, t[0]);
@@ -158,6 +160,7 @@ function movFromDr(c: Cpu, i: Insn): void {
 function movToDr(c: Cpu, i: Insn): void {
   const n = drIndex(c, i.reg);
   priv(c);
+  checkGeneralDetect(c);
   writeDr(c, n, c.lo[i.rm], c.mode64 ? c.hi[i.rm] : 0);
 }
 
@@ -270,6 +273,7 @@ function movToSreg(c: Cpu, i: Insn): void {
   if (s === 2) {
     c.intShadow = true;
     c.irqCheck = true;
+    movSsLoaded(c); // debug traps wait too (SDM vol. 3, 6.8.3)
   }
 }
 
@@ -293,6 +297,7 @@ function popSreg(c: Cpu, i: Insn): void {
   if (i.op === 2) {
     c.intShadow = true;
     c.irqCheck = true;
+    movSsLoaded(c);
   }
 }
 
@@ -640,6 +645,7 @@ function inPort(c: Cpu, i: Insn): void {
   if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, true, false);
   c.chargeEvent(CH.CHARGE_IO);
   c.setReg(0, sz, c.io.portIn(port, sz), 0);
+  if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
 }
 
 /** OUT imm8 (E6, E7) or DX (EE, EF), AL/AX/EAX. */
@@ -651,6 +657,7 @@ function outPort(c: Cpu, i: Insn): void {
   c.chargeEvent(CH.CHARGE_IO);
   const v = c.lo[0];
   c.io.portOut(port, sz, sz === 1 ? v & 0xff : sz === 2 ? v & 0xffff : v >>> 0);
+  if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
 }
 
 /** Add a signed step to an index register at the address size (32-bit writes zero-extend). */
@@ -714,6 +721,7 @@ function insOuts(c: Cpu, i: Insn): void {
       const v = c.readMem(lo, hi, sz);
       c.io.portOut(port, sz, sz === 4 ? v >>> 0 : v);
     }
+    if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
     stepReg(c, r, step, a8);
     if (i.rep === 0 || decCount(c, a8)) return;
   }

@@ -15,6 +15,7 @@ import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
+import { updateDebugState } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { nmiInjected } from "../nmi.js";
 import { setSegment } from "../segments.js";
@@ -188,6 +189,8 @@ export class VmxUnit {
     c.ldtrLimit = v.read(V.VMCS_GUEST_LDTR_LIMIT);
     c.drLo[7] = v.read(V.VMCS_GUEST_DR7);
     c.drHi[7] = v.lastHi;
+    c.debug.reset();
+    updateDebugState(c);
     c.lo[4] = v.read(V.VMCS_GUEST_RSP);
     c.hi[4] = v.lastHi;
     c.ripLo = v.read(V.VMCS_GUEST_RIP);
@@ -333,6 +336,7 @@ export class VmxUnit {
       v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
     }
     this.exitCounts[e.reason & 0xffff]++;
+    c.debug.reset(); // the guest's pending debug traps stay with the guest
     c.nonRoot = false;
     c.halted = false;
     c.intShadow = false;
