@@ -22,7 +22,7 @@ import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
-import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded } from "./debug.js";
+import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -1241,7 +1241,10 @@ export class Cpu {
           this.irqCheck = true; // stay halted until an interrupt is delivered
           return STOP_HALT;
         }
-        if (dbg) this.irqCheck = true;
+        if (dbg) {
+          this.irqCheck = true;
+          instructionBreakpoints(this);
+        }
       }
       const lo = this.ripLo;
       const hi = this.ripHi;

@@ -34,6 +34,8 @@ export class DebugState {
   pending = 0;
   /** The last instruction loaded SS: debug traps wait one more instruction (6.8.3). */
   ssBlock = false;
+  /** This boundary is the one right after MOV SS: no instruction-breakpoint check either. */
+  bpBlocked = false;
   /** Enabled instruction breakpoints (bit n: DRn, R/W = 00). */
   execMask = 0;
   /** Enabled data breakpoints that fire on writes (R/W = 01 or 11) and on reads (R/W = 11). */
@@ -133,10 +135,10 @@ function setDr6(c: Cpu, bits: number): void {
 
 /**
  * At an instruction boundary while dbgActive, before interrupts are checked (debug traps of the
- * previous instruction outrank external interrupts, SDM vol. 3, table 6-2). Delivers a pending
- * debug trap (single-step, data breakpoint), ages RF, arms single-step for the next instruction
- * and checks instruction breakpoints for it (a fault: #DB before it executes, RF not set).
- * Returns whether the loop must call again at the next boundary.
+ * previous instruction outrank NMIs and external interrupts, SDM vol. 3, table 6-2). Delivers a
+ * pending debug trap (single-step, data breakpoint), ages RF and arms single-step for the next
+ * instruction. Returns whether the loop must call again at the next boundary; the loop then
+ * calls `instructionBreakpoints` once interrupts have been checked.
  */
 export function debugBoundary(c: Cpu): boolean {
   const d = c.debug;
@@ -164,14 +166,21 @@ export function debugBoundary(c: Cpu): boolean {
     }
   } else d.rfAt = -1;
   if ((c.flagsBase & TF) !== 0 && d.tfAt < 0) d.tfAt = now;
-  if (d.execMask !== 0 && (c.flagsBase & RF) === 0 && !blocked) checkInstructionBreakpoint(c);
+  d.bpBlocked = blocked;
   updateDebugActive(c);
   return c.dbgActive;
 }
 
-/** An instruction breakpoint on the linear address of the next instruction is a #DB fault (18.3.1.1). */
-function checkInstructionBreakpoint(c: Cpu): void {
+/**
+ * After NMIs and interrupts had their turn (they outrank code breakpoints, table 6-2): an
+ * enabled instruction breakpoint on the linear address of the next instruction is a #DB fault
+ * before it executes, unless RF is set or MOV SS blocks it (18.3.1.1).
+ */
+export function instructionBreakpoints(c: Cpu): void {
   const d = c.debug;
+  if (d.execMask === 0 || (c.flagsBase & RF) !== 0 || d.bpBlocked) return;
+  c.startLo = c.ripLo;
+  c.startHi = c.ripHi;
   // Linear RIP: CS.base is 0 in 64-bit mode; otherwise add it (32-bit).
   const lo = c.mode64 ? c.ripLo : (c.ripLo + c.segBaseLo[1]) | 0;
   const hi = c.mode64 ? c.ripHi : 0;

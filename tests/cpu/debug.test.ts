@@ -11,8 +11,10 @@ import {
   CODE_BASE,
   DATA_BASE,
   expectHalt,
+  FakeIntc,
   fault,
   frame,
+  iretToNext,
   runSys,
   setGate,
   sysCpu,
@@ -66,6 +68,18 @@ describe.skipIf(!HAVE_AS)("instruction breakpoints", () => {
     expect(reg(c, 10)).toBe(2n);
     expect(reg(c, 11)).toBe(2n);
     expect(dr6(c) & 0xf).toBe(4);
+  });
+
+  it("a pending interrupt outranks a code breakpoint at the same boundary (SDM vol. 3, table 6-2)", () => {
+    const intc = new FakeIntc();
+    intc.pending.push(0x30);
+    // IF = 0 until the IRET sets it; the breakpoint is on the IRET's target.
+    const { c, f } = fault(`${arm(0, "[rip + next]", 0x1)}\n${iretToNext(0x202)}\nnop`, (x) => {
+      x.intc = intc;
+    });
+    expect(f.vector).toBe(0x30);
+    expect(f.rip).toBe(c.drLo[0] >>> 0);
+    expect(dr6(c) & 0xf).toBe(0);
   });
 
   it("with DR7 enabling nothing there is no boundary work and no hit", () => {
