@@ -38,6 +38,12 @@ program
   .option("--profile <name>", "cost profile (name or path to a JSON file)")
   .option("--json", "print one JSON document instead of the console and summary")
   .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
+  .option(
+    "--module <file>",
+    'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
+    (v: string, prev: string[]) => [...prev, v],
+    [] as string[],
+  )
   .action((image: string | undefined, cmdline: string[], opts) => {
     if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
       throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);

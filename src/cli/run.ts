@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { NPV_HC_NAMES } from "../hypervisors/npv-abi.js";
+import { type BootModule, type BootProtocol, defaultProtocol } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import { bundledKernelPath } from "../paths.js";
 import { getStack } from "../stacks/index.js";
@@ -34,6 +35,28 @@ export interface RunCommandOptions {
   profile?: string;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** `--module "FILE [ARGS]"` values, in order. */
+  module?: string[];
+}
+
+/**
+ * Read `--module "FILE [ARGS]"` values: the file is the first word, the module's command line
+ * the whole string (as GRUB's `module` passes it). Modules exist only in the multiboot protocol
+ * and on the stacks that boot the image with it (native, vm).
+ */
+export function readModules(specs: readonly string[], protocol: BootProtocol, stack: string): BootModule[] {
+  if (specs.length === 0) return [];
+  if (protocol !== "multiboot") throw new Error("--module needs the multiboot protocol (--boot multiboot)");
+  if (stack !== "native" && stack !== "vm")
+    throw new Error(`--module is supported on the native and vm stacks, not ${stack}`);
+  return specs.map((spec) => {
+    const file = spec.trim().split(/\s+/)[0] ?? "";
+    try {
+      return { bytes: new Uint8Array(readFileSync(file)), cmdline: spec.trim() };
+    } catch (e) {
+      throw new Error(`cannot read module "${file}": ${(e as Error).message}`);
+    }
+  });
 }
 
 /** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
@@ -84,6 +107,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       protocol: opts.protocol,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : (s) => process.stdout.write(s),
     });
   } catch (e) {

@@ -47,6 +47,7 @@ import {
 } from "../x86/control.js";
 import { GP, UD } from "../x86/exceptions.js";
 import type { Cpu } from "./cpu.js";
+import { updateDebugState } from "./debug.js";
 import { AR_L } from "./segments.js";
 
 /** CR0 bits that exist; writes of other bits in 31:0 are ignored (as KVM does), 63:32 must be 0. */
@@ -83,7 +84,8 @@ export function cr4Allowed(c: Cpu): number {
   if (ebx7 & (1 << 20)) m |= CR4_SMAP;
   if (ecx7 & (1 << 2)) m |= CR4_UMIP;
   if (ecx7 & (1 << 3)) m |= CR4_PKE;
-  if (ecx7 & (1 << 16)) m |= CR4_LA57;
+  // CR4.LA57 stays reserved even if a model sets CPUID.7.0:ECX.LA57: canonical checks are
+  // 48-bit only (canonical.ts).
   return m;
 }
 
@@ -234,6 +236,7 @@ export function writeCr4(c: Cpu, lo: number, hi: number): void {
   c.cr4 = lo;
   if (((old ^ lo) & CR4_TLB_BITS) !== 0) c.flushTlb();
   c.updateMode();
+  if (((old ^ lo) & CR4_DE) !== 0) updateDebugState(c); // I/O breakpoints exist only with DE
 }
 
 /**
@@ -279,11 +282,12 @@ export function readDr(c: Cpu, n: number, out: Int32Array): void {
 
 /**
  * MOV DRn, r (n resolved): in 64-bit mode bits 63:32 of DR6/DR7 must be 0 (#GP). Breakpoints
- * are stored but not armed: nestlab raises no data/instruction breakpoint #DB.
+ * take effect at once (debug.ts).
  */
 export function writeDr(c: Cpu, n: number, lo: number, hi: number): void {
   if ((n === 6 || n === 7) && hi !== 0) c.raise(GP, 0);
   if (!c.mode64) hi = 0;
   c.drLo[n] = lo;
   c.drHi[n] = hi;
+  updateDebugState(c);
 }

@@ -18,14 +18,16 @@ import {
 } from "../mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, SF, ZF } from "../x86/flags.js";
+import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
+import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
 import { deliverEvent } from "./interrupts.js";
+import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 
@@ -137,6 +139,8 @@ export class Cpu {
   csDefault32 = true;
   /** STI / MOV SS interrupt shadow: interrupts are blocked until after the next instruction. */
   intShadow = false;
+  /** Blocking by NMI: an NMI handler runs; NMIs wait for the next IRET (see nmi.ts). */
+  nmiBlocked = false;
   halted = false;
   /** VMX non-root operation (a guest under a hypervisor). */
   nonRoot = false;
@@ -191,8 +195,12 @@ export class Cpu {
   levelNonRoot = 1;
   private chargeIds = new Int32Array(CPU_CHARGES.length * 2);
   private chargeCycles = new Float64Array(CPU_CHARGES.length);
-  /** TSC offset (as VMX's TSC offsetting). */
+  /** TSC offset (VMX's TSC offsetting, in non-root operation only). */
   tscOffset = 0;
+  /** IA32_TSC_ADJUST (SDM vol. 3, 17.17.3): the TSC is cycles + this (+ tscOffset). */
+  tscAdjust = 0;
+  /** IA32_SPEC_CTRL's value (kept only; exists when CPUID enumerates it). */
+  specCtrl = 0;
 
   // ---- Attached hardware. ----
   readonly mem: PhysicalMemory;
@@ -202,6 +210,8 @@ export class Cpu {
   vmx: VmxHooks | null = null;
   /** The local APIC's TPR seen as CR8 (MOV to/from CR8); null: CR8 is a plain register (cr8). */
   tpr: { getCr8(): number; setCr8(value: number): void } | null = null;
+  /** IA32_APIC_BASE.EN of the local APIC, which CPUID.1:EDX.APIC reports; null: no APIC attached. */
+  apicEnabled: (() => boolean) | null = null;
   readonly model: CpuModel;
   /** The MMU model (TLBs, paging-structure caches, walker); translate() goes through it. */
   readonly mmu: Mmu;
@@ -215,6 +225,11 @@ export class Cpu {
 
   /** Set when an interrupt might be deliverable; the loop then asks the controller. */
   irqCheck = false;
+  /** Debug work is due at instruction boundaries (breakpoints, TF, RF: debug.ts); implies irqCheck. */
+  dbgActive = false;
+  /** A data breakpoint is enabled: slow-path accesses are checked and the software TLB is not filled. */
+  dbgData = false;
+  readonly debug = new DebugState();
   /** Set by devices/hypervisors to stop the loop after the current instruction. */
   stopRequested = false;
   stopReason: StopInfo | null = null;
@@ -662,6 +677,7 @@ export class Cpu {
   }
 
   private readSlow(lo: number, hi: number, size: number): number {
+    if (this.dbgData) dataAccess(this, lo, hi, size, false);
     const off = lo & 0xfff;
     if (off + size > PAGE_SIZE) {
       // Page-crossing: byte by byte (each byte translated; rare), lowest first so that CR2 is
@@ -676,7 +692,7 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    const view = this.mem.isRam(pa) ? this.mem.page(pfn) : undefined;
+    const view = this.mem.isRam(pa) && !this.dbgData ? this.mem.page(pfn) : undefined;
     if (view === undefined) {
       const v = this.mem.read(pa, size as 1 | 2 | 4);
       return size === 4 ? v | 0 : v;
@@ -691,7 +707,8 @@ export class Cpu {
 
   private writeSlow(lo: number, hi: number, size: number, v: number): void {
     const off = lo & 0xfff;
-    if (off + size <= PAGE_SIZE) {
+    if (this.dbgData) dataAccess(this, lo, hi, size, true);
+    if (off + size <= PAGE_SIZE && !this.dbgData) {
       const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
       if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
         const pfn = this.wcPfn[idx];
@@ -713,7 +730,7 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    if (!this.mem.isRam(pa)) {
+    if (!this.mem.isRam(pa) || this.dbgData) {
       this.mem.write(pa, size as 1 | 2 | 4, v);
       return;
     }
@@ -1019,6 +1036,7 @@ export class Cpu {
       this.flushTlb();
     }
     if ((this.flagsBase & IF) !== 0 && oldIf === 0) this.irqCheck = true;
+    if ((this.flagsBase & (RF | TF)) !== 0) debugFlagsLoaded(this);
   }
 
   /** Set or clear CF only, materializing the other flags. */
@@ -1218,9 +1236,14 @@ export class Cpu {
           this.irqCheck = false;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
+        const dbg = this.dbgActive && debugBoundary(this);
         if (!this.checkInterrupts() && this.halted) {
           this.irqCheck = true; // stay halted until an interrupt is delivered
           return STOP_HALT;
+        }
+        if (dbg) {
+          this.irqCheck = true;
+          instructionBreakpoints(this);
         }
       }
       const lo = this.ripLo;
@@ -1287,6 +1310,7 @@ export class Cpu {
       this.irqCheck = true; // look again after the next instruction
       return false;
     }
+    if (checkNmi(this)) return true; // NMI-window exits, NMI exits and NMIs come first (SDM 6.9)
     // Interrupt-window exiting (SDM vol. 3, 25.2): the guest can now take an interrupt.
     if (this.nonRoot && (this.flagsBase & IF) !== 0 && this.vmxUnit.interruptWindowOpen()) {
       this.vmxUnit.exitNow(EXIT_INTERRUPT_WINDOW);

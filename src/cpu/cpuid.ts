@@ -22,6 +22,7 @@ export class CpuModel {
     // advertised: FPU (no x87; guests build with -mgeneral-regs-only), PSE (32-bit paging with
     // 4 MiB pages is not modelled; IA-32e paging has 2 MiB pages without it), SSE*/AVX.
     const edx1 =
+      F.F1D_DE |
       F.F1D_TSC |
       F.F1D_MSR |
       F.F1D_PAE |
@@ -34,7 +35,12 @@ export class CpuModel {
       F.F1D_CLFSH;
     const ecx1 = F.F1C_CX16 | F.F1C_PCID | F.F1C_X2APIC | F.F1C_MOVBE | F.F1C_POPCNT | F.F1C_TSC_DEADLINE;
     this.set(1, 0, [0x00050657, 0x00000800, ecx1, edx1]); // EBX: CLFLUSH line 8*8 bytes, APIC ID 0
-    this.set(7, 0, [0, F.F7B_BMI1 | F.F7B_SMEP | F.F7B_BMI2 | F.F7B_INVPCID | F.F7B_ADX | F.F7B_SMAP, 0, 0]);
+    this.set(7, 0, [
+      0,
+      F.F7B_TSC_ADJUST | F.F7B_BMI1 | F.F7B_SMEP | F.F7B_BMI2 | F.F7B_INVPCID | F.F7B_ADX | F.F7B_SMAP,
+      0,
+      0,
+    ]);
     this.set(0x80000000, 0, [0x80000008, 0, 0, 0]);
     this.set(0x80000001, 0, [
       0,

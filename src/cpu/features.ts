@@ -8,6 +8,7 @@
  */
 
 import {
+  CR4_DE,
   CR4_PAE,
   CR4_PCIDE,
   CR4_PGE,
@@ -84,6 +85,8 @@ type Impl = Pick<FeatureImpl, "insns" | "msrs" | "cr4" | "efer" | "mechanisms">;
 export const FEATURE_IMPLS: readonly FeatureImpl[] = [
   // ---- Leaf 1 EDX ----
   feat("TSC", 1, EDX, F.F1D_TSC, { insns: ["rdtsc"], msrs: [M.MSR_IA32_TSC], cr4: CR4_TSD }),
+  // Debugging extensions: CR4.DE (DR4/DR5 #UD, I/O breakpoints; src/cpu/debug.ts).
+  feat("DE", 1, EDX, F.F1D_DE, { insns: ["mov", "int1"], cr4: CR4_DE }),
   feat("MSR", 1, EDX, F.F1D_MSR, { insns: ["rdmsr", "wrmsr"] }),
   feat("PAE", 1, EDX, F.F1D_PAE, { cr4: CR4_PAE, mechanisms: ["ia32e-paging"] }),
   feat("CX8", 1, EDX, F.F1D_CX8, { insns: ["cmpxchg8b"] }),
@@ -110,6 +113,7 @@ export const FEATURE_IMPLS: readonly FeatureImpl[] = [
   feat("HYPERVISOR", 1, ECX, F.F1C_HYPERVISOR, { mechanisms: ["hypervisor-leaves"] }),
   feat("TSC-Deadline", 1, ECX, F.F1C_TSC_DEADLINE, { msrs: [M.MSR_IA32_TSC_DEADLINE], mechanisms: ["local-apic"] }),
   // ---- Leaf 7.0 EBX ----
+  feat("TSC_ADJUST", 7, EBX, F.F7B_TSC_ADJUST, { msrs: [M.MSR_IA32_TSC_ADJUST] }),
   feat("BMI1", 7, EBX, F.F7B_BMI1, { insns: ["andn", "bextr", "blsi", "blsmsk", "blsr", "tzcnt"] }),
   feat("SMEP", 7, EBX, F.F7B_SMEP, { cr4: CR4_SMEP, mechanisms: ["smep"] }),
   feat("BMI2", 7, EBX, F.F7B_BMI2, { insns: ["bzhi", "mulx", "pdep", "pext", "rorx", "sarx", "shlx", "shrx"] }),

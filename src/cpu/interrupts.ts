@@ -15,6 +15,7 @@ import {
   GP,
   hasErrorCode,
   isContributory,
+  isFaultClass,
   NP,
   SS_,
   TS,
@@ -26,9 +27,12 @@ import {
   INTR_INFO_VALID,
   INTR_TYPE_EXT_INTR,
   INTR_TYPE_HW_EXCEPTION,
+  INTR_TYPE_NMI,
 } from "../x86/vmx-controls.js";
+import { isCanonical } from "./canonical.js";
 import { CHARGE_EVENT } from "./charges.js";
 import { type Cpu, FAULT } from "./cpu.js";
+import { debugEventDelivered } from "./debug.js";
 import {
   AR_CODE,
   AR_CONFORMING,
@@ -87,6 +91,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       c.chargeEvent(CHARGE_EVENT);
       c.delivering = -1;
       c.intShadow = false; // delivery ends STI/MOV SS blocking
+      debugEventDelivered(c);
       return;
     } catch (x) {
       if (x === VMEXIT && c.nonRoot && !c.injecting && kind !== EV_SOFTWARE) {
@@ -96,7 +101,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
         const code = kind === EV_EXCEPTION && hasErrorCode(v);
         c.vmxUnit.vectoringInfo =
           INTR_INFO_VALID |
-          (kind === EV_EXTERNAL ? INTR_TYPE_EXT_INTR : INTR_TYPE_HW_EXCEPTION) |
+          (kind !== EV_EXTERNAL ? INTR_TYPE_HW_EXCEPTION : v === 2 ? INTR_TYPE_NMI : INTR_TYPE_EXT_INTR) |
           v |
           (code ? INTR_INFO_DELIVER_CODE : 0);
         c.vmxUnit.vectoringError = code ? Math.max(e, 0) : 0;
@@ -150,8 +155,13 @@ function deliverOnce(c: Cpu, v: number, err: number, kind: number): void {
   const ext = kind === EV_SOFTWARE ? 0 : ERR_EXT;
   const pushErr = kind === EV_EXCEPTION && hasErrorCode(v);
   const errCode = pushErr ? Math.max(err, 0) : -1;
-  if ((c.efer & 0x400) !== 0) deliverLong(c, v, errCode, kind, ext);
-  else deliverLegacy(c, v, errCode, kind, ext);
+  // A fault-class exception pushes RF = 1 so that IRET restarts the instruction without
+  // re-triggering its instruction breakpoint (SDM vol. 3, 18.3.1.1). Traps and interrupts push
+  // RF as it is. Events injected by VM entry push RFLAGS as the VMCS gave it (a hypervisor sets
+  // RF itself, as KVM does in inject_pending_event).
+  const rf = kind === EV_EXCEPTION && !c.injecting && isFaultClass(v) ? RF : 0;
+  if ((c.efer & 0x400) !== 0) deliverLong(c, v, errCode, kind, ext, rf);
+  else deliverLegacy(c, v, errCode, kind, ext, rf);
 }
 
 /**
@@ -184,7 +194,7 @@ function push64(c: Cpu, lo: number, hi: number): void {
 }
 
 /** IA-32e mode delivery (SDM vol. 3, 6.14): 16-byte gates, 64-bit frame, IST, RSP alignment. */
-function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number): void {
+function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number, rf: number): void {
   const gateErr = (v << 3) | ERR_IDT | ext;
   if (v * 16 + 15 > c.idtrLimit) c.raise(GP, gateErr);
   const g = (c.idtrBaseLo + v * 16) | 0;
@@ -203,10 +213,7 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number):
   const ist = w1 & 7;
   const oldCpl = c.cpl;
   const newCpl = checkGateCode(c, sel, ext, true);
-  {
-    const top = offHi >> 15;
-    if (top !== 0 && top !== -1) c.raise(GP, ext); // non-canonical handler address
-  }
+  if (!isCanonical(offHi)) c.raise(GP, ext); // non-canonical handler address
 
   // Stack: IST entry if the gate names one, else RSPn of the TSS on a privilege change.
   let rspLo = c.lo[4];
@@ -216,8 +223,7 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number):
     if (off + 7 > c.trLimit) c.raise(TS, (c.trSel & 0xfffc) | ext);
     rspLo = c.readSys((c.trBaseLo + off) | 0, c.trBaseHi, 4);
     rspHi = c.readSys((c.trBaseLo + off + 4) | 0, c.trBaseHi, 4);
-    const top = rspHi >> 15;
-    if (top !== 0 && top !== -1) c.raise(SS_, ext);
+    if (!isCanonical(rspHi)) c.raise(SS_, ext);
   }
   rspLo &= ~0xf; // IA-32e frames are 16-byte aligned (SDM vol. 3, 6.14.2)
 
@@ -233,7 +239,7 @@ function deliverLong(c: Cpu, v: number, err: number, kind: number, ext: number):
   try {
     push64(c, oldSs, 0);
     push64(c, oldRspLo, oldRspHi);
-    push64(c, flags, 0);
+    push64(c, flags | rf, 0);
     push64(c, oldCs, 0);
     push64(c, c.ripLo, c.ripHi);
     if (err >= 0) push64(c, err, 0);
@@ -265,7 +271,7 @@ function push32(c: Cpu, base: number, v: number): void {
  * 32-bit frame, SS:ESP from the 32-bit TSS on a privilege change. Segments are flat: EIP is
  * the handler offset.
  */
-function deliverLegacy(c: Cpu, v: number, err: number, kind: number, ext: number): void {
+function deliverLegacy(c: Cpu, v: number, err: number, kind: number, ext: number, rf: number): void {
   const gateErr = (v << 3) | ERR_IDT | ext;
   if (v * 8 + 7 > c.idtrLimit) c.raise(GP, gateErr);
   const g = (c.idtrBaseLo + v * 8) | 0;
@@ -313,7 +319,7 @@ function deliverLegacy(c: Cpu, v: number, err: number, kind: number, ext: number
       push32(c, ssBase, oldSs);
       push32(c, ssBase, oldEsp);
     }
-    push32(c, ssBase, flags);
+    push32(c, ssBase, flags | rf);
     push32(c, ssBase, oldCs);
     push32(c, ssBase, c.ripLo);
     if (err >= 0) push32(c, ssBase, err);

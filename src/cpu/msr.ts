@@ -5,7 +5,10 @@
  * PAT), (2) the machine's MsrHandler (LAPIC/x2APIC, TSC deadline, VMX capability MSRs…),
  * (3) a short list of harmless MSRs kept in Cpu.msrStore so a read returns what was written
  * (HARMLESS_MSRS below), (4) anything else raises #GP(0), as hardware does for an MSR it lacks.
+ * MSRs whose existence CPUID enumerates (IA32_TSC_ADJUST, IA32_SPEC_CTRL, IA32_PRED_CMD) are
+ * #GP(0) unless the CPU model's CPUID reports them (SDM vol. 4, table 2-2, "enumeration").
  */
+import { F7B_TSC_ADJUST, F7D_IBRS_IBPB, F7D_SSBD, F7D_STIBP } from "../x86/cpuid.js";
 import { GP } from "../x86/exceptions.js";
 import {
   MSR_CSTAR,
@@ -35,12 +38,14 @@ import {
   MSR_IA32_SYSENTER_EIP,
   MSR_IA32_SYSENTER_ESP,
   MSR_IA32_TSC,
+  MSR_IA32_TSC_ADJUST,
   MSR_KERNEL_GS_BASE,
   MSR_LSTAR,
   MSR_SFMASK,
   MSR_STAR,
   MSR_TSC_AUX,
 } from "../x86/msr.js";
+import { isCanonical as canonical } from "./canonical.js";
 import { writeEfer } from "./control-regs.js";
 import type { Cpu } from "./cpu.js";
 
@@ -57,8 +62,6 @@ const HARMLESS: ReadonlyMap<number, { lo: number; hi: number; ro: boolean }> = (
   const ro = (i: number, lo = 0): void => void m.set(i, { lo, hi: 0, ro: true });
   ro(MSR_IA32_PLATFORM_ID);
   rw(MSR_IA32_BIOS_SIGN_ID);
-  rw(MSR_IA32_SPEC_CTRL);
-  rw(MSR_IA32_PRED_CMD);
   rw(MSR_IA32_FEATURE_CONTROL);
   ro(MSR_IA32_MTRRCAP); // no variable or fixed MTRRs, no write-combining
   rw(MSR_IA32_MTRR_DEF_TYPE);
@@ -77,17 +80,41 @@ const HARMLESS: ReadonlyMap<number, { lo: number; hi: number; ro: boolean }> = (
 /** The documented list of harmless MSR indices (for reports and tests). */
 export const HARMLESS_MSRS: readonly number[] = [...HARMLESS.keys()];
 
-function canonical(hi: number): boolean {
-  const top = hi >> 15;
-  return top === 0 || top === -1;
+/** A signed 64-bit value as a number (exact below 2^53). */
+function signed64(lo: number, hi: number): number {
+  return hi * TWO32 + (lo >>> 0);
 }
 
-/** The TSC as the guest sees it: simulated cycles plus the offset, as 64-bit halves in out. */
-export function readTsc(c: Cpu, out: Int32Array): void {
-  const v = c.cycles() + c.tscOffset;
+/** A number as 64-bit two's-complement halves in out. */
+function toHalves(v: number, out: Int32Array): void {
   const h = Math.floor(v / TWO32);
   out[0] = (v - h * TWO32) | 0;
   out[1] = h | 0;
+}
+
+/**
+ * The TSC as software sees it: simulated cycles, plus IA32_TSC_ADJUST (which absorbs every
+ * WRMSR to the TSC, SDM vol. 3, 17.17.3), plus VMX's TSC offset in non-root operation.
+ */
+export function readTsc(c: Cpu, out: Int32Array): void {
+  toHalves(c.cycles() + c.tscAdjust + c.tscOffset, out);
+}
+
+const leaf7 = new Int32Array(4);
+
+/** CPUID.(EAX=7,ECX=0) of the CPU model into `leaf7`. */
+function queryLeaf7(c: Cpu): Int32Array {
+  c.model.query(7, 0, leaf7);
+  return leaf7;
+}
+
+/**
+ * Writable bits of IA32_SPEC_CTRL (SDM vol. 4, table 2-2): IBRS (bit 0) with CPUID.7.0:EDX[26],
+ * STIBP (bit 1) with EDX[27], SSBD (bit 2) with EDX[31]. 0 when the MSR does not exist.
+ */
+function specCtrlBits(c: Cpu): number {
+  const edx = queryLeaf7(c)[3];
+  return ((edx & F7D_IBRS_IBPB) !== 0 ? 1 : 0) | ((edx & F7D_STIBP) !== 0 ? 2 : 0) | ((edx & F7D_SSBD) !== 0 ? 4 : 0);
 }
 
 /** RDMSR: fill out[0] (EAX) and out[1] (EDX), or raise #GP(0). */
@@ -147,6 +174,17 @@ export function readMsr(c: Cpu, index: number, out: Int32Array): void {
     case MSR_IA32_TSC:
       readTsc(c, out);
       return;
+    case MSR_IA32_TSC_ADJUST:
+      if ((queryLeaf7(c)[1] & F7B_TSC_ADJUST) === 0) c.raise(GP, 0);
+      toHalves(c.tscAdjust, out);
+      return;
+    case MSR_IA32_SPEC_CTRL:
+      if (specCtrlBits(c) === 0) c.raise(GP, 0);
+      lo = c.specCtrl;
+      break;
+    case MSR_IA32_PRED_CMD:
+      c.raise(GP, 0); // write-only (SDM vol. 4, table 2-2: "WO")
+      break;
     default: {
       if (c.msrHandler?.readMsr(idx, out)) return;
       const h = HARMLESS.get(idx);
@@ -234,9 +272,24 @@ export function writeMsr(c: Cpu, index: number, lo: number, hi: number): void {
       c.sysenterEipLo = lo;
       c.sysenterEipHi = hi;
       return;
-    case MSR_IA32_TSC:
-      // The written value becomes the current TSC: the offset absorbs the difference.
-      c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.cycles();
+    case MSR_IA32_TSC: {
+      // The written value becomes the current TSC; IA32_TSC_ADJUST takes the same delta
+      // (SDM vol. 3, 17.17.3: "the value written to IA32_TSC minus the value before the write").
+      c.tscAdjust += (hi >>> 0) * TWO32 + (lo >>> 0) - (c.cycles() + c.tscAdjust + c.tscOffset);
+      return;
+    }
+    case MSR_IA32_TSC_ADJUST:
+      // Writing the adjust value moves the TSC by the same delta (17.17.3).
+      if ((queryLeaf7(c)[1] & F7B_TSC_ADJUST) === 0) c.raise(GP, 0);
+      c.tscAdjust = signed64(lo, hi);
+      return;
+    case MSR_IA32_SPEC_CTRL:
+      if (hi !== 0 || (lo & ~specCtrlBits(c)) !== 0 || specCtrlBits(c) === 0) c.raise(GP, 0);
+      c.specCtrl = lo; // no speculation is modelled: the bits are only kept
+      return;
+    case MSR_IA32_PRED_CMD:
+      // IBPB (bit 0) with CPUID.7.0:EDX[26]; other bits reserved. No predictor is modelled.
+      if ((queryLeaf7(c)[3] & F7D_IBRS_IBPB) === 0 || hi !== 0 || (lo & ~1) !== 0) c.raise(GP, 0);
       return;
     default: {
       if (c.msrHandler?.writeMsr(idx, lo, hi)) return;

@@ -16,6 +16,10 @@ export interface InterruptController {
   hasPendingInterrupt(): boolean;
   /** Acknowledge the highest-priority pending interrupt and return its vector (INTA cycle). */
   acknowledgeInterrupt(): number;
+  /** True when an NMI is pending (SDM vol. 3, 6.7.1); controllers without NMIs omit it. */
+  hasPendingNmi?(): boolean;
+  /** Take the pending NMI (it is edge-triggered: one delivery per request). */
+  acknowledgeNmi?(): void;
 }
 
 /** An MMIO device window in physical address space. Offsets are relative to the window base. */

@@ -5,6 +5,7 @@
  * not written back. Segment bases other than FS/GS are assumed flat (0) by the rest of the core.
  */
 import { GP, NP, SS_, TS } from "../x86/exceptions.js";
+import { isCanonical } from "./canonical.js";
 import type { Cpu } from "./cpu.js";
 
 /** Access-rights bits in VMCS "AR" layout (SDM vol. 3, 24.4.1): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15. */
@@ -233,9 +234,8 @@ export function loadTaskRegister(c: Cpu, sel: number): void {
   if ((d.ar & AR_S) !== 0 || type !== 9) c.raise(GP, sel & 0xfffc);
   if ((d.ar & AR_P) === 0) c.raise(NP, sel & 0xfffc);
   if (wide) {
-    // Bits 63:47 of the base must be canonical (LA57 not considered).
-    const top = d.baseHi >> 15;
-    if (top !== 0 && top !== -1) c.raise(GP, sel & 0xfffc);
+    // The 64-bit base must be canonical (SDM vol. 2, LTR: #GP(selector)).
+    if (!isCanonical(d.baseHi)) c.raise(GP, sel & 0xfffc);
   }
   c.trSel = sel;
   c.trBaseLo = d.baseLo;
@@ -263,6 +263,9 @@ export function loadLdtr(c: Cpu, sel: number): void {
   const d = readDescriptor(c, sel, GP, wide);
   if ((d.ar & AR_S) !== 0 || (d.ar & 0xf) !== 2) c.raise(GP, sel & 0xfffc);
   if ((d.ar & AR_P) === 0) c.raise(NP, sel & 0xfffc);
+  // In IA-32e mode the 16-byte descriptor's base must be canonical, as LTR's (KVM's
+  // __load_segment_descriptor checks LDT and TSS bases alike: #GP(selector)).
+  if (wide && !isCanonical(d.baseHi)) c.raise(GP, sel & 0xfffc);
   c.ldtrSel = sel;
   c.ldtrBaseLo = d.baseLo;
   c.ldtrBaseHi = d.baseHi;

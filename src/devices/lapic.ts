@@ -119,6 +119,12 @@ export interface LocalApicOptions {
   onIpi?: (ipi: IpiInfo) => void;
   /** Called on EOI of a level-triggered vector (TMR set), where an I/O APIC would be told. */
   onLevelEoi?: (vector: number) => void;
+  /**
+   * Called after every register write through MMIO or an MSR (TPR, EOI, ICR, SVR, APIC base…):
+   * what is deliverable may have changed, and the CPU must look again before its next
+   * instruction, not at its next scheduling slice.
+   */
+  onWrite?: () => void;
 }
 
 function highestBit(words: Uint32Array): number {
@@ -137,6 +143,7 @@ export class LocalApic implements MmioHandler {
   private readonly maxPhysAddrBits: number;
   private readonly onIpi: ((ipi: IpiInfo) => void) | null;
   private readonly onLevelEoi: ((vector: number) => void) | null;
+  private readonly onWrite: (() => void) | null;
 
   // IA32_APIC_BASE
   private baseAddr = APIC_DEFAULT_BASE;
@@ -167,6 +174,9 @@ export class LocalApic implements MmioHandler {
   private nextFire = Number.POSITIVE_INFINITY;
   private tscDeadline = 0;
 
+  /** An NMI was sent to this APIC and the CPU has not taken it yet. */
+  nmiPending = false;
+
   // Counters
   timerFires = 0;
   eois = 0;
@@ -184,6 +194,7 @@ export class LocalApic implements MmioHandler {
     this.maxPhysAddrBits = opts.maxPhysAddrBits ?? 40;
     this.onIpi = opts.onIpi ?? null;
     this.onLevelEoi = opts.onLevelEoi ?? null;
+    this.onWrite = opts.onWrite ?? null;
     this.reset();
   }
 
@@ -198,6 +209,7 @@ export class LocalApic implements MmioHandler {
 
   private resetRegisters(): void {
     this.xapicId = this.initialId & 0xff;
+    this.nmiPending = false;
     this.tpr = 0;
     this.ldr = 0;
     this.dfr = 0xffffffff;
@@ -449,6 +461,10 @@ export class LocalApic implements MmioHandler {
       if (vector < 16) this.signalError(ESR_SEND_ILLEGAL_VECTOR);
       else this.deliverFixed(vector, trigger === 1);
     }
+    // NMI delivery mode (100b): the vector field is ignored, the target takes an NMI (11.6.1).
+    // The SDM's ICR description restricts the "self" shorthand to fixed delivery; KVM (and tests
+    // written against it) accept a self-NMI that way too, and so does this model.
+    if (toSelf && deliveryMode === 4 && this.hwEnabled) this.nmiPending = true;
     if (this.onIpi !== null) {
       this.onIpi({ vector, deliveryMode, destinationMode, shorthand, destination: dest, toSelf });
     }
@@ -624,6 +640,7 @@ export class LocalApic implements MmioHandler {
     if (!this.hwEnabled || this.x2) return;
     if (size < 4 || (offset & 0xf) !== 0) return;
     if (!this.writeRegister(offset & 0xff0, value, false)) this.signalError(ESR_ILLEGAL_REGISTER);
+    this.onWrite?.();
   }
 
   // ---------------------------------------------------------------- MSRs
@@ -657,6 +674,12 @@ export class LocalApic implements MmioHandler {
 
   /** WRMSR: false where the CPU must raise #GP(0). */
   writeMsr(index: number, lo: number, hi: number): boolean {
+    const ok = this.writeMsrInner(index, lo, hi);
+    if (ok) this.onWrite?.();
+    return ok;
+  }
+
+  private writeMsrInner(index: number, lo: number, hi: number): boolean {
     lo >>>= 0;
     hi >>>= 0;
     if (index === MSR_IA32_APIC_BASE) return this.writeApicBase(lo, hi);

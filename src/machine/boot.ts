@@ -21,6 +21,8 @@ const INFO_ADDR = 0x8000; // boot-info / multiboot info
 const MMAP_ADDR = 0x8100;
 const CMDLINE_ADDR = 0x8800; // up to 0x8fff
 const MAX_CMDLINE = 0x7ff;
+const MODS_ADDR = 0x9000; // multiboot module list, then the modules' command lines, up to 0x9fff
+const MODS_END = 0xa000;
 const LOW_MEM_END = 0x9fc00; // conventional memory (640 KiB less the EBDA)
 /** RAM above this is hidden: the MMIO windows (virtio, LAPIC) live there and above (pc-layout.ts). */
 export const RAM_HOLE_START = PC_RAM_HOLE_START;
@@ -32,6 +34,43 @@ export interface BootResult {
   entry: number;
   /** Highest physical byte the image occupies, +1. */
   imageEnd: number;
+}
+
+/** A multiboot module (Multiboot 0.6.96 §3.3, "mods"): its bytes and its command line. */
+export interface BootModule {
+  bytes: Uint8Array;
+  cmdline: string;
+}
+
+/**
+ * Load multiboot modules page-aligned after the image (as QEMU's -initrd and GRUB place them)
+ * and write the module list at MODS_ADDR: per module mod_start, mod_end, the address of its
+ * zero-terminated command line, and a reserved 0 (§3.3). Returns the module count.
+ */
+function loadModules(mem: PhysicalMemory, modules: readonly BootModule[], imageEnd: number): number {
+  const top = Math.min(mem.size, RAM_HOLE_START);
+  let at = Math.ceil(imageEnd / 4096) * 4096;
+  let str = MODS_ADDR + modules.length * 16;
+  modules.forEach((m, k) => {
+    if (at + m.bytes.length > top) {
+      throw new ImageError(
+        `module ${k + 1} (${m.bytes.length} bytes at 0x${at.toString(16)}) does not fit in guest RAM (ends at 0x${top.toString(16)})`,
+      );
+    }
+    const name = new TextEncoder().encode(m.cmdline);
+    if (str + name.length + 1 > MODS_END) throw new ImageError("module list and command lines exceed 4 KiB");
+    mem.writeBytes(at, m.bytes);
+    mem.writeBytes(str, name);
+    mem.write(str + name.length, 1, 0);
+    const e = MODS_ADDR + k * 16;
+    mem.write(e, 4, at);
+    mem.write(e + 4, 4, at + m.bytes.length);
+    mem.write(e + 8, 4, str);
+    mem.write(e + 12, 4, 0);
+    str += name.length + 1;
+    at = Math.ceil((at + m.bytes.length) / 4096) * 4096;
+  });
+  return modules.length;
 }
 
 interface MemRange {
@@ -101,10 +140,15 @@ export function findMultibootHeader(bytes: Uint8Array): number {
 
 /**
  * Multiboot v1 (the Multiboot Specification 0.6.96 §3): load, build the information structure
- * (memory info, command line, memory map), and leave the CPU in 32-bit protected mode with
+ * (memory info, command line, memory map, modules if any), and leave the CPU in 32-bit protected mode with
  * EAX = 0x2BADB002, EBX = the structure, paging off, interrupts off.
  */
-export function bootMultiboot(c: Cpu, bytes: Uint8Array, cmdline: string): BootResult {
+export function bootMultiboot(
+  c: Cpu,
+  bytes: Uint8Array,
+  cmdline: string,
+  modules: readonly BootModule[] = [],
+): BootResult {
   const mem = c.mem;
   const hdr = findMultibootHeader(bytes);
   if (hdr < 0) throw new ImageError("no multiboot header in the first 8 KiB of the image");
@@ -158,6 +202,11 @@ export function bootMultiboot(c: Cpu, bytes: Uint8Array, cmdline: string): BootR
   mem.write(INFO_ADDR + 16, 4, CMDLINE_ADDR);
   mem.write(INFO_ADDR + 44, 4, mo - MMAP_ADDR);
   mem.write(INFO_ADDR + 48, 4, MMAP_ADDR);
+  if (modules.length > 0) {
+    mem.write(INFO_ADDR, 4, mem.read(INFO_ADDR, 4) | 0x8); // flags[3]: mods_count, mods_addr valid
+    mem.write(INFO_ADDR + 20, 4, loadModules(mem, modules, imageEnd));
+    mem.write(INFO_ADDR + 24, 4, MODS_ADDR);
+  }
   // CPU: 32-bit protected mode, flat segments (the reset state), as the spec requires.
   c.lo[0] = MULTIBOOT_BOOTLOADER_MAGIC | 0;
   c.lo[3] = INFO_ADDR;

@@ -33,6 +33,14 @@ export class InterruptRouter implements InterruptController {
     return this.lapic?.hasPending() ?? false;
   }
 
+  hasPendingNmi(): boolean {
+    return this.lapic?.nmiPending ?? false;
+  }
+
+  acknowledgeNmi(): void {
+    if (this.lapic !== null) this.lapic.nmiPending = false;
+  }
+
   acknowledgeInterrupt(): number {
     const pic = this.pic;
     if (pic !== null && this.picRouted() && pic.hasPending()) {

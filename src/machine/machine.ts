@@ -95,7 +95,9 @@ export class Machine {
     this.debugExit.attach(this.io);
     this.fwcfg = new FwCfg({ ramSize: size, cpus: 1 });
     this.fwcfg.attach(this.io);
-    this.lapic = new LocalApic({ clock: this.clock });
+    // A write to the APIC (TPR, EOI, ICR…) may make an interrupt deliverable: look before the
+    // next instruction (SDM vol. 3, 11.8.3.1 / 11.6: a self-IPI or a lower TPR acts at once).
+    this.lapic = new LocalApic({ clock: this.clock, onWrite: () => cpu.notifyInterrupt() });
     this.mem.addMmio(PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic);
     this.virtioBlk = createVirtioBlkMmio(
       { backend: opts.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
@@ -106,6 +108,7 @@ export class Machine {
     this.cpu.intc = this.router;
     this.cpu.msrHandler = lapicMsrs(this.lapic);
     this.cpu.tpr = this.lapic; // CR8 is the LAPIC's task-priority register
+    this.cpu.apicEnabled = () => this.lapic.hardwareEnabled; // CPUID.1:EDX.APIC follows it
   }
 
   /**

@@ -34,7 +34,7 @@ export const nativeStack: Stack = {
     m.cpu.setCostModel(profile.cycles, ledger, 0, 1);
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
-    else bootMultiboot(m.cpu, opts.image, opts.cmdline);
+    else bootMultiboot(m.cpu, opts.image, opts.cmdline, opts.modules);
     const t0 = performance.now();
     const outcome = m.run(opts.maxInstructions);
     const wallSeconds = (performance.now() - t0) / 1000;

@@ -3,7 +3,7 @@
  * (`vm`), nested… Each stack takes a guest image and command line and returns what happened.
  */
 import type { LedgerLine } from "../cost/ledger.js";
-import type { BootProtocol } from "../machine/boot.js";
+import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { RunOutcome } from "../machine/machine.js";
 import type { GuestOutput } from "../machine/results.js";
 
@@ -13,6 +13,8 @@ export interface StackRunOptions {
   /** Guest RAM in bytes. */
   memory: number;
   maxInstructions: number;
+  /** Multiboot modules (`--module`): multiboot protocol only. */
+  modules?: BootModule[];
   /** Boot protocol; default: direct64 for ELF64 images, multiboot otherwise. */
   protocol?: BootProtocol;
   /** Streams the guest's serial output as it is produced. */

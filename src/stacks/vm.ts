@@ -25,7 +25,7 @@ export function loadGuest(l0: L0Hypervisor, vcpu: Vcpu, opts: StackRunOptions): 
   const scratch = new Cpu(new PhysicalMemory(opts.memory));
   const protocol = opts.protocol ?? defaultProtocol(opts.image);
   if (protocol === "direct64") bootDirect64(scratch, opts.image, opts.cmdline);
-  else bootMultiboot(scratch, opts.image, opts.cmdline);
+  else bootMultiboot(scratch, opts.image, opts.cmdline, opts.modules);
   const vm = vcpu.vm;
   scratch.mem.forEachPage((pfn, page) => {
     const hpa = vm.memslots.translate(pfn * 4096);

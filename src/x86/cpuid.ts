@@ -18,6 +18,7 @@ export const F1D_APIC = 1 << 9,
   F1D_PGE = 1 << 13,
   F1D_CMOV = 1 << 15,
   F1D_PAT = 1 << 16;
+export const F1D_DE = 1 << 2;
 export const F1D_PSE = 1 << 3,
   F1D_CLFSH = 1 << 19;
 // Leaf 1 ECX
@@ -30,12 +31,19 @@ export const F1C_MOVBE = 1 << 22,
   F1C_TSC_DEADLINE = 1 << 24,
   F1C_HYPERVISOR = 1 << 31;
 // Leaf 7.0 EBX
+export const F7B_TSC_ADJUST = 1 << 1;
 export const F7B_BMI1 = 1 << 3,
   F7B_SMEP = 1 << 7,
   F7B_BMI2 = 1 << 8,
   F7B_INVPCID = 1 << 10,
   F7B_ADX = 1 << 19,
   F7B_SMAP = 1 << 20;
+// Leaf 7.0 ECX
+export const F7C_LA57 = 1 << 16;
+// Leaf 7.0 EDX (SDM vol. 4, table 2-2: which of them make IA32_SPEC_CTRL / IA32_PRED_CMD exist)
+export const F7D_IBRS_IBPB = 1 << 26,
+  F7D_STIBP = 1 << 27,
+  F7D_SSBD = 1 << 31;
 // Leaf 0x80000001
 export const FE1D_SYSCALL = 1 << 11,
   FE1D_NX = 1 << 20,

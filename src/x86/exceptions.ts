@@ -41,6 +41,19 @@ export const VECTOR_NAMES: Record<number, string> = {
 export function hasErrorCode(vector: number): boolean {
   return vector === 8 || (vector >= 10 && vector <= 14) || vector === 17 || vector === 21;
 }
+/**
+ * Exceptions of the fault class (SDM vol. 3, table 6-1, "Type" column): the RFLAGS image their
+ * delivery pushes has RF = 1 (SDM vol. 3, 18.3.1.1). #DB is a fault only for instruction
+ * breakpoints, which push RF as it was, so it is not listed.
+ */
+export function isFaultClass(vector: number): boolean {
+  return (
+    (vector >= 5 && vector <= 7) ||
+    (vector >= 10 && vector <= 14) ||
+    vector === 0 ||
+    (vector >= 16 && vector <= 21 && vector !== 18)
+  );
+}
 /** Contributory exceptions for the double-fault rules (SDM vol. 3, table 6-4). */
 export function isContributory(vector: number): boolean {
   return vector === 0 || (vector >= 10 && vector <= 13);

@@ -73,6 +73,7 @@ export const INTR_TYPE_SW_EXCEPTION = 6 << 8;
 // Guest interruptibility state (24.4.2).
 export const INTERRUPTIBILITY_STI = 1 << 0;
 export const INTERRUPTIBILITY_MOV_SS = 1 << 1;
+export const INTERRUPTIBILITY_NMI = 1 << 3;
 
 // Activity state.
 export const ACTIVITY_ACTIVE = 0;

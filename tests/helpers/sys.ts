@@ -228,6 +228,20 @@ export function toUser(flags = 0x2): string {
   user:`;
 }
 
+/** Code that IRETQs to the label `next` right after it, at CPL 0 on the same stack, with RFLAGS = `flags`. */
+export function iretToNext(flags = 0x2): string {
+  return `
+    mov rax, rsp
+    push ${KDATA}
+    push rax
+    push ${flags}
+    push ${KCODE}
+    lea rax, [rip + next]
+    push rax
+    iretq
+  next:`;
+}
+
 /** Run and return the frame of the exception the code ended in. */
 export function fault(source: string, setup?: Parameters<typeof sysCpu>[1]) {
   const c = sysCpu(source, setup);

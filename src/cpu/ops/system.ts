@@ -16,6 +16,7 @@
 
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
 import { CR0_TS, CR4_PCIDE, CR4_TSD, EFER_LMA, EFER_SCE } from "../../x86/control.js";
+import { F1D_APIC } from "../../x86/cpuid.js";
 import { GP, OF_, UD } from "../../x86/exceptions.js";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "../../x86/flags.js";
 import * as VX from "../../x86/vmx.js";
@@ -35,12 +36,15 @@ import {
   VMXI_VMXON,
 } from "../../x86/vmx.js";
 import { CPU_HLT_EXITING, CPU_INVLPG_EXITING, CPU_RDTSC_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
+import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
+import { checkGeneralDetect, ioAccess, movSsLoaded } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { deliverEvent } from "../interrupts.js";
 import { readMsr, readTsc, writeMsr } from "../msr.js";
+import { iretUnblocksNmi } from "../nmi.js";
 import type { OpDef } from "../opdef.js";
 import {
   AR_CODE,
@@ -83,11 +87,6 @@ function iopl(c: Cpu): number {
 
 function lma(c: Cpu): boolean {
   return (c.efer & EFER_LMA) !== 0;
-}
-
-function canonical(hi: number): boolean {
-  const top = hi >> 15;
-  return top === 0 || top === -1;
 }
 
 /** High half of the address `lo + n` computed by addr() (0 outside 64-bit mode). */
@@ -151,6 +150,7 @@ function movToCr(c: Cpu, i: Insn): void {
 function movFromDr(c: Cpu, i: Insn): void {
   const n = drIndex(c, i.reg);
   priv(c);
+  checkGeneralDetect(c);
   readDr(c, n, t);
   if (c.mode64) c.set64(i.rm, t[0], t[1]);
   else c.set32(i.rm, t[0]);
@@ -160,6 +160,7 @@ function movFromDr(c: Cpu, i: Insn): void {
 function movToDr(c: Cpu, i: Insn): void {
   const n = drIndex(c, i.reg);
   priv(c);
+  checkGeneralDetect(c);
   writeDr(c, n, c.lo[i.rm], c.mode64 ? c.hi[i.rm] : 0);
 }
 
@@ -201,6 +202,9 @@ function lgdt(c: Cpu, i: Insn): void {
   if (c.mode64) {
     baseLo = c.read64(b, aHi);
     baseHi = c.vHi;
+    // A non-canonical base is #GP(0), as for LTR (SDM vol. 2 LGDT/LIDT, 64-bit mode exceptions;
+    // KVM's em_lgdt_lidt makes the same check).
+    if (!canonical(baseHi)) c.raise(GP, 0);
   } else {
     baseLo = c.read32(b, aHi);
     if (i.size === 2) baseLo &= 0xffffff;
@@ -269,6 +273,7 @@ function movToSreg(c: Cpu, i: Insn): void {
   if (s === 2) {
     c.intShadow = true;
     c.irqCheck = true;
+    movSsLoaded(c); // debug traps wait too (SDM vol. 3, 6.8.3)
   }
 }
 
@@ -292,6 +297,7 @@ function popSreg(c: Cpu, i: Insn): void {
   if (i.op === 2) {
     c.intShadow = true;
     c.irqCheck = true;
+    movSsLoaded(c);
   }
 }
 
@@ -472,6 +478,7 @@ const IRET_BASE = CF | PF | AF | ZF | SF | TF | DF | OF | NT | RF | AC | ID;
 function iret(c: Cpu, i: Insn): void {
   c.chargeEvent(CH.CHARGE_IRET);
   if ((c.flagsBase & NT) !== 0) c.raise(GP, 0);
+  iretUnblocksNmi(c); // even if the IRET then faults (SDM vol. 3, 6.7.1)
   const size = i.size;
   const saveLo = c.lo[4];
   const saveHi = c.hi[4];
@@ -574,6 +581,8 @@ function cpuid(c: Cpu, i: Insn): void {
   if (c.nonRoot) c.vmxUnit.instructionExit(VX.EXIT_CPUID, i); // CPUID always exits (25.1.2)
   c.chargeEvent(CH.CHARGE_CPUID);
   c.model.query(c.lo[0], c.lo[1], t);
+  // CPUID.1:EDX.APIC[bit 9] is 0 while IA32_APIC_BASE.EN is 0 (SDM vol. 3, 11.4.3).
+  if (c.lo[0] === 1 && c.apicEnabled !== null && !c.apicEnabled()) t[3] &= ~F1D_APIC;
   c.set32(0, t[0]);
   c.set32(3, t[1]);
   c.set32(1, t[2]);
@@ -636,6 +645,7 @@ function inPort(c: Cpu, i: Insn): void {
   if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, true, false);
   c.chargeEvent(CH.CHARGE_IO);
   c.setReg(0, sz, c.io.portIn(port, sz), 0);
+  if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
 }
 
 /** OUT imm8 (E6, E7) or DX (EE, EF), AL/AX/EAX. */
@@ -647,6 +657,7 @@ function outPort(c: Cpu, i: Insn): void {
   c.chargeEvent(CH.CHARGE_IO);
   const v = c.lo[0];
   c.io.portOut(port, sz, sz === 1 ? v & 0xff : sz === 2 ? v & 0xffff : v >>> 0);
+  if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
 }
 
 /** Add a signed step to an index register at the address size (32-bit writes zero-extend). */
@@ -710,6 +721,7 @@ function insOuts(c: Cpu, i: Insn): void {
       const v = c.readMem(lo, hi, sz);
       c.io.portOut(port, sz, sz === 4 ? v >>> 0 : v);
     }
+    if (c.debug.ioMask !== 0) ioAccess(c, port, sz);
     stepReg(c, r, step, a8);
     if (i.rep === 0 || decCount(c, a8)) return;
   }

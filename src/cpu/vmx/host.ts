@@ -9,6 +9,7 @@ import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
 import type { Cpu } from "../cpu.js";
 import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
+import { updateDebugState } from "../debug.js";
 import { Vmcs } from "./vmcs.js";
 import { ENTERED_AND_EXITED, type ExitRecord, type VmxUnit } from "./vmx.js";
 
@@ -277,6 +278,7 @@ export class VmxHost {
     c.tscAux = m[10];
     c.drLo.set(ctx.drLo);
     c.drHi.set(ctx.drHi);
+    updateDebugState(c);
   }
 }
 

@@ -15,7 +15,9 @@ import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
+import { updateDebugState } from "../debug.js";
 import type { Insn } from "../insn.js";
+import { nmiInjected } from "../nmi.js";
 import { setSegment } from "../segments.js";
 import type { Vmcs } from "./vmcs.js";
 
@@ -113,6 +115,8 @@ export class VmxUnit {
   /** IDT-vectoring information for the exit being taken (an event whose delivery was cut short). */
   vectoringInfo = 0;
   vectoringError = 0;
+  /** Virtual-NMI blocking of the guest (with the "virtual NMIs" control; see nmi.ts). */
+  virtualNmiBlocked = false;
   /** Exits taken, by basic reason (index = reason). */
   readonly exitCounts = new Float64Array(80);
   entries = 0;
@@ -185,6 +189,8 @@ export class VmxUnit {
     c.ldtrLimit = v.read(V.VMCS_GUEST_LDTR_LIMIT);
     c.drLo[7] = v.read(V.VMCS_GUEST_DR7);
     c.drHi[7] = v.lastHi;
+    c.debug.reset();
+    updateDebugState(c);
     c.lo[4] = v.read(V.VMCS_GUEST_RSP);
     c.hi[4] = v.lastHi;
     c.ripLo = v.read(V.VMCS_GUEST_RIP);
@@ -193,6 +199,10 @@ export class VmxUnit {
     c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
     const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
     c.intShadow = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
+    // Blocking by NMI (24.4.2): virtual-NMI blocking with virtual NMIs, else physical blocking.
+    const nmiBlock = (intr & C.INTERRUPTIBILITY_NMI) !== 0;
+    if ((this.pin & C.PIN_VIRTUAL_NMIS) !== 0) this.virtualNmiBlocked = nmiBlock;
+    else c.nmiBlocked = nmiBlock;
     c.halted = v.read(V.VMCS_GUEST_ACTIVITY_STATE) === C.ACTIVITY_HLT;
     c.tscOffset =
       (this.proc & C.CPU_TSC_OFFSETTING) !== 0 ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.lastHi < 0 ? 2 ** 64 : 0) : 0;
@@ -239,6 +249,7 @@ export class VmxUnit {
       c.injecting = true;
       try {
         c.injectEvent(vector, err, type === C.INTR_TYPE_EXT_INTR);
+        if (type === C.INTR_TYPE_NMI) nmiInjected(c); // an injected NMI blocks NMIs (26.6.1.2)
       } catch (x) {
         if (x !== VMEXIT) throw x;
         this.vectoringInfo = info | C.INTR_INFO_VALID;
@@ -325,6 +336,7 @@ export class VmxUnit {
       v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
     }
     this.exitCounts[e.reason & 0xffff]++;
+    c.debug.reset(); // the guest's pending debug traps stay with the guest
     c.nonRoot = false;
     c.halted = false;
     c.intShadow = false;
@@ -362,7 +374,11 @@ export class VmxUnit {
     v.write(V.VMCS_GUEST_RSP, c.lo[4], c.hi[4]);
     v.write(V.VMCS_GUEST_RIP, c.ripLo, c.ripHi);
     v.write(V.VMCS_GUEST_RFLAGS, c.getFlags());
-    v.write(V.VMCS_GUEST_INTERRUPTIBILITY, c.intShadow ? C.INTERRUPTIBILITY_STI : 0);
+    const nmiBlock = (this.pin & C.PIN_VIRTUAL_NMIS) !== 0 ? this.virtualNmiBlocked : c.nmiBlocked;
+    v.write(
+      V.VMCS_GUEST_INTERRUPTIBILITY,
+      (c.intShadow ? C.INTERRUPTIBILITY_STI : 0) | (nmiBlock ? C.INTERRUPTIBILITY_NMI : 0),
+    );
     v.write(V.VMCS_GUEST_ACTIVITY_STATE, c.halted ? C.ACTIVITY_HLT : C.ACTIVITY_ACTIVE);
     v.write(V.VMCS_GUEST_IA32_PAT, c.patLo, c.patHi);
   }
@@ -489,6 +505,27 @@ export class VmxUnit {
   /** VMX instructions executed by a guest always exit (25.1.2), as does VMCALL. */
   vmxInstructionExit(i: Insn, reason: number): never {
     return this.instructionExit(reason, i);
+  }
+
+  /**
+   * An NMI arrived with NMI exiting (26.2): VM exit, basic reason 0, interruption information
+   * "NMI, vector 2" (27.2.2). Hardware leaves NMIs blocked until the host's NMI handler IRETs
+   * (KVM's vmx_do_nmi_irqoff); nestlab's hosts handle exits in TypeScript, without an NMI
+   * handler to return from, so that IRET is taken as done.
+   */
+  nmiExit(): never {
+    const e = this.exit;
+    e.reason = V.EXIT_EXCEPTION_NMI;
+    e.qualLo = 0;
+    e.qualHi = 0;
+    e.instrLen = 0;
+    e.instrInfo = 0;
+    e.intrInfo = C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2;
+    e.intrError = 0;
+    e.gpa = 0;
+    e.glaLo = 0;
+    e.glaHi = 0;
+    throw VMEXIT;
   }
 
   /** Interrupt-window exiting (25.2): the guest can take an interrupt now. */
