@@ -1,8 +1,9 @@
 /** What every stack reports the same way: CPU and MMU counters, and the run result of a hypervisor stack. */
 import type { Cpu } from "../cpu/cpu.js";
-import type { L0Hypervisor, VcpuStop } from "../hypervisors/l0/l0.js";
+import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
+import type { StopReason } from "../machine/stop.js";
 import type { StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
@@ -24,7 +25,7 @@ export function hypervisorRunResult(
   protocol: BootProtocol,
   cpu: Cpu,
   l0: L0Hypervisor,
-  stop: VcpuStop,
+  stop: StopReason,
   serial: string,
   counters: Record<string, number>,
   wallSeconds: number,
@@ -33,11 +34,8 @@ export function hypervisorRunResult(
   return {
     stack,
     protocol,
-    outcome:
-      stop.kind === "debug-exit"
-        ? { kind: "debug-exit", status: stop.status, message: stop.message }
-        : { kind: stop.kind, message: stop.message },
-    exitStatus: stop.kind === "debug-exit" ? stop.status : null,
+    outcome: stop,
+    exitStatus: stop.kind === "debug-exit" ? (stop.status ?? null) : null,
     serial,
     guest: parseGuestOutput(serial),
     instructions: cpu.icount,

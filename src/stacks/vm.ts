@@ -29,7 +29,7 @@ export function loadGuest(l0: L0Hypervisor, vcpu: Vcpu, opts: StackRunOptions): 
   const vm = vcpu.vm;
   scratch.mem.forEachPage((pfn, page) => {
     const hpa = vm.memslots.translate(pfn * 4096);
-    if (hpa >= 0) l0.cpu.mem.writeBytes(hpa, new Uint8Array(page.buffer, 0, 4096));
+    if (hpa >= 0) l0.host.mem.writeBytes(hpa, new Uint8Array(page.buffer, 0, 4096));
   });
   scratch.vmxUnit.saveGuestState(vcpu.vmcs);
   const ctx = newGuestContext();
@@ -46,7 +46,7 @@ export const vmStack: Stack = {
     const profile = loadProfile(opts.profile);
     const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
-    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
     cpu.setCostModel(profile.cycles, l0.ledger, 0, 1); // the guest runs in non-root operation: level 1
     let serial = "";
     const decoder = new TextDecoder();

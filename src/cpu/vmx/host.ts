@@ -7,6 +7,7 @@
 
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
+import { PREEMPTION_TIMER_RATE_SHIFT } from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
 import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
 import { Vmcs } from "./vmcs.js";
@@ -89,16 +90,36 @@ export class VmxHost {
     return this.unit.vmcs;
   }
 
+  /** VMREAD: the field's low 32 bits. */
   vmread(field: number): number {
     return (this.unit.vmcs as Vmcs).read(field);
+  }
+
+  /** VMREAD of bits 63:32 of a 64-bit or natural-width field (with `vmread`, the 64-bit form). */
+  vmreadHigh(field: number): number {
+    return (this.unit.vmcs as Vmcs).readHi(field);
   }
 
   vmreadNumber(field: number): number {
     return (this.unit.vmcs as Vmcs).readNumber(field);
   }
 
+  /** VMWRITE of a 64-bit value as halves (`hi` ignored for 16- and 32-bit fields). */
   vmwrite(field: number, lo: number, hi = 0): void {
     (this.unit.vmcs as Vmcs).write(field, lo, hi);
+  }
+
+  /**
+   * Instructions retired so far, all levels (the fixed-function counter INST_RETIRED.ANY,
+   * IA32_FIXED_CTR0, that a hypervisor reads to bound a guest's run).
+   */
+  instructionsRetired(): number {
+    return this.cpu.icount;
+  }
+
+  /** TSC cycles per tick of the VMX-preemption timer (2^IA32_VMX_MISC[4:0]). */
+  get preemptionTimerCyclesPerTick(): number {
+    return 1 << PREEMPTION_TIMER_RATE_SHIFT;
   }
 
   /** Simulated cycles now. */

@@ -6,6 +6,7 @@
  */
 import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { LocalApic } from "../../../devices/lapic.js";
+import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import {
@@ -33,11 +34,6 @@ import { isL1Ram, readL1 } from "./l1-memory.js";
 import type { Arg } from "./memory-ops.js";
 import { freeHandle, type L1State, L2Vcpu, type L2Vm } from "./state.js";
 
-export const CR0_PE = 1;
-export const CR0_PG = 0x80000000 | 0;
-export const CR4_PAE = 1 << 5;
-export const EFER_LME = 1 << 8;
-export const EFER_LMA = 1 << 10;
 const RFLAGS_FIXED = 2;
 /** RFLAGS bits that exist (CF…ID); others are reserved. */
 const RFLAGS_DEFINED = 0x3d7fd7; // VM (bit 17) excluded: not in 64-bit mode
@@ -150,7 +146,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   const index = vm.vcpus.length;
   const lapic = new LocalApic({ clock: { now: () => e.l0.host.cycles() }, apicId: index, bsp: index === 0 });
   const handle = freeHandle(st.vcpus);
-  const v = new L2Vcpu(handle, vm, index, vmcs, ctx, lapic);
+  const v = new L2Vcpu(e, handle, vm, index, vmcs, ctx, lapic);
   vm.vcpus.push(v);
   st.vcpus.set(handle, v);
   return v;
