@@ -79,7 +79,7 @@ export const npvStack: Stack = {
         opts.onSerial?.(s);
       },
       maxInstructions: opts.maxInstructions,
-      instructionsRetired: () => cpu.icount,
+      instructionsRetired: () => l0.host.instructionsRetired(),
     });
     const t0 = performance.now();
     l1.boot();
