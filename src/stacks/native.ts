@@ -38,9 +38,8 @@ export const nativeStack: Stack = {
     const t0 = performance.now();
     const outcome = m.run(opts.maxInstructions);
     const wallSeconds = (performance.now() - t0) / 1000;
-    ledger.addMany(m.cpu.guestInstructionLedgerId(false), m.cpu.icount * m.cpu.cyclesPerInsn, m.cpu.icount);
     const idle = m.idleCycles;
-    if (idle > 0) ledger.addMany(ledger.id(0, "idle", "hlt"), idle, 1);
+    if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
     return {
       stack: "native",
       protocol,

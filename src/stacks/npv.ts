@@ -28,8 +28,6 @@ export const L1_OWN_MEMORY = 16 * 1024 * 1024;
 const L1_SCRATCH = { base: 0x100000, size: 0x100000 };
 /** L2's disk (as the vm stack gives its guest). */
 const DISK_BYTES = 8 * 1024 * 1024;
-/** Level numbers in the ledger. */
-const LEVEL_L2 = 2;
 
 function mapModeOf(opts: StackRunOptions): MapMode {
   return opts.npvMap ?? "demand";
@@ -54,8 +52,8 @@ export const npvStack: Stack = {
     const hostMem = new PhysicalMemory(L0_RESERVED + l1Memory);
     const cpu = new Cpu(hostMem);
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
-    // Code in non-root operation is L2's: L1 is TypeScript and executes no guest instructions.
-    cpu.setCostModel(profile.cycles, l0.ledger, 0, LEVEL_L2);
+    // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
+    cpu.setCostModel(profile.cycles, l0.ledger, 0);
     const engine = new NpvEngine(l0);
     const l1vm = l0.createVm({ memory: l1Memory });
     engine.attach(l1vm);

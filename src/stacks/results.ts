@@ -17,8 +17,8 @@ export function cpuCounters(cpu: Cpu): Record<string, number> {
 }
 
 /**
- * The result of a stack whose guest ran under L0: attributes the retired instructions to the
- * guest's level (so the ledger sums to the clock) and packages outcome, output and counters.
+ * The result of a stack whose guest ran under L0: outcome, output, counters and the ledger (the
+ * CPU attributed every retired instruction to its level at each VM entry and exit).
  */
 export function hypervisorRunResult(
   stack: string,
@@ -30,7 +30,6 @@ export function hypervisorRunResult(
   counters: Record<string, number>,
   wallSeconds: number,
 ): StackRunResult {
-  l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
   return {
     stack,
     protocol,

@@ -32,7 +32,7 @@ export const vmStack: Stack = {
     const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
-    cpu.setCostModel(profile.cycles, l0.ledger, 0, 1); // the guest runs in non-root operation: level 1
+    cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";
     const decoder = new TextDecoder();
     const vm = l0.createVm({

@@ -5,6 +5,7 @@
  * KVM exposes vcpu->arch.regs.
  */
 
+import type { CostLedger } from "../../cost/ledger.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
 import { PREEMPTION_TIMER_RATE_SHIFT } from "../../x86/vmx-controls.js";
@@ -76,8 +77,21 @@ export class VmxHost {
     return this.unit.exitCounts;
   }
 
-  newVmcs(): Vmcs {
-    return new Vmcs();
+  /** A new VMCS for code at `level` (by default one level above the host's). */
+  newVmcs(level = this.rootLevel + 1): Vmcs {
+    const v = new Vmcs();
+    v.level = level;
+    return v;
+  }
+
+  /** The level of the code in root operation: the hypervisor driving this host. */
+  get rootLevel(): number {
+    return this.cpu.levelRoot;
+  }
+
+  /** The ledger every charge is attributed in (the one the CPU charges to). */
+  get ledger(): CostLedger {
+    return this.cpu.ledger;
   }
 
   /** VMPTRLD. */
@@ -166,7 +180,7 @@ export class VmxHost {
         // idles until it expires. Attributed as the guest's idle time.
         const idle = deadline - cpu.cycles();
         cpu.charge(idle);
-        cpu.ledger.add(cpu.ledger.id(cpu.levelNonRoot, "idle", "hlt"), idle);
+        cpu.ledger.add(cpu.ledger.id(cpu.runningLevel, "idle", "hlt"), idle);
       }
       if (cpu.cycles() >= deadline) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
       return RUN_BUDGET;

@@ -12,6 +12,11 @@ export class Vmcs {
   private readonly lo = new Int32Array(8192);
   private readonly hi = new Int32Array(8192);
   launched = false;
+  /**
+   * The level of the code this VMCS runs (1: a VM's code under L0; 2: an L2…): VM entry sets
+   * the CPU's attribution from it. Simulator bookkeeping, not an architectural field.
+   */
+  level = 1;
   /** The guest-physical address of this VMCS region when software gave one (VMPTRLD), else -1. */
   address = -1;
   readonly revision = 0;

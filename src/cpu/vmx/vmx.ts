@@ -202,6 +202,7 @@ export class VmxUnit {
       (this.pin & C.PIN_PREEMPTION_TIMER) !== 0
         ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * (1 << C.PREEMPTION_TIMER_RATE_SHIFT)
         : Number.POSITIVE_INFINITY;
+    c.setNonRootLevel(v.level);
     c.nonRoot = true;
     // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
     c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);

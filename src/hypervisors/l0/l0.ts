@@ -29,9 +29,6 @@ const DEVICE_WINDOWS = 0x40_0000_0000;
 /** The VPID L0 gives its own VMs' vCPUs (nested engines allocate theirs above it). */
 export const L0_VM_VPID = 1;
 
-/** Level numbers used in cost attribution. */
-export const LEVEL_L0 = 0;
-
 export class L0Hypervisor {
   readonly alloc: HostPageAllocator;
   readonly ledger = new CostLedger();
@@ -45,6 +42,11 @@ export class L0Hypervisor {
   private readonly handlerIds = new Map<string, number>();
   /** Exits by (reason name) handled. */
   readonly exitsByReason = new Map<string, number>();
+
+  /** The level L0's own code is attributed to (the host's root operation). */
+  get level(): number {
+    return this.host.rootLevel;
+  }
 
   constructor(
     readonly host: VmxHost,
@@ -82,14 +84,21 @@ export class L0Hypervisor {
   }
 
   createVm(config: VmConfig): Vm {
-    const vm = new Vm(this.host.mem, this.alloc, config, { now: () => this.host.cycles() }, this.windows);
+    const vm = new Vm(
+      this.host.mem,
+      this.alloc,
+      config,
+      { now: () => this.host.cycles() },
+      this.windows,
+      this.level + 1,
+    );
     this.windows += 0x100000;
     return vm;
   }
 
   /** Create a vCPU whose VMCS gets KVM-like controls; the guest state is filled by the loader. */
   createVcpu(vm: Vm): Vcpu {
-    const v = this.host.newVmcs();
+    const v = this.host.newVmcs(vm.level);
     const vcpu = new Vcpu(vm, v);
     v.write(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
     v.write(
@@ -125,7 +134,7 @@ export class L0Hypervisor {
     const key = `${name}|${reason}`;
     let id = this.handlerIds.get(key);
     if (id === undefined) {
-      id = this.ledger.id(LEVEL_L0, "handler", reason);
+      id = this.ledger.id(this.level, "handler", reason);
       this.handlerIds.set(key, id);
     }
     this.ledger.add(id, cycles);
@@ -137,16 +146,16 @@ export class L0Hypervisor {
     this.chargeHandler(name, v.chargeTag === "" ? reason : v.chargeTag + reason);
   }
 
-  /** Charge idle (halted) time of vCPU `v`. */
-  chargeIdle(_v: GuestVcpu, cycles: number): void {
-    this.ledger.add(this.ledger.id(1, "idle", "hlt"), cycles);
+  /** Charge idle (halted) time of vCPU `v`, at the level of the code it runs. */
+  chargeIdle(v: GuestVcpu, cycles: number): void {
+    this.ledger.add(this.ledger.id(v.vmcs.level, "idle", "hlt"), cycles);
     this.host.charge(cycles);
   }
 
   chargeTransition(reason: number): void {
     let id = this.transitionIds.get(reason);
     if (id === undefined) {
-      id = this.ledger.id(LEVEL_L0, "transition", exitReasonName(reason));
+      id = this.ledger.id(this.level, "transition", exitReasonName(reason));
       this.transitionIds.set(reason, id);
     }
     const c = this.costs[P["vmx.exit"]] + this.costs[P["vmx.entry"]] + this.costs[P["vmx.mitigation"]];
@@ -246,10 +255,10 @@ export class L0Hypervisor {
     return r;
   }
 
-  /** Charge work an L1 written in TypeScript does, at level 1. */
-  chargeL1(name: PrimitiveName, reason: string, times = 1): void {
+  /** Charge work an L1 written in TypeScript does on vCPU `v`, at the level of `v`'s code. */
+  chargeGuestWork(v: GuestVcpu, name: PrimitiveName, reason: string, times = 1): void {
     const cycles = this.costs[P[name]] * times;
-    this.ledger.addMany(this.ledger.id(1, "l1", reason), cycles, times);
+    this.ledger.addMany(this.ledger.id(v.vmcs.level, "l1", reason), cycles, times);
     this.host.charge(cycles);
   }
 
@@ -257,7 +266,7 @@ export class L0Hypervisor {
   chargeHandlerN(name: PrimitiveName, reason: string, times: number): void {
     if (times <= 0) return;
     const cycles = this.costs[P[name]] * times;
-    this.ledger.addMany(this.ledger.id(LEVEL_L0, "handler", reason), cycles, times);
+    this.ledger.addMany(this.ledger.id(this.level, "handler", reason), cycles, times);
     this.host.charge(cycles);
   }
 

@@ -152,6 +152,8 @@ export class Vm {
     clock: Clock,
     /** Host-physical base for this VM's MMIO emulation windows (outside host RAM). */
     windowBase: number,
+    /** The level of the code this VM runs (L0's level + 1). */
+    readonly level: number,
   ) {
     this.ept01 = new EptBuilder(hostMem, alloc);
     const ramBacking = alloc.range(config.memory);

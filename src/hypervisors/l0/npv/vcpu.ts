@@ -75,7 +75,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   if (!selOk(cs, false) || !selOk(ss, true) || !selOk(ds, true)) return NPV_E_STATE;
 
   const host = e.l0.host;
-  const vmcs = host.newVmcs();
+  const vmcs = host.newVmcs(st.vm.level + 1); // L2 code runs one level above its L1
   const w = (f: number, l: number, h = 0): void => vmcs.write(f, l, h);
   // Controls (as L0's createVcpu), per-L2 EPT02, VPID and MSR bitmap.
   w(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
