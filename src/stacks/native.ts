@@ -3,6 +3,7 @@ import { loadProfile } from "../cost/profile.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
+import { tunables } from "../machine/tunables.js";
 import { cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 
@@ -22,6 +23,7 @@ export const nativeStack: Stack = {
     const decoder = new TextDecoder();
     const m = new Machine({
       memory: opts.memory,
+      slice: tunables(opts.tunables).machineSlice,
       serialInput: opts.serialInput,
       onSerial: (b) => {
         const s = decoder.decode(new Uint8Array([b]), { stream: true });

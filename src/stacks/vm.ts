@@ -10,12 +10,10 @@ import { VmxHost } from "../cpu/vmx/host.js";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
+import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
-
-/** Host RAM L0 keeps for itself (EPT tables, bitmaps) in addition to guest RAM. */
-export const L0_RESERVED = 64 * 1024 * 1024;
 
 /** Prepare a guest the way QEMU does before KVM_RUN: load the image and set the vCPU's entry state. */
 export function loadGuest(l0: L0Hypervisor, vcpu: Vcpu, opts: StackRunOptions): "multiboot" | "direct64" {
@@ -29,9 +27,10 @@ export const vmStack: Stack = {
   description: "the guest kernel as a VM under L0 (KVM-like, EPT, QEMU-like device models)",
   run(opts: StackRunOptions): StackRunResult {
     const profile = loadProfile(opts.profile);
-    const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
+    const t = tunables(opts.tunables);
+    const hostMem = new PhysicalMemory(t.l0Reserved + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
-    const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
     cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";
     const decoder = new TextDecoder();

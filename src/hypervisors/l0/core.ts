@@ -129,7 +129,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
     l0.chargeFor(v, "vmx.inject", "inject-exception");
   } else if (v.hasPendingInterrupt()) {
     const rflags = host.vmread(V.VMCS_GUEST_RFLAGS);
-    const shadow = host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & 3;
+    const shadow = host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS);
     if ((rflags & IF) !== 0 && shadow === 0) {
       const vector = v.acknowledgeInterrupt();
       host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | vector);

@@ -7,6 +7,8 @@
 import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { LocalApic } from "../../../devices/lapic.js";
 import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
+import { MC } from "../../../x86/exceptions.js";
+import { AC, ARITH, DF, FIXED1, ID, IF, IOPL, NT, RF, TF, VIF, VIP } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import {
@@ -34,9 +36,8 @@ import { isL1Ram, readL1 } from "./l1-memory.js";
 import type { Arg } from "./memory-ops.js";
 import { freeHandle, type L1State, L2Vcpu, type L2Vm } from "./state.js";
 
-const RFLAGS_FIXED = 2;
-/** RFLAGS bits that exist (CF…ID); others are reserved. */
-const RFLAGS_DEFINED = 0x3d7fd7; // VM (bit 17) excluded: not in 64-bit mode
+/** RFLAGS bits that exist (CF…ID) less VM (no virtual-8086 mode in 64-bit mode); others are reserved. */
+const RFLAGS_DEFINED = ARITH | FIXED1 | TF | IF | DF | IOPL | NT | RF | AC | VIF | VIP | ID;
 
 /** True when the 64-bit value (halves) is canonical with 48-bit linear addresses. */
 export function canonical(_lo: number, hi: number): boolean {
@@ -57,7 +58,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   // The 64-bit rule: PE, PG, PAE, LME, LMA; RFLAGS bit 1; no bits above 31 in CR0/CR4/EFER/RFLAGS.
   if ((cr0 & CR0_PE) === 0 || (cr0 & CR0_PG) === 0 || (cr4 & CR4_PAE) === 0) return NPV_E_STATE;
   if ((efer & EFER_LME) === 0 || (efer & EFER_LMA) === 0) return NPV_E_STATE;
-  if ((rflags & RFLAGS_FIXED) === 0 || (rflags & ~RFLAGS_DEFINED) !== 0) return NPV_E_STATE;
+  if ((rflags & FIXED1) === 0 || (rflags & ~RFLAGS_DEFINED) !== 0) return NPV_E_STATE;
   if (hi(NPV_STATE_CR0) !== 0 || hi(NPV_STATE_CR4) !== 0 || hi(NPV_STATE_EFER) !== 0 || hi(NPV_STATE_RFLAGS) !== 0)
     return NPV_E_STATE;
   if (!canonical(lo(NPV_STATE_RIP), hi(NPV_STATE_RIP)) || !canonical(lo(NPV_STATE_RSP), hi(NPV_STATE_RSP)))
@@ -84,7 +85,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
     C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
   );
   w(V.VMCS_PROC_BASED_CONTROLS2, C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID);
-  w(V.VMCS_EXCEPTION_BITMAP, 1 << 18); // #MC
+  w(V.VMCS_EXCEPTION_BITMAP, 1 << MC);
   vmcs.writeNumber(V.VMCS_MSR_BITMAP, vm.msrBitmap);
   vmcs.writeNumber(V.VMCS_EPT_POINTER, vm.ept.eptp());
   w(V.VMCS_VPID, vm.vpid);
