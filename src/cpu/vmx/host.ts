@@ -104,6 +104,21 @@ export class VmxHost {
     return this.unit.vmcs;
   }
 
+  /**
+   * Make `v` current for `fn` (VMPTRLD), then the VMCS that was current before: how a hypervisor
+   * fills or reads a VMCS other than the running vCPU's (say, a new vCPU's, during an exit).
+   */
+  withVmcs<T>(v: Vmcs, fn: () => T): T {
+    const prev = this.unit.vmcs;
+    if (prev === v) return fn();
+    this.load(v);
+    try {
+      return fn();
+    } finally {
+      this.unit.vmcs = prev;
+    }
+  }
+
   /** VMREAD: the field's low 32 bits. */
   vmread(field: number): number {
     return (this.unit.vmcs as Vmcs).read(field);
@@ -121,6 +136,11 @@ export class VmxHost {
   /** VMWRITE of a 64-bit value as halves (`hi` ignored for 16- and 32-bit fields). */
   vmwrite(field: number, lo: number, hi = 0): void {
     (this.unit.vmcs as Vmcs).write(field, lo, hi);
+  }
+
+  /** VMWRITE of an address or count given as a number (exact below 2^53). */
+  vmwriteNumber(field: number, value: number): void {
+    (this.unit.vmcs as Vmcs).writeNumber(field, value);
   }
 
   /**

@@ -19,7 +19,7 @@ import { dispatchExit, handleExit, runGuest } from "./core.js";
 import { EngineRegistry } from "./engine.js";
 import { exitReasonName } from "./exits.js";
 import { HostPageAllocator } from "./host-pages.js";
-import { type GuestVcpu, Vcpu } from "./vcpu.js";
+import { type GuestVcpu, Vcpu, writeVcpuControls } from "./vcpu.js";
 import { Vm, type VmConfig } from "./vm.js";
 
 export { Vcpu } from "./vcpu.js";
@@ -100,24 +100,15 @@ export class L0Hypervisor {
   createVcpu(vm: Vm): Vcpu {
     const v = this.host.newVmcs(vm.level);
     const vcpu = new Vcpu(vm, v);
-    v.write(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
-    v.write(
-      V.VMCS_PROC_BASED_CONTROLS,
-      C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
+    this.host.withVmcs(v, () =>
+      writeVcpuControls(this.host, {
+        exceptionBitmap: (1 << UD) | (1 << MC), // #UD (KVM emulates some), #MC
+        msrBitmap: this.msrBitmap,
+        eptp: vm.ept01.eptp(),
+        vpid: L0_VM_VPID,
+        entry: C.ENTRY_LOAD_IA32_EFER,
+      }),
     );
-    v.write(
-      V.VMCS_PROC_BASED_CONTROLS2,
-      C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID,
-    );
-    v.write(V.VMCS_EXCEPTION_BITMAP, (1 << UD) | (1 << MC)); // #UD (KVM emulates some), #MC
-    v.writeNumber(V.VMCS_MSR_BITMAP, this.msrBitmap);
-    v.writeNumber(V.VMCS_EPT_POINTER, vm.ept01.eptp());
-    v.write(V.VMCS_VPID, L0_VM_VPID);
-    v.write(
-      V.VMCS_EXIT_CONTROLS,
-      C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
-    );
-    v.write(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER);
     return vcpu;
   }
 

@@ -4,10 +4,12 @@
  * between an L1 vCPU L0 runs for itself and an L2 vCPU a nested engine runs on an L1's behalf
  * (where its interrupts come from, its LAPIC and CPUID, and what "stop" means to its owner).
  */
-import { type GuestContext, newGuestContext } from "../../cpu/vmx/host.js";
+import { type GuestContext, newGuestContext, type VmxHost } from "../../cpu/vmx/host.js";
 import type { Vmcs } from "../../cpu/vmx/vmcs.js";
 import type { LocalApic } from "../../devices/lapic.js";
 import type { StopReason } from "../../machine/stop.js";
+import * as V from "../../x86/vmx.js";
+import * as C from "../../x86/vmx-controls.js";
 import type { NestedEngine } from "./engine.js";
 import type { Vm } from "./vm.js";
 
@@ -18,6 +20,41 @@ export interface CpuidSource {
 
 /** Handler result: the exit was handled and the vCPU resumes. Anything else ends the run loop. */
 export const HANDLED = 0;
+
+/** What differs between the VMCS controls of L0's vCPUs (its VMs' and the L2s engines run). */
+export interface VcpuControls {
+  exceptionBitmap: number;
+  msrBitmap: number;
+  eptp: number;
+  vpid: number;
+  entry: number;
+}
+
+/**
+ * The KVM-like execution controls every vCPU L0 runs gets, into the current VMCS: external
+ * interrupts, HLT and all I/O exit; MSRs through the bitmap; EPT and VPID; RDTSCP and INVPCID
+ * for the guest; 64-bit host, interrupts acknowledged on exit, EFER saved and loaded.
+ */
+export function writeVcpuControls(h: VmxHost, c: VcpuControls): void {
+  h.vmwrite(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
+  h.vmwrite(
+    V.VMCS_PROC_BASED_CONTROLS,
+    C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
+  );
+  h.vmwrite(
+    V.VMCS_PROC_BASED_CONTROLS2,
+    C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID,
+  );
+  h.vmwrite(V.VMCS_EXCEPTION_BITMAP, c.exceptionBitmap);
+  h.vmwriteNumber(V.VMCS_MSR_BITMAP, c.msrBitmap);
+  h.vmwriteNumber(V.VMCS_EPT_POINTER, c.eptp);
+  h.vmwrite(V.VMCS_VPID, c.vpid);
+  h.vmwrite(
+    V.VMCS_EXIT_CONTROLS,
+    C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
+  );
+  h.vmwrite(V.VMCS_ENTRY_CONTROLS, c.entry);
+}
 
 export abstract class GuestVcpu {
   readonly ctx: GuestContext;

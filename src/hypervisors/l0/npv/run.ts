@@ -112,10 +112,19 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
 function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void {
   const buf = new Uint8Array(0x100);
   const d = new DataView(buf.buffer);
-  const vm = v.vmcs;
+  const h = e.l0.host;
+  h.withVmcs(v.vmcs, () => fillFromVmcs(e, v, d, reason));
+  buf.set(v.exitData, NPV_RUN_DATA);
+  writeL1(v.vm.owner.vm, gpa, buf);
+  if (reason === NPV_EXIT_HALT) e.count("npv.l2_halts_forwarded");
+}
+
+/** The run page's exit reason, registers and instruction length from L2's VMCS (current). */
+function fillFromVmcs(e: NpvEngine, v: L2Vcpu, d: DataView, reason: number): void {
+  const h = e.l0.host;
   const w64 = (off: number, enc: number): void => {
-    d.setInt32(off, vm.read(enc), true);
-    d.setInt32(off + 4, vm.readHi(enc), true);
+    d.setInt32(off, h.vmread(enc), true);
+    d.setInt32(off + 4, h.vmreadHigh(enc), true);
   };
   d.setUint32(NPV_RUN_EXIT_REASON, reason, true);
   d.setUint32(NPV_RUN_FLAGS, 0, true);
@@ -131,8 +140,5 @@ function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void
   w64(NPV_RUN_CR4, V.VMCS_GUEST_CR4);
   w64(NPV_RUN_EFER, V.VMCS_GUEST_IA32_EFER);
   const completesInL1 = reason === NPV_EXIT_IO || reason === NPV_EXIT_MSR || reason === NPV_EXIT_HYPERCALL;
-  d.setUint32(NPV_RUN_INSN_LEN, completesInL1 ? vm.read(V.VMCS_EXIT_INSTRUCTION_LENGTH) : 0, true);
-  buf.set(v.exitData, NPV_RUN_DATA);
-  writeL1(v.vm.owner.vm, gpa, buf);
-  if (reason === NPV_EXIT_HALT) e.count("npv.l2_halts_forwarded");
+  d.setUint32(NPV_RUN_INSN_LEN, completesInL1 ? h.vmread(V.VMCS_EXIT_INSTRUCTION_LENGTH) : 0, true);
 }

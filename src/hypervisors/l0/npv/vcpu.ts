@@ -31,6 +31,7 @@ import {
   NPV_STATE_SIZE,
   NPV_STATE_SS_SEL,
 } from "../../npv-abi.js";
+import { writeVcpuControls } from "../vcpu.js";
 import type { NpvEngine } from "./engine.js";
 import { isL1Ram, readL1 } from "./l1-memory.js";
 import type { Arg } from "./memory-ops.js";
@@ -77,66 +78,61 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
 
   const host = e.l0.host;
   const vmcs = host.newVmcs(st.vm.level + 1); // L2 code runs one level above its L1
-  const w = (f: number, l: number, h = 0): void => vmcs.write(f, l, h);
-  // Controls (as L0's createVcpu), per-L2 EPT02, VPID and MSR bitmap.
-  w(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
-  w(
-    V.VMCS_PROC_BASED_CONTROLS,
-    C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
-  );
-  w(V.VMCS_PROC_BASED_CONTROLS2, C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID);
-  w(V.VMCS_EXCEPTION_BITMAP, 1 << MC);
-  vmcs.writeNumber(V.VMCS_MSR_BITMAP, vm.msrBitmap);
-  vmcs.writeNumber(V.VMCS_EPT_POINTER, vm.ept.eptp());
-  w(V.VMCS_VPID, vm.vpid);
-  w(
-    V.VMCS_EXIT_CONTROLS,
-    C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
-  );
-  w(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER | C.ENTRY_IA32E_MODE_GUEST);
-  // Leaving long mode exits: CR0.PE/PG and CR4.PAE are host-owned (their shadows read as set).
-  w(V.VMCS_CR0_GUEST_HOST_MASK, CR0_PE | CR0_PG);
-  w(V.VMCS_CR0_READ_SHADOW, CR0_PE | CR0_PG);
-  w(V.VMCS_CR4_GUEST_HOST_MASK, CR4_PAE);
-  w(V.VMCS_CR4_READ_SHADOW, CR4_PAE);
-  // Guest state.
-  const data = (sel: number, enc: [number, number, number, number]): void => {
-    w(enc[0], sel);
-    w(enc[1], 0);
-    w(enc[2], 0xffffffff);
-    w(enc[3], 0xc093); // G, D/B, P, DPL 0, S, data read/write accessed
+  /** The VMCS02 (current while this runs): controls as L0's own vCPUs, then guest state. */
+  const writeL2Vmcs = (): void => {
+    const w = (f: number, l: number, h = 0): void => host.vmwrite(f, l, h);
+    writeVcpuControls(host, {
+      exceptionBitmap: 1 << MC,
+      msrBitmap: vm.msrBitmap,
+      eptp: vm.ept.eptp(),
+      vpid: vm.vpid,
+      entry: C.ENTRY_LOAD_IA32_EFER | C.ENTRY_IA32E_MODE_GUEST,
+    });
+    // Leaving long mode exits: CR0.PE/PG and CR4.PAE are host-owned (their shadows read as set).
+    w(V.VMCS_CR0_GUEST_HOST_MASK, CR0_PE | CR0_PG);
+    w(V.VMCS_CR0_READ_SHADOW, CR0_PE | CR0_PG);
+    w(V.VMCS_CR4_GUEST_HOST_MASK, CR4_PAE);
+    w(V.VMCS_CR4_READ_SHADOW, CR4_PAE);
+    // Guest state.
+    const data = (sel: number, enc: [number, number, number, number]): void => {
+      w(enc[0], sel);
+      w(enc[1], 0);
+      w(enc[2], 0xffffffff);
+      w(enc[3], 0xc093); // G, D/B, P, DPL 0, S, data read/write accessed
+    };
+    data(ds, [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR]);
+    data(ds, [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR]);
+    data(ss, [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR]);
+    data(ds, [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR]);
+    data(ds, [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR]);
+    w(V.VMCS_GUEST_CS_SELECTOR, cs);
+    w(V.VMCS_GUEST_CS_BASE, 0);
+    w(V.VMCS_GUEST_CS_LIMIT, 0xffffffff);
+    w(V.VMCS_GUEST_CS_AR, 0xa09b); // G, L, P, DPL 0, S, code execute/read accessed
+    w(V.VMCS_GUEST_LDTR_SELECTOR, 0);
+    w(V.VMCS_GUEST_LDTR_AR, 0x10000); // unusable
+    w(V.VMCS_GUEST_TR_SELECTOR, 0);
+    w(V.VMCS_GUEST_TR_BASE, 0);
+    w(V.VMCS_GUEST_TR_LIMIT, 0x67);
+    w(V.VMCS_GUEST_TR_AR, 0x8b); // busy 64-bit TSS
+    w(V.VMCS_GUEST_GDTR_BASE, lo(NPV_STATE_GDTR_BASE), hi(NPV_STATE_GDTR_BASE));
+    w(V.VMCS_GUEST_GDTR_LIMIT, gdtLimit);
+    w(V.VMCS_GUEST_IDTR_BASE, 0);
+    w(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
+    w(V.VMCS_GUEST_CR0, cr0);
+    w(V.VMCS_GUEST_CR3, lo(NPV_STATE_CR3), hi(NPV_STATE_CR3));
+    w(V.VMCS_GUEST_CR4, cr4);
+    w(V.VMCS_GUEST_IA32_EFER, efer);
+    w(V.VMCS_GUEST_IA32_PAT, 0x00070406, 0x00070406);
+    w(V.VMCS_GUEST_DR7, 0x400);
+    w(V.VMCS_GUEST_RSP, lo(NPV_STATE_RSP), hi(NPV_STATE_RSP));
+    w(V.VMCS_GUEST_RIP, lo(NPV_STATE_RIP), hi(NPV_STATE_RIP));
+    w(V.VMCS_GUEST_RFLAGS, rflags);
+    w(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
+    w(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
+    w(V.VMCS_LINK_POINTER, -1, -1);
   };
-  data(ds, [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR]);
-  data(ds, [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR]);
-  data(ss, [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR]);
-  data(ds, [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR]);
-  data(ds, [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR]);
-  w(V.VMCS_GUEST_CS_SELECTOR, cs);
-  w(V.VMCS_GUEST_CS_BASE, 0);
-  w(V.VMCS_GUEST_CS_LIMIT, 0xffffffff);
-  w(V.VMCS_GUEST_CS_AR, 0xa09b); // G, L, P, DPL 0, S, code execute/read accessed
-  w(V.VMCS_GUEST_LDTR_SELECTOR, 0);
-  w(V.VMCS_GUEST_LDTR_AR, 0x10000); // unusable
-  w(V.VMCS_GUEST_TR_SELECTOR, 0);
-  w(V.VMCS_GUEST_TR_BASE, 0);
-  w(V.VMCS_GUEST_TR_LIMIT, 0x67);
-  w(V.VMCS_GUEST_TR_AR, 0x8b); // busy 64-bit TSS
-  w(V.VMCS_GUEST_GDTR_BASE, lo(NPV_STATE_GDTR_BASE), hi(NPV_STATE_GDTR_BASE));
-  w(V.VMCS_GUEST_GDTR_LIMIT, gdtLimit);
-  w(V.VMCS_GUEST_IDTR_BASE, 0);
-  w(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
-  w(V.VMCS_GUEST_CR0, cr0);
-  w(V.VMCS_GUEST_CR3, lo(NPV_STATE_CR3), hi(NPV_STATE_CR3));
-  w(V.VMCS_GUEST_CR4, cr4);
-  w(V.VMCS_GUEST_IA32_EFER, efer);
-  w(V.VMCS_GUEST_IA32_PAT, 0x00070406, 0x00070406);
-  w(V.VMCS_GUEST_DR7, 0x400);
-  w(V.VMCS_GUEST_RSP, lo(NPV_STATE_RSP), hi(NPV_STATE_RSP));
-  w(V.VMCS_GUEST_RIP, lo(NPV_STATE_RIP), hi(NPV_STATE_RIP));
-  w(V.VMCS_GUEST_RFLAGS, rflags);
-  w(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
-  w(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
-  w(V.VMCS_LINK_POINTER, -1, -1);
+  host.withVmcs(vmcs, writeL2Vmcs);
   const ctx = newGuestContext();
   for (let r = 0; r < 16; r++) {
     ctx.lo[r] = lo(NPV_STATE_GPRS + 8 * r);
