@@ -190,10 +190,15 @@ export class Cpu {
   costs: Float64Array = defaultCosts();
   /** Where charged cycles are attributed. */
   ledger = new CostLedger();
-  /** Level numbers for attribution: code in root operation, and in VMX non-root operation. */
+  /**
+   * Level numbers for attribution: code in root operation, and in VMX non-root operation (each
+   * VM entry sets the latter from the VMCS: the level of the code that VMCS runs).
+   */
   levelRoot = 0;
   levelNonRoot = 1;
   private chargeIds = new Int32Array(CPU_CHARGES.length * 2);
+  /** Ledger ids of "guest instructions" at the root and the non-root level. */
+  private readonly instructionIds = new Int32Array(2);
   private chargeCycles = new Float64Array(CPU_CHARGES.length);
   /** TSC offset (VMX's TSC offsetting, in non-root operation only). */
   tscOffset = 0;
@@ -305,19 +310,40 @@ export class Cpu {
     this.extraCycles += n;
   }
 
-  /** Use a cost profile's cycles and a ledger; `levelRoot`/`levelNonRoot` name the levels. */
-  setCostModel(costs: Float64Array, ledger: CostLedger, levelRoot: number, levelNonRoot: number): void {
+  /**
+   * Use a cost profile's cycles and a ledger; `levelRoot` names the level of code in root
+   * operation, `levelNonRoot` the non-root level until a VM entry sets it from its VMCS.
+   */
+  setCostModel(costs: Float64Array, ledger: CostLedger, levelRoot: number, levelNonRoot = levelRoot + 1): void {
     this.costs = costs;
     this.ledger = ledger;
     this.levelRoot = levelRoot;
-    this.levelNonRoot = levelNonRoot;
     this.cyclesPerInsn = costs[P["insn.base"]];
     for (let k = 0; k < CPU_CHARGES.length; k++) {
       const [prim, cat, reason] = CPU_CHARGES[k];
       this.chargeCycles[k] = costs[P[prim]];
       this.chargeIds[k] = ledger.id(levelRoot, cat, reason);
-      this.chargeIds[CPU_CHARGES.length + k] = ledger.id(levelNonRoot, cat, reason);
     }
+    this.instructionIds[0] = ledger.id(levelRoot, "guest", "instructions");
+    this.levelNonRoot = -1;
+    this.setNonRootLevel(levelNonRoot);
+  }
+
+  /** The level of the code VMX non-root operation runs now (set at VM entry from the VMCS). */
+  setNonRootLevel(level: number): void {
+    if (level === this.levelNonRoot) return;
+    this.levelNonRoot = level;
+    const ledger = this.ledger;
+    for (let k = 0; k < CPU_CHARGES.length; k++) {
+      const [, cat, reason] = CPU_CHARGES[k];
+      this.chargeIds[CPU_CHARGES.length + k] = ledger.id(level, cat, reason);
+    }
+    this.instructionIds[1] = ledger.id(level, "guest", "instructions");
+  }
+
+  /** The level of the code running now (root or non-root). */
+  get runningLevel(): number {
+    return this.nonRoot ? this.levelNonRoot : this.levelRoot;
   }
 
   /** Charge one CPU event (CHARGE_*) `times` times, attributed to the running level. */
@@ -325,11 +351,6 @@ export class Cpu {
     const cyc = this.chargeCycles[kind] * times;
     this.extraCycles += cyc;
     this.ledger.addMany(this.chargeIds[(this.nonRoot ? CPU_CHARGES.length : 0) + kind], cyc, times);
-  }
-
-  /** Attribute the base cost of the instructions retired so far to the levels that ran them. */
-  guestInstructionLedgerId(nonRoot: boolean): number {
-    return this.ledger.id(nonRoot ? this.levelNonRoot : this.levelRoot, "guest", "instructions");
   }
 
   // =====================================================================================
@@ -1180,6 +1201,17 @@ export class Cpu {
    * inside the loop; only shutdown, HLT, stop requests and the budget end it.
    */
   run(budget: number): number {
+    // Instructions are attributed to the level that ran them when each run ends: a run never
+    // spans a VM entry or exit (an exit ends it), so every entry and exit is a boundary.
+    const start = this.icount;
+    const id = this.instructionIds[this.nonRoot ? 1 : 0];
+    const stop = this.runUntilStop(budget);
+    const n = this.icount - start;
+    if (n > 0) this.ledger.addMany(id, n * this.cyclesPerInsn, n);
+    return stop;
+  }
+
+  private runUntilStop(budget: number): number {
     const end = this.icount + budget;
     for (;;) {
       try {

@@ -1,12 +1,14 @@
 /**
  * Boot loaders: multiboot v1 (32-bit protected-mode entry, as QEMU's -kernel and GRUB boot) and
  * nestlab's direct 64-bit entry (long mode at the ELF note's entry point, RSI = boot-info), laid
- * out in docs/boot.md. Loaders write guest memory and set the CPU's entry state; they never run code.
+ * out in docs/boot.md. Loaders need no CPU: each returns a boot state (the pages it wrote and the
+ * boot CPU's entry state) that the bare machine loads into its CPU and a hypervisor into a VMCS.
  */
 import type { Cpu } from "../cpu/cpu.js";
-import type { PhysicalMemory } from "../mmu/phys.js";
+import { PhysicalMemory } from "../mmu/phys.js";
+import { type BootState, loadBootState, resetBootState, writtenPages } from "./boot-state.js";
 import { type ElfImage, ImageError, isElf, PT_LOAD, parseElf } from "./elf.js";
-import { enterLongMode } from "./longmode.js";
+import { longModeRegisters, writeLongModeTables } from "./longmode.js";
 import { PC_RAM_HOLE_START } from "./pc-layout.js";
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -71,6 +73,11 @@ function loadModules(mem: PhysicalMemory, modules: readonly BootModule[], imageE
     at = Math.ceil((at + m.bytes.length) / 4096) * 4096;
   });
   return modules.length;
+}
+
+/** What a loader hands over: the boot state, and where the image went. */
+export interface LoadedImage extends BootResult {
+  state: BootState;
 }
 
 interface MemRange {
@@ -140,16 +147,17 @@ export function findMultibootHeader(bytes: Uint8Array): number {
 
 /**
  * Multiboot v1 (the Multiboot Specification 0.6.96 §3): load, build the information structure
- * (memory info, command line, memory map, modules if any), and leave the CPU in 32-bit protected mode with
- * EAX = 0x2BADB002, EBX = the structure, paging off, interrupts off.
+ * (memory info, command line, memory map, modules if any), and leave the CPU in 32-bit protected
+ * mode with EAX = 0x2BADB002, EBX = the structure, paging off, interrupts off. `ramSize`: guest
+ * RAM bytes.
  */
-export function bootMultiboot(
-  c: Cpu,
+export function loadMultiboot(
   bytes: Uint8Array,
   cmdline: string,
+  ramSize: number,
   modules: readonly BootModule[] = [],
-): BootResult {
-  const mem = c.mem;
+): LoadedImage {
+  const mem = new PhysicalMemory(ramSize);
   const hdr = findMultibootHeader(bytes);
   if (hdr < 0) throw new ImageError("no multiboot header in the first 8 KiB of the image");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -208,12 +216,14 @@ export function bootMultiboot(
     mem.write(INFO_ADDR + 24, 4, MODS_ADDR);
   }
   // CPU: 32-bit protected mode, flat segments (the reset state), as the spec requires.
-  c.lo[0] = MULTIBOOT_BOOTLOADER_MAGIC | 0;
-  c.lo[3] = INFO_ADDR;
-  c.ripLo = entry | 0;
-  c.ripHi = 0;
-  c.setFlags(0x2);
-  return { protocol: "multiboot", entry, imageEnd };
+  const s = resetBootState();
+  s.gprLo[0] = MULTIBOOT_BOOTLOADER_MAGIC | 0; // EAX
+  s.gprLo[3] = INFO_ADDR; // EBX
+  s.ripLo = entry | 0;
+  s.ripHi = 0;
+  s.rflags = 0x2;
+  s.pages = writtenPages(mem);
+  return { protocol: "multiboot", entry, imageEnd, state: s };
 }
 
 /** The 64-bit entry from the "nestlab" ELF note, or undefined. */
@@ -232,8 +242,8 @@ export function entry64FromNote(elf: ElfImage): number | undefined {
  * boot-info structure, identity-map 4 GiB with 2 MiB pages, and enter long mode at the entry
  * from the "nestlab" note (or e_entry when it has none) with RSI = boot-info.
  */
-export function bootDirect64(c: Cpu, bytes: Uint8Array, cmdline: string): BootResult {
-  const mem = c.mem;
+export function loadDirect64(bytes: Uint8Array, cmdline: string, ramSize: number): LoadedImage {
+  const mem = new PhysicalMemory(ramSize);
   const elf = parseElf(bytes);
   if (elf.class !== 64) throw new ImageError("the direct 64-bit boot needs an ELF64 image");
   const imageEnd = loadSegments(mem, bytes, elf);
@@ -259,14 +269,49 @@ export function bootDirect64(c: Cpu, bytes: Uint8Array, cmdline: string): BootRe
   writeU64(mem, INFO_ADDR + 32, MMAP_ADDR);
   mem.write(INFO_ADDR + 40, 4, map.length);
   mem.write(INFO_ADDR + 44, 4, 24);
-  enterLongMode(c, { pageTables: PAGE_TABLES, gdt: GDT_ADDR, identityGiB: 4 });
-  c.lo[6] = INFO_ADDR; // RSI
-  c.hi[6] = 0;
-  c.lo[4] = LOW_MEM_END & ~0xf; // a usable stack, though the kernel sets its own
-  c.hi[4] = 0;
-  c.ripLo = entry | 0;
-  c.ripHi = 0;
-  return { protocol: "direct64", entry, imageEnd };
+  const layout = { pageTables: PAGE_TABLES, gdt: GDT_ADDR, identityGiB: 4 };
+  writeLongModeTables(mem, layout);
+  const s = resetBootState();
+  longModeRegisters(s, layout);
+  s.gprLo[6] = INFO_ADDR; // RSI
+  s.gprLo[4] = LOW_MEM_END & ~0xf; // RSP: a usable stack, though the kernel sets its own
+  s.ripLo = entry | 0;
+  s.ripHi = 0;
+  s.pages = writtenPages(mem);
+  return { protocol: "direct64", entry, imageEnd, state: s };
+}
+
+/** Load an image with `protocol` for a guest of `ramSize` bytes. */
+export function loadImage(
+  protocol: BootProtocol,
+  bytes: Uint8Array,
+  cmdline: string,
+  ramSize: number,
+  modules: readonly BootModule[] = [],
+): LoadedImage {
+  return protocol === "direct64"
+    ? loadDirect64(bytes, cmdline, ramSize)
+    : loadMultiboot(bytes, cmdline, ramSize, modules);
+}
+
+/** Boot the bare machine's CPU with multiboot v1 (its RAM takes the loader's pages). */
+export function bootMultiboot(
+  c: Cpu,
+  bytes: Uint8Array,
+  cmdline: string,
+  modules: readonly BootModule[] = [],
+): BootResult {
+  return bootWith(c, loadMultiboot(bytes, cmdline, c.mem.size, modules));
+}
+
+/** Boot the bare machine's CPU through the direct 64-bit entry. */
+export function bootDirect64(c: Cpu, bytes: Uint8Array, cmdline: string): BootResult {
+  return bootWith(c, loadDirect64(bytes, cmdline, c.mem.size));
+}
+
+function bootWith(c: Cpu, img: LoadedImage): BootResult {
+  loadBootState(c, img.state);
+  return { protocol: img.protocol, entry: img.entry, imageEnd: img.imageEnd };
 }
 
 /** Pick the protocol: direct64 for ELF64 images, multiboot otherwise. */

@@ -1,6 +1,18 @@
 import type { Cpu } from "../cpu/cpu.js";
-import { setSegment } from "../cpu/segments.js";
-import { CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from "../x86/control.js";
+import type { PhysicalMemory } from "../mmu/phys.js";
+import {
+  CR0_CD,
+  CR0_NW,
+  CR0_PE,
+  CR0_PG,
+  CR0_WP,
+  CR4_PAE,
+  EFER_LMA,
+  EFER_LME,
+  EFER_NXE,
+  EFER_SCE,
+} from "../x86/control.js";
+import { type BootState, cpuBootState, loadBootRegisters } from "./boot-state.js";
 
 /** Where `enterLongMode` puts its structures unless told otherwise (below 1 MiB, page-aligned). */
 export interface LongModeLayout {
@@ -20,12 +32,10 @@ export const SEL_DATA = 0x10;
 export const SEL_CODE32 = 0x18;
 
 /**
- * Put the CPU straight into 64-bit long mode at CPL 0, as a 64-bit boot protocol hands over:
- * a GDT with flat 64-bit code and data segments, identity-mapped page tables with 2 MiB pages
- * covering `identityGiB`, CR0.PG|PE|WP, CR4.PAE, EFER.LME|LMA|NXE|SCE, interrupts disabled.
+ * Write what 64-bit long mode needs in memory: identity-mapped page tables with 2 MiB pages
+ * covering `identityGiB` and a GDT with flat 64-bit code and data segments.
  */
-export function enterLongMode(c: Cpu, layout: LongModeLayout = DEFAULT_LAYOUT): void {
-  const mem = c.mem;
+export function writeLongModeTables(mem: PhysicalMemory, layout: LongModeLayout = DEFAULT_LAYOUT): void {
   const gib = Math.max(1, Math.min(512, layout.identityGiB));
   const pml4 = layout.pageTables;
   const pdpt = pml4 + 0x1000;
@@ -45,18 +55,29 @@ export function enterLongMode(c: Cpu, layout: LongModeLayout = DEFAULT_LAYOUT): 
   mem.write64(gdt + 8, 0x0000ffff, 0x00af9b00);
   mem.write64(gdt + 16, 0x0000ffff, 0x00cf9300);
   mem.write64(gdt + 24, 0x0000ffff, 0x00cf9b00);
-  c.gdtrBaseLo = gdt;
-  c.gdtrBaseHi = 0;
-  c.gdtrLimit = 31;
-  c.cr3Lo = pml4;
-  c.cr3Hi = 0;
-  c.cr4 |= CR4_PAE;
-  c.efer |= EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
-  c.cr0 = (c.cr0 | CR0_PE | CR0_PG | CR0_WP) & ~0x60000000;
-  setSegment(c, 1, SEL_CODE64, 0, 0, 0xffffffff, 0xa09b);
-  for (const s of [0, 2, 3, 4, 5]) setSegment(c, s, SEL_DATA, 0, 0, 0xffffffff, 0xc093);
-  c.setFlags(0x2);
-  c.setCpl(0);
-  c.updateMode();
-  c.flushTlb();
+}
+
+/**
+ * The registers of the 64-bit handover at CPL 0 (tables from `writeLongModeTables`): the GDT,
+ * CR3 at the PML4, CR0.PG|PE|WP, CR4.PAE, EFER.LME|LMA|NXE|SCE, flat 64-bit segments,
+ * interrupts disabled.
+ */
+export function longModeRegisters(s: BootState, layout: LongModeLayout = DEFAULT_LAYOUT): void {
+  s.gdtr = { baseLo: layout.gdt, baseHi: 0, limit: 31 };
+  s.cr3Lo = layout.pageTables;
+  s.cr3Hi = 0;
+  s.cr4 |= CR4_PAE;
+  s.efer |= EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
+  s.cr0 = (s.cr0 | CR0_PE | CR0_PG | CR0_WP) & ~(CR0_CD | CR0_NW);
+  s.segs[1] = { sel: SEL_CODE64, baseLo: 0, baseHi: 0, limit: 0xffffffff, ar: 0xa09b };
+  for (const k of [0, 2, 3, 4, 5]) s.segs[k] = { sel: SEL_DATA, baseLo: 0, baseHi: 0, limit: 0xffffffff, ar: 0xc093 };
+  s.rflags = 0x2;
+}
+
+/** Put a bare CPU straight into 64-bit long mode at CPL 0 (tables and registers as above). */
+export function enterLongMode(c: Cpu, layout: LongModeLayout = DEFAULT_LAYOUT): void {
+  writeLongModeTables(c.mem, layout);
+  const s = cpuBootState(c);
+  longModeRegisters(s, layout);
+  loadBootRegisters(c, s);
 }

@@ -26,6 +26,8 @@ import {
   PC_VIRTIO_BLK_IRQ,
   PC_VIRTIO_BLK_SIZE,
 } from "./pc-layout.js";
+import type { StopReason } from "./stop.js";
+import { DEFAULT_TUNABLES } from "./tunables.js";
 
 export interface MachineOptions {
   /** RAM in bytes (default 256 MiB). */
@@ -38,21 +40,9 @@ export interface MachineOptions {
   disk?: BlockBackend;
   /** CPU model for CPUID. */
   cpuModel?: CpuModel;
+  /** Instructions per slice of the run loop (default: the machineSlice tunable). */
+  slice?: number;
 }
-
-/** Why a run ended. */
-export type ExitKind = "debug-exit" | "triple-fault" | "halted" | "instruction-limit" | "error";
-
-export interface RunOutcome {
-  kind: ExitKind;
-  /** Debug-exit status ((value << 1) | 1) when kind is debug-exit. */
-  status?: number;
-  /** A one-line human explanation (what the guest did, where). */
-  message: string;
-}
-
-/** Instructions per slice of the run loop between device/timer checks. */
-const SLICE = 200_000;
 
 export class Machine {
   readonly mem: PhysicalMemory;
@@ -71,8 +61,12 @@ export class Machine {
   /** Cycles skipped while halted waiting for a timer. */
   idleCycles = 0;
 
+  /** Instructions per slice of the run loop between device and timer checks. */
+  private readonly slice: number;
+
   constructor(opts: MachineOptions = {}) {
     const size = opts.memory ?? 256 * 1024 * 1024;
+    this.slice = opts.slice ?? DEFAULT_TUNABLES.machineSlice;
     this.mem = new PhysicalMemory(size);
     this.cpu = new Cpu(this.mem, opts.cpuModel ?? new CpuModel());
     const cpu = this.cpu;
@@ -115,7 +109,7 @@ export class Machine {
    * Run until the guest exits through the debug port, triple-faults, halts for good, or uses up
    * `maxInstructions`. Never throws for guest behaviour.
    */
-  run(maxInstructions: number): RunOutcome {
+  run(maxInstructions: number): StopReason {
     const cpu = this.cpu;
     const limit = cpu.icount + maxInstructions;
     for (;;) {
@@ -136,7 +130,7 @@ export class Machine {
       // Run up to the next timer event (converted to instructions at the base cost).
       const now = cpu.cycles();
       const next = this.lapic.nextEventCycle();
-      let budget = Math.min(SLICE, left);
+      let budget = Math.min(this.slice, left);
       if (next !== Number.POSITIVE_INFINITY) {
         budget = Math.max(1, Math.min(budget, Math.ceil((next - now) / cpu.cyclesPerInsn)));
       }

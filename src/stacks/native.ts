@@ -3,6 +3,7 @@ import { loadProfile } from "../cost/profile.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
+import { tunables } from "../machine/tunables.js";
 import { cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 
@@ -22,6 +23,7 @@ export const nativeStack: Stack = {
     const decoder = new TextDecoder();
     const m = new Machine({
       memory: opts.memory,
+      slice: tunables(opts.tunables).machineSlice,
       serialInput: opts.serialInput,
       onSerial: (b) => {
         const s = decoder.decode(new Uint8Array([b]), { stream: true });
@@ -38,9 +40,8 @@ export const nativeStack: Stack = {
     const t0 = performance.now();
     const outcome = m.run(opts.maxInstructions);
     const wallSeconds = (performance.now() - t0) / 1000;
-    ledger.addMany(m.cpu.guestInstructionLedgerId(false), m.cpu.icount * m.cpu.cyclesPerInsn, m.cpu.icount);
     const idle = m.idleCycles;
-    if (idle > 0) ledger.addMany(ledger.id(0, "idle", "hlt"), idle, 1);
+    if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
     return {
       stack: "native",
       protocol,

@@ -9,6 +9,7 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
+import { VmxHost } from "../cpu/vmx/host.js";
 import { MemoryBlockBackend } from "../devices/block-backend.js";
 import { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import { NpvEngine } from "../hypervisors/l0/npv/engine.js";
@@ -16,19 +17,13 @@ import { L1Hypervisor, type MapMode } from "../hypervisors/l1/hypervisor.js";
 import { l0Platform } from "../hypervisors/l1/platform.js";
 import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
+import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
-import { L0_RESERVED } from "./vm.js";
 
-/** L1 RAM beyond what it reserves for its L2: L1's own kernel, run page, argument pages. */
-export const L1_OWN_MEMORY = 16 * 1024 * 1024;
-/** Where L1 keeps its own structures in its RAM (above its "kernel"). */
-const L1_SCRATCH = { base: 0x100000, size: 0x100000 };
 /** L2's disk (as the vm stack gives its guest). */
 const DISK_BYTES = 8 * 1024 * 1024;
-/** Level numbers in the ledger. */
-const LEVEL_L2 = 2;
 
 function mapModeOf(opts: StackRunOptions): MapMode {
   return opts.npvMap ?? "demand";
@@ -43,20 +38,20 @@ export const npvStack: Stack = {
     if (protocol !== "direct64")
       throw new ImageError("an npv L2 must boot through the direct 64-bit entry (an ELF64 image)");
     const profile = loadProfile(opts.profile);
+    const t = tunables(opts.tunables);
     const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
-    if (l2Memory + L1_OWN_MEMORY > RAM_HOLE_START) {
+    if (l2Memory + t.l1OwnMemory > RAM_HOLE_START) {
       throw new RangeError(
-        `the npv stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
+        `the npv stack runs an L2 of at most ${(RAM_HOLE_START - t.l1OwnMemory) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
       );
     }
-    const l1Memory = l2Memory + L1_OWN_MEMORY;
-    const hostMem = new PhysicalMemory(L0_RESERVED + l1Memory);
+    const l1Memory = l2Memory + t.l1OwnMemory;
+    const hostMem = new PhysicalMemory(t.l0Reserved + l1Memory);
     const cpu = new Cpu(hostMem);
-    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
-    // Code in non-root operation is L2's: L1 is TypeScript and executes no guest instructions.
-    cpu.setCostModel(profile.cycles, l0.ledger, 0, LEVEL_L2);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
+    // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
+    cpu.setCostModel(profile.cycles, l0.ledger, 0);
     const engine = new NpvEngine(l0);
-    l0.npv = engine;
     const l1vm = l0.createVm({ memory: l1Memory });
     engine.attach(l1vm);
     const disk = new MemoryBlockBackend(DISK_BYTES);
@@ -69,8 +64,9 @@ export const npvStack: Stack = {
       cmdline: opts.cmdline,
       l2Memory,
       mapMode: mapModeOf(opts),
-      pool: { base: L1_OWN_MEMORY, size: l1Memory - L1_OWN_MEMORY },
-      scratch: L1_SCRATCH,
+      pool: { base: t.l1OwnMemory, size: l1Memory - t.l1OwnMemory },
+      scratch: t.l1Scratch,
+      faultBatchPages: t.faultBatchPages,
       disk: { backendId, size: disk.size, readOnly: disk.readOnly },
       serialInput: opts.serialInput,
       onSerial: (b) => {
@@ -79,7 +75,7 @@ export const npvStack: Stack = {
         opts.onSerial?.(s);
       },
       maxInstructions: opts.maxInstructions,
-      instructionsRetired: () => cpu.icount,
+      instructionsRetired: () => l0.host.instructionsRetired(),
     });
     const t0 = performance.now();
     l1.boot();

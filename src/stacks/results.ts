@@ -1,8 +1,9 @@
 /** What every stack reports the same way: CPU and MMU counters, and the run result of a hypervisor stack. */
 import type { Cpu } from "../cpu/cpu.js";
-import type { L0Hypervisor, VcpuStop } from "../hypervisors/l0/l0.js";
+import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
+import type { StopReason } from "../machine/stop.js";
 import type { StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
@@ -16,28 +17,24 @@ export function cpuCounters(cpu: Cpu): Record<string, number> {
 }
 
 /**
- * The result of a stack whose guest ran under L0: attributes the retired instructions to the
- * guest's level (so the ledger sums to the clock) and packages outcome, output and counters.
+ * The result of a stack whose guest ran under L0: outcome, output, counters and the ledger (the
+ * CPU attributed every retired instruction to its level at each VM entry and exit).
  */
 export function hypervisorRunResult(
   stack: string,
   protocol: BootProtocol,
   cpu: Cpu,
   l0: L0Hypervisor,
-  stop: VcpuStop,
+  stop: StopReason,
   serial: string,
   counters: Record<string, number>,
   wallSeconds: number,
 ): StackRunResult {
-  l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
   return {
     stack,
     protocol,
-    outcome:
-      stop.kind === "debug-exit"
-        ? { kind: "debug-exit", status: stop.status, message: stop.message }
-        : { kind: stop.kind, message: stop.message },
-    exitStatus: stop.kind === "debug-exit" ? stop.status : null,
+    outcome: stop,
+    exitStatus: stop.kind === "debug-exit" ? (stop.status ?? null) : null,
     serial,
     guest: parseGuestOutput(serial),
     instructions: cpu.icount,

@@ -4,8 +4,9 @@
  */
 import type { LedgerLine } from "../cost/ledger.js";
 import type { BootModule, BootProtocol } from "../machine/boot.js";
-import type { RunOutcome } from "../machine/machine.js";
 import type { GuestOutput } from "../machine/results.js";
+import type { StopReason } from "../machine/stop.js";
+import type { Tunables } from "../machine/tunables.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
@@ -24,12 +25,14 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** Simulation tunables to override (slices, fault batch, memory reservations). */
+  tunables?: Partial<Tunables>;
 }
 
 export interface StackRunResult {
   stack: string;
   protocol: BootProtocol;
-  outcome: RunOutcome;
+  outcome: StopReason;
   /** Debug-exit status, or null when the guest did not exit that way. */
   exitStatus: number | null;
   serial: string;

@@ -6,36 +6,19 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
-import { newGuestContext, VmxHost } from "../cpu/vmx/host.js";
+import { VmxHost } from "../cpu/vmx/host.js";
+import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
-import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
+import { defaultProtocol, loadImage } from "../machine/boot.js";
+import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 
-/** Host RAM L0 keeps for itself (EPT tables, bitmaps) in addition to guest RAM. */
-export const L0_RESERVED = 64 * 1024 * 1024;
-
-/**
- * Prepare a guest the way QEMU does before KVM_RUN: load the image into guest RAM and set the
- * vCPU's registers. The loader runs against a scratch machine of the guest's size; its pages are
- * copied into the memslot's host backing and its CPU state captured into the VMCS.
- */
+/** Prepare a guest the way QEMU does before KVM_RUN: load the image and set the vCPU's entry state. */
 export function loadGuest(l0: L0Hypervisor, vcpu: Vcpu, opts: StackRunOptions): "multiboot" | "direct64" {
-  const scratch = new Cpu(new PhysicalMemory(opts.memory));
   const protocol = opts.protocol ?? defaultProtocol(opts.image);
-  if (protocol === "direct64") bootDirect64(scratch, opts.image, opts.cmdline);
-  else bootMultiboot(scratch, opts.image, opts.cmdline, opts.modules);
-  const vm = vcpu.vm;
-  scratch.mem.forEachPage((pfn, page) => {
-    const hpa = vm.memslots.translate(pfn * 4096);
-    if (hpa >= 0) l0.cpu.mem.writeBytes(hpa, new Uint8Array(page.buffer, 0, 4096));
-  });
-  scratch.vmxUnit.saveGuestState(vcpu.vmcs);
-  const ctx = newGuestContext();
-  new VmxHost(scratch).saveContext(ctx);
-  vcpu.ctx.lo.set(ctx.lo);
-  vcpu.ctx.hi.set(ctx.hi);
+  loadBootState(l0, vcpu, loadImage(protocol, opts.image, opts.cmdline, opts.memory, opts.modules).state);
   return protocol;
 }
 
@@ -44,10 +27,11 @@ export const vmStack: Stack = {
   description: "the guest kernel as a VM under L0 (KVM-like, EPT, QEMU-like device models)",
   run(opts: StackRunOptions): StackRunResult {
     const profile = loadProfile(opts.profile);
-    const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
+    const t = tunables(opts.tunables);
+    const hostMem = new PhysicalMemory(t.l0Reserved + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
-    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
-    cpu.setCostModel(profile.cycles, l0.ledger, 0, 1); // the guest runs in non-root operation: level 1
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
+    cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";
     const decoder = new TextDecoder();
     const vm = l0.createVm({

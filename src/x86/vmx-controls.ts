@@ -7,6 +7,11 @@ export const PIN_EXT_INTR_EXITING = 1 << 0;
 export const PIN_NMI_EXITING = 1 << 3;
 export const PIN_VIRTUAL_NMIS = 1 << 5;
 export const PIN_PREEMPTION_TIMER = 1 << 6;
+/**
+ * The VMX-preemption timer counts down once every 2^N TSC cycles, N = IA32_VMX_MISC[4:0]
+ * (SDM vol. 3, 25.5.1); nestlab's CPU reports N = 5.
+ */
+export const PREEMPTION_TIMER_RATE_SHIFT = 5;
 export const PIN_POSTED_INTERRUPTS = 1 << 7;
 // Primary processor-based controls (24.6.2, table 24-6).
 export const CPU_INTR_WINDOW_EXITING = 1 << 2;

@@ -11,6 +11,7 @@
 
 import { loadProfile } from "../../src/cost/profile.js";
 import { Cpu } from "../../src/cpu/cpu.js";
+import { VmxHost } from "../../src/cpu/vmx/host.js";
 import { MemoryBlockBackend } from "../../src/devices/block-backend.js";
 import { L0Hypervisor, type Vcpu } from "../../src/hypervisors/l0/l0.js";
 import { NpvEngine } from "../../src/hypervisors/l0/npv/engine.js";
@@ -51,10 +52,9 @@ export class NpvBed {
     const l1mem = opts.l1Memory ?? L1_MEMORY;
     const mem = new PhysicalMemory(L0_RESERVED + l1mem * (opts.secondL1 ? 2 : 1));
     this.cpu = new Cpu(mem);
-    this.l0 = new L0Hypervisor(this.cpu, profile, 0x100000);
+    this.l0 = new L0Hypervisor(new VmxHost(this.cpu), profile);
     this.cpu.setCostModel(profile.cycles, this.l0.ledger, 0, 2);
     this.engine = new NpvEngine(this.l0);
-    this.l0.npv = this.engine;
     this.vm = this.l0.createVm({ memory: l1mem });
     this.engine.attach(this.vm);
     this.vcpu = this.l0.createVcpu(this.vm);

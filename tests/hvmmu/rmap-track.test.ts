@@ -7,15 +7,17 @@
 import { describe, expect, it } from "vitest";
 import { loadProfile } from "../../src/cost/profile.js";
 import { Cpu } from "../../src/cpu/cpu.js";
+import { VmxHost } from "../../src/cpu/vmx/host.js";
 import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
 import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { X86_4LEVEL } from "../../src/hypervisors/mmu/formats.js";
 import { HypervisorMmu } from "../../src/hypervisors/mmu/hv-mmu.js";
 import type { TrackedWrite } from "../../src/hypervisors/mmu/page-track.js";
 import * as ABI from "../../src/hypervisors/npv-abi.js";
+import { DEFAULT_TUNABLES } from "../../src/machine/tunables.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { PERM_R, PERM_U, PERM_W, PERM_X } from "../../src/mmu/walker.js";
-import { L0_RESERVED, loadGuest } from "../../src/stacks/vm.js";
+import { loadGuest } from "../../src/stacks/vm.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
 import { L2_CODE, NpvBed } from "../helpers/npv.js";
 
@@ -254,9 +256,9 @@ describe("page tracking under L0 (EPT01)", () => {
   it.skipIf(!HAVE_AS)("a VM's write to a tracked frame is emulated by L0's EPT-violation handler and reported", () => {
     const profile = loadProfile();
     const memory = 16 * MIB;
-    const cpu = new Cpu(new PhysicalMemory(L0_RESERVED + memory));
-    const l0 = new L0Hypervisor(cpu, profile, 0x100000);
-    cpu.setCostModel(profile.cycles, l0.ledger, 0, 1);
+    const cpu = new Cpu(new PhysicalMemory(DEFAULT_TUNABLES.l0Reserved + memory));
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
+    cpu.setCostModel(profile.cycles, l0.ledger, 0);
     const vm = l0.createVm({ memory });
     const vcpu = l0.createVcpu(vm);
     const DATA = 0x300000;

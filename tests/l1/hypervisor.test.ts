@@ -1,17 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  FAULT_BATCH_PAGES,
-  L1Hypervisor,
-  type L1Options,
-  PASSTHROUGH_MSRS,
-} from "../../src/hypervisors/l1/hypervisor.js";
+import { L1Hypervisor, type L1Options, PASSTHROUGH_MSRS } from "../../src/hypervisors/l1/hypervisor.js";
 import { L2_VIRTIO_GPA } from "../../src/hypervisors/l1/l2-devices.js";
 import { NpvUnavailable } from "../../src/hypervisors/l1/npv-client.js";
 import * as A from "../../src/hypervisors/npv-abi.js";
+import { DEFAULT_TUNABLES } from "../../src/machine/tunables.js";
 import { packageRoot } from "../../src/paths.js";
 import { type ArrayMemory, FakeL0 } from "./fake-l0.js";
+
+const FAULT_BATCH_PAGES = DEFAULT_TUNABLES.faultBatchPages;
 
 const kernel = new Uint8Array(readFileSync(join(packageRoot(), "guests/images/kernel.elf")));
 const MiB = 1024 * 1024;
@@ -29,6 +27,7 @@ function make(
     mapMode: mode,
     pool: { base: 16 * MiB, size: 32 * MiB },
     scratch: { base: 1 * MiB, size: 1 * MiB },
+    faultBatchPages: FAULT_BATCH_PAGES,
     disk: { backendId: 3, size: 8 * MiB, readOnly: false },
     onSerial: (b) => serial.push(b),
     maxInstructions: 1000,

@@ -190,6 +190,10 @@ describe.skipIf(!HAVE_AS)("npv RUN: MMIO, LAPIC, MSRs, interrupts, stops", () =>
     expect(st["npv.l2_exits.l0.hlt"]).toBeGreaterThanOrEqual(1);
     expect(st["npv.l2_exits.l0.lapic_mmio"]).toBeGreaterThanOrEqual(5);
     expect(st["npv.l2_interrupts_injected"]).toBe(1);
+    // L2's HLT idle is L2's time (its VMCS's level), not its L1's.
+    const idle = b.l0.ledger.lines().filter((l) => l.category === "idle");
+    expect(idle.length).toBeGreaterThan(0);
+    expect(idle.map((l) => l.level)).toEqual(idle.map(() => 2));
     b.advance();
     expect(b.run(vcpu)).toBe(ABI.NPV_EXIT_HALT);
   });

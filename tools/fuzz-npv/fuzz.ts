@@ -17,6 +17,7 @@
 
 import { loadProfile } from "../../src/cost/profile.js";
 import { Cpu } from "../../src/cpu/cpu.js";
+import { VmxHost } from "../../src/cpu/vmx/host.js";
 import { MemoryBlockBackend } from "../../src/devices/block-backend.js";
 import { L0Hypervisor, type Vcpu } from "../../src/hypervisors/l0/l0.js";
 import { NpvEngine } from "../../src/hypervisors/l0/npv/engine.js";
@@ -111,11 +112,10 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
   const profile = loadProfile();
   const hostMem = new PhysicalMemory(48 * 1024 * 1024 + 2 * L1_MEM);
   const cpu = new Cpu(hostMem);
-  const l0 = new L0Hypervisor(cpu, profile, 0x100000);
+  const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
   cpu.setCostModel(profile.cycles, l0.ledger, 0, 2);
   const engine = new NpvEngine(l0);
   engine.sliceInstructions = 3000;
-  l0.npv = engine;
   const models: L1Model[] = [];
   for (let k = 0; k < 2; k++) {
     const vm = l0.createVm({ memory: L1_MEM });

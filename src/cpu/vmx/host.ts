@@ -5,8 +5,10 @@
  * KVM exposes vcpu->arch.regs.
  */
 
+import type { CostLedger } from "../../cost/ledger.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
+import { PREEMPTION_TIMER_RATE_SHIFT } from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
 import { STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN, STOP_VMEXIT } from "../cpu.js";
 import { updateDebugState } from "../debug.js";
@@ -76,8 +78,21 @@ export class VmxHost {
     return this.unit.exitCounts;
   }
 
-  newVmcs(): Vmcs {
-    return new Vmcs();
+  /** A new VMCS for code at `level` (by default one level above the host's). */
+  newVmcs(level = this.rootLevel + 1): Vmcs {
+    const v = new Vmcs();
+    v.level = level;
+    return v;
+  }
+
+  /** The level of the code in root operation: the hypervisor driving this host. */
+  get rootLevel(): number {
+    return this.cpu.levelRoot;
+  }
+
+  /** The ledger every charge is attributed in (the one the CPU charges to). */
+  get ledger(): CostLedger {
+    return this.cpu.ledger;
   }
 
   /** VMPTRLD. */
@@ -90,16 +105,56 @@ export class VmxHost {
     return this.unit.vmcs;
   }
 
+  /**
+   * Make `v` current for `fn` (VMPTRLD), then the VMCS that was current before: how a hypervisor
+   * fills or reads a VMCS other than the running vCPU's (say, a new vCPU's, during an exit).
+   */
+  withVmcs<T>(v: Vmcs, fn: () => T): T {
+    const prev = this.unit.vmcs;
+    if (prev === v) return fn();
+    this.load(v);
+    try {
+      return fn();
+    } finally {
+      this.unit.vmcs = prev;
+    }
+  }
+
+  /** VMREAD: the field's low 32 bits. */
   vmread(field: number): number {
     return (this.unit.vmcs as Vmcs).read(field);
+  }
+
+  /** VMREAD of bits 63:32 of a 64-bit or natural-width field (with `vmread`, the 64-bit form). */
+  vmreadHigh(field: number): number {
+    return (this.unit.vmcs as Vmcs).readHi(field);
   }
 
   vmreadNumber(field: number): number {
     return (this.unit.vmcs as Vmcs).readNumber(field);
   }
 
+  /** VMWRITE of a 64-bit value as halves (`hi` ignored for 16- and 32-bit fields). */
   vmwrite(field: number, lo: number, hi = 0): void {
     (this.unit.vmcs as Vmcs).write(field, lo, hi);
+  }
+
+  /** VMWRITE of an address or count given as a number (exact below 2^53). */
+  vmwriteNumber(field: number, value: number): void {
+    (this.unit.vmcs as Vmcs).writeNumber(field, value);
+  }
+
+  /**
+   * Instructions retired so far, all levels (the fixed-function counter INST_RETIRED.ANY,
+   * IA32_FIXED_CTR0, that a hypervisor reads to bound a guest's run).
+   */
+  instructionsRetired(): number {
+    return this.cpu.icount;
+  }
+
+  /** TSC cycles per tick of the VMX-preemption timer (2^IA32_VMX_MISC[4:0]). */
+  get preemptionTimerCyclesPerTick(): number {
+    return 1 << PREEMPTION_TIMER_RATE_SHIFT;
   }
 
   /** Simulated cycles now. */
@@ -146,7 +201,7 @@ export class VmxHost {
         // idles until it expires. Attributed as the guest's idle time.
         const idle = deadline - cpu.cycles();
         cpu.charge(idle);
-        cpu.ledger.add(cpu.ledger.id(cpu.levelNonRoot, "idle", "hlt"), idle);
+        cpu.ledger.add(cpu.ledger.id(cpu.runningLevel, "idle", "hlt"), idle);
       }
       if (cpu.cycles() >= deadline) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
       return RUN_BUDGET;

@@ -12,6 +12,11 @@ export class Vmcs {
   private readonly lo = new Int32Array(8192);
   private readonly hi = new Int32Array(8192);
   launched = false;
+  /**
+   * The level of the code this VMCS runs (1: a VM's code under L0; 2: an L2…): VM entry sets
+   * the CPU's attribution from it. Simulator bookkeeping, not an architectural field.
+   */
+  level = 1;
   /** The guest-physical address of this VMCS region when software gave one (VMPTRLD), else -1. */
   address = -1;
   readonly revision = 0;
@@ -26,15 +31,17 @@ export class Vmcs {
     return ((((enc >>> 13) & 3) << 2) | ((enc >>> 10) & 3)) * 512 + ((enc >>> 1) & 0x1ff);
   }
 
-  /** Read a field; returns the low half, `readHi()` the high half of the last read. */
+  /** Read a field: its low 32 bits (a "high" encoding, bit 0 set, reads bits 63:32). */
   read(enc: number): number {
     const s = Vmcs.slot(enc);
     if ((enc & 1) === 1) return this.hi[s];
-    this.lastHi = this.hi[s];
     return this.lo[s];
   }
 
-  lastHi = 0;
+  /** Bits 63:32 of a 64-bit or natural-width field (the other half of the 64-bit VMREAD). */
+  readHi(enc: number): number {
+    return this.hi[Vmcs.slot(enc)];
+  }
 
   /** Read a natural/64-bit field as a double (exact below 2^53; for addresses and counters). */
   readNumber(enc: number): number {

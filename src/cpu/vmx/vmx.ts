@@ -158,14 +158,14 @@ export class VmxUnit {
     c.cr0 = v.read(V.VMCS_GUEST_CR0);
     c.cr4 = v.read(V.VMCS_GUEST_CR4);
     c.cr3Lo = v.read(V.VMCS_GUEST_CR3);
-    c.cr3Hi = v.lastHi;
+    c.cr3Hi = v.readHi(V.VMCS_GUEST_CR3);
     if ((entryCtl & C.ENTRY_LOAD_IA32_EFER) !== 0) c.efer = v.read(V.VMCS_GUEST_IA32_EFER);
     c.efer = ia32e ? c.efer | 0x500 : c.efer & ~0x400; // LMA follows the IA-32e-mode-guest control
     if (ia32e && (c.cr0 & 0x80000000) === 0) return "IA-32e mode guest with CR0.PG = 0";
     for (let s = 0; s < 6; s++) {
       const sel = v.read(SEG_SEL[s]);
       const bl = v.read(SEG_BASE[s]);
-      const bh = v.lastHi;
+      const bh = v.readHi(SEG_BASE[s]);
       setSegment(c, s, sel, bl, bh, v.read(SEG_LIMIT[s]), v.read(SEG_AR[s]));
     }
     if (ia32e && (c.segAr[1] & 0x2000) === 0 && (c.segAr[1] & 0x4000) === 0) {
@@ -173,28 +173,28 @@ export class VmxUnit {
       return "IA-32e guest with a 16-bit CS";
     }
     c.gdtrBaseLo = v.read(V.VMCS_GUEST_GDTR_BASE);
-    c.gdtrBaseHi = v.lastHi;
+    c.gdtrBaseHi = v.readHi(V.VMCS_GUEST_GDTR_BASE);
     c.gdtrLimit = v.read(V.VMCS_GUEST_GDTR_LIMIT);
     c.idtrBaseLo = v.read(V.VMCS_GUEST_IDTR_BASE);
-    c.idtrBaseHi = v.lastHi;
+    c.idtrBaseHi = v.readHi(V.VMCS_GUEST_IDTR_BASE);
     c.idtrLimit = v.read(V.VMCS_GUEST_IDTR_LIMIT);
     c.trSel = v.read(V.VMCS_GUEST_TR_SELECTOR);
     c.trBaseLo = v.read(V.VMCS_GUEST_TR_BASE);
-    c.trBaseHi = v.lastHi;
+    c.trBaseHi = v.readHi(V.VMCS_GUEST_TR_BASE);
     c.trLimit = v.read(V.VMCS_GUEST_TR_LIMIT);
     c.trAr = v.read(V.VMCS_GUEST_TR_AR);
     c.ldtrSel = v.read(V.VMCS_GUEST_LDTR_SELECTOR);
     c.ldtrBaseLo = v.read(V.VMCS_GUEST_LDTR_BASE);
-    c.ldtrBaseHi = v.lastHi;
+    c.ldtrBaseHi = v.readHi(V.VMCS_GUEST_LDTR_BASE);
     c.ldtrLimit = v.read(V.VMCS_GUEST_LDTR_LIMIT);
     c.drLo[7] = v.read(V.VMCS_GUEST_DR7);
-    c.drHi[7] = v.lastHi;
+    c.drHi[7] = v.readHi(V.VMCS_GUEST_DR7);
     c.debug.reset();
     updateDebugState(c);
     c.lo[4] = v.read(V.VMCS_GUEST_RSP);
-    c.hi[4] = v.lastHi;
+    c.hi[4] = v.readHi(V.VMCS_GUEST_RSP);
     c.ripLo = v.read(V.VMCS_GUEST_RIP);
-    c.ripHi = v.lastHi;
+    c.ripHi = v.readHi(V.VMCS_GUEST_RIP);
     c.setCpl((c.segAr[2] >> 5) & 3); // CPL = SS.DPL (26.3.2.2)
     c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
     const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
@@ -205,11 +205,14 @@ export class VmxUnit {
     else c.nmiBlocked = nmiBlock;
     c.halted = v.read(V.VMCS_GUEST_ACTIVITY_STATE) === C.ACTIVITY_HLT;
     c.tscOffset =
-      (this.proc & C.CPU_TSC_OFFSETTING) !== 0 ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.lastHi < 0 ? 2 ** 64 : 0) : 0;
+      (this.proc & C.CPU_TSC_OFFSETTING) !== 0
+        ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.readHi(V.VMCS_TSC_OFFSET) < 0 ? 2 ** 64 : 0)
+        : 0;
     this.preemptionDeadline =
       (this.pin & C.PIN_PREEMPTION_TIMER) !== 0
-        ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * 32
+        ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * (1 << C.PREEMPTION_TIMER_RATE_SHIFT)
         : Number.POSITIVE_INFINITY;
+    c.setNonRootLevel(v.level);
     c.nonRoot = true;
     // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
     c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
@@ -253,7 +256,7 @@ export class VmxUnit {
       } catch (x) {
         if (x !== VMEXIT) throw x;
         this.vectoringInfo = info | C.INTR_INFO_VALID;
-        this.vectoringError = err < 0 ? 0 : err;
+        this.vectoringError = Math.max(err, 0);
         c.ripLo = c.startLo;
         c.ripHi = c.startHi;
         this.completeExit();
@@ -332,7 +335,10 @@ export class VmxUnit {
     this.vectoringError = 0;
     this.saveGuestState(v);
     if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
-      const left = Math.max(0, Math.floor((this.preemptionDeadline - c.cycles()) / 32));
+      const left = Math.max(
+        0,
+        Math.floor((this.preemptionDeadline - c.cycles()) / (1 << C.PREEMPTION_TIMER_RATE_SHIFT)),
+      );
       v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
     }
     this.exitCounts[e.reason & 0xffff]++;

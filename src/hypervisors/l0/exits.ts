@@ -1,18 +1,26 @@
 /**
- * L0's exit handlers, in a table keyed by basic exit reason (as KVM's kvm_vmx_exit_handlers).
- * Each handler emulates what the guest asked for through the VmxHost interface and charges its
- * work from the cost profile.
+ * L0's exit handlers, in one table keyed by basic exit reason (as KVM's kvm_vmx_exit_handlers),
+ * for every vCPU the core runs: an L1 vCPU of L0's own VM, or an L2 vCPU after its nested
+ * engine's reflect step left the exit to L0. Each handler emulates what the guest asked for
+ * through the VmxHost interface, charges its work from the cost profile, and returns HANDLED or
+ * the code that ends the run. Handlers that need L0's device models or memslots (I/O, EPT,
+ * hypercalls) only ever see vCPUs with an L0 VM: an engine reflects those exits of its guests.
  */
 
 import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
+import { GP, UD } from "../../x86/exceptions.js";
+import { IF } from "../../x86/flags.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
+import { RAX, RBX, RCX, RDX } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
-import type { L0Hypervisor, Vcpu } from "./l0.js";
+import type { L0Hypervisor } from "./l0.js";
+import { type GuestVcpu, HANDLED } from "./vcpu.js";
+import type { Vm } from "./vm.js";
 
-export type ExitHandler = (l0: L0Hypervisor, vcpu: Vcpu) => void;
+export type ExitHandler = (l0: L0Hypervisor, v: GuestVcpu, depth: number) => number;
 
-const NAMES: Record<number, string> = {};
+const NAMES: string[] = [];
 for (const [k, v] of Object.entries(V)) {
   if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
     NAMES[v] = k.slice(5).toLowerCase();
@@ -23,17 +31,12 @@ export function exitReasonName(reason: number): string {
   return NAMES[reason] ?? `reason_${reason}`;
 }
 
-const RAX = 0;
-const RCX = 1;
-const RDX = 2;
-const RBX = 3;
-
 const cpuidOut = new Int32Array(4);
 
-function cpuid(l0: L0Hypervisor, vcpu: Vcpu): void {
+function cpuid(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const out = cpuidOut;
-  vcpu.vm.cpuid.query(h.gprLo[RAX], h.gprLo[RCX], out);
+  v.cpuid.query(h.gprLo[RAX], h.gprLo[RCX], out);
   h.gprLo[RAX] = out[0];
   h.gprLo[RBX] = out[1];
   h.gprLo[RCX] = out[2];
@@ -43,51 +46,54 @@ function cpuid(l0: L0Hypervisor, vcpu: Vcpu): void {
   h.gprHi[RCX] = 0;
   h.gprHi[RDX] = 0;
   l0.skipInstruction();
-  l0.chargeHandler("l0.cpuid", "cpuid");
+  l0.chargeFor(v, "l0.cpuid", "cpuid");
+  return HANDLED;
 }
 
-function hlt(l0: L0Hypervisor, vcpu: Vcpu): void {
+function hlt(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
-  const vm = vcpu.vm;
   l0.skipInstruction();
-  l0.chargeHandler("l0.hlt", "hlt");
-  vm.lapic.advance(h.cycles());
-  if (vm.router.hasPendingInterrupt()) return;
-  const next = vm.lapic.nextEventCycle();
-  const ifSet = (h.vmread(V.VMCS_GUEST_RFLAGS) & 0x200) !== 0;
-  if (next === Number.POSITIVE_INFINITY || !ifSet) {
-    vcpu.stop = {
-      kind: "halted",
-      message: `guest halted at RIP 0x${h.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)} with ${ifSet ? "no timer armed" : "interrupts disabled"}: nothing can wake it`,
-    };
-    return;
-  }
-  // Block the vCPU until the timer fires: the skipped time is idle.
-  if (next > h.cycles()) l0.chargeIdle(next - h.cycles());
-  vm.lapic.advance(h.cycles());
+  l0.chargeFor(v, "l0.hlt", "hlt");
+  v.lapic.advance(h.cycles());
+  if (v.hasPendingInterrupt()) return HANDLED;
+  const next = v.lapic.nextEventCycle();
+  const ifSet = (h.vmread(V.VMCS_GUEST_RFLAGS) & IF) !== 0;
+  if (next === Number.POSITIVE_INFINITY || !ifSet) return v.haltedForever(ifSet, h.vmreadNumber(V.VMCS_GUEST_RIP));
+  // Block the vCPU until its timer fires: the skipped time is idle.
+  if (next > h.cycles()) l0.chargeIdle(v, next - h.cycles());
+  v.lapic.advance(h.cycles());
+  return HANDLED;
 }
 
-function io(l0: L0Hypervisor, vcpu: Vcpu): void {
+/** The L0 VM of a vCPU whose exit needs L0's device models or memslots. */
+function vmOf(v: GuestVcpu, reason: number): Vm | null {
+  const vm = v.l0vm;
+  if (vm === null) v.fail("error", reason, `exit ${exitReasonName(reason)} of a nested guest reached L0's table`);
+  return vm;
+}
+
+function io(l0: L0Hypervisor, v: GuestVcpu): number {
+  const vm = vmOf(v, V.EXIT_IO_INSTRUCTION);
+  if (vm === null) return v.stopCode();
   const h = l0.host;
   const q = h.vmread(V.VMCS_EXIT_QUALIFICATION);
   const size = ((q & 7) + 1) as 1 | 2 | 4;
   const isIn = (q & C.IO_QUAL_IN) !== 0;
   const port = (q >>> 16) & 0xffff;
-  const vm = vcpu.vm;
   if ((q & C.IO_QUAL_STRING) !== 0) {
-    vcpu.stop = {
-      kind: "error",
-      message: `string port I/O (port 0x${port.toString(16)}) from the guest is not emulated by L0`,
-    };
-    return;
+    return v.fail(
+      "error",
+      V.EXIT_IO_INSTRUCTION,
+      `string port I/O (port 0x${port.toString(16)}) from the guest is not emulated by L0`,
+    );
   }
   if (isIn) {
-    const v = vm.io.portIn(port, size);
+    const x = vm.io.portIn(port, size);
     if (size === 4) {
-      h.gprLo[RAX] = v | 0;
+      h.gprLo[RAX] = x | 0;
       h.gprHi[RAX] = 0;
-    } else if (size === 2) h.gprLo[RAX] = (h.gprLo[RAX] & ~0xffff) | (v & 0xffff);
-    else h.gprLo[RAX] = (h.gprLo[RAX] & ~0xff) | (v & 0xff);
+    } else if (size === 2) h.gprLo[RAX] = (h.gprLo[RAX] & ~0xffff) | (x & 0xffff);
+    else h.gprLo[RAX] = (h.gprLo[RAX] & ~0xff) | (x & 0xff);
   } else {
     const mask = size === 4 ? -1 : size === 2 ? 0xffff : 0xff;
     vm.io.portOut(port, size, h.gprLo[RAX] & mask);
@@ -95,105 +101,121 @@ function io(l0: L0Hypervisor, vcpu: Vcpu): void {
   l0.skipInstruction();
   l0.chargeHandler("l0.io_kernel", "io");
   if (!vm.portInKernel(port)) l0.chargeHandler("l0.userspace_hop", "io");
+  return HANDLED;
 }
 
-function rdmsr(l0: L0Hypervisor, vcpu: Vcpu): void {
+/** Charge an MSR exit (a TSC-deadline write is the LAPIC timer's path). */
+export function chargeMsr(l0: L0Hypervisor, v: GuestVcpu, index: number, write: boolean): void {
+  if (write) l0.chargeFor(v, index === MSR_IA32_TSC_DEADLINE ? "l0.apic_timer" : "l0.msr", "wrmsr");
+  else l0.chargeFor(v, "l0.msr", "rdmsr");
+}
+
+/** Make the next entry deliver #GP(0) (the instruction does not retire). */
+function injectGp(v: GuestVcpu): number {
+  v.pendingException = GP;
+  v.pendingExceptionError = 0;
+  return HANDLED;
+}
+
+/** RDMSR of an MSR the bitmap intercepts: the LAPIC's MSRs; anything else #GP. */
+function rdmsr(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const index = h.gprLo[RCX] >>> 0;
-  const lapic = vcpu.vm.lapic;
-  const v = lapic.handlesMsr(index) ? lapic.readMsr(index) : null;
-  l0.chargeHandler("l0.msr", "rdmsr");
-  if (v === null) {
-    vcpu.pendingException = 13;
-    vcpu.pendingExceptionError = 0;
-    return;
-  }
-  h.gprLo[RAX] = v[0] | 0;
+  const lapic = v.lapic;
+  const x = lapic.handlesMsr(index) ? lapic.readMsr(index) : null;
+  chargeMsr(l0, v, index, false);
+  if (x === null) return injectGp(v);
+  h.gprLo[RAX] = x[0] | 0;
   h.gprHi[RAX] = 0;
-  h.gprLo[RDX] = v[1] | 0;
+  h.gprLo[RDX] = x[1] | 0;
   h.gprHi[RDX] = 0;
   l0.skipInstruction();
+  return HANDLED;
 }
 
-function wrmsr(l0: L0Hypervisor, vcpu: Vcpu): void {
+function wrmsr(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const index = h.gprLo[RCX] >>> 0;
-  const lapic = vcpu.vm.lapic;
+  const lapic = v.lapic;
   const ok = lapic.handlesMsr(index) && lapic.writeMsr(index, h.gprLo[RAX] >>> 0, h.gprLo[RDX] >>> 0);
-  l0.chargeHandler(index === MSR_IA32_TSC_DEADLINE ? "l0.apic_timer" : "l0.msr", "wrmsr");
-  if (!ok) {
-    vcpu.pendingException = 13;
-    vcpu.pendingExceptionError = 0;
-    return;
-  }
+  chargeMsr(l0, v, index, true);
+  if (!ok) return injectGp(v);
   l0.skipInstruction();
+  return HANDLED;
 }
 
 /** An intercepted exception: KVM tries to emulate #UD (VMCALL/VMMCALL fix-ups); UD2 is reflected. */
-function exception(l0: L0Hypervisor, vcpu: Vcpu): void {
+function exception(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const info = h.vmread(V.VMCS_EXIT_INTR_INFO);
   const vector = info & 0xff;
-  l0.chargeHandler("l0.exception", `exception_${vector}`);
-  vcpu.pendingException = vector;
-  vcpu.pendingExceptionError = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? h.vmread(V.VMCS_EXIT_INTR_ERROR_CODE) : -1;
+  l0.chargeFor(v, "l0.exception", `exception_${vector}`);
+  v.pendingException = vector;
+  v.pendingExceptionError = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? h.vmread(V.VMCS_EXIT_INTR_ERROR_CODE) : -1;
+  return HANDLED;
 }
 
 /**
- * EPT violation: RAM in a memslot is mapped on first touch (4 KiB, RWX); a device address is
- * turned into a misconfigured entry (KVM's MMIO SPTE) and the access emulated.
+ * EPT violation: a write to a page an engine tracks goes to that engine; RAM in a memslot is
+ * mapped on first touch (4 KiB, RWX; read/execute only when tracked); a device address is turned
+ * into a misconfigured entry (KVM's MMIO SPTE) and the access emulated.
  */
-function eptViolation(l0: L0Hypervisor, vcpu: Vcpu): void {
+function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
+  const vm = vmOf(v, V.EXIT_EPT_VIOLATION);
+  if (vm === null) return v.stopCode();
   const h = l0.host;
-  const vm = vcpu.vm;
   const gpa = h.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS);
   const page = gpa - (gpa % 4096);
+  const tracker = l0.engines.trackerOf(vm, page);
+  if (tracker !== null && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
+    return tracker.trackedWrite(l0, v, gpa);
   const hpa = vm.memslots.translate(page);
   if (hpa >= 0) {
-    if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0) {
-      trackedWrite(l0, vcpu, gpa, hpa);
-      return;
-    }
-    vm.ept01.map(page, hpa, 7); // without W while the frame is write-tracked
+    // A frame L0's hypervisor MMU write-tracks (page_track): emulate the write and notify.
+    if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
+      return trackedWrite(l0, v, vm, gpa, hpa, depth);
+    // An engine-tracked page maps read/execute only; the builder also drops W for MMU-tracked frames.
+    vm.ept01.map(page, hpa, tracker === null ? 7 : 5);
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
-    return;
+    return HANDLED;
   }
   const region = vm.findMmio(gpa);
   if (region === undefined) {
-    vcpu.stop = {
-      kind: "error",
-      message: `guest accessed guest-physical 0x${gpa.toString(16)}, which is neither RAM nor a device`,
-    };
-    return;
+    return v.fail(
+      "error",
+      V.EXIT_EPT_VIOLATION,
+      `guest accessed guest-physical 0x${gpa.toString(16)}, which is neither RAM nor a device`,
+    );
   }
   vm.ept01.mapMmio(page);
-  emulateMmio(l0, vcpu, gpa);
+  return emulateMmio(l0, v, vm, gpa, depth);
 }
 
 /**
  * A write to a write-tracked frame (KVM page_track): L0 emulates the instruction through the
  * hypervisor MMU, which writes memory and tells the trackers; the page stays read-only.
  */
-function trackedWrite(l0: L0Hypervisor, vcpu: Vcpu, gpa: number, hpa: number): void {
+function trackedWrite(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, hpa: number, depth: number): number {
   const page = gpa - (gpa % 4096);
-  if (vcpu.vm.ept01.lookup(page) === null) vcpu.vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  if (vm.ept01.lookup(page) === null) vm.ept01.map(page, hpa - (hpa % 4096), 7);
   l0.chargeHandler("l0.io_kernel", "tracked_write");
-  if (l0.mmu.emulateTrackedWrite(gpa, hpa)) EXIT_HANDLERS[l0.host.exit.reason & 0xffff]?.(l0, vcpu);
+  // The emulated instruction itself exited: handle that exit next.
+  if (l0.mmu.emulateTrackedWrite(gpa, hpa)) return l0.dispatchNested(v, depth);
+  return HANDLED;
 }
 
-function eptMisconfig(l0: L0Hypervisor, vcpu: Vcpu): void {
-  emulateMmio(l0, vcpu, l0.host.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS));
+function eptMisconfig(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
+  const vm = vmOf(v, V.EXIT_EPT_MISCONFIG);
+  if (vm === null) return v.stopCode();
+  return emulateMmio(l0, v, vm, l0.host.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS), depth);
 }
 
 /** Emulate the guest's MMIO instruction against the device model (KVM's emulator + QEMU for userspace devices). */
-function emulateMmio(l0: L0Hypervisor, vcpu: Vcpu, gpa: number): void {
-  const vm = vcpu.vm;
+function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth: number): number {
   const region = vm.findMmio(gpa);
-  if (region === undefined) {
-    vcpu.stop = { kind: "error", message: `MMIO exit for unassigned guest-physical 0x${gpa.toString(16)}` };
-    return;
-  }
+  if (region === undefined)
+    return v.fail("error", V.EXIT_EPT_MISCONFIG, `MMIO exit for unassigned guest-physical 0x${gpa.toString(16)}`);
   const reason = `mmio_${region.name}`;
   if (region.name === "lapic") l0.chargeHandler("l0.apic_eoi", reason);
   else {
@@ -207,52 +229,62 @@ function emulateMmio(l0: L0Hypervisor, vcpu: Vcpu, gpa: number): void {
     4096,
     region.hostWindow - (region.gpa % 4096),
   );
-  if (r.exited) {
-    // The emulated instruction itself exited (e.g. it faulted into an intercepted vector): handle it next.
-    const next = EXIT_HANDLERS[l0.host.exit.reason & 0xffff];
-    next?.(l0, vcpu);
-  }
+  // The emulated instruction itself exited (e.g. it faulted into an intercepted vector): handle it next.
+  if (r.exited) return l0.dispatchNested(v, depth);
+  return HANDLED;
 }
 
-function interruptWindow(l0: L0Hypervisor, _vcpu: Vcpu): void {
-  l0.chargeHandler("l0.ext_interrupt", "interrupt_window");
+function interruptWindow(l0: L0Hypervisor, v: GuestVcpu): number {
+  l0.chargeFor(v, "l0.ext_interrupt", "interrupt_window");
+  return HANDLED;
 }
 
-function preemptionTimer(l0: L0Hypervisor, vcpu: Vcpu): void {
-  vcpu.vm.lapic.advance(l0.host.cycles());
-  l0.chargeHandler("l0.ext_interrupt", "preemption_timer");
+function preemptionTimer(l0: L0Hypervisor, v: GuestVcpu): number {
+  v.lapic.advance(l0.host.cycles());
+  l0.chargeFor(v, "l0.ext_interrupt", "preemption_timer");
+  return HANDLED;
 }
 
-function externalInterrupt(l0: L0Hypervisor, _vcpu: Vcpu): void {
-  l0.chargeHandler("l0.ext_interrupt", "external_interrupt");
+function externalInterrupt(l0: L0Hypervisor, v: GuestVcpu): number {
+  l0.chargeFor(v, "l0.ext_interrupt", "external_interrupt");
+  return HANDLED;
 }
 
-/** KVM hypercalls: none is implemented for this guest; answer -KVM_ENOSYS (1000) as KVM does. */
-function vmcall(l0: L0Hypervisor, vcpu: Vcpu): void {
+/**
+ * VMCALL: a hypercall number an engine claims goes to that engine; KVM implements no other
+ * hypercall for this guest and answers -KVM_ENOSYS (1000) as KVM does.
+ */
+function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
-  if (l0.npv !== null && h.gprHi[RAX] === 0 && l0.npv.owns(h.gprLo[RAX] >>> 0)) {
-    l0.chargeHandler("l0.hypercall", "vmcall");
+  const engine = h.gprHi[RAX] === 0 ? l0.engines.forHypercall(h.gprLo[RAX] >>> 0) : null;
+  l0.chargeHandler("l0.hypercall", "vmcall");
+  if (engine !== null) {
     // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).
-    if (l0.npv.handleHypercall(l0, vcpu) !== false) l0.skipInstruction();
-    return;
+    if (engine.hypercall(l0, v) !== false) l0.skipInstruction();
+    return HANDLED;
   }
   h.gprLo[RAX] = -1000;
   h.gprHi[RAX] = -1;
   l0.skipInstruction();
-  l0.chargeHandler("l0.hypercall", "vmcall");
+  return HANDLED;
 }
 
-function tripleFault(l0: L0Hypervisor, vcpu: Vcpu): void {
-  vcpu.stop = {
-    kind: "triple-fault",
-    message: `the guest triple-faulted at RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
-  };
+function tripleFault(l0: L0Hypervisor, v: GuestVcpu): number {
+  return v.fail(
+    "triple-fault",
+    V.EXIT_TRIPLE_FAULT,
+    `the guest triple-faulted at RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
+  );
 }
 
-/** VMX instructions in the guest: no nested VMX under this L0 configuration, so #UD. */
-function vmxInstruction(_l0: L0Hypervisor, vcpu: Vcpu): void {
-  vcpu.pendingException = 6;
-  vcpu.pendingExceptionError = -1;
+/** VMX instructions: an engine offering nested VMX to the guest takes them; otherwise #UD. */
+function vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
+  const reason = l0.host.exit.reason & 0xffff;
+  const engine = l0.engines.forVmxInstructions(v);
+  if (engine !== null) return engine.vmxInstruction(l0, v, reason, depth);
+  v.pendingException = UD;
+  v.pendingExceptionError = -1;
+  return HANDLED;
 }
 
 export const EXIT_HANDLERS: Record<number, ExitHandler> = {
@@ -280,4 +312,5 @@ export const EXIT_HANDLERS: Record<number, ExitHandler> = {
   [V.EXIT_VMXON]: vmxInstruction,
   [V.EXIT_INVEPT]: vmxInstruction,
   [V.EXIT_INVVPID]: vmxInstruction,
+  [V.EXIT_VMFUNC]: vmxInstruction,
 };

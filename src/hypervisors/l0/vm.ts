@@ -157,6 +157,8 @@ export class Vm {
     clock: Clock,
     /** Host-physical base for this VM's MMIO emulation windows (outside host RAM). */
     windowBase: number,
+    /** The level of the code this VM runs (L0's level + 1). */
+    readonly level: number,
     /** L0's hypervisor MMU (reverse map, page tracking) EPT01 reports to; null: none. */
     mmu: HypervisorMmu | null = null,
   ) {

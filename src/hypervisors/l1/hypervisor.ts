@@ -11,6 +11,7 @@ import {
   VIRTIO_MMIO_STATUS,
 } from "../../devices/virtio-mmio.js";
 import { RAM_HOLE_START } from "../../machine/boot.js";
+import type { StopReason } from "../../machine/stop.js";
 import { F1C_HYPERVISOR, F1C_VMX } from "../../x86/cpuid.js";
 import * as M from "../../x86/msr.js";
 import * as A from "../npv-abi.js";
@@ -23,8 +24,6 @@ import type { L1Platform } from "./platform.js";
 import { RunPage } from "./run-page.js";
 
 const PAGE = 4096;
-/** On a MEMORY_FAULT L1 maps the aligned group of this many pages around the fault. */
-export const FAULT_BATCH_PAGES = 8;
 /** Leaves whose answer depends on the subleaf (the policy entry matches ECX). */
 const SUBLEAF_LEAVES = new Set([4, 7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1d, 0x1e, 0x1f, 0x20]);
 /** The MSRs L2 owns outright (no exit): the syscall and segment-base MSRs. */
@@ -45,10 +44,6 @@ const RDX = 2;
 
 export type MapMode = "eager" | "demand";
 
-export type L1Stop =
-  | { kind: "debug-exit"; status: number; message: string }
-  | { kind: "triple-fault" | "halted" | "instruction-limit" | "error"; message: string };
-
 export interface L1Options {
   /** The L2 kernel image (ELF64; booted through the direct 64-bit entry). */
   image: Uint8Array;
@@ -60,6 +55,8 @@ export interface L1Options {
   pool: { base: number; size: number };
   /** L1 RAM for L1's own structures (run page, argument page). */
   scratch: { base: number; size: number };
+  /** On a MEMORY_FAULT L1 maps the aligned group of this many pages around the fault. */
+  faultBatchPages: number;
   /** The disk L0 assigned to this L1 for the L2, or null for none. */
   disk: MediatedDisk | null;
   onSerial?: (byte: number) => void;
@@ -186,7 +183,7 @@ export class L1Hypervisor {
   }
 
   /** The vCPU loop: RUN, handle what L0 forwarded, repeat, until L2 stops. */
-  run(): L1Stop {
+  run(): StopReason {
     const rp = this.runPage;
     const limit = this.opts.maxInstructions;
     for (;;) {
@@ -214,7 +211,7 @@ export class L1Hypervisor {
   }
 
   /** Handle one forwarded event; a non-null result stops the L2. */
-  handle(reason: number): L1Stop | null {
+  handle(reason: number): StopReason | null {
     const rp = this.runPage;
     switch (reason) {
       case A.NPV_EXIT_IO:
@@ -263,7 +260,7 @@ export class L1Hypervisor {
     }
   }
 
-  private handleIo(): L1Stop | null {
+  private handleIo(): StopReason | null {
     const rp = this.runPage;
     const io = rp.io();
     const dev = this.devices;
@@ -282,7 +279,7 @@ export class L1Hypervisor {
     return null;
   }
 
-  private handleMmio(): L1Stop | null {
+  private handleMmio(): StopReason | null {
     const rp = this.runPage;
     const m = rp.mmio();
     const virtio = this.devices.virtio;
@@ -318,7 +315,7 @@ export class L1Hypervisor {
   }
 
   /** QueueReady: hand the queue's data path to L0 (BLK_SETUP). */
-  private mediateBlk(): L1Stop | null {
+  private mediateBlk(): StopReason | null {
     const virtio = this.devices.virtio!;
     const disk = this.opts.disk!;
     const q = virtio.queues[0];
@@ -343,7 +340,7 @@ export class L1Hypervisor {
   }
 
   /** MEMORY_FAULT: allocate and map the unmapped pages of the aligned group around the fault. */
-  private handleMemoryFault(): L1Stop | null {
+  private handleMemoryFault(): StopReason | null {
     const f = this.runPage.memoryFault();
     const pfn = Math.floor(f.gpa / PAGE);
     if (pfn >= this.ramPages) {
@@ -358,8 +355,8 @@ export class L1Hypervisor {
         message: `L2 access (kind ${f.access}) to 0x${f.gpa.toString(16)} violates the permissions L1 mapped it with`,
       };
     }
-    const first = pfn - (pfn % FAULT_BATCH_PAGES);
-    const n = Math.min(FAULT_BATCH_PAGES, this.ramPages - first);
+    const first = pfn - (pfn % this.opts.faultBatchPages);
+    const n = Math.min(this.opts.faultBatchPages, this.ramPages - first);
     const created: Extent[] = [];
     for (const [start, len] of this.map.holes(first, n)) {
       for (let q = start; q < start + len; q++) {

@@ -30,7 +30,7 @@ export interface L1Platform {
   hypercall(nr: number, a1?: number, a2?: number, a3?: number, a4?: number): HypercallResult;
   /** CPUID executed by L1 (an exit to L0, answered from L1's VM's CPUID). */
   cpuid(leaf: number, subleaf?: number): [number, number, number, number];
-  /** Charge L1's own work (`times` units of a primitive) at level 1. */
+  /** Charge L1's own work (`times` units of a primitive) at L1's level. */
   charge(name: PrimitiveName, reason: string, times?: number): void;
   readonly mem: L1Memory;
 }
@@ -43,7 +43,7 @@ export function l0Platform(l0: L0Hypervisor, vcpu: Vcpu): L1Platform {
       return { status: r.status | 0, rbx: r.rbx };
     },
     cpuid: (leaf, subleaf = 0) => l0.guestCpuid(vcpu, leaf, subleaf),
-    charge: (name, reason, times = 1) => l0.chargeL1(name, reason, times),
+    charge: (name, reason, times = 1) => l0.chargeGuestWork(vcpu, name, reason, times),
     mem: vcpu.vm.memory,
   };
 }

@@ -1,8 +1,10 @@
 /**
- * NpvEngine: L0's side of the nested paravirtual L0↔L1 interface (docs/npv-abi.md), installed
- * as `l0.npv`. L0's VMCALL handler hands it every hypercall number in the npv range; the engine
- * reads the arguments from L1's registers, validates everything L1 passed, acts, and writes the
- * status to RAX and results to RBX. Per-L1 state is keyed by the L1's Vm object.
+ * NpvEngine: L0's side of the nested paravirtual L0↔L1 interface (docs/npv-abi.md), the first
+ * nested engine in L0's registry. It claims the npv hypercall range: L0's VMCALL handler hands it
+ * every such hypercall; the engine reads the arguments from L1's registers, validates everything
+ * L1 passed, acts, and writes the status to RAX and results to RBX. The L2 vCPUs it creates run
+ * on L0's core with `reflect` (l2-exits.ts) in front of L0's handler table. Per-L1 state is
+ * keyed by the L1's Vm object.
  *
  * Nothing an L1 passes can throw out of here: every handler runs inside a guard that turns a
  * stray RangeError (from guest memory) into E_FAULT and L0 running out of host memory into
@@ -11,6 +13,7 @@
  */
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
+import { UD } from "../../../x86/exceptions.js";
 import * as V from "../../../x86/vmx.js";
 import {
   NPV_ABI_VERSION,
@@ -49,10 +52,14 @@ import {
   NPV_SIGNATURE,
   NPV_STATUS_NAMES,
 } from "../../npv-abi.js";
-import type { L0Hypervisor, Vcpu } from "../l0.js";
+import type { NestedEngine } from "../engine.js";
+import { exitReasonName } from "../exits.js";
+import { L0_VM_VPID, type L0Hypervisor } from "../l0.js";
+import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
 import { checkEpt02, newEpt02, RecyclingPages } from "./ept02.js";
+import { reflectL2Exit } from "./l2-exits.js";
 import { L2Map } from "./l2-map.js";
 import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
 import { MmioProxy, MmioRecorder } from "./mmio-window.js";
@@ -66,8 +73,8 @@ const NPV_RANGE_FIRST = 0x100;
 const NPV_RANGE_LAST = 0x1ff;
 /** xAPIC page in every L2's guest-physical space (never composed into EPT02). */
 export const L2_APIC_PFN = PC_LAPIC_PFN;
-/** VPIDs for L2s start above L0's own (L0 gives its VMs VPID 1). */
-const FIRST_L2_VPID = 2;
+/** VPIDs for L2s start above the one L0 gives its own VMs. */
+const FIRST_L2_VPID = L0_VM_VPID + 1;
 
 /** The "status" an engine handler returns: RAX and (optionally) RBX. */
 interface Result {
@@ -75,9 +82,10 @@ interface Result {
   rbx?: number;
 }
 
-export class NpvEngine {
-  /** Instructions an L2 may run in one RUN before L0 returns TIMESLICE to L1. */
-  sliceInstructions = 2_000_000;
+export class NpvEngine implements NestedEngine {
+  readonly name = "npv";
+  /** Instructions (and exits) an L2 may run in one RUN before L0 returns TIMESLICE to L1. */
+  sliceInstructions: number;
   readonly pages: RecyclingPages;
   /** Host-physical window for L2 MMIO instruction emulation, and its switchable handler. */
   readonly window: number;
@@ -88,8 +96,13 @@ export class NpvEngine {
   private readonly freeVpids: number[] = [];
   private nextVpid = FIRST_L2_VPID;
   private readonly counters = new Map<string, number>();
+  /** Counter names of exits L0's table handled for L2s, by exit reason (built once each). */
+  private readonly handledKeys: string[] = [];
 
+  /** Create the engine and register it with `l0`, claiming the npv hypercall range. */
   constructor(readonly l0: L0Hypervisor) {
+    this.sliceInstructions = l0.tunables.npvSlice;
+    l0.engines.register(this, { hypercalls: { first: NPV_RANGE_FIRST, last: NPV_RANGE_LAST } });
     this.pages = new RecyclingPages(l0.host.mem, l0.alloc);
     this.window = l0.reserveWindow();
     l0.host.mem.addMmio(this.window, 0x1000, this.proxy);
@@ -139,28 +152,38 @@ export class NpvEngine {
     return [...this.l1s.values()];
   }
 
-  // ---- The l0.npv hook ----
+  // ---- The NestedEngine hooks ----
 
-  owns(nr: number): boolean {
-    return nr >= NPV_RANGE_FIRST && nr <= NPV_RANGE_LAST;
+  reflect(_l0: L0Hypervisor, v: GuestVcpu, reason: number, depth: number): number {
+    return reflectL2Exit(this, v as L2Vcpu, reason, depth);
+  }
+
+  handledInL0(_v: GuestVcpu, reason: number): void {
+    let key = this.handledKeys[reason];
+    if (key === undefined) {
+      key = `npv.l2_exits.l0.${exitReasonName(reason)}`;
+      this.handledKeys[reason] = key;
+    }
+    this.count(key);
   }
 
   /**
    * One hypercall from the L1 vCPU loaded on the CPU. Returns false when it injected #UD
    * instead (VMCALL at CPL > 0): the instruction does not retire.
    */
-  handleHypercall(l0: L0Hypervisor, vcpu: Vcpu): boolean {
+  hypercall(l0: L0Hypervisor, vcpu: GuestVcpu): boolean {
     const h = l0.host;
     const nr = h.gprLo[0] >>> 0;
     const name = NPV_HC_NAMES[nr] ?? "unknown";
     this.count(`npv.hypercalls.${name}`);
     if (((h.vmread(V.VMCS_GUEST_SS_AR) >>> 5) & 3) !== 0) {
-      vcpu.pendingException = 6;
+      vcpu.pendingException = UD;
       vcpu.pendingExceptionError = -1;
       this.count("npv.hypercalls.cpl_ud");
       return false;
     }
-    const st = this.l1s.get(vcpu.vm);
+    const l1vm = vcpu.l0vm;
+    const st = l1vm === null ? undefined : this.l1s.get(l1vm);
     let r: Result;
     if (st === undefined) r = { status: NPV_E_NOSYS };
     else {
@@ -203,7 +226,7 @@ export class NpvEngine {
   /** The last unexpected exception a hypercall raised (for diagnosis). */
   lastInternalError = "";
 
-  private dispatch(st: L1State, l1vcpu: Vcpu, nr: number, a: Arg[]): Result {
+  private dispatch(st: L1State, l1vcpu: GuestVcpu, nr: number, a: Arg[]): Result {
     switch (nr) {
       case NPV_HC_VM_CREATE:
         return this.vmCreate(st, a[0]);

@@ -1,13 +1,13 @@
 /**
- * L0's exit handlers for L2 vCPUs (the npv counterpart of exits.ts). Each returns 0 when L0
- * handled the exit itself (L2 resumes without L1) or the NPV_EXIT_* reason to forward to L1,
- * with the exit data in `v.exitData`.
+ * The npv engine's reflect step (its nested_vmx_reflect_vmexit): every exit of an L2 vCPU comes
+ * here first. It returns NOT_REFLECTED for what L0's own handler table does the same for every
+ * guest (CPUID from the vCPU's policy, HLT, LAPIC MSRs, exceptions, interrupt windows, timers,
+ * VMX instructions), HANDLED for what L0 handles itself in the npv way, or the NPV_EXIT_* reason
+ * to forward to L1, with the exit data in `v.exitData`.
  *
- * Handled in L0: CPUID (L1's policy), MSRs in the policy and the LAPIC's MSRs, LAPIC MMIO, HLT
- * with a timer armed, EPT02 misses on mapped pages, mediated-device notifications, interrupt
- * windows and timers. Forwarded: I/O, MMIO in L1-declared regions, faults on unmapped or
- * under-permitted L2 pages, FORWARD MSRs, L2's VMCALL, halts nothing can wake, triple faults and
- * leaving long mode.
+ * Handled here in L0: MSRs with a VALUE policy entry, LAPIC MMIO, EPT02 misses on mapped pages,
+ * mediated-device notifications. Forwarded: I/O, MMIO in L1-declared regions, faults on unmapped
+ * or under-permitted L2 pages, FORWARD MSRs, L2's VMCALL, triple faults and leaving long mode.
  */
 
 import { newGuestContext } from "../../../cpu/vmx/host.js";
@@ -16,12 +16,13 @@ import {
   VIRTIO_MMIO_INTERRUPT_STATUS,
   VIRTIO_MMIO_QUEUE_NOTIFY,
 } from "../../../devices/virtio-mmio.js";
-import { MSR_IA32_TSC_DEADLINE } from "../../../x86/msr.js";
+import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA } from "../../../x86/control.js";
+import { GP } from "../../../x86/exceptions.js";
+import { RAX, RCX, RDX, RSP } from "../../../x86/registers.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import {
   NPV_EXIT_BLK_ERROR,
-  NPV_EXIT_HALT,
   NPV_EXIT_HYPERCALL,
   NPV_EXIT_IO,
   NPV_EXIT_MEMORY_FAULT,
@@ -33,80 +34,25 @@ import {
   NPV_MSR_VALUE,
   NPV_PERM_R,
 } from "../../npv-abi.js";
-import { exitReasonName } from "../exits.js";
+import { NOT_REFLECTED } from "../engine.js";
+import { chargeMsr } from "../exits.js";
+import { HANDLED } from "../vcpu.js";
 import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
 import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
 import type { L2Vcpu } from "./state.js";
-import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA } from "./vcpu.js";
 
-const RAX = 0;
-const RCX = 1;
-const RDX = 2;
-const RBX = 3;
-const RSP = 4;
-
-type L2ExitHandler = (e: NpvEngine, v: L2Vcpu, depth: number) => number;
-
-const cpuidOut = new Int32Array(4);
 const snapshotCtx = newGuestContext();
 
 function handled(e: NpvEngine, name: string): number {
   e.count(`npv.l2_exits.l0.${name}`);
-  return 0;
-}
-
-function injectGp(e: NpvEngine, v: L2Vcpu, name: string): number {
-  v.pendingException = 13;
-  v.pendingExceptionError = 0;
-  return handled(e, name);
+  return HANDLED;
 }
 
 /** Stop the vCPU (SHUTDOWN / MODE): it never runs again. */
 export function stopVcpu(v: L2Vcpu, reason: number, detail: number): number {
-  v.stopped = reason;
-  v.stopDetail = detail;
-  v.exitView.setUint32(0, detail >>> 0, true);
-  return reason;
-}
-
-function cpuid(e: NpvEngine, v: L2Vcpu): number {
-  const h = e.l0.host;
-  v.vm.cpuid.query(h.gprLo[RAX], h.gprLo[RCX], cpuidOut);
-  h.gprLo[RAX] = cpuidOut[0];
-  h.gprLo[RBX] = cpuidOut[1];
-  h.gprLo[RCX] = cpuidOut[2];
-  h.gprLo[RDX] = cpuidOut[3];
-  h.gprHi[RAX] = 0;
-  h.gprHi[RBX] = 0;
-  h.gprHi[RCX] = 0;
-  h.gprHi[RDX] = 0;
-  e.l0.skipInstruction();
-  e.l0.chargeHandler("l0.cpuid", "npv_cpuid");
-  return handled(e, "cpuid");
-}
-
-export function hasPendingInterrupt(v: L2Vcpu): boolean {
-  return v.injectQueue.length > 0 || v.lapic.hasPending();
-}
-
-function hlt(e: NpvEngine, v: L2Vcpu): number {
-  const h = e.l0.host;
-  e.l0.skipInstruction();
-  e.l0.chargeHandler("l0.hlt", "npv_hlt");
-  v.lapic.advance(h.cycles());
-  if (hasPendingInterrupt(v)) return handled(e, "hlt");
-  const next = v.lapic.nextEventCycle();
-  const ifSet = (h.vmread(V.VMCS_GUEST_RFLAGS) & 0x200) !== 0;
-  if (next === Number.POSITIVE_INFINITY || !ifSet) {
-    v.exitView.setUint32(0, ifSet ? 1 : 0, true); // detail: 1 = interrupts on but nothing armed
-    return NPV_EXIT_HALT;
-  }
-  // Block the vCPU until its timer fires: the skipped time is idle.
-  if (next > h.cycles()) e.l0.chargeIdle(next - h.cycles());
-  v.lapic.advance(h.cycles());
-  return handled(e, "hlt");
+  return v.stopWith(reason, detail);
 }
 
 function io(_e: NpvEngine, v: L2Vcpu): number {
@@ -124,54 +70,43 @@ function io(_e: NpvEngine, v: L2Vcpu): number {
   return NPV_EXIT_IO;
 }
 
-function rdmsr(e: NpvEngine, v: L2Vcpu): number {
+/**
+ * RDMSR/WRMSR of an MSR in L1's policy: FORWARD goes to L1, VALUE is answered (and kept) by L0;
+ * an MSR outside the policy is the common table's (the LAPIC's MSRs, else #GP).
+ */
+function msr(e: NpvEngine, v: L2Vcpu, write: boolean): number {
   const h = e.l0.host;
   const index = h.gprLo[RCX] >>> 0;
-  e.l0.chargeHandler("l0.msr", "npv_rdmsr");
   const p = v.vm.msrs.entries.get(index);
-  let val: [number, number] | null = null;
-  if (p !== undefined) {
-    if (p.mode === NPV_MSR_FORWARD) {
-      v.exitView.setUint32(0, index, true);
-      v.exitView.setUint8(4, 0);
-      return NPV_EXIT_MSR;
-    }
-    if (p.mode === NPV_MSR_VALUE) val = [p.lo, p.hi];
-  } else if (v.lapic.handlesMsr(index)) val = v.lapic.readMsr(index);
-  if (val === null) return injectGp(e, v, "rdmsr_gp");
-  h.gprLo[RAX] = val[0] | 0;
-  h.gprHi[RAX] = 0;
-  h.gprLo[RDX] = val[1] | 0;
-  h.gprHi[RDX] = 0;
-  e.l0.skipInstruction();
-  return handled(e, "rdmsr");
-}
-
-function wrmsr(e: NpvEngine, v: L2Vcpu): number {
-  const h = e.l0.host;
-  const index = h.gprLo[RCX] >>> 0;
+  if (p === undefined) return NOT_REFLECTED;
+  chargeMsr(e.l0, v, index, write);
   const lo = h.gprLo[RAX] >>> 0;
   const hi = h.gprLo[RDX] >>> 0;
-  e.l0.chargeHandler(index === MSR_IA32_TSC_DEADLINE ? "l0.apic_timer" : "l0.msr", "npv_wrmsr");
-  const p = v.vm.msrs.entries.get(index);
-  let ok = false;
-  if (p !== undefined) {
-    if (p.mode === NPV_MSR_FORWARD) {
-      v.exitView.setUint32(0, index, true);
-      v.exitView.setUint8(4, 1);
+  if (p.mode === NPV_MSR_FORWARD) {
+    v.exitView.setUint32(0, index, true);
+    v.exitView.setUint8(4, write ? 1 : 0);
+    if (write) {
       v.exitView.setUint32(8, lo, true);
       v.exitView.setUint32(12, hi, true);
-      return NPV_EXIT_MSR;
     }
-    if (p.mode === NPV_MSR_VALUE) {
-      p.lo = lo;
-      p.hi = hi;
-      ok = true;
-    }
-  } else if (v.lapic.handlesMsr(index)) ok = v.lapic.writeMsr(index, lo, hi);
-  if (!ok) return injectGp(e, v, "wrmsr_gp");
+    return NPV_EXIT_MSR;
+  }
+  if (p.mode !== NPV_MSR_VALUE) {
+    v.pendingException = GP;
+    v.pendingExceptionError = 0;
+    return handled(e, write ? "wrmsr" : "rdmsr");
+  }
+  if (write) {
+    p.lo = lo;
+    p.hi = hi;
+  } else {
+    h.gprLo[RAX] = p.lo | 0;
+    h.gprHi[RAX] = 0;
+    h.gprLo[RDX] = p.hi | 0;
+    h.gprHi[RDX] = 0;
+  }
   e.l0.skipInstruction();
-  return handled(e, "wrmsr");
+  return handled(e, write ? "wrmsr" : "rdmsr");
 }
 
 function crAccess(e: NpvEngine, v: L2Vcpu): number {
@@ -203,10 +138,9 @@ function prepEmulation(e: NpvEngine): void {
   h.vmwrite(V.VMCS_ENTRY_INTR_INFO, 0);
 }
 
-/** The emulated instruction exited on its own: handle that exit instead (bounded). */
+/** The emulated instruction exited on its own: handle that exit instead (bounded by L0's core). */
 function nested(e: NpvEngine, v: L2Vcpu, depth: number): number {
-  if (depth >= 4) return stopVcpu(v, NPV_EXIT_SHUTDOWN, 0xffff);
-  return handleL2Exit(e, v, e.l0.host.exit.reason & 0xffff, depth + 1);
+  return e.l0.dispatchNested(v, depth);
 }
 
 function lapicMmio(e: NpvEngine, v: L2Vcpu, depth: number): number {
@@ -284,9 +218,9 @@ function snapshot(e: NpvEngine): Snapshot {
   const h = e.l0.host;
   h.saveContext(snapshotCtx);
   const ripLo = h.vmread(V.VMCS_GUEST_RIP);
-  const ripHi = h.current!.lastHi;
+  const ripHi = h.vmreadHigh(V.VMCS_GUEST_RIP);
   const rspLo = h.vmread(V.VMCS_GUEST_RSP);
-  const rspHi = h.current!.lastHi;
+  const rspHi = h.vmreadHigh(V.VMCS_GUEST_RSP);
   return {
     ripLo,
     ripHi,
@@ -419,78 +353,30 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   return NPV_EXIT_MEMORY_FAULT;
 }
 
-function exception(e: NpvEngine, v: L2Vcpu): number {
-  const h = e.l0.host;
-  const info = h.vmread(V.VMCS_EXIT_INTR_INFO);
-  const vector = info & 0xff;
-  e.l0.chargeHandler("l0.exception", `npv_exception_${vector}`);
-  v.pendingException = vector;
-  v.pendingExceptionError = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? h.vmread(V.VMCS_EXIT_INTR_ERROR_CODE) : -1;
-  return handled(e, "exception");
-}
-
-function interruptWindow(e: NpvEngine): number {
-  e.l0.chargeHandler("l0.ext_interrupt", "npv_interrupt_window");
-  return handled(e, "interrupt_window");
-}
-
-function preemptionTimer(e: NpvEngine, v: L2Vcpu): number {
-  v.lapic.advance(e.l0.host.cycles());
-  e.l0.chargeHandler("l0.ext_interrupt", "npv_preemption_timer");
-  return handled(e, "preemption_timer");
-}
-
-function externalInterrupt(e: NpvEngine): number {
-  e.l0.chargeHandler("l0.ext_interrupt", "npv_external_interrupt");
-  return handled(e, "external_interrupt");
-}
-
-function undefinedOpcode(e: NpvEngine, v: L2Vcpu): number {
-  v.pendingException = 6;
-  v.pendingExceptionError = -1;
-  return handled(e, "vmx_instruction");
-}
-
-const HANDLERS: Record<number, L2ExitHandler> = {
-  [V.EXIT_EXCEPTION_NMI]: exception,
-  [V.EXIT_EXTERNAL_INTERRUPT]: externalInterrupt,
-  [V.EXIT_TRIPLE_FAULT]: (_e, v) => stopVcpu(v, NPV_EXIT_SHUTDOWN, 0),
-  [V.EXIT_INTERRUPT_WINDOW]: interruptWindow,
-  [V.EXIT_CPUID]: cpuid,
-  [V.EXIT_HLT]: hlt,
-  [V.EXIT_VMCALL]: () => NPV_EXIT_HYPERCALL,
-  [V.EXIT_IO_INSTRUCTION]: io,
-  [V.EXIT_RDMSR]: rdmsr,
-  [V.EXIT_WRMSR]: wrmsr,
-  [V.EXIT_CR_ACCESS]: crAccess,
-  [V.EXIT_EPT_VIOLATION]: eptViolation,
-  [V.EXIT_EPT_MISCONFIG]: eptViolation,
-  [V.EXIT_PREEMPTION_TIMER]: preemptionTimer,
-  [V.EXIT_VMCLEAR]: undefinedOpcode,
-  [V.EXIT_VMLAUNCH]: undefinedOpcode,
-  [V.EXIT_VMPTRLD]: undefinedOpcode,
-  [V.EXIT_VMPTRST]: undefinedOpcode,
-  [V.EXIT_VMREAD]: undefinedOpcode,
-  [V.EXIT_VMRESUME]: undefinedOpcode,
-  [V.EXIT_VMWRITE]: undefinedOpcode,
-  [V.EXIT_VMXOFF]: undefinedOpcode,
-  [V.EXIT_VMXON]: undefinedOpcode,
-  [V.EXIT_INVEPT]: undefinedOpcode,
-  [V.EXIT_INVVPID]: undefinedOpcode,
-  [V.EXIT_VMFUNC]: undefinedOpcode,
-};
-
-/** Dispatch one L2 exit (the exit record is in the current VMCS). */
-export function handleL2Exit(e: NpvEngine, v: L2Vcpu, reason: number, depth: number): number {
+/** The reflect step for one L2 exit (the exit record is in the current VMCS). */
+export function reflectL2Exit(e: NpvEngine, v: L2Vcpu, reason: number, depth: number): number {
   const h = e.l0.host;
   // Left long mode some way that did not exit (EFER.LMA or CR0.PG clear in the saved state): stop.
   if ((h.vmread(V.VMCS_GUEST_IA32_EFER) & EFER_LMA) === 0 || (h.vmread(V.VMCS_GUEST_CR0) & CR0_PG) === 0) {
     return stopVcpu(v, NPV_EXIT_MODE, 0x80);
   }
-  const handler = HANDLERS[reason];
-  if (handler === undefined) {
-    e.count(`npv.l2_exits.unhandled.${exitReasonName(reason)}`);
-    return stopVcpu(v, NPV_EXIT_SHUTDOWN, reason);
+  switch (reason) {
+    case V.EXIT_TRIPLE_FAULT:
+      return stopVcpu(v, NPV_EXIT_SHUTDOWN, 0);
+    case V.EXIT_VMCALL:
+      return NPV_EXIT_HYPERCALL;
+    case V.EXIT_IO_INSTRUCTION:
+      return io(e, v);
+    case V.EXIT_RDMSR:
+      return msr(e, v, false);
+    case V.EXIT_WRMSR:
+      return msr(e, v, true);
+    case V.EXIT_CR_ACCESS:
+      return crAccess(e, v);
+    case V.EXIT_EPT_VIOLATION:
+    case V.EXIT_EPT_MISCONFIG:
+      return eptViolation(e, v, depth);
+    default:
+      return NOT_REFLECTED;
   }
-  return handler(e, v, depth);
 }

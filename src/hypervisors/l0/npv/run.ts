@@ -3,15 +3,10 @@
  * can, and come back to L1 with the first event that needs it (or TIMESLICE after the engine's
  * instruction budget), the exit described in L1's run page.
  *
- * The run loop mirrors L0.runVcpu/prepareEntry: the VMX-preemption timer tracks the L2 LAPIC's
- * next event; before each entry L0 re-injects an event whose delivery an exit cut short, else a
- * pending exception, else an interrupt from the L2 LAPIC or the INJECT queue when L2 can take
- * one (interrupt-window exiting otherwise).
+ * The L2 runs on L0's one run/exit core (core.ts), with this engine's reflect step in front of
+ * L0's handler table; its interrupts come from its own LAPIC and the INJECT queue.
  */
-import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT, RUN_SHUTDOWN } from "../../../cpu/vmx/host.js";
-import { IF } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
-import * as C from "../../../x86/vmx-controls.js";
 import {
   NPV_E_BUSY,
   NPV_E_FAULT,
@@ -22,7 +17,6 @@ import {
   NPV_EXIT_MSR,
   NPV_EXIT_NAMES,
   NPV_EXIT_SHUTDOWN,
-  NPV_EXIT_TIMESLICE,
   NPV_OK,
   NPV_RUN_CR0,
   NPV_RUN_CR3,
@@ -37,20 +31,19 @@ import {
   NPV_RUN_RFLAGS,
   NPV_RUN_RIP,
 } from "../../npv-abi.js";
-import type { Vcpu } from "../l0.js";
+import { runGuest } from "../core.js";
+import type { GuestVcpu } from "../vcpu.js";
 import type { NpvEngine } from "./engine.js";
 import { isL1Ram, readL1, writeL1 } from "./l1-memory.js";
-import { completeMmioRead, handleL2Exit, hasPendingInterrupt, stopVcpu } from "./l2-exits.js";
+import { completeMmioRead, stopVcpu } from "./l2-exits.js";
 import type { Arg } from "./memory-ops.js";
 import type { L2Vcpu } from "./state.js";
 import { canonical } from "./vcpu.js";
 
 /** Bytes of the run page L0 reads and writes. */
 export const RUN_PAGE_USED = 0x100;
-/** Instructions per hardware run between L0's checks (not an architectural exit). */
-const SLICE = 200_000;
 
-export function runL2(e: NpvEngine, l1vcpu: Vcpu, v: L2Vcpu, page: Arg): number {
+export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): number {
   const l0 = e.l0;
   const host = l0.host;
   const l1vm = v.vm.owner.vm;
@@ -92,7 +85,7 @@ export function runL2(e: NpvEngine, l1vcpu: Vcpu, v: L2Vcpu, page: Arg): number 
       const value = new Uint8Array(pv.buffer, pv.byteOffset + NPV_RUN_DATA + 0x10, 8);
       reason = completeMmioRead(e, v, value);
     }
-    if (reason === 0) reason = loop(e, v);
+    if (reason === 0) reason = runGuest(l0, v, e.sliceInstructions);
   } catch (x) {
     // An L0 bug must not leave the CPU in L2's context: stop this vCPU and report it.
     stopVcpu(v, NPV_EXIT_SHUTDOWN, 0xdead);
@@ -115,97 +108,23 @@ export function runL2(e: NpvEngine, l1vcpu: Vcpu, v: L2Vcpu, page: Arg): number 
   return NPV_OK;
 }
 
-function loop(e: NpvEngine, v: L2Vcpu): number {
-  const l0 = e.l0;
-  const cpu = l0.cpu;
-  const host = l0.host;
-  const limit = cpu.icount + Math.max(1, e.sliceInstructions);
-  // Exits count against the slice too, so an exit storm that retires nothing still ends.
-  let exits = 0;
-  for (;;) {
-    if (v.stopped !== 0) return v.stopped;
-    const left = limit - cpu.icount - exits;
-    if (left <= 0) return NPV_EXIT_TIMESLICE;
-    if (!host.entered) prepareL2Entry(e, v);
-    const r = host.run(Math.min(SLICE, left));
-    if (r === RUN_BUDGET) continue;
-    if (r === RUN_ENTRY_FAILED || r === RUN_SHUTDOWN) {
-      e.count("npv.l2_entry_failures");
-      return stopVcpu(v, NPV_EXIT_SHUTDOWN, r === RUN_ENTRY_FAILED ? 0x80000021 : 0x80000000);
-    }
-    if (r !== RUN_EXIT) continue;
-    const reason = host.exit.reason & 0xffff;
-    exits++;
-    l0.chargeTransition(reason);
-    // An event whose delivery the exit interrupted is re-injected at the next entry.
-    const vect = host.vmread(V.VMCS_IDT_VECTORING_INFO);
-    if ((vect & C.INTR_INFO_VALID) !== 0) {
-      v.reinjectInfo = vect;
-      v.reinjectError = host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE);
-    }
-    const out = handleL2Exit(e, v, reason, 0);
-    if (out !== 0) return out;
-  }
-}
-
-/** Before VM entry of L2: the preemption timer for the L2 LAPIC, then event injection. */
-function prepareL2Entry(e: NpvEngine, v: L2Vcpu): void {
-  const host = e.l0.host;
-  const lapic = v.lapic;
-  lapic.advance(host.cycles());
-  // Queued external interrupts go through the L2's LAPIC when it is enabled (L2 EOIs them there).
-  if (v.injectQueue.length > 0 && lapic.hardwareEnabled && lapic.softwareEnabled) {
-    for (const vec of v.injectQueue) lapic.acceptExternal(vec);
-    v.injectQueue.length = 0;
-  }
-  let pin = host.vmread(V.VMCS_PIN_BASED_CONTROLS);
-  const next = lapic.nextEventCycle();
-  if (next !== Number.POSITIVE_INFINITY) {
-    pin |= C.PIN_PREEMPTION_TIMER;
-    host.vmwrite(
-      V.VMCS_PREEMPTION_TIMER_VALUE,
-      Math.min(0xffffffff, Math.max(0, Math.ceil((next - host.cycles()) / 32))) | 0,
-    );
-  } else pin &= ~C.PIN_PREEMPTION_TIMER;
-  host.vmwrite(V.VMCS_PIN_BASED_CONTROLS, pin);
-  let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
-  if (v.reinjectInfo !== 0) {
-    host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
-    if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
-      host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);
-    v.reinjectInfo = 0;
-    e.l0.chargeHandler("vmx.inject", "npv_reinject");
-  } else if (v.pendingException >= 0) {
-    const hasErr = v.pendingExceptionError >= 0;
-    host.vmwrite(
-      V.VMCS_ENTRY_INTR_INFO,
-      C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0),
-    );
-    if (hasErr) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.pendingExceptionError);
-    v.pendingException = -1;
-    e.l0.chargeHandler("vmx.inject", "npv_inject_exception");
-  } else if (hasPendingInterrupt(v)) {
-    const rflags = host.vmread(V.VMCS_GUEST_RFLAGS);
-    const shadow = host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & 3;
-    if ((rflags & IF) !== 0 && shadow === 0) {
-      const vector = lapic.hasPending() ? lapic.acknowledge() : (v.injectQueue.shift() as number);
-      host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | vector);
-      host.vmwrite(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
-      e.l0.chargeHandler("vmx.inject", "npv_inject_interrupt");
-      e.count("npv.l2_interrupts_injected");
-    } else proc |= C.CPU_INTR_WINDOW_EXITING;
-  }
-  host.vmwrite(V.VMCS_PROC_BASED_CONTROLS, proc);
-}
-
 /** Write the run page (0x100 bytes) from the L2 vCPU's saved state and exit data. */
 function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void {
   const buf = new Uint8Array(0x100);
   const d = new DataView(buf.buffer);
-  const vm = v.vmcs;
+  const h = e.l0.host;
+  h.withVmcs(v.vmcs, () => fillFromVmcs(e, v, d, reason));
+  buf.set(v.exitData, NPV_RUN_DATA);
+  writeL1(v.vm.owner.vm, gpa, buf);
+  if (reason === NPV_EXIT_HALT) e.count("npv.l2_halts_forwarded");
+}
+
+/** The run page's exit reason, registers and instruction length from L2's VMCS (current). */
+function fillFromVmcs(e: NpvEngine, v: L2Vcpu, d: DataView, reason: number): void {
+  const h = e.l0.host;
   const w64 = (off: number, enc: number): void => {
-    d.setInt32(off, vm.read(enc), true);
-    d.setInt32(off + 4, vm.lastHi, true);
+    d.setInt32(off, h.vmread(enc), true);
+    d.setInt32(off + 4, h.vmreadHigh(enc), true);
   };
   d.setUint32(NPV_RUN_EXIT_REASON, reason, true);
   d.setUint32(NPV_RUN_FLAGS, 0, true);
@@ -221,8 +140,5 @@ function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void
   w64(NPV_RUN_CR4, V.VMCS_GUEST_CR4);
   w64(NPV_RUN_EFER, V.VMCS_GUEST_IA32_EFER);
   const completesInL1 = reason === NPV_EXIT_IO || reason === NPV_EXIT_MSR || reason === NPV_EXIT_HYPERCALL;
-  d.setUint32(NPV_RUN_INSN_LEN, completesInL1 ? vm.read(V.VMCS_EXIT_INSTRUCTION_LENGTH) : 0, true);
-  buf.set(v.exitData, NPV_RUN_DATA);
-  writeL1(v.vm.owner.vm, gpa, buf);
-  if (reason === NPV_EXIT_HALT) e.count("npv.l2_halts_forwarded");
+  d.setUint32(NPV_RUN_INSN_LEN, completesInL1 ? h.vmread(V.VMCS_EXIT_INSTRUCTION_LENGTH) : 0, true);
 }

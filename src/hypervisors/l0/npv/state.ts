@@ -7,8 +7,11 @@ import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import type { LocalApic } from "../../../devices/lapic.js";
 import type { PageTableBuilder } from "../../mmu/page-table.js";
+import { NPV_EXIT_HALT, NPV_EXIT_SHUTDOWN, NPV_EXIT_TIMESLICE } from "../../npv-abi.js";
+import { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import type { MediatedBlk } from "./blk.js";
+import type { NpvEngine } from "./engine.js";
 import type { L2Map } from "./l2-map.js";
 import type { CpuidPolicy, MsrPolicy } from "./policy.js";
 
@@ -55,13 +58,10 @@ export interface PendingMmioRead {
   size: number;
 }
 
-export class L2Vcpu {
+/** An L2 vCPU: run by L0's core under the npv engine, on its L1's behalf. */
+export class L2Vcpu extends GuestVcpu {
   /** External interrupts queued by INJECT (and mediated-device completions) not yet in the LAPIC. */
   readonly injectQueue: number[] = [];
-  reinjectInfo = 0;
-  reinjectError = 0;
-  pendingException = -1;
-  pendingExceptionError = -1;
   /** 0 while runnable; NPV_EXIT_SHUTDOWN or NPV_EXIT_MODE once stopped. */
   stopped = 0;
   stopDetail = 0;
@@ -73,15 +73,70 @@ export class L2Vcpu {
   /** Exit-specific data of the exit being forwarded (the run page's 64 bytes at 0xC0). */
   readonly exitData = new Uint8Array(64);
   readonly exitView = new DataView(this.exitData.buffer);
+  readonly l0vm = null;
+  readonly chargeTag = "npv_";
 
   constructor(
+    readonly engine: NpvEngine,
     readonly handle: number,
     readonly vm: L2Vm,
     readonly index: number,
-    readonly vmcs: Vmcs,
-    readonly ctx: GuestContext,
+    vmcs: Vmcs,
+    ctx: GuestContext,
     readonly lapic: LocalApic,
-  ) {}
+  ) {
+    super(vmcs, ctx);
+  }
+
+  /** L1's CPUID policy for this L2 (SET_CPUID replaces it). */
+  get cpuid(): CpuidPolicy {
+    return this.vm.cpuid;
+  }
+
+  hasPendingInterrupt(): boolean {
+    return this.injectQueue.length > 0 || this.lapic.hasPending();
+  }
+
+  acknowledgeInterrupt(): number {
+    this.engine.count("npv.l2_interrupts_injected");
+    return this.lapic.hasPending() ? this.lapic.acknowledge() : (this.injectQueue.shift() as number);
+  }
+
+  /** Queued external interrupts go through the L2's LAPIC when it is enabled (L2 EOIs them there). */
+  override beforeInjection(): void {
+    const lapic = this.lapic;
+    if (this.injectQueue.length > 0 && lapic.hardwareEnabled && lapic.softwareEnabled) {
+      for (const vec of this.injectQueue) lapic.acceptExternal(vec);
+      this.injectQueue.length = 0;
+    }
+  }
+
+  stopCode(): number {
+    return this.stopped;
+  }
+
+  budgetExhausted(): number {
+    return NPV_EXIT_TIMESLICE;
+  }
+
+  /** Stop the vCPU for good: SHUTDOWN (its detail: an exit reason, bit 31 for a failed entry). */
+  fail(_kind: "error" | "triple-fault", detail: number, _message: string): number {
+    if ((detail & 0x80000000) !== 0) this.engine.count("npv.l2_entry_failures");
+    return this.stopWith(NPV_EXIT_SHUTDOWN, detail);
+  }
+
+  haltedForever(interruptsEnabled: boolean, _rip: number): number {
+    this.exitView.setUint32(0, interruptsEnabled ? 1 : 0, true); // detail: 1 = interrupts on but nothing armed
+    return NPV_EXIT_HALT;
+  }
+
+  /** Stop the vCPU (SHUTDOWN / MODE): it never runs again. */
+  stopWith(reason: number, detail: number): number {
+    this.stopped = reason;
+    this.stopDetail = detail;
+    this.exitView.setUint32(0, detail >>> 0, true);
+    return reason;
+  }
 }
 
 export class L1State {

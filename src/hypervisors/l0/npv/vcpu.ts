@@ -6,6 +6,9 @@
  */
 import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { LocalApic } from "../../../devices/lapic.js";
+import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
+import { MC } from "../../../x86/exceptions.js";
+import { AC, ARITH, DF, FIXED1, ID, IF, IOPL, NT, RF, TF, VIF, VIP } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import {
@@ -28,19 +31,14 @@ import {
   NPV_STATE_SIZE,
   NPV_STATE_SS_SEL,
 } from "../../npv-abi.js";
+import { writeVcpuControls } from "../vcpu.js";
 import type { NpvEngine } from "./engine.js";
 import { isL1Ram, readL1 } from "./l1-memory.js";
 import type { Arg } from "./memory-ops.js";
 import { freeHandle, type L1State, L2Vcpu, type L2Vm } from "./state.js";
 
-export const CR0_PE = 1;
-export const CR0_PG = 0x80000000 | 0;
-export const CR4_PAE = 1 << 5;
-export const EFER_LME = 1 << 8;
-export const EFER_LMA = 1 << 10;
-const RFLAGS_FIXED = 2;
-/** RFLAGS bits that exist (CF…ID); others are reserved. */
-const RFLAGS_DEFINED = 0x3d7fd7; // VM (bit 17) excluded: not in 64-bit mode
+/** RFLAGS bits that exist (CF…ID) less VM (no virtual-8086 mode in 64-bit mode); others are reserved. */
+const RFLAGS_DEFINED = ARITH | FIXED1 | TF | IF | DF | IOPL | NT | RF | AC | VIF | VIP | ID;
 
 /** True when the 64-bit value (halves) is canonical with 48-bit linear addresses. */
 export function canonical(_lo: number, hi: number): boolean {
@@ -61,7 +59,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   // The 64-bit rule: PE, PG, PAE, LME, LMA; RFLAGS bit 1; no bits above 31 in CR0/CR4/EFER/RFLAGS.
   if ((cr0 & CR0_PE) === 0 || (cr0 & CR0_PG) === 0 || (cr4 & CR4_PAE) === 0) return NPV_E_STATE;
   if ((efer & EFER_LME) === 0 || (efer & EFER_LMA) === 0) return NPV_E_STATE;
-  if ((rflags & RFLAGS_FIXED) === 0 || (rflags & ~RFLAGS_DEFINED) !== 0) return NPV_E_STATE;
+  if ((rflags & FIXED1) === 0 || (rflags & ~RFLAGS_DEFINED) !== 0) return NPV_E_STATE;
   if (hi(NPV_STATE_CR0) !== 0 || hi(NPV_STATE_CR4) !== 0 || hi(NPV_STATE_EFER) !== 0 || hi(NPV_STATE_RFLAGS) !== 0)
     return NPV_E_STATE;
   if (!canonical(lo(NPV_STATE_RIP), hi(NPV_STATE_RIP)) || !canonical(lo(NPV_STATE_RSP), hi(NPV_STATE_RSP)))
@@ -79,67 +77,62 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   if (!selOk(cs, false) || !selOk(ss, true) || !selOk(ds, true)) return NPV_E_STATE;
 
   const host = e.l0.host;
-  const vmcs = host.newVmcs();
-  const w = (f: number, l: number, h = 0): void => vmcs.write(f, l, h);
-  // Controls (as L0's createVcpu), per-L2 EPT02, VPID and MSR bitmap.
-  w(V.VMCS_PIN_BASED_CONTROLS, C.PIN_EXT_INTR_EXITING);
-  w(
-    V.VMCS_PROC_BASED_CONTROLS,
-    C.CPU_HLT_EXITING | C.CPU_UNCOND_IO_EXITING | C.CPU_USE_MSR_BITMAPS | C.CPU_SECONDARY_CONTROLS,
-  );
-  w(V.VMCS_PROC_BASED_CONTROLS2, C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID);
-  w(V.VMCS_EXCEPTION_BITMAP, 1 << 18); // #MC
-  vmcs.writeNumber(V.VMCS_MSR_BITMAP, vm.msrBitmap);
-  vmcs.writeNumber(V.VMCS_EPT_POINTER, vm.ept.eptp());
-  w(V.VMCS_VPID, vm.vpid);
-  w(
-    V.VMCS_EXIT_CONTROLS,
-    C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_ACK_INTR_ON_EXIT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
-  );
-  w(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER | C.ENTRY_IA32E_MODE_GUEST);
-  // Leaving long mode exits: CR0.PE/PG and CR4.PAE are host-owned (their shadows read as set).
-  w(V.VMCS_CR0_GUEST_HOST_MASK, CR0_PE | CR0_PG);
-  w(V.VMCS_CR0_READ_SHADOW, CR0_PE | CR0_PG);
-  w(V.VMCS_CR4_GUEST_HOST_MASK, CR4_PAE);
-  w(V.VMCS_CR4_READ_SHADOW, CR4_PAE);
-  // Guest state.
-  const data = (sel: number, enc: [number, number, number, number]): void => {
-    w(enc[0], sel);
-    w(enc[1], 0);
-    w(enc[2], 0xffffffff);
-    w(enc[3], 0xc093); // G, D/B, P, DPL 0, S, data read/write accessed
+  const vmcs = host.newVmcs(st.vm.level + 1); // L2 code runs one level above its L1
+  /** The VMCS02 (current while this runs): controls as L0's own vCPUs, then guest state. */
+  const writeL2Vmcs = (): void => {
+    const w = (f: number, l: number, h = 0): void => host.vmwrite(f, l, h);
+    writeVcpuControls(host, {
+      exceptionBitmap: 1 << MC,
+      msrBitmap: vm.msrBitmap,
+      eptp: vm.ept.eptp(),
+      vpid: vm.vpid,
+      entry: C.ENTRY_LOAD_IA32_EFER | C.ENTRY_IA32E_MODE_GUEST,
+    });
+    // Leaving long mode exits: CR0.PE/PG and CR4.PAE are host-owned (their shadows read as set).
+    w(V.VMCS_CR0_GUEST_HOST_MASK, CR0_PE | CR0_PG);
+    w(V.VMCS_CR0_READ_SHADOW, CR0_PE | CR0_PG);
+    w(V.VMCS_CR4_GUEST_HOST_MASK, CR4_PAE);
+    w(V.VMCS_CR4_READ_SHADOW, CR4_PAE);
+    // Guest state.
+    const data = (sel: number, enc: [number, number, number, number]): void => {
+      w(enc[0], sel);
+      w(enc[1], 0);
+      w(enc[2], 0xffffffff);
+      w(enc[3], 0xc093); // G, D/B, P, DPL 0, S, data read/write accessed
+    };
+    data(ds, [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR]);
+    data(ds, [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR]);
+    data(ss, [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR]);
+    data(ds, [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR]);
+    data(ds, [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR]);
+    w(V.VMCS_GUEST_CS_SELECTOR, cs);
+    w(V.VMCS_GUEST_CS_BASE, 0);
+    w(V.VMCS_GUEST_CS_LIMIT, 0xffffffff);
+    w(V.VMCS_GUEST_CS_AR, 0xa09b); // G, L, P, DPL 0, S, code execute/read accessed
+    w(V.VMCS_GUEST_LDTR_SELECTOR, 0);
+    w(V.VMCS_GUEST_LDTR_AR, 0x10000); // unusable
+    w(V.VMCS_GUEST_TR_SELECTOR, 0);
+    w(V.VMCS_GUEST_TR_BASE, 0);
+    w(V.VMCS_GUEST_TR_LIMIT, 0x67);
+    w(V.VMCS_GUEST_TR_AR, 0x8b); // busy 64-bit TSS
+    w(V.VMCS_GUEST_GDTR_BASE, lo(NPV_STATE_GDTR_BASE), hi(NPV_STATE_GDTR_BASE));
+    w(V.VMCS_GUEST_GDTR_LIMIT, gdtLimit);
+    w(V.VMCS_GUEST_IDTR_BASE, 0);
+    w(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
+    w(V.VMCS_GUEST_CR0, cr0);
+    w(V.VMCS_GUEST_CR3, lo(NPV_STATE_CR3), hi(NPV_STATE_CR3));
+    w(V.VMCS_GUEST_CR4, cr4);
+    w(V.VMCS_GUEST_IA32_EFER, efer);
+    w(V.VMCS_GUEST_IA32_PAT, 0x00070406, 0x00070406);
+    w(V.VMCS_GUEST_DR7, 0x400);
+    w(V.VMCS_GUEST_RSP, lo(NPV_STATE_RSP), hi(NPV_STATE_RSP));
+    w(V.VMCS_GUEST_RIP, lo(NPV_STATE_RIP), hi(NPV_STATE_RIP));
+    w(V.VMCS_GUEST_RFLAGS, rflags);
+    w(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
+    w(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
+    w(V.VMCS_LINK_POINTER, -1, -1);
   };
-  data(ds, [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR]);
-  data(ds, [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR]);
-  data(ss, [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR]);
-  data(ds, [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR]);
-  data(ds, [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR]);
-  w(V.VMCS_GUEST_CS_SELECTOR, cs);
-  w(V.VMCS_GUEST_CS_BASE, 0);
-  w(V.VMCS_GUEST_CS_LIMIT, 0xffffffff);
-  w(V.VMCS_GUEST_CS_AR, 0xa09b); // G, L, P, DPL 0, S, code execute/read accessed
-  w(V.VMCS_GUEST_LDTR_SELECTOR, 0);
-  w(V.VMCS_GUEST_LDTR_AR, 0x10000); // unusable
-  w(V.VMCS_GUEST_TR_SELECTOR, 0);
-  w(V.VMCS_GUEST_TR_BASE, 0);
-  w(V.VMCS_GUEST_TR_LIMIT, 0x67);
-  w(V.VMCS_GUEST_TR_AR, 0x8b); // busy 64-bit TSS
-  w(V.VMCS_GUEST_GDTR_BASE, lo(NPV_STATE_GDTR_BASE), hi(NPV_STATE_GDTR_BASE));
-  w(V.VMCS_GUEST_GDTR_LIMIT, gdtLimit);
-  w(V.VMCS_GUEST_IDTR_BASE, 0);
-  w(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
-  w(V.VMCS_GUEST_CR0, cr0);
-  w(V.VMCS_GUEST_CR3, lo(NPV_STATE_CR3), hi(NPV_STATE_CR3));
-  w(V.VMCS_GUEST_CR4, cr4);
-  w(V.VMCS_GUEST_IA32_EFER, efer);
-  w(V.VMCS_GUEST_IA32_PAT, 0x00070406, 0x00070406);
-  w(V.VMCS_GUEST_DR7, 0x400);
-  w(V.VMCS_GUEST_RSP, lo(NPV_STATE_RSP), hi(NPV_STATE_RSP));
-  w(V.VMCS_GUEST_RIP, lo(NPV_STATE_RIP), hi(NPV_STATE_RIP));
-  w(V.VMCS_GUEST_RFLAGS, rflags);
-  w(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
-  w(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
-  w(V.VMCS_LINK_POINTER, -1, -1);
+  host.withVmcs(vmcs, writeL2Vmcs);
   const ctx = newGuestContext();
   for (let r = 0; r < 16; r++) {
     ctx.lo[r] = lo(NPV_STATE_GPRS + 8 * r);
@@ -150,7 +143,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   const index = vm.vcpus.length;
   const lapic = new LocalApic({ clock: { now: () => e.l0.host.cycles() }, apicId: index, bsp: index === 0 });
   const handle = freeHandle(st.vcpus);
-  const v = new L2Vcpu(handle, vm, index, vmcs, ctx, lapic);
+  const v = new L2Vcpu(e, handle, vm, index, vmcs, ctx, lapic);
   vm.vcpus.push(v);
   st.vcpus.set(handle, v);
   return v;

@@ -1,0 +1,141 @@
+/**
+ * L0's one vCPU run/exit core (KVM: vcpu_enter_guest + vmx_handle_exit): the loop that enters a
+ * guest, the event injection before each entry, and the path every exit takes — charge the
+ * transition, keep an event whose delivery the exit cut short, let the nested engine running
+ * the vCPU reflect it, else dispatch it through the one handler table keyed by exit reason.
+ * The same code runs an L1 vCPU L0 owns and an L2 vCPU a nested engine runs for an L1.
+ */
+import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT } from "../../cpu/vmx/host.js";
+import { EFER_LMA } from "../../x86/control.js";
+import { IF } from "../../x86/flags.js";
+import * as V from "../../x86/vmx.js";
+import * as C from "../../x86/vmx-controls.js";
+import { NOT_REFLECTED } from "./engine.js";
+import { EXIT_HANDLERS, exitReasonName } from "./exits.js";
+import type { L0Hypervisor } from "./l0.js";
+import { type GuestVcpu, HANDLED } from "./vcpu.js";
+
+/** How many exits an instruction L0 emulates may raise in a row before the vCPU is stopped. */
+const MAX_EMULATION_DEPTH = 4;
+
+/**
+ * Run the vCPU loaded on the CPU until a handler ends the run (a stop, an exit for the engine's
+ * owner) or `budget` instructions retire. Exits count against the budget too, so an exit storm
+ * that retires nothing still ends. Returns the code that ended the run.
+ */
+export function runGuest(l0: L0Hypervisor, v: GuestVcpu, budget: number): number {
+  const host = l0.host;
+  const limit = host.instructionsRetired() + Math.max(1, budget);
+  let exits = 0;
+  for (;;) {
+    const stop = v.stopCode();
+    if (stop !== 0) return stop;
+    const left = limit - host.instructionsRetired() - exits;
+    if (left <= 0) return v.budgetExhausted();
+    if (!host.entered) prepareEntry(l0, v);
+    const r = host.run(Math.min(l0.tunables.runSlice, left));
+    if (r === RUN_BUDGET) continue;
+    if (r !== RUN_EXIT) {
+      return r === RUN_ENTRY_FAILED
+        ? v.fail("error", 0x80000021, `VM entry failed: ${host.entryError}`)
+        : v.fail("error", 0x80000000, "the CPU shut down while running the guest");
+    }
+    exits++;
+    const out = handleExit(l0, v);
+    if (out !== HANDLED) return out;
+  }
+}
+
+/** An exit is in the current VMCS: account for it and handle it. */
+export function handleExit(l0: L0Hypervisor, v: GuestVcpu): number {
+  const host = l0.host;
+  const reason = host.exit.reason & 0xffff;
+  l0.chargeTransition(reason);
+  // An event whose delivery the exit interrupted is re-injected (KVM's vmx_complete_interrupts).
+  const vect = host.vmread(V.VMCS_IDT_VECTORING_INFO);
+  if ((vect & C.INTR_INFO_VALID) !== 0) {
+    v.reinjectInfo = vect;
+    v.reinjectError = host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE);
+  }
+  l0.countExit(reason);
+  return dispatchExit(l0, v, reason, 0);
+}
+
+/**
+ * The engine's reflect step, then the handler table. `depth` > 0 when the exit was raised by an
+ * instruction L0 emulated for the guest (bounded: an emulation that keeps exiting stops the vCPU).
+ */
+export function dispatchExit(l0: L0Hypervisor, v: GuestVcpu, reason: number, depth: number): number {
+  if (depth >= MAX_EMULATION_DEPTH)
+    return v.fail("error", 0xffff, "an instruction L0 emulated for the guest kept exiting");
+  const engine = v.engine;
+  if (engine !== null) {
+    const r = engine.reflect(l0, v, reason, depth);
+    if (r !== NOT_REFLECTED) return r;
+  }
+  const handler = EXIT_HANDLERS[reason];
+  if (handler === undefined) {
+    return v.fail(
+      "error",
+      reason,
+      `L0 has no handler for exit reason ${reason} (${exitReasonName(reason)}) at guest RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
+    );
+  }
+  const out = handler(l0, v, depth);
+  if (out === HANDLED && engine !== null) engine.handledInL0(v, reason);
+  return out;
+}
+
+/**
+ * Before VM entry: keep IA-32e mode in step with the guest's EFER.LMA, program the VMX-preemption
+ * timer for the vCPU's LAPIC, then inject one event — an event to re-inject, else a pending
+ * exception, else an interrupt when the guest can take one (interrupt-window exiting otherwise).
+ */
+export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
+  const host = l0.host;
+  const lapic = v.lapic;
+  lapic.advance(host.cycles());
+  v.beforeInjection();
+  // IA-32e mode guest follows the guest's EFER.LMA (as KVM's vmx_set_efer keeps it).
+  const efer = host.vmread(V.VMCS_GUEST_IA32_EFER);
+  const entry = host.vmread(V.VMCS_ENTRY_CONTROLS);
+  host.vmwrite(
+    V.VMCS_ENTRY_CONTROLS,
+    (efer & EFER_LMA) !== 0 ? entry | C.ENTRY_IA32E_MODE_GUEST : entry & ~C.ENTRY_IA32E_MODE_GUEST,
+  );
+  let pin = host.vmread(V.VMCS_PIN_BASED_CONTROLS);
+  const next = lapic.nextEventCycle();
+  if (next !== Number.POSITIVE_INFINITY) {
+    pin |= C.PIN_PREEMPTION_TIMER;
+    const ticks = Math.ceil((next - host.cycles()) / host.preemptionTimerCyclesPerTick);
+    host.vmwrite(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.max(0, ticks)) | 0);
+  } else pin &= ~C.PIN_PREEMPTION_TIMER;
+  host.vmwrite(V.VMCS_PIN_BASED_CONTROLS, pin);
+  let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
+  if (v.reinjectInfo !== 0) {
+    host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
+    if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
+      host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);
+    v.reinjectInfo = 0;
+    l0.chargeFor(v, "vmx.inject", "reinject");
+  } else if (v.pendingException >= 0) {
+    const hasErr = v.pendingExceptionError >= 0;
+    host.vmwrite(
+      V.VMCS_ENTRY_INTR_INFO,
+      C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0),
+    );
+    if (hasErr) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.pendingExceptionError);
+    v.pendingException = -1;
+    l0.chargeFor(v, "vmx.inject", "inject-exception");
+  } else if (v.hasPendingInterrupt()) {
+    const rflags = host.vmread(V.VMCS_GUEST_RFLAGS);
+    const shadow = host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS);
+    if ((rflags & IF) !== 0 && shadow === 0) {
+      const vector = v.acknowledgeInterrupt();
+      host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | vector);
+      host.vmwrite(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
+      l0.chargeFor(v, "vmx.inject", "inject-interrupt");
+    } else proc |= C.CPU_INTR_WINDOW_EXITING;
+  }
+  host.vmwrite(V.VMCS_PROC_BASED_CONTROLS, proc);
+}

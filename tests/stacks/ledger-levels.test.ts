@@ -1,0 +1,38 @@
+/**
+ * Per-level accounting: the CPU attributes retired instructions to the level whose code ran
+ * them (the VMCS's level in non-root operation) at every VM entry and exit, so on every stack
+ * the ledger's per-level instruction counts sum to the CPU's count, each at the right level.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { bundledKernelPath } from "../../src/paths.js";
+import { getStack } from "../../src/stacks/index.js";
+
+const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
+/** The level whose code the guest kernel is on each stack. */
+const GUEST_LEVEL: Record<string, number> = { native: 0, vm: 1, npv: 2 };
+
+describe("ledger: instructions by level", () => {
+  for (const stack of Object.keys(GUEST_LEVEL)) {
+    for (const workload of ["cpuid", "io", "pagefault"]) {
+      it(`${workload} on ${stack}`, () => {
+        const r = getStack(stack).run({
+          image: kernel,
+          cmdline: `workload=${workload} iters=50`,
+          memory: 64 * 1024 * 1024,
+          maxInstructions: 50_000_000,
+        });
+        expect(r.exitStatus).toBe(1);
+        const byLevel: Record<number, number> = {};
+        for (const l of r.ledger ?? []) {
+          if (l.category === "guest" && l.reason === "instructions")
+            byLevel[l.level] = (byLevel[l.level] ?? 0) + l.count;
+        }
+        expect(byLevel).toEqual({ [GUEST_LEVEL[stack]]: r.instructions });
+        // Every cycle on the clock is attributed somewhere.
+        const total = (r.ledger ?? []).reduce((s, l) => s + l.cycles, 0);
+        expect(total).toBeCloseTo(r.cycles, 3);
+      });
+    }
+  }
+});
