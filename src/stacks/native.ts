@@ -5,6 +5,7 @@ import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
 import { cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { watchRun } from "./watchdog.js";
 
 /** Collect a machine's counters under flat dotted names. */
 export function machineCounters(m: Machine): Record<string, number> {
@@ -36,7 +37,7 @@ export const nativeStack: Stack = {
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
     else bootMultiboot(m.cpu, opts.image, opts.cmdline);
     const t0 = performance.now();
-    const outcome = m.run(opts.maxInstructions);
+    const outcome = watchRun(m.cpu, opts.maxCycles, () => m.run(opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
     ledger.addMany(m.cpu.guestInstructionLedgerId(false), m.cpu.icount * m.cpu.cyclesPerInsn, m.cpu.icount);
     const idle = m.idleCycles;
@@ -51,6 +52,7 @@ export const nativeStack: Stack = {
       instructions: m.cpu.icount,
       cycles: m.cpu.cycles(),
       counters: machineCounters(m),
+      exits: [],
       ledger: ledger.lines(),
       wallSeconds,
     };

@@ -20,6 +20,7 @@ import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { L0_RESERVED } from "./vm.js";
+import { watchRun } from "./watchdog.js";
 
 /** L1 RAM beyond what it reserves for its L2: L1's own kernel, run page, argument pages. */
 export const L1_OWN_MEMORY = 16 * 1024 * 1024;
@@ -82,8 +83,10 @@ export const npvStack: Stack = {
       instructionsRetired: () => cpu.icount,
     });
     const t0 = performance.now();
-    l1.boot();
-    const stop = l1.run();
+    const stop = watchRun(cpu, opts.maxCycles, () => {
+      l1.boot();
+      return l1.run();
+    });
     const wallSeconds = (performance.now() - t0) / 1000;
 
     const counters = cpuCounters(cpu);
@@ -93,8 +96,11 @@ export const npvStack: Stack = {
       .lines()
       .filter((l) => l.level === 0 && l.category === "transition")
       .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
-    for (const t of transitions) counters[`exits.L0.${t.reason}`] = t.count;
-    for (const [k, v] of [...l1.forwarded].sort((a, b) => b[1] - a[1])) counters[`exits.L1.${k}`] = v;
+    const exits = [
+      ...transitions.map((t) => ({ level: 0, reason: t.reason, count: t.count })),
+      ...[...l1.forwarded].sort((a, b) => b[1] - a[1]).map(([reason, count]) => ({ level: 1, reason, count })),
+    ];
+    for (const e of exits) counters[`exits.L${e.level}.${e.reason}`] = e.count;
     for (const [k, v] of Object.entries(engine.stats())) counters[k] = v;
     counters["l1.map.mode_eager"] = mapModeOf(opts) === "eager" ? 1 : 0;
     counters["l1.map.boot_pages"] = l1.bootPages;
@@ -107,6 +113,6 @@ export const npvStack: Stack = {
     counters["l1.blk.isr_reads"] = l1.isrReads;
     counters["l0.ept01.leaves"] = l1vm.ept01.leaves;
     counters["l0.ept01.tables"] = l1vm.ept01.tables;
-    return hypervisorRunResult("npv", protocol, cpu, l0, stop, serial, counters, wallSeconds);
+    return hypervisorRunResult("npv", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
   },
 };

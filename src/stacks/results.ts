@@ -3,7 +3,7 @@ import type { Cpu } from "../cpu/cpu.js";
 import type { L0Hypervisor, VcpuStop } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
-import type { StackRunResult } from "./stack.js";
+import type { ExitCount, StackOutcome, StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
 export function cpuCounters(cpu: Cpu): Record<string, number> {
@@ -24,9 +24,10 @@ export function hypervisorRunResult(
   protocol: BootProtocol,
   cpu: Cpu,
   l0: L0Hypervisor,
-  stop: VcpuStop,
+  stop: VcpuStop | StackOutcome,
   serial: string,
   counters: Record<string, number>,
+  exits: ExitCount[],
   wallSeconds: number,
 ): StackRunResult {
   l0.ledger.addMany(cpu.guestInstructionLedgerId(true), cpu.icount * cpu.cyclesPerInsn, cpu.icount);
@@ -37,12 +38,13 @@ export function hypervisorRunResult(
       stop.kind === "debug-exit"
         ? { kind: "debug-exit", status: stop.status, message: stop.message }
         : { kind: stop.kind, message: stop.message },
-    exitStatus: stop.kind === "debug-exit" ? stop.status : null,
+    exitStatus: stop.kind === "debug-exit" ? (stop.status ?? null) : null,
     serial,
     guest: parseGuestOutput(serial),
     instructions: cpu.icount,
     cycles: cpu.cycles(),
     counters,
+    exits,
     ledger: l0.ledger.lines(),
     wallSeconds,
   };

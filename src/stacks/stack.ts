@@ -22,12 +22,24 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */
+  maxCycles?: number;
+}
+
+/** Why a stack's run ended: the machine's outcomes, or a limit the run watchdog enforced. */
+export type StackOutcome = RunOutcome | { kind: "cycle-limit" | "no-progress"; message: string };
+
+/** VM exits a run took, by the level that handled them (0: L0; 1: forwarded to L1) and reason. */
+export interface ExitCount {
+  level: number;
+  reason: string;
+  count: number;
 }
 
 export interface StackRunResult {
   stack: string;
   protocol: BootProtocol;
-  outcome: RunOutcome;
+  outcome: StackOutcome;
   /** Debug-exit status, or null when the guest did not exit that way. */
   exitStatus: number | null;
   serial: string;
@@ -36,6 +48,8 @@ export interface StackRunResult {
   cycles: number;
   /** Every counter, flat: "cpu.decodes", "io.ports@0x3f8.writes", … */
   counters: Record<string, number>;
+  /** VM exits by handling level and reason (the `exits.L<n>.<reason>` counters, structured). */
+  exits: ExitCount[];
   /** Where the cycles went, by (level, category, reason); stacks with a cost model fill it. */
   ledger?: LedgerLine[];
   wallSeconds: number;
