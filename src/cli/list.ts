@@ -1,7 +1,7 @@
 /** `nestlab list`: stacks, workloads, cost profiles and every cost primitive with its source. */
 import { bundledProfiles, DEFAULT_PROFILE } from "../cost/profile.js";
 import { profileInfo } from "../report/profile-info.js";
-import { SUITE, WORKLOAD_DESCRIPTIONS, WORKLOADS } from "../report/workloads.js";
+import { SELF_TESTS, SUITE, WORKLOAD_DESCRIPTIONS, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 
 export function listDocument() {
@@ -13,6 +13,7 @@ export function listDocument() {
       description: WORKLOAD_DESCRIPTIONS[name],
       inSuite: SUITE.includes(name),
     })),
+    selfTests: Object.entries(SELF_TESTS).map(([name, description]) => ({ name, description })),
     defaultProfile: DEFAULT_PROFILE,
     profiles: profiles.map((p) => ({ name: p.name, description: p.description, cpu: p.cpu, ghz: p.ghz })),
     primitives: profiles[0].primitives.map((x) => ({
@@ -39,6 +40,8 @@ export function listCommand(opts: { json?: boolean; profile?: string }): string 
   rows([...STACKS.values()].map((s) => [s.name, s.description]));
   out.push("", "Workloads (--workload, --workloads; * = in compare's default suite):");
   rows(WORKLOADS.map((w) => [`${w}${SUITE.includes(w) ? " *" : ""}`, WORKLOAD_DESCRIPTIONS[w]]));
+  out.push("", "Self-tests of the guest's failure paths (--workload):");
+  rows(Object.entries(SELF_TESTS));
   out.push("", "Cost profiles (--profile NAME or a path to a JSON file):");
   rows(
     bundledProfiles().map((name) => {

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -50,11 +50,19 @@ function sizeOption(flags: string, what: string): Option {
   return new Option(flags, what).argParser(parseSize).default(256 * 1024 * 1024, formatSize(256 * 1024 * 1024));
 }
 
+/** A bundled profile's name or an existing .json file; anything else is a usage error. */
+function profileName(v: string): string {
+  if (bundledProfiles().includes(v) || (v.endsWith(".json") && existsSync(v))) return v;
+  throw new InvalidArgumentError(
+    `unknown profile "${v}"; bundled profiles: ${bundledProfiles().join(", ")} (or a path to a .json file)`,
+  );
+}
+
 function profileOption(): Option {
   return new Option(
     "--profile <name>",
     `cost profile: ${bundledProfiles().join(", ")}, or a path to a JSON file (default: ${DEFAULT_PROFILE})`,
-  );
+  ).argParser(profileName);
 }
 
 function maxCyclesOption(): Option {

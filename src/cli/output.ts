@@ -38,8 +38,16 @@ export function guardOutput(): void {
   process.stderr.on("error", () => process.exit(outputFailed ?? EXIT.outputError));
 }
 
-/** Write to stdout; throws OutputClosedError once stdout has failed, so a long run can stop early. */
+/**
+ * Write to stdout; throws OutputClosedError once stdout has failed, so a long run stops early.
+ * (The stream records the error at once; its 'error' event waits for the event loop, which a
+ * running simulation does not reach.)
+ */
 export function writeOut(text: string): void {
-  if (outputFailed !== null || process.stdout.destroyed) throw new OutputClosedError(outputFailed ?? EXIT.brokenPipe);
+  const err = process.stdout.errored as NodeJS.ErrnoException | null;
+  if (err) {
+    onError(err);
+    throw new OutputClosedError(outputFailed ?? EXIT.outputError);
+  }
   process.stdout.write(text);
 }

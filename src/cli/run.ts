@@ -62,6 +62,15 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
   const prefix = opts.workload ? workloadCmdline(opts.workload, opts.iters) : "";
   const cmdline = `${prefix} ${cmdlineArgs.join(" ")}`.trim();
   const bytes = readImage(image);
+  // The console goes out a line at a time (one write per line, not per byte).
+  let pending = "";
+  const console_ = (s: string) => {
+    pending += s;
+    const nl = pending.lastIndexOf("\n");
+    if (nl < 0) return;
+    writeOut(pending.slice(0, nl + 1));
+    pending = pending.slice(nl + 1);
+  };
   let result: StackRunResult;
   try {
     result = stack.run({
@@ -73,12 +82,13 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       protocol: opts.protocol,
       profile: opts.profile,
       npvMap: opts.npvMap,
-      onSerial: opts.json ? undefined : writeOut,
+      onSerial: opts.json ? undefined : console_,
     });
   } catch (e) {
     if (e instanceof ImageError) throw new InputError(`bad image: ${e.message}`);
     throw e;
   }
+  if (pending !== "") writeOut(pending);
   if (opts.json) writeOut(`${JSON.stringify(runJson(result, cmdline), null, 2)}\n`);
   else writeOut(runSummary(result));
   if (result.outcome.kind !== "debug-exit" && !opts.json) console.error(`nestlab: ${result.outcome.message}`);
