@@ -7,15 +7,38 @@ import * as echarts from "echarts";
 import type { CompareDocument } from "./compare-doc.js";
 import { findCell } from "./compare-doc.js";
 
+export interface ChartSeries {
+  name: string;
+  color: string;
+}
+
 export interface Chart {
   id: string;
   title: string;
-  /** The series the chart draws, in legend order. */
-  series: string[];
+  /** The series the chart draws, in legend order, each with the colour of its bars. */
+  series: ChartSeries[];
   svg: string;
 }
 
 const WIDTH = 960;
+/** Colour-blind-safe qualitative palette (Okabe–Ito, then Tableau's). */
+const PALETTE = [
+  "#0072b2",
+  "#e69f00",
+  "#009e73",
+  "#cc79a7",
+  "#56b4e9",
+  "#d55e00",
+  "#f0e442",
+  "#000000",
+  "#9c755f",
+  "#bab0ac",
+  "#76b7b2",
+  "#ff9da7",
+];
+
+const coloured = (names: string[]): ChartSeries[] =>
+  names.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length] }));
 
 function render(option: echarts.EChartsOption, height: number): string {
   const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height });
@@ -32,17 +55,18 @@ const measured = (doc: CompareDocument, w: string, s: string) => {
 
 /** Cycles per iteration per stack and workload, log axis (native's 27 and compute's 245,000 side by side). */
 export function cyclesChart(doc: CompareDocument): Chart {
-  const series = doc.stacks;
+  const series = coloured(doc.stacks);
   const svg = render(
     {
-      legend: { data: series, top: 0 },
+      legend: { data: series.map((x) => x.name), top: 0 },
       grid: { left: 80, right: 20, top: 40, bottom: 60 },
       xAxis: { type: "category", data: doc.workloads, axisLabel: { interval: 0, rotate: 30 } },
       yAxis: { type: "log", name: "cycles / iteration", logBase: 10 },
-      series: series.map((s) => ({
-        name: s,
+      series: series.map((x) => ({
+        name: x.name,
         type: "bar",
-        data: doc.workloads.map((w) => measured(doc, w, s)?.cyclesPerIter ?? null),
+        itemStyle: { color: x.color },
+        data: doc.workloads.map((w) => measured(doc, w, x.name)?.cyclesPerIter ?? null),
       })),
     },
     420,
@@ -70,18 +94,19 @@ export function ledgerChart(doc: CompareDocument): Chart {
       bars.push({ label: `${w} · ${s}`, shares });
     }
   }
-  const series = [...keys].sort();
+  const series = coloured([...keys].sort());
   const svg = render(
     {
-      legend: { data: series, top: 0, type: "plain" },
-      grid: { left: 150, right: 30, top: 60, bottom: 40 },
-      xAxis: { type: "value", max: 100, name: "% of the cycles of an iteration" },
+      legend: { data: series.map((x) => x.name), top: 0, type: "plain" },
+      grid: { left: 150, right: 30, top: 60, bottom: 50 },
+      xAxis: { type: "value", max: 100, name: "% of the cycles of an iteration", nameLocation: "middle", nameGap: 28 },
       yAxis: { type: "category", data: bars.map((b) => b.label), inverse: true, axisLabel: { interval: 0 } },
-      series: series.map((k) => ({
-        name: k,
+      series: series.map((x) => ({
+        name: x.name,
         type: "bar",
         stack: "share",
-        data: bars.map((b) => Math.round((b.shares.get(k) ?? 0) * 10) / 10),
+        itemStyle: { color: x.color },
+        data: bars.map((b) => Math.round((b.shares.get(x.name) ?? 0) * 10) / 10),
       })),
     },
     110 + 18 * bars.length,
@@ -91,11 +116,12 @@ export function ledgerChart(doc: CompareDocument): Chart {
 
 /** Exits per iteration, one series per stack and level (L0: handled by L0; L1: forwarded to L1). */
 export function exitsChart(doc: CompareDocument): Chart {
-  const series: { name: string; stack: string; level: string }[] = [];
+  const found: { stack: string; level: string }[] = [];
   for (const s of doc.stacks) {
     const levels = new Set(doc.cells.filter((c) => c.stack === s).flatMap((c) => Object.keys(c.exitsPerIter)));
-    for (const l of [...levels].sort()) series.push({ name: `${s} ${l}`, stack: s, level: l });
+    for (const level of [...levels].sort()) found.push({ stack: s, level });
   }
+  const series = coloured(found.map((x) => `${x.stack} ${x.level}`)).map((x, i) => ({ ...x, ...found[i] }));
   const svg = render(
     {
       legend: { data: series.map((x) => x.name), top: 0 },
@@ -105,7 +131,8 @@ export function exitsChart(doc: CompareDocument): Chart {
       series: series.map((x) => ({
         name: x.name,
         type: "bar",
-        data: doc.workloads.map((w) => measured(doc, w, x.stack)?.exitsPerIter[x.level] ?? 0),
+        itemStyle: { color: x.color },
+        data: doc.workloads.map((w) => measured(doc, w, x.stack)?.exitsPerIter[x.level] ?? null),
       })),
     },
     380,
@@ -113,7 +140,7 @@ export function exitsChart(doc: CompareDocument): Chart {
   return {
     id: "exits",
     title: "VM exits per iteration, by the level that handled them",
-    series: series.map((x) => x.name),
+    series: series.map(({ name, color }) => ({ name, color })),
     svg,
   };
 }
