@@ -12,7 +12,7 @@ import { profileInfo } from "../report/profile-info.js";
 import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
-import { runCells } from "./cell-pool.js";
+import { type CellPool, runCells } from "./cell-pool.js";
 import { EXIT, UsageError } from "./exit-codes.js";
 import { writeOut } from "./output.js";
 
@@ -55,9 +55,18 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   const profile = profileInfo(opts.profile);
   const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload })));
   const t0 = performance.now();
+  // Ctrl-C: put the terminal back (cursor, line wrap) before leaving. Installed before the bar
+  // draws, so a ^C typed as soon as it shows is never the default (terminal-breaking) kill.
+  let pool: CellPool | undefined;
+  const onSigint = () => {
+    bar?.stop();
+    process.stderr.write("nestlab: interrupted\n");
+    void (pool?.cancel() ?? Promise.resolve()).finally(() => process.exit(EXIT.interrupted));
+  };
+  process.once("SIGINT", onSigint);
   const bar = progressBar(tasks.length, Boolean(opts.json || opts.csv));
   bar?.update({ task: tasks.length > 0 ? `${tasks[0].workload} on ${tasks[0].stack}` : "" });
-  const pool = runCells(
+  pool = runCells(
     tasks,
     {
       memory: opts.memory,
@@ -70,13 +79,6 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     opts.jobs,
     (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),
   );
-  // Ctrl-C: put the terminal back (cursor, line) before leaving.
-  const onSigint = () => {
-    bar?.stop();
-    process.stderr.write("nestlab: interrupted\n");
-    void pool.cancel().finally(() => process.exit(EXIT.interrupted));
-  };
-  process.once("SIGINT", onSigint);
   let cells: CompareCell[];
   try {
     cells = await pool.done;

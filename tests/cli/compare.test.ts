@@ -2,19 +2,25 @@
  * `nestlab compare` through the built command: the same cells on one job and on two worker threads,
  * the reason for a FAIL, --iters, ns at the profile's clock, top exits, CSV; and `nestlab list`.
  */
-import { describe, expect, it } from "vitest";
+import { spawn, spawnSync } from "node:child_process";
+import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/exit-codes.js";
 import type { CompareCell } from "../../src/report/cell.js";
 import type { CompareDocument } from "../../src/report/compare-doc.js";
-import { nestlab } from "./cli-helpers.js";
+import { BIN, type CliResult, ensureBuilt, nestlab } from "./cli-helpers.js";
 
 const SMALL = ["compare", "--stacks", "native,vm,npv", "--workloads", "cpuid,pio", "--iters", "50"];
 const cellsOf = (doc: CompareDocument) => doc.cells.map(({ wallSeconds, ...rest }) => rest);
 
 describe("compare", () => {
-  const one = nestlab([...SMALL, "--json", "--jobs", "1"]);
-  const two = nestlab([...SMALL, "--json", "--jobs", "2"]);
-  const doc = JSON.parse(one.stdout) as CompareDocument;
+  let one: CliResult;
+  let two: CliResult;
+  let doc: CompareDocument;
+  beforeAll(() => {
+    one = nestlab([...SMALL, "--json", "--jobs", "1"]);
+    two = nestlab([...SMALL, "--json", "--jobs", "2"]);
+    doc = JSON.parse(one.stdout) as CompareDocument;
+  }, 180_000);
   const cell = (w: string, s: string) => doc.cells.find((c) => c.workload === w && c.stack === s) as CompareCell;
 
   it("gives identical cells on one job and on two worker threads", () => {
@@ -109,4 +115,34 @@ describe("list", () => {
     expect(text).toMatch(/vmx\.exit\s+130\s+hardware VM exit/);
     expect(text).toContain("cascadelake-kvm (default)");
   });
+});
+
+const HAVE_SCRIPT = spawnSync("script", ["--version"]).status === 0;
+
+describe("the progress bar", () => {
+  it.skipIf(!HAVE_SCRIPT)(
+    "shows on a terminal and gives the terminal back on Ctrl-C (exit 130)",
+    async () => {
+      ensureBuilt();
+      // util-linux `script` runs the command on a pseudo-terminal; a ^C typed into it is SIGINT
+      const cmd = `${process.execPath} ${BIN} compare --stacks native,vm --jobs 1`;
+      const child = spawn("script", ["-qfec", cmd, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      const sawBar = new Promise<void>((resolve) => {
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("compare [")) resolve();
+        });
+      });
+      await sawBar;
+      child.stdin.write("\x03");
+      const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      expect(code).toBe(EXIT.interrupted);
+      expect(out).toContain("\x1b[?25l"); // the bar hid the cursor…
+      const tail = out.slice(out.lastIndexOf("\x1b[?25l"));
+      expect(tail).toContain("\x1b[?25h"); // …and showed it again
+      expect(tail).toMatch(/nestlab: interrupted\r?\n$/);
+    },
+    60_000,
+  );
 });

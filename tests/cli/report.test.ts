@@ -30,7 +30,7 @@ beforeAll(() => {
   run = nestlab([...args, "--json", "--jobs", "1", "--report", file]);
   doc = JSON.parse(run.stdout) as CompareDocument;
   html = readFileSync(file, "utf8");
-});
+}, 180_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("the HTML report", () => {
