@@ -143,14 +143,15 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description(
       "run the workload suite on each stack: cycles and ns per iteration, ratio to native, exits per iteration",
     )
-    .option("--stacks <list>", `comma-separated stacks (default: ${[...STACKS.keys()].join(",")})`, commaList, [
-      ...STACKS.keys(),
-    ])
-    .option(
-      "--workloads <list>",
-      "comma-separated workloads (default: the suite, every workload but wrmsr and all)",
-      commaList,
-      SUITE,
+    .addOption(
+      new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
+        .argParser(commaList)
+        .default([...STACKS.keys()], "all of them"),
+    )
+    .addOption(
+      new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
+        .argParser(commaList)
+        .default(SUITE, `the suite: ${SUITE.join(",")}`),
     )
     .addOption(profileOption())
     .option(
@@ -158,11 +159,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
       "iterations of the first run (the second runs 2N; default: each workload's own)",
       positiveInt,
     )
-    .option(
-      "--jobs <n>",
-      `cells in parallel on worker threads (default: the core count, ${availableParallelism()})`,
-      positiveInt,
-      availableParallelism(),
+    .addOption(
+      new Option("--jobs <n>", "cells in parallel on worker threads (identical results for any N)")
+        .argParser(positiveInt)
+        .default(availableParallelism(), `the core count, ${availableParallelism()}`),
     )
     .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
     .addOption(maxInstructionsOption(500_000_000))
