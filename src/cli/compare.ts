@@ -13,7 +13,7 @@ import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
 import { type CellPool, runCells } from "./cell-pool.js";
-import { EXIT, UsageError } from "./exit-codes.js";
+import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
 import { writeOut } from "./output.js";
 
 export { SUITE } from "../report/workloads.js";
@@ -38,6 +38,16 @@ export interface CompareOptions {
   version: string;
 }
 
+function writeReport(file: string, html: string): void {
+  try {
+    writeFileSync(file, html);
+  } catch (e) {
+    throw new OutputFileError(
+      `cannot write the report ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}
+
 function progressBar(total: number, quiet: boolean) {
   if (quiet || !process.stderr.isTTY) return null;
   const bar = new cliProgress.SingleBar(
@@ -53,6 +63,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   for (const s of opts.stacks) getStack(s); // unknown names fail before any work
   for (const w of opts.workloads) workloadCmdline(w);
   const profile = profileInfo(opts.profile);
+  if (opts.report !== undefined) writeReport(opts.report, ""); // a path that cannot be written fails before any work
   const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload })));
   const t0 = performance.now();
   // Ctrl-C: put the terminal back (cursor, line wrap) before leaving. Installed before the bar
@@ -97,10 +108,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     cells,
   };
   if (opts.report !== undefined) {
-    writeFileSync(
-      opts.report,
-      renderHtmlReport(doc, profile, { commandLine: opts.commandLine, version: opts.version }),
-    );
+    writeReport(opts.report, renderHtmlReport(doc, profile, { commandLine: opts.commandLine, version: opts.version }));
   }
   if (opts.json) writeOut(`${JSON.stringify(doc, null, 2)}\n`);
   else if (opts.csv) writeOut(renderCsv(doc));

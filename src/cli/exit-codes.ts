@@ -43,6 +43,8 @@ export const EXIT_CODES_HELP = `Exit codes:
 export class UsageError extends Error {}
 /** A file nestlab cannot use: exit 3. */
 export class InputError extends Error {}
+/** A file nestlab cannot write (the report): exit 6. */
+export class OutputFileError extends Error {}
 
 /** The exit code of a finished run. */
 export function runExitCode(outcome: StackOutcome, exitStatus: number | null, mode: "nestlab" | "qemu"): number {

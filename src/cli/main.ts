@@ -10,7 +10,7 @@ import { STACKS } from "../stacks/index.js";
 import { UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { compareCommand } from "./compare.js";
-import { EXIT, EXIT_CODES_HELP, InputError, UsageError } from "./exit-codes.js";
+import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
 import { formatSize, parseSize, runCommand } from "./run.js";
@@ -235,6 +235,10 @@ export function errorExitCode(e: unknown, debug: boolean): number {
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help")
       return EXIT.ok;
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (e instanceof OutputFileError) {
+    process.stderr.write(`nestlab: ${e.message}\n`);
+    return EXIT.outputError;
   }
   const usage = e instanceof UsageError || e instanceof UnknownStackError || e instanceof UnknownWorkloadError;
   const input = e instanceof InputError || e instanceof ProfileError || e instanceof ImageError;

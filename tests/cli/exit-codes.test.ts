@@ -145,6 +145,21 @@ describe("output that cannot be written", () => {
     expect(stderr).toBe("");
   });
 
+  it("a report that cannot be written exits 6 before any work", () => {
+    const r = nestlab([
+      "compare",
+      "--stacks",
+      "native",
+      "--workloads",
+      "cpuid",
+      "--report",
+      join(tmp, "no", "such", "dir.html"),
+    ]);
+    expect(r.status).toBe(EXIT.outputError);
+    expect(r.stderr).toMatch(/^nestlab: cannot write the report .*dir\.html: ENOENT\n$/);
+    expect(r.stdout).toBe("");
+  });
+
   it.skipIf(!existsSync("/dev/full"))("a full disk (`> /dev/full`) prints one line and exits 6", () => {
     const fd = openSync("/dev/full", "w");
     try {
