@@ -7,7 +7,7 @@ import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.
 import { ImageError } from "../machine/elf.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
-import { UnknownStackError } from "../stacks/stack.js";
+import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { compareCommand } from "./compare.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
@@ -240,7 +240,11 @@ export function errorExitCode(e: unknown, debug: boolean): number {
     process.stderr.write(`nestlab: ${e.message}\n`);
     return EXIT.outputError;
   }
-  const usage = e instanceof UsageError || e instanceof UnknownStackError || e instanceof UnknownWorkloadError;
+  const usage =
+    e instanceof UsageError ||
+    e instanceof UnknownStackError ||
+    e instanceof UnknownWorkloadError ||
+    e instanceof StackOptionError;
   const input = e instanceof InputError || e instanceof ProfileError || e instanceof ImageError;
   if (usage || input) {
     process.stderr.write(`nestlab: ${(e as Error).message}\n`);

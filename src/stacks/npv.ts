@@ -18,7 +18,7 @@ import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
-import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { L0_RESERVED } from "./vm.js";
 import { watchRun } from "./watchdog.js";
 
@@ -46,7 +46,7 @@ export const npvStack: Stack = {
     const profile = loadProfile(opts.profile);
     const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
     if (l2Memory + L1_OWN_MEMORY > RAM_HOLE_START) {
-      throw new RangeError(
+      throw new StackOptionError(
         `the npv stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
       );
     }

@@ -62,3 +62,6 @@ export interface Stack {
 }
 
 export class UnknownStackError extends Error {}
+
+/** Options a stack cannot run with (e.g. more memory than its layout allows): the user's to fix. */
+export class StackOptionError extends RangeError {}

@@ -45,6 +45,11 @@ describe("usage errors exit 2 with one line, commander's included", () => {
     ["bad size", ["run", "--workload", "cpuid", "--memory", "12Q"], /bad size "12Q"/],
     ["unknown profile", ["run", "--workload", "cpuid", "--profile", "nope"], /unknown profile "nope"/],
     ["nothing to run", ["run"], /give an IMAGE or --workload/],
+    [
+      "more memory than npv's L2 can have",
+      ["run", "--stack", "npv", "--workload", "cpuid", "--memory", "4G"],
+      /npv stack runs an L2 of at most/,
+    ],
     ["cycle limit past 2^53", ["run", "--workload", "cpuid", "--max-cycles", "10000T"], /up to 2\^53/],
     ["--json with --csv", ["compare", "--json", "--csv", "--stacks", "native", "--workloads", "cpuid"], /not both/],
   ];
