@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // The compiled CLI lives in dist/ (built by `npm install` / `npm ci` through the prepare script).
-import("../dist/src/cli/main.js").catch((e) => {
-  if (e && e.code === "ERR_MODULE_NOT_FOUND") {
+let cli;
+try {
+  cli = await import("../dist/src/cli/main.js");
+} catch (e) {
+  if (e && e.code === "ERR_MODULE_NOT_FOUND" && String(e.message).includes("dist/src/cli/main.js")) {
     console.error("nestlab: the project is not built yet; run `npm install` (or `npm run build`) first.");
     process.exit(2);
   }
   throw e;
-});
+}
+process.exitCode = await cli.main(process.argv);

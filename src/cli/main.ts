@@ -1,8 +1,21 @@
-import { Command, InvalidArgumentError } from "commander";
+import { existsSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { runCpuBench } from "../bench/cpu-bench.js";
+import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
+import { ImageError } from "../machine/elf.js";
+import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
-import { compareCommand, SUITE } from "./compare.js";
-import { parseSize, runCommand } from "./run.js";
+import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
+import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
+import { compareCommand } from "./compare.js";
+import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
+import { listCommand } from "./list.js";
+import { guardOutput, OutputClosedError, writeOut } from "./output.js";
+import { formatSize, parseSize, runCommand } from "./run.js";
+
+const VERSION = "0.1.0";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -10,89 +23,252 @@ function positiveInt(v: string): number {
   return n;
 }
 
-function npvMap(v: string): "eager" | "demand" {
-  if (v !== "eager" && v !== "demand") throw new InvalidArgumentError(`expected eager or demand, got "${v}"`);
-  return v;
+const DECIMAL: Record<string, number> = { K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+
+/** Counts like 500M, 2G, 100G (decimal units), at most 2^53. */
+function parseCount(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT])?$/i.exec(v.trim());
+  const n = m ? Math.round(Number(m[1]) * (DECIMAL[(m[2] ?? "").toUpperCase()] ?? 1)) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_EXACT_CYCLES) {
+    throw new InvalidArgumentError(`expected a positive count up to 2^53 such as 500M or 100G, got "${v}"`);
+  }
+  return n;
 }
 
-const program = new Command();
-program
-  .name("nestlab")
-  .description("A full-system simulator of nested x86-64 virtualization: what each hypervisor design costs, and why.")
-  .version("0.1.0");
+function formatCount(n: number): string {
+  for (const u of ["T", "G", "M", "K"]) if (n % DECIMAL[u] === 0) return `${n / DECIMAL[u]}${u}`;
+  return String(n);
+}
 
-program
-  .command("run")
-  .description("boot a guest on a stack: the bundled kernel with --workload, or any multiboot/ELF64 IMAGE")
-  .argument("[image]", "a multiboot (ELF32/ELF64) or ELF64 image; default: the bundled guest kernel")
-  .argument("[cmdline...]", "kernel command line (after --)")
-  .option("--stack <name>", "which stack to run on", "native")
-  .option(
-    "--workload <name>",
-    "bundled workload (syscall, pagefault, fork, ctxsw, exec, cpuid, msr, exception, pio, io, tlb, compute, all)",
-  )
-  .option("--iters <n>", "iterations for the workload", positiveInt)
-  .option("--memory <size>", "guest RAM (e.g. 256M, 4G)", parseSize, 256 * 1024 * 1024)
-  .option("--boot <protocol>", "multiboot or direct64 (default: direct64 for ELF64 images)")
-  .option("--max-instructions <n>", "stop a guest that runs longer than this", positiveInt, 2_000_000_000)
-  .option("--profile <name>", "cost profile (name or path to a JSON file)")
-  .option("--json", "print one JSON document instead of the console and summary")
-  .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
-  .option(
-    "--module <file>",
-    'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
-    (v: string, prev: string[]) => [...prev, v],
-    [] as string[],
-  )
-  .action((image: string | undefined, cmdline: string[], opts) => {
-    if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
-      throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
-    }
-    process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
-  });
-
-const list = (v: string) =>
+const commaList = (v: string) =>
   v
     .split(",")
     .map((x) => x.trim())
     .filter(Boolean);
 
-program
-  .command("compare")
-  .description(
-    "run the workload suite on each stack: cycles per iteration, ratio to native, exits per iteration by level",
-  )
-  .option("--stacks <list>", "comma-separated stacks", list, [...STACKS.keys()])
-  .option("--workloads <list>", "comma-separated workloads", list, SUITE)
-  .option("--profile <name>", "cost profile (name or path to a JSON file)")
-  .option("--memory <size>", "guest RAM (e.g. 256M)", parseSize, 256 * 1024 * 1024)
-  .option("--max-instructions <n>", "per-run instruction limit", positiveInt, 500_000_000)
-  .option("--json", "print one JSON document")
-  .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
-  .action((opts) => {
-    process.exitCode = compareCommand(opts);
-  });
+function sizeOption(flags: string, what: string): Option {
+  return new Option(flags, what).argParser(parseSize).default(256 * 1024 * 1024, formatSize(256 * 1024 * 1024));
+}
 
-const bench = program.command("bench").description("measure the simulator itself");
-bench
-  .command("cpu")
-  .description("guest instructions per second on a tight integer loop (64-bit long mode)")
-  .option("--iterations <n>", "loop iterations (about 11.5 instructions each)", positiveInt, 3_000_000)
-  .option("--runs <n>", "repeat and report the best run", positiveInt, 3)
-  .option("--json", "print one JSON document")
-  .action((opts: { iterations: number; runs: number; json?: boolean }) => {
-    const runs = [];
-    for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
-    const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
-    const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
-    if (opts.json) console.log(JSON.stringify(doc, null, 2));
-    else {
-      console.log(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s`);
-      console.log(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})`);
-    }
-  });
+/** A bundled profile's name or an existing .json file; anything else is a usage error. */
+function profileName(v: string): string {
+  if (bundledProfiles().includes(v) || (v.endsWith(".json") && existsSync(v))) return v;
+  throw new InvalidArgumentError(
+    `unknown profile "${v}"; bundled profiles: ${bundledProfiles().join(", ")} (or a path to a .json file)`,
+  );
+}
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  console.error(`nestlab: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(2);
-});
+function profileOption(): Option {
+  return new Option(
+    "--profile <name>",
+    `cost profile: ${bundledProfiles().join(", ")}, or a path to a JSON file (default: ${DEFAULT_PROFILE})`,
+  ).argParser(profileName);
+}
+
+function maxCyclesOption(): Option {
+  return new Option("--max-cycles <n>", "stop a run whose simulated clock passes this many cycles (K/M/G/T)")
+    .argParser(parseCount)
+    .default(DEFAULT_MAX_CYCLES, formatCount(DEFAULT_MAX_CYCLES));
+}
+
+function maxInstructionsOption(def: number): Option {
+  return new Option("--max-instructions <n>", "stop a guest that retires more instructions (K/M/G)")
+    .argParser(parseCount)
+    .default(def, formatCount(def));
+}
+
+const npvMapOption = () =>
+  new Option("--npv-map <mode>", "npv stack: L1 maps L2 memory eagerly or on demand")
+    .choices(["eager", "demand"])
+    .default("demand");
+
+/**
+ * Split `run`'s operands: what follows `--` is always kernel command line, so
+ * `run --workload io -- blkirq=11` does not take `blkirq=11` for an image.
+ */
+function splitRunOperands(argv: string[], operands: string[]): { image?: string; cmdline: string[] } {
+  const dd = argv.indexOf("--");
+  const after = dd >= 0 ? argv.slice(dd + 1) : [];
+  const before = operands.slice(0, operands.length - after.length);
+  return { image: before[0], cmdline: [...before.slice(1), ...after] };
+}
+
+function buildProgram(argv: string[], setCode: (n: number) => void): Command {
+  const program = new Command();
+  program
+    .name("nestlab")
+    .description("A full-system simulator of nested x86-64 virtualization: what each hypervisor design costs, and why.")
+    .version(VERSION)
+    .option("--debug", "on an internal error, print the full stack trace")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => writeOut(s) })
+    .addHelpText("after", `\n${EXIT_CODES_HELP}`);
+
+  program
+    .command("run")
+    .description("boot a guest on a stack: the bundled kernel with --workload, or any multiboot/ELF64 IMAGE")
+    .argument("[image]", "a multiboot (ELF32/ELF64) or ELF64 image; default: the bundled guest kernel")
+    .argument("[cmdline...]", "kernel command line, after -- (e.g. -- blkirq=11 tick=0)")
+    .addOption(new Option("--stack <name>", "which stack to run on").choices([...STACKS.keys()]).default("native"))
+    .option("--workload <name>", `bundled workload, or a comma-separated list: ${WORKLOADS.join(", ")}`)
+    .option("--iters <n>", "iterations for the workload (default: the workload's own)", positiveInt)
+    .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .addOption(
+      new Option("--boot <protocol>", "boot protocol (default: direct64 for ELF64 images)").choices([
+        "multiboot",
+        "direct64",
+      ]),
+    )
+    .addOption(maxInstructionsOption(2_000_000_000))
+    .addOption(maxCyclesOption())
+    .addOption(profileOption())
+    .option("--json", "print one JSON document instead of the console and summary")
+    .addOption(npvMapOption())
+    .option(
+      "--module <file>",
+      'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .addOption(
+      new Option(
+        "--exit-code <style>",
+        "nestlab: 0 success, 1 guest failure; qemu: (value << 1) | 1 as QEMU's isa-debug-exit",
+      )
+        .choices(["nestlab", "qemu"])
+        .default("nestlab"),
+    )
+    .addHelpText("after", `\n${EXIT_CODES_HELP}`)
+    .action((image: string | undefined, cmdline: string[], opts) => {
+      const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
+      setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot }));
+    });
+
+  program
+    .command("compare")
+    .description(
+      "run the workload suite on each stack: cycles and ns per iteration, ratio to native, exits per iteration",
+    )
+    .addOption(
+      new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
+        .argParser(commaList)
+        .default([...STACKS.keys()], "all of them"),
+    )
+    .addOption(
+      new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
+        .argParser(commaList)
+        .default(SUITE, `the suite: ${SUITE.join(",")}`),
+    )
+    .addOption(profileOption())
+    .option(
+      "--iters <n>",
+      "iterations of the first run (the second runs 2N; default: each workload's own)",
+      positiveInt,
+    )
+    .addOption(
+      new Option("--jobs <n>", "cells in parallel on worker threads (identical results for any N)")
+        .argParser(positiveInt)
+        .default(availableParallelism(), `the core count, ${availableParallelism()}`),
+    )
+    .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .addOption(maxInstructionsOption(500_000_000))
+    .addOption(maxCyclesOption())
+    .option("--json", "print one JSON document")
+    .option("--csv", "print CSV, one row per cell")
+    .option("--report <file.html>", "also write a self-contained HTML report with charts")
+    .addOption(npvMapOption())
+    .action(async (opts) => {
+      setCode(
+        await compareCommand({ ...opts, commandLine: ["nestlab", ...argv.slice(2)].join(" "), version: VERSION }),
+      );
+    });
+
+  program
+    .command("list")
+    .description("what nestlab can run: stacks, workloads, cost profiles and every cost primitive with its source")
+    .option("--json", "print one JSON document")
+    .addOption(profileOption())
+    .action((opts: { json?: boolean; profile?: string }) => {
+      writeOut(listCommand(opts));
+    });
+
+  const bench = program.command("bench").description("measure the simulator itself");
+  bench
+    .command("cpu")
+    .description("guest instructions per second on a tight integer loop (64-bit long mode)")
+    .option("--iterations <n>", "loop iterations (about 11.5 instructions each)", positiveInt, 3_000_000)
+    .option("--runs <n>", "repeat and report the best run", positiveInt, 3)
+    .option("--json", "print one JSON document")
+    .action((opts: { iterations: number; runs: number; json?: boolean }) => {
+      const runs = [];
+      for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
+      const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
+      const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
+      if (opts.json) writeOut(`${JSON.stringify(doc, null, 2)}\n`);
+      else {
+        writeOut(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s\n`);
+        writeOut(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})\n`);
+      }
+    });
+  return program;
+}
+
+/** One line for an internal error; the trace goes to a file unless --debug asks for it. */
+function reportInternalError(e: unknown, debug: boolean): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const trace = err.stack ?? err.message;
+  if (debug) {
+    process.stderr.write(`nestlab: internal error:\n${trace}\n`);
+    return EXIT.internal;
+  }
+  let where = "";
+  try {
+    const file = join(tmpdir(), `nestlab-error-${process.pid}.txt`);
+    writeFileSync(file, `${trace}\n`);
+    where = `the full trace is in ${file}`;
+  } catch {
+    where = "the trace could not be saved";
+  }
+  process.stderr.write(`nestlab: internal error: ${err.message} (${where}; --debug prints it)\n`);
+  return EXIT.internal;
+}
+
+/** The exit code for an error thrown by a command. */
+export function errorExitCode(e: unknown, debug: boolean): number {
+  if (e instanceof OutputClosedError) return e.code;
+  if (e instanceof CommanderError) {
+    // commander has printed its message; help and --version are not errors
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help")
+      return EXIT.ok;
+    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (e instanceof OutputFileError) {
+    process.stderr.write(`nestlab: ${e.message}\n`);
+    return EXIT.outputError;
+  }
+  const usage =
+    e instanceof UsageError ||
+    e instanceof UnknownStackError ||
+    e instanceof UnknownWorkloadError ||
+    e instanceof StackOptionError;
+  const input = e instanceof InputError || e instanceof ProfileError || e instanceof ImageError;
+  if (usage || input) {
+    process.stderr.write(`nestlab: ${(e as Error).message}\n`);
+    return usage ? EXIT.usage : EXIT.badInput;
+  }
+  return reportInternalError(e, debug);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  guardOutput();
+  let code: number = EXIT.ok;
+  const program = buildProgram(argv, (n) => {
+    code = n;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    return errorExitCode(e, argv.includes("--debug"));
+  }
+  return code;
+}

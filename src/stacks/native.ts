@@ -6,6 +6,7 @@ import { parseGuestOutput } from "../machine/results.js";
 import { tunables } from "../machine/tunables.js";
 import { cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { watchRun } from "./watchdog.js";
 
 /** Collect a machine's counters under flat dotted names. */
 export function machineCounters(m: Machine): Record<string, number> {
@@ -38,7 +39,7 @@ export const nativeStack: Stack = {
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
     else bootMultiboot(m.cpu, opts.image, opts.cmdline, opts.modules);
     const t0 = performance.now();
-    const outcome = m.run(opts.maxInstructions);
+    const outcome = watchRun(m.cpu, opts.maxCycles, () => m.run(opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
     const idle = m.idleCycles;
     if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
@@ -52,6 +53,7 @@ export const nativeStack: Stack = {
       instructions: m.cpu.icount,
       cycles: m.cpu.cycles(),
       counters: machineCounters(m),
+      exits: [],
       ledger: ledger.lines(),
       wallSeconds,
     };

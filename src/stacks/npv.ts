@@ -20,7 +20,8 @@ import { ImageError } from "../machine/elf.js";
 import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
-import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
+import { watchRun } from "./watchdog.js";
 
 /** L2's disk (as the vm stack gives its guest). */
 const DISK_BYTES = 8 * 1024 * 1024;
@@ -41,7 +42,7 @@ export const npvStack: Stack = {
     const t = tunables(opts.tunables);
     const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
     if (l2Memory + t.l1OwnMemory > RAM_HOLE_START) {
-      throw new RangeError(
+      throw new StackOptionError(
         `the npv stack runs an L2 of at most ${(RAM_HOLE_START - t.l1OwnMemory) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
       );
     }
@@ -78,8 +79,10 @@ export const npvStack: Stack = {
       instructionsRetired: () => l0.host.instructionsRetired(),
     });
     const t0 = performance.now();
-    l1.boot();
-    const stop = l1.run();
+    const stop = watchRun(cpu, opts.maxCycles, () => {
+      l1.boot();
+      return l1.run();
+    });
     const wallSeconds = (performance.now() - t0) / 1000;
 
     const counters = cpuCounters(cpu);
@@ -89,8 +92,11 @@ export const npvStack: Stack = {
       .lines()
       .filter((l) => l.level === 0 && l.category === "transition")
       .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
-    for (const t of transitions) counters[`exits.L0.${t.reason}`] = t.count;
-    for (const [k, v] of [...l1.forwarded].sort((a, b) => b[1] - a[1])) counters[`exits.L1.${k}`] = v;
+    const exits = [
+      ...transitions.map((t) => ({ level: 0, reason: t.reason, count: t.count })),
+      ...[...l1.forwarded].sort((a, b) => b[1] - a[1]).map(([reason, count]) => ({ level: 1, reason, count })),
+    ];
+    for (const e of exits) counters[`exits.L${e.level}.${e.reason}`] = e.count;
     for (const [k, v] of Object.entries(engine.stats())) counters[k] = v;
     counters["l1.map.mode_eager"] = mapModeOf(opts) === "eager" ? 1 : 0;
     counters["l1.map.boot_pages"] = l1.bootPages;
@@ -103,6 +109,6 @@ export const npvStack: Stack = {
     counters["l1.blk.isr_reads"] = l1.isrReads;
     counters["l0.ept01.leaves"] = l1vm.ept01.leaves;
     counters["l0.ept01.tables"] = l1vm.ept01.tables;
-    return hypervisorRunResult("npv", protocol, cpu, l0, stop, serial, counters, wallSeconds);
+    return hypervisorRunResult("npv", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
   },
 };

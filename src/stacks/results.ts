@@ -3,8 +3,7 @@ import type { Cpu } from "../cpu/cpu.js";
 import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
-import type { StopReason } from "../machine/stop.js";
-import type { StackRunResult } from "./stack.js";
+import type { ExitCount, StackOutcome, StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
 export function cpuCounters(cpu: Cpu): Record<string, number> {
@@ -25,9 +24,10 @@ export function hypervisorRunResult(
   protocol: BootProtocol,
   cpu: Cpu,
   l0: L0Hypervisor,
-  stop: StopReason,
+  stop: StackOutcome,
   serial: string,
   counters: Record<string, number>,
+  exits: ExitCount[],
   wallSeconds: number,
 ): StackRunResult {
   return {
@@ -40,6 +40,7 @@ export function hypervisorRunResult(
     instructions: cpu.icount,
     cycles: cpu.cycles(),
     counters,
+    exits,
     ledger: l0.ledger.lines(),
     wallSeconds,
   };

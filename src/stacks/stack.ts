@@ -27,12 +27,24 @@ export interface StackRunOptions {
   npvMap?: "eager" | "demand";
   /** Simulation tunables to override (slices, fault batch, memory reservations). */
   tunables?: Partial<Tunables>;
+  /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */
+  maxCycles?: number;
+}
+
+/** Why a stack's run ended: the machine's outcomes, or a limit the run watchdog enforced. */
+export type StackOutcome = StopReason | { kind: "cycle-limit" | "no-progress"; message: string; status?: undefined };
+
+/** VM exits a run took, by the level that handled them (0: L0; 1: forwarded to L1) and reason. */
+export interface ExitCount {
+  level: number;
+  reason: string;
+  count: number;
 }
 
 export interface StackRunResult {
   stack: string;
   protocol: BootProtocol;
-  outcome: StopReason;
+  outcome: StackOutcome;
   /** Debug-exit status, or null when the guest did not exit that way. */
   exitStatus: number | null;
   serial: string;
@@ -41,6 +53,8 @@ export interface StackRunResult {
   cycles: number;
   /** Every counter, flat: "cpu.decodes", "io.ports@0x3f8.writes", … */
   counters: Record<string, number>;
+  /** VM exits by handling level and reason (the `exits.L<n>.<reason>` counters, structured). */
+  exits: ExitCount[];
   /** Where the cycles went, by (level, category, reason); stacks with a cost model fill it. */
   ledger?: LedgerLine[];
   wallSeconds: number;
@@ -53,3 +67,6 @@ export interface Stack {
 }
 
 export class UnknownStackError extends Error {}
+
+/** Options a stack cannot run with (e.g. more memory than its layout allows): the user's to fix. */
+export class StackOptionError extends RangeError {}

@@ -14,6 +14,7 @@ import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { watchRun } from "./watchdog.js";
 
 /** Prepare a guest the way QEMU does before KVM_RUN: load the image and set the vCPU's entry state. */
 export function loadGuest(l0: L0Hypervisor, vcpu: Vcpu, opts: StackRunOptions): "multiboot" | "direct64" {
@@ -46,12 +47,13 @@ export const vmStack: Stack = {
     const vcpu = l0.createVcpu(vm);
     const protocol = loadGuest(l0, vcpu, opts);
     const t0 = performance.now();
-    const stop = l0.runVcpu(vcpu, opts.maxInstructions);
+    const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(vcpu, opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
     const counters = cpuCounters(cpu);
-    for (const [k, v] of Object.entries(l0.exitCounts())) counters[`exits.L0.${k}`] = v;
+    const exits = Object.entries(l0.exitCounts()).map(([reason, count]) => ({ level: 0, reason, count }));
+    for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;
     counters["l0.ept01.leaves"] = vm.ept01.leaves;
     counters["l0.ept01.tables"] = vm.ept01.tables;
-    return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, wallSeconds);
+    return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
   },
 };

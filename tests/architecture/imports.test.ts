@@ -32,7 +32,8 @@ const ALLOWED: Record<string, string[]> = {
   ],
   stacks: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "cost"],
   bench: ["x86", "cpu", "mmu", "machine", "cost"],
-  cli: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "bench", "paths.ts"],
+  report: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "paths.ts"],
+  cli: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "bench", "report", "paths.ts"],
 };
 
 function files(dir: string): string[] {

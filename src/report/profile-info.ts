@@ -1,0 +1,21 @@
+/** A cost profile as reports show it: machine, clock, and every primitive with its value and source. */
+
+import { PRIMITIVES } from "../cost/primitives.js";
+import { loadProfile } from "../cost/profile.js";
+import type { CompareProfileInfo } from "./compare-doc.js";
+
+export function profileInfo(nameOrPath?: string): CompareProfileInfo {
+  const p = loadProfile(nameOrPath).profile;
+  return {
+    name: p.name,
+    description: p.description,
+    cpu: p.machine.cpu,
+    ghz: p.machine.ghz,
+    primitives: PRIMITIVES.map(([name, what]) => ({
+      name,
+      what,
+      cycles: p.costs[name].cycles,
+      source: p.costs[name].source,
+    })),
+  };
+}

@@ -1,0 +1,47 @@
+/** Run the built `nestlab` command as a user would (bin/nestlab.js → dist/), building it first if stale. */
+import { type SpawnSyncOptions, spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../../src/paths.js";
+
+const root = packageRoot();
+export const BIN = join(root, "bin", "nestlab.js");
+
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+let built = false;
+/** CI builds through `npm ci` (prepare); a developer's edit since the last build is compiled here. */
+export function ensureBuilt(): void {
+  if (built) return;
+  const main = join(root, "dist", "src", "cli", "main.js");
+  let stale = true;
+  try {
+    stale = statSync(main).mtimeMs < newestMtime(join(root, "src"));
+  } catch {
+    stale = true;
+  }
+  if (stale) {
+    const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  }
+  built = true;
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function nestlab(args: string[], opts: SpawnSyncOptions = {}): CliResult {
+  ensureBuilt();
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: root, encoding: "utf8", ...opts });
+  return { status: r.status, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+}
