@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
-import { runCpuBench } from "../bench/cpu-bench.js";
+import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
+import { jitDefaults } from "../cpu/jit/options.js";
 import { STACKS } from "../stacks/index.js";
 import { compareCommand, SUITE } from "./compare.js";
 import { parseSize, runCommand } from "./run.js";
@@ -13,6 +14,12 @@ function positiveInt(v: string): number {
 function npvMap(v: string): "eager" | "demand" {
   if (v !== "eager" && v !== "demand") throw new InvalidArgumentError(`expected eager or demand, got "${v}"`);
   return v;
+}
+
+/** `--no-jit` / `--jit-threshold`: the block compiler's defaults for every CPU this run makes. */
+function applyJitFlags(opts: { jit?: boolean; jitThreshold?: number }): void {
+  if (opts.jit === false) jitDefaults.enabled = false;
+  if (opts.jitThreshold !== undefined) jitDefaults.threshold = opts.jitThreshold;
 }
 
 const program = new Command();
@@ -38,10 +45,13 @@ program
   .option("--profile <name>", "cost profile (name or path to a JSON file)")
   .option("--json", "print one JSON document instead of the console and summary")
   .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
+  .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
+  .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
   .action((image: string | undefined, cmdline: string[], opts) => {
     if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
       throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
     }
+    applyJitFlags(opts);
     process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
   });
 
@@ -63,7 +73,10 @@ program
   .option("--max-instructions <n>", "per-run instruction limit", positiveInt, 500_000_000)
   .option("--json", "print one JSON document")
   .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
+  .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
+  .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
   .action((opts) => {
+    applyJitFlags(opts);
     process.exitCode = compareCommand(opts);
   });
 
@@ -74,17 +87,42 @@ bench
   .option("--iterations <n>", "loop iterations (about 11.5 instructions each)", positiveInt, 3_000_000)
   .option("--runs <n>", "repeat and report the best run", positiveInt, 3)
   .option("--json", "print one JSON document")
-  .action((opts: { iterations: number; runs: number; json?: boolean }) => {
-    const runs = [];
-    for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
-    const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
-    const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
-    if (opts.json) console.log(JSON.stringify(doc, null, 2));
-    else {
-      console.log(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s`);
-      console.log(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})`);
-    }
-  });
+  .option("--no-jit", "interpret every instruction (no block compiler)")
+  .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+  .option("--compare", "run with and without the block compiler in one sitting: both MIPS and their ratio")
+  .action(
+    (opts: {
+      iterations: number;
+      runs: number;
+      json?: boolean;
+      jit?: boolean;
+      jitThreshold?: number;
+      compare?: boolean;
+    }) => {
+      applyJitFlags(opts);
+      if (opts.compare) {
+        const r = compareCpuBench(opts.iterations, opts.runs, opts.jitThreshold);
+        if (opts.json) console.log(JSON.stringify(r, null, 2));
+        else {
+          console.log(`cpu bench: ${r.instructions} guest instructions per run, best of ${opts.runs}`);
+          console.log(`  jit          ${r.jit.mips} MIPS (${r.jit.runs.join(", ")})`);
+          console.log(`  interpreter  ${r.interpreter.mips} MIPS (${r.interpreter.runs.join(", ")})`);
+          console.log(`  ratio        ${r.ratio}; simulated results identical: ${r.identical}`);
+        }
+        if (!r.identical) process.exitCode = 1;
+        return;
+      }
+      const runs = [];
+      for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
+      const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
+      const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
+      if (opts.json) console.log(JSON.stringify(doc, null, 2));
+      else {
+        console.log(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s`);
+        console.log(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})`);
+      }
+    },
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(`nestlab: ${e instanceof Error ? e.message : String(e)}`);

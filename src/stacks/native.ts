@@ -22,6 +22,7 @@ export const nativeStack: Stack = {
     const decoder = new TextDecoder();
     const m = new Machine({
       memory: opts.memory,
+      jit: opts.jit,
       serialInput: opts.serialInput,
       onSerial: (b) => {
         const s = decoder.decode(new Uint8Array([b]), { stream: true });

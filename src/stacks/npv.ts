@@ -9,6 +9,7 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
+import { jitOptions } from "../cpu/jit/options.js";
 import { MemoryBlockBackend } from "../devices/block-backend.js";
 import { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import { NpvEngine } from "../hypervisors/l0/npv/engine.js";
@@ -52,6 +53,7 @@ export const npvStack: Stack = {
     const l1Memory = l2Memory + L1_OWN_MEMORY;
     const hostMem = new PhysicalMemory(L0_RESERVED + l1Memory);
     const cpu = new Cpu(hostMem);
+    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(cpu, profile, 0x100000);
     // Code in non-root operation is L2's: L1 is TypeScript and executes no guest instructions.
     cpu.setCostModel(profile.cycles, l0.ledger, 0, LEVEL_L2);

@@ -3,6 +3,7 @@
  * (`vm`), nested… Each stack takes a guest image and command line and returns what happened.
  */
 import type { LedgerLine } from "../cost/ledger.js";
+import type { JitOptions } from "../cpu/jit/options.js";
 import type { BootProtocol } from "../machine/boot.js";
 import type { RunOutcome } from "../machine/machine.js";
 import type { GuestOutput } from "../machine/results.js";
@@ -22,6 +23,8 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
+  jit?: Partial<JitOptions>;
 }
 
 export interface StackRunResult {

@@ -6,6 +6,7 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
+import { jitOptions } from "../cpu/jit/options.js";
 import { newGuestContext, VmxHost } from "../cpu/vmx/host.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
@@ -46,6 +47,7 @@ export const vmStack: Stack = {
     const profile = loadProfile(opts.profile);
     const hostMem = new PhysicalMemory(L0_RESERVED + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
+    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(cpu, profile, 0x100000);
     cpu.setCostModel(profile.cycles, l0.ledger, 0, 1); // the guest runs in non-root operation: level 1
     let serial = "";
