@@ -31,7 +31,7 @@ export class BlockJit {
   /** Compiled instructions currently cached (against the cap). */
   private cached = 0;
   /** Statistics for the bench (not part of any run's counters: they differ with --no-jit). */
-  readonly stats = { compiled: 0, flushes: 0, invalidations: 0, blockRuns: 0 };
+  readonly stats = { compiled: 0, flushes: 0, invalidations: 0, blockRuns: 0, instructions: 0 };
 
   constructor(cpu: Cpu, opts: JitOptions) {
     this.cpu = cpu;
@@ -67,9 +67,12 @@ export class BlockJit {
     const ic = c.icountSlot;
     if (ic[0] + b.n > end) return false;
     const blocks = page.blocks;
+    const stats = this.stats;
     for (;;) {
-      b.run();
-      this.stats.blockRuns++;
+      const before = ic[0];
+      b.fn(c, end, b.insns);
+      stats.blockRuns++;
+      stats.instructions += ic[0] - before;
       const rlo = c.ripLo;
       if (c.irqCheck || c.curCodeLo !== (rlo & ~0xfff) || c.curCodeHi !== c.ripHi) return true;
       let nx: Block | null | undefined;
@@ -140,28 +143,26 @@ export class BlockJit {
   }
 }
 
-/** Control transfers end a block (the dispatcher follows them through the links). */
+/**
+ * Unconditional control transfers end a block (the dispatcher follows them through the links).
+ * Conditional ones do not: the block goes on along the fall-through path, with a side exit for
+ * the taken one (a trace), as far as the interpreter has decoded that path.
+ */
 function endsBlock(i: Insn): boolean {
-  const op = i.opcode;
-  if (op >= 0x70 && op <= 0x7f) return true; // Jcc rel8
-  if (op >= 0x180 && op <= 0x18f) return true; // Jcc rel32
-  switch (op) {
+  switch (i.opcode) {
     case 0xe8: // CALL rel
     case 0xe9: // JMP rel32
     case 0xeb: // JMP rel8
     case 0xc2: // RET imm16
     case 0xc3: // RET
-    case 0xe0: // LOOPNE
-    case 0xe1: // LOOPE
-    case 0xe2: // LOOP
-    case 0xe3: // JrCXZ
-    case 0xff: // group 5 (CALL/JMP indirect among them)
     case 0xcd: // INT n
     case 0xcf: // IRET
     case 0xf4: // HLT
     case 0x105: // SYSCALL
     case 0x107: // SYSRET
-      return op !== 0xff || ((i.reg & 7) >= 2 && (i.reg & 7) <= 5);
+      return true;
+    case 0xff: // group 5: CALL/JMP near and far indirect end it, INC/DEC/PUSH do not
+      return (i.reg & 7) >= 2 && (i.reg & 7) <= 5;
     default:
       return false;
   }

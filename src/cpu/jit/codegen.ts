@@ -1,6 +1,6 @@
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
-import { Block } from "./block.js";
+import { Block, type BlockFn } from "./block.js";
 import { add64, Gen } from "./gen.js";
 import { inlineAlu, inlineIncDec } from "./inline-alu.js";
 import { inlineBranch } from "./inline-control.js";
@@ -35,16 +35,15 @@ function isBranch(i: Insn): boolean {
  * page, 64-bit mode) into a block function. No Node-only API: `new Function` over plain JS.
  */
 export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: number): Block {
-  const g = new Gen(lo & ~0xfff, c.rTagLo.length / 2 - 1);
+  const addrs: number[] = [];
+  for (let k = 0, a = lo; k < insns.length; a += insns[k].len, k++) addrs.push(a | 0);
+  const g = new Gen(lo, hi, addrs, c.rTagLo.length / 2 - 1);
   let a: [number, number] = [lo, hi];
-  let ended = false;
-  for (let k = 0; k < insns.length; k++) {
+  for (let k = 0; k < insns.length && !g.ended; k++) {
     const i = insns[k];
     g.begin(k, a[0], a[1], i.len);
-    if (isBranch(i) && inlineBranch(g, i)) {
-      ended = true;
-      break;
-    }
+    a = add64(a[0], a[1], i.len, 0);
+    if (isBranch(i) && inlineBranch(g, i)) continue;
     let done = false;
     for (const f of INLINE) {
       if (f(g, i)) {
@@ -54,24 +53,48 @@ export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: num
     }
     if (done) g.endInsn();
     else g.callHandler();
-    a = add64(a[0], a[1], i.len, 0);
   }
-  if (!ended) g.emit(g.exit(insns.length, g.nLo, g.nHi));
-  const factory = new Function("c", "L", "H", "IC", "RTL", "RTH", "RV", "WTL", "WTH", "WV", "DA", "I", "E", g.source());
-  const run = factory(
-    c,
-    c.lo,
-    c.hi,
-    c.icountSlot,
-    c.rTagLo,
-    c.rTagHi,
-    c.rView,
-    c.wTagLo,
-    c.wTagHi,
-    c.wView,
-    c.dAccesses,
-    insns.slice(),
-    insns.map((i) => i.exec),
-  ) as () => void;
-  return new Block(lo, hi, insns.length, run);
+  if (!g.ended) g.emit(g.exit(insns.length, g.nLo, g.nHi));
+  const al = new Int32Array(insns.length);
+  const ah = new Int32Array(insns.length);
+  const nl = new Int32Array(insns.length);
+  const nh = new Int32Array(insns.length);
+  for (let k = 0, a: [number, number] = [lo, hi]; k < insns.length; k++) {
+    al[k] = a[0];
+    ah[k] = a[1];
+    a = add64(a[0], a[1], insns[k].len, 0);
+    nl[k] = a[0];
+    nh[k] = a[1];
+  }
+  return new Block(lo, hi, insns.slice(), blockFunction(g.source(), insns, lo, hi));
+}
+
+/**
+ * Block functions by source text, shared by every CPU in this JavaScript realm: the same guest
+ * code at the same linear address and mode compiles to the same source, and sharing the
+ * function lets V8 reuse what it optimized (the machines of a `compare`, the runs of a
+ * benchmark). Bounded: cleared when full.
+ */
+const FUNCTIONS = new Map<string, BlockFn>();
+const MAX_FUNCTIONS = 4096;
+
+function blockFunction(source: string, insns: readonly Insn[], lo: number, hi: number): BlockFn {
+  let f = FUNCTIONS.get(source);
+  if (f !== undefined) return f;
+  const n = insns.length;
+  const al = new Int32Array(n);
+  const ah = new Int32Array(n);
+  const nl = new Int32Array(n);
+  const nh = new Int32Array(n);
+  for (let k = 0, a: [number, number] = [lo, hi]; k < n; k++) {
+    al[k] = a[0];
+    ah[k] = a[1];
+    a = add64(a[0], a[1], insns[k].len, 0);
+    nl[k] = a[0];
+    nh[k] = a[1];
+  }
+  f = new Function("AL", "AH", "NL", "NH", source)(al, ah, nl, nh) as BlockFn;
+  if (FUNCTIONS.size >= MAX_FUNCTIONS) FUNCTIONS.clear();
+  FUNCTIONS.set(source, f);
+  return f;
 }

@@ -46,14 +46,33 @@ export class Gen {
   nHi = 0;
   /** The current instruction has a slow path that may ask to leave the block after it. */
   slow = false;
+  /** The current instruction is the block's last. */
+  last = false;
+  /** The code emitted so far always leaves the block (or loops back): nothing follows. */
+  ended = false;
   private seq = 0;
 
+  /** Forward jumps inside the block not yet joined: target index, JS label, taken paths; innermost last. */
+  private readonly open: { target: number; label: string; paths: { idx: number; flags: PendingFlags | null }[] }[] = [];
+
   constructor(
-    /** Linear address of the block's page (the low half, page-aligned). */
-    readonly pageLo: number,
+    /** Linear address of the block's first instruction. */
+    readonly entryLo: number,
+    readonly entryHi: number,
+    /** Low halves of the linear addresses of the block's instructions (one page, one high half). */
+    private readonly addrs: readonly number[],
     /** Software TLB index mask (entries per privilege set - 1). */
     readonly tlbMask: number,
-  ) {}
+  ) {
+    this.pageLo = entryLo & ~0xfff;
+    this.n = addrs.length;
+  }
+
+  /** Instructions in the block (the budget a run of it needs). */
+  readonly n: number;
+
+  /** Linear address of the block's page (the low half, page-aligned). */
+  readonly pageLo: number;
 
   emit(code: string): void {
     this.out.push(code);
@@ -68,7 +87,9 @@ export class Gen {
 
   /** Start compiling instruction k at aLo:aHi of length len. */
   begin(k: number, lo: number, hi: number, len: number): void {
+    this.join(k);
     this.k = k;
+    this.last = k === this.n - 1;
     this.aLo = lo;
     this.aHi = hi;
     [this.nLo, this.nHi] = add64(lo, hi, len, 0);
@@ -77,16 +98,48 @@ export class Gen {
 
   /** Condition under which the block must stop after the current instruction. */
   stopCheck(): string {
-    return `c.irqCheck||c.curCodeLo!==${this.pageLo}||!c.compiledCodeAllowed()`;
+    return "Q(c)";
   }
 
-  /** Stores of the pending flags (nothing when the CPU holds them). */
+  /** Stores of the pending flags (nothing when the CPU holds them: then they are observed). */
   flagStores(): string {
-    const f = this.flags;
-    if (f === null) return "";
-    let s = `c.lfOp=${f.op};c.lfSize=${f.size};c.lfResLo=${f.r};c.lfResHi=${f.rh};`;
-    if (f.op !== LF_RES) s += `c.lfDstLo=${f.d};c.lfDstHi=${f.dh};c.lfSrcLo=${f.s};c.lfSrcHi=${f.sh};`;
-    return `${s}c.lfAux=${f.aux};`;
+    if (this.flags === null) {
+      this.observe();
+      return "";
+    }
+    return storesOf(this.flags);
+  }
+
+  // Flags across joins and around the loop: stores that turn out dead are never emitted. A join
+  // (forward jump target) leaves a placeholder on each incoming path; the first flag event after
+  // it decides what goes there — the stores (something observes the CPU's flags), nothing (an
+  // instruction overwrites them all), or only CF into a local (INC/DEC keep CF). Likewise the
+  // loop back stores the flags only if the block's first flag event observes them.
+  private joinPaths: { idx: number; flags: PendingFlags | null }[] | null = null;
+  /** The first flag event from the block start: undecided, or whether it reads the CPU's flags. */
+  private headNeedsFlags: boolean | null = null;
+  private readonly loopBacks: { idx: number; code: string }[] = [];
+
+  private placeholder(): number {
+    this.out.push("");
+    return this.out.length - 1;
+  }
+
+  /** Something reads the flags the CPU holds: make the joined paths store theirs. */
+  private observe(): void {
+    const j = this.joinPaths;
+    if (j !== null) {
+      for (const p of j) this.out[p.idx] += p.flags === null ? "" : storesOf(p.flags);
+      this.joinPaths = null;
+    }
+    if (this.headNeedsFlags === null) this.headNeedsFlags = true;
+  }
+
+  /** New pending flags that replace all six status flags (every inline flag writer). */
+  setFlags(f: PendingFlags): void {
+    this.joinPaths = null; // the joined paths' flags are dead: their placeholders stay empty
+    if (this.headNeedsFlags === null) this.headNeedsFlags = false;
+    this.flags = f;
   }
 
   private eaStackStore(): string {
@@ -99,19 +152,83 @@ export class Gen {
    * read the clock (a handler, a slow memory path), so faults stay precise.
    */
   sync(): string {
-    return `c.startLo=${this.aLo};c.startHi=${this.aHi};c.ripLo=${this.nLo};c.ripHi=${this.nHi};IC[0]=b+${this.k};${this.flagStores()}${this.eaStackStore()}`;
+    return `S(c,${this.k},b);${this.flagStores()}${this.eaStackStore()}`;
   }
 
   /** Leave the block with `retired` instructions done and RIP already set or set here. */
   exit(retired: number, ripLo: number | null, ripHi: number): string {
     const rip = ripLo === null ? "" : `c.ripLo=${ripLo};c.ripHi=${ripHi};`;
-    return `${rip}IC[0]=b+${retired};c.startLo=${this.aLo};c.startHi=${this.aHi};${this.flagStores()}${this.eaStackStore()}return;`;
+    return `${rip}X(c,${this.k},b+${retired});${this.flagStores()}${this.eaStackStore()}return;`;
+  }
+
+  /**
+   * Leave for lo:hi after the current (branch) instruction retired; a jump to the block's own
+   * start loops inside the function while the budget holds (nothing between can have changed
+   * irqCheck or the code page: handlers and slow paths leave the block when they do).
+   */
+  branchTo(lo: number, hi: number): string {
+    if (lo !== this.entryLo || hi !== this.entryHi) return this.exit(this.k + 1, lo, hi);
+    const stores = this.flagStores();
+    this.emit(`b+=${this.k + 1};${this.eaStackStore()}if(!brk&&b+${this.n}<=end){`);
+    this.loopBacks.push({ idx: this.placeholder(), code: stores });
+    return `continue L;}${stores}c.ripLo=${lo};c.ripHi=${hi};X(c,${this.k},b);return;`;
+  }
+
+  /**
+   * A conditional branch to lo:hi. When the target is a later instruction of this block the
+   * jump stays inside the function (a labeled block left with `break`): both paths store their
+   * flags before the join, and the taken path takes back the instructions it skipped from `b`
+   * so that `b + index` still counts retired instructions. Otherwise it is a side exit.
+   */
+  condBranch(cond: string, lo: number, hi: number): void {
+    const j = hi === this.entryHi ? this.addrs.indexOf(lo, this.k + 1) : -1;
+    const top = this.open.length === 0 ? this.n : this.open[this.open.length - 1].target;
+    if (j === this.k + 1) return; // to the next instruction either way
+    if (j > this.k + 1 && j <= top) {
+      const label = `J${this.k}_${this.seq++}`;
+      this.open.push({ target: j, label, paths: [] });
+      this.emit(`${label}:{if(${cond}){${this.eaStackStore()}b-=${j - this.k - 1};`);
+      this.pathIntoJoin(this.open[this.open.length - 1].paths);
+      this.emit(`break ${label};}`);
+      return;
+    }
+    this.condExit(cond, lo, hi);
+  }
+
+  /** If cond, leave for lo:hi (or loop back); otherwise go on. */
+  condExit(cond: string, lo: number, hi: number): void {
+    this.emit(`if(${cond}){`);
+    this.emit(this.branchTo(lo, hi));
+    this.emit("}");
+  }
+
+  /** The current path goes into a join: a placeholder for its flags (see observe). */
+  private pathIntoJoin(paths: { idx: number; flags: PendingFlags | null }[]): void {
+    if (this.flags === null) this.observe(); // the CPU's flags flow into the join
+    paths.push({ idx: this.placeholder(), flags: this.flags });
+  }
+
+  /** Before instruction k: close the forward jumps that land on it. */
+  private join(k: number): void {
+    const o = this.open;
+    if (o.length === 0 || o[o.length - 1].target !== k) return;
+    const paths: { idx: number; flags: PendingFlags | null }[] = [];
+    this.emit(this.eaStackStore());
+    this.pathIntoJoin(paths);
+    while (o.length > 0 && o[o.length - 1].target === k) {
+      paths.push(...(o.pop() as { paths: { idx: number; flags: PendingFlags | null }[] }).paths);
+      this.emit("}");
+    }
+    if (this.joinPaths !== null) this.observe(); // an older join still open: settle it first
+    this.joinPaths = paths;
+    this.flags = null;
+    this.eaStack = null;
   }
 
   /** Call the instruction's own handler (everything not compiled inline). */
   callHandler(): void {
     const k = this.k;
-    this.emit(`${this.sync()}E[${k}](c,I[${k}]);b=IC[0]-${k};`);
+    this.emit(`${this.sync()}I[${k}].exec(c,I[${k}]);b=IC[0]-${k};`);
     this.flags = null;
     this.eaStack = null;
     this.emit(`if(c.ripLo!==${this.nLo}||c.ripHi!==${this.nHi}||${this.stopCheck()}){IC[0]=b+${k + 1};return;}`);
@@ -206,18 +323,22 @@ export class Gen {
 
   // ---- Flags ----
 
-  /** CF of the current flags as a 0/1 expression (INC/DEC keep it). */
+  /**
+   * CF of the current flags as a 0/1 expression, for INC/DEC (they keep CF and must call
+   * setFlags next). After a join, each incoming path computes it into one local.
+   */
   cf(): string {
     const f = this.flags;
-    if (f === null) return "c.getCF()";
-    switch (f.op) {
-      case LF_SUB:
-        return `(${ult(f.size, f.d, f.dh, f.s, f.sh)}?1:0)`;
-      case LF_ADD:
-        return `(${ult(f.size, f.r, f.rh, f.d, f.dh)}?1:0)`;
-      default:
-        return `(${f.aux}&1)`; // LF_RES (CF in aux) and LF_INC/LF_DEC (CF before, in aux)
+    if (f !== null) return cfOf(f);
+    const j = this.joinPaths;
+    if (j === null) {
+      this.observe();
+      return "c.getCF()";
     }
+    const v = this.v("jcf");
+    for (const p of j) this.out[p.idx] += `${v}=${p.flags === null ? "c.getCF()" : cfOf(p.flags)};`;
+    this.joinPaths = null;
+    return v;
   }
 
   /**
@@ -233,10 +354,45 @@ export class Gen {
     return `c.cond(${cc})`;
   }
 
-  /** The function source; `new Function` turns it into the block. */
+  /**
+   * The source of a factory taking the AL AH NL NH tables (start and next RIP per instruction)
+   * and returning the block function `block(c, end, I)`: `c` the CPU, `end` the run loop's
+   * icount limit, `I` the block's decoded instructions. Everything per CPU comes through the
+   * arguments, so one function serves every CPU running the same code at the same address.
+   * Shared helpers keep the cold paths short (less for V8 to compile): S = the interpreter's state
+   * at instruction k (start and next RIP, icount), X = the state at a block exit, Q = must the
+   * block stop (irqCheck, the code page gone, compiled code no longer allowed).
+   */
   source(): string {
+    for (const l of this.loopBacks) if (this.headNeedsFlags !== false) this.out[l.idx] = l.code;
     const decl = this.vars.size === 0 ? "" : `let ${[...this.vars].map((n) => `${n}=0`).join(",")};`;
-    return `"use strict";return function block(){let b=IC[0],brk=false;${decl}${this.out.join("")}};`;
+    return (
+      `"use strict";` +
+      "function S(c,k,b){c.startLo=AL[k];c.startHi=AH[k];c.ripLo=NL[k];c.ripHi=NH[k];c.icountSlot[0]=b+k;}" +
+      "function X(c,k,n){c.icountSlot[0]=n;c.startLo=AL[k];c.startHi=AH[k];}" +
+      `function Q(c){return c.irqCheck||c.curCodeLo!==${this.pageLo}||!c.compiledCodeAllowed();}` +
+      "return function block(c,end,I){const L=c.lo,H=c.hi,IC=c.icountSlot,RTL=c.rTagLo,RTH=c.rTagHi," +
+      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses;" +
+      `let b=IC[0],brk=false;${decl}L:for(;;){${this.out.join("\n")}}};`
+    );
+  }
+}
+
+/** Stores of pending flags into the CPU (its own lazy-flag setters). */
+function storesOf(f: PendingFlags): string {
+  if (f.op === LF_RES) return `c.setLazyRes(${f.size},${f.r},${f.rh},${f.aux});`;
+  return `c.setLazy(${f.op},${f.size},${f.r},${f.rh},${f.d},${f.dh},${f.s},${f.sh},${f.aux});`;
+}
+
+/** CF of pending flags as a 0/1 expression. */
+function cfOf(f: PendingFlags): string {
+  switch (f.op) {
+    case LF_SUB:
+      return `(${ult(f.size, f.d, f.dh, f.s, f.sh)}?1:0)`;
+    case LF_ADD:
+      return `(${ult(f.size, f.r, f.rh, f.d, f.dh)}?1:0)`;
+    default:
+      return `(${f.aux}&1)`; // LF_RES (CF in aux) and LF_INC/LF_DEC (CF before, in aux)
   }
 }
 

@@ -61,20 +61,20 @@ function compute(g: Gen, op: number, size: number, d: Val, s: Val): Val {
   if (op === ALU_ADD || op === ALU_SUB || op === ALU_CMP) {
     const add = op === ALU_ADD;
     if (size === 8) {
-      const t = g.v("t");
+      // Carry and borrow from int32 compares only (no double temporaries V8 might box).
       g.emit(
         add
-          ? `${t}=(${d[0]}>>>0)+(${s[0]}>>>0);${r}=${t}|0;${rh}=(${d[1]}+${s[1]}+(${t}>4294967295?1:0))|0;`
-          : `${t}=(${d[0]}>>>0)-(${s[0]}>>>0);${r}=${t}|0;${rh}=(${d[1]}-${s[1]}-(${t}<0?1:0))|0;`,
+          ? `${r}=(${d[0]}+${s[0]})|0;${rh}=(${d[1]}+${s[1]}+((${r}>>>0)<(${d[0]}>>>0)?1:0))|0;`
+          : `${r}=(${d[0]}-${s[0]})|0;${rh}=(${d[1]}-${s[1]}-((${d[0]}>>>0)<(${s[0]}>>>0)?1:0))|0;`,
       );
     } else g.emit(`${r}=(${d[0]}${add ? "+" : "-"}${s[0]})|0;`);
-    g.flags = { op: add ? LF_ADD : LF_SUB, size, r, rh, d: d[0], dh: d[1], s: s[0], sh: s[1], aux: "0" };
+    g.setFlags({ op: add ? LF_ADD : LF_SUB, size, r, rh, d: d[0], dh: d[1], s: s[0], sh: s[1], aux: "0" });
     return [r, rh];
   }
   const sym = op === ALU_OR ? "|" : op === ALU_AND ? "&" : "^";
   g.emit(`${r}=${d[0]}${sym}${s[0]};`);
   if (size === 8) g.emit(`${rh}=${d[1]}${sym}${s[1]};`);
-  g.flags = { op: LF_RES, size, r, rh, d: "0", dh: "0", s: "0", sh: "0", aux: "0" };
+  g.setFlags({ op: LF_RES, size, r, rh, d: "0", dh: "0", s: "0", sh: "0", aux: "0" });
   return [r, rh];
 }
 
@@ -166,7 +166,7 @@ export function inlineIncDec(g: Gen, i: Insn): boolean {
     g.emit(`${r}=(${d[0]}-1)|0;`);
     if (size === 8) g.emit(`${rh}=${d[0]}===0?(${d[1]}-1)|0:${d[1]};`);
   }
-  g.flags = { op: inc ? LF_INC : LF_DEC, size, r, rh, d: d[0], dh: d[1], s: "1", sh: "0", aux: cf };
+  g.setFlags({ op: inc ? LF_INC : LF_DEC, size, r, rh, d: d[0], dh: d[1], s: "1", sh: "0", aux: cf });
   setReg(g, i.rm, size, [r, rh]);
   return true;
 }

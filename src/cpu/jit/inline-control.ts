@@ -28,10 +28,18 @@ export function inlineBranch(g: Gen, i: Insn): boolean {
     if (!canonical(th)) return false;
     if (code === 0xe8) push64(g, [String(g.nLo), String(g.nHi)]);
     if (isJcc) {
+      // Taken: a side exit (or the loop back); not taken: the block goes on, or ends here.
       const cond = g.cond(i.op);
-      g.emit(`if(${cond}){${g.exit(g.k + 1, tl, th)}}`);
-      g.emit(g.exit(g.k + 1, g.nLo, g.nHi));
-    } else g.emit(g.exit(g.k + 1, tl, th));
+      if (g.last) g.condExit(cond, tl, th);
+      else g.condBranch(cond, tl, th);
+      if (g.last) {
+        g.emit(g.branchTo(g.nLo, g.nHi));
+        g.ended = true;
+      }
+    } else {
+      g.emit(g.branchTo(tl, th));
+      g.ended = true;
+    }
     return true;
   }
   if ((code === 0xc3 || code === 0xc2) && i.name === "ret" && i.size === 8) {
@@ -42,6 +50,7 @@ export function inlineBranch(g: Gen, i: Insn): boolean {
     }
     g.emit(`c.ripLo=${v};c.ripHi=${vh};`);
     g.emit(g.exit(g.k + 1, null, 0));
+    g.ended = true;
     return true;
   }
   return false;
