@@ -3,8 +3,10 @@ import type { Insn } from "../insn.js";
 import { Block, type BlockFn } from "./block.js";
 import { add64, Gen } from "./gen.js";
 import { inlineAlu, inlineIncDec } from "./inline-alu.js";
+import { inlineCmov, inlineSetcc } from "./inline-cond.js";
 import { inlineBranch } from "./inline-control.js";
-import { inlineLea, inlineMov, inlineMovx, inlinePushPop } from "./inline-move.js";
+import { inlineLea, inlineMov, inlineMovx, inlinePushPop, inlineSignExtendAcc } from "./inline-move.js";
+import { inlineImul, inlineShift } from "./inline-shift.js";
 
 /** Inline emitters, tried in order; each returns false to leave the instruction to its handler. */
 const INLINE: ((g: Gen, i: Insn) => boolean)[] = [
@@ -14,6 +16,11 @@ const INLINE: ((g: Gen, i: Insn) => boolean)[] = [
   inlineMovx,
   inlinePushPop,
   inlineIncDec,
+  inlineShift,
+  inlineCmov,
+  inlineSetcc,
+  inlineImul,
+  inlineSignExtendAcc,
 ];
 
 /** Branches end the block; handlers that branch end it at run time. */
@@ -66,7 +73,9 @@ export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: num
     nl[k] = a[0];
     nh[k] = a[1];
   }
-  return new Block(lo, hi, insns.slice(), blockFunction(g.source(), insns, lo, hi));
+  // The instruction boundaries (the AL AH NL NH tables) are part of the text: equal text, equal block.
+  const bounds = `${hi}:${addrs.join(",")}-${g.nLo}`;
+  return new Block(lo, hi, insns.slice(), blockFunction(`${g.source()}\n/* ${bounds} */`, insns, lo, hi));
 }
 
 /**

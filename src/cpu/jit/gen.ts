@@ -402,15 +402,19 @@ function ult(size: number, a: string, ah: string, b: string, bh: string): string
   return size === 8 ? `((${ah}>>>0)<(${bh}>>>0)||(${ah}===${bh}&&${lo}))` : `(${lo})`;
 }
 
-/** Signed a < b at size 4 or 8. */
+/** Signed a < b at `size` (values of size 1 and 2 are zero-extended: sign-extend them). */
 function slt(size: number, a: string, ah: string, b: string, bh: string): string {
-  return size === 8 ? `(${ah}<${bh}||(${ah}===${bh}&&(${a}>>>0)<(${b}>>>0)))` : `(${a}<${b})`;
+  if (size === 8) return `(${ah}<${bh}||(${ah}===${bh}&&(${a}>>>0)<(${b}>>>0)))`;
+  if (size === 4) return `(${a}<${b})`;
+  const sh = size === 1 ? 24 : 16;
+  return `(((${a}<<${sh})>>${sh})<((${b}<<${sh})>>${sh}))`;
 }
 
 /** The positive condition (cc >> 1) from pending flags, or null when not fused. */
 function fusedCond(f: PendingFlags, base: number): string | null {
   const z = f.size === 8 ? `((${f.r}|${f.rh})===0)` : `(${f.r}===0)`;
-  const s = f.size === 8 ? `(${f.rh}<0)` : `(${f.r}<0)`;
+  const s =
+    f.size === 8 ? `(${f.rh}<0)` : f.size === 4 ? `(${f.r}<0)` : `((${f.r}&${f.size === 1 ? 0x80 : 0x8000})!==0)`;
   if (base === 2) return z;
   if (base === 4) return s;
   switch (f.op) {

@@ -1,10 +1,11 @@
 /**
- * Inline code for the integer ALU at 32/64-bit operand size: ADD OR AND SUB XOR CMP TEST and
- * INC/DEC, with lazy flags recorded exactly as ops/alu.ts records them (same kinds, same fields).
+ * Inline code for the integer ALU: ADD OR AND SUB XOR CMP TEST at every size, INC/DEC of a
+ * 32/64-bit register, with lazy flags recorded exactly as ops/alu.ts records them.
  */
 import { LF_ADD, LF_DEC, LF_INC, LF_RES, LF_SUB } from "../flags.js";
 import type { Insn } from "../insn.js";
 import type { Gen } from "./gen.js";
+import { immVal, memVal, regVal, setReg, type Val } from "./operands.js";
 
 const ALU_NAMES = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
 const ALU_ADD = 0;
@@ -13,46 +14,6 @@ const ALU_AND = 4;
 const ALU_SUB = 5;
 const ALU_XOR = 6;
 const ALU_CMP = 7;
-
-/** A value as expressions of its two halves (the high one may be the constant "0"). */
-type Val = [string, string];
-
-/** Read register r at size 4 or 8 into fresh locals. */
-function regVal(g: Gen, r: number, size: number): Val {
-  const lo = g.v("r");
-  if (size === 4) {
-    g.emit(`${lo}=L[${r}];`);
-    return [lo, "0"];
-  }
-  const hi = g.v("rh");
-  g.emit(`${lo}=L[${r}];${hi}=H[${r}];`);
-  return [lo, hi];
-}
-
-/** A constant as an expression (negative ones parenthesized: "d-(-7)", never "d--7"). */
-function num(n: number): string {
-  return n < 0 ? `(${n})` : String(n);
-}
-
-function immVal(i: Insn): Val {
-  return [num(i.imm), i.size === 8 ? num(i.immHi) : "0"];
-}
-
-/** Read the memory operand at the address al:ah. */
-function memVal(g: Gen, size: number, al: string, ah: string): Val {
-  const lo = g.v("m");
-  if (size === 4) {
-    g.read(4, al, ah, lo, null);
-    return [lo, "0"];
-  }
-  const hi = g.v("mh");
-  g.read(8, al, ah, lo, hi);
-  return [lo, hi];
-}
-
-function setReg(g: Gen, r: number, size: number, v: Val): void {
-  g.emit(`L[${r}]=${v[0]};H[${r}]=${size === 8 ? v[1] : "0"};`);
-}
 
 /** Compute d op s; set the pending flags; return the result. */
 function compute(g: Gen, op: number, size: number, d: Val, s: Val): Val {
@@ -67,7 +28,8 @@ function compute(g: Gen, op: number, size: number, d: Val, s: Val): Val {
           ? `${r}=(${d[0]}+${s[0]})|0;${rh}=(${d[1]}+${s[1]}+((${r}>>>0)<(${d[0]}>>>0)?1:0))|0;`
           : `${r}=(${d[0]}-${s[0]})|0;${rh}=(${d[1]}-${s[1]}-((${d[0]}>>>0)<(${s[0]}>>>0)?1:0))|0;`,
       );
-    } else g.emit(`${r}=(${d[0]}${add ? "+" : "-"}${s[0]})|0;`);
+    } else if (size === 4) g.emit(`${r}=(${d[0]}${add ? "+" : "-"}${s[0]})|0;`);
+    else g.emit(`${r}=(${d[0]}${add ? "+" : "-"}${s[0]})&${size === 1 ? 255 : 65535};`);
     g.setFlags({ op: add ? LF_ADD : LF_SUB, size, r, rh, d: d[0], dh: d[1], s: s[0], sh: s[1], aux: "0" });
     return [r, rh];
   }
@@ -83,20 +45,23 @@ function compute(g: Gen, op: number, size: number, d: Val, s: Val): Val {
  * (85, A9, F7 /0 /1). Returns false (use the handler) for other sizes, ADC/SBB and LOCK.
  */
 export function inlineAlu(g: Gen, i: Insn): boolean {
+  if (i.lock) return false;
   const size = i.size;
-  if ((size !== 4 && size !== 8) || i.lock) return false;
   const code = i.opcode;
   let op: number;
   let form: "rm,reg" | "reg,rm" | "acc,imm" | "rm,imm";
-  if (code < 0x40 && (code & 7) <= 5 && (code & 7) % 2 === 1) {
+  if (code < 0x40 && (code & 7) <= 5) {
     op = code >> 3;
-    form = (code & 7) === 1 ? "rm,reg" : (code & 7) === 3 ? "reg,rm" : "acc,imm";
-  } else if (code === 0x81 || code === 0x83) {
+    form = (code & 7) < 2 ? "rm,reg" : (code & 7) < 4 ? "reg,rm" : "acc,imm";
+  } else if (code === 0x80 || code === 0x81 || code === 0x83) {
     op = i.op;
     form = "rm,imm";
-  } else if (code === 0x85 || code === 0xa9 || (code === 0xf7 && (i.reg & 7) <= 1)) {
+  } else if (code === 0x84 || code === 0x85 || code === 0xa8 || code === 0xa9) {
     if (i.name !== "test") return false;
-    return inlineTest(g, i, code === 0x85 ? "rm,reg" : code === 0xa9 ? "acc,imm" : "rm,imm");
+    return inlineTest(g, i, code <= 0x85 ? "rm,reg" : "acc,imm");
+  } else if ((code === 0xf6 || code === 0xf7) && (i.reg & 7) <= 1) {
+    if (i.name !== "test") return false;
+    return inlineTest(g, i, "rm,imm");
   } else return false;
   if (op !== ALU_ADD && op !== ALU_OR && op !== ALU_AND && op !== ALU_SUB && op !== ALU_XOR && op !== ALU_CMP) {
     return false;
@@ -170,5 +135,3 @@ export function inlineIncDec(g: Gen, i: Insn): boolean {
   setReg(g, i.rm, size, [r, rh]);
   return true;
 }
-
-export { memVal, regVal, setReg, type Val };

@@ -3,16 +3,16 @@
  * immediate), LEA, MOVZX/MOVSX/MOVSXD, PUSH/POP of a register. Same order of reads, writes and
  * register updates as ops/move.ts and Cpu.push/pop, so a fault leaves the same state.
  */
-import { HIGH8_BASE, type Insn } from "../insn.js";
+import type { Insn } from "../insn.js";
 import type { Gen } from "./gen.js";
-import { memVal, regVal, setReg, type Val } from "./inline-alu.js";
+import { memVal, regVal, setReg, type Val } from "./operands.js";
 
 export function inlineMov(g: Gen, i: Insn): boolean {
   const size = i.size;
-  if ((size !== 4 && size !== 8) || i.name !== "mov") return false;
+  if (i.name !== "mov") return false;
   const code = i.opcode;
-  if (code === 0x89 || code === 0x8b) {
-    const toRm = code === 0x89;
+  if (code === 0x88 || code === 0x89 || code === 0x8a || code === 0x8b) {
+    const toRm = code === 0x88 || code === 0x89;
     if (!i.isMem) {
       const v = regVal(g, toRm ? i.reg : i.rm, size);
       setReg(g, toRm ? i.rm : i.reg, size, v);
@@ -26,11 +26,11 @@ export function inlineMov(g: Gen, i: Insn): boolean {
     }
     return true;
   }
-  if ((code >= 0xb8 && code <= 0xbf) || (code === 0xc7 && !i.isMem)) {
+  if ((code >= 0xb0 && code <= 0xbf) || ((code === 0xc6 || code === 0xc7) && !i.isMem)) {
     setReg(g, i.rm, size, [String(i.imm), String(i.immHi)]);
     return true;
   }
-  if (code === 0xc7) {
+  if (code === 0xc6 || code === 0xc7) {
     const [al, ah] = g.ea(i);
     g.write(size, al, ah, String(i.imm), String(i.immHi));
     return true;
@@ -44,15 +44,6 @@ export function inlineLea(g: Gen, i: Insn): boolean {
   const [al, ah] = g.ea(i, true);
   setReg(g, i.reg, i.size, [al, ah]);
   return true;
-}
-
-/** Read a byte register (AH..BH are 16..19) or the low word of a register. */
-function smallReg(g: Gen, r: number, width: number): string {
-  const v = g.v("z");
-  if (width === 1) g.emit(r < HIGH8_BASE ? `${v}=L[${r}]&255;` : `${v}=(L[${r - HIGH8_BASE}]>>8)&255;`);
-  else if (width === 2) g.emit(`${v}=L[${r}]&65535;`);
-  else g.emit(`${v}=L[${r}];`);
-  return v;
 }
 
 /** MOVZX (0F B6/B7), MOVSX (0F BE/BF), MOVSXD (63) into a 32/64-bit register. */
@@ -69,7 +60,7 @@ export function inlineMovx(g: Gen, i: Insn): boolean {
     const [al, ah] = g.ea(i);
     v = g.v("z");
     g.read(width, al, ah, v, null);
-  } else v = smallReg(g, i.rm, width);
+  } else v = regVal(g, i.rm, width)[0];
   if (zx) {
     setReg(g, i.reg, size, [v, "0"]);
     return true;
@@ -117,6 +108,21 @@ export function inlinePushPop(g: Gen, i: Insn): boolean {
   }
   if (code >= 0x58 && code <= 0x5f && i.name === "pop") {
     setReg(g, i.reg, 8, pop64(g));
+    return true;
+  }
+  return false;
+}
+
+/** CBW/CWDE/CDQE (98) and CWD/CDQ/CQO (99) at size 4/8 (ops/move.ts cbw, cwd). */
+export function inlineSignExtendAcc(g: Gen, i: Insn): boolean {
+  const size = i.size;
+  if (size !== 4 && size !== 8) return false;
+  if (i.opcode === 0x98 && i.name === "cbw") {
+    g.emit(size === 4 ? "L[0]=(L[0]<<16)>>16;H[0]=0;" : "H[0]=L[0]>>31;");
+    return true;
+  }
+  if (i.opcode === 0x99 && i.name === "cwd") {
+    g.emit(size === 4 ? "L[2]=L[0]>>31;H[2]=0;" : "L[2]=H[0]>>31;H[2]=H[0]>>31;");
     return true;
   }
   return false;
