@@ -28,6 +28,8 @@ export class BlockJit {
   private readonly threshold: number;
   private readonly cap: number;
   private pages: (JitPage | undefined)[] = [];
+  private lastPfn = -1;
+  private lastPage: JitPage | undefined = undefined;
   /** Compiled instructions currently cached (against the cap). */
   private cached = 0;
   /** Statistics for the bench (not part of any run's counters: they differ with --no-jit). */
@@ -46,11 +48,14 @@ export class BlockJit {
   enter(lo: number, hi: number, end: number): boolean {
     const c = this.cpu;
     if (c.curCodeLo !== (lo & ~0xfff) || !c.compiledCodeAllowed()) return false;
-    let page = this.pages[c.curCodePfn];
+    // The pages array is sparse (indexed by frame number): remember the last one looked up.
+    let page = this.lastPfn === c.curCodePfn ? this.lastPage : this.pages[c.curCodePfn];
     if (page === undefined) {
       page = new JitPage();
       this.pages[c.curCodePfn] = page;
     }
+    this.lastPfn = c.curCodePfn;
+    this.lastPage = page;
     const off = lo & 0xfff;
     let b = page.blocks[off];
     if (b === undefined || b.linLo !== lo || b.linHi !== hi) {
@@ -129,6 +134,7 @@ export class BlockJit {
       }
     }
     this.pages[pfn] = undefined;
+    if (this.lastPfn === pfn) this.lastPfn = -1;
   }
 
   /** Drop every block (a mode change, or the cap reached). */
@@ -138,6 +144,7 @@ export class BlockJit {
       for (const b of p.blocks) if (b !== undefined) b.dead = true;
     }
     this.pages = [];
+    this.lastPfn = -1;
     this.cached = 0;
     this.stats.flushes++;
   }
