@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
+import type { JitOptions } from "../cpu/jit/options.js";
 import type { CompareCell } from "../report/cell.js";
 import type { CompareDocument } from "../report/compare-doc.js";
 import { renderHtmlReport } from "../report/html.js";
@@ -33,9 +34,20 @@ export interface CompareOptions {
   jobs: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** `--no-jit` (false) and `--jit-threshold`. */
+  jit?: boolean;
+  jitThreshold?: number;
   /** For the report: the command line and nestlab's version. */
   commandLine: string;
   version: string;
+}
+
+/** The block-compiler settings from `--no-jit` / `--jit-threshold` (cells may run on worker threads). */
+export function jitFlags(opts: { jit?: boolean; jitThreshold?: number }): Partial<JitOptions> {
+  const j: Partial<JitOptions> = {};
+  if (opts.jit === false) j.enabled = false;
+  if (opts.jitThreshold !== undefined) j.threshold = opts.jitThreshold;
+  return j;
 }
 
 function writeReport(file: string, html: string): void {
@@ -86,6 +98,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
       profile: opts.profile,
       iters: opts.iters,
       npvMap: opts.npvMap,
+      jit: jitFlags(opts),
     },
     opts.jobs,
     (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),

@@ -2,8 +2,9 @@ import { existsSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { runCpuBench } from "../bench/cpu-bench.js";
+import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
+import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
@@ -38,6 +39,12 @@ function parseCount(v: string): number {
 function formatCount(n: number): string {
   for (const u of ["T", "G", "M", "K"]) if (n % DECIMAL[u] === 0) return `${n / DECIMAL[u]}${u}`;
   return String(n);
+}
+
+/** `--no-jit` / `--jit-threshold`: the block compiler's defaults for every CPU this process makes. */
+function applyJitFlags(opts: { jit?: boolean; jitThreshold?: number }): void {
+  if (opts.jit === false) jitDefaults.enabled = false;
+  if (opts.jitThreshold !== undefined) jitDefaults.threshold = opts.jitThreshold;
 }
 
 const commaList = (v: string) =>
@@ -139,7 +146,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
         .default("nestlab"),
     )
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
+    .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
+    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
     .action((image: string | undefined, cmdline: string[], opts) => {
+      applyJitFlags(opts);
       const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
       setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot }));
     });
@@ -177,7 +187,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--csv", "print CSV, one row per cell")
     .option("--report <file.html>", "also write a self-contained HTML report with charts")
     .addOption(npvMapOption())
+    .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
+    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
     .action(async (opts) => {
+      applyJitFlags(opts);
       setCode(
         await compareCommand({ ...opts, commandLine: ["nestlab", ...argv.slice(2)].join(" "), version: VERSION }),
       );
@@ -199,17 +212,42 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--iterations <n>", "loop iterations (about 11.5 instructions each)", positiveInt, 3_000_000)
     .option("--runs <n>", "repeat and report the best run", positiveInt, 3)
     .option("--json", "print one JSON document")
-    .action((opts: { iterations: number; runs: number; json?: boolean }) => {
-      const runs = [];
-      for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
-      const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
-      const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
-      if (opts.json) writeOut(`${JSON.stringify(doc, null, 2)}\n`);
-      else {
-        writeOut(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s\n`);
-        writeOut(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})\n`);
-      }
-    });
+    .option("--no-jit", "interpret every instruction (no block compiler)")
+    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--compare", "run with and without the block compiler in one sitting: both MIPS and their ratio")
+    .action(
+      (opts: {
+        iterations: number;
+        runs: number;
+        json?: boolean;
+        jit?: boolean;
+        jitThreshold?: number;
+        compare?: boolean;
+      }) => {
+        applyJitFlags(opts);
+        if (opts.compare) {
+          const r = compareCpuBench(opts.iterations, opts.runs, opts.jitThreshold);
+          if (opts.json) writeOut(`${JSON.stringify(r, null, 2)}\n`);
+          else {
+            writeOut(`cpu bench: ${r.instructions} guest instructions per run, best of ${opts.runs}\n`);
+            writeOut(`  jit          ${r.jit.mips} MIPS (${r.jit.runs.join(", ")})\n`);
+            writeOut(`  interpreter  ${r.interpreter.mips} MIPS (${r.interpreter.runs.join(", ")})\n`);
+            writeOut(`  ratio        ${r.ratio}; simulated results identical: ${r.identical}\n`);
+          }
+          if (!r.identical) setCode(1);
+          return;
+        }
+        const runs = [];
+        for (let k = 0; k < opts.runs; k++) runs.push(runCpuBench(opts.iterations));
+        const best = runs.reduce((a, b) => (b.mips > a.mips ? b : a));
+        const doc = { ...best, mips: Number(best.mips.toFixed(2)), runs: runs.map((r) => Number(r.mips.toFixed(2))) };
+        if (opts.json) writeOut(`${JSON.stringify(doc, null, 2)}\n`);
+        else {
+          writeOut(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s\n`);
+          writeOut(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})\n`);
+        }
+      },
+    );
   return program;
 }
 

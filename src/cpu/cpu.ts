@@ -27,6 +27,8 @@ import { decode } from "./decoder.js";
 import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
 import { deliverEvent } from "./interrupts.js";
+import { BlockJit } from "./jit/block-jit.js";
+import { type JitOptions, jitDefaults } from "./jit/options.js";
 import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
@@ -222,8 +224,8 @@ export class Cpu {
   readonly mmu: Mmu;
   /** The MMU's guest page walker. */
   readonly walker: PageWalker;
-  /** The MMU counter slot bumped per data access (DTLB accesses; hits = accesses - misses). */
-  private readonly dAccesses: Float64Array;
+  /** The MMU counter slot bumped per data access (DTLB accesses; hits = accesses - misses). @internal (jit) */
+  readonly dAccesses: Float64Array;
   /** The VMX hardware: VM entry/exit and the exit conditions of non-root operation. */
   readonly vmxUnit: VmxUnit;
   readonly paging: PagingControls = { wp: false, nxe: false, smep: false, smap: false, ac: false, la57: false };
@@ -258,13 +260,14 @@ export class Cpu {
   delivering = -1;
 
   // ---- Software TLB: direct-mapped, per privilege set (0 = supervisor, 1 = user). ----
-  private readonly rTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
-  private readonly rTagHi = new Int32Array(TLB_SIZE * 2);
-  private readonly rView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
-  private readonly wTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
-  private readonly wTagHi = new Int32Array(TLB_SIZE * 2);
-  private readonly wView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
-  private tlbSet = 0;
+  // Not private: the block compiler (jit/) inlines the same probe. @internal
+  readonly rTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
+  readonly rTagHi = new Int32Array(TLB_SIZE * 2);
+  readonly rView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
+  readonly wTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
+  readonly wTagHi = new Int32Array(TLB_SIZE * 2);
+  readonly wView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
+  tlbSet = 0;
   /** Write translations of pages that hold code (checked in the slow path only). */
   private readonly wcTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
   private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
@@ -272,10 +275,15 @@ export class Cpu {
 
   // ---- Decoded-instruction cache: per physical page, per byte offset. ----
   private readonly codeCache: ((Insn | undefined)[] | undefined)[] = [];
-  private curCodeLo = TLB_INVALID;
-  private curCodeHi = 0;
-  private curCode: (Insn | undefined)[] = [];
-  private curCodePfn = -1;
+  // Not private: the block compiler reads the current code page (its blocks live only while
+  // curCodeLo still names their linear page). @internal
+  curCodeLo = TLB_INVALID;
+  curCodeHi = 0;
+  curCode: (Insn | undefined)[] = [];
+  curCodePfn = -1;
+
+  /** The block compiler (null: interpret only, `--no-jit`). */
+  jit: BlockJit | null = null;
 
   /** Counters the core keeps (cheap ones only; richer stats come from the MMU model). */
   readonly counters = { decodes: 0, tlbFills: 0, tlbFlushes: 0, smcInvalidations: 0, exceptions: 0, interrupts: 0 };
@@ -288,12 +296,29 @@ export class Cpu {
     this.dAccesses = this.mmu.dataAccesses;
     this.vmxUnit = new VmxUnit(this);
     this.setCostModel(this.costs, this.ledger, 0, 1);
+    this.setJit(jitDefaults);
     mem.onCodeWrite = (pfn) => this.invalidateCodePage(pfn);
     // Flat 32-bit protected-mode segments at reset of our (real-mode-less) machine.
     for (let s = 0; s < 6; s++) {
       this.segLimit[s] = 0xffffffff;
       this.segAr[s] = s === 1 ? 0xc09b : 0xc093;
     }
+  }
+
+  /** Turn the block compiler on or off (and set its threshold): see jit/options.ts. */
+  setJit(opts: JitOptions): void {
+    this.jit = opts.enabled ? new BlockJit(this, opts) : null;
+  }
+
+  /**
+   * May compiled code run now? Compiled blocks skip the loop's per-instruction checks, so any
+   * state that needs them (single-step, breakpoints, pending-event windows…) must return false
+   * here; the compiler re-checks it after every call into a handler and leaves the block.
+   */
+  compiledCodeAllowed(): boolean {
+    // Debug work (instruction/data breakpoints, TF single-step, RF, pending #DB: debug.ts) is
+    // checked per instruction by the interpreter loop, so compiled blocks wait until it is off.
+    return this.mode64 && !this.dbgActive && !this.dbgData;
   }
 
   // =====================================================================================
@@ -830,6 +855,7 @@ export class Cpu {
     this.codeCache[pfn] = undefined;
     if (pfn > 0) this.codeCache[pfn - 1] = undefined;
     if (this.curCodePfn === pfn || this.curCodePfn === pfn - 1) this.curCodeLo = TLB_INVALID;
+    if (this.jit !== null) this.jit.invalidatePage(pfn);
     this.counters.smcInvalidations++;
   }
 
@@ -837,6 +863,7 @@ export class Cpu {
   flushCodeCache(): void {
     this.codeCache.length = 0;
     this.curCodeLo = TLB_INVALID;
+    if (this.jit !== null) this.jit.flush();
   }
 
   /** Record decoded code at [off, off+len) of page pfn; a new code page loses its fast write mappings. */
@@ -1261,8 +1288,11 @@ export class Cpu {
 
   private runInner(end: number): number {
     const ic = this.icountSlot;
+    const jit = this.jit;
+    let entry = true; // RIP is a block entry point (after a jump or a stop of straight-line flow)
     while (ic[0] < end) {
       if (this.irqCheck) {
+        entry = true;
         if (this.stopRequested) {
           this.stopRequested = false;
           this.irqCheck = false;
@@ -1289,12 +1319,14 @@ export class Cpu {
         this.enterCodePage(lo, hi);
         insn = this.curCode[lo & 0xfff];
       }
+      if (entry && jit !== null && insn !== undefined && jit.enter(lo, hi, end)) continue;
       if (insn === undefined) insn = this.decodeAt(lo, hi);
       const n = (lo + insn.len) | 0;
       this.ripLo = n;
       if (n >>> 0 < lo >>> 0 && this.mode64) this.ripHi = (hi + 1) | 0;
       insn.exec(this, insn);
       ic[0]++;
+      entry = this.ripLo !== n;
     }
     return STOP_BUDGET;
   }

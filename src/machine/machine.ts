@@ -3,8 +3,10 @@
  * describes, and the loop that runs it. Time is the CPU's cycle count: idle (HLT) time is skipped
  * to the next timer event, so a run's cycles and counters are the same on every machine.
  */
+
 import { Cpu, type MsrHandler, STOP_BUDGET, STOP_HALT, STOP_REQUEST, STOP_SHUTDOWN } from "../cpu/cpu.js";
 import { CpuModel } from "../cpu/cpuid.js";
+import { type JitOptions, jitOptions } from "../cpu/jit/options.js";
 import type { Clock } from "../cpu/ports.js";
 import { type BlockBackend, MemoryBlockBackend } from "../devices/block-backend.js";
 import { DebugExit } from "../devices/debug-exit.js";
@@ -42,6 +44,8 @@ export interface MachineOptions {
   cpuModel?: CpuModel;
   /** Instructions per slice of the run loop (default: the machineSlice tunable). */
   slice?: number;
+  /** Block compiler settings (default: jitDefaults); results are the same either way. */
+  jit?: Partial<JitOptions>;
 }
 
 export class Machine {
@@ -69,6 +73,7 @@ export class Machine {
     this.slice = opts.slice ?? DEFAULT_TUNABLES.machineSlice;
     this.mem = new PhysicalMemory(size);
     this.cpu = new Cpu(this.mem, opts.cpuModel ?? new CpuModel());
+    if (opts.jit !== undefined) this.cpu.setJit(jitOptions(opts.jit));
     const cpu = this.cpu;
     this.clock = { now: () => cpu.cycles() };
     this.cpu.io = this.io;

@@ -6,6 +6,7 @@
  */
 import type { LedgerLine } from "../cost/ledger.js";
 import { loadProfile } from "../cost/profile.js";
+import type { JitOptions } from "../cpu/jit/options.js";
 import { getStack } from "../stacks/index.js";
 import type { ExitCount, StackRunResult } from "../stacks/stack.js";
 import { workloadCmdline } from "./workloads.js";
@@ -19,6 +20,8 @@ export interface CellOptions {
   iters?: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** Block compiler settings (simulated results are the same either way). */
+  jit?: Partial<JitOptions>;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -150,6 +153,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       maxCycles: opts.maxCycles,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      jit: opts.jit,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);

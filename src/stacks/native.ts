@@ -25,6 +25,7 @@ export const nativeStack: Stack = {
     const m = new Machine({
       memory: opts.memory,
       slice: tunables(opts.tunables).machineSlice,
+      jit: opts.jit,
       serialInput: opts.serialInput,
       onSerial: (b) => {
         const s = decoder.decode(new Uint8Array([b]), { stream: true });

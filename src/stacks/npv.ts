@@ -9,6 +9,7 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
+import { jitOptions } from "../cpu/jit/options.js";
 import { VmxHost } from "../cpu/vmx/host.js";
 import { MemoryBlockBackend } from "../devices/block-backend.js";
 import { L0Hypervisor } from "../hypervisors/l0/l0.js";
@@ -49,6 +50,7 @@ export const npvStack: Stack = {
     const l1Memory = l2Memory + t.l1OwnMemory;
     const hostMem = new PhysicalMemory(t.l0Reserved + l1Memory);
     const cpu = new Cpu(hostMem);
+    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
     // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
     cpu.setCostModel(profile.cycles, l0.ledger, 0);

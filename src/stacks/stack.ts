@@ -3,6 +3,7 @@
  * (`vm`), nested… Each stack takes a guest image and command line and returns what happened.
  */
 import type { LedgerLine } from "../cost/ledger.js";
+import type { JitOptions } from "../cpu/jit/options.js";
 import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
 import type { StopReason } from "../machine/stop.js";
@@ -25,6 +26,8 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
+  jit?: Partial<JitOptions>;
   /** Simulation tunables to override (slices, fault batch, memory reservations). */
   tunables?: Partial<Tunables>;
   /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */

@@ -6,6 +6,7 @@
 
 import { loadProfile } from "../cost/profile.js";
 import { Cpu } from "../cpu/cpu.js";
+import { jitOptions } from "../cpu/jit/options.js";
 import { VmxHost } from "../cpu/vmx/host.js";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
@@ -31,6 +32,7 @@ export const vmStack: Stack = {
     const t = tunables(opts.tunables);
     const hostMem = new PhysicalMemory(t.l0Reserved + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
+    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
     cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";

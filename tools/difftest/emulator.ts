@@ -6,6 +6,7 @@
  * reported with its vector, faulting RIP, and the registers/RFLAGS at the fault (from the frame).
  */
 import { Cpu, STOP_BUDGET, STOP_HALT, STOP_SHUTDOWN } from "../../src/cpu/cpu.js";
+import { type JitOptions, jitOptions } from "../../src/cpu/jit/options.js";
 import { DEFAULT_LAYOUT, enterLongMode } from "../../src/machine/longmode.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { VECTOR_NAMES } from "../../src/x86/exceptions.js";
@@ -69,14 +70,40 @@ const STEP = 64;
 
 export class EmulatorRunner {
   private cpu: Cpu;
+  private readonly jit: JitOptions;
+  /** Block-compiler statistics summed over every CPU this runner made. */
+  readonly jitStats = { compiled: 0, blockRuns: 0 };
 
-  constructor() {
-    this.cpu = EmulatorRunner.makeCpu();
+  /** Run each case twice and report the second run (see runOnce). */
+  private readonly warm: boolean;
+
+  /**
+   * `jit`: the block compiler's settings. `warm`: run every case once to decode it, then again
+   * from the same initial state with the decoded code kept, so that with a low threshold the
+   * reported run is the sequence executing as compiled blocks.
+   */
+  constructor(jit?: Partial<JitOptions>, warm = false) {
+    this.jit = jitOptions(jit);
+    this.warm = warm;
+    this.cpu = EmulatorRunner.makeCpu(this.jit);
   }
 
-  private static makeCpu(): Cpu {
+  /** Fold the current CPU's compiler statistics into jitStats (before it is replaced); returns them. */
+  collectJitStats(): { compiled: number; blockRuns: number } {
+    const s = this.cpu.jit?.stats;
+    if (s !== undefined) {
+      this.jitStats.compiled += s.compiled;
+      this.jitStats.blockRuns += s.blockRuns;
+      s.compiled = 0;
+      s.blockRuns = 0;
+    }
+    return this.jitStats;
+  }
+
+  private static makeCpu(jit: JitOptions): Cpu {
     const mem = new PhysicalMemory(MEM_BYTES);
     const c = new Cpu(mem);
+    c.setJit(jit);
     enterLongMode(c);
     for (let v = 0; v < VECTORS; v++) {
       const stub = STUB_ADDR + v * 16;
@@ -119,7 +146,8 @@ export class EmulatorRunner {
       return this.runOnce(tc);
     } catch (e) {
       // The emulator threw something other than a guest fault: report it and start afresh.
-      this.cpu = EmulatorRunner.makeCpu();
+      this.collectJitStats();
+      this.cpu = EmulatorRunner.makeCpu(this.jit);
       const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
       return {
         fault: `emulator threw ${msg}`,
@@ -144,6 +172,22 @@ export class EmulatorRunner {
     code.fill(0x90, tc.code.length + 1);
     mem.writeBytes(tc.codeAddr, code);
     c.flushCodeCache();
+    if (this.warm) {
+      // The first run decodes the code (and counts block entries); the code is not rewritten
+      // for the second, so its decoded instructions and any compiled blocks stay. A sequence
+      // that patched its own code gets it back (which drops what was decoded on that page).
+      this.execute(tc);
+      c.stopReason = null;
+      const now = mem.readBytes(tc.codeAddr, code.length);
+      if (now.some((b, k) => b !== code[k])) mem.writeBytes(tc.codeAddr, code);
+    }
+    return this.execute(tc);
+  }
+
+  /** Load the case's data, registers and flags and run it from its first instruction. */
+  private execute(tc: TestCase): SideResult {
+    const c = this.cpu;
+    const mem = c.mem;
     mem.writeBytes(MAP_ADDR, ZERO_PAGES);
     mem.writeBytes(DATA_ADDR, tc.data);
     c.lo.set(tc.regsLo);

@@ -25,6 +25,10 @@ const HELP = `usage: npm run difftest -- [options]
                  mask vendor-specific outcomes (vendor.ts): auto = on a non-Intel host (default)
   --show N       print at most N mismatches in full (default 5)
   --chunk N      cases per native process (default 5000)
+  --jit-threshold N
+                 compile blocks after N entries; each case then runs twice on the emulator and
+                 the second run is compared (with 1: the sequences run as compiled blocks)
+  --no-jit       interpret only (default: the block compiler with its default threshold)
   --coverage     print which instruction classes/rows are generated and exit
   --quiet        no progress output`;
 
@@ -42,6 +46,8 @@ interface Args {
   chunk: number;
   coverage: boolean;
   quiet: boolean;
+  jit: boolean;
+  jitThreshold?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -56,6 +62,7 @@ function parseArgs(argv: string[]): Args {
     vendorMasks: "auto",
     coverage: false,
     quiet: false,
+    jit: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -116,6 +123,12 @@ function parseArgs(argv: string[]): Args {
       case "--quiet":
         a.quiet = true;
         break;
+      case "--jit-threshold":
+        a.jitThreshold = Math.max(1, num());
+        break;
+      case "--no-jit":
+        a.jit = false;
+        break;
       case "-h":
       case "--help":
         console.log(HELP);
@@ -175,6 +188,12 @@ function main(): number {
     vendorMasks: a.vendorMasks,
     show: a.single ? 1 : a.show,
     chunk: a.chunk,
+    jit: a.jit
+      ? a.jitThreshold === undefined
+        ? { enabled: true }
+        : { enabled: true, threshold: a.jitThreshold }
+      : { enabled: false },
+    warm: a.jit && a.jitThreshold !== undefined,
     progress: progress
       ? (done, mm) => process.stderr.write(`\rdifftest: ${done}/${a.cases} cases, ${mm} mismatches`)
       : undefined,
@@ -201,6 +220,11 @@ function main(): number {
     `difftest: ${r.cases} cases in ${secs.toFixed(1)} s (${Math.round(r.cases / Math.max(secs, 1e-3))} cases/s), seed ${a.seed}`,
   );
   console.log(summaryLine(r));
+  console.log(
+    a.jit
+      ? `difftest: block compiler on (threshold ${a.jitThreshold ?? "default"}): ${r.jit.compiled} blocks compiled, ${r.jit.blockRuns} block runs`
+      : "difftest: block compiler off (--no-jit)",
+  );
   return r.mismatches > 0 ? 1 : 0;
 }
 

@@ -2,6 +2,7 @@
  * The difftest driver: generates cases in chunks, runs each chunk natively (one harness process)
  * and on the emulator, compares, and collects reports for the first mismatches.
  */
+import type { JitOptions } from "../../src/cpu/jit/options.js";
 import { compareResults, type Difference, formatMismatch } from "./compare.js";
 import { EmulatorRunner, type SideResult } from "./emulator.js";
 import { Generator, type TestCase } from "./generator.js";
@@ -27,6 +28,10 @@ export interface DifftestOptions {
   vendorMasks?: "auto" | "always" | "never";
   /** Progress output (e.g. for long runs). */
   progress?: (done: number, mismatches: number) => void;
+  /** The emulator's block compiler (default: jitDefaults). */
+  jit?: Partial<JitOptions>;
+  /** Run each case twice on the emulator and compare the second run (compiled with a low threshold). */
+  warm?: boolean;
 }
 
 export interface MismatchReport {
@@ -47,6 +52,8 @@ export interface DifftestResult {
   maskedDiffered: number;
   hostVendor: string;
   reports: MismatchReport[];
+  /** Blocks the emulator compiled and block runs (how much of the run was compiled code). */
+  jit: { compiled: number; blockRuns: number };
   elapsedMs: number;
   generator: Generator | null;
   harness: Harness | null;
@@ -65,6 +72,7 @@ export function runDifftest(opts: DifftestOptions): DifftestResult {
       maskedDiffered: 0,
       hostVendor: "?",
       reports: [],
+      jit: { compiled: 0, blockRuns: 0 },
       elapsedMs: 0,
       generator: null,
       harness: null,
@@ -77,7 +85,7 @@ export function runDifftest(opts: DifftestOptions): DifftestResult {
     exclude: opts.exclude,
     quirks: opts.quirks,
   });
-  const emu = new EmulatorRunner();
+  const emu = new EmulatorRunner(opts.jit, opts.warm ?? false);
   const show = opts.show ?? 5;
   const chunk = opts.chunk ?? 5000;
   const start = opts.start ?? 0;
@@ -120,6 +128,7 @@ export function runDifftest(opts: DifftestOptions): DifftestResult {
     maskedDiffered,
     hostVendor: h.vendor,
     reports,
+    jit: emu.collectJitStats(),
     elapsedMs: performance.now() - t0,
     generator: gen,
     harness: h,

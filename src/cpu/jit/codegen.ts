@@ -1,0 +1,109 @@
+import type { Cpu } from "../cpu.js";
+import type { Insn } from "../insn.js";
+import { Block, type BlockFn } from "./block.js";
+import { add64, Gen } from "./gen.js";
+import { inlineAlu, inlineIncDec } from "./inline-alu.js";
+import { inlineCmov, inlineSetcc } from "./inline-cond.js";
+import { inlineBranch } from "./inline-control.js";
+import { inlineLea, inlineMov, inlineMovx, inlinePushPop, inlineSignExtendAcc } from "./inline-move.js";
+import { inlineImul, inlineShift } from "./inline-shift.js";
+
+/** Inline emitters, tried in order; each returns false to leave the instruction to its handler. */
+const INLINE: ((g: Gen, i: Insn) => boolean)[] = [
+  inlineMov,
+  inlineAlu,
+  inlineLea,
+  inlineMovx,
+  inlinePushPop,
+  inlineIncDec,
+  inlineShift,
+  inlineCmov,
+  inlineSetcc,
+  inlineImul,
+  inlineSignExtendAcc,
+];
+
+/** Branches end the block; handlers that branch end it at run time. */
+function isBranch(i: Insn): boolean {
+  const op = i.opcode;
+  return (
+    (op >= 0x70 && op <= 0x7f) ||
+    (op >= 0x180 && op <= 0x18f) ||
+    op === 0xe8 ||
+    op === 0xe9 ||
+    op === 0xeb ||
+    op === 0xc2 ||
+    op === 0xc3
+  );
+}
+
+/**
+ * Compile the decoded instructions `insns` (straight-line, starting at linear lo:hi, all on one
+ * page, 64-bit mode) into a block function. No Node-only API: `new Function` over plain JS.
+ */
+export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: number): Block {
+  const addrs: number[] = [];
+  for (let k = 0, a = lo; k < insns.length; a += insns[k].len, k++) addrs.push(a | 0);
+  const g = new Gen(lo, hi, addrs, c.rTagLo.length / 2 - 1);
+  let a: [number, number] = [lo, hi];
+  for (let k = 0; k < insns.length && !g.ended; k++) {
+    const i = insns[k];
+    g.begin(k, a[0], a[1], i.len);
+    a = add64(a[0], a[1], i.len, 0);
+    if (isBranch(i) && inlineBranch(g, i)) continue;
+    let done = false;
+    for (const f of INLINE) {
+      if (f(g, i)) {
+        done = true;
+        break;
+      }
+    }
+    if (done) g.endInsn();
+    else g.callHandler();
+  }
+  if (!g.ended) g.emit(g.exit(insns.length, g.nLo, g.nHi));
+  const al = new Int32Array(insns.length);
+  const ah = new Int32Array(insns.length);
+  const nl = new Int32Array(insns.length);
+  const nh = new Int32Array(insns.length);
+  for (let k = 0, a: [number, number] = [lo, hi]; k < insns.length; k++) {
+    al[k] = a[0];
+    ah[k] = a[1];
+    a = add64(a[0], a[1], insns[k].len, 0);
+    nl[k] = a[0];
+    nh[k] = a[1];
+  }
+  // The instruction boundaries (the AL AH NL NH tables) are part of the text: equal text, equal block.
+  const bounds = `${hi}:${addrs.join(",")}-${g.nLo}`;
+  return new Block(lo, hi, insns.slice(), blockFunction(`${g.source()}\n/* ${bounds} */`, insns, lo, hi));
+}
+
+/**
+ * Block functions by source text, shared by every CPU in this JavaScript realm: the same guest
+ * code at the same linear address and mode compiles to the same source, and sharing the
+ * function lets V8 reuse what it optimized (the machines of a `compare`, the runs of a
+ * benchmark). Bounded: cleared when full.
+ */
+const FUNCTIONS = new Map<string, BlockFn>();
+const MAX_FUNCTIONS = 4096;
+
+function blockFunction(source: string, insns: readonly Insn[], lo: number, hi: number): BlockFn {
+  let f = FUNCTIONS.get(source);
+  if (f !== undefined) return f;
+  const n = insns.length;
+  const al = new Int32Array(n);
+  const ah = new Int32Array(n);
+  const nl = new Int32Array(n);
+  const nh = new Int32Array(n);
+  for (let k = 0, a: [number, number] = [lo, hi]; k < n; k++) {
+    al[k] = a[0];
+    ah[k] = a[1];
+    a = add64(a[0], a[1], insns[k].len, 0);
+    nl[k] = a[0];
+    nh[k] = a[1];
+  }
+  f = new Function("AL", "AH", "NL", "NH", source)(al, ah, nl, nh) as BlockFn;
+  if (FUNCTIONS.size >= MAX_FUNCTIONS) FUNCTIONS.clear();
+  FUNCTIONS.set(source, f);
+  return f;
+}
