@@ -5,6 +5,7 @@
 #include "x86.h"
 #include "pipe.h"
 #include "stats.h"
+#include "pti.h"
 
 static struct proc procs[NPROC];
 static u8 kstacks[NPROC][KSTACK_SIZE] __attribute__((aligned(16)));
@@ -36,6 +37,8 @@ static void load_mm(struct proc *p)
 			return;
 		if (!p->pcid_fresh)
 			cr3 |= 1UL << 63; /* keep this PCID's TLB entries */
+		else
+			pti_flush_user(p->pcid);
 		p->pcid_fresh = 0;
 		write_cr3(cr3);
 		loaded_cr3 = cr3 & ~(1UL << 63);
@@ -58,6 +61,7 @@ void flush_current_tlb(void)
 	/* reload CR3 without the no-flush bit: drops this PCID's non-global entries */
 	u64 cr3 = current->mm.pml4 | (cpu_has_pcid ? current->pcid : 0);
 	write_cr3(cr3);
+	pti_flush_user(current->pcid);
 	loaded_cr3 = cr3;
 }
 

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { runCpuBench } from "../bench/cpu-bench.js";
 import { STACKS } from "../stacks/index.js";
 import { compareCommand, SUITE } from "./compare.js";
-import { parseSize, runCommand } from "./run.js";
+import { imageAndCmdline, parseSize, runCommand } from "./run.js";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -48,7 +48,8 @@ program
     if (opts.boot !== undefined && opts.boot !== "multiboot" && opts.boot !== "direct64") {
       throw new InvalidArgumentError(`--boot must be multiboot or direct64, got "${opts.boot}"`);
     }
-    process.exitCode = runCommand(image, cmdline, { ...opts, protocol: opts.boot });
+    const [img, args] = imageAndCmdline(image, cmdline, process.argv, opts.workload !== undefined);
+    process.exitCode = runCommand(img, args, { ...opts, protocol: opts.boot });
   });
 
 const list = (v: string) =>

@@ -59,6 +59,21 @@ export function readModules(specs: readonly string[], protocol: BootProtocol, st
   });
 }
 
+/**
+ * `run --workload W -- pti=on`: commander hands the first word after `--` to the optional IMAGE
+ * argument. With --workload, a first word that came after `--` is kernel command line, not an image.
+ */
+export function imageAndCmdline(
+  image: string | undefined,
+  cmdline: string[],
+  argv: readonly string[],
+  hasWorkload: boolean,
+): [string | undefined, string[]] {
+  const dd = argv.indexOf("--");
+  if (hasWorkload && image !== undefined && dd >= 0 && argv[dd + 1] === image) return [undefined, [image, ...cmdline]];
+  return [image, cmdline];
+}
+
 /** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
 export function parseSize(v: string): number {
   const m = /^(\d+)\s*([KMG]i?B?)?$/i.exec(v.trim());
