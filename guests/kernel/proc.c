@@ -28,7 +28,7 @@ void proc_init(void)
 	}
 }
 
-static void load_mm(struct proc *p)
+static inline __attribute__((always_inline)) void load_mm(struct proc *p)
 {
 	u64 cr3 = p->mm.pml4;
 	if (cpu_has_pcid) {
@@ -37,8 +37,6 @@ static void load_mm(struct proc *p)
 			return;
 		if (!p->pcid_fresh)
 			cr3 |= 1UL << 63; /* keep this PCID's TLB entries */
-		else
-			pti_flush_user(p->pcid);
 		p->pcid_fresh = 0;
 		write_cr3(cr3);
 		loaded_cr3 = cr3 & ~(1UL << 63);
@@ -118,6 +116,7 @@ static struct proc *alloc_proc(void)
 			p->exit_status = 0;
 			p->wait_chan = NULL;
 			p->pcid_fresh = 1;
+			pti_flush_user(p->pcid); /* its user PCID starts clean too */
 			for (int f = 0; f < NFD; f++)
 				p->fds[f] = NULL;
 			return p;
@@ -193,6 +192,7 @@ int proc_exec(struct trapframe *tf, u64 entry, u64 a0, u64 a1, u64 a2)
 	mm_map_image(&current->mm);
 	kstats.execs++;
 	current->pcid_fresh = 1; /* same PCID, new address space: flush on load */
+	pti_flush_user(current->pcid);
 	load_mm(current);
 	mm_destroy(&old);
 	setup_user_frame(tf, entry, a0, a1, a2);

@@ -46,10 +46,6 @@ void pti_user_pml4_init(u64 pml4)
 	u[SLOT_KERNEL] = user_pml4e_text;
 }
 
-void pti_flush_user(u16 pcid)
-{
-	if (pti_enabled)
-		((struct pti_percpu *)CEA_PCPU)->user_flush_mask |= 1UL << pcid;
-}
+void pti_set_user_flush(u16 pcid) { ((struct pti_percpu *)CEA_PCPU)->user_flush_mask |= 1UL << pcid; }
 
-void pti_flush_user_current(void) { pti_flush_user(current->pcid); }
+void pti_set_user_flush_current(void) { pti_set_user_flush(current->pcid); }

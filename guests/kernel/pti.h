@@ -37,8 +37,21 @@ struct pti_percpu {
 extern int pti_enabled;
 void pti_init(void);                 /* after vmm_init: entry area, user-table template, entry paths */
 void pti_user_pml4_init(u64 pml4);   /* kernel half of a new user PML4 (pml4 + 4 KiB) */
-void pti_flush_user(u16 pcid);       /* the kernel flushed PCID: flush its user twin on the way out */
-void pti_flush_user_current(void);
+void pti_set_user_flush(u16 pcid);
+void pti_set_user_flush_current(void);
+
+/* the kernel flushed (part of) PCID's TLB: flush its user twin on the next exit. The test is inline
+ * so pti=off pays two instructions, as Linux pays a patched jump (static_cpu_has). */
+static inline void pti_flush_user(u16 pcid)
+{
+	if (pti_enabled)
+		pti_set_user_flush(pcid);
+}
+static inline void pti_flush_user_current(void)
+{
+	if (pti_enabled)
+		pti_set_user_flush_current();
+}
 
 /* a user-half PML4 entry was written: mirror it into the user PML4 (Linux's pti_set_user_pgtbl) */
 static inline void pti_mirror_pml4e(u64 *e)

@@ -50,6 +50,8 @@ export interface CompareOptions {
   maxInstructions: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** Extra kernel command-line words for every run (e.g. "pti=on"). */
+  kernelArgs?: string;
 }
 
 function exitTotals(r: StackRunResult): { byLevel: Record<string, number>; byReason: Record<string, number> } {
@@ -88,7 +90,7 @@ export function runCell(stackName: string, workload: string, opts: CompareOption
   const run = (iters?: number) =>
     stack.run({
       image,
-      cmdline: workloadCmdline(workload, iters),
+      cmdline: workloadCmdline(workload, iters, opts.kernelArgs),
       memory: opts.memory,
       maxInstructions: opts.maxInstructions,
       profile: opts.profile,
@@ -151,6 +153,7 @@ export function compareCommand(opts: CompareOptions): number {
           stacks: opts.stacks,
           workloads: opts.workloads,
           profile: opts.profile ?? "default",
+          ...(opts.kernelArgs ? { kernelArgs: opts.kernelArgs } : {}),
           wallSeconds: Number(wall.toFixed(2)),
           cells,
         },

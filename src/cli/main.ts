@@ -70,6 +70,7 @@ program
   .option("--max-instructions <n>", "per-run instruction limit", positiveInt, 500_000_000)
   .option("--json", "print one JSON document")
   .option("--npv-map <mode>", "npv stack: L1 maps L2 memory eager or demand (default demand)", npvMap)
+  .option("--kernel-args <args>", 'extra guest kernel command line for every run (e.g. "pti=on")')
   .action((opts) => {
     process.exitCode = compareCommand(opts);
   });
