@@ -164,7 +164,7 @@ export function compareCommand(opts: CompareOptions): number {
   } else {
     console.log(renderTable(cells, opts.stacks, opts.workloads));
     console.log(
-      `\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}); exits per iteration are measured between an N- and a 2N-iteration run.`,
+      `\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall. Cycles are simulated (profile ${opts.profile ?? "default"}${opts.kernelArgs ? `, guest kernel args "${opts.kernelArgs}"` : ""}); exits per iteration are measured between an N- and a 2N-iteration run.`,
     );
   }
   return cells.every((c) => c.ok) ? 0 : 1;
