@@ -28,6 +28,7 @@ void proc_init(void)
 	}
 }
 
+/* always inlined, as gcc did before the KPTI hooks grew proc.c: pti=off keeps its scheduler code */
 static inline __attribute__((always_inline)) void load_mm(struct proc *p)
 {
 	u64 cr3 = p->mm.pml4;
