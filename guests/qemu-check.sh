@@ -85,6 +85,20 @@ else
 		fi
 	done
 
+	# KPTI on TCG, which has no PCID (the flushing-CR3 path): every workload, and the page-table
+	# split self-test (kernel data not present in the user table, entry text present)
+	for args in "workload=all pti=on" "workload=kread pti=on"; do
+		out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$IMG32" -append "$args" \
+			-serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot 2>&1)
+		rc=$?
+		if [ "$args" = "workload=all pti=on" ]; then
+			check_output "pc $args" $rc "$out" "${ALL[@]}"
+		else
+			check_output "pc $args" $rc "$out"
+			[ "$(grep -c ' ok$' <<<"$out")" = 2 ] || { fail=$((fail + 1)); echo "FAIL pc $args: KREAD lines not ok"; }
+		fi
+	done
+
 	# direct 64-bit entry, through the test shim that implements the nestlab loader
 	if make -s -C "$HERE" shim >/dev/null 2>&1; then
 		out=$(timeout "$TIMEOUT" "$QEMU" -machine pc,accel=tcg -m 256M -kernel "$HERE/build/direct64-shim.elf" \

@@ -25,6 +25,8 @@ enum {
 	W_COUNT
 };
 #define W_FIRST_USER W_SYSCALL
+#define W_SEGV  W_COUNT        /* self-tests, not part of `all` */
+#define W_KREAD (W_COUNT + 1)
 
 #define TLB_WS_BYTES (8UL << 20)
 #define COMPUTE_N 1024

@@ -27,7 +27,7 @@ struct percpu percpu;
 int cpu_has_pcid, cpu_has_pge, cpu_has_tsc_deadline;
 
 extern char isr_base[];
-extern void syscall_entry(void);
+extern void syscall_entry(void), syscall_entry_pti(void);
 
 struct dtr {
 	u16 limit;
@@ -38,6 +38,15 @@ void set_kernel_stack(u64 top)
 {
 	tss.rsp0 = top;
 	percpu.kstack_top = top;
+}
+
+/* 64-bit available TSS descriptor (type 9) in slots 6-7 */
+static void set_tss_desc(u64 *g, u64 tb)
+{
+	u64 tl = sizeof(struct tss) - 1;
+	g[6] = (tl & 0xFFFF) | ((tb & 0xFFFFFF) << 16) | (0x89UL << 40) | (((tl >> 16) & 0xF) << 48) |
+	       (((tb >> 24) & 0xFF) << 56);
+	g[7] = tb >> 32;
 }
 
 static void set_gate(int v, int ist, int dpl)
@@ -60,10 +69,7 @@ void cpu_init(void)
 	gdt[3] = 0x00CFFA000000FFFF; /* 0x18 user code 32 (unused, SYSRET base) */
 	gdt[4] = 0x00CFF2000000FFFF; /* 0x20 user data */
 	gdt[5] = 0x00AFFA000000FFFF; /* 0x28 user code 64 */
-	u64 tb = (u64)&tss, tl = sizeof(tss) - 1;
-	gdt[6] = (tl & 0xFFFF) | ((tb & 0xFFFFFF) << 16) | (0x89UL << 40) | (((tl >> 16) & 0xF) << 48) |
-		 (((tb >> 24) & 0xFF) << 56);
-	gdt[7] = tb >> 32;
+	set_tss_desc(gdt, (u64)&tss);
 	tss.iomap = sizeof(tss);
 	tss.ist[0] = (u64)(df_stack + sizeof(df_stack));
 
@@ -97,4 +103,24 @@ void cpu_init(void)
 	write_cr0(read_cr0() | CR0_WP); /* kernel writes honour R/O (needed for COW) */
 	if (cpu_has_pge)
 		write_cr4(read_cr4() | CR4_PGE);
+}
+
+/* pti=on: run on copies of the IDT, GDT and TSS in the CPU entry area (mapped in the user table
+ * too), RSP0 = the entry stack, IST1 = the area's #DF stack, GS_BASE = its pti_percpu, SYSCALL
+ * into the PTI entry. The static TSS is no longer loaded; set_kernel_stack still writes it. */
+void cpu_use_entry_area(u64 idt_va, u64 gdt_va, u64 tss_va, u64 rsp0, u64 ist1, u64 gs_base)
+{
+	memcpy((void *)idt_va, idt, sizeof(idt));
+	memcpy((void *)gdt_va, gdt, sizeof(gdt));
+	struct tss *t = (struct tss *)tss_va;
+	*t = tss;
+	t->rsp0 = rsp0;
+	t->ist[0] = ist1;
+	set_tss_desc((u64 *)gdt_va, tss_va);
+	struct dtr g = {sizeof(gdt) - 1, gdt_va}, i = {sizeof(idt) - 1, idt_va};
+	__asm__ volatile("lgdt %0" ::"m"(g));
+	__asm__ volatile("ltr %w0" ::"r"(TSS_SEL));
+	__asm__ volatile("lidt %0" ::"m"(i));
+	wrmsr(MSR_GS_BASE, gs_base);
+	wrmsr(MSR_LSTAR, (u64)syscall_entry_pti);
 }

@@ -23,4 +23,5 @@ extern int cpu_has_pcid, cpu_has_pge, cpu_has_tsc_deadline;
 
 void cpu_init(void);             /* GDT, TSS, IDT, GS, SYSCALL MSRs, CR0/CR4 features */
 void set_kernel_stack(u64 top);  /* TSS.rsp0 + percpu */
+void cpu_use_entry_area(u64 idt_va, u64 gdt_va, u64 tss_va, u64 rsp0, u64 ist1, u64 gs_base); /* pti=on */
 #endif

@@ -11,6 +11,7 @@
 #include "workload.h"
 #include "abi.h"
 #include "x86.h"
+#include "pti.h"
 
 #define MMAP_MAX 64
 static struct nl_mmap_entry memmap[MMAP_MAX];
@@ -86,7 +87,11 @@ void kmain(u64 bi_pa)
 
 	u64 kend = (V2P(__kernel_end) + PAGE_SIZE - 1) & ~(u64)(PAGE_SIZE - 1);
 	pmm_init(memmap, memmap_n, kend);
+	const char *pv;
+	pti_enabled = cmd_get("pti", &pv) == 2 && !strncmp(pv, "on", 2);
 	vmm_init(max_phys);
+	if (pti_enabled)
+		pti_init();
 
 	kprintf("nestlab-kernel: boot=%s mem=%lu MiB cpus=%u\n", multiboot ? "multiboot" : "direct64",
 		(mem + (1UL << 20) - 1) >> 20, cpus);
@@ -95,8 +100,8 @@ void kmain(u64 bi_pa)
 	else
 		kprintf("fw_cfg: absent\n");
 	kprintf("cmdline: %s\n", cmdline);
-	kprintf("memory: usable=%lu KiB kernel_end=0x%lx pcid=%d pge=%d\n", usable >> 10, kend, cpu_has_pcid,
-		cpu_has_pge);
+	kprintf("memory: usable=%lu KiB kernel_end=0x%lx pcid=%d pge=%d pti=%s\n", usable >> 10, kend, cpu_has_pcid,
+		cpu_has_pge, pti_enabled ? "on" : "off");
 
 	if (cmd_num("debug", 0))
 		kprintf("msr: efer=0x%lx star=0x%lx lstar=0x%lx sfmask=0x%lx cr0=0x%lx cr4=0x%lx\n", rdmsr(MSR_EFER),
@@ -126,6 +131,11 @@ void kmain(u64 bi_pa)
 	if (wn == 5 && !strncmp(wl, "crash", 5)) {
 		kprintf("crash: kernel write to unmapped 0xdead0000\n");
 		*(volatile u64 *)0xdead0000UL = 1; /* -> PANIC line, DONE status=1, exit 1 */
+	}
+	if (wn == 5 && !strncmp(wl, "kread", 5)) {
+		int f = run_kread_selftest();
+		kprintf("DONE status=%d\n", f);
+		machine_exit(f);
 	}
 	if (wn == 4 && !strncmp(wl, "segv", 4)) {
 		run_workload(W_COUNT, 1); /* user program faults -> FAIL line */

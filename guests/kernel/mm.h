@@ -6,6 +6,8 @@
 /* ---- physical pages (pmm.c) ---- */
 void pmm_init(const struct nl_mmap_entry *map, u32 n, u64 reserved_end);
 u64 pmm_alloc(void);         /* zeroed page, refcount 1; panics when out of memory */
+u64 pmm_alloc_pair(void);    /* two zeroed pages, 8 KiB-aligned (pti=on PML4 pairs) */
+void pmm_free_pair(u64 pa);
 void page_ref(u64 pa);
 void page_unref(u64 pa);     /* frees at 0 */
 u16 page_refcount(u64 pa);

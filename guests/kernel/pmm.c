@@ -11,6 +11,7 @@
 static struct { u64 cur, end; } ranges[MAX_RANGES];
 static int nranges, rcur;
 static u64 free_head;  /* physical address, 0 = empty */
+static u64 pair_head;  /* free 8 KiB-aligned pairs, linked through their first page */
 static u16 *refcnt;
 static u64 max_pfn, in_use;
 
@@ -72,6 +73,42 @@ u64 pmm_alloc(void)
 	refcnt[pa / PAGE_SIZE] = 1;
 	in_use++;
 	return pa;
+}
+
+/* pti=on PML4 pairs: kernel table + user table at +4 KiB (CR3 bit 12 picks one) */
+u64 pmm_alloc_pair(void)
+{
+	u64 pa = pair_head;
+	if (pa) {
+		pair_head = *(u64 *)P2V(pa);
+	} else {
+		for (;;) {
+			pa = bump();
+			if (!pa)
+				panic("out of physical memory for a PML4 pair");
+			if (!(pa & PAGE_SIZE) && ranges[rcur].cur == pa + PAGE_SIZE && ranges[rcur].cur < ranges[rcur].end) {
+				bump(); /* pa + 4 KiB */
+				break;
+			}
+			refcnt[pa / PAGE_SIZE] = 1; /* misaligned or at a range end: hand it to the free list */
+			in_use++;
+			page_unref(pa);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		zero_page(P2V(pa + (u64)i * PAGE_SIZE));
+		refcnt[pa / PAGE_SIZE + i] = 1;
+	}
+	in_use += 2;
+	return pa;
+}
+
+void pmm_free_pair(u64 pa)
+{
+	refcnt[pa / PAGE_SIZE] = refcnt[pa / PAGE_SIZE + 1] = 0;
+	*(u64 *)P2V(pa) = pair_head;
+	pair_head = pa;
+	in_use -= 2;
 }
 
 void page_ref(u64 pa) { refcnt[pa / PAGE_SIZE]++; }

@@ -5,6 +5,7 @@
 #include "x86.h"
 #include "pipe.h"
 #include "stats.h"
+#include "pti.h"
 
 static struct proc procs[NPROC];
 static u8 kstacks[NPROC][KSTACK_SIZE] __attribute__((aligned(16)));
@@ -27,7 +28,8 @@ void proc_init(void)
 	}
 }
 
-static void load_mm(struct proc *p)
+/* always inlined, as gcc did before the KPTI hooks grew proc.c: pti=off keeps its scheduler code */
+static inline __attribute__((always_inline)) void load_mm(struct proc *p)
 {
 	u64 cr3 = p->mm.pml4;
 	if (cpu_has_pcid) {
@@ -58,6 +60,7 @@ void flush_current_tlb(void)
 	/* reload CR3 without the no-flush bit: drops this PCID's non-global entries */
 	u64 cr3 = current->mm.pml4 | (cpu_has_pcid ? current->pcid : 0);
 	write_cr3(cr3);
+	pti_flush_user(current->pcid);
 	loaded_cr3 = cr3;
 }
 
@@ -114,6 +117,7 @@ static struct proc *alloc_proc(void)
 			p->exit_status = 0;
 			p->wait_chan = NULL;
 			p->pcid_fresh = 1;
+			pti_flush_user(p->pcid); /* its user PCID starts clean too */
 			for (int f = 0; f < NFD; f++)
 				p->fds[f] = NULL;
 			return p;
@@ -189,6 +193,7 @@ int proc_exec(struct trapframe *tf, u64 entry, u64 a0, u64 a1, u64 a2)
 	mm_map_image(&current->mm);
 	kstats.execs++;
 	current->pcid_fresh = 1; /* same PCID, new address space: flush on load */
+	pti_flush_user(current->pcid);
 	load_mm(current);
 	mm_destroy(&old);
 	setup_user_frame(tf, entry, a0, a1, a2);

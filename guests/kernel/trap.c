@@ -9,6 +9,7 @@
 
 volatile int ud_expected;   /* exception workload: skip UD2 in kernel mode */
 volatile u64 ud_count;
+u64 last_user_pf_err, last_user_pf_addr; /* the kread self-test reads these */
 
 static const char *const exc_names[32] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "?",
@@ -31,6 +32,8 @@ void trap_dispatch(struct trapframe *tf)
 		if (current != &idle_proc && mm_fault(&current->mm, cr2, tf->err) == 0)
 			return;
 		if (user) {
+			last_user_pf_err = tf->err;
+			last_user_pf_addr = cr2;
 			kprintf("user fault: pid %d #PF err=0x%lx rip=0x%lx cs=0x%lx rsp=0x%lx rflags=0x%lx cr2=0x%lx\n", current->pid, tf->err, tf->rip, tf->cs, tf->rsp, tf->rflags,
 				cr2);
 			proc_exit(128 + 14);

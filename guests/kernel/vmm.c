@@ -6,6 +6,7 @@
 #include "x86.h"
 #include "cpu.h"
 #include "stats.h"
+#include "pti.h"
 
 struct kstats kstats;
 
@@ -19,7 +20,9 @@ extern char __kernel_end[], __user_start[], __user_end[], __user_lma[];
 
 void vmm_init(u64 max_phys)
 {
-	u64 g = cpu_has_pge ? PTE_G : 0;
+	/* with pti=on kernel mappings are not global: their TLB entries must not outlive the switch
+	 * to the user table (Linux clears _PAGE_GLOBAL for PTI the same way) */
+	u64 g = cpu_has_pge && !pti_enabled ? PTE_G : 0;
 	kernel_pml4 = pmm_alloc();
 	u64 *pml4 = P2V(kernel_pml4);
 
@@ -65,6 +68,8 @@ u64 *pte_walk(u64 pml4, u64 va, int alloc)
 			if (!alloc)
 				return NULL;
 			*e = pmm_alloc() | PTE_P | PTE_W | PTE_U;
+			if (l == 0 && PML4_IDX(va) < 256)
+				pti_mirror_pml4e(e);
 		}
 		t = P2V(*e & PTE_ADDR);
 	}
@@ -74,10 +79,12 @@ u64 *pte_walk(u64 pml4, u64 va, int alloc)
 int mm_create(struct mm *mm)
 {
 	memset(mm, 0, sizeof(*mm));
-	mm->pml4 = pmm_alloc();
+	mm->pml4 = pti_enabled ? pmm_alloc_pair() : pmm_alloc();
 	u64 *d = P2V(mm->pml4), *s = P2V(kernel_pml4);
 	for (int i = 256; i < 512; i++)
 		d[i] = s[i];
+	if (pti_enabled)
+		pti_user_pml4_init(mm->pml4);
 	mm->mmap_next = USER_MMAP;
 	return 0;
 }
@@ -138,7 +145,10 @@ void mm_destroy(struct mm *mm)
 	for (int i = 0; i < 256; i++)
 		if (t[i] & PTE_P)
 			free_pt(t[i] & PTE_ADDR, 3);
-	page_unref(mm->pml4);
+	if (pti_enabled)
+		pmm_free_pair(mm->pml4);
+	else
+		page_unref(mm->pml4);
 	mm->pml4 = 0;
 }
 
@@ -178,6 +188,7 @@ int mm_fork(struct mm *dst, struct mm *src)
 			continue;
 		u64 n = pmm_alloc();
 		d[i] = n | (s[i] & 0xFFF);
+		pti_mirror_pml4e(&d[i]);
 		copy_pt(P2V(s[i] & PTE_ADDR), P2V(n), 3);
 	}
 	return 0;
@@ -212,8 +223,10 @@ int mm_munmap(struct mm *mm, u64 addr, u64 len, int current)
 			if (!(*pte & PTE_SHARED))
 				page_unref(*pte & PTE_ADDR);
 			*pte = 0;
-			if (current)
+			if (current) {
 				invlpg(va);
+				pti_flush_user_current();
+			}
 		}
 	}
 	v->used = 0;
@@ -242,10 +255,12 @@ int mm_fault(struct mm *mm, u64 va, u64 err)
 				*pte = n | (((e & 0xFFF) | PTE_W) & ~PTE_COW);
 			}
 			invlpg(va);
+			pti_flush_user_current();
 			return 0;
 		}
 		if (!(err & 1) || ((err & 2) && (e & PTE_W))) { /* stale TLB entry */
 			invlpg(va);
+			pti_flush_user_current();
 			return 0;
 		}
 		return -1;

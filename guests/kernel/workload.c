@@ -8,6 +8,7 @@
 #include "x86.h"
 #include "virtio.h"
 #include "stats.h"
+#include "pti.h"
 
 const char *const workload_names[W_COUNT] = {
 	"cpuid", "msr", "wrmsr", "exception", "pio", "syscall", "pagefault",
@@ -159,4 +160,29 @@ int run_workload(int w, u64 iters)
 	if (!got_result && !got_fail)
 		workload_fail(w, "no_result");
 	return got_fail;
+}
+
+/* workload=kread: a user program reads a kernel address and must take a #PF. Which kind says which
+ * page table it ran on: with pti=on kernel data is absent from the user table (error code P=0),
+ * the entry text is present but supervisor-only (P=1); without pti both are present (P=1). */
+extern u64 last_user_pf_err, last_user_pf_addr;
+extern char __entry_text_start[];
+
+int run_kread_selftest(void)
+{
+	static const char *const what[2] = {"kernel_data", "entry_text"};
+	u64 addr[2] = {(u64)&kstats, (u64)__entry_text_start};
+	int failed = 0;
+	for (int i = 0; i < 2; i++) {
+		last_user_pf_err = last_user_pf_addr = ~0UL;
+		struct proc *p = proc_spawn((u64)user_main, W_KREAD, 1, (long)addr[i]);
+		if (!p || run_processes())
+			return 1;
+		int present = (int)(last_user_pf_err & 1), want = i == 1 || !pti_enabled;
+		int ok = p->exit_status == 128 + 14 && last_user_pf_addr == addr[i] && present == want;
+		kprintf("KREAD what=%s addr=0x%lx status=%d err=0x%lx present=%d expected=%d %s\n", what[i], addr[i],
+			p->exit_status, last_user_pf_err, present, want, ok ? "ok" : "FAIL");
+		failed |= !ok;
+	}
+	return failed;
 }

@@ -34,6 +34,8 @@ export interface CompareOptions {
   jobs: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** Extra kernel command-line words for every run (e.g. "pti=on"). */
+  kernelArgs?: string;
   /** `--no-jit` (false) and `--jit-threshold`. */
   jit?: boolean;
   jitThreshold?: number;
@@ -99,6 +101,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
       iters: opts.iters,
       npvMap: opts.npvMap,
       jit: jitFlags(opts),
+      kernelArgs: opts.kernelArgs,
     },
     opts.jobs,
     (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),
@@ -117,6 +120,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     profile: profile.name,
     ghz: profile.ghz,
     iters: opts.iters ?? null,
+    ...(opts.kernelArgs ? { kernelArgs: opts.kernelArgs } : {}),
     wallSeconds: Number(wall.toFixed(2)),
     cells,
   };

@@ -186,6 +186,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--json", "print one JSON document")
     .option("--csv", "print CSV, one row per cell")
     .option("--report <file.html>", "also write a self-contained HTML report with charts")
+    .option("--kernel-args <words>", 'extra kernel command-line words for every run (e.g. "pti=on")')
     .addOption(npvMapOption())
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
     .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)

@@ -22,6 +22,8 @@ export interface CellOptions {
   npvMap?: "eager" | "demand";
   /** Block compiler settings (simulated results are the same either way). */
   jit?: Partial<JitOptions>;
+  /** Extra kernel command-line words for every run (e.g. "pti=on"). */
+  kernelArgs?: string;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -147,7 +149,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
   const run = (iters?: number) =>
     stack.run({
       image,
-      cmdline: workloadCmdline(workload, iters),
+      cmdline: workloadCmdline(workload, iters, opts.kernelArgs),
       memory: opts.memory,
       maxInstructions: opts.maxInstructions,
       maxCycles: opts.maxCycles,

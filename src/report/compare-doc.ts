@@ -22,6 +22,8 @@ export interface CompareDocument {
   ghz: number;
   /** Iterations asked for with --iters (null: each workload's default). */
   iters: number | null;
+  /** Extra kernel command-line words every run had (--kernel-args), when any. */
+  kernelArgs?: string;
   wallSeconds: number;
   cells: CompareCell[];
 }

@@ -43,6 +43,8 @@ export const SUITE: string[] = WORKLOADS.filter((w) => w !== "wrmsr" && w !== "a
 export const SELF_TESTS: Readonly<Record<string, string>> = {
   crash: "kernel write to an unmapped address: PANIC, the guest writes 1 to the debug-exit port",
   segv: "user write to an unmapped address: FAIL name=segv, the guest writes 1 to the debug-exit port",
+  kread:
+    "user reads of kernel data and of the entry code: the #PF error codes show what the user page table maps (pti=on: kernel data not present)",
 };
 
 export class UnknownWorkloadError extends Error {}

@@ -226,6 +226,9 @@ void user_main(long w, long n, long arg)
 		*(volatile long *)0x1000 = 1;
 		rc = 0;
 		break;
+	case W_KREAD: /* "kread" self-test: read a kernel address; must fault (exit status 142) */
+		rc = (long)(*(volatile u64 *)arg & 0);
+		break;
 	default: rc = u_fail(w, "not_a_user_workload");
 	}
 	u_exit(rc);
