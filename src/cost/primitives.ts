@@ -11,6 +11,12 @@ export const PRIMITIVES = [
   ["insn.syscall", "extra cycles of SYSCALL or SYSRET"],
   ["insn.cr_write", "extra cycles of a MOV to CR0/CR3/CR4"],
   ["insn.invlpg", "extra cycles of INVLPG/INVPCID"],
+  [
+    "insn.rep_startup",
+    "start-up of a REP string instruction (MOVS/STOS/LODS/CMPS/SCAS) that runs at least one iteration",
+  ],
+  ["insn.rep_fast_line", "one 64-byte line of a fast-string REP MOVS/STOS (DF = 0)"],
+  ["insn.rep_iteration", "one iteration of a REP string instruction without fast strings (LODS/CMPS/SCAS, or DF = 1)"],
   ["event.delivery", "delivering an exception or interrupt through the IDT"],
   ["event.iret", "extra cycles of IRET"],
   ["mmu.stlb_hit", "an L1 TLB miss that hits the second-level TLB"],

@@ -16,6 +16,9 @@ export const CHARGE_EVENT = 6;
 export const CHARGE_IRET = 7;
 export const CHARGE_STLB_HIT = 8;
 export const CHARGE_WALK_REF = 9;
+export const CHARGE_REP_STARTUP = 10;
+export const CHARGE_REP_FAST_LINE = 11;
+export const CHARGE_REP_ITERATION = 12;
 
 export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
   ["insn.cpuid", "guest", "cpuid"],
@@ -28,4 +31,7 @@ export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] 
   ["event.iret", "guest", "iret"],
   ["mmu.stlb_hit", "mmu", "stlb_hit"],
   ["mmu.walk_ref", "mmu", "walk_ref"],
+  ["insn.rep_startup", "guest", "rep_string"],
+  ["insn.rep_fast_line", "guest", "rep_string"],
+  ["insn.rep_iteration", "guest", "rep_string"],
 ];

@@ -15,8 +15,16 @@
  * instruction so the loop can take interrupts and then resume it. Each handler call counts as
  * one retired instruction in icount (the budget), whatever the number of iterations.
  * F2 with MOVS/STOS/LODS acts as REP, as on Intel cores.
+ *
+ * Cost: a REP form costs by the work it does, not as one instruction (repCharge below):
+ * `insn.rep_startup` once per instruction that runs an iteration, then `insn.rep_fast_line` per
+ * 64-byte line for MOVS/STOS going up (fast strings, Intel optimization manual §3.7.6) or
+ * `insn.rep_iteration` per element for the others. A handler call that stops at REP_CAP (or to
+ * let an interrupt in) and is resumed at the same RIP is one instruction: its start-up is not
+ * charged again, and partial lines carry over.
  */
 import { DF } from "../../x86/flags.js";
+import { CHARGE_REP_FAST_LINE, CHARGE_REP_ITERATION, CHARGE_REP_STARTUP } from "../charges.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";
@@ -99,6 +107,36 @@ function restart(c: Cpu): void {
   c.ripHi = c.startHi;
 }
 
+/** The REP instruction that stopped part-way and will resume (its start-up is paid). */
+let resumeCpu: Cpu | null = null;
+let resumeLo = 0;
+let resumeHi = 0;
+/** Bytes of a started 64-byte line not charged yet (fast strings). */
+let resumeCarry = 0;
+
+/**
+ * Charge `n` completed iterations of a REP string instruction; `done` when it will not resume
+ * (count exhausted, condition met, or a fault). Fast strings charge by 64-byte line.
+ */
+function repCharge(c: Cpu, i: Insn, n: number, fast: boolean, done: boolean): void {
+  let carry = 0;
+  if (resumeCpu === c && resumeLo === c.startLo && resumeHi === c.startHi) carry = resumeCarry;
+  else c.chargeEvent(CHARGE_REP_STARTUP);
+  if (fast) {
+    const bytes = carry + n * i.size;
+    const lines = done ? Math.ceil(bytes / 64) : Math.floor(bytes / 64);
+    if (lines > 0) c.chargeEvent(CHARGE_REP_FAST_LINE, lines);
+    carry = bytes - lines * 64;
+  } else c.chargeEvent(CHARGE_REP_ITERATION, n);
+  if (done) resumeCpu = null;
+  else {
+    resumeCpu = c;
+    resumeLo = c.startLo;
+    resumeHi = c.startHi;
+    resumeCarry = carry;
+  }
+}
+
 function step(c: Cpu, i: Insn): number {
   return (c.flagsBase & DF) !== 0 ? -i.size : i.size;
 }
@@ -124,14 +162,24 @@ function movs(c: Cpu, i: Insn): void {
   }
   const asize = i.asize;
   if (countZero(c, asize)) return;
-  for (let n = 1; ; n++) {
-    movsOnce(c, i, delta);
-    if (decCount(c, asize)) return;
-    if (n >= REP_CAP || c.irqCheck) {
-      restart(c);
-      return;
+  const fast = delta > 0;
+  let n = 0;
+  try {
+    for (;;) {
+      movsOnce(c, i, delta);
+      n++;
+      if (decCount(c, asize)) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, fast, false);
+        return;
+      }
     }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, fast, true);
+    throw e;
   }
+  repCharge(c, i, n, fast, true);
 }
 
 // ---- STOS ----
@@ -152,14 +200,24 @@ function stos(c: Cpu, i: Insn): void {
   }
   const asize = i.asize;
   if (countZero(c, asize)) return;
-  for (let n = 1; ; n++) {
-    stosOnce(c, i, delta, v, vh);
-    if (decCount(c, asize)) return;
-    if (n >= REP_CAP || c.irqCheck) {
-      restart(c);
-      return;
+  const fast = delta > 0;
+  let n = 0;
+  try {
+    for (;;) {
+      stosOnce(c, i, delta, v, vh);
+      n++;
+      if (decCount(c, asize)) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, fast, false);
+        return;
+      }
     }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, fast, true);
+    throw e;
   }
+  repCharge(c, i, n, fast, true);
 }
 
 // ---- LODS ----
@@ -179,14 +237,23 @@ function lods(c: Cpu, i: Insn): void {
   }
   const asize = i.asize;
   if (countZero(c, asize)) return;
-  for (let n = 1; ; n++) {
-    lodsOnce(c, i, delta);
-    if (decCount(c, asize)) return;
-    if (n >= REP_CAP || c.irqCheck) {
-      restart(c);
-      return;
+  let n = 0;
+  try {
+    for (;;) {
+      lodsOnce(c, i, delta);
+      n++;
+      if (decCount(c, asize)) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, false, false);
+        return;
+      }
     }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, false, true);
+    throw e;
   }
+  repCharge(c, i, n, false, true);
 }
 
 // ---- CMPS (flags of [rSI] - [rDI]) ----
@@ -215,14 +282,23 @@ function cmps(c: Cpu, i: Insn): void {
   const asize = i.asize;
   const whileEqual = i.rep === 1; // REPE; REPNE otherwise
   if (countZero(c, asize)) return;
-  for (let n = 1; ; n++) {
-    const eq = cmpsOnce(c, i, delta);
-    if (decCount(c, asize) || eq !== whileEqual) return;
-    if (n >= REP_CAP || c.irqCheck) {
-      restart(c);
-      return;
+  let n = 0;
+  try {
+    for (;;) {
+      const eq = cmpsOnce(c, i, delta);
+      n++;
+      if (decCount(c, asize) || eq !== whileEqual) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, false, false);
+        return;
+      }
     }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, false, true);
+    throw e;
   }
+  repCharge(c, i, n, false, true);
 }
 
 // ---- SCAS (flags of rAX - [rDI]) ----
@@ -248,14 +324,23 @@ function scas(c: Cpu, i: Insn): void {
   const asize = i.asize;
   const whileEqual = i.rep === 1;
   if (countZero(c, asize)) return;
-  for (let n = 1; ; n++) {
-    const eq = scasOnce(c, i, delta, a, ah);
-    if (decCount(c, asize) || eq !== whileEqual) return;
-    if (n >= REP_CAP || c.irqCheck) {
-      restart(c);
-      return;
+  let n = 0;
+  try {
+    for (;;) {
+      const eq = scasOnce(c, i, delta, a, ah);
+      n++;
+      if (decCount(c, asize) || eq !== whileEqual) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, false, false);
+        return;
+      }
     }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, false, true);
+    throw e;
   }
+  repCharge(c, i, n, false, true);
 }
 
 export const STRING_OPS: readonly OpDef[] = [
