@@ -229,3 +229,33 @@ describe.skipIf(!HAVE_AS)("CR4.DE, #BP and ICEBP", () => {
     expect(fault(`${toUser()}\nint 1`).f.vector).toBe(GP);
   });
 });
+
+describe.skipIf(!HAVE_AS)("single-step with the block compiler on", () => {
+  it("a hot loop compiled before TF is set is still stepped one instruction at a time", () => {
+    // The loop runs 100 times untraced (compiled at threshold 1), then 3 times with TF set:
+    // each traced iteration (dec, jnz) traps twice; the handler counts traps in R9.
+    const c = sysCpu(
+      `xor r9d, r9d
+      mov ecx, 100
+    warm: dec ecx
+      jnz warm
+      pushfq
+      or qword ptr [rsp], 0x100
+      popfq
+      mov ecx, 3
+    hot: dec ecx
+      jnz hot
+      pushfq
+      and qword ptr [rsp], -0x101
+      popfq
+      nop`,
+      (x) => {
+        x.setJit({ enabled: true, threshold: 1, maxInstructions: 1 << 18 });
+        dbHandler(x, "inc r9\niretq");
+      },
+    );
+    expectHalt(c, runSys(c));
+    // Traps after: mov ecx,3; 3 × (dec, jnz); pushfq; and; popfq (TF cleared by it, no trap after).
+    expect(Number(reg(c, 9))).toBe(1 + 3 * 2 + 2 + 1);
+  });
+});
