@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
     testTimeout: 120_000,
+    setupFiles: ["./tests/helpers/yield-setup.ts"],
     reporters: ["default", "./tests/helpers/summary-reporter.ts"],
   },
 });
