@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { STOP_HALT } from "../../src/cpu/cpu.js";
 import * as V from "../../src/x86/vmx.js";
 import { HAVE_AS } from "../helpers/asm.js";
-import { runVmx, VMCS_A, vmxCpu } from "../helpers/guest-vmx.js";
+import { PTRS, runVmx, VMCS_A, VMCS_B, vmxCpu } from "../helpers/guest-vmx.js";
+import { KCODE } from "../helpers/sys.js";
 
 const R13 = 13;
 const R14 = 14;
@@ -64,5 +65,188 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: a hypervisor in assembly", ()
     expect(u.software.inVmx).toBe(false);
     // VMXOFF wrote the cached VMCS back: launch state "launched" at offset 8 of the region.
     expect(c.mem.read(VMCS_A + 8, 4)).toBe(1);
+  });
+});
+
+const RES = 0x20e000;
+/** Store RFLAGS' status flags and the VM-instruction error (-1 when unreadable) in result slot n. */
+const RESULT = `
+.macro RESULT n
+  pushfq
+  pop rax
+  and eax, 0x8d5
+  mov [${RES} + \\n * 16], rax
+  mov rbx, -1
+  mov eax, 0x4400
+  vmread rbx, rax
+  mov [${RES} + 8 + \\n * 16], rbx
+.endm
+`;
+const CF = 1;
+const ZF = 0x40;
+
+/** Result slot n: [status flags, VM-instruction error]. */
+function result(c: ReturnType<typeof vmxCpu>, n: number): [number, number] {
+  return [c.mem.read(RES + n * 16, 4), c.mem.read(RES + 8 + n * 16, 4)];
+}
+
+const ORDERS = `${RESULT}
+  ENABLE_VMX
+  mov eax, 0x4402
+  vmread rbx, rax
+  RESULT 0
+  vmxon [${PTRS}]
+  RESULT 1
+  LOAD_VMCS_A
+  vmxon [${PTRS}]
+  RESULT 2
+  vmresume
+  RESULT 3
+  vmptrld [${PTRS}]
+  RESULT 4
+  vmclear [${PTRS}]
+  RESULT 5
+  mov dword ptr [${VMCS_B}], 0x1234
+  vmptrld [${PTRS + 16}]
+  RESULT 6
+  mov qword ptr [${PTRS + 32}], ${VMCS_A + 8}
+  vmptrld [${PTRS + 32}]
+  RESULT 7
+  mov eax, 0x2032
+  vmread rbx, rax
+  RESULT 8
+  mov eax, 0x4402
+  vmwrite rax, rbx
+  RESULT 9
+  vmcall
+  RESULT 10
+  vmptrst [${PTRS + 40}]
+  RESULT 11
+  mov eax, 3
+  invept rax, [${PTRS + 48}]
+  RESULT 12
+  mov qword ptr [${PTRS + 48}], 0
+  mov eax, 1
+  invvpid rax, [${PTRS + 48}]
+  RESULT 13
+  mov eax, 2
+  invvpid rax, [${PTRS + 48}]
+  RESULT 14
+  mov r15, 0x600d
+  hlt
+`;
+
+describe.skipIf(!HAVE_AS)("VMX for guest software: VMfail cases and error numbers (SDM table 31-1)", () => {
+  const c = vmxCpu(ORDERS);
+  const stop = runVmx(c);
+  it("the program ran to its end", () => {
+    expect(stop).toBe(STOP_HALT);
+    expect(c.lo[R15]).toBe(0x600d);
+  });
+  it("VMREAD without a current VMCS: VMfailInvalid (CF)", () => expect(result(c, 0)[0]).toBe(CF));
+  it("VMXON in VMX root operation: VMfailInvalid without a current VMCS, error 15 with one", () => {
+    expect(result(c, 1)[0]).toBe(CF);
+    expect(result(c, 2)).toEqual([ZF, V.VMXERR_VMXON_IN_ROOT]);
+  });
+  it("VMRESUME of a clear VMCS: error 5", () => expect(result(c, 3)).toEqual([ZF, 5]));
+  it("VMPTRLD of the VMXON region: error 10; VMCLEAR of it: error 3", () => {
+    expect(result(c, 4)).toEqual([ZF, 10]);
+    expect(result(c, 5)).toEqual([ZF, 3]);
+  });
+  it("VMPTRLD of a region with another revision: error 11; of an unaligned address: error 9", () => {
+    expect(result(c, 6)).toEqual([ZF, 11]);
+    expect(result(c, 7)).toEqual([ZF, 9]);
+  });
+  it("VMREAD of an unsupported field: error 12; VMWRITE of a read-only field: error 13", () => {
+    expect(result(c, 8)).toEqual([ZF, 12]);
+    expect(result(c, 9)).toEqual([ZF, 13]);
+  });
+  it("VMCALL in VMX root operation: error 1", () => expect(result(c, 10)).toEqual([ZF, 1]));
+  it("VMPTRST stores the current-VMCS pointer and succeeds", () => {
+    expect(result(c, 11)[0]).toBe(0);
+    expect(c.mem.read(PTRS + 40, 4)).toBe(VMCS_A);
+    expect(c.mem.read(PTRS + 44, 4)).toBe(0);
+  });
+  it("INVEPT of an unsupported type and INVVPID single-context of VPID 0: error 28; all-context succeeds", () => {
+    expect(result(c, 12)).toEqual([ZF, 28]);
+    expect(result(c, 13)).toEqual([ZF, 28]);
+    expect(result(c, 14)[0]).toBe(0);
+  });
+});
+
+const ENTRY = `${RESULT}
+  ENABLE_VMX
+  LOAD_VMCS_A
+  BUILD_EPT
+  CONTROLS 0x80000080, 2
+  HOST_STATE handler
+  GUEST_STATE l2
+  /* 0: a pin control whose allowed-1 bit is 0 (VMX-preemption timer): error 7. */
+  VR r8, 0x4000
+  mov rdx, r8
+  or edx, 0x40
+  mov eax, 0x4000
+  vmwrite rax, rdx
+  vmlaunch
+  RESULT 0
+  VW 0x4000, r8
+  /* 1: a null host CS selector: error 8. */
+  VW 0x0c02, 0
+  vmlaunch
+  RESULT 1
+  VW 0x0c02, ${KCODE}
+  /* 2: guest RFLAGS bit 1 clear: VM-entry failure, reason 0x80000021, back at HOST_RIP. */
+  VW 0x6820, 0
+  lea r12, [rip + 3f]
+  vmlaunch
+  jmp fail
+3:
+  mov [${RES} + 32], rbx
+  VW 0x6820, 2
+  /* 3: a good entry; L2 halts (HLT exiting). */
+  lea r12, [rip + 4f]
+  vmlaunch
+  jmp fail
+4:
+  mov [${RES} + 48], rbx
+  /* 4: VMLAUNCH of the launched VMCS: error 4. */
+  vmlaunch
+  RESULT 4
+  /* 5: VMCLEAR makes it launchable again. */
+  vmclear [${PTRS + 8}]
+  vmptrld [${PTRS + 8}]
+  lea r12, [rip + 5f]
+  vmlaunch
+  jmp fail
+5:
+  mov [${RES} + 80], rbx
+  mov r15, 0x600d
+  hlt
+handler:
+  VR rbx, 0x4402
+  jmp r12
+l2:
+  hlt
+`;
+
+describe.skipIf(!HAVE_AS)("VMX for guest software: VM-entry checks", () => {
+  const c = vmxCpu(ENTRY);
+  const stop = runVmx(c);
+  it("the program ran to its end", () => {
+    expect(stop).toBe(STOP_HALT);
+    expect(c.lo[R15]).toBe(0x600d);
+  });
+  it("a control the capability MSR does not allow fails with error 7, a bad host state with 8", () => {
+    expect(result(c, 0)).toEqual([ZF, V.VMXERR_ENTRY_INVALID_CONTROLS]);
+    expect(result(c, 1)).toEqual([ZF, V.VMXERR_ENTRY_INVALID_HOST_STATE]);
+  });
+  it("an invalid guest state is a VM-entry-failure exit (reason 33 | bit 31) to HOST_RIP", () => {
+    expect(c.mem.read(RES + 32, 4) >>> 0).toBe(0x80000021);
+  });
+  it("a good entry runs L2 to its HLT exit; relaunching it is error 4 until VMCLEAR", () => {
+    expect(c.mem.read(RES + 48, 4)).toBe(V.EXIT_HLT);
+    expect(result(c, 4)).toEqual([ZF, V.VMXERR_VMLAUNCH_NONCLEAR]);
+    expect(c.mem.read(RES + 80, 4)).toBe(V.EXIT_HLT);
+    expect(c.vmxUnit.entries).toBe(2);
   });
 });
