@@ -7,7 +7,16 @@ import { describe, expect, it } from "vitest";
 import { STOP_HALT } from "../../src/cpu/cpu.js";
 import * as V from "../../src/x86/vmx.js";
 import { HAVE_AS } from "../helpers/asm.js";
-import { PTRS, runVmx, VMCS_A, VMCS_B, vmxCpu } from "../helpers/guest-vmx.js";
+import {
+  PTRS,
+  runVmx,
+  SHADOW_VMCS,
+  VMCS_A,
+  VMCS_B,
+  VMREAD_BITMAP,
+  VMWRITE_BITMAP,
+  vmxCpu,
+} from "../helpers/guest-vmx.js";
 import { KCODE } from "../helpers/sys.js";
 
 const R13 = 13;
@@ -248,5 +257,60 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: VM-entry checks", () => {
     expect(result(c, 4)).toEqual([ZF, V.VMXERR_VMLAUNCH_NONCLEAR]);
     expect(c.mem.read(RES + 80, 4)).toBe(V.EXIT_HLT);
     expect(c.vmxUnit.entries).toBe(2);
+  });
+});
+
+const SHADOWING = `
+  ENABLE_VMX
+  /* The shadow VMCS: guest RIP field = 0xabc. */
+  vmclear [${PTRS + 24}]
+  jbe fail
+  vmptrld [${PTRS + 24}]
+  jbe fail
+  VW 0x681e, 0xabc
+  LOAD_VMCS_A
+  BUILD_EPT
+  CONTROLS 0x80000080, 0x4002
+  HOST_STATE handler
+  GUEST_STATE l2
+  VW 0x2800, ${SHADOW_VMCS}
+  VW 0x2026, ${VMREAD_BITMAP}
+  VW 0x2028, ${VMWRITE_BITMAP}
+  /* VMWRITE of guest RIP (0x681e: byte 0xd03, bit 6) exits; every other field is shadowed. */
+  mov byte ptr [${VMWRITE_BITMAP + 0xd03}], 0x40
+  vmlaunch
+  jmp fail
+handler:
+  VR r8, 0x4402
+  /* Back in the shadow VMCS: what L2's VMWRITE stored. */
+  vmptrld [${PTRS + 24}]
+  jbe fail
+  VR r9, 0x6800
+  mov r15, 0x600d
+  hlt
+l2:
+  mov eax, 0x681e
+  vmread rbx, rax
+  pushfq
+  pop r12
+  mov eax, 0x6800
+  mov ecx, 0x77
+  vmwrite rax, rcx
+  mov eax, 0x681e
+  vmwrite rax, rcx
+  hlt
+`;
+
+describe.skipIf(!HAVE_AS)("VMX for guest software: VMCS shadowing", () => {
+  it("L2's VMREAD/VMWRITE use the shadow VMCS without exits where the bitmaps allow, and exit where they do not", () => {
+    const c = vmxCpu(SHADOWING);
+    expect(runVmx(c)).toBe(STOP_HALT);
+    expect(c.lo[R15]).toBe(0x600d);
+    expect(c.lo[3]).toBe(0xabc); // RBX: VMREAD in L2 read the shadow's guest-RIP field
+    expect(c.lo[12] & 0x8d5).toBe(0); // VMsucceed
+    expect(c.lo[9]).toBe(0x77); // R9: L2's VMWRITE of guest CR0 landed in the shadow VMCS
+    expect(c.lo[8]).toBe(V.EXIT_VMWRITE); // R8: the bitmapped VMWRITE exited
+    expect(c.vmxUnit.exitCounts[V.EXIT_VMREAD]).toBe(0);
+    expect(c.vmxUnit.exitCounts[V.EXIT_VMWRITE]).toBe(1);
   });
 });
