@@ -314,3 +314,63 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: VMCS shadowing", () => {
     expect(c.vmxUnit.exitCounts[V.EXIT_VMWRITE]).toBe(1);
   });
 });
+
+const WIDTHS = `
+  ENABLE_VMX
+  LOAD_VMCS_A
+  mov rax, 0x1122334455667788
+  mov [${RES}], rax
+  /* Memory-operand VMWRITEs of one 64-bit value into a field of each width. */
+  mov eax, 0x0800
+  vmwrite rax, [${RES}]
+  mov eax, 0x4002
+  vmwrite rax, [${RES}]
+  mov eax, 0x2010
+  vmwrite rax, [${RES}]
+  mov eax, 0x6c16
+  vmwrite rax, [${RES}]
+  /* The "high" access of a 64-bit field writes bits 63:32 only. */
+  mov eax, 0x201b
+  mov ecx, 0xaabbccdd
+  vmwrite rax, rcx
+  /* Memory-operand VMREADs. */
+  mov eax, 0x0800
+  vmread [${RES} + 16], rax
+  mov eax, 0x4002
+  vmread [${RES} + 24], rax
+  mov eax, 0x2010
+  vmread [${RES} + 32], rax
+  mov eax, 0x2011
+  vmread [${RES} + 40], rax
+  mov eax, 0x6c16
+  vmread [${RES} + 48], rax
+  mov eax, 0x201a
+  vmread [${RES} + 56], rax
+  /* A field encoding with bits 63:32 set is unsupported (error 12). */
+  mov rax, 0x100000800
+  vmread rbx, rax
+  RESULT 4
+  mov r15, 0x600d
+  hlt
+`;
+
+describe.skipIf(!HAVE_AS)("VMX for guest software: VMREAD/VMWRITE of every field width, memory operands", () => {
+  const c = vmxCpu(`${RESULT}\n${WIDTHS}`);
+  const q = (o: number): string =>
+    ((BigInt(c.mem.read(RES + o + 4, 4) >>> 0) << 32n) | BigInt(c.mem.read(RES + o, 4) >>> 0)).toString(16);
+  it("runs", () => {
+    expect(runVmx(c)).toBe(STOP_HALT);
+    expect(c.lo[R15]).toBe(0x600d);
+  });
+  it("16-bit and 32-bit fields keep the low bits, zero-extended on VMREAD", () => {
+    expect(q(16)).toBe("7788");
+    expect(q(24)).toBe("55667788");
+  });
+  it("64-bit fields: full and high accesses; natural-width fields hold 64 bits", () => {
+    expect(q(32)).toBe("1122334455667788");
+    expect(q(40)).toBe("11223344"); // high access of 0x2010
+    expect(q(48)).toBe("1122334455667788");
+    expect(q(56)).toBe("aabbccdd00000000"); // EPTP: only its high half written
+  });
+  it("an encoding with bits 63:32 set: error 12", () => expect(result(c, 4)).toEqual([ZF, 12]));
+});
