@@ -74,6 +74,11 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: a hypervisor in assembly", ()
     expect(u.software.inVmx).toBe(false);
     // VMXOFF wrote the cached VMCS back: launch state "launched" at offset 8 of the region.
     expect(c.mem.read(VMCS_A + 8, 4)).toBe(1);
+    // Instructions by level: L2 retired "mov eax, 0" and "mov r14d" (CPUID and HLT exited).
+    const byLevel: Record<number, number> = {};
+    for (const l of c.ledger.lines())
+      if (l.category === "guest" && l.reason === "instructions") byLevel[l.level] = (byLevel[l.level] ?? 0) + l.count;
+    expect(byLevel).toEqual({ 0: c.icount - 2, 1: 2 });
   });
 });
 
@@ -286,6 +291,10 @@ handler:
   vmptrld [${PTRS + 24}]
   jbe fail
   VR r9, 0x6800
+  /* VMLAUNCH with a shadow VMCS current: VMfailInvalid. */
+  vmlaunch
+  pushfq
+  pop r10
   mov r15, 0x600d
   hlt
 l2:
@@ -310,6 +319,7 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: VMCS shadowing", () => {
     expect(c.lo[12] & 0x8d5).toBe(0); // VMsucceed
     expect(c.lo[9]).toBe(0x77); // R9: L2's VMWRITE of guest CR0 landed in the shadow VMCS
     expect(c.lo[8]).toBe(V.EXIT_VMWRITE); // R8: the bitmapped VMWRITE exited
+    expect(c.lo[10] & 0x8d5).toBe(1); // R10: VMLAUNCH of a current shadow VMCS failed invalid (CF)
     expect(c.vmxUnit.exitCounts[V.EXIT_VMREAD]).toBe(0);
     expect(c.vmxUnit.exitCounts[V.EXIT_VMWRITE]).toBe(1);
   });

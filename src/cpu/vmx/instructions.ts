@@ -287,7 +287,8 @@ function launch(c: Cpu, resume: boolean): void {
   checkOperation(c);
   const u = c.vmxUnit;
   const v = u.vmcs;
-  if (v === null) {
+  // No current VMCS, or a shadow VMCS current (24.10): VMfailInvalid.
+  if (v === null || v.shadow) {
     vmFailInvalid(c);
     return;
   }
