@@ -384,3 +384,34 @@ describe.skipIf(!HAVE_AS)("VMX for guest software: VMREAD/VMWRITE of every field
   });
   it("an encoding with bits 63:32 set: error 12", () => expect(result(c, 4)).toEqual([ZF, 12]));
 });
+
+const EPT_VIOLATION = `
+  ENABLE_VMX
+  LOAD_VMCS_A
+  BUILD_EPT
+  CONTROLS 0x80000080, 2
+  HOST_STATE handler
+  GUEST_STATE l2
+  vmlaunch
+  jmp fail
+handler:
+  VR r8, 0x4402
+  VR r9, 0x2400
+  VR r10, 0x6400
+  mov r15, 0x600d
+  hlt
+l2:
+  mov rax, [0x900010]
+  hlt
+`;
+
+describe.skipIf(!HAVE_AS)("VMX for guest software: EPT", () => {
+  it("L2's read of a guest-physical address the EPT does not map is an EPT violation exit with its GPA", () => {
+    const c = vmxCpu(EPT_VIOLATION);
+    expect(runVmx(c)).toBe(STOP_HALT);
+    expect(c.lo[R15]).toBe(0x600d);
+    expect(c.lo[8]).toBe(V.EXIT_EPT_VIOLATION);
+    expect(c.lo[9]).toBe(0x900010); // guest-physical address
+    expect(c.lo[10] & 7).toBe(1); // qualification: a data read (table 27-7)
+  });
+});
