@@ -31,6 +31,24 @@ export function vmxAdvertised(c: Cpu): boolean {
   return (q[2] & F1C_VMX) !== 0;
 }
 
+/**
+ * The control capability MSRs as [allowed-0 settings (must be 1), allowed-1 settings]. Without
+ * TRUE_, the primary controls report every default1 bit as must-be-1 (A.3.2); the others' TRUE_
+ * and plain values agree. IA32_VMX_PROCBASED_CTLS2 exists because the primary controls allow
+ * "activate secondary controls" (A.3.3).
+ */
+const CONTROL_MSRS = new Map<number, readonly [number, number]>([
+  [M.MSR_IA32_VMX_PINBASED_CTLS, [CONTROL_CAPS.pin.must1, CONTROL_CAPS.pin.may1]],
+  [M.MSR_IA32_VMX_TRUE_PINBASED_CTLS, [CONTROL_CAPS.pin.must1, CONTROL_CAPS.pin.may1]],
+  [M.MSR_IA32_VMX_PROCBASED_CTLS, [C.PROC_DEFAULT1, CONTROL_CAPS.proc.may1]],
+  [M.MSR_IA32_VMX_TRUE_PROCBASED_CTLS, [CONTROL_CAPS.proc.must1, CONTROL_CAPS.proc.may1]],
+  [M.MSR_IA32_VMX_PROCBASED_CTLS2, [CONTROL_CAPS.proc2.must1, CONTROL_CAPS.proc2.may1]],
+  [M.MSR_IA32_VMX_EXIT_CTLS, [CONTROL_CAPS.exit.must1, CONTROL_CAPS.exit.may1]],
+  [M.MSR_IA32_VMX_TRUE_EXIT_CTLS, [CONTROL_CAPS.exit.must1, CONTROL_CAPS.exit.may1]],
+  [M.MSR_IA32_VMX_ENTRY_CTLS, [CONTROL_CAPS.entry.must1, CONTROL_CAPS.entry.may1]],
+  [M.MSR_IA32_VMX_TRUE_ENTRY_CTLS, [CONTROL_CAPS.entry.must1, CONTROL_CAPS.entry.may1]],
+]);
+
 /** Bits of IA32_FEATURE_CONTROL software may set: lock and VMXON outside SMX (no SMX here). */
 const FEATURE_CONTROL_WRITABLE = C.FEATURE_CONTROL_LOCK | C.FEATURE_CONTROL_VMXON_OUTSIDE_SMX;
 
@@ -46,29 +64,6 @@ export function readVmxMsr(c: Cpu, idx: number, out: Int32Array): boolean {
       break;
     case M.MSR_IA32_VMX_BASIC:
       [lo, hi] = basicMsr();
-      break;
-    case M.MSR_IA32_VMX_PINBASED_CTLS:
-    case M.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
-      lo = CONTROL_CAPS.pin.must1;
-      hi = CONTROL_CAPS.pin.may1;
-      break;
-    case M.MSR_IA32_VMX_PROCBASED_CTLS:
-      lo = C.PROC_DEFAULT1;
-      hi = CONTROL_CAPS.proc.may1;
-      break;
-    case M.MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
-      lo = CONTROL_CAPS.proc.must1;
-      hi = CONTROL_CAPS.proc.may1;
-      break;
-    case M.MSR_IA32_VMX_EXIT_CTLS:
-    case M.MSR_IA32_VMX_TRUE_EXIT_CTLS:
-      lo = CONTROL_CAPS.exit.must1;
-      hi = CONTROL_CAPS.exit.may1;
-      break;
-    case M.MSR_IA32_VMX_ENTRY_CTLS:
-    case M.MSR_IA32_VMX_TRUE_ENTRY_CTLS:
-      lo = CONTROL_CAPS.entry.must1;
-      hi = CONTROL_CAPS.entry.may1;
       break;
     case M.MSR_IA32_VMX_MISC:
       lo = MISC_LO;
@@ -88,18 +83,20 @@ export function readVmxMsr(c: Cpu, idx: number, out: Int32Array): boolean {
     case M.MSR_IA32_VMX_VMCS_ENUM:
       lo = vmcsEnum(supportedVmcsFields());
       break;
-    case M.MSR_IA32_VMX_PROCBASED_CTLS2:
-      // Exists because the primary controls allow "activate secondary controls" (A.3.3).
-      lo = CONTROL_CAPS.proc2.must1;
-      hi = CONTROL_CAPS.proc2.may1;
-      break;
     case M.MSR_IA32_VMX_EPT_VPID_CAP:
       lo = EPT_VPID_CAP_LO;
       hi = EPT_VPID_CAP_HI;
       break;
-    default:
+    default: {
+      const caps = CONTROL_MSRS.get(idx);
+      if (caps !== undefined) {
+        lo = caps[0];
+        hi = caps[1];
+        break;
+      }
       // IA32_VMX_VMFUNC exists only with "enable VM functions" allowed-1 (A.11): it is not.
       c.raise(GP, 0);
+    }
   }
   out[0] = lo;
   out[1] = hi;
