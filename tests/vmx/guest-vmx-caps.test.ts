@@ -145,10 +145,12 @@ describe.skipIf(!HAVE_AS)("VMXON and VMX-operation preconditions", () => {
   it("on a CPU without VMX, VMXON is #UD", () => {
     expect(faultVector(`vmxon [0x20f000]\nmov r15, 1`, false)).toBe(UD);
   });
-  it("VMXON with IA32_FEATURE_CONTROL unlocked is #GP; CR4.VMXE cannot be cleared in VMX operation", () => {
+  it("VMXON with IA32_FEATURE_CONTROL unlocked is #GP; CR4.VMXE and CR0.NE cannot be cleared in VMX operation", () => {
     const unlocked = `mov rax, cr4\nor eax, 0x2000\nmov cr4, rax\nmov rax, cr0\nor eax, 0x20\nmov cr0, rax\nvmxon [0x20f000]\nmov r15, 1`;
     expect(faultVector(unlocked)).toBe(GP);
     expect(faultVector(`ENABLE_VMX\nmov rax, cr4\nand eax, ~0x2000\nmov cr4, rax\nmov r15, 1`)).toBe(GP);
+    expect(faultVector(`ENABLE_VMX\nmov rax, cr0\nand eax, ~0x20\nmov cr0, rax\nmov r15, 1`)).toBe(GP); // CR0.NE
+    expect(faultVector(`ENABLE_VMX\nvmxoff\nmov rax, cr4\nand eax, ~0x2000\nmov cr4, rax\nhlt`)).toBe(-1); // after VMXOFF
   });
   it("VMXON with a wrong revision in the region is VMfailInvalid (CF)", () => {
     const c = vmxCpu(
