@@ -49,6 +49,7 @@ import { GP, UD } from "../x86/exceptions.js";
 import type { Cpu } from "./cpu.js";
 import { updateDebugState } from "./debug.js";
 import { AR_L } from "./segments.js";
+import { CR0_FIXED0 } from "./vmx/caps.js";
 
 /** CR0 bits that exist; writes of other bits in 31:0 are ignored (as KVM does), 63:32 must be 0. */
 const CR0_VALID = CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
@@ -181,6 +182,8 @@ export function writeCr0(c: Cpu, lo: number, hi: number): void {
   const v = (lo & CR0_VALID) | CR0_ET;
   if ((v & CR0_PG) !== 0 && (v & CR0_PE) === 0) c.raise(GP, 0);
   if ((v & CR0_NW) !== 0 && (v & CR0_CD) === 0) c.raise(GP, 0);
+  // In VMX root operation CR0's VMX-fixed bits (PE, NE, PG) cannot be cleared (SDM vol. 3, 23.8).
+  if (c.vmxUnit.software.inVmx && !c.nonRoot && (v & CR0_FIXED0) !== CR0_FIXED0) c.raise(GP, 0);
   const old = c.cr0;
   let efer = c.efer;
   const pgOn = (v & CR0_PG) !== 0 && (old & CR0_PG) === 0;
@@ -228,6 +231,7 @@ export function writeCr3(c: Cpu, lo: number, hi: number): void {
  */
 export function writeCr4(c: Cpu, lo: number, hi: number): void {
   if (hi !== 0 || (lo & ~cr4Allowed(c)) !== 0) c.raise(GP, 0);
+  if (c.vmxUnit.software.inVmx && !c.nonRoot && (lo & CR4_VMXE) === 0) c.raise(GP, 0); // 23.8
   const lma = (c.efer & EFER_LMA) !== 0;
   const old = c.cr4;
   if (lma && (lo & CR4_PAE) === 0) c.raise(GP, 0);

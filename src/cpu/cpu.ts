@@ -31,6 +31,8 @@ import { BlockJit } from "./jit/block-jit.js";
 import { type JitOptions, jitDefaults } from "./jit/options.js";
 import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
+import { loadHostState } from "./vmx/host-state.js";
+import type { Vmcs } from "./vmx/vmcs.js";
 import { VMEXIT, VmxUnit } from "./vmx/vmx.js";
 
 function defaultCosts(): Float64Array {
@@ -1268,6 +1270,12 @@ export class Cpu {
     this.ripLo = this.startLo;
     this.ripHi = this.startHi;
     this.vmxUnit.completeExit();
+    // A guest that guest software launched returns to the host-state area of its VMCS; the run
+    // ends at the level change, as every run does.
+    if (this.vmxUnit.software.guestRunning) {
+      loadHostState(this, this.vmxUnit.vmcs as Vmcs);
+      return STOP_REQUEST;
+    }
     return STOP_VMEXIT;
   }
 

@@ -9,10 +9,19 @@ export type CpuidRegs = [number, number, number, number];
  * with -mgeneral-regs-only), each linked to its implementation in features.ts. Hypervisors
  * edit a copy of this table to build their CPUID policy.
  */
+/** Options of the CPU model. */
+export interface CpuModelOptions {
+  /**
+   * Advertise VMX to the software the CPU runs (CPUID.1:ECX.VMX): the bare machine's guest can
+   * then be a hypervisor (vmx/instructions.ts). Off by default; hypervisors' policies clear it.
+   */
+  vmx?: boolean;
+}
+
 export class CpuModel {
   readonly leaves = new Map<string, CpuidRegs>();
 
-  constructor() {
+  constructor(opts: CpuModelOptions = {}) {
     const str = (s: string): number =>
       s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
     // "GenuineIntel" in EBX, EDX, ECX.
@@ -33,7 +42,14 @@ export class CpuModel {
       F.F1D_CMOV |
       F.F1D_PAT |
       F.F1D_CLFSH;
-    const ecx1 = F.F1C_CX16 | F.F1C_PCID | F.F1C_X2APIC | F.F1C_MOVBE | F.F1C_POPCNT | F.F1C_TSC_DEADLINE;
+    const ecx1 =
+      F.F1C_CX16 |
+      F.F1C_PCID |
+      F.F1C_X2APIC |
+      F.F1C_MOVBE |
+      F.F1C_POPCNT |
+      F.F1C_TSC_DEADLINE |
+      (opts.vmx === true ? F.F1C_VMX : 0);
     this.set(1, 0, [0x00050657, 0x00000800, ecx1, edx1]); // EBX: CLFLUSH line 8*8 bytes, APIC ID 0
     this.set(7, 0, [
       0,

@@ -48,6 +48,7 @@ import {
 import { isCanonical as canonical } from "./canonical.js";
 import { writeEfer } from "./control-regs.js";
 import type { Cpu } from "./cpu.js";
+import { readVmxMsr, writeVmxMsr } from "./vmx/msrs.js";
 
 const TWO32 = 4294967296;
 
@@ -186,6 +187,7 @@ export function readMsr(c: Cpu, index: number, out: Int32Array): void {
       c.raise(GP, 0); // write-only (SDM vol. 4, table 2-2: "WO")
       break;
     default: {
+      if (readVmxMsr(c, idx, out)) return;
       if (c.msrHandler?.readMsr(idx, out)) return;
       const h = HARMLESS.get(idx);
       if (h === undefined) c.raise(GP, 0);
@@ -292,6 +294,7 @@ export function writeMsr(c: Cpu, index: number, lo: number, hi: number): void {
       if ((queryLeaf7(c)[3] & F7D_IBRS_IBPB) === 0 || hi !== 0 || (lo & ~1) !== 0) c.raise(GP, 0);
       return;
     default: {
+      if (writeVmxMsr(c, idx, lo, hi)) return;
       if (c.msrHandler?.writeMsr(idx, lo, hi)) return;
       const h = HARMLESS.get(idx);
       if (h === undefined || h.ro) c.raise(GP, 0);

@@ -123,3 +123,53 @@ export const EPTP_AD_ENABLE = 1 << 6;
 
 /** IA32_VMX_BASIC revision identifier nestlab reports. */
 export const VMCS_REVISION_ID = 0x4e4c;
+
+/**
+ * "Default1" control bits (SDM vol. 3, appendix A.2–A.5): reserved bits that must be 1 unless the
+ * TRUE_ capability MSR says otherwise. Values as in KVM's vmx.h (*_ALWAYSON_WITHOUT_TRUE_MSR).
+ */
+export const PIN_DEFAULT1 = 0x00000016;
+export const PROC_DEFAULT1 = 0x0401e172;
+export const EXIT_DEFAULT1 = 0x00036dff;
+export const ENTRY_DEFAULT1 = 0x000011ff;
+
+// IA32_FEATURE_CONTROL (MSR 0x3A; SDM vol. 3, 23.7).
+export const FEATURE_CONTROL_LOCK = 1 << 0;
+export const FEATURE_CONTROL_VMXON_IN_SMX = 1 << 1;
+export const FEATURE_CONTROL_VMXON_OUTSIDE_SMX = 1 << 2;
+
+// IA32_VMX_BASIC (appendix A.1), bits of its high half (bit n = bit n-32 of EDX).
+export const BASIC_HI_REGION_SIZE_SHIFT = 0; // bits 44:32: VMCS region size in bytes
+export const BASIC_HI_MEMTYPE_WB = 6 << 18; // bits 53:50: memory type WB
+export const BASIC_HI_INOUT_INFO = 1 << 22; // bit 54: instruction information for INS/OUTS
+export const BASIC_HI_TRUE_CTLS = 1 << 23; // bit 55: the TRUE_ capability MSRs exist
+
+// IA32_VMX_MISC (appendix A.6).
+export const MISC_STORE_LMA = 1 << 5;
+export const MISC_ACTIVITY_HLT = 1 << 6;
+
+// IA32_VMX_EPT_VPID_CAP (appendix A.10): low half (EPT) and high half (VPID, bit n-32).
+export const EPT_CAP_WALK_4 = 1 << 6;
+export const EPT_CAP_WB = 1 << 14;
+export const EPT_CAP_2M = 1 << 16;
+export const EPT_CAP_1G = 1 << 17;
+export const EPT_CAP_INVEPT = 1 << 20;
+export const EPT_CAP_AD = 1 << 21;
+export const EPT_CAP_INVEPT_SINGLE = 1 << 25;
+export const EPT_CAP_INVEPT_ALL = 1 << 26;
+export const VPID_CAP_HI_INVVPID = 1 << 0;
+export const VPID_CAP_HI_ADDR = 1 << 8;
+export const VPID_CAP_HI_SINGLE = 1 << 9;
+export const VPID_CAP_HI_ALL = 1 << 10;
+export const VPID_CAP_HI_SINGLE_GLOBALS = 1 << 11;
+
+// INVEPT / INVVPID types (SDM vol. 3, chapter 31).
+export const INVEPT_SINGLE = 1;
+export const INVEPT_ALL = 2;
+export const INVVPID_ADDR = 0;
+export const INVVPID_SINGLE = 1;
+export const INVVPID_ALL = 2;
+export const INVVPID_SINGLE_GLOBALS = 3;
+
+/** Bit 31 of a VMCS region's first dword: the shadow-VMCS indicator (24.2). */
+export const VMCS_SHADOW_INDICATOR = 1 << 31;

@@ -86,12 +86,13 @@ export const EXIT_XRSTORS = 64;
 /** Bit 31 of the exit reason: VM-entry failure. */
 export const EXIT_REASON_ENTRY_FAILURE = 1 << 31;
 
-/** VM-instruction error numbers (SDM vol. 3, 31.4), the ones decoding-level code needs. */
+/** VM-instruction error numbers (SDM vol. 3, 31.4, table 31-1), stored in VMCS_VM_INSTRUCTION_ERROR. */
 export const VMXERR_VMCALL_IN_ROOT = 1;
 export const VMXERR_VMCLEAR_INVALID_ADDR = 2;
 export const VMXERR_VMCLEAR_VMXON_PTR = 3;
 export const VMXERR_VMLAUNCH_NONCLEAR = 4;
 export const VMXERR_VMRESUME_NONLAUNCHED = 5;
+export const VMXERR_VMRESUME_AFTER_VMXOFF = 6;
 export const VMXERR_ENTRY_INVALID_CONTROLS = 7;
 export const VMXERR_ENTRY_INVALID_HOST_STATE = 8;
 export const VMXERR_VMPTRLD_INVALID_ADDR = 9;
@@ -100,7 +101,21 @@ export const VMXERR_VMPTRLD_BAD_REVISION = 11;
 export const VMXERR_UNSUPPORTED_FIELD = 12;
 export const VMXERR_VMWRITE_READONLY = 13;
 export const VMXERR_VMXON_IN_ROOT = 15;
+export const VMXERR_ENTRY_INVALID_EXECUTIVE_VMCS = 16;
+export const VMXERR_ENTRY_NONLAUNCHED_EXECUTIVE_VMCS = 17;
+export const VMXERR_ENTRY_EXECUTIVE_NOT_VMXON = 18;
+export const VMXERR_VMCALL_NONCLEAR = 19;
+export const VMXERR_VMCALL_INVALID_EXIT_CONTROLS = 20;
+export const VMXERR_VMCALL_BAD_MSEG_REVISION = 22;
+export const VMXERR_VMXOFF_DUAL_MONITOR = 23;
+export const VMXERR_VMCALL_INVALID_SMM_FEATURES = 24;
+export const VMXERR_ENTRY_INVALID_EXECUTIVE_CONTROLS = 25;
+export const VMXERR_ENTRY_MOV_SS_BLOCKING = 26;
 export const VMXERR_INVALID_OPERAND = 28;
+
+/** The invalid VMCS pointer (VMPTRST stores it when no VMCS is current; the VMCS link pointer's "none"). */
+export const VMCS_PTR_INVALID_LO = -1;
+export const VMCS_PTR_INVALID_HI = -1;
 
 /**
  * VMCS field encodings (SDM vol. 3, appendix B). Bits 14:13 width (0 16-bit, 1 64-bit,
@@ -141,6 +156,8 @@ export const VMCS_IO_BITMAP_A = 0x2000;
 export const VMCS_IO_BITMAP_B = 0x2002;
 export const VMCS_MSR_BITMAP = 0x2004;
 export const VMCS_TSC_OFFSET = 0x2010;
+export const VMCS_VMREAD_BITMAP = 0x2026;
+export const VMCS_VMWRITE_BITMAP = 0x2028;
 export const VMCS_EPT_POINTER = 0x201a;
 export const VMCS_GUEST_PHYSICAL_ADDRESS = 0x2400;
 export const VMCS_LINK_POINTER = 0x2800;

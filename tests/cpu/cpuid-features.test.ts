@@ -17,6 +17,7 @@ import { Machine } from "../../src/machine/machine.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { ACC_FETCH, ACC_READ, FAULT_NONE, FAULT_PF, LEAF_G, LEAF_PAT_SHIFT, PageWalker } from "../../src/mmu/walker.js";
 import { CR4_PCIDE, EFER_LMA } from "../../src/x86/control.js";
+import { F1C_VMX } from "../../src/x86/cpuid.js";
 import { MSR_IA32_APIC_BASE } from "../../src/x86/msr.js";
 import { CODE_BASE, DATA_BASE, makeCpu64 } from "../helpers/machine.js";
 import { ctl, G, halves, NX, P, PCD, PWT, RW, Tables, US } from "../mmu/tables.js";
@@ -103,16 +104,93 @@ const label = (a: { leaf: number; reg: number; bit: number }): string =>
   `CPUID.${a.leaf.toString(16)}:${REG[a.reg]}[${31 - Math.clz32(a.bit)}]`;
 
 /** L0's CPUID policy for a VM (the host model plus the hypervisor bit and KVM's leaves). */
-function vmPolicy(): CpuModel {
+function vmPolicy(cpuModel?: CpuModel): CpuModel {
   const host = new PhysicalMemory(32 << 20);
   const vm = new Vm(
     host,
     new HostPageAllocator(host, 0x100000, 32 << 20),
-    { memory: 8 << 20 },
+    { memory: 8 << 20, cpuModel },
     { now: () => 0 },
     2 ** 40,
   );
   return vm.cpuid;
+}
+
+/** The bare CPU's models: the default, and the option that gives guest software VMX. */
+const MODELS: [string, CpuModel][] = [
+  ["default model", new CpuModel()],
+  ["model with VMX", new CpuModel({ vmx: true })],
+];
+
+for (const [name, model] of MODELS) {
+  describe(`CPUID advertises only what is implemented (${name})`, () => {
+    const bits = advertised(model);
+
+    it("every advertised feature bit has a declared implementation", () => {
+      const missing = bits.filter((a) => implOf(a) === undefined).map(label);
+      expect(missing).toEqual([]);
+      expect(bits.length).toBeGreaterThan(20);
+    });
+
+    it("the rows each advertised feature names are in the opcode table", () => {
+      const names = new Set(OPCODES.map((r) => r.name));
+      const bad: string[] = [];
+      for (const a of bits) {
+        const f = implOf(a);
+        for (const n of f?.insns ?? []) if (!names.has(n)) bad.push(`${f?.name}: ${n}`);
+      }
+      expect(bad).toEqual([]);
+    });
+
+    it("the MSRs each advertised feature names read without #GP (x2APIC range in x2APIC mode)", () => {
+      const m = new Machine({ memory: 4 << 20, cpuModel: model });
+      const c = m.cpu;
+      const out = new Int32Array(2);
+      readMsr(c, MSR_IA32_APIC_BASE, out);
+      writeMsr(c, MSR_IA32_APIC_BASE, out[0] | (1 << 10) | (1 << 11), out[1]); // EN | EXTD
+      const bad: string[] = [];
+      for (const a of bits) {
+        const f = implOf(a);
+        for (const idx of f?.msrs ?? []) {
+          try {
+            readMsr(c, idx, out);
+          } catch (e) {
+            if (e !== FAULT) throw e;
+            bad.push(`${f?.name}: MSR 0x${idx.toString(16)}`);
+          }
+        }
+      }
+      expect(bad).toEqual([]);
+    });
+
+    it("the CR4 and EFER bits each advertised feature brings are legal", () => {
+      const c = makeCpu64(undefined, model);
+      const bad: string[] = [];
+      for (const a of bits) {
+        const f = implOf(a);
+        if (f?.cr4 !== undefined && (cr4Allowed(c) & f.cr4) !== f.cr4) bad.push(`${f.name}: CR4`);
+        if (f?.efer !== undefined && (eferAllowed(c) & f.efer) !== f.efer) bad.push(`${f.name}: EFER`);
+      }
+      expect(bad).toEqual([]);
+    });
+
+    it("the mechanisms each advertised feature names behave", () => {
+      const bad: string[] = [];
+      for (const a of bits) {
+        const f = implOf(a);
+        for (const m of f?.mechanisms ?? []) if (!MECHANISM_CHECKS[m](model)) bad.push(`${f?.name}: ${m}`);
+      }
+      expect(bad).toEqual([]);
+    });
+
+    it("every declared implementation names something (no empty links)", () => {
+      const empty = FEATURE_IMPLS.filter(
+        (f) =>
+          !f.insns?.length && !f.msrs?.length && f.cr4 === undefined && f.efer === undefined && !f.mechanisms?.length,
+      );
+      expect(empty.map((f) => f.name)).toEqual([]);
+    });
+  });
 }
 
 describe("CPUID advertises only what is implemented", () => {
@@ -130,69 +208,12 @@ describe("CPUID advertises only what is implemented", () => {
     expect(added.length).toBe(bits.length + 1); // the hypervisor bit
   });
 
-  it("every advertised feature bit has a declared implementation", () => {
-    const missing = bits.filter((a) => implOf(a) === undefined).map(label);
-    expect(missing).toEqual([]);
-    expect(bits.length).toBeGreaterThan(20);
-  });
-
-  it("the rows each advertised feature names are in the opcode table", () => {
-    const names = new Set(OPCODES.map((r) => r.name));
-    const bad: string[] = [];
-    for (const a of bits) {
-      const f = implOf(a);
-      for (const n of f?.insns ?? []) if (!names.has(n)) bad.push(`${f?.name}: ${n}`);
-    }
-    expect(bad).toEqual([]);
-  });
-
-  it("the MSRs each advertised feature names read without #GP (x2APIC range in x2APIC mode)", () => {
-    const m = new Machine({ memory: 4 << 20 });
-    const c = m.cpu;
-    const out = new Int32Array(2);
-    readMsr(c, MSR_IA32_APIC_BASE, out);
-    writeMsr(c, MSR_IA32_APIC_BASE, out[0] | (1 << 10) | (1 << 11), out[1]); // EN | EXTD
-    const bad: string[] = [];
-    for (const a of bits) {
-      const f = implOf(a);
-      for (const idx of f?.msrs ?? []) {
-        try {
-          readMsr(c, idx, out);
-        } catch (e) {
-          if (e !== FAULT) throw e;
-          bad.push(`${f?.name}: MSR 0x${idx.toString(16)}`);
-        }
-      }
-    }
-    expect(bad).toEqual([]);
-  });
-
-  it("the CR4 and EFER bits each advertised feature brings are legal", () => {
-    const c = makeCpu64();
-    const bad: string[] = [];
-    for (const a of bits) {
-      const f = implOf(a);
-      if (f?.cr4 !== undefined && (cr4Allowed(c) & f.cr4) !== f.cr4) bad.push(`${f.name}: CR4`);
-      if (f?.efer !== undefined && (eferAllowed(c) & f.efer) !== f.efer) bad.push(`${f.name}: EFER`);
-    }
-    expect(bad).toEqual([]);
-  });
-
-  it("the mechanisms each advertised feature names behave", () => {
-    const bad: string[] = [];
-    for (const a of bits) {
-      const f = implOf(a);
-      for (const m of f?.mechanisms ?? []) if (!MECHANISM_CHECKS[m](model)) bad.push(`${f?.name}: ${m}`);
-    }
-    expect(bad).toEqual([]);
-  });
-
-  it("every declared implementation names something (no empty links)", () => {
-    const empty = FEATURE_IMPLS.filter(
-      (f) =>
-        !f.insns?.length && !f.msrs?.length && f.cr4 === undefined && f.efer === undefined && !f.mechanisms?.length,
-    );
-    expect(empty.map((f) => f.name)).toEqual([]);
+  it("L0's policy keeps VMX off even when the host model gives guest software VMX", () => {
+    const r = new Int32Array(4);
+    vmPolicy(new CpuModel({ vmx: true })).query(1, 0, r);
+    expect(r[2] & F1C_VMX).toBe(0);
+    new CpuModel({ vmx: true }).query(1, 0, r);
+    expect(r[2] & F1C_VMX).toBe(F1C_VMX); // the control: the host model has it
   });
 
   it("x87, SSE/AVX and PSE are not advertised (no x87/SIMD unit, no 32-bit paging)", () => {

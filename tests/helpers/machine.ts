@@ -1,4 +1,5 @@
 import { Cpu, STOP_HALT } from "../../src/cpu/cpu.js";
+import type { CpuModel } from "../../src/cpu/cpuid.js";
 import { enterLongMode } from "../../src/machine/longmode.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { asm } from "./asm.js";
@@ -8,9 +9,9 @@ export const STACK_TOP = 0x80000;
 export const DATA_BASE = 0x200000;
 
 /** A CPU in 64-bit mode over 8 MiB of identity-mapped RAM, ready to run test code. */
-export function makeCpu64(memBytes = 8 * 1024 * 1024): Cpu {
+export function makeCpu64(memBytes = 8 * 1024 * 1024, model?: CpuModel): Cpu {
   const mem = new PhysicalMemory(memBytes);
-  const cpu = new Cpu(mem);
+  const cpu = new Cpu(mem, model);
   enterLongMode(cpu);
   cpu.lo[4] = STACK_TOP;
   return cpu;

@@ -73,6 +73,8 @@ import {
   readDescriptor,
   setSegment,
 } from "../segments.js";
+import { vmxInstruction } from "../vmx/instructions.js";
+import { shadowAccess } from "../vmx/shadow.js";
 
 /** Scratch for 64-bit results (no allocation). */
 const t = new Int32Array(4);
@@ -912,9 +914,9 @@ function hlt(c: Cpu, i: Insn): void {
 }
 
 /**
- * VMX instructions: meaning comes from the VMX layer through Cpu.vmx (Insn.op is a VMXI_*
- * constant). Without it the CPU is never in VMX operation, where all of them are #UD
- * (VMCALL included: outside VMX operation it is #UD).
+ * VMX instructions (Insn.op is a VMXI_* constant): the CPU's own VMX for guest software
+ * (vmx/instructions.ts; #UD unless CPUID advertises VMX and, but for VMXON, the CPU is in VMX
+ * operation), or a hook a test installs in Cpu.vmx.
  */
 /** Exit reason of each VMX instruction in non-root operation (25.1.2), by VMXI_* op. */
 const VMX_EXIT_REASON: Record<number, number> = {
@@ -934,11 +936,14 @@ const VMX_EXIT_REASON: Record<number, number> = {
 };
 
 function vmxInsn(c: Cpu, i: Insn): void {
-  // In VMX non-root operation every VMX instruction (and VMCALL) exits to the hypervisor.
-  if (c.nonRoot) c.vmxUnit.instructionExit(VMX_EXIT_REASON[i.op], i);
+  // In VMX non-root operation every VMX instruction (and VMCALL) exits to the hypervisor, but
+  // VMREAD/VMWRITE that VMCS shadowing serves (vmx/shadow.ts).
+  if (c.nonRoot && !shadowAccess(c, i)) c.vmxUnit.instructionExit(VMX_EXIT_REASON[i.op], i);
+  if (c.nonRoot) return;
   const v = c.vmx;
-  if (v === null) c.raise(UD);
-  v.vmxInstruction(c, i);
+  if (v === null)
+    vmxInstruction(c, i); // the CPU's own VMX (#UD unless CPUID advertises it)
+  else v.vmxInstruction(c, i);
 }
 
 // =====================================================================================

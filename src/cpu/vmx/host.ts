@@ -279,15 +279,7 @@ export class VmxHost {
    * with `vpid`, the EPT paging-structure caches, and the CPU's software TLB.
    */
   invalidateVpid(vpid: number): void {
-    const mmu = this.cpu.mmu;
-    const ctx = (vpid & 0xffff) << 16;
-    const mask = 0xffff << 16;
-    mmu.itlb.invalidateMatching(ctx, mask, true);
-    mmu.dtlb.invalidateMatching(ctx, mask, true);
-    mmu.stlb.invalidateMatching(ctx, mask, true);
-    mmu.psc.invalidateCtx(ctx, mask);
-    mmu.eptPsc.invalidateAll();
-    this.cpu.flushTlb();
+    this.unit.invalidateVpid(vpid);
   }
 
   /** Save the vCPU's non-VMCS state (GPRs, syscall MSRs, CR2, DRs) when switching vCPUs. */

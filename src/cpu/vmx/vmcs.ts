@@ -19,7 +19,8 @@ export class Vmcs {
   level = 1;
   /** The guest-physical address of this VMCS region when software gave one (VMPTRLD), else -1. */
   address = -1;
-  readonly revision = 0;
+  /** The shadow-VMCS indicator of the region (bit 31 of its first dword, 24.2). */
+  shadow = false;
 
   /** Whether `enc` names a field this implementation supports. */
   static supports(enc: number): boolean {

@@ -19,6 +19,7 @@ import { updateDebugState } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { nmiInjected } from "../nmi.js";
 import { setSegment } from "../segments.js";
+import { SoftwareVmx } from "./software.js";
 import type { Vmcs } from "./vmcs.js";
 
 /** `enter` result: the entry succeeded but delivering the injected event exited at once. */
@@ -120,8 +121,38 @@ export class VmxUnit {
   /** Exits taken, by basic reason (index = reason). */
   readonly exitCounts = new Float64Array(80);
   entries = 0;
+  /** VMX operation entered by guest software (VMXON), and the VMCSs its processor caches. */
+  readonly software = new SoftwareVmx();
 
   constructor(private readonly c: Cpu) {}
+
+  /**
+   * INVVPID (single context): drop every TLB and paging-structure-cache entry tagged with
+   * `vpid`, the EPT paging-structure caches, and the CPU's software TLB.
+   */
+  invalidateVpid(vpid: number): void {
+    const mmu = this.c.mmu;
+    const ctx = (vpid & 0xffff) << 16;
+    const mask = 0xffff << 16;
+    mmu.itlb.invalidateMatching(ctx, mask, true);
+    mmu.dtlb.invalidateMatching(ctx, mask, true);
+    mmu.stlb.invalidateMatching(ctx, mask, true);
+    mmu.psc.invalidateCtx(ctx, mask);
+    mmu.eptPsc.invalidateAll();
+    this.c.flushTlb();
+  }
+
+  /** INVVPID (all contexts). */
+  invalidateAllVpids(): void {
+    this.c.mmu.flushAll("other");
+    this.c.flushTlb();
+  }
+
+  /** INVEPT: the guest-physical and combined mappings (nestlab drops every cached mapping). */
+  invalidateEpt(): void {
+    this.c.mmu.flushAll("other");
+    this.c.flushTlb();
+  }
 
   // =====================================================================================
   // VM entry

@@ -28,7 +28,7 @@ import {
   PC_VIRTIO_BLK_SIZE,
 } from "../../machine/pc-layout.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
-import { F1C_HYPERVISOR } from "../../x86/cpuid.js";
+import { F1C_HYPERVISOR, F1C_VMX } from "../../x86/cpuid.js";
 import type { HypervisorMmu } from "../mmu/hv-mmu.js";
 import { PageTableBuilder } from "../mmu/page-table.js";
 import type { HostPageAllocator } from "./host-pages.js";
@@ -171,7 +171,7 @@ export class Vm {
     this.cpuid = (config.cpuModel ?? new CpuModel()).clone();
     const l1 = new Int32Array(4);
     this.cpuid.query(1, 0, l1);
-    this.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_HYPERVISOR, l1[3]]);
+    this.cpuid.set(1, 0, [l1[0], l1[1], (l1[2] | F1C_HYPERVISOR) & ~F1C_VMX, l1[3]]);
     const kvm = (s: string): number =>
       s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
     this.cpuid.set(0x40000000, 0, [0x40000001, kvm("KVMK"), kvm("VMKV"), kvm("M\0\0\0")]);
