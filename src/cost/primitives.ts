@@ -42,6 +42,14 @@ export const PRIMITIVES = [
   ["npv.world_switch", "L0: switch the CPU between an L1 vCPU and an L2 vCPU (VMCS and context)"],
   ["npv.forward", "L0: fill the run page to forward an L2 event to L1"],
   ["npv.blk_request", "L0: one mediated virtio-blk request (chain walk through the L2 map, data copy, used ring)"],
+  [
+    "nvmx.vmx_insn",
+    "L0 handler: emulate one VMX instruction an L1 executed (decode the operand, VMCS12 access, VMfail)",
+  ],
+  [
+    "nvmx.vmcs12_copy",
+    "L0: copy a VMCS12 between L1 memory and L0's cache (VMPTRLD of a new VMCS12, VMCLEAR or VMXOFF of the current one)",
+  ],
   // ---- L1's own work (a TypeScript hypervisor running as an L1 guest) ----
   ["l1.exit_handling", "L1 kernel: handle an event L0 forwarded (decode the run page, dispatch)"],
   ["l1.userspace_hop", "L1: the round trip to L1's userspace device model and back"],
