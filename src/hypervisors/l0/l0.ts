@@ -92,6 +92,11 @@ export class L0Hypervisor {
     return page;
   }
 
+  /** The MSR bitmap L0's own vCPUs use (a nested engine merges an L1's into a copy of it). */
+  get msrBitmapPage(): number {
+    return this.msrBitmap;
+  }
+
   /** Reserve a 1 MiB host-physical window (outside RAM) for a device model's MMIO emulation. */
   reserveWindow(): number {
     const w = this.windows;

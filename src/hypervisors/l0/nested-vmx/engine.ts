@@ -5,21 +5,24 @@
  * through L0's CR4 guest/host mask — and emulates the VMX instructions those L1s execute
  * (instructions.ts) against VMCS12s in their memory (vmcs12.ts).
  *
- * Not yet: nested entry (VMLAUNCH/VMRESUME building a VMCS02 and running L2), the reflection of
- * L2 exits, EPT-on-EPT, INVEPT/INVVPID; those instructions stop the L1 vCPU with an error saying so.
+ * VMLAUNCH/VMRESUME enter L2 on a VMCS02 (nested.ts); each L2 exit goes through the reflection
+ * rule (reflect.ts); EPT02 shadows EPT12 ∘ L1's memory (ept02.ts).
  */
 import { cr4AllowedBy } from "../../../cpu/cpuid.js";
 import { CR4_VMXE } from "../../../x86/control.js";
 import { F1C_VMX } from "../../../x86/cpuid.js";
 import * as V from "../../../x86/vmx.js";
-import { type NestedEngine, NOT_REFLECTED } from "../engine.js";
+import type { NestedEngine } from "../engine.js";
 import { exitReasonName } from "../exits.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { vmxMsr } from "./caps.js";
 import * as I from "./instructions.js";
+import type { L2VmxVcpu } from "./l2-vcpu.js";
+import { vmentry } from "./nested.js";
 import { OperandAccess } from "./operand.js";
+import { afterL0Exit, reflectExit } from "./reflect.js";
 import { NestedVmxState } from "./state.js";
 
 type Emulation = (x: I.VmxInsnContext) => number;
@@ -32,6 +35,8 @@ const EMULATE: Record<number, Emulation> = {
   [V.EXIT_VMPTRST]: I.vmptrst,
   [V.EXIT_VMREAD]: I.vmread,
   [V.EXIT_VMWRITE]: I.vmwrite,
+  [V.EXIT_INVEPT]: I.invept,
+  [V.EXIT_INVVPID]: I.invvpid,
 };
 
 export class NestedVmxEngine implements NestedEngine {
@@ -79,13 +84,16 @@ export class NestedVmxEngine implements NestedEngine {
 
   vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
     const vm = v.l0vm as Vm;
-    const emulate = EMULATE[reason];
+    const emulate =
+      reason === V.EXIT_VMLAUNCH || reason === V.EXIT_VMRESUME
+        ? (x: I.VmxInsnContext) => vmentry(x, this, reason === V.EXIT_VMRESUME)
+        : EMULATE[reason];
     l0.chargeFor(v, "nvmx.vmx_insn", `nvmx_${exitReasonName(reason)}`);
     if (emulate === undefined) {
       return v.fail(
         "error",
         reason,
-        `nested VMX: L0 does not emulate exit reason ${reason} yet (nested entry, INVEPT/INVVPID and VMFUNC are not implemented)`,
+        `nested VMX: L0 does not emulate exit reason ${reason} (${exitReasonName(reason)}; VMFUNC is not offered)`,
       );
     }
     const s = this.state(v);
@@ -93,9 +101,14 @@ export class NestedVmxEngine implements NestedEngine {
     return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
   }
 
-  reflect(): number {
-    return NOT_REFLECTED;
+  /** The reflect step for an exit of an L2 this engine runs (reflect.ts). */
+  reflect(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
+    const l2 = v as L2VmxVcpu;
+    return reflectExit(l0, l2, this.state(l2.l1), reason);
   }
 
-  handledInL0(): void {}
+  handledInL0(v: GuestVcpu, reason: number): void {
+    const l2 = v as L2VmxVcpu;
+    afterL0Exit(this.l0, l2, this.state(l2.l1), reason);
+  }
 }

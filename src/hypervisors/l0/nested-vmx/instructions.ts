@@ -44,14 +44,14 @@ function succeed(x: VmxInsnContext): number {
   return HANDLED;
 }
 
-function failInvalid(x: VmxInsnContext): number {
+export function failInvalid(x: VmxInsnContext): number {
   setArith(x.l0, CF);
   x.l0.skipInstruction();
   return HANDLED;
 }
 
 /** VMfailValid(error) when a VMCS12 is current, else VMfailInvalid (as KVM's nested_vmx_fail). */
-function fail(x: VmxInsnContext, error: number): number {
+export function fail(x: VmxInsnContext, error: number): number {
   if (!x.s.hasCurrent) return failInvalid(x);
   x.s.current.write(V.VMCS_VM_INSTRUCTION_ERROR, error, 0);
   setArith(x.l0, ZF);
@@ -86,7 +86,7 @@ function cpl(l0: L0Hypervisor): number {
  * The checks every VMX instruction but VMXON makes first (KVM: nested_vmx_check_permission):
  * #UD outside VMX operation, #GP(0) at CPL > 0. Returns HANDLED after injecting, -1 to go on.
  */
-function permitted(x: VmxInsnContext): number {
+export function permitted(x: VmxInsnContext): number {
   if (!x.s.vmxon) return inject(x, UD, -1);
   if (cpl(x.l0) > 0) return inject(x, GP, 0);
   return -1;
@@ -240,5 +240,41 @@ export function vmwrite(x: VmxInsnContext): number {
   // Read-only data fields cannot be written (IA32_VMX_MISC bit 29 is not offered).
   if (V.vmcsFieldType(field) === 1 && x.s.current.read(field, enc)) return fail(x, V.VMXERR_VMWRITE_READONLY);
   if (!x.s.current.write(field, val[0], val[1])) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  return succeed(x);
+}
+
+/** The INVEPT/INVVPID type (register 2) and descriptor (128-bit memory operand, low quadword). */
+function invalidationType(x: VmxInsnContext, info: number): number {
+  x.ops.readReg(infoReg2(info), enc);
+  return enc[1] !== 0 ? -1 : enc[0] >>> 0;
+}
+
+/**
+ * INVEPT (31.3; KVM handle_invept): single-context (1) and all-context (2), as IA32_VMX_EPT_VPID_CAP
+ * offers; EPT02 holds only translations of the one EPTP12 in use, so both drop it whole.
+ */
+export function invept(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const type = invalidationType(x, info);
+  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVEPT");
+  if (x.s.ept02 !== null) {
+    x.s.ept02.zap();
+    x.l0.chargeFor(x.v, "nvmx.ept02_zap", "nvmx_ept02_zap");
+  }
+  return succeed(x);
+}
+
+/** INVVPID (31.3; KVM handle_invvpid): single-context (1) and all-context (2) drop L2's VPID02 entries. */
+export function invvpid(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const type = invalidationType(x, info);
+  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVVPID");
+  if (x.s.l2 !== null) x.l0.host.invalidateVpid(x.s.l2.vpid);
   return succeed(x);
 }
