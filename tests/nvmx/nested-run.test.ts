@@ -67,7 +67,18 @@ const L2 = `
   hlt
 `;
 
-function l1Source(prelaunch = ""): string {
+/** L2 for the EPT12-write test: touches its second 2 MiB page around L1's EPT12 edits. */
+const L2_EPT12 = `
+  cpuid
+  mov byte ptr [0x200000], 1
+  out 0x80, al
+  mov byte ptr [0x200000], 2
+  hlt
+`;
+/** L1 physical memory behind L2's second 2 MiB page. */
+const L2_SECOND = 0x600000;
+
+function l1Source(prelaunch = "", onExit = ""): string {
   const table = TABLE.map(([f, v]) => `  .quad ${f}, ${typeof v === "bigint" ? v.toString() : v}`).join("\n");
   return `
   ${ENABLE_VMX}
@@ -125,6 +136,7 @@ on_exit:
   mov rcx, qword ptr [${COUNT}]
   mov qword ptr [${LOG} + rcx * 8], rax
   inc qword ptr [${COUNT}]
+  ${onExit}
   cmp eax, ${V.EXIT_HLT}
   je done
   cmp eax, ${V.EXIT_CPUID}
@@ -140,6 +152,7 @@ skip:
   vmread rbx, rdx
   add rbx, rcx
   vmwrite rdx, rbx
+resume:
   vmresume
   mov al, 4
   out 0xf4, al
@@ -153,9 +166,10 @@ ${table}
 }
 
 /** Place L2's code, its page tables (2 MiB identity page) and EPT12 in L1 memory (L1's image). */
-function placeL2(b: ReturnType<typeof nvmxBed>): void {
+function placeL2(b: ReturnType<typeof nvmxBed>, code = L2): void {
   const m = b.vm.memory;
-  m.writeBytes(L2_BASE + L2_CODE, asm(L2));
+  m.writeBytes(L2_BASE + L2_CODE, asm(code));
+  m.write64(L2_BASE + 0x3000 + 8, 0x200000 | 0x83); // L2's second 2 MiB page (EPT12 maps it later)
   m.write64(L2_BASE + L2_PML4, 0x2000 | 3);
   m.write64(L2_BASE + 0x2000, 0x3000 | 3);
   m.write64(L2_BASE + 0x3000, 0 | 0x83); // 2 MiB, present, writable
@@ -231,5 +245,52 @@ describe.skipIf(!HAVE_AS)("nested VMX: L1 launches an L2", () => {
     expect(b.r32(R + 16) & 0x41).toBe(0x40);
     expect(b.r32(R + 24)).toBe(V.VMXERR_ENTRY_INVALID_CONTROLS);
     expect(b.engine.state(b.vcpu).entries).toBe(3);
+  });
+
+  it("L1's EPT12 writes are tracked: a new entry drops nothing, a weakened one drops its EPT02 leaf", () => {
+    const pd1 = EPT12_PD + 8;
+    const leaf = (perms: number) => L2_SECOND | 0x80 | (6 << 3) | perms;
+    const b = nvmxBed(
+      l1Source(
+        "",
+        `
+        cmp eax, ${V.EXIT_CPUID}
+        jne 5f
+        mov qword ptr [${pd1}], ${leaf(3)}
+      5:
+        cmp eax, ${V.EXIT_IO_INSTRUCTION}
+        jne 6f
+        mov qword ptr [${pd1}], ${leaf(1)}
+      6:
+        cmp eax, ${V.EXIT_EPT_VIOLATION}
+        jne 7f
+        mov qword ptr [${pd1}], ${leaf(7)}
+        jmp resume
+      7:
+      `,
+      ),
+    );
+    placeL2(b, L2_EPT12);
+    const stop = b.run(200_000);
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect([0, 1, 2, 3].map((i) => b.r32(LOG + i * 8))).toEqual([
+      V.EXIT_CPUID,
+      V.EXIT_IO_INSTRUCTION,
+      V.EXIT_EPT_VIOLATION,
+      V.EXIT_HLT,
+    ]);
+    const s = b.engine.state(b.vcpu);
+    const ept02 = s.ept02 as NonNullable<typeof s.ept02>;
+    // Three L1 stores to the tracked EPT12 page: new entry (nothing dropped), write → read-only
+    // (the one leaf built from it dropped), read-only → RWX (no leaf came from it any more). Each
+    // 8-byte store reaches the notifier as two 4-byte writes (the CPU's MMIO path splits it).
+    expect(ept02.trackedWrites).toBe(6);
+    expect(ept02.leavesDropped).toBe(1);
+    // EPT02 leaves: code + 3 L2 page-table pages, then 0x200000 twice (before and after the drop).
+    expect(ept02.built).toBe(6);
+    expect(s.l2Exits).toBe(4 + 6);
+    expect(b.r32(L2_SECOND) & 0xff).toBe(2); // L2's second write landed after L1 restored the rights
+    expect(b.l0.ledger.lines().find((e) => e.reason === "tracked_write")?.count).toBe(3);
   });
 });
