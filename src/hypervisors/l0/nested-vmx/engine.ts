@@ -25,6 +25,9 @@ import { OperandAccess } from "./operand.js";
 import { afterL0Exit, reflectExit } from "./reflect.js";
 import { NestedVmxState } from "./state.js";
 
+/** First VPID L0 gives an L2 of this engine. */
+const VPID02_BASE = 0x800;
+
 type Emulation = (x: I.VmxInsnContext) => number;
 
 const EMULATE: Record<number, Emulation> = {
@@ -44,6 +47,8 @@ export class NestedVmxEngine implements NestedEngine {
   private readonly vms = new Set<Vm>();
   private readonly states = new Map<GuestVcpu, NestedVmxState>();
   private readonly operands = new Map<Vm, OperandAccess>();
+  /** The next VPID02 (above L0's VMs' VPID, l0.ts L0_VM_VPID, and npv's range). */
+  private nextVpid = VPID02_BASE;
 
   constructor(private readonly l0: L0Hypervisor) {
     l0.engines.register(this);
@@ -56,6 +61,11 @@ export class NestedVmxEngine implements NestedEngine {
     vm.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_VMX, l1[3]]);
     this.vms.add(vm);
     this.operands.set(vm, new OperandAccess(this.l0, vm));
+  }
+
+  /** A VPID for a new VMCS02 (one per L1 vCPU that enters an L2). */
+  allocateVpid(): number {
+    return this.nextVpid++;
   }
 
   /** The nested-VMX state of L1 vCPU `v` (created on first use). */

@@ -25,9 +25,6 @@ import { FIELDS } from "./vmcs12.js";
 
 /** L0's own exception intercepts for every vCPU it runs (as createVcpu: #UD, #MC). */
 const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
-/** The VPIDs L0 gives L2s start above its VMs' (l0.ts L0_VM_VPID) and npv's range. */
-const VPID02_BASE = 0x800;
-let nextVpid = VPID02_BASE;
 
 const GUEST_FIELDS = FIELDS.filter((f) => V.vmcsFieldType(f) === 2);
 /**
@@ -97,7 +94,7 @@ function mergeMsrBitmap(x: VmxInsnContext, page: number): void {
 }
 
 /** VMLAUNCH / VMRESUME (31.3; KVM nested_vmx_run). */
-export function vmentry(x: VmxInsnContext, engine: NestedEngine, resume: boolean): number {
+export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid(): number }, resume: boolean): number {
   const p = permitted(x);
   if (p >= 0) return p;
   const s = x.s;
@@ -115,7 +112,7 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine, resume: boolean
   const l1 = x.v as Vcpu;
   const h = x.l0.host;
   if (s.l2 === null) {
-    const vpid = nextVpid++;
+    const vpid = engine.allocateVpid();
     s.l2 = new L2VmxVcpu(h.newVmcs(x.vm.level + 1), engine, l1, vpid);
     s.ept02 = new Ept02(x.l0, x.vm, vpid);
     s.msrBitmap02 = x.l0.alloc.page();
