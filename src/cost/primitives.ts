@@ -48,6 +48,26 @@ export const PRIMITIVES = [
   ["npv.world_switch", "L0: switch the CPU between an L1 vCPU and an L2 vCPU (VMCS and context)"],
   ["npv.forward", "L0: fill the run page to forward an L2 event to L1"],
   ["npv.blk_request", "L0: one mediated virtio-blk request (chain walk through the L2 map, data copy, used ring)"],
+  [
+    "nvmx.vmx_insn",
+    "L0 handler: emulate one VMX instruction an L1 executed (decode the operand, VMCS12 access, VMfail)",
+  ],
+  [
+    "nvmx.vmcs12_copy",
+    "L0: copy a VMCS12 between L1 memory and L0's cache (VMPTRLD of a new VMCS12, VMCLEAR or VMXOFF of the current one)",
+  ],
+  ["nvmx.entry_checks", "L0: consistency checks of a VMCS12's controls and host state at L1's VMLAUNCH/VMRESUME"],
+  [
+    "nvmx.prepare_vmcs02",
+    "L0: prepare VMCS02 from VMCS12 merged with L0's controls (guest state, exception bitmap, MSR bitmap merge, EPT02, VPID)",
+  ],
+  [
+    "nvmx.sync_vmcs12",
+    "L0: on a reflected exit, copy L2's state and the exit information from VMCS02 into VMCS12 and load L1's host state",
+  ],
+  ["nvmx.world_switch", "L0: switch the CPU between an L1's VMCS01 and its L2's VMCS02"],
+  ["nvmx.ept02_fault", "L0: one shadow-EPT fault: walk EPT12 in L1 memory and build the EPT02 leaf"],
+  ["nvmx.ept02_zap", "L0: drop EPT02 and L2's TLB entries (L1's INVEPT, a new EPTP12)"],
   // ---- L1's own work (a TypeScript hypervisor running as an L1 guest) ----
   ["l1.exit_handling", "L1 kernel: handle an event L0 forwarded (decode the run page, dispatch)"],
   ["l1.userspace_hop", "L1: the round trip to L1's userspace device model and back"],

@@ -20,25 +20,13 @@ import {
   CR0_TS,
   CR0_WP,
   CR4_DE,
-  CR4_FSGSBASE,
   CR4_LA57,
-  CR4_MCE,
-  CR4_OSFXSR,
-  CR4_OSXMMEXCPT,
-  CR4_OSXSAVE,
   CR4_PAE,
-  CR4_PCE,
   CR4_PCIDE,
   CR4_PGE,
-  CR4_PKE,
   CR4_PSE,
-  CR4_PVI,
   CR4_SMAP,
   CR4_SMEP,
-  CR4_SMXE,
-  CR4_TSD,
-  CR4_UMIP,
-  CR4_VME,
   CR4_VMXE,
   EFER_LMA,
   EFER_LME,
@@ -47,6 +35,7 @@ import {
 } from "../x86/control.js";
 import { GP, UD } from "../x86/exceptions.js";
 import type { Cpu } from "./cpu.js";
+import { cr4AllowedBy } from "./cpuid.js";
 import { updateDebugState } from "./debug.js";
 import { AR_L } from "./segments.js";
 import { CR0_FIXED0 } from "./vmx/caps.js";
@@ -60,34 +49,7 @@ const q = new Int32Array(4);
 
 /** CR4 bits the CPU model's CPUID makes legal (a set bit CPUID does not report is reserved: #GP). */
 export function cr4Allowed(c: Cpu): number {
-  c.model.query(1, 0, q);
-  const ecx1 = q[2];
-  const edx1 = q[3];
-  c.model.query(7, 0, q);
-  const ebx7 = q[1];
-  const ecx7 = q[2];
-  let m = CR4_PCE;
-  if (edx1 & (1 << 1)) m |= CR4_VME | CR4_PVI;
-  if (edx1 & (1 << 2)) m |= CR4_DE;
-  if (edx1 & (1 << 3)) m |= CR4_PSE;
-  if (edx1 & (1 << 4)) m |= CR4_TSD;
-  if (edx1 & (1 << 6)) m |= CR4_PAE;
-  if (edx1 & (1 << 7)) m |= CR4_MCE;
-  if (edx1 & (1 << 13)) m |= CR4_PGE;
-  if (edx1 & (1 << 24)) m |= CR4_OSFXSR;
-  if (edx1 & (1 << 25)) m |= CR4_OSXMMEXCPT;
-  if (ecx1 & (1 << 5)) m |= CR4_VMXE;
-  if (ecx1 & (1 << 6)) m |= CR4_SMXE;
-  if (ecx1 & (1 << 17)) m |= CR4_PCIDE;
-  if (ecx1 & (1 << 26)) m |= CR4_OSXSAVE;
-  if (ebx7 & (1 << 0)) m |= CR4_FSGSBASE;
-  if (ebx7 & (1 << 7)) m |= CR4_SMEP;
-  if (ebx7 & (1 << 20)) m |= CR4_SMAP;
-  if (ecx7 & (1 << 2)) m |= CR4_UMIP;
-  if (ecx7 & (1 << 3)) m |= CR4_PKE;
-  // CR4.LA57 stays reserved even if a model sets CPUID.7.0:ECX.LA57: canonical checks are
-  // 48-bit only (canonical.ts).
-  return m;
+  return cr4AllowedBy(c.model);
 }
 
 /** MAXPHYADDR from CPUID 0x80000008 (36 when the leaf is absent). */

@@ -1,3 +1,25 @@
+import {
+  CR4_DE,
+  CR4_FSGSBASE,
+  CR4_MCE,
+  CR4_OSFXSR,
+  CR4_OSXMMEXCPT,
+  CR4_OSXSAVE,
+  CR4_PAE,
+  CR4_PCE,
+  CR4_PCIDE,
+  CR4_PGE,
+  CR4_PKE,
+  CR4_PSE,
+  CR4_PVI,
+  CR4_SMAP,
+  CR4_SMEP,
+  CR4_SMXE,
+  CR4_TSD,
+  CR4_UMIP,
+  CR4_VME,
+  CR4_VMXE,
+} from "../x86/control.js";
 import * as F from "../x86/cpuid.js";
 
 /** One CPUID answer: EAX, EBX, ECX, EDX. */
@@ -140,4 +162,42 @@ export class CpuModel {
     }
     return m;
   }
+}
+
+const cr4q = new Int32Array(4);
+
+/**
+ * CR4 bits a CPUID model makes legal (a set bit CPUID does not report is reserved: #GP): the
+ * CPU's own model, or a hypervisor's CPUID policy for a guest (IA32_VMX_CR4_FIXED1).
+ */
+export function cr4AllowedBy(model: { query(leaf: number, subleaf: number, out: Int32Array): void }): number {
+  const q = cr4q;
+  model.query(1, 0, q);
+  const ecx1 = q[2];
+  const edx1 = q[3];
+  model.query(7, 0, q);
+  const ebx7 = q[1];
+  const ecx7 = q[2];
+  let m = CR4_PCE;
+  if (edx1 & (1 << 1)) m |= CR4_VME | CR4_PVI;
+  if (edx1 & (1 << 2)) m |= CR4_DE;
+  if (edx1 & (1 << 3)) m |= CR4_PSE;
+  if (edx1 & (1 << 4)) m |= CR4_TSD;
+  if (edx1 & (1 << 6)) m |= CR4_PAE;
+  if (edx1 & (1 << 7)) m |= CR4_MCE;
+  if (edx1 & (1 << 13)) m |= CR4_PGE;
+  if (edx1 & (1 << 24)) m |= CR4_OSFXSR;
+  if (edx1 & (1 << 25)) m |= CR4_OSXMMEXCPT;
+  if (ecx1 & (1 << 5)) m |= CR4_VMXE;
+  if (ecx1 & (1 << 6)) m |= CR4_SMXE;
+  if (ecx1 & (1 << 17)) m |= CR4_PCIDE;
+  if (ecx1 & (1 << 26)) m |= CR4_OSXSAVE;
+  if (ebx7 & (1 << 0)) m |= CR4_FSGSBASE;
+  if (ebx7 & (1 << 7)) m |= CR4_SMEP;
+  if (ebx7 & (1 << 20)) m |= CR4_SMAP;
+  if (ecx7 & (1 << 2)) m |= CR4_UMIP;
+  if (ecx7 & (1 << 3)) m |= CR4_PKE;
+  // CR4.LA57 stays reserved even if a model sets CPUID.7.0:ECX.LA57: canonical checks are
+  // 48-bit only (canonical.ts).
+  return m;
 }

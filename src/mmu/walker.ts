@@ -233,6 +233,11 @@ export class PageWalker {
   private readonly nextTperm = new Int32Array(6);
   private readonly permAt = new Int32Array(6);
 
+  /** Address (as `mem` sees it) of the entry the last walk read at `level` (valid from the start level down to the leaf's). */
+  entryAddress(level: number): number {
+    return this.entAddr[level];
+  }
+
   constructor(mem: PhysicalMemory, format: number = FMT_X86, maxPhysAddr = 46) {
     this.mem = mem;
     this.format = format;

@@ -19,6 +19,7 @@ import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { PERM_R, PERM_U, PERM_W, PERM_X } from "../../src/mmu/walker.js";
 import { loadGuest } from "../../src/stacks/vm.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
+import { elf64At1M } from "../helpers/elf.js";
 import { L2_CODE, NpvBed } from "../helpers/npv.js";
 
 const MIB = 1024 * 1024;
@@ -228,30 +229,6 @@ describe("page tracking of a page the L2 already writes", () => {
   );
 });
 
-/** A minimal ELF64 image: one PT_LOAD of `code` at physical 0x100000, entry at its start. */
-function elf64(code: Uint8Array): Uint8Array {
-  const off = 0x78; // after the 64-byte header and one 56-byte program header
-  const b = new Uint8Array(off + code.length);
-  const dv = new DataView(b.buffer);
-  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
-  dv.setUint16(16, 2, true); // ET_EXEC
-  dv.setUint16(18, 0x3e, true); // EM_X86_64
-  dv.setUint32(20, 1, true);
-  dv.setUint32(24, 0x100000 + off, true); // entry
-  dv.setUint32(32, 64, true); // phoff
-  dv.setUint16(52, 64, true);
-  dv.setUint16(54, 56, true);
-  dv.setUint16(56, 1, true);
-  dv.setUint32(64, 1, true); // PT_LOAD
-  dv.setUint32(68, 7, true);
-  dv.setUint32(64 + 16, 0x100000, true); // vaddr
-  dv.setUint32(64 + 24, 0x100000, true); // paddr
-  dv.setUint32(64 + 32, b.length, true); // filesz
-  dv.setUint32(64 + 40, b.length, true); // memsz
-  b.set(code, off);
-  return b;
-}
-
 describe("page tracking under L0 (EPT01)", () => {
   it.skipIf(!HAVE_AS)("a VM's write to a tracked frame is emulated by L0's EPT-violation handler and reported", () => {
     const profile = loadProfile();
@@ -262,7 +239,7 @@ describe("page tracking under L0 (EPT01)", () => {
     const vm = l0.createVm({ memory });
     const vcpu = l0.createVcpu(vm);
     const DATA = 0x300000;
-    const image = elf64(
+    const image = elf64At1M(
       asm(`
         mov rax, ${DATA}
         mov dword ptr [rax + 16], 0x21

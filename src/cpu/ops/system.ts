@@ -41,7 +41,7 @@ import * as CH from "../charges.js";
 import { crExists, drIndex, readCr, readDr, writeCr, writeCr0, writeDr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import { checkGeneralDetect, ioAccess, movSsLoaded } from "../debug.js";
-import type { Insn } from "../insn.js";
+import { BASE_RIP, type Insn } from "../insn.js";
 import { deliverEvent } from "../interrupts.js";
 import { readMsr, readTsc, writeMsr } from "../msr.js";
 import { iretUnblocksNmi } from "../nmi.js";
@@ -73,6 +73,7 @@ import {
   readDescriptor,
   setSegment,
 } from "../segments.js";
+import { vmxInstructionInfo } from "../vmx/insn-info.js";
 import { vmxInstruction } from "../vmx/instructions.js";
 import { shadowAccess } from "../vmx/shadow.js";
 
@@ -935,11 +936,30 @@ const VMX_EXIT_REASON: Record<number, number> = {
   [VX.VMXI_INVVPID]: VX.EXIT_INVVPID,
 };
 
+/** VMX instructions with an operand the exit describes (27.2.1, 27.2.5); the others carry none. */
+function hasVmxOperand(op: number): boolean {
+  return op >= VX.VMXI_VMPTRLD;
+}
+
 function vmxInsn(c: Cpu, i: Insn): void {
-  // In VMX non-root operation every VMX instruction (and VMCALL) exits to the hypervisor, but
-  // VMREAD/VMWRITE that VMCS shadowing serves (vmx/shadow.ts).
-  if (c.nonRoot && !shadowAccess(c, i)) c.vmxUnit.instructionExit(VMX_EXIT_REASON[i.op], i);
-  if (c.nonRoot) return;
+  // In VMX non-root operation every VMX instruction (and VMCALL) exits to the hypervisor, with
+  // the operand in the instruction-information field and the displacement in the qualification,
+  // but VMREAD/VMWRITE that VMCS shadowing serves (vmx/shadow.ts).
+  if (c.nonRoot) {
+    if (shadowAccess(c, i)) return;
+    const reason = VMX_EXIT_REASON[i.op];
+    if (!hasVmxOperand(i.op) || !i.isMem)
+      c.vmxUnit.exitNow(reason, 0, 0, i.len, hasVmxOperand(i.op) ? vmxInstructionInfo(i) : 0);
+    let qlo = i.disp;
+    let qhi = i.dispHi;
+    if (i.base === BASE_RIP) {
+      // RIP-relative: the qualification is displacement + RIP of the next instruction (27.2.1).
+      const lo = (c.ripLo >>> 0) + (qlo >>> 0);
+      qhi = (qhi + c.ripHi + (lo > 0xffffffff ? 1 : 0)) | 0;
+      qlo = lo | 0;
+    }
+    c.vmxUnit.exitNow(reason, qlo, qhi, i.len, vmxInstructionInfo(i));
+  }
   const v = c.vmx;
   if (v === null)
     vmxInstruction(c, i); // the CPU's own VMX (#UD unless CPUID advertises it)

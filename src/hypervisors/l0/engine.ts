@@ -39,6 +39,13 @@ export interface NestedEngine {
   servesVmx?(v: GuestVcpu): boolean;
   /** A VMX-instruction exit (`reason`) of a vCPU the engine serves; returns as a handler does. */
   vmxInstruction?(l0: L0Hypervisor, v: GuestVcpu, reason: number, depth: number): number;
+  /**
+   * An intercepted RDMSR of vCPU `v` that L0's LAPIC does not own, for an engine serving VMX to
+   * it (IA32_FEATURE_CONTROL, the VMX capability MSRs): [low, high], or null for #GP.
+   */
+  readMsr?(l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null;
+  /** A MOV to CR4 of `v` changing CR4.VMXE to `value`'s: false refuses it (#GP). */
+  cr4Write?(v: GuestVcpu, value: number): boolean;
   /** A write by `v` to a page this engine tracks (the instruction has not retired). */
   trackedWrite?(l0: L0Hypervisor, v: GuestVcpu, gpa: number): number;
 }

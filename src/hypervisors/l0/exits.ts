@@ -8,10 +8,11 @@
  */
 
 import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
+import { CR4_VMXE } from "../../x86/control.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import { IF } from "../../x86/flags.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
-import { RAX, RBX, RCX, RDX } from "../../x86/registers.js";
+import { RAX, RBX, RCX, RDX, RSP } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { L0Hypervisor } from "./l0.js";
@@ -117,12 +118,17 @@ function injectGp(v: GuestVcpu): number {
   return HANDLED;
 }
 
-/** RDMSR of an MSR the bitmap intercepts: the LAPIC's MSRs; anything else #GP. */
+/**
+ * RDMSR of an MSR the bitmap intercepts: the LAPIC's MSRs; IA32_FEATURE_CONTROL and the VMX
+ * capability MSRs from the engine offering VMX to the vCPU; anything else #GP.
+ */
 function rdmsr(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const index = h.gprLo[RCX] >>> 0;
   const lapic = v.lapic;
-  const x = lapic.handlesMsr(index) ? lapic.readMsr(index) : null;
+  const x = lapic.handlesMsr(index)
+    ? lapic.readMsr(index)
+    : (l0.engines.forVmxInstructions(v)?.readMsr?.(l0, v, index) ?? null);
   chargeMsr(l0, v, index, false);
   if (x === null) return injectGp(v);
   h.gprLo[RAX] = x[0] | 0;
@@ -269,6 +275,43 @@ function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
   return HANDLED;
 }
 
+/**
+ * A control-register access L0 intercepts. L0 owns CR4.VMXE of its VMs' vCPUs (the CR4
+ * guest/host mask, as KVM keeps VMXE out of cr4_guest_owned_bits): a MOV to CR4 changing it
+ * exits here, is refused with #GP unless an engine offers VMX to the vCPU, and otherwise lands
+ * in the read shadow only (L1 sees VMXE; the hardware CR4 does not need it).
+ */
+function crAccess(l0: L0Hypervisor, v: GuestVcpu): number {
+  const h = l0.host;
+  const q = h.vmread(V.VMCS_EXIT_QUALIFICATION);
+  const cr = q & 15;
+  const type = (q >>> 4) & 3;
+  const gpr = (q >>> 8) & 15;
+  if (cr !== 4 || type !== C.CR_ACCESS_TYPE_MOV_TO_CR)
+    return v.fail(
+      "error",
+      V.EXIT_CR_ACCESS,
+      `L0 does not emulate this control-register access (CR${cr}, type ${type})`,
+    );
+  l0.chargeFor(v, "l0.cr_access", "cr_access");
+  const value = gpr === RSP ? h.vmread(V.VMCS_GUEST_RSP) : h.gprLo[gpr];
+  const mask = h.vmread(V.VMCS_CR4_GUEST_HOST_MASK);
+  const real = h.vmread(V.VMCS_GUEST_CR4);
+  if (((value ^ real) & ~mask) !== 0)
+    return v.fail(
+      "error",
+      V.EXIT_CR_ACCESS,
+      "a MOV to CR4 changing CR4.VMXE and other bits at once is not emulated by L0",
+    );
+  const engine = l0.engines.forVmxInstructions(v);
+  if ((value & CR4_VMXE) !== 0 && engine === null) return injectGp(v);
+  if (engine !== null && engine.cr4Write?.(v, value) === false) return injectGp(v);
+  const shadow = h.vmread(V.VMCS_CR4_READ_SHADOW);
+  h.vmwrite(V.VMCS_CR4_READ_SHADOW, (shadow & ~mask) | (value & mask));
+  l0.skipInstruction();
+  return HANDLED;
+}
+
 function tripleFault(l0: L0Hypervisor, v: GuestVcpu): number {
   return v.fail(
     "triple-fault",
@@ -301,6 +344,7 @@ export const EXIT_HANDLERS: Record<number, ExitHandler> = {
   [V.EXIT_EPT_VIOLATION]: eptViolation,
   [V.EXIT_EPT_MISCONFIG]: eptMisconfig,
   [V.EXIT_PREEMPTION_TIMER]: preemptionTimer,
+  [V.EXIT_CR_ACCESS]: crAccess,
   [V.EXIT_VMCLEAR]: vmxInstruction,
   [V.EXIT_VMLAUNCH]: vmxInstruction,
   [V.EXIT_VMPTRLD]: vmxInstruction,

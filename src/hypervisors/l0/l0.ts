@@ -10,11 +10,19 @@ import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
 import { DEFAULT_TUNABLES, type Tunables } from "../../machine/tunables.js";
+import { CR4_VMXE } from "../../x86/control.js";
 import { MC, UD } from "../../x86/exceptions.js";
-import { MSR_IA32_APIC_BASE, MSR_IA32_TSC_DEADLINE, MSR_X2APIC_FIRST, MSR_X2APIC_LAST } from "../../x86/msr.js";
+import {
+  MSR_IA32_APIC_BASE,
+  MSR_IA32_FEATURE_CONTROL,
+  MSR_IA32_TSC_DEADLINE,
+  MSR_X2APIC_FIRST,
+  MSR_X2APIC_LAST,
+} from "../../x86/msr.js";
 import { RAX, RBX, RCX, RDX, RSI } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
+import { MSR_IA32_VMX_FIRST, MSR_IA32_VMX_LAST } from "../../x86/vmx-msr.js";
 import { HypervisorMmu } from "../mmu/hv-mmu.js";
 import { dispatchExit, handleExit, runGuest } from "./core.js";
 import { EngineRegistry } from "./engine.js";
@@ -63,6 +71,7 @@ export class L0Hypervisor {
   }
   /**
    * The MSR bitmap (24.6.9): only the LAPIC's MSRs exit (APIC base, TSC deadline, x2APIC range);
+   * IA32_FEATURE_CONTROL and the VMX capability MSRs exit too (L0 answers them for nested VMX);
    * every other MSR is the guest's own (the CPU keeps its value), as with KVM's pass-through MSRs.
    */
   private buildMsrBitmap(): number {
@@ -77,7 +86,15 @@ export class L0Hypervisor {
     set(MSR_IA32_APIC_BASE);
     set(MSR_IA32_TSC_DEADLINE);
     for (let m = MSR_X2APIC_FIRST; m <= MSR_X2APIC_LAST; m++) set(m);
+    // IA32_FEATURE_CONTROL and the VMX capability MSRs: answered by a nested-VMX engine, else #GP.
+    set(MSR_IA32_FEATURE_CONTROL);
+    for (let m = MSR_IA32_VMX_FIRST; m <= MSR_IA32_VMX_LAST; m++) set(m);
     return page;
+  }
+
+  /** The MSR bitmap L0's own vCPUs use (a nested engine merges an L1's into a copy of it). */
+  get msrBitmapPage(): number {
+    return this.msrBitmap;
   }
 
   /** Reserve a 1 MiB host-physical window (outside RAM) for a device model's MMIO emulation. */
@@ -115,6 +132,11 @@ export class L0Hypervisor {
         entry: C.ENTRY_LOAD_IA32_EFER,
       }),
     );
+    // L0 owns CR4.VMXE (KVM: never a guest-owned CR4 bit): a guest setting it exits (crAccess).
+    this.host.withVmcs(v, () => {
+      this.host.vmwrite(V.VMCS_CR4_GUEST_HOST_MASK, CR4_VMXE);
+      this.host.vmwrite(V.VMCS_CR4_READ_SHADOW, 0);
+    });
     return vcpu;
   }
 

@@ -1,0 +1,109 @@
+/**
+ * What L0's nested-VMX engine offers an L1, declared once (KVM: nested_vmx_setup_ctls_msrs):
+ * the VMX controls it can merge into a VMCS02, the VMCS12 revision and size, and the answers to
+ * IA32_FEATURE_CONTROL and the capability MSRs 0x480–0x491 built from that declaration. A
+ * control bit is offered only when the engine has code behind it.
+ */
+import { CR0_NE, CR0_PE, CR0_PG, CR4_VMXE } from "../../../x86/control.js";
+import * as MSR from "../../../x86/msr.js";
+import { MSR_IA32_FEATURE_CONTROL, MSR_IA32_VMX_BASIC } from "../../../x86/msr.js";
+import * as C from "../../../x86/vmx-controls.js";
+import * as M from "../../../x86/vmx-msr.js";
+
+/**
+ * The revision identifier of nestlab's VMCS12 layout (bit 31 clear: not a shadow VMCS). Changing
+ * the layout (vmcs12.ts, docs/nested-vmx.md) changes it, as KVM's VMCS12_REVISION.
+ */
+export const VMCS12_REVISION = 0x4e4c0001;
+/** Size of a VMCS12 region and of the VMXON region (one page). */
+export const VMCS12_SIZE = 4096;
+/** Highest field index the engine supports (IA32_VMX_VMCS_ENUM bits 9:1; 0x17 is the preemption-timer value's). */
+const VMCS_ENUM_MAX_INDEX = 0x17;
+
+/** Allowed-1 settings: the controls L1 may set. */
+export const SUPPORTED = {
+  pin: C.PIN_EXT_INTR_EXITING | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS | C.PIN_PREEMPTION_TIMER,
+  proc:
+    C.CPU_INTR_WINDOW_EXITING |
+    C.CPU_HLT_EXITING |
+    C.CPU_CR3_LOAD_EXITING |
+    C.CPU_CR3_STORE_EXITING |
+    C.CPU_CR8_LOAD_EXITING |
+    C.CPU_CR8_STORE_EXITING |
+    C.CPU_UNCOND_IO_EXITING |
+    C.CPU_USE_IO_BITMAPS |
+    C.CPU_USE_MSR_BITMAPS |
+    C.CPU_SECONDARY_CONTROLS,
+  proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID,
+  exit:
+    C.EXIT_HOST_ADDR_SPACE_SIZE |
+    C.EXIT_ACK_INTR_ON_EXIT |
+    C.EXIT_SAVE_IA32_EFER |
+    C.EXIT_LOAD_IA32_EFER |
+    C.EXIT_SAVE_PREEMPTION_TIMER,
+  entry: C.ENTRY_IA32E_MODE_GUEST | C.ENTRY_LOAD_IA32_EFER,
+} as const;
+
+/** CR0 bits fixed to 1 in VMX operation (no unrestricted guest: PE, NE, PG), CR4's (VMXE). */
+export const CR0_FIXED0 = CR0_PE | CR0_NE | CR0_PG;
+export const CR4_FIXED0 = CR4_VMXE;
+
+/** A capability-control MSR: allowed-0 (bits that must be 1) low, allowed-1 high. */
+function ctls(must1: number, may1: number): [number, number] {
+  return [must1 | 0, must1 | may1 | 0];
+}
+
+/**
+ * The value of MSR `index` for an L1 whose CPUID allows CR4 bits `cr4Allowed`, or null when the
+ * engine does not answer it (the caller raises #GP). Values as [low, high] 32-bit halves.
+ */
+export function vmxMsr(index: number, cr4Allowed: number): [number, number] | null {
+  const S = SUPPORTED;
+  switch (index) {
+    case MSR_IA32_FEATURE_CONTROL:
+      // Locked with VMX outside SMX enabled, as a BIOS leaves it and KVM reports it.
+      return [M.FEATURE_CONTROL_LOCKED | M.FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0];
+    case MSR_IA32_VMX_BASIC:
+      return [
+        VMCS12_REVISION,
+        VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_INOUT | M.VMX_BASIC_TRUE_CTLS,
+      ];
+    case MSR.MSR_IA32_VMX_PINBASED_CTLS:
+    case MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
+      return ctls(M.PIN_DEFAULT1, S.pin);
+    case MSR.MSR_IA32_VMX_PROCBASED_CTLS:
+      return ctls(M.PROC_DEFAULT1, S.proc);
+    case MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
+      // The TRUE form lets CR3-load/store exiting be 0 (A.3.2), as KVM's does.
+      return ctls(M.PROC_DEFAULT1 & ~(C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING), S.proc);
+    case MSR.MSR_IA32_VMX_EXIT_CTLS:
+    case MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS:
+      return ctls(M.EXIT_DEFAULT1, S.exit);
+    case MSR.MSR_IA32_VMX_ENTRY_CTLS:
+    case MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS:
+      return ctls(M.ENTRY_DEFAULT1, S.entry);
+    case MSR.MSR_IA32_VMX_PROCBASED_CTLS2:
+      return ctls(0, S.proc2);
+    case MSR.MSR_IA32_VMX_MISC:
+      return [C.PREEMPTION_TIMER_RATE_SHIFT | M.VMX_MISC_SAVE_EFER_LMA | M.VMX_MISC_ACTIVITY_HLT, 0];
+    case MSR.MSR_IA32_VMX_CR0_FIXED0:
+      return [CR0_FIXED0, 0];
+    case MSR.MSR_IA32_VMX_CR0_FIXED1:
+      return [-1, 0];
+    case MSR.MSR_IA32_VMX_CR4_FIXED0:
+      return [CR4_FIXED0, 0];
+    case MSR.MSR_IA32_VMX_CR4_FIXED1:
+      return [cr4Allowed | CR4_VMXE, 0];
+    case MSR.MSR_IA32_VMX_VMCS_ENUM:
+      return [VMCS_ENUM_MAX_INDEX << 1, 0];
+    case MSR.MSR_IA32_VMX_EPT_VPID_CAP:
+      return [
+        M.EPT_CAP_PAGE_WALK_4 | M.EPT_CAP_WB | M.EPT_CAP_INVEPT | M.EPT_CAP_INVEPT_SINGLE | M.EPT_CAP_INVEPT_ALL,
+        M.VPID_CAP_INVVPID | M.VPID_CAP_INVVPID_SINGLE | M.VPID_CAP_INVVPID_ALL,
+      ];
+    case MSR.MSR_IA32_VMX_VMFUNC:
+      return [0, 0];
+    default:
+      return null;
+  }
+}

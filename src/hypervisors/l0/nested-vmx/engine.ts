@@ -1,0 +1,124 @@
+/**
+ * L0's nested-VMX engine (KVM's arch/x86/kvm/vmx/nested.c), a nested engine beside npv: it
+ * offers VMX to the L1 vCPUs of the VMs it is enabled for — CPUID.1:ECX.VMX in their CPUID
+ * policy, IA32_FEATURE_CONTROL and the capability MSRs from one declaration (caps.ts), CR4.VMXE
+ * through L0's CR4 guest/host mask — and emulates the VMX instructions those L1s execute
+ * (instructions.ts) against VMCS12s in their memory (vmcs12.ts).
+ *
+ * VMLAUNCH/VMRESUME enter L2 on a VMCS02 (nested.ts); each L2 exit goes through the reflection
+ * rule (reflect.ts); EPT02 shadows EPT12 ∘ L1's memory (ept02.ts).
+ */
+import { cr4AllowedBy } from "../../../cpu/cpuid.js";
+import { CR4_VMXE } from "../../../x86/control.js";
+import { F1C_VMX } from "../../../x86/cpuid.js";
+import * as V from "../../../x86/vmx.js";
+import type { NestedEngine } from "../engine.js";
+import { exitReasonName } from "../exits.js";
+import type { L0Hypervisor } from "../l0.js";
+import type { GuestVcpu } from "../vcpu.js";
+import type { Vm } from "../vm.js";
+import { vmxMsr } from "./caps.js";
+import * as I from "./instructions.js";
+import type { L2VmxVcpu } from "./l2-vcpu.js";
+import { vmentry } from "./nested.js";
+import { OperandAccess } from "./operand.js";
+import { afterL0Exit, reflectExit } from "./reflect.js";
+import { NestedVmxState } from "./state.js";
+
+/** First VPID L0 gives an L2 of this engine. */
+const VPID02_BASE = 0x800;
+
+type Emulation = (x: I.VmxInsnContext) => number;
+
+const EMULATE: Record<number, Emulation> = {
+  [V.EXIT_VMXON]: I.vmxon,
+  [V.EXIT_VMXOFF]: I.vmxoff,
+  [V.EXIT_VMCLEAR]: I.vmclear,
+  [V.EXIT_VMPTRLD]: I.vmptrld,
+  [V.EXIT_VMPTRST]: I.vmptrst,
+  [V.EXIT_VMREAD]: I.vmread,
+  [V.EXIT_VMWRITE]: I.vmwrite,
+  [V.EXIT_INVEPT]: I.invept,
+  [V.EXIT_INVVPID]: I.invvpid,
+};
+
+export class NestedVmxEngine implements NestedEngine {
+  readonly name = "nvmx";
+  private readonly vms = new Set<Vm>();
+  private readonly states = new Map<GuestVcpu, NestedVmxState>();
+  private readonly operands = new Map<Vm, OperandAccess>();
+  /** The next VPID02 (above L0's VMs' VPID, l0.ts L0_VM_VPID, and npv's range). */
+  private nextVpid = VPID02_BASE;
+
+  constructor(private readonly l0: L0Hypervisor) {
+    l0.engines.register(this);
+  }
+
+  /** Offer VMX to `vm`'s vCPUs: CPUID.1:ECX.VMX in its CPUID policy (KVM's nested=1 for the VM). */
+  enable(vm: Vm): void {
+    const l1 = new Int32Array(4);
+    vm.cpuid.query(1, 0, l1);
+    vm.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_VMX, l1[3]]);
+    this.vms.add(vm);
+    this.operands.set(vm, new OperandAccess(this.l0, vm));
+  }
+
+  /** A VPID for a new VMCS02 (one per L1 vCPU that enters an L2). */
+  allocateVpid(): number {
+    return this.nextVpid++;
+  }
+
+  /** The nested-VMX state of L1 vCPU `v` (created on first use). */
+  state(v: GuestVcpu): NestedVmxState {
+    let s = this.states.get(v);
+    if (s === undefined) {
+      s = new NestedVmxState();
+      this.states.set(v, s);
+    }
+    return s;
+  }
+
+  servesVmx(v: GuestVcpu): boolean {
+    return v.engine === null && v.l0vm !== null && this.vms.has(v.l0vm);
+  }
+
+  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts. */
+  readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
+    return vmxMsr(index, cr4AllowedBy(v.cpuid));
+  }
+
+  /** A MOV to CR4 that changes VMXE: clearing it in VMX operation is refused (#GP, SDM vol. 3C 23.8). */
+  cr4Write(v: GuestVcpu, value: number): boolean {
+    return (value & CR4_VMXE) !== 0 || !this.state(v).vmxon;
+  }
+
+  vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
+    const vm = v.l0vm as Vm;
+    const emulate =
+      reason === V.EXIT_VMLAUNCH || reason === V.EXIT_VMRESUME
+        ? (x: I.VmxInsnContext) => vmentry(x, this, reason === V.EXIT_VMRESUME)
+        : EMULATE[reason];
+    l0.chargeFor(v, "nvmx.vmx_insn", `nvmx_${exitReasonName(reason)}`);
+    if (emulate === undefined) {
+      return v.fail(
+        "error",
+        reason,
+        `nested VMX: L0 does not emulate exit reason ${reason} (${exitReasonName(reason)}; VMFUNC is not offered)`,
+      );
+    }
+    const s = this.state(v);
+    s.emulated.set(reason, (s.emulated.get(reason) ?? 0) + 1);
+    return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
+  }
+
+  /** The reflect step for an exit of an L2 this engine runs (reflect.ts). */
+  reflect(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
+    const l2 = v as L2VmxVcpu;
+    return reflectExit(l0, l2, this.state(l2.l1), reason);
+  }
+
+  handledInL0(v: GuestVcpu, reason: number): void {
+    const l2 = v as L2VmxVcpu;
+    afterL0Exit(this.l0, l2, this.state(l2.l1), reason);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * EPT02: the table L2 really runs on, a shadow of EPT12 ∘ (L1 guest-physical → host-physical),
+ * built on EPT02 misses (KVM's nested TDP MMU with the EPT flavour of paging_tmpl.h): walk L1's
+ * EPT12 in L1 memory with the hypervisor MMU's guest-table walker; when EPT12 maps the address
+ * with the access's rights, map the 4 KiB page in EPT02 with EPT12's rights to the frame backing
+ * the L1 page; otherwise the violation (or misconfiguration) is L1's.
+ *
+ * The EPT12 pages each walk read are write-tracked through the hypervisor MMU's page tracking
+ * (KVM's page_track for shadowed guest tables): L1's writes to them exit, L0 emulates them, and
+ * the notifier drops the EPT02 leaves built from the entry written — a new entry (one no leaf
+ * came from) drops nothing, a changed or removed leaf entry drops the L2 pages it mapped, a
+ * changed non-leaf entry drops EPT02 whole. L1's INVEPT also drops EPT02 whole (SDM vol. 3C,
+ * 29.4.3.1), and stops the tracking until the next misses.
+ */
+import { FAULT_EPT_MISCONFIG, FAULT_EPT_VIOLATION, FMT_EPT } from "../../../mmu/walker.js";
+import { GuestTableWalker } from "../../mmu/guest-walk.js";
+import type { PageTableBuilder } from "../../mmu/page-table.js";
+import type { TrackedWrite } from "../../mmu/page-track.js";
+import type { L0Hypervisor } from "../l0.js";
+import type { Vm } from "../vm.js";
+
+/** Outcome of an EPT02 miss. */
+export const EPT02_MAPPED = 0;
+export const EPT02_L1_VIOLATION = 1;
+export const EPT02_L1_MISCONFIG = 2;
+export const EPT02_NOT_RAM = 3;
+
+export class Ept02 {
+  table: PageTableBuilder;
+  private readonly walker: GuestTableWalker;
+  /** Qualification of the last L1 violation (table 28-7, as EPT12 says it). */
+  qualification = 0;
+  /** Leaves built and zaps done. */
+  built = 0;
+  zaps = 0;
+  /** Entries the last EPT12 walk read (charged as mmu.walk_ref). */
+  lastRefs = 0;
+  /** Writes to tracked EPT12 pages reported (an 8-byte store through the MMIO path is two), and EPT02 leaves they dropped. */
+  trackedWrites = 0;
+  leavesDropped = 0;
+  /** Host address of an EPT12 leaf entry → the L2 pages (4 KiB) EPT02 built from it. */
+  private readonly fromLeaf = new Map<number, number[]>();
+  /** Host addresses of the EPT12 non-leaf entries walks went through. */
+  private readonly nonLeaf = new Set<number>();
+  /** Host frames of EPT12 pages tracked. */
+  private readonly frames = new Set<number>();
+  private readonly notifier = (w: TrackedWrite): void => this.written(w);
+
+  constructor(
+    private readonly l0: L0Hypervisor,
+    private readonly vm: Vm,
+    private readonly vpid: number,
+  ) {
+    this.walker = new GuestTableWalker(l0.host.mem, FMT_EPT, (gpa) => vm.memslots.translate(gpa));
+    this.table = this.newTable();
+  }
+
+  private newTable(): PageTableBuilder {
+    const t = this.l0.mmu.newTable(this.l0.host.mem, this.l0.alloc);
+    t.flush = () => this.l0.host.invalidateVpid(this.vpid);
+    return t;
+  }
+
+  /** An EPT02 miss at L2 guest-physical `gpa` for an access of EPT R/W/X bits `access`. */
+  miss(eptp12Lo: number, eptp12Hi: number, gpa: number, access: number): number {
+    const w = this.walker;
+    const gpa1 = w.walkEpt(eptp12Lo, eptp12Hi, gpa, access);
+    this.lastRefs = w.refs;
+    if (gpa1 < 0) {
+      const f = w.walker.fault;
+      if (f === FAULT_EPT_MISCONFIG) return EPT02_L1_MISCONFIG;
+      if (f !== FAULT_EPT_VIOLATION) return EPT02_NOT_RAM; // an EPT12 table outside L1 RAM
+      this.qualification = w.walker.qualification;
+      return EPT02_L1_VIOLATION;
+    }
+    const page1 = gpa1 - (gpa1 % 4096);
+    const hpa = this.vm.memslots.translate(page1);
+    if (hpa < 0) return EPT02_NOT_RAM;
+    const page2 = gpa - (gpa % 4096);
+    this.record(w.walker.startLevel, w.walker.pageShift === 12 ? 1 : w.walker.pageShift === 21 ? 2 : 3, page2);
+    this.table.map(page2, hpa, w.walker.perm & 7);
+    this.built++;
+    return EPT02_MAPPED;
+  }
+
+  /** Remember which EPT12 entries the walk used and track their pages. */
+  private record(top: number, leafLevel: number, page2: number): void {
+    const walker = this.walker.walker;
+    for (let l = top; l >= leafLevel; l--) {
+      const a = walker.entryAddress(l);
+      if (l === leafLevel) {
+        const list = this.fromLeaf.get(a);
+        if (list === undefined) this.fromLeaf.set(a, [page2]);
+        else if (!list.includes(page2)) list.push(page2);
+      } else this.nonLeaf.add(a);
+      const frame = a - (a % 4096);
+      if (!this.frames.has(frame)) {
+        this.frames.add(frame);
+        this.l0.mmu.trackWrites(frame, this.notifier);
+      }
+    }
+  }
+
+  /** L1 wrote a tracked EPT12 page (the write is in memory): drop what came from that entry. */
+  private written(w: TrackedWrite): void {
+    this.trackedWrites++;
+    const entry = w.pa - (w.pa % 8);
+    if (this.nonLeaf.has(entry)) {
+      this.zap();
+      this.l0.chargeHandler("nvmx.ept02_zap", "nvmx_ept12_write");
+      return;
+    }
+    const pages = this.fromLeaf.get(entry);
+    if (pages === undefined) return; // a new entry: the next miss finds it
+    for (const p of pages) this.table.unmap(p);
+    this.fromLeaf.delete(entry);
+    this.leavesDropped += pages.length;
+    this.l0.host.invalidateVpid(this.vpid);
+    this.l0.chargeHandler("nvmx.ept02_zap", "nvmx_ept12_write");
+  }
+
+  /** Drop every EPT02 leaf (L1's INVEPT, or a new EPTP12) and flush L2's TLB entries. */
+  zap(): void {
+    for (const f of this.frames) this.l0.mmu.untrackWrites(f, this.notifier);
+    this.frames.clear();
+    this.fromLeaf.clear();
+    this.nonLeaf.clear();
+    this.table.destroy();
+    this.table = this.newTable();
+    this.l0.host.invalidateVpid(this.vpid);
+    this.zaps++;
+  }
+}

@@ -1,0 +1,1 @@
+export { NestedVmxEngine } from "./engine.js";

@@ -1,0 +1,280 @@
+/**
+ * L0's emulation of the VMX instructions an L1 executes (SDM vol. 3C, chapter 31, each
+ * instruction's "Operation"; KVM's handle_vmxon … handle_vmwrite in nested.c): the permission
+ * checks (#UD outside VMX operation, #GP at CPL > 0), the operand from the exit's instruction
+ * information, the VMCS12 access, and the outcome as RFLAGS says it (31.2: VMsucceed,
+ * VMfailInvalid, VMfailValid with the VM-instruction error number in VMCS12).
+ */
+import { CR0_PE, CR4_VMXE } from "../../../x86/control.js";
+import { GP, UD } from "../../../x86/exceptions.js";
+import { AF, CF, OF, PF, SF, ZF } from "../../../x86/flags.js";
+import * as V from "../../../x86/vmx.js";
+import type { L0Hypervisor } from "../l0.js";
+import { type GuestVcpu, HANDLED } from "../vcpu.js";
+import type { Vm } from "../vm.js";
+import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE } from "./caps.js";
+import { infoIsReg, infoReg1, infoReg2, type OperandAccess } from "./operand.js";
+import { type NestedVmxState, NO_CURRENT_VMCS } from "./state.js";
+import { VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET } from "./vmcs12.js";
+
+const ARITH_FLAGS = CF | PF | AF | ZF | SF | OF;
+
+/** What an emulated VMX instruction needs: L0, the L1 vCPU, its VM, its nested state, its operands. */
+export interface VmxInsnContext {
+  l0: L0Hypervisor;
+  v: GuestVcpu;
+  vm: Vm;
+  s: NestedVmxState;
+  ops: OperandAccess;
+}
+
+const val = new Int32Array(2);
+const enc = new Int32Array(2);
+
+// ---- Outcomes (31.2) ----
+
+function setArith(l0: L0Hypervisor, flags: number): void {
+  const r = l0.host.vmread(V.VMCS_GUEST_RFLAGS);
+  l0.host.vmwrite(V.VMCS_GUEST_RFLAGS, (r & ~ARITH_FLAGS) | flags);
+}
+
+function succeed(x: VmxInsnContext): number {
+  setArith(x.l0, 0);
+  x.l0.skipInstruction();
+  return HANDLED;
+}
+
+export function failInvalid(x: VmxInsnContext): number {
+  setArith(x.l0, CF);
+  x.l0.skipInstruction();
+  return HANDLED;
+}
+
+/** VMfailValid(error) when a VMCS12 is current, else VMfailInvalid (as KVM's nested_vmx_fail). */
+export function fail(x: VmxInsnContext, error: number): number {
+  if (!x.s.hasCurrent) return failInvalid(x);
+  x.s.current.write(V.VMCS_VM_INSTRUCTION_ERROR, error, 0);
+  setArith(x.l0, ZF);
+  x.l0.skipInstruction();
+  return HANDLED;
+}
+
+function inject(x: VmxInsnContext, vector: number, error: number): number {
+  x.v.pendingException = vector;
+  x.v.pendingExceptionError = error;
+  return HANDLED;
+}
+
+/** CR4 as L1 reads it: host-owned bits from the read shadow. */
+function l1Cr4(l0: L0Hypervisor): number {
+  const h = l0.host;
+  const mask = h.vmread(V.VMCS_CR4_GUEST_HOST_MASK);
+  return (h.vmread(V.VMCS_GUEST_CR4) & ~mask) | (h.vmread(V.VMCS_CR4_READ_SHADOW) & mask);
+}
+
+function l1Cr0(l0: L0Hypervisor): number {
+  const h = l0.host;
+  const mask = h.vmread(V.VMCS_CR0_GUEST_HOST_MASK);
+  return (h.vmread(V.VMCS_GUEST_CR0) & ~mask) | (h.vmread(V.VMCS_CR0_READ_SHADOW) & mask);
+}
+
+function cpl(l0: L0Hypervisor): number {
+  return (l0.host.vmread(V.VMCS_GUEST_SS_AR) >>> 5) & 3;
+}
+
+/**
+ * The checks every VMX instruction but VMXON makes first (KVM: nested_vmx_check_permission):
+ * #UD outside VMX operation, #GP(0) at CPL > 0. Returns HANDLED after injecting, -1 to go on.
+ */
+export function permitted(x: VmxInsnContext): number {
+  if (!x.s.vmxon) return inject(x, UD, -1);
+  if (cpl(x.l0) > 0) return inject(x, GP, 0);
+  return -1;
+}
+
+/** A 4 KiB-aligned physical-address operand that is L1 RAM (else the caller fails). */
+function readPhysOperand(x: VmxInsnContext): number {
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const gpa = x.ops.address(info, 8, false);
+  if (gpa < 0) return -2;
+  const mem = x.vm.memory;
+  const lo = mem.read32(gpa);
+  const hi = mem.read32(gpa + 4);
+  const addr = hi * 4294967296 + lo;
+  if (addr % 4096 !== 0 || !x.ops.isRam(addr, VMCS12_SIZE)) return -1;
+  return addr;
+}
+
+/** L1's memory operand did not translate: stop the vCPU with a clear error (no #PF injection yet). */
+function unmapped(x: VmxInsnContext, what: string): number {
+  return x.v.fail(
+    "error",
+    x.l0.host.exit.reason & 0xffff,
+    `L1's ${what} operand at linear ${x.ops.linear()} is not mapped by its page tables (L0 does not inject #PF for it)`,
+  );
+}
+
+// ---- The instructions ----
+
+/** VMXON (31.3 "VMXON"; KVM handle_vmxon). */
+export function vmxon(x: VmxInsnContext): number {
+  const l0 = x.l0;
+  if ((l1Cr4(l0) & CR4_VMXE) === 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0 || (l1Cr0(l0) & CR0_PE) === 0)
+    return inject(x, UD, -1);
+  if (cpl(l0) > 0) return inject(x, GP, 0);
+  if (x.s.vmxon) return fail(x, V.VMXERR_VMXON_IN_ROOT);
+  const addr = readPhysOperand(x);
+  if (addr === -2) return unmapped(x, "VMXON");
+  if (addr < 0) return failInvalid(x);
+  if (x.vm.memory.read32(addr) !== VMCS12_REVISION) return failInvalid(x);
+  x.s.vmxon = true;
+  x.s.vmxonPtr = addr;
+  x.s.current.gpa = -1;
+  return succeed(x);
+}
+
+/** Write the current VMCS12 back to L1 memory and make none current. */
+function releaseCurrent(x: VmxInsnContext): void {
+  if (!x.s.hasCurrent) return;
+  x.s.current.flush(x.vm.memory);
+  x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_flush");
+  x.s.current.gpa = -1;
+}
+
+/** VMXOFF (31.3; KVM handle_vmxoff): leave VMX operation. */
+export function vmxoff(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  releaseCurrent(x);
+  x.s.vmxon = false;
+  x.s.vmxonPtr = -1;
+  return succeed(x);
+}
+
+/** VMCLEAR (31.3; KVM handle_vmclear): flush it if current, mark its launch state clear. */
+export function vmclear(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const addr = readPhysOperand(x);
+  if (addr === -2) return unmapped(x, "VMCLEAR");
+  if (addr < 0) return fail(x, V.VMXERR_VMCLEAR_INVALID_ADDR);
+  if (addr === x.s.vmxonPtr) return fail(x, V.VMXERR_VMCLEAR_VMXON_PTR);
+  if (addr === x.s.current.gpa) {
+    x.s.current.launched = false;
+    releaseCurrent(x);
+  } else x.vm.memory.write32(addr + VMCS12_LAUNCH_STATE_OFFSET, 0);
+  return succeed(x);
+}
+
+/** VMPTRLD (31.3; KVM handle_vmptrld): make the VMCS12 at the operand current, cached. */
+export function vmptrld(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const addr = readPhysOperand(x);
+  if (addr === -2) return unmapped(x, "VMPTRLD");
+  if (addr < 0) return fail(x, V.VMXERR_VMPTRLD_INVALID_ADDR);
+  if (addr === x.s.vmxonPtr) return fail(x, V.VMXERR_VMPTRLD_VMXON_PTR);
+  if (x.vm.memory.read32(addr + VMCS12_REVISION_OFFSET) !== VMCS12_REVISION)
+    return fail(x, V.VMXERR_VMPTRLD_BAD_REVISION);
+  if (addr !== x.s.current.gpa) {
+    releaseCurrent(x);
+    x.s.current.load(x.vm.memory, addr);
+    x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_load");
+  }
+  return succeed(x);
+}
+
+/** VMPTRST (31.3): store the current-VMCS pointer (all ones when none) to the memory operand. */
+export function vmptrst(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const gpa = x.ops.address(x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO), 8, true);
+  if (gpa < 0) return unmapped(x, "VMPTRST");
+  const ptr = x.s.hasCurrent ? x.s.current.gpa : NO_CURRENT_VMCS;
+  x.vm.memory.write32(gpa, ptr < 0 ? -1 : ptr % 4294967296);
+  x.vm.memory.write32(gpa + 4, ptr < 0 ? -1 : Math.floor(ptr / 4294967296));
+  return succeed(x);
+}
+
+/** The field encoding VMREAD/VMWRITE name in register 2; -1 when bits 63:32 are set (unsupported). */
+function fieldEncoding(x: VmxInsnContext, info: number): number {
+  x.ops.readReg(infoReg2(info), enc);
+  return enc[1] !== 0 ? -1 : enc[0] >>> 0;
+}
+
+/** VMREAD (31.3; KVM handle_vmread): a VMCS12 field into a register or memory. */
+export function vmread(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  if (!x.s.hasCurrent) return failInvalid(x);
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const field = fieldEncoding(x, info);
+  if (field < 0 || !x.s.current.read(field, val)) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  if (infoIsReg(info)) x.ops.writeReg(infoReg1(info), val[0], val[1]);
+  else {
+    const size = x.ops.longMode() ? 8 : 4;
+    const gpa = x.ops.address(info, size, true);
+    if (gpa < 0) return unmapped(x, "VMREAD");
+    x.vm.memory.write32(gpa, val[0]);
+    if (size === 8) x.vm.memory.write32(gpa + 4, val[1]);
+  }
+  return succeed(x);
+}
+
+/** VMWRITE (31.3; KVM handle_vmwrite): a register or memory value into a VMCS12 field. */
+export function vmwrite(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  if (!x.s.hasCurrent) return failInvalid(x);
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  if (infoIsReg(info)) x.ops.readReg(infoReg1(info), val);
+  else {
+    const size = x.ops.longMode() ? 8 : 4;
+    const gpa = x.ops.address(info, size, false);
+    if (gpa < 0) return unmapped(x, "VMWRITE");
+    val[0] = x.vm.memory.read32(gpa) | 0;
+    val[1] = size === 8 ? x.vm.memory.read32(gpa + 4) | 0 : 0;
+  }
+  const field = fieldEncoding(x, info);
+  if (field < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  // Read-only data fields cannot be written (IA32_VMX_MISC bit 29 is not offered).
+  if (V.vmcsFieldType(field) === 1 && x.s.current.read(field, enc)) return fail(x, V.VMXERR_VMWRITE_READONLY);
+  if (!x.s.current.write(field, val[0], val[1])) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  return succeed(x);
+}
+
+/** The INVEPT/INVVPID type (register 2) and descriptor (128-bit memory operand, low quadword). */
+function invalidationType(x: VmxInsnContext, info: number): number {
+  x.ops.readReg(infoReg2(info), enc);
+  return enc[1] !== 0 ? -1 : enc[0] >>> 0;
+}
+
+/**
+ * INVEPT (31.3; KVM handle_invept): single-context (1) and all-context (2), as IA32_VMX_EPT_VPID_CAP
+ * offers; EPT02 holds only translations of the one EPTP12 in use, so both drop it whole.
+ */
+export function invept(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const type = invalidationType(x, info);
+  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVEPT");
+  if (x.s.ept02 !== null) {
+    x.s.ept02.zap();
+    x.l0.chargeFor(x.v, "nvmx.ept02_zap", "nvmx_ept02_zap");
+  }
+  return succeed(x);
+}
+
+/** INVVPID (31.3; KVM handle_invvpid): single-context (1) and all-context (2) drop L2's VPID02 entries. */
+export function invvpid(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
+  const type = invalidationType(x, info);
+  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVVPID");
+  if (x.s.l2 !== null) x.l0.host.invalidateVpid(x.s.l2.vpid);
+  return succeed(x);
+}

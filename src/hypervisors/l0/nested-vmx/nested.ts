@@ -1,0 +1,323 @@
+/**
+ * Nested entry and exit (KVM: nested_vmx_run → prepare_vmcs02 → L2 runs → nested_vmx_vmexit →
+ * sync_vmcs02_to_vmcs12 + load_vmcs12_host_state). At L1's VMLAUNCH/VMRESUME L0 checks VMCS12's
+ * controls against what it offers (VMfail 7) and its host state (VMfail 8), prepares VMCS02 —
+ * VMCS12's guest state under L0's controls merged with L1's (L0's exception bitmap ∪ L1's, the
+ * MSR bitmaps OR-ed, L0's EPT02 and VPID, L0's preemption timer through the run core) — and runs
+ * L2 through L0's one run/exit core. When the reflect step (reflect.ts) hands an exit to L1, L0
+ * writes L2's state and the exit information into VMCS12, loads VMCS12's host state into L1's
+ * VMCS and L1 resumes at its host RIP.
+ */
+import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
+import { MC, UD } from "../../../x86/exceptions.js";
+import * as MSR from "../../../x86/msr.js";
+import * as V from "../../../x86/vmx.js";
+import * as C from "../../../x86/vmx-controls.js";
+import { runGuest } from "../core.js";
+import type { NestedEngine } from "../engine.js";
+import { L0_VM_VPID } from "../l0.js";
+import { HANDLED, type Vcpu, writeVcpuControls } from "../vcpu.js";
+import { CR0_FIXED0, vmxMsr } from "./caps.js";
+import { Ept02 } from "./ept02.js";
+import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
+import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
+import { FIELDS } from "./vmcs12.js";
+
+/** L0's own exception intercepts for every vCPU it runs (as createVcpu: #UD, #MC). */
+const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
+
+const GUEST_FIELDS = FIELDS.filter((f) => V.vmcsFieldType(f) === 2);
+/**
+ * The exit-information fields copied into VMCS12 on a reflected exit (SDM vol. 3C, 24.9): the
+ * read-only data fields but the exit reason (set apart) and the VM-instruction error (L1's own).
+ */
+const EXIT_INFO = FIELDS.filter(
+  (f) => V.vmcsFieldType(f) === 1 && f !== V.VMCS_EXIT_REASON && f !== V.VMCS_VM_INSTRUCTION_ERROR,
+);
+
+const half = new Int32Array(2);
+
+/** A control word against its capability MSR (allowed-0 bits set, nothing beyond allowed-1). */
+function ctlOk(value: number, msr: number): boolean {
+  const [must, may] = vmxMsr(msr, 0) as [number, number];
+  return (value & must) === must && (value & ~may) === 0;
+}
+
+/** VMCS12 control checks (SDM vol. 3C, 26.2.1.1–26.2.1.3; KVM nested_check_vm_*_controls). */
+function controlsValid(x: VmxInsnContext): boolean {
+  const c = x.s.current;
+  const proc = c.get32(V.VMCS_PROC_BASED_CONTROLS);
+  return (
+    ctlOk(c.get32(V.VMCS_PIN_BASED_CONTROLS), MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS) &&
+    ctlOk(proc, MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS) &&
+    ctlOk(
+      (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0,
+      MSR.MSR_IA32_VMX_PROCBASED_CTLS2,
+    ) &&
+    ctlOk(c.get32(V.VMCS_EXIT_CONTROLS), MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS) &&
+    ctlOk(c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS) &&
+    c.get32(V.VMCS_EXIT_MSR_STORE_COUNT) === 0 &&
+    c.get32(V.VMCS_EXIT_MSR_LOAD_COUNT) === 0 &&
+    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0
+  );
+}
+
+/**
+ * VMCS12 host-state checks (26.2.2, 26.2.4): CR0/CR4 fixed bits, host address-space size matching
+ * L1's mode, and with "load IA32_EFER" a host EFER whose LMA and LME equal that size.
+ */
+function hostStateValid(x: VmxInsnContext): boolean {
+  const c = x.s.current;
+  const cr0 = c.get32(V.VMCS_HOST_CR0);
+  const cr4 = c.get32(V.VMCS_HOST_CR4);
+  const exit = c.get32(V.VMCS_EXIT_CONTROLS);
+  const wide = (exit & C.EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
+  if ((exit & C.EXIT_LOAD_IA32_EFER) !== 0) {
+    const efer = c.get32(V.VMCS_HOST_IA32_EFER);
+    if (((efer & EFER_LMA) !== 0) !== wide || ((efer & EFER_LME) !== 0) !== wide) return false;
+  }
+  return (cr0 & CR0_FIXED0) === CR0_FIXED0 && (cr4 & CR4_VMXE) !== 0 && wide === x.ops.longMode();
+}
+
+/** The MSR bitmap VMCS02 uses: L0's intercepts OR L1's (all ones when L1 uses no bitmap). */
+function mergeMsrBitmap(x: VmxInsnContext, page: number): void {
+  const mem = x.l0.host.mem;
+  const c = x.s.current;
+  const l1Uses = (c.get32(V.VMCS_PROC_BASED_CONTROLS) & C.CPU_USE_MSR_BITMAPS) !== 0;
+  const l0Bitmap = x.l0.msrBitmapPage;
+  const l1Bitmap = l1Uses ? x.vm.memslots.translate(c.getNumber(V.VMCS_MSR_BITMAP)) : -1;
+  for (let o = 0; o < 4096; o += 4) {
+    const a = mem.read(l0Bitmap + o, 4);
+    const b = l1Uses ? (l1Bitmap >= 0 ? mem.read(l1Bitmap + o, 4) : -1) : -1;
+    mem.write(page + o, 4, a | b);
+  }
+}
+
+/** VMLAUNCH / VMRESUME (31.3; KVM nested_vmx_run). */
+export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid(): number }, resume: boolean): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  const s = x.s;
+  if (!s.hasCurrent) return failInvalid(x);
+  const c = s.current;
+  if (!resume && c.launched) return fail(x, V.VMXERR_VMLAUNCH_NONCLEAR);
+  if (resume && !c.launched) return fail(x, V.VMXERR_VMRESUME_NONLAUNCHED);
+  x.l0.chargeFor(x.v, "nvmx.entry_checks", "nvmx_entry_checks");
+  if (!controlsValid(x)) return fail(x, V.VMXERR_ENTRY_INVALID_CONTROLS);
+  if (!hostStateValid(x)) return fail(x, V.VMXERR_ENTRY_INVALID_HOST_STATE);
+  const proc2 =
+    (c.get32(V.VMCS_PROC_BASED_CONTROLS) & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+  if ((proc2 & C.CPU2_ENABLE_EPT) === 0)
+    return x.v.fail("error", V.EXIT_VMLAUNCH, "nested VMX: an L2 without EPT (shadow paging by L0) is not implemented");
+  const l1 = x.v as Vcpu;
+  const h = x.l0.host;
+  if (s.l2 === null) {
+    const vpid = engine.allocateVpid();
+    s.l2 = new L2VmxVcpu(h.newVmcs(x.vm.level + 1), engine, l1, vpid);
+    s.ept02 = new Ept02(x.l0, x.vm, vpid);
+    s.msrBitmap02 = x.l0.alloc.page();
+  }
+  const l2 = s.l2;
+  const ept02 = s.ept02 as Ept02;
+  const eptp12 = c.getNumber(V.VMCS_EPT_POINTER);
+  if (s.eptp12 !== eptp12) {
+    if (s.eptp12 !== -1) {
+      ept02.zap();
+      x.l0.chargeFor(x.v, "nvmx.ept02_zap", "nvmx_ept02_zap");
+    }
+    s.eptp12 = eptp12;
+  }
+  prepareVmcs02(x, l2, ept02);
+  x.l0.chargeFor(x.v, "nvmx.prepare_vmcs02", "nvmx_prepare_vmcs02");
+  c.launched = true;
+  s.entries++;
+  // Enter L2: VMCS02 current; GPRs are not switched (VM entry leaves them to the guest).
+  x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
+  h.load(l2.vmcs);
+  l2.reflectReason = -1;
+  const r = runGuest(x.l0, l2, Math.max(1, l1.budget));
+  if (r === RUN_L1_STOPPED || r !== RUN_REFLECT) {
+    h.leaveGuest();
+    h.load(l1.vmcs);
+    return l1.stopCode() !== 0 ? l1.stopCode() : l1.fail("error", 0, "nested VMX: L2's run ended without an exit");
+  }
+  nestedExit(x, l2);
+  return HANDLED;
+}
+
+/** VMCS02 from VMCS12 and L0's needs (KVM prepare_vmcs02). */
+function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
+  const h = x.l0.host;
+  const c = x.s.current;
+  mergeMsrBitmap(x, x.s.msrBitmap02);
+  h.withVmcs(l2.vmcs, () => {
+    const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);
+    writeVcpuControls(h, {
+      exceptionBitmap: L0_EXCEPTIONS | c.get32(V.VMCS_EXCEPTION_BITMAP),
+      msrBitmap: x.s.msrBitmap02,
+      eptp: ept02.table.eptp(),
+      vpid: l2.vpid,
+      entry: (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER,
+    });
+    const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
+    const extra =
+      proc12 & (C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING | C.CPU_CR8_LOAD_EXITING | C.CPU_CR8_STORE_EXITING);
+    h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);
+    h.vmwrite(V.VMCS_CR3_TARGET_COUNT, 0);
+    h.vmwrite(V.VMCS_PF_ERROR_CODE_MASK, 0);
+    h.vmwrite(V.VMCS_PF_ERROR_CODE_MATCH, 0);
+    for (const f of GUEST_FIELDS) {
+      c.read(f, half);
+      h.vmwrite(f, half[0], half[1]);
+    }
+    if ((entry12 & C.ENTRY_LOAD_IA32_EFER) === 0) {
+      // Without "load IA32_EFER", EFER.LMA/LME follow "IA-32e mode guest" (26.3.2.1).
+      const ia32e = (entry12 & C.ENTRY_IA32E_MODE_GUEST) !== 0;
+      const efer = h.vmread(V.VMCS_GUEST_IA32_EFER) & ~(EFER_LMA | EFER_LME);
+      h.vmwrite(V.VMCS_GUEST_IA32_EFER, ia32e ? efer | EFER_LMA | EFER_LME : efer);
+    }
+    // CR0/CR4: L1's masks and shadows; L0 keeps CR4.VMXE out of L2's hardware CR4 as for L1.
+    h.vmwrite(V.VMCS_CR0_GUEST_HOST_MASK, c.get32(V.VMCS_CR0_GUEST_HOST_MASK));
+    h.vmwrite(V.VMCS_CR0_READ_SHADOW, c.get32(V.VMCS_CR0_READ_SHADOW));
+    const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
+    const cr4 = c.get32(V.VMCS_GUEST_CR4);
+    h.vmwrite(V.VMCS_CR4_GUEST_HOST_MASK, mask12 | CR4_VMXE);
+    h.vmwrite(V.VMCS_CR4_READ_SHADOW, (c.get32(V.VMCS_CR4_READ_SHADOW) & mask12) | (cr4 & CR4_VMXE & ~mask12));
+    h.vmwrite(V.VMCS_GUEST_CR4, cr4 & ~CR4_VMXE);
+    h.vmwrite(V.VMCS_ENTRY_INSTRUCTION_LENGTH, c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
+  });
+  // L1's event injection rides on the run core's injection of a pending event.
+  const inj = c.get32(V.VMCS_ENTRY_INTR_INFO);
+  l2.reinjectInfo = (inj & C.INTR_INFO_VALID) !== 0 ? inj : 0;
+  l2.reinjectError = c.get32(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE);
+  l2.pendingException = -1;
+}
+
+/** Reflect the exit in `l2.reflectReason` to L1 (KVM nested_vmx_vmexit). */
+function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
+  const h = x.l0.host;
+  const c = x.s.current;
+  const reason = l2.reflectReason;
+  const entryFailed = (reason & V.EXIT_REASON_ENTRY_FAILURE) !== 0;
+  h.leaveGuest();
+  // VMCS02 is current: L2's state and the exit information into VMCS12.
+  if (!entryFailed) {
+    for (const f of GUEST_FIELDS) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
+    c.write(V.VMCS_GUEST_CR4, h.vmread(V.VMCS_GUEST_CR4) | (c.get32(V.VMCS_GUEST_CR4) & CR4_VMXE & ~mask12), 0);
+    for (const f of EXIT_INFO) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    if (x.s.reflectQualification >= 0) c.write(V.VMCS_EXIT_QUALIFICATION, x.s.reflectQualification, 0);
+  } else for (const f of EXIT_INFO) c.write(f, 0, 0);
+  x.s.reflectQualification = -1;
+  c.write(V.VMCS_EXIT_REASON, reason, 0);
+  c.write(V.VMCS_ENTRY_INTR_INFO, c.get32(V.VMCS_ENTRY_INTR_INFO) & ~C.INTR_INFO_VALID, 0);
+  // An event whose delivery the exit cut short is L1's to re-inject (it is in VMCS12 now).
+  l2.reinjectInfo = 0;
+  l2.pendingException = -1;
+  x.s.reflected.set(reason, (x.s.reflected.get(reason) ?? 0) + 1);
+  x.l0.chargeFor(x.v, "nvmx.sync_vmcs12", "nvmx_sync_vmcs12");
+  x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
+  h.load(x.v.vmcs);
+  loadHostState(x);
+}
+
+/** L1 resumes at VMCS12's host state (SDM vol. 3C, 28.5; KVM load_vmcs12_host_state). */
+function loadHostState(x: VmxInsnContext): void {
+  const h = x.l0.host;
+  const c = x.s.current;
+  const exit12 = c.get32(V.VMCS_EXIT_CONTROLS);
+  const wide = (exit12 & C.EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
+  const copy = (to: number, from: number): void => {
+    c.read(from, half);
+    h.vmwrite(to, half[0], half[1]);
+  };
+  copy(V.VMCS_GUEST_CR0, V.VMCS_HOST_CR0);
+  copy(V.VMCS_GUEST_CR3, V.VMCS_HOST_CR3);
+  h.vmwrite(V.VMCS_GUEST_CR4, c.get32(V.VMCS_HOST_CR4) & ~CR4_VMXE);
+  if ((exit12 & C.EXIT_LOAD_IA32_EFER) !== 0) copy(V.VMCS_GUEST_IA32_EFER, V.VMCS_HOST_IA32_EFER);
+  else {
+    const efer = h.vmread(V.VMCS_GUEST_IA32_EFER) & ~(EFER_LMA | EFER_LME);
+    h.vmwrite(V.VMCS_GUEST_IA32_EFER, wide ? efer | EFER_LMA | EFER_LME : efer);
+  }
+  if ((exit12 & C.EXIT_LOAD_IA32_PAT) !== 0) copy(V.VMCS_GUEST_IA32_PAT, V.VMCS_HOST_IA32_PAT);
+  copy(V.VMCS_GUEST_RIP, V.VMCS_HOST_RIP);
+  copy(V.VMCS_GUEST_RSP, V.VMCS_HOST_RSP);
+  h.vmwrite(V.VMCS_GUEST_RFLAGS, 2);
+  const seg = (sel: number, base: number, limit: number, hostSel: number, hostBase: number) => {
+    const s = c.get32(hostSel) & 0xffff;
+    h.vmwrite(sel, s);
+    if (hostBase >= 0) copy(base, hostBase);
+    else h.vmwrite(base, 0, 0);
+    h.vmwrite(limit, -1);
+  };
+  // Access rights after a VM exit (28.5.2): CS 64-bit or 32-bit code, data segments usable when
+  // their selector is not null, TR a busy 64-bit TSS.
+  seg(V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_CS_LIMIT, V.VMCS_HOST_CS_SELECTOR, -1);
+  h.vmwrite(V.VMCS_GUEST_CS_AR, wide ? 0xa09b : 0xc09b);
+  const data: [number, number, number, number, number, number][] = [
+    [
+      V.VMCS_GUEST_SS_SELECTOR,
+      V.VMCS_GUEST_SS_BASE,
+      V.VMCS_GUEST_SS_LIMIT,
+      V.VMCS_GUEST_SS_AR,
+      V.VMCS_HOST_SS_SELECTOR,
+      -1,
+    ],
+    [
+      V.VMCS_GUEST_DS_SELECTOR,
+      V.VMCS_GUEST_DS_BASE,
+      V.VMCS_GUEST_DS_LIMIT,
+      V.VMCS_GUEST_DS_AR,
+      V.VMCS_HOST_DS_SELECTOR,
+      -1,
+    ],
+    [
+      V.VMCS_GUEST_ES_SELECTOR,
+      V.VMCS_GUEST_ES_BASE,
+      V.VMCS_GUEST_ES_LIMIT,
+      V.VMCS_GUEST_ES_AR,
+      V.VMCS_HOST_ES_SELECTOR,
+      -1,
+    ],
+    [
+      V.VMCS_GUEST_FS_SELECTOR,
+      V.VMCS_GUEST_FS_BASE,
+      V.VMCS_GUEST_FS_LIMIT,
+      V.VMCS_GUEST_FS_AR,
+      V.VMCS_HOST_FS_SELECTOR,
+      V.VMCS_HOST_FS_BASE,
+    ],
+    [
+      V.VMCS_GUEST_GS_SELECTOR,
+      V.VMCS_GUEST_GS_BASE,
+      V.VMCS_GUEST_GS_LIMIT,
+      V.VMCS_GUEST_GS_AR,
+      V.VMCS_HOST_GS_SELECTOR,
+      V.VMCS_HOST_GS_BASE,
+    ],
+  ];
+  for (const [sel, base, limit, ar, hs, hb] of data) {
+    seg(sel, base, limit, hs, hb);
+    const usable = sel === V.VMCS_GUEST_SS_SELECTOR || (c.get32(hs) & 0xfff8) !== 0;
+    h.vmwrite(ar, usable ? 0xc093 : 0x1c000);
+  }
+  h.vmwrite(V.VMCS_GUEST_TR_SELECTOR, c.get32(V.VMCS_HOST_TR_SELECTOR) & 0xffff);
+  copy(V.VMCS_GUEST_TR_BASE, V.VMCS_HOST_TR_BASE);
+  h.vmwrite(V.VMCS_GUEST_TR_LIMIT, 0x67);
+  h.vmwrite(V.VMCS_GUEST_TR_AR, 0x8b);
+  copy(V.VMCS_GUEST_GDTR_BASE, V.VMCS_HOST_GDTR_BASE);
+  h.vmwrite(V.VMCS_GUEST_GDTR_LIMIT, 0xffff);
+  copy(V.VMCS_GUEST_IDTR_BASE, V.VMCS_HOST_IDTR_BASE);
+  h.vmwrite(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
+  h.vmwrite(V.VMCS_GUEST_LDTR_SELECTOR, 0);
+  h.vmwrite(V.VMCS_GUEST_LDTR_AR, 0x10000);
+  copy(V.VMCS_GUEST_SYSENTER_CS, V.VMCS_HOST_SYSENTER_CS);
+  copy(V.VMCS_GUEST_SYSENTER_ESP, V.VMCS_HOST_SYSENTER_ESP);
+  copy(V.VMCS_GUEST_SYSENTER_EIP, V.VMCS_HOST_SYSENTER_EIP);
+  h.vmwrite(V.VMCS_GUEST_DR7, 0x400);
+  h.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
+  h.vmwrite(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
+  h.vmwrite(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS, 0, 0);
+  // L1's address space changed under VPID 1 (KVM: a nested exit flushes when VPID12 is off).
+  x.l0.host.invalidateVpid(L0_VM_VPID);
+}
