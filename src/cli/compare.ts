@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
+import type { L0Policy } from "../machine/tunables.js";
 import type { CompareCell } from "../report/cell.js";
 import type { CompareDocument } from "../report/compare-doc.js";
 import { renderHtmlReport } from "../report/html.js";
@@ -33,6 +34,8 @@ export interface CompareOptions {
   jobs: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
+  l0?: Partial<L0Policy>;
   /** For the report: the command line and nestlab's version. */
   commandLine: string;
   version: string;
@@ -86,6 +89,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
       profile: opts.profile,
       iters: opts.iters,
       npvMap: opts.npvMap,
+      l0: opts.l0,
     },
     opts.jobs,
     (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { runCpuBench } from "../bench/cpu-bench.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
 import { ImageError } from "../machine/elf.js";
+import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
@@ -82,6 +83,25 @@ const npvMapOption = () =>
     .choices(["eager", "demand"])
     .default("demand");
 
+/** L0's policy options, the same for `run` and `compare` (defaults: DEFAULT_L0_POLICY). */
+const l0PolicyOptions = (): Option[] => [
+  new Option("--l0-intercept-ud", "L0 intercepts #UD in every vCPU it runs, as KVM does (default)").default(
+    DEFAULT_L0_POLICY.interceptUd,
+  ),
+  new Option("--no-l0-intercept-ud", "L0 leaves #UD to the guest (no exception exit)"),
+  new Option(
+    "--vm-virtio <path>",
+    "vm stack: virtio-mmio interrupt status/ACK in the userspace device model, or in L0's kernel (irqfd)",
+  )
+    .choices(["user", "kernel"])
+    .default(DEFAULT_L0_POLICY.vmVirtio),
+];
+
+/** The L0 policy a command's parsed options ask for. */
+function l0PolicyOf(opts: { l0InterceptUd: boolean; vmVirtio: L0Policy["vmVirtio"] }): Partial<L0Policy> {
+  return { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio };
+}
+
 /**
  * Split `run`'s operands: what follows `--` is always kernel command line, so
  * `run --workload io -- blkirq=11` does not take `blkirq=11` for an image.
@@ -124,6 +144,9 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(profileOption())
     .option("--json", "print one JSON document instead of the console and summary")
     .addOption(npvMapOption())
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
     .option(
       "--module <file>",
       'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
@@ -141,7 +164,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
     .action((image: string | undefined, cmdline: string[], opts) => {
       const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
-      setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot }));
+      setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot, l0: l0PolicyOf(opts) }));
     });
 
   program
@@ -177,9 +200,17 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--csv", "print CSV, one row per cell")
     .option("--report <file.html>", "also write a self-contained HTML report with charts")
     .addOption(npvMapOption())
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
     .action(async (opts) => {
       setCode(
-        await compareCommand({ ...opts, commandLine: ["nestlab", ...argv.slice(2)].join(" "), version: VERSION }),
+        await compareCommand({
+          ...opts,
+          l0: l0PolicyOf(opts),
+          commandLine: ["nestlab", ...argv.slice(2)].join(" "),
+          version: VERSION,
+        }),
       );
     });
 

@@ -6,6 +6,7 @@
  */
 import type { LedgerLine } from "../cost/ledger.js";
 import { loadProfile } from "../cost/profile.js";
+import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
 import type { ExitCount, StackRunResult } from "../stacks/stack.js";
 import { workloadCmdline } from "./workloads.js";
@@ -19,6 +20,8 @@ export interface CellOptions {
   iters?: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** L0 policy overrides (the same for every stack of the comparison). */
+  l0?: Partial<L0Policy>;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -150,6 +153,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       maxCycles: opts.maxCycles,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      l0: opts.l0,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);

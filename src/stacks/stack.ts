@@ -6,7 +6,7 @@ import type { LedgerLine } from "../cost/ledger.js";
 import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
 import type { StopReason } from "../machine/stop.js";
-import type { Tunables } from "../machine/tunables.js";
+import type { L0Policy, Tunables } from "../machine/tunables.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
@@ -25,6 +25,8 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** L0 policy overrides (`--l0-intercept-ud`, `--vm-virtio`); the same defaults on every stack. */
+  l0?: Partial<L0Policy>;
   /** Simulation tunables to override (slices, fault batch, memory reservations). */
   tunables?: Partial<Tunables>;
   /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */

@@ -10,7 +10,7 @@ import { VmxHost } from "../cpu/vmx/host.js";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
-import { tunables } from "../machine/tunables.js";
+import { l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
@@ -31,7 +31,7 @@ export const vmStack: Stack = {
     const t = tunables(opts.tunables);
     const hostMem = new PhysicalMemory(t.l0Reserved + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
-    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, l0Policy(opts.l0));
     cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";
     const decoder = new TextDecoder();

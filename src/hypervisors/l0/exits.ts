@@ -7,7 +7,11 @@
  * hypercalls) only ever see vCPUs with an L0 VM: an engine reflects those exits of its guests.
  */
 
-import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
+} from "../../devices/virtio-mmio.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import { IF } from "../../x86/flags.js";
 import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
@@ -220,9 +224,7 @@ function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth:
   if (region.name === "lapic") l0.chargeHandler("l0.apic_eoi", reason);
   else {
     l0.chargeHandler("l0.io_kernel", reason);
-    // Queue notifications are ioeventfds (completed in the kernel); other registers go to QEMU.
-    const notify = gpa - region.gpa === VIRTIO_MMIO_QUEUE_NOTIFY;
-    if (!region.inKernel && !notify) l0.chargeHandler("l0.userspace_hop", reason);
+    if (!region.inKernel && !virtioRegInKernel(vm, gpa - region.gpa)) l0.chargeHandler("l0.userspace_hop", reason);
   }
   const r = l0.host.emulateMmioInstruction(
     region.gpa - (region.gpa % 4096),
@@ -232,6 +234,19 @@ function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth:
   // The emulated instruction itself exited (e.g. it faulted into an intercepted vector): handle it next.
   if (r.exited) return l0.dispatchNested(v, depth);
   return HANDLED;
+}
+
+/**
+ * A virtio-mmio register L0 completes in the kernel: queue notifications always (ioeventfds);
+ * InterruptStatus / InterruptACK when the VM's data path is in the kernel (irqfd); others go to QEMU.
+ */
+function virtioRegInKernel(vm: Vm, offset: number): boolean {
+  if (offset >= VIRTIO_MMIO_QUEUE_NOTIFY && offset < VIRTIO_MMIO_QUEUE_NOTIFY + 4) return true;
+  return (
+    vm.config.virtioRegsInKernel === true &&
+    offset >= VIRTIO_MMIO_INTERRUPT_STATUS &&
+    offset < VIRTIO_MMIO_INTERRUPT_ACK + 4
+  );
 }
 
 function interruptWindow(l0: L0Hypervisor, v: GuestVcpu): number {

@@ -9,7 +9,7 @@ import { P, type PrimitiveName } from "../../cost/primitives.js";
 import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
-import { DEFAULT_TUNABLES, type Tunables } from "../../machine/tunables.js";
+import { DEFAULT_TUNABLES, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
 import { MC, UD } from "../../x86/exceptions.js";
 import { MSR_IA32_APIC_BASE, MSR_IA32_TSC_DEADLINE, MSR_X2APIC_FIRST, MSR_X2APIC_LAST } from "../../x86/msr.js";
 import { RAX, RBX, RCX, RDX, RSI } from "../../x86/registers.js";
@@ -55,6 +55,8 @@ export class L0Hypervisor {
     readonly host: VmxHost,
     readonly profile: LoadedProfile,
     readonly tunables: Tunables = { ...DEFAULT_TUNABLES },
+    /** What L0 intercepts and where it handles device registers (the same defaults for every stack). */
+    readonly policy: L0Policy = l0Policy(),
   ) {
     this.alloc = new HostPageAllocator(host.mem, tunables.l0HostBase, host.mem.size);
     this.costs = profile.cycles;
@@ -91,7 +93,7 @@ export class L0Hypervisor {
     const vm = new Vm(
       this.host.mem,
       this.alloc,
-      config,
+      { virtioRegsInKernel: this.policy.vmVirtio === "kernel", ...config },
       { now: () => this.host.cycles() },
       this.windows,
       this.level + 1,
@@ -108,7 +110,7 @@ export class L0Hypervisor {
     const vcpu = new Vcpu(vm, v);
     this.host.withVmcs(v, () =>
       writeVcpuControls(this.host, {
-        exceptionBitmap: (1 << UD) | (1 << MC), // #UD (KVM emulates some), #MC
+        exceptionBitmap: this.exceptionBitmap(),
         msrBitmap: this.msrBitmap,
         eptp: vm.ept01.eptp(),
         vpid: L0_VM_VPID,
@@ -116,6 +118,11 @@ export class L0Hypervisor {
       }),
     );
     return vcpu;
+  }
+
+  /** The exception bitmap of every vCPU L0 runs: #MC, and #UD when the policy intercepts it (KVM's emulator). */
+  exceptionBitmap(): number {
+    return (1 << MC) | (this.policy.interceptUd ? 1 << UD : 0);
   }
 
   /** Drop the TLB entries of `vm`'s guests after L0 changed EPT01 under them (INVVPID + INVEPT). */

@@ -56,6 +56,11 @@ export interface VmConfig {
   onSerial?: (byte: number) => void;
   serialInput?: string;
   cpuModel?: CpuModel;
+  /**
+   * virtio-mmio InterruptStatus / InterruptACK handled in the kernel with the notification path
+   * (in-kernel data path + irqfd) instead of in the userspace device model (default: userspace).
+   */
+  virtioRegsInKernel?: boolean;
 }
 
 /** Guest-physical memory through the memslots: what L0's device models DMA into. */
