@@ -179,6 +179,7 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
     if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
       return trackedWrite(l0, v, vm, gpa, hpa, depth);
     // An engine-tracked page maps read/execute only; the builder also drops W for MMU-tracked frames.
+    vm.back(page);
     vm.ept01.map(page, hpa, tracker === null ? 7 : 5);
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
@@ -202,7 +203,10 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
  */
 function trackedWrite(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, hpa: number, depth: number): number {
   const page = gpa - (gpa % 4096);
-  if (vm.ept01.lookup(page) === null) vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  if (vm.ept01.lookup(page) === null) {
+    vm.back(page);
+    vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  }
   l0.chargeHandler("l0.io_kernel", "tracked_write");
   // The emulated instruction itself exited: handle that exit next.
   if (l0.mmu.emulateTrackedWrite(gpa, hpa)) return l0.dispatchNested(v, depth);

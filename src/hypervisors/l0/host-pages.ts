@@ -7,6 +7,11 @@ import type { PhysicalMemory } from "../../mmu/phys.js";
 export class HostPageAllocator {
   private next: number;
   allocated = 0;
+  /**
+   * Told of every page handed out (zeroOnly: a recycled page that is zeroed, not allocated), so
+   * L0 charges `host.page_alloc` / `host.page_zero` by count; null: nobody charges (set-up).
+   */
+  onPage: ((zeroOnly: boolean) => void) | null = null;
 
   constructor(
     private readonly mem: PhysicalMemory,
@@ -23,6 +28,7 @@ export class HostPageAllocator {
     this.next += 4096;
     this.allocated++;
     this.mem.page(p / 4096); // materialize (zeroed)
+    this.onPage?.(false);
     return p;
   }
 

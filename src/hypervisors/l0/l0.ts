@@ -62,6 +62,14 @@ export class L0Hypervisor {
     this.costs = profile.cycles;
     this.mmu = new HypervisorMmu(this.host, () => this.reserveWindow());
     this.msrBitmap = this.buildMsrBitmap();
+    // From here on every host page L0 hands out (tables, engine structures) is charged.
+    this.alloc.onPage = (zeroOnly) => this.chargeHostPage(zeroOnly);
+  }
+
+  /** One host page taken (allocated and zeroed) or recycled (zeroed only). */
+  chargeHostPage(zeroOnly: boolean): void {
+    if (!zeroOnly) this.chargeHandler("host.page_alloc", "host_page_alloc");
+    this.chargeHandler("host.page_zero", "host_page_zero");
   }
   /**
    * The MSR bitmap (24.6.9): only the LAPIC's MSRs exit (APIC base, TSC deadline, x2APIC range);
@@ -100,6 +108,7 @@ export class L0Hypervisor {
       this.mmu,
     );
     this.windows += 0x100000;
+    vm.onBacking = () => this.chargeHostPage(false);
     vm.ept01.flush = () => this.host.invalidateVpid(L0_VM_VPID);
     return vm;
   }

@@ -154,6 +154,12 @@ export class Vm {
   eptFaults = 0;
   /** This VM's guest-physical memory, read through its memslots. */
   readonly memory: GuestMemory;
+  /** One byte per 4 KiB page of RAM: 1 once L0 has backed it with a host page. */
+  private readonly backed: Uint8Array;
+  /** Guest pages L0 backed (first mapped in EPT01, or in an EPT02 through this VM's memory). */
+  backedPages = 0;
+  /** Called when L0 backs a guest page for the first time (L0 charges the host page). */
+  onBacking: (() => void) | null = null;
 
   constructor(
     readonly hostMem: PhysicalMemory,
@@ -170,6 +176,7 @@ export class Vm {
     this.ept01 = mmu === null ? new PageTableBuilder(hostMem, alloc) : mmu.newTable(hostMem, alloc);
     const ramBacking = alloc.range(config.memory);
     this.memslots.add({ gpa: 0, size: Math.min(config.memory, PC_RAM_HOLE_START), hpa: ramBacking });
+    this.backed = new Uint8Array(Math.ceil(config.memory / 4096));
     this.dma = new GuestPhysicalDma(this, config.memory);
     this.memory = new GuestMemory(this);
     // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
@@ -214,6 +221,18 @@ export class Vm {
   ): void {
     this.mmio.push({ name, gpa, size, handler, hostWindow, inKernel });
     this.hostMem.addMmio(hostWindow, size, handler);
+  }
+
+  /**
+   * L0 maps guest RAM page `gpa` into a table the hardware walks: the first time, the host page
+   * behind it is allocated and zeroed (get_user_pages on anonymous memory) — counted here once.
+   */
+  back(gpa: number): void {
+    const i = Math.floor(gpa / 4096);
+    if (i >= this.backed.length || this.backed[i] !== 0) return;
+    this.backed[i] = 1;
+    this.backedPages++;
+    this.onBacking?.();
   }
 
   findMmio(gpa: number): MmioRegion | undefined {
