@@ -95,11 +95,21 @@ const l0PolicyOptions = (): Option[] => [
   )
     .choices(["user", "kernel"])
     .default(DEFAULT_L0_POLICY.vmVirtio),
+  new Option(
+    "--ept-pages <size>",
+    "largest EPT01 leaf for guest RAM where the backing allows it (contiguous and aligned, as THP)",
+  )
+    .choices(["4k", "2m", "1g"])
+    .default(DEFAULT_L0_POLICY.eptPages),
 ];
 
 /** The L0 policy a command's parsed options ask for. */
-function l0PolicyOf(opts: { l0InterceptUd: boolean; vmVirtio: L0Policy["vmVirtio"] }): Partial<L0Policy> {
-  return { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio };
+function l0PolicyOf(opts: {
+  l0InterceptUd: boolean;
+  vmVirtio: L0Policy["vmVirtio"];
+  eptPages: L0Policy["eptPages"];
+}): Partial<L0Policy> {
+  return { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio, eptPages: opts.eptPages };
 }
 
 /**
@@ -147,6 +157,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
+    .addOption(l0PolicyOptions()[3])
     .option(
       "--module <file>",
       'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
@@ -203,6 +214,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
+    .addOption(l0PolicyOptions()[3])
     .action(async (opts) => {
       setCode(
         await compareCommand({

@@ -64,12 +64,24 @@ export interface L0Policy {
    * notification path (an in-kernel data path with irqfd, as npv's mediated device has).
    */
   vmVirtio: "kernel" | "user";
+  /**
+   * Largest EPT01 leaf L0 maps guest RAM with on first touch, where the backing allows it (the
+   * memslot covers the whole aligned range, contiguous and aligned in host memory, as transparent
+   * huge pages need): 4 KiB only ("4k", as before), or 2 MiB / 1 GiB leaves.
+   */
+  eptPages: "4k" | "2m" | "1g";
 }
 
 export const DEFAULT_L0_POLICY: Readonly<L0Policy> = Object.freeze({
   interceptUd: true,
   vmVirtio: "user",
+  eptPages: "4k",
 });
+
+/** Bytes of the largest EPT01 leaf a policy allows. */
+export function eptLeafBytes(p: L0Policy): number {
+  return p.eptPages === "1g" ? 2 ** 30 : p.eptPages === "2m" ? 2 ** 21 : 4096;
+}
 
 /** The default policy with the values `over` gives applied (an undefined value keeps the default). */
 export function l0Policy(over: Partial<L0Policy> = {}): L0Policy {

@@ -25,8 +25,12 @@ function ledgerLine(r: StackRunResult, reason: string): { cycles: number; count:
 
 describe("L0 policy: the same defaults on every stack, each difference an option", () => {
   it("defaults: #UD intercepted, virtio status registers in userspace; undefined keeps a default", () => {
-    expect(DEFAULT_L0_POLICY).toEqual({ interceptUd: true, vmVirtio: "user" });
-    expect(l0Policy({ interceptUd: undefined, vmVirtio: "kernel" })).toEqual({ interceptUd: true, vmVirtio: "kernel" });
+    expect(DEFAULT_L0_POLICY).toEqual({ interceptUd: true, vmVirtio: "user", eptPages: "4k" });
+    expect(l0Policy({ interceptUd: undefined, vmVirtio: "kernel" })).toEqual({
+      interceptUd: true,
+      vmVirtio: "kernel",
+      eptPages: "4k",
+    });
   });
 
   for (const [stack, tag] of [

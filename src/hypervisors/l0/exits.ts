@@ -18,6 +18,7 @@ import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import { RAX, RBX, RCX, RDX } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
+import { levelSize } from "../mmu/page-table.js";
 import type { L0Hypervisor } from "./l0.js";
 import { type GuestVcpu, HANDLED } from "./vcpu.js";
 import type { Vm } from "./vm.js";
@@ -179,8 +180,11 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
     if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
       return trackedWrite(l0, v, vm, gpa, hpa, depth);
     // An engine-tracked page maps read/execute only; the builder also drops W for MMU-tracked frames.
-    vm.back(page);
-    vm.ept01.map(page, hpa, tracker === null ? 7 : 5);
+    const level = tracker === null ? largestLeaf(l0, vm, page) : 1;
+    const size = levelSize(level);
+    const base = page - (page % size);
+    vm.back(base, size);
+    vm.ept01.map(base, hpa - (page - base), tracker === null ? 7 : 5, level);
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return HANDLED;
@@ -195,6 +199,24 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
   }
   vm.ept01.mapMmio(page);
   return emulateMmio(l0, v, vm, gpa, depth);
+}
+
+/**
+ * The largest EPT01 leaf level (1: 4 KiB, 2: 2 MiB, 3: 1 GiB) the policy allows for `page` whose
+ * backing allows it, as THP does: one memslot covers the aligned range (so it is contiguous in
+ * host memory), the host address is aligned as well, and nothing in it is write-tracked.
+ */
+function largestLeaf(l0: L0Hypervisor, vm: Vm, page: number): number {
+  for (let level = 3; level >= 2; level--) {
+    const size = levelSize(level);
+    if (size > (vm.config.eptLeafBytes ?? 4096)) continue;
+    const base = page - (page % size);
+    if (!vm.memslots.contains(base, size)) continue;
+    const hpa = vm.memslots.translate(base);
+    if (hpa % size !== 0 || l0.engines.tracksAnyIn(vm, base, size) || l0.mmu.tracker.anyIn(hpa, size)) continue;
+    return level;
+  }
+  return 1;
 }
 
 /**

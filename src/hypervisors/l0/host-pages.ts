@@ -32,11 +32,15 @@ export class HostPageAllocator {
     return p;
   }
 
-  /** A contiguous, 4 KiB-aligned host range (guest RAM backing); its pages materialize on first touch. */
-  range(bytes: number): number {
+  /**
+   * A contiguous host range (guest RAM backing) aligned to `align` bytes (4 KiB, or a large page
+   * so EPT can map it with large leaves); its pages materialize on first touch.
+   */
+  range(bytes: number, align = 4096): number {
     const size = Math.ceil(bytes / 4096) * 4096;
-    if (this.next + size > this.limit) throw new Error(`L0 cannot back ${bytes} bytes: host memory exhausted`);
-    const p = this.next;
+    const p = Math.ceil(this.next / align) * align;
+    if (p + size > this.limit) throw new Error(`L0 cannot back ${bytes} bytes: host memory exhausted`);
+    this.next = p;
     this.next += size;
     return p;
   }

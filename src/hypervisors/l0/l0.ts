@@ -9,7 +9,7 @@ import { P, type PrimitiveName } from "../../cost/primitives.js";
 import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
-import { DEFAULT_TUNABLES, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
+import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
 import { MC, UD } from "../../x86/exceptions.js";
 import { MSR_IA32_APIC_BASE, MSR_IA32_TSC_DEADLINE, MSR_X2APIC_FIRST, MSR_X2APIC_LAST } from "../../x86/msr.js";
 import { RAX, RBX, RCX, RDX, RSI } from "../../x86/registers.js";
@@ -101,14 +101,17 @@ export class L0Hypervisor {
     const vm = new Vm(
       this.host.mem,
       this.alloc,
-      { virtioRegsInKernel: this.policy.vmVirtio === "kernel", ...config },
+      { virtioRegsInKernel: this.policy.vmVirtio === "kernel", eptLeafBytes: eptLeafBytes(this.policy), ...config },
       { now: () => this.host.cycles() },
       this.windows,
       this.level + 1,
       this.mmu,
     );
     this.windows += 0x100000;
-    vm.onBacking = () => this.chargeHostPage(false);
+    vm.onBacking = (pages) => {
+      this.chargeHandler("host.page_alloc", "host_page_alloc");
+      this.chargeHandlerN("host.page_zero", "host_page_zero", pages);
+    };
     vm.ept01.flush = () => this.host.invalidateVpid(L0_VM_VPID);
     return vm;
   }

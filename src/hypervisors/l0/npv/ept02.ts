@@ -41,8 +41,8 @@ export class RecyclingPages extends HostPageAllocator {
     return p;
   }
 
-  override range(bytes: number): number {
-    return this.parent.range(bytes);
+  override range(bytes: number, align = 4096): number {
+    return this.parent.range(bytes, align);
   }
 
   free(page: number): void {
