@@ -10,12 +10,15 @@ import { describe, expect, it } from "vitest";
 import { loadProfile } from "../../src/cost/profile.js";
 import { Cpu } from "../../src/cpu/cpu.js";
 import { VmxHost } from "../../src/cpu/vmx/host.js";
+import { mapGuestRam } from "../../src/hypervisors/l0/exits.js";
 import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { type L0Policy, l0Policy } from "../../src/machine/tunables.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
+import { ACC_READ, FMT_EPT, PageWalker } from "../../src/mmu/walker.js";
 import { bundledKernelPath } from "../../src/paths.js";
 import { getStack } from "../../src/stacks/index.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
+import { ctl, halves, P, RW, Tables, US } from "../mmu/tables.js";
 
 const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
 const GiB = 1024 * 1024 * 1024;
@@ -67,5 +70,36 @@ describe("EPT01 large pages", () => {
     expect([m2.counters["l0.ept01.tables"], g1.counters["l0.ept01.tables"]]).toEqual([6, 5]);
     // EPT violations: one per leaf (and two device pages turned MMIO).
     expect([k4, m2, g1].map((r) => r.counters["exits.L0.ept_violation"])).toEqual([412, 4, 3]);
+  });
+
+  it("a cold 2-D walk over L0's EPT01: 24 references with 4 KiB leaves, 19 with 2 MiB, 14 with 1 GiB", () => {
+    const refs: number[] = [];
+    for (const pages of ["4k", "2m", "1g"] as const) {
+      const mem = new PhysicalMemory(64 * 1024 * 1024 + 2 * GiB);
+      const l0 = new L0Hypervisor(new VmxHost(new Cpu(mem)), loadProfile(), undefined, l0Policy({ eptPages: pages }));
+      const vm = l0.createVm({ memory: GiB });
+      const backing = vm.memslots.translate(0);
+      // The guest's 4-level tables at GPA 1 MiB+ and a data page at GPA 4 MiB (as its kernel would).
+      const gt = new Tables(mem, 0x100000, false, backing);
+      const groot = gt.alloc();
+      const va = 0x7f00_1234_5000n;
+      gt.map(groot, va, 0x400000n, P | RW | US, 1, 4);
+      // L0 maps every page the walk touches as its EPT-violation handler does on first touch.
+      for (let gpa = 0; gpa < 0x500000; gpa += 4096) {
+        if (vm.ept01.lookup(gpa) === null) mapGuestRam(l0, vm, gpa, backing + gpa, true);
+      }
+      const ept = new PageWalker(mem, FMT_EPT);
+      const eptp = vm.ept01.eptp();
+      ept.setEptp(eptp % 4294967296, Math.floor(eptp / 4294967296));
+      const guest = new PageWalker(mem);
+      guest.root = groot;
+      guest.levels = 4;
+      guest.translator = ept;
+      const [lo, hi] = halves(va + 0x10n);
+      expect(guest.walk(lo, hi, ACC_READ, ctl())).toBe(backing + 0x400010);
+      refs.push(guest.refs);
+    }
+    // (4+1)(m+1) - 1 for an m-level EPT walk: Bhargava et al. ASPLOS 2008 (calibration.md).
+    expect(refs).toEqual([24, 19, 14]);
   });
 });

@@ -180,11 +180,7 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
     if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
       return trackedWrite(l0, v, vm, gpa, hpa, depth);
     // An engine-tracked page maps read/execute only; the builder also drops W for MMU-tracked frames.
-    const level = tracker === null ? largestLeaf(l0, vm, page) : 1;
-    const size = levelSize(level);
-    const base = page - (page % size);
-    vm.back(base, size);
-    vm.ept01.map(base, hpa - (page - base), tracker === null ? 7 : 5, level);
+    mapGuestRam(l0, vm, page, hpa, tracker === null);
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return HANDLED;
@@ -217,6 +213,18 @@ function largestLeaf(l0: L0Hypervisor, vm: Vm, page: number): number {
     return level;
   }
   return 1;
+}
+
+/**
+ * Back and map guest RAM page `page` (host `hpa`) in EPT01: RWX in the largest leaf the policy
+ * and the backing allow, or read/execute only in a 4 KiB leaf for a page an engine tracks.
+ */
+export function mapGuestRam(l0: L0Hypervisor, vm: Vm, page: number, hpa: number, writable: boolean): void {
+  const level = writable ? largestLeaf(l0, vm, page) : 1;
+  const size = levelSize(level);
+  const base = page - (page % size);
+  vm.back(base, size);
+  vm.ept01.map(base, hpa - (page - base), writable ? 7 : 5, level);
 }
 
 /**
