@@ -6,6 +6,7 @@
 import { writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
 import type { JitOptions } from "../cpu/jit/options.js";
+import type { L0Policy } from "../machine/tunables.js";
 import type { CompareCell } from "../report/cell.js";
 import type { CompareDocument } from "../report/compare-doc.js";
 import { renderHtmlReport } from "../report/html.js";
@@ -39,6 +40,8 @@ export interface CompareOptions {
   /** `--no-jit` (false) and `--jit-threshold`. */
   jit?: boolean;
   jitThreshold?: number;
+  /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
+  l0?: Partial<L0Policy>;
   /** For the report: the command line and nestlab's version. */
   commandLine: string;
   version: string;
@@ -102,6 +105,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
       npvMap: opts.npvMap,
       jit: jitFlags(opts),
       kernelArgs: opts.kernelArgs,
+      l0: opts.l0,
     },
     opts.jobs,
     (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),

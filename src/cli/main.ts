@@ -6,6 +6,7 @@ import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
+import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
@@ -89,6 +90,35 @@ const npvMapOption = () =>
     .choices(["eager", "demand"])
     .default("demand");
 
+/** L0's policy options, the same for `run` and `compare` (defaults: DEFAULT_L0_POLICY). */
+const l0PolicyOptions = (): Option[] => [
+  new Option("--l0-intercept-ud", "L0 intercepts #UD in every vCPU it runs, as KVM does (default)").default(
+    DEFAULT_L0_POLICY.interceptUd,
+  ),
+  new Option("--no-l0-intercept-ud", "L0 leaves #UD to the guest (no exception exit)"),
+  new Option(
+    "--vm-virtio <path>",
+    "vm stack: virtio-mmio interrupt status/ACK in the userspace device model, or in L0's kernel (irqfd)",
+  )
+    .choices(["user", "kernel"])
+    .default(DEFAULT_L0_POLICY.vmVirtio),
+  new Option(
+    "--ept-pages <size>",
+    "largest EPT01 leaf for guest RAM where the backing allows it (contiguous and aligned, as THP)",
+  )
+    .choices(["4k", "2m", "1g"])
+    .default(DEFAULT_L0_POLICY.eptPages),
+];
+
+/** The L0 policy a command's parsed options ask for. */
+function l0PolicyOf(opts: {
+  l0InterceptUd: boolean;
+  vmVirtio: L0Policy["vmVirtio"];
+  eptPages: L0Policy["eptPages"];
+}): Partial<L0Policy> {
+  return { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio, eptPages: opts.eptPages };
+}
+
 /**
  * Split `run`'s operands: what follows `--` is always kernel command line, so
  * `run --workload io -- blkirq=11` does not take `blkirq=11` for an image.
@@ -131,6 +161,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(profileOption())
     .option("--json", "print one JSON document instead of the console and summary")
     .addOption(npvMapOption())
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
+    .addOption(l0PolicyOptions()[3])
     .option(
       "--module <file>",
       'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
@@ -151,7 +185,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .action((image: string | undefined, cmdline: string[], opts) => {
       applyJitFlags(opts);
       const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
-      setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot }));
+      setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot, l0: l0PolicyOf(opts) }));
     });
 
   program
@@ -190,10 +224,19 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(npvMapOption())
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
     .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
+    .addOption(l0PolicyOptions()[3])
     .action(async (opts) => {
       applyJitFlags(opts);
       setCode(
-        await compareCommand({ ...opts, commandLine: ["nestlab", ...argv.slice(2)].join(" "), version: VERSION }),
+        await compareCommand({
+          ...opts,
+          l0: l0PolicyOf(opts),
+          commandLine: ["nestlab", ...argv.slice(2)].join(" "),
+          version: VERSION,
+        }),
       );
     });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { type BootModule, type BootProtocol, defaultProtocol } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
+import type { L0Policy } from "../machine/tunables.js";
 import { bundledKernelPath } from "../paths.js";
 import { runJson, runSummary } from "../report/run-summary.js";
 import { workloadCmdline } from "../report/workloads.js";
@@ -25,6 +26,8 @@ export interface RunCommandOptions {
   profile?: string;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
+  /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
+  l0?: Partial<L0Policy>;
   /** `--module "FILE [ARGS]"` values, in order. */
   module?: string[];
   /** "nestlab" (0 success, 1 failure) or "qemu" ((value << 1) | 1). */
@@ -105,6 +108,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       protocol: opts.protocol,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      l0: opts.l0,
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,
     });

@@ -33,12 +33,15 @@ export const PRIMITIVES = [
   ["l0.io_kernel", "L0 handler: port I/O or MMIO handled in the kernel (ioeventfd-like)"],
   ["l0.userspace_hop", "L0: the round trip to the userspace device model and back"],
   ["l0.hypercall", "L0 handler: a VMCALL hypercall"],
-  ["l0.ept_violation", "L0 handler: EPT violation on first touch (allocate, map, no emulation)"],
+  ["l0.ept_violation", "L0 handler: EPT violation on first touch (map one leaf; the backing page is charged apart)"],
   ["l0.hlt", "L0 handler: HLT (block the vCPU until an event)"],
   ["l0.ext_interrupt", "L0 handler: an external-interrupt exit"],
   ["l0.apic_timer", "L0 handler: emulated LAPIC timer programming (TSC deadline / initial count write)"],
   ["l0.apic_eoi", "L0 handler: an EOI or other APIC register write that exits"],
   ["l0.cr_access", "L0 handler: an intercepted control-register access"],
+  // ---- L0's host memory (charged per page, wherever L0 or a nested engine takes one) ----
+  ["host.page_alloc", "L0: take one 4 KiB page from the host allocator (guest backing, EPT table, engine structure)"],
+  ["host.page_zero", "L0: zero one 4 KiB host page before a guest or the hardware sees it"],
   // ---- L0's nested-PV engine (npv) ----
   ["npv.map_page", "L0: record one 4 KiB page of an L2 map (MAP/UNMAP/PROTECT, per page)"],
   ["npv.batch_entry", "L0: read and validate one MAP_BATCH entry from L1 memory"],

@@ -45,3 +45,46 @@ export function tunables(over: Partial<Tunables> = {}): Tunables {
   }
   return t;
 }
+
+/**
+ * L0's policy: what it intercepts and where it handles device registers. The same defaults for
+ * every stack's L0, so a difference `compare` shows comes from a stack's design, not from how its
+ * L0 was configured; each difference a run wants is an option.
+ */
+export interface L0Policy {
+  /**
+   * Intercept #UD (exception bitmap bit 6) in every vCPU L0 runs. KVM does (vmx.c
+   * update_exception_bitmap: its emulator fixes up VMCALL/VMMCALL and the force-emulation
+   * prefix), for a VM's vCPU and, through vmcs02 = vmcs01 | vmcs12, for a nested guest's.
+   */
+  interceptUd: boolean;
+  /**
+   * `vm` stack: where the virtio-mmio InterruptStatus / InterruptACK registers are handled.
+   * "user": in the userspace device model (KVM + QEMU's virtio-mmio); "kernel": in L0 with the
+   * notification path (an in-kernel data path with irqfd, as npv's mediated device has).
+   */
+  vmVirtio: "kernel" | "user";
+  /**
+   * Largest EPT01 leaf L0 maps guest RAM with on first touch, where the backing allows it (the
+   * memslot covers the whole aligned range, contiguous and aligned in host memory, as transparent
+   * huge pages need): 4 KiB only ("4k", as before), or 2 MiB / 1 GiB leaves.
+   */
+  eptPages: "4k" | "2m" | "1g";
+}
+
+export const DEFAULT_L0_POLICY: Readonly<L0Policy> = Object.freeze({
+  interceptUd: true,
+  vmVirtio: "user",
+  eptPages: "4k",
+});
+
+/** Bytes of the largest EPT01 leaf a policy allows. */
+export function eptLeafBytes(p: L0Policy): number {
+  return p.eptPages === "1g" ? 2 ** 30 : p.eptPages === "2m" ? 2 ** 21 : 4096;
+}
+
+/** The default policy with the values `over` gives applied (an undefined value keeps the default). */
+export function l0Policy(over: Partial<L0Policy> = {}): L0Policy {
+  const given = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined));
+  return { ...DEFAULT_L0_POLICY, ...given };
+}

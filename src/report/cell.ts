@@ -7,6 +7,7 @@
 import type { LedgerLine } from "../cost/ledger.js";
 import { loadProfile } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
+import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
 import type { ExitCount, StackRunResult } from "../stacks/stack.js";
 import { workloadCmdline } from "./workloads.js";
@@ -24,6 +25,8 @@ export interface CellOptions {
   jit?: Partial<JitOptions>;
   /** Extra kernel command-line words for every run (e.g. "pti=on"). */
   kernelArgs?: string;
+  /** L0 policy overrides (the same for every stack of the comparison). */
+  l0?: Partial<L0Policy>;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -156,6 +159,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       profile: opts.profile,
       npvMap: opts.npvMap,
       jit: opts.jit,
+      l0: opts.l0,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);

@@ -18,7 +18,7 @@ import { L1Hypervisor, type MapMode } from "../hypervisors/l1/hypervisor.js";
 import { l0Platform } from "../hypervisors/l1/platform.js";
 import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
-import { tunables } from "../machine/tunables.js";
+import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
@@ -48,10 +48,12 @@ export const npvStack: Stack = {
       );
     }
     const l1Memory = l2Memory + t.l1OwnMemory;
-    const hostMem = new PhysicalMemory(t.l0Reserved + l1Memory);
+    const policy = l0Policy(opts.l0);
+    // Room to align L1's RAM backing to the largest EPT01 leaf (as THP needs).
+    const hostMem = new PhysicalMemory(t.l0Reserved + eptLeafBytes(policy) + l1Memory);
     const cpu = new Cpu(hostMem);
     if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
-    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
     cpu.setCostModel(profile.cycles, l0.ledger, 0);
     const engine = new NpvEngine(l0);

@@ -7,7 +7,7 @@ import type { JitOptions } from "../cpu/jit/options.js";
 import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
 import type { StopReason } from "../machine/stop.js";
-import type { Tunables } from "../machine/tunables.js";
+import type { L0Policy, Tunables } from "../machine/tunables.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
@@ -28,6 +28,8 @@ export interface StackRunOptions {
   npvMap?: "eager" | "demand";
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
   jit?: Partial<JitOptions>;
+  /** L0 policy overrides (`--l0-intercept-ud`, `--vm-virtio`); the same defaults on every stack. */
+  l0?: Partial<L0Policy>;
   /** Simulation tunables to override (slices, fault batch, memory reservations). */
   tunables?: Partial<Tunables>;
   /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */

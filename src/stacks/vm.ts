@@ -11,7 +11,7 @@ import { VmxHost } from "../cpu/vmx/host.js";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
-import { tunables } from "../machine/tunables.js";
+import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
@@ -30,10 +30,12 @@ export const vmStack: Stack = {
   run(opts: StackRunOptions): StackRunResult {
     const profile = loadProfile(opts.profile);
     const t = tunables(opts.tunables);
-    const hostMem = new PhysicalMemory(t.l0Reserved + Math.ceil(opts.memory / 4096) * 4096);
+    const policy = l0Policy(opts.l0);
+    // Room to align guest RAM's backing to the largest EPT01 leaf (as THP needs).
+    const hostMem = new PhysicalMemory(t.l0Reserved + eptLeafBytes(policy) + Math.ceil(opts.memory / 4096) * 4096);
     const cpu = new Cpu(hostMem);
     if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
-    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t);
+    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
     let serial = "";
     const decoder = new TextDecoder();

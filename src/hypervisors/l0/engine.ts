@@ -130,6 +130,14 @@ export class EngineRegistry {
   }
 
   /** The engine tracking the page at `page` (4 KiB aligned) of `vm`, or null. */
+  /** True when an engine tracks any page of `vm` in [base, base + size). */
+  tracksAnyIn(vm: Vm, base: number, size: number): boolean {
+    const m = this.tracked.get(vm);
+    if (m === undefined) return false;
+    for (const p of m.keys()) if (p >= base && p < base + size) return true;
+    return false;
+  }
+
   trackerOf(vm: Vm, page: number): (NestedEngine & Required<Pick<NestedEngine, "trackedWrite">>) | null {
     const m = this.tracked.get(vm);
     if (m === undefined) return null;

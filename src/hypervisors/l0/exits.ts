@@ -7,7 +7,11 @@
  * hypercalls) only ever see vCPUs with an L0 VM: an engine reflects those exits of its guests.
  */
 
-import { VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio-mmio.js";
+import {
+  VIRTIO_MMIO_INTERRUPT_ACK,
+  VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
+} from "../../devices/virtio-mmio.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import { IF } from "../../x86/flags.js";
@@ -15,6 +19,7 @@ import { MSR_IA32_TSC_DEADLINE } from "../../x86/msr.js";
 import { RAX, RBX, RCX, RDX, RSP } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
+import { levelSize } from "../mmu/page-table.js";
 import type { L0Hypervisor } from "./l0.js";
 import { type GuestVcpu, HANDLED } from "./vcpu.js";
 import type { Vm } from "./vm.js";
@@ -181,7 +186,7 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
     if (l0.mmu.tracker.isTracked(hpa) && (h.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_WRITE) !== 0)
       return trackedWrite(l0, v, vm, gpa, hpa, depth);
     // An engine-tracked page maps read/execute only; the builder also drops W for MMU-tracked frames.
-    vm.ept01.map(page, hpa, tracker === null ? 7 : 5);
+    mapGuestRam(l0, vm, page, hpa, tracker === null);
     vm.eptFaults++;
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return HANDLED;
@@ -199,12 +204,45 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
 }
 
 /**
+ * The largest EPT01 leaf level (1: 4 KiB, 2: 2 MiB, 3: 1 GiB) the policy allows for `page` whose
+ * backing allows it, as THP does: one memslot covers the aligned range (so it is contiguous in
+ * host memory), the host address is aligned as well, and nothing in it is write-tracked.
+ */
+function largestLeaf(l0: L0Hypervisor, vm: Vm, page: number): number {
+  for (let level = 3; level >= 2; level--) {
+    const size = levelSize(level);
+    if (size > (vm.config.eptLeafBytes ?? 4096)) continue;
+    const base = page - (page % size);
+    if (!vm.memslots.contains(base, size)) continue;
+    const hpa = vm.memslots.translate(base);
+    if (hpa % size !== 0 || l0.engines.tracksAnyIn(vm, base, size) || l0.mmu.tracker.anyIn(hpa, size)) continue;
+    return level;
+  }
+  return 1;
+}
+
+/**
+ * Back and map guest RAM page `page` (host `hpa`) in EPT01: RWX in the largest leaf the policy
+ * and the backing allow, or read/execute only in a 4 KiB leaf for a page an engine tracks.
+ */
+export function mapGuestRam(l0: L0Hypervisor, vm: Vm, page: number, hpa: number, writable: boolean): void {
+  const level = writable ? largestLeaf(l0, vm, page) : 1;
+  const size = levelSize(level);
+  const base = page - (page % size);
+  vm.back(base, size);
+  vm.ept01.map(base, hpa - (page - base), writable ? 7 : 5, level);
+}
+
+/**
  * A write to a write-tracked frame (KVM page_track): L0 emulates the instruction through the
  * hypervisor MMU, which writes memory and tells the trackers; the page stays read-only.
  */
 function trackedWrite(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, hpa: number, depth: number): number {
   const page = gpa - (gpa % 4096);
-  if (vm.ept01.lookup(page) === null) vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  if (vm.ept01.lookup(page) === null) {
+    vm.back(page);
+    vm.ept01.map(page, hpa - (hpa % 4096), 7);
+  }
   l0.chargeHandler("l0.io_kernel", "tracked_write");
   // The emulated instruction itself exited: handle that exit next.
   if (l0.mmu.emulateTrackedWrite(gpa, hpa)) return l0.dispatchNested(v, depth);
@@ -226,9 +264,7 @@ function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth:
   if (region.name === "lapic") l0.chargeHandler("l0.apic_eoi", reason);
   else {
     l0.chargeHandler("l0.io_kernel", reason);
-    // Queue notifications are ioeventfds (completed in the kernel); other registers go to QEMU.
-    const notify = gpa - region.gpa === VIRTIO_MMIO_QUEUE_NOTIFY;
-    if (!region.inKernel && !notify) l0.chargeHandler("l0.userspace_hop", reason);
+    if (!region.inKernel && !virtioRegInKernel(vm, gpa - region.gpa)) l0.chargeHandler("l0.userspace_hop", reason);
   }
   const r = l0.host.emulateMmioInstruction(
     region.gpa - (region.gpa % 4096),
@@ -238,6 +274,19 @@ function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth:
   // The emulated instruction itself exited (e.g. it faulted into an intercepted vector): handle it next.
   if (r.exited) return l0.dispatchNested(v, depth);
   return HANDLED;
+}
+
+/**
+ * A virtio-mmio register L0 completes in the kernel: queue notifications always (ioeventfds);
+ * InterruptStatus / InterruptACK when the VM's data path is in the kernel (irqfd); others go to QEMU.
+ */
+function virtioRegInKernel(vm: Vm, offset: number): boolean {
+  if (offset >= VIRTIO_MMIO_QUEUE_NOTIFY && offset < VIRTIO_MMIO_QUEUE_NOTIFY + 4) return true;
+  return (
+    vm.config.virtioRegsInKernel === true &&
+    offset >= VIRTIO_MMIO_INTERRUPT_STATUS &&
+    offset < VIRTIO_MMIO_INTERRUPT_ACK + 4
+  );
 }
 
 function interruptWindow(l0: L0Hypervisor, v: GuestVcpu): number {

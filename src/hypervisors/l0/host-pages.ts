@@ -7,6 +7,11 @@ import type { PhysicalMemory } from "../../mmu/phys.js";
 export class HostPageAllocator {
   private next: number;
   allocated = 0;
+  /**
+   * Told of every page handed out (zeroOnly: a recycled page that is zeroed, not allocated), so
+   * L0 charges `host.page_alloc` / `host.page_zero` by count; null: nobody charges (set-up).
+   */
+  onPage: ((zeroOnly: boolean) => void) | null = null;
 
   constructor(
     private readonly mem: PhysicalMemory,
@@ -23,14 +28,19 @@ export class HostPageAllocator {
     this.next += 4096;
     this.allocated++;
     this.mem.page(p / 4096); // materialize (zeroed)
+    this.onPage?.(false);
     return p;
   }
 
-  /** A contiguous, 4 KiB-aligned host range (guest RAM backing); its pages materialize on first touch. */
-  range(bytes: number): number {
+  /**
+   * A contiguous host range (guest RAM backing) aligned to `align` bytes (4 KiB, or a large page
+   * so EPT can map it with large leaves); its pages materialize on first touch.
+   */
+  range(bytes: number, align = 4096): number {
     const size = Math.ceil(bytes / 4096) * 4096;
-    if (this.next + size > this.limit) throw new Error(`L0 cannot back ${bytes} bytes: host memory exhausted`);
-    const p = this.next;
+    const p = Math.ceil(this.next / align) * align;
+    if (p + size > this.limit) throw new Error(`L0 cannot back ${bytes} bytes: host memory exhausted`);
+    this.next = p;
     this.next += size;
     return p;
   }

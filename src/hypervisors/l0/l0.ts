@@ -9,7 +9,7 @@ import { P, type PrimitiveName } from "../../cost/primitives.js";
 import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
-import { DEFAULT_TUNABLES, type Tunables } from "../../machine/tunables.js";
+import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { MC, UD } from "../../x86/exceptions.js";
 import {
@@ -63,11 +63,21 @@ export class L0Hypervisor {
     readonly host: VmxHost,
     readonly profile: LoadedProfile,
     readonly tunables: Tunables = { ...DEFAULT_TUNABLES },
+    /** What L0 intercepts and where it handles device registers (the same defaults for every stack). */
+    readonly policy: L0Policy = l0Policy(),
   ) {
     this.alloc = new HostPageAllocator(host.mem, tunables.l0HostBase, host.mem.size);
     this.costs = profile.cycles;
     this.mmu = new HypervisorMmu(this.host, () => this.reserveWindow());
     this.msrBitmap = this.buildMsrBitmap();
+    // From here on every host page L0 hands out (tables, engine structures) is charged.
+    this.alloc.onPage = (zeroOnly) => this.chargeHostPage(zeroOnly);
+  }
+
+  /** One host page taken (allocated and zeroed) or recycled (zeroed only). */
+  chargeHostPage(zeroOnly: boolean): void {
+    if (!zeroOnly) this.chargeHandler("host.page_alloc", "host_page_alloc");
+    this.chargeHandler("host.page_zero", "host_page_zero");
   }
   /**
    * The MSR bitmap (24.6.9): only the LAPIC's MSRs exit (APIC base, TSC deadline, x2APIC range);
@@ -108,13 +118,17 @@ export class L0Hypervisor {
     const vm = new Vm(
       this.host.mem,
       this.alloc,
-      config,
+      { virtioRegsInKernel: this.policy.vmVirtio === "kernel", eptLeafBytes: eptLeafBytes(this.policy), ...config },
       { now: () => this.host.cycles() },
       this.windows,
       this.level + 1,
       this.mmu,
     );
     this.windows += 0x100000;
+    vm.onBacking = (pages) => {
+      this.chargeHandler("host.page_alloc", "host_page_alloc");
+      this.chargeHandlerN("host.page_zero", "host_page_zero", pages);
+    };
     vm.ept01.flush = () => this.host.invalidateVpid(L0_VM_VPID);
     return vm;
   }
@@ -125,7 +139,7 @@ export class L0Hypervisor {
     const vcpu = new Vcpu(vm, v);
     this.host.withVmcs(v, () =>
       writeVcpuControls(this.host, {
-        exceptionBitmap: (1 << UD) | (1 << MC), // #UD (KVM emulates some), #MC
+        exceptionBitmap: this.exceptionBitmap(),
         msrBitmap: this.msrBitmap,
         eptp: vm.ept01.eptp(),
         vpid: L0_VM_VPID,
@@ -138,6 +152,11 @@ export class L0Hypervisor {
       this.host.vmwrite(V.VMCS_CR4_READ_SHADOW, 0);
     });
     return vcpu;
+  }
+
+  /** The exception bitmap of every vCPU L0 runs: #MC, and #UD when the policy intercepts it (KVM's emulator). */
+  exceptionBitmap(): number {
+    return (1 << MC) | (this.policy.interceptUd ? 1 << UD : 0);
   }
 
   /** Drop the TLB entries of `vm`'s guests after L0 changed EPT01 under them (INVVPID + INVEPT). */

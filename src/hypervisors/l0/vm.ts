@@ -56,6 +56,13 @@ export interface VmConfig {
   onSerial?: (byte: number) => void;
   serialInput?: string;
   cpuModel?: CpuModel;
+  /**
+   * virtio-mmio InterruptStatus / InterruptACK handled in the kernel with the notification path
+   * (in-kernel data path + irqfd) instead of in the userspace device model (default: userspace).
+   */
+  virtioRegsInKernel?: boolean;
+  /** Largest EPT01 leaf for RAM (4 KiB, 2 MiB or 1 GiB); the backing is aligned to it. */
+  eptLeafBytes?: number;
 }
 
 /** Guest-physical memory through the memslots: what L0's device models DMA into. */
@@ -149,6 +156,12 @@ export class Vm {
   eptFaults = 0;
   /** This VM's guest-physical memory, read through its memslots. */
   readonly memory: GuestMemory;
+  /** One byte per 4 KiB page of RAM: 1 once L0 has backed it with a host page. */
+  private readonly backed: Uint8Array;
+  /** Guest pages L0 backed (first mapped in EPT01, or in an EPT02 through this VM's memory). */
+  backedPages = 0;
+  /** Called when L0 backs guest pages for the first time: one allocation, `pages` pages zeroed. */
+  onBacking: ((pages: number) => void) | null = null;
 
   constructor(
     readonly hostMem: PhysicalMemory,
@@ -163,8 +176,9 @@ export class Vm {
     mmu: HypervisorMmu | null = null,
   ) {
     this.ept01 = mmu === null ? new PageTableBuilder(hostMem, alloc) : mmu.newTable(hostMem, alloc);
-    const ramBacking = alloc.range(config.memory);
+    const ramBacking = alloc.range(config.memory, config.eptLeafBytes ?? 4096);
     this.memslots.add({ gpa: 0, size: Math.min(config.memory, PC_RAM_HOLE_START), hpa: ramBacking });
+    this.backed = new Uint8Array(Math.ceil(config.memory / 4096));
     this.dma = new GuestPhysicalDma(this, config.memory);
     this.memory = new GuestMemory(this);
     // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
@@ -209,6 +223,24 @@ export class Vm {
   ): void {
     this.mmio.push({ name, gpa, size, handler, hostWindow, inKernel });
     this.hostMem.addMmio(hostWindow, size, handler);
+  }
+
+  /**
+   * L0 maps guest RAM page `gpa` into a table the hardware walks: the first time, the host page
+   * behind it is allocated and zeroed (get_user_pages on anonymous memory) — counted here once.
+   */
+  back(gpa: number, bytes = 4096): void {
+    const first = Math.floor(gpa / 4096);
+    const end = Math.min(first + bytes / 4096, this.backed.length);
+    let n = 0;
+    for (let i = first; i < end; i++) {
+      if (this.backed[i] !== 0) continue;
+      this.backed[i] = 1;
+      n++;
+    }
+    this.backedPages += n;
+    // A large leaf is one allocation (a huge page) whose every 4 KiB is zeroed (clear_huge_page).
+    if (n > 0) this.onBacking?.(n);
   }
 
   findMmio(gpa: number): MmioRegion | undefined {

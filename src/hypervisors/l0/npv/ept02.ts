@@ -37,11 +37,12 @@ export class RecyclingPages extends HostPageAllocator {
       return q;
     }
     this.hostMem.writeBytes(p, new Uint8Array(4096));
+    this.parent.onPage?.(true);
     return p;
   }
 
-  override range(bytes: number): number {
-    return this.parent.range(bytes);
+  override range(bytes: number, align = 4096): number {
+    return this.parent.range(bytes, align);
   }
 
   free(page: number): void {
@@ -66,6 +67,7 @@ export function eptPerms(perms: number): number {
 export function composeLeaf(ept: PageTableBuilder, l1vm: Vm, l2pfn: number, entry: number): boolean {
   const hpa = l1vm.memslots.translate(entryL1Pfn(entry) * 4096);
   if (hpa < 0 || !l1vm.memslots.contains(entryL1Pfn(entry) * 4096, 4096)) return false;
+  l1vm.back(entryL1Pfn(entry) * 4096); // L1's frame may not be backed yet: L0 backs it now
   ept.map(l2pfn * 4096, hpa, eptPerms(entryPerms(entry)));
   return true;
 }

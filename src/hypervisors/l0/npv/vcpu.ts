@@ -7,7 +7,6 @@
 import { newGuestContext } from "../../../cpu/vmx/host.js";
 import { LocalApic } from "../../../devices/lapic.js";
 import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
-import { MC } from "../../../x86/exceptions.js";
 import { AC, ARITH, DF, FIXED1, ID, IF, IOPL, NT, RF, TF, VIF, VIP } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
@@ -82,7 +81,7 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
   const writeL2Vmcs = (): void => {
     const w = (f: number, l: number, h = 0): void => host.vmwrite(f, l, h);
     writeVcpuControls(host, {
-      exceptionBitmap: 1 << MC,
+      exceptionBitmap: e.l0.exceptionBitmap(),
       msrBitmap: vm.msrBitmap,
       eptp: vm.ept.eptp(),
       vpid: vm.vpid,
