@@ -12,7 +12,7 @@ import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
 import { tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
-import { cpuCounters, hypervisorRunResult } from "./results.js";
+import { bindTrace, cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -46,9 +46,11 @@ export const vmStack: Stack = {
     });
     const vcpu = l0.createVcpu(vm);
     const protocol = loadGuest(l0, vcpu, opts);
+    if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     const t0 = performance.now();
     const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(vcpu, opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
+    opts.trace?.finish();
     const counters = cpuCounters(cpu);
     const exits = Object.entries(l0.exitCounts()).map(([reason, count]) => ({ level: 0, reason, count }));
     for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;

@@ -260,7 +260,11 @@ function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
   l0.chargeHandler("l0.hypercall", "vmcall");
   if (engine !== null) {
     // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).
-    if (engine.hypercall(l0, v) !== false) l0.skipInstruction();
+    const tr = l0.trace;
+    if (tr !== null) tr.begin("hypercall", `${engine.name} hypercall 0x${h.gprLo[RAX].toString(16)}`);
+    const retired = engine.hypercall(l0, v) !== false;
+    if (tr !== null) tr.end();
+    if (retired) l0.skipInstruction();
     return HANDLED;
   }
   h.gprLo[RAX] = -1000;
