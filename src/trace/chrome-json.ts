@@ -14,7 +14,7 @@ export interface ChromeTraceInfo {
   about?: Record<string, string | number>;
 }
 
-const LEVEL_NAMES = ["L0 (host hypervisor)", "L1 (guest hypervisor)", "L2 (nested guest)"];
+const LEVEL_NAMES = ["L0 (host hypervisor)", "L1", "L2"];
 
 /** Serialize the recorder's timeline; the caller writes the string where it wants. */
 export function chromeTraceJson(rec: TimelineRecorder, info: ChromeTraceInfo): string {

@@ -98,7 +98,7 @@ export function dispatchExit(l0: L0Hypervisor, v: GuestVcpu, reason: number, dep
       `L0 has no handler for exit reason ${reason} (${exitReasonName(reason)}) at guest RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
     );
   }
-  if (tr !== null) tr.begin("handler", exitReasonName(reason));
+  if (tr !== null) tr.begin("handler", `handle ${exitReasonName(reason)}`);
   const out = handler(l0, v, depth);
   if (tr !== null) tr.end();
   if (out === HANDLED && engine !== null) engine.handledInL0(v, reason);

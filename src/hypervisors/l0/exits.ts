@@ -261,7 +261,10 @@ function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
   if (engine !== null) {
     // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).
     const tr = l0.trace;
-    if (tr !== null) tr.begin("hypercall", `${engine.name} hypercall 0x${h.gprLo[RAX].toString(16)}`);
+    if (tr !== null) {
+      const nr = h.gprLo[RAX] >>> 0;
+      tr.begin("hypercall", `${engine.name} ${engine.hypercallName?.(nr) ?? `0x${nr.toString(16)}`}`);
+    }
     const retired = engine.hypercall(l0, v) !== false;
     if (tr !== null) tr.end();
     if (retired) l0.skipInstruction();
