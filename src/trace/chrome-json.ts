@@ -41,7 +41,7 @@ export function chromeTraceJson(rec: TimelineRecorder, info: ChromeTraceInfo): s
   for (const e of events) {
     const ts = us(e.start);
     const o: Record<string, unknown> = { ph: e.ph, name: e.name, cat: e.cat, pid: e.pid, tid: e.tid, ts };
-    if (e.ph === "X") o.dur = Math.max(0, us(e.start + e.dur) - ts);
+    if (e.ph === "X") o.dur = Math.max(0, Math.round((us(e.start + e.dur) - ts) * 1e4) / 1e4);
     if (e.ph === "i") o.s = "t";
     if (e.args !== undefined) o.args = e.args;
     lines.push(JSON.stringify(o));

@@ -269,13 +269,14 @@ export class TimelineRecorder implements TraceRecorder {
 
   /**
    * Emit the open slice's piece up to `t`. An empty piece is kept only as the first piece of
-   * L0's own work (a handler that charged nothing still shows); empty runs and entries are not.
+   * L0's own work (a handler that charged nothing still shows); empty runs, entries and engine
+   * steps (a reflect step that left the exit to L0's table) are not.
    */
   private emitPiece(o: Open, t: number): void {
     const dur = t - o.start;
     const first = o.pieces === 0;
     o.pieces++;
-    if (dur === 0 && (!first || o.cat === "run" || o.cat === "entry")) return;
+    if (dur === 0 && (!first || o.cat === "run" || o.cat === "entry" || o.cat === "engine")) return;
     this.push({ ph: "X", name: o.name, cat: o.cat, pid: o.pid, tid: o.tid, start: o.start, dur });
   }
 
