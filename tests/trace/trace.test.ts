@@ -51,24 +51,26 @@ function traced(stack: string, workload: string, limit?: number) {
   };
 }
 
-/** Required fields per phase, timestamps per track in order, and slices nested on each track. */
-function checkFormat(events: TraceEvent[]): void {
+/**
+ * Required fields per phase, timestamps per track in order, and slices nested on each track.
+ * Returns the problems found (one expect on the list keeps a long trace quick to check).
+ */
+function formatProblems(events: TraceEvent[]): string[] {
+  const bad: string[] = [];
   const tracks = new Map<string, TraceEvent[]>();
   for (const e of events) {
-    expect(["M", "X", "i", "C"]).toContain(e.ph);
-    expect(typeof e.name).toBe("string");
-    expect(Number.isInteger(e.pid)).toBe(true);
-    expect(Number.isInteger(e.tid)).toBe(true);
+    const where = JSON.stringify(e);
+    if (!["M", "X", "i", "C"].includes(e.ph)) bad.push(`phase: ${where}`);
+    if (typeof e.name !== "string" || !Number.isInteger(e.pid) || !Number.isInteger(e.tid)) bad.push(`ids: ${where}`);
     if (e.ph === "M") {
       // process_name / thread_name carry a name; the sort indexes a number.
-      if (e.name.endsWith("_name")) expect(typeof e.args?.name).toBe("string");
-      else expect(typeof e.args?.sort_index).toBe("number");
+      const ok = e.name.endsWith("_name") ? typeof e.args?.name === "string" : typeof e.args?.sort_index === "number";
+      if (!ok) bad.push(`metadata: ${where}`);
       continue;
     }
-    expect(typeof e.ts).toBe("number");
-    expect(e.ts as number).toBeGreaterThanOrEqual(0);
-    if (e.ph === "X") expect(e.dur as number).toBeGreaterThanOrEqual(0);
-    if (e.ph === "C") expect(Object.values(e.args ?? {}).every((v) => typeof v === "number")).toBe(true);
+    if (typeof e.ts !== "number" || e.ts < 0) bad.push(`ts: ${where}`);
+    if (e.ph === "X" && !(typeof e.dur === "number" && e.dur >= 0)) bad.push(`dur: ${where}`);
+    if (e.ph === "C" && !Object.values(e.args ?? {}).every((v) => typeof v === "number")) bad.push(`counter: ${where}`);
     const k = `${e.pid}/${e.tid}/${e.ph === "C" ? e.name : ""}`;
     const list = tracks.get(k) ?? [];
     list.push(e);
@@ -76,24 +78,29 @@ function checkFormat(events: TraceEvent[]): void {
   }
   const EPS = 1e-3; // µs: starts and ends are each rounded to 0.1 ns
   for (const list of tracks.values()) {
-    for (let i = 1; i < list.length; i++) expect(list[i].ts as number).toBeGreaterThanOrEqual(list[i - 1].ts as number);
+    for (let i = 1; i < list.length; i++)
+      if ((list[i].ts as number) < (list[i - 1].ts as number)) bad.push(`back in time: ${JSON.stringify(list[i])}`);
     const stack: TraceEvent[] = [];
-    for (const e of list.filter((x) => x.ph === "X")) {
+    for (const e of list) {
+      if (e.ph !== "X") continue;
       const start = e.ts as number;
-      const end = start + (e.dur as number);
       while (stack.length > 0) {
         const top = stack[stack.length - 1];
         if (start >= (top.ts as number) + (top.dur as number) - EPS) stack.pop();
         else break;
       }
-      if (stack.length > 0) {
-        const parent = stack[stack.length - 1];
-        // Inside its parent, or it would overlap it: slices on a track must nest.
-        expect(end).toBeLessThanOrEqual((parent.ts as number) + (parent.dur as number) + EPS);
-      }
+      const parent = stack[stack.length - 1];
+      // Inside its parent, or it would overlap it: slices on a track must nest.
+      if (parent !== undefined && start + (e.dur as number) > (parent.ts as number) + (parent.dur as number) + EPS)
+        bad.push(`overlaps ${JSON.stringify(parent)}: ${JSON.stringify(e)}`);
       stack.push(e);
     }
   }
+  return bad;
+}
+
+function checkFormat(events: TraceEvent[]): void {
+  expect(formatProblems(events).slice(0, 5)).toEqual([]);
 }
 
 /** Cycles of each level's top-level slices (the recorder's own events, exact), by pid - 1. */
