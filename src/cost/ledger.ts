@@ -77,13 +77,6 @@ export class CostLedger {
     return out.sort((a, b) => b.cycles - a.cycles);
   }
 
-  /** Cycles charged to `level`, every category. */
-  levelTotal(level: number): number {
-    let t = 0;
-    for (let i = 0; i < this.keys.length; i++) if (this.keys[i].level === level) t += this.cycles[i];
-    return t;
-  }
-
   total(): number {
     let t = 0;
     for (let i = 0; i < this.keys.length; i++) t += this.cycles[i];

@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/exit-codes.js";
 import { nestlab } from "../cli/cli-helpers.js";
 
@@ -10,6 +10,10 @@ const tmp = mkdtempSync(join(tmpdir(), "nestlab-trace-"));
 /** `run` of the cpuid workload on vm, plus `extra` arguments. */
 const runCpuid = (...extra: string[]) =>
   nestlab(["run", "--stack", "vm", "--workload", "cpuid", "--iters", "20", ...extra]);
+
+// Each test is seconds of synchronous work: let the worker's event loop reach its poll phase
+// between them, so vitest's 60 s worker RPC timeout cannot fire on a loaded machine.
+afterEach(() => new Promise<void>((done) => setImmediate(done)));
 
 describe("nestlab run --trace", () => {
   it("writes the trace, says so on stderr, and keeps the run's output", () => {

@@ -6,7 +6,7 @@
  * run's own counters, and tracing changes nothing the run reports.
  */
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { LedgerLine } from "../../src/cost/ledger.js";
 import { bundledKernelPath } from "../../src/paths.js";
 import { getStack } from "../../src/stacks/index.js";
@@ -130,6 +130,10 @@ function ledgerByLevel(lines: readonly LedgerLine[]): Record<number, number> {
   for (const l of lines) if (l.cycles > 0) out[l.level] = (out[l.level] ?? 0) + l.cycles;
   return out;
 }
+
+// Each test is seconds of synchronous work: let the worker's event loop reach its poll phase
+// between them, so vitest's 60 s worker RPC timeout cannot fire on a loaded machine.
+afterEach(() => new Promise<void>((done) => setImmediate(done)));
 
 describe("run --trace", () => {
   for (const [stack, workload] of [
