@@ -11,6 +11,7 @@ import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
+import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { compareCommand } from "./compare.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { listCommand } from "./list.js";
@@ -170,6 +171,12 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
       'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
+    )
+    .option("--trace <file.json>", "write a timeline of the run (Perfetto / chrome://tracing JSON, simulated time)")
+    .addOption(
+      new Option("--trace-limit <n>", "at most this many trace events (the file says when it was cut)")
+        .argParser(positiveInt)
+        .default(DEFAULT_TRACE_LIMIT, `${DEFAULT_TRACE_LIMIT / 1000}k`),
     )
     .addOption(
       new Option(

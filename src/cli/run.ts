@@ -7,8 +7,10 @@ import { runJson, runSummary } from "../report/run-summary.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
 import type { StackRunResult } from "../stacks/stack.js";
+import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { InputError, runExitCode, UsageError } from "./exit-codes.js";
 import { writeOut } from "./output.js";
+import { openTrace, saveTrace } from "./trace-file.js";
 
 // Kept here for callers that imported them from the CLI before the reporting module existed.
 export { npvSummary, runJson } from "../report/run-summary.js";
@@ -32,6 +34,10 @@ export interface RunCommandOptions {
   module?: string[];
   /** "nestlab" (0 success, 1 failure) or "qemu" ((value << 1) | 1). */
   exitCode?: "nestlab" | "qemu";
+  /** Write a Perfetto / chrome://tracing timeline of the run (simulated time) to this file. */
+  trace?: string;
+  /** At most this many trace events (default DEFAULT_TRACE_LIMIT). */
+  traceLimit?: number;
 }
 
 /**
@@ -97,6 +103,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
     writeOut(pending.slice(0, nl + 1));
     pending = pending.slice(nl + 1);
   };
+  const trace = opts.trace === undefined ? undefined : openTrace(opts.trace, opts.traceLimit ?? DEFAULT_TRACE_LIMIT);
   let result: StackRunResult;
   try {
     result = stack.run({
@@ -111,12 +118,15 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       l0: opts.l0,
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,
+      trace,
     });
   } catch (e) {
     if (e instanceof ImageError) throw new InputError(`bad image: ${e.message}`);
     throw e;
   }
   if (pending !== "") writeOut(pending);
+  if (trace !== undefined && opts.trace !== undefined)
+    saveTrace(opts.trace, trace, opts.profile, { stack: opts.stack, cmdline });
   if (opts.json) writeOut(`${JSON.stringify(runJson(result, cmdline), null, 2)}\n`);
   else writeOut(runSummary(result));
   if (result.outcome.kind !== "debug-exit" && !opts.json) console.error(`nestlab: ${result.outcome.message}`);

@@ -14,7 +14,17 @@ export interface LedgerLine extends Attribution {
   count: number;
 }
 
+/**
+ * Told of every charge as it is made (a timeline recorder, src/trace). Null when nothing
+ * listens: then a charge costs one null check more.
+ */
+export interface ChargeObserver {
+  charged(level: number, category: string, cycles: number): void;
+}
+
 export class CostLedger {
+  /** Who hears of each charge (set once, before the run); null: nobody. */
+  observer: ChargeObserver | null = null;
   private readonly keys: Attribution[] = [];
   private readonly index = new Map<string, number>();
   private cycles = new Float64Array(64);
@@ -43,12 +53,19 @@ export class CostLedger {
   add(id: number, cycles: number): void {
     this.cycles[id] += cycles;
     this.counts[id] += 1;
+    if (this.observer !== null) this.tell(id, cycles);
   }
 
   /** Add `cycles` in bulk with an explicit event count (e.g. instructions retired in a slice). */
   addMany(id: number, cycles: number, count: number): void {
     this.cycles[id] += cycles;
     this.counts[id] += count;
+    if (this.observer !== null) this.tell(id, cycles);
+  }
+
+  private tell(id: number, cycles: number): void {
+    const k = this.keys[id];
+    (this.observer as ChargeObserver).charged(k.level, k.category, cycles);
   }
 
   lines(): LedgerLine[] {

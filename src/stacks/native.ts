@@ -4,7 +4,7 @@ import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
 import { tunables } from "../machine/tunables.js";
-import { cpuCounters } from "./results.js";
+import { bindTrace, cpuCounters } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -36,6 +36,7 @@ export const nativeStack: Stack = {
     const profile = loadProfile(opts.profile);
     const ledger = new CostLedger();
     m.cpu.setCostModel(profile.cycles, ledger, 0, 1);
+    if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
     else bootMultiboot(m.cpu, opts.image, opts.cmdline, opts.modules);
@@ -44,6 +45,7 @@ export const nativeStack: Stack = {
     const wallSeconds = (performance.now() - t0) / 1000;
     const idle = m.idleCycles;
     if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
+    opts.trace?.finish();
     return {
       stack: "native",
       protocol,

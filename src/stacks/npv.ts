@@ -20,7 +20,7 @@ import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
-import { cpuCounters, hypervisorRunResult } from "./results.js";
+import { bindTrace, cpuCounters, hypervisorRunResult } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -56,6 +56,7 @@ export const npvStack: Stack = {
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
     cpu.setCostModel(profile.cycles, l0.ledger, 0);
+    if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     const engine = new NpvEngine(l0);
     const l1vm = l0.createVm({ memory: l1Memory });
     engine.attach(l1vm);
@@ -88,6 +89,7 @@ export const npvStack: Stack = {
       return l1.run();
     });
     const wallSeconds = (performance.now() - t0) / 1000;
+    opts.trace?.finish();
 
     const counters = cpuCounters(cpu);
     // Every exit L0 took — L2's (on the engine's run loop) and L1's own (its VMCALLs and CPUIDs) —

@@ -1,8 +1,11 @@
 /** What every stack reports the same way: CPU and MMU counters, and the run result of a hypervisor stack. */
+import type { CostLedger } from "../cost/ledger.js";
 import type { Cpu } from "../cpu/cpu.js";
 import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
+import { MC } from "../mmu/counters.js";
+import type { TimelineRecorder } from "../trace/timeline.js";
 import type { ExitCount, StackOutcome, StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
@@ -13,6 +16,29 @@ export function cpuCounters(cpu: Cpu): Record<string, number> {
   out["cpu.cycles"] = cpu.cycles();
   for (const [k, v] of Object.entries(cpu.mmu.toJSON())) out[`mmu.${k}`] = v;
   return out;
+}
+
+/**
+ * Give `run --trace`'s recorder the machine's simulated clock and its counter tracks (cumulative
+ * TLB misses and page-walk references, sampled at exits), and hear every charge of `ledger`.
+ * With an L0, also its run/exit core's events.
+ */
+export function bindTrace(trace: TimelineRecorder, cpu: Cpu, ledger: CostLedger, l0?: L0Hypervisor): void {
+  trace.bind({
+    clock: () => cpu.cycles(),
+    counters: {
+      "TLB misses": () => {
+        const c = cpu.mmu.stats();
+        return { stlb: c[MC.stlb_misses], itlb: c[MC.itlb_misses], dtlb: c[MC.dtlb_misses] };
+      },
+      "walk references": () => {
+        const c = cpu.mmu.stats();
+        return { guest: c[MC.walk_refs] - c[MC.ept_refs], ept: c[MC.ept_refs] };
+      },
+    },
+  });
+  if (l0 !== undefined) l0.attachTrace(trace);
+  else ledger.observer = trace;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
 import type { StopReason } from "../machine/stop.js";
 import type { L0Policy, Tunables } from "../machine/tunables.js";
+import type { TimelineRecorder } from "../trace/timeline.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
@@ -34,6 +35,8 @@ export interface StackRunOptions {
   tunables?: Partial<Tunables>;
   /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */
   maxCycles?: number;
+  /** Record a timeline of the run here (`run --trace`); the stack binds it and finishes it. */
+  trace?: TimelineRecorder;
 }
 
 /** Why a stack's run ended: the machine's outcomes, or a limit the run watchdog enforced. */

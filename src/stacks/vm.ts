@@ -13,7 +13,7 @@ import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
 import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
-import { cpuCounters, hypervisorRunResult } from "./results.js";
+import { bindTrace, cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -37,6 +37,8 @@ export const vmStack: Stack = {
     if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
+    // Bound before the VM is made, so the set-up charges (its host pages) are on the timeline too.
+    if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     let serial = "";
     const decoder = new TextDecoder();
     const vm = l0.createVm({
@@ -53,6 +55,7 @@ export const vmStack: Stack = {
     const t0 = performance.now();
     const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(vcpu, opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
+    opts.trace?.finish();
     const counters = cpuCounters(cpu);
     const exits = Object.entries(l0.exitCounts()).map(([reason, count]) => ({ level: 0, reason, count }));
     for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;

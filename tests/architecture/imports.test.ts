@@ -24,16 +24,32 @@ const ALLOWED: Record<string, string[]> = {
     "devices",
     "machine",
     "cost",
+    "trace",
     // The CPU only through the narrow interface and the types it speaks in.
     "cpu/vmx/host.ts",
     "cpu/vmx/vmcs.ts",
     "cpu/ports.ts",
     "cpu/cpuid.ts",
   ],
-  stacks: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "cost"],
+  stacks: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "cost", "trace"],
+  // Timelines: what the ledger and L0's core tell them, in cost's and x86's terms only.
+  trace: ["cost", "x86"],
   bench: ["x86", "cpu", "mmu", "machine", "cost"],
   report: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "paths.ts"],
-  cli: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "bench", "report", "paths.ts"],
+  cli: [
+    "x86",
+    "cpu",
+    "mmu",
+    "devices",
+    "machine",
+    "hypervisors",
+    "stacks",
+    "cost",
+    "bench",
+    "report",
+    "trace",
+    "paths.ts",
+  ],
 };
 
 function files(dir: string): string[] {

@@ -6,6 +6,7 @@
  * The same code runs an L1 vCPU L0 owns and an L2 vCPU a nested engine runs for an L1.
  */
 import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT } from "../../cpu/vmx/host.js";
+import type { TraceRecorder } from "../../trace/recorder.js";
 import { EFER_LMA } from "../../x86/control.js";
 import { IF } from "../../x86/flags.js";
 import * as V from "../../x86/vmx.js";
@@ -24,6 +25,17 @@ const MAX_EMULATION_DEPTH = 4;
  * that retires nothing still ends. Returns the code that ended the run.
  */
 export function runGuest(l0: L0Hypervisor, v: GuestVcpu, budget: number): number {
+  const tr = l0.trace;
+  if (tr === null) return runLoop(l0, v, budget, null);
+  tr.runBegin(v, v.vmcs.level);
+  try {
+    return runLoop(l0, v, budget, tr);
+  } finally {
+    tr.runEnd();
+  }
+}
+
+function runLoop(l0: L0Hypervisor, v: GuestVcpu, budget: number, tr: TraceRecorder | null): number {
   const host = l0.host;
   const limit = host.instructionsRetired() + Math.max(1, budget);
   let exits = 0;
@@ -33,6 +45,7 @@ export function runGuest(l0: L0Hypervisor, v: GuestVcpu, budget: number): number
     const left = limit - host.instructionsRetired() - exits;
     if (left <= 0) return v.budgetExhausted();
     if (!host.entered) prepareEntry(l0, v);
+    if (tr !== null) tr.entered();
     const r = host.run(Math.min(l0.tunables.runSlice, left));
     if (r === RUN_BUDGET) continue;
     if (r !== RUN_EXIT) {
@@ -50,6 +63,7 @@ export function runGuest(l0: L0Hypervisor, v: GuestVcpu, budget: number): number
 export function handleExit(l0: L0Hypervisor, v: GuestVcpu): number {
   const host = l0.host;
   const reason = host.exit.reason & 0xffff;
+  if (l0.trace !== null) l0.trace.exited(exitReasonName(reason));
   l0.chargeTransition(reason);
   // An event whose delivery the exit interrupted is re-injected (KVM's vmx_complete_interrupts).
   const vect = host.vmread(V.VMCS_IDT_VECTORING_INFO);
@@ -69,8 +83,11 @@ export function dispatchExit(l0: L0Hypervisor, v: GuestVcpu, reason: number, dep
   if (depth >= MAX_EMULATION_DEPTH)
     return v.fail("error", 0xffff, "an instruction L0 emulated for the guest kept exiting");
   const engine = v.engine;
+  const tr = l0.trace;
   if (engine !== null) {
+    if (tr !== null) tr.begin("engine", `${engine.name} reflect`);
     const r = engine.reflect(l0, v, reason, depth);
+    if (tr !== null) tr.end();
     if (r !== NOT_REFLECTED) return r;
   }
   const handler = EXIT_HANDLERS[reason];
@@ -81,7 +98,9 @@ export function dispatchExit(l0: L0Hypervisor, v: GuestVcpu, reason: number, dep
       `L0 has no handler for exit reason ${reason} (${exitReasonName(reason)}) at guest RIP 0x${l0.host.vmreadNumber(V.VMCS_GUEST_RIP).toString(16)}`,
     );
   }
+  if (tr !== null) tr.begin("handler", `handle ${exitReasonName(reason)}`);
   const out = handler(l0, v, depth);
+  if (tr !== null) tr.end();
   if (out === HANDLED && engine !== null) engine.handledInL0(v, reason);
   return out;
 }
@@ -116,6 +135,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
     host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
     if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
       host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);
+    if (l0.trace !== null) l0.trace.injected("reinject", v.reinjectInfo & 0xff);
     v.reinjectInfo = 0;
     l0.chargeFor(v, "vmx.inject", "reinject");
   } else if (v.pendingException >= 0) {
@@ -125,6 +145,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
       C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0),
     );
     if (hasErr) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.pendingExceptionError);
+    if (l0.trace !== null) l0.trace.injected("exception", v.pendingException);
     v.pendingException = -1;
     l0.chargeFor(v, "vmx.inject", "inject-exception");
   } else if (v.hasPendingInterrupt()) {
@@ -132,6 +153,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
     const shadow = host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS);
     if ((rflags & IF) !== 0 && shadow === 0) {
       const vector = v.acknowledgeInterrupt();
+      if (l0.trace !== null) l0.trace.injected("interrupt", vector);
       host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | vector);
       host.vmwrite(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);
       l0.chargeFor(v, "vmx.inject", "inject-interrupt");

@@ -35,6 +35,8 @@ export interface NestedEngine {
    * the result registers. Returns false when it injected an exception instead (no retire).
    */
   hypercall?(l0: L0Hypervisor, v: GuestVcpu): boolean;
+  /** The name of claimed hypercall `nr` (for timelines). */
+  hypercallName?(nr: number): string;
   /** Whether this engine offers VMX to vCPU `v` (its VMX-instruction exits come here). */
   servesVmx?(v: GuestVcpu): boolean;
   /** A VMX-instruction exit (`reason`) of a vCPU the engine serves; returns as a handler does. */

@@ -315,7 +315,14 @@ function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
   l0.chargeHandler("l0.hypercall", "vmcall");
   if (engine !== null) {
     // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).
-    if (engine.hypercall(l0, v) !== false) l0.skipInstruction();
+    const tr = l0.trace;
+    if (tr !== null) {
+      const nr = h.gprLo[RAX] >>> 0;
+      tr.begin("hypercall", `${engine.name} ${engine.hypercallName?.(nr) ?? `0x${nr.toString(16)}`}`);
+    }
+    const retired = engine.hypercall(l0, v) !== false;
+    if (tr !== null) tr.end();
+    if (retired) l0.skipInstruction();
     return HANDLED;
   }
   h.gprLo[RAX] = -1000;

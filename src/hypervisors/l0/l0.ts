@@ -10,6 +10,7 @@ import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
 import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
+import type { TraceRecorder } from "../../trace/recorder.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { MC, UD } from "../../x86/exceptions.js";
 import {
@@ -53,6 +54,8 @@ export class L0Hypervisor {
   private readonly handlerIds = new Map<string, number>();
   /** Exits by (reason name) handled. */
   readonly exitsByReason = new Map<string, number>();
+  /** The timeline recorder (`run --trace`), or null: tracing off costs one null check per event. */
+  trace: TraceRecorder | null = null;
 
   /** The level L0's own code is attributed to (the host's root operation). */
   get level(): number {
@@ -164,6 +167,12 @@ export class L0Hypervisor {
     this.host.invalidateVpid(L0_VM_VPID);
   }
 
+  /** Record a timeline of this L0's runs and exits, and of every charge its ledger takes. */
+  attachTrace(recorder: TraceRecorder): void {
+    this.trace = recorder;
+    this.ledger.observer = recorder;
+  }
+
   // ---- Charging ----
 
   /** Charge primitive `name` to L0's handler attribution for `reason`. */
@@ -266,11 +275,26 @@ export class L0Hypervisor {
     set(RDX, a3);
     set(RSI, a4);
     h.synthesizeExit(V.EXIT_VMCALL, 3);
-    handleExit(this, vcpu);
+    this.handleSynthesizedExit(vcpu);
     const status = h.gprLo[RAX];
     const rbx = (h.gprHi[RBX] >>> 0) * 4294967296 + (h.gprLo[RBX] >>> 0);
     h.saveContext(vcpu.ctx);
     return { status, rbx };
+  }
+
+  /** An exit an L1 written in TypeScript raised: through the core, as the vCPU's own run. */
+  private handleSynthesizedExit(vcpu: Vcpu): void {
+    const tr = this.trace;
+    if (tr === null) {
+      handleExit(this, vcpu);
+      return;
+    }
+    tr.runBegin(vcpu, vcpu.vmcs.level);
+    try {
+      handleExit(this, vcpu);
+    } finally {
+      tr.runEnd();
+    }
   }
 
   /** L1 executes CPUID (discovery): a CPUID exit answered from L1's VM's CPUID policy. */
@@ -282,7 +306,7 @@ export class L0Hypervisor {
     h.gprLo[RCX] = subleaf;
     h.gprHi[RCX] = 0;
     h.synthesizeExit(V.EXIT_CPUID, 2);
-    handleExit(this, vcpu);
+    this.handleSynthesizedExit(vcpu);
     const r: [number, number, number, number] = [
       h.gprLo[RAX] >>> 0,
       h.gprLo[RBX] >>> 0,

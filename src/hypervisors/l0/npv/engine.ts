@@ -167,6 +167,10 @@ export class NpvEngine implements NestedEngine {
     this.count(key);
   }
 
+  hypercallName(nr: number): string {
+    return NPV_HC_NAMES[nr] ?? `0x${nr.toString(16)}`;
+  }
+
   /**
    * One hypercall from the L1 vCPU loaded on the CPU. Returns false when it injected #UD
    * instead (VMCALL at CPL > 0): the instruction does not retire.

@@ -62,8 +62,11 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     return NPV_E_INVAL;
 
   // World switch L1 → L2.
+  const tr = l0.trace;
+  if (tr !== null) tr.begin("world-switch", "world switch L1 → L2");
   host.saveContext(l1vcpu.ctx);
   l0.chargeHandler("npv.world_switch", "npv_run");
+  if (tr !== null) tr.end();
   if (reload) {
     for (let r = 0; r < 16; r++) {
       v.ctx.lo[r] = pv.getInt32(NPV_RUN_GPRS + 8 * r, true);
@@ -102,8 +105,10 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     host.load(l1vcpu.vmcs);
     host.restoreContext(l1vcpu.ctx);
   }
+  if (tr !== null) tr.begin("world-switch", "world switch L2 → L1");
   l0.chargeHandler("npv.forward", `npv_forward_${NPV_EXIT_NAMES[reason] ?? reason}`);
   l0.chargeHandler("npv.world_switch", "npv_run");
+  if (tr !== null) tr.end();
   e.count(`npv.l2_exits.l1.${NPV_EXIT_NAMES[reason] ?? reason}`);
   return NPV_OK;
 }
