@@ -22,12 +22,8 @@ export interface InterruptController {
   acknowledgeNmi?(): void;
 }
 
-/** An MMIO device window in physical address space. Offsets are relative to the window base. */
-export interface MmioHandler {
-  mmioRead(offset: number, size: 1 | 2 | 4 | 8): number;
-  /** For size 8, `value` holds the low 32 bits and `valueHi` the high 32 bits. */
-  mmioWrite(offset: number, size: 1 | 2 | 4 | 8, value: number, valueHi: number): void;
-}
+/** MMIO device windows belong to physical memory (mmu/phys.ts); re-exported for the machine's wiring. */
+export type { MmioHandler } from "../mmu/phys.js";
 
 /** An I/O bus that claims nothing: every read returns all-ones, writes are dropped. */
 export class NullIoBus implements IoBus {

@@ -1,4 +1,9 @@
-import type { MmioHandler } from "../cpu/ports.js";
+/** An MMIO device window in physical address space. Offsets are relative to the window base. */
+export interface MmioHandler {
+  mmioRead(offset: number, size: 1 | 2 | 4 | 8): number;
+  /** For size 8, `value` holds the low 32 bits and `valueHi` the high 32 bits. */
+  mmioWrite(offset: number, size: 1 | 2 | 4 | 8, value: number, valueHi: number): void;
+}
 
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
