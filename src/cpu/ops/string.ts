@@ -141,6 +141,41 @@ function step(c: Cpu, i: Insn): number {
   return (c.flagsBase & DF) !== 0 ? -i.size : i.size;
 }
 
+/**
+ * The REP loop every string instruction shares: run `elem` (one element; true when a REPE/REPNE
+ * condition ends the loop) until rCX reaches 0, the condition ends it, or REP_CAP / a possible
+ * interrupt makes the instruction stop and resume later; completed iterations are charged
+ * (repCharge), also when an element faults. Per-element operands travel in the e* scratch (no
+ * closure per call).
+ */
+function repLoop(c: Cpu, i: Insn, fast: boolean, elem: (c: Cpu, i: Insn) => boolean): void {
+  const asize = i.asize;
+  if (countZero(c, asize)) return;
+  let n = 0;
+  try {
+    for (;;) {
+      const stop = elem(c, i);
+      n++;
+      if (decCount(c, asize) || stop) break;
+      if (n >= REP_CAP || c.irqCheck) {
+        restart(c);
+        repCharge(c, i, n, fast, false);
+        return;
+      }
+    }
+  } catch (e) {
+    if (n > 0) repCharge(c, i, n, fast, true);
+    throw e;
+  }
+  repCharge(c, i, n, fast, true);
+}
+
+/** Element scratch for repLoop: the step, the rAX operand (STOS/SCAS), REPE (true) or REPNE. */
+let eDelta = 0;
+let eV = 0;
+let eVh = 0;
+let eWhileEqual = true;
+
 // ---- MOVS ----
 
 function movsOnce(c: Cpu, i: Insn, delta: number): void {
@@ -154,32 +189,19 @@ function movsOnce(c: Cpu, i: Insn, delta: number): void {
   advance(c, i.asize, RDI, delta);
 }
 
+function movsElem(c: Cpu, i: Insn): boolean {
+  movsOnce(c, i, eDelta);
+  return false;
+}
+
 function movs(c: Cpu, i: Insn): void {
   const delta = step(c, i);
   if (i.rep === 0) {
     movsOnce(c, i, delta);
     return;
   }
-  const asize = i.asize;
-  if (countZero(c, asize)) return;
-  const fast = delta > 0;
-  let n = 0;
-  try {
-    for (;;) {
-      movsOnce(c, i, delta);
-      n++;
-      if (decCount(c, asize)) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, fast, false);
-        return;
-      }
-    }
-  } catch (e) {
-    if (n > 0) repCharge(c, i, n, fast, true);
-    throw e;
-  }
-  repCharge(c, i, n, fast, true);
+  eDelta = delta;
+  repLoop(c, i, delta > 0, movsElem);
 }
 
 // ---- STOS ----
@@ -190,6 +212,11 @@ function stosOnce(c: Cpu, i: Insn, delta: number, v: number, vh: number): void {
   advance(c, i.asize, RDI, delta);
 }
 
+function stosElem(c: Cpu, i: Insn): boolean {
+  stosOnce(c, i, eDelta, eV, eVh);
+  return false;
+}
+
 function stos(c: Cpu, i: Insn): void {
   const delta = step(c, i);
   const v = c.getReg(0, i.size);
@@ -198,26 +225,10 @@ function stos(c: Cpu, i: Insn): void {
     stosOnce(c, i, delta, v, vh);
     return;
   }
-  const asize = i.asize;
-  if (countZero(c, asize)) return;
-  const fast = delta > 0;
-  let n = 0;
-  try {
-    for (;;) {
-      stosOnce(c, i, delta, v, vh);
-      n++;
-      if (decCount(c, asize)) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, fast, false);
-        return;
-      }
-    }
-  } catch (e) {
-    if (n > 0) repCharge(c, i, n, fast, true);
-    throw e;
-  }
-  repCharge(c, i, n, fast, true);
+  eDelta = delta;
+  eV = v;
+  eVh = vh;
+  repLoop(c, i, delta > 0, stosElem);
 }
 
 // ---- LODS ----
@@ -229,31 +240,19 @@ function lodsOnce(c: Cpu, i: Insn, delta: number): void {
   advance(c, i.asize, RSI, delta);
 }
 
+function lodsElem(c: Cpu, i: Insn): boolean {
+  lodsOnce(c, i, eDelta);
+  return false;
+}
+
 function lods(c: Cpu, i: Insn): void {
   const delta = step(c, i);
   if (i.rep === 0) {
     lodsOnce(c, i, delta);
     return;
   }
-  const asize = i.asize;
-  if (countZero(c, asize)) return;
-  let n = 0;
-  try {
-    for (;;) {
-      lodsOnce(c, i, delta);
-      n++;
-      if (decCount(c, asize)) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, false, false);
-        return;
-      }
-    }
-  } catch (e) {
-    if (n > 0) repCharge(c, i, n, false, true);
-    throw e;
-  }
-  repCharge(c, i, n, false, true);
+  eDelta = delta;
+  repLoop(c, i, false, lodsElem);
 }
 
 // ---- CMPS (flags of [rSI] - [rDI]) ----
@@ -273,32 +272,19 @@ function cmpsOnce(c: Cpu, i: Insn, delta: number): boolean {
   return a === b && (size !== 8 || ah === bh);
 }
 
+function cmpsElem(c: Cpu, i: Insn): boolean {
+  return cmpsOnce(c, i, eDelta) !== eWhileEqual;
+}
+
 function cmps(c: Cpu, i: Insn): void {
   const delta = step(c, i);
   if (i.rep === 0) {
     cmpsOnce(c, i, delta);
     return;
   }
-  const asize = i.asize;
-  const whileEqual = i.rep === 1; // REPE; REPNE otherwise
-  if (countZero(c, asize)) return;
-  let n = 0;
-  try {
-    for (;;) {
-      const eq = cmpsOnce(c, i, delta);
-      n++;
-      if (decCount(c, asize) || eq !== whileEqual) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, false, false);
-        return;
-      }
-    }
-  } catch (e) {
-    if (n > 0) repCharge(c, i, n, false, true);
-    throw e;
-  }
-  repCharge(c, i, n, false, true);
+  eDelta = delta;
+  eWhileEqual = i.rep === 1; // REPE; REPNE otherwise
+  repLoop(c, i, false, cmpsElem);
 }
 
 // ---- SCAS (flags of rAX - [rDI]) ----
@@ -313,6 +299,10 @@ function scasOnce(c: Cpu, i: Insn, delta: number, a: number, ah: number): boolea
   return a === b && (size !== 8 || ah === bh);
 }
 
+function scasElem(c: Cpu, i: Insn): boolean {
+  return scasOnce(c, i, eDelta, eV, eVh) !== eWhileEqual;
+}
+
 function scas(c: Cpu, i: Insn): void {
   const delta = step(c, i);
   const a = c.getReg(0, i.size);
@@ -321,26 +311,11 @@ function scas(c: Cpu, i: Insn): void {
     scasOnce(c, i, delta, a, ah);
     return;
   }
-  const asize = i.asize;
-  const whileEqual = i.rep === 1;
-  if (countZero(c, asize)) return;
-  let n = 0;
-  try {
-    for (;;) {
-      const eq = scasOnce(c, i, delta, a, ah);
-      n++;
-      if (decCount(c, asize) || eq !== whileEqual) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, false, false);
-        return;
-      }
-    }
-  } catch (e) {
-    if (n > 0) repCharge(c, i, n, false, true);
-    throw e;
-  }
-  repCharge(c, i, n, false, true);
+  eDelta = delta;
+  eV = a;
+  eVh = ah;
+  eWhileEqual = i.rep === 1;
+  repLoop(c, i, false, scasElem);
 }
 
 export const STRING_OPS: readonly OpDef[] = [
