@@ -154,7 +154,8 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 	x->msr_bitmap_pa = pmm_alloc();
 	u8 *bm = P2V(x->msr_bitmap_pa);
 	memset(bm, 0xff, PAGE_SIZE);
-	static const u32 passthrough[] = { 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+	/* + EFER, which the VMCS saves and loads at every exit and entry (as nestlab's L0 passes it) */
+	static const u32 passthrough[] = { 0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
 					   0xc0000100, 0xc0000101, 0xc0000102, 0xc0000103,
 					   0x174, 0x175, 0x176 };
 	for (u32 i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
