@@ -1329,7 +1329,9 @@ export class Cpu {
         entry = true;
         if (this.stopRequested) {
           this.stopRequested = false;
-          this.irqCheck = false;
+          // After guest software's VM entry (which ends the run) the guest's pending events are
+          // still to be evaluated before its first instruction (SDM vol. 3, 26.7).
+          this.irqCheck = this.nonRoot && this.vmxUnit.software.guestRunning;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
         const dbg = this.dbgActive && debugBoundary(this);

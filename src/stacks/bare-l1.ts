@@ -90,6 +90,8 @@ export const bareL1Stack: Stack = {
     }
     exits.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
     for (const e of exits) counters[`exits.L1.${e.reason}`] = e.count;
+    counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
+    counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
     // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
     for (const l of ledger.lines()) {
       counters[`level${l.level}.cycles`] = (counters[`level${l.level}.cycles`] ?? 0) + l.cycles;

@@ -101,10 +101,12 @@ export function vmxInstruction(c: Cpu, i: Insn): void {
       return;
     case V.VMXI_VMREAD:
       checkOperation(c);
+      c.vmxUnit.software.vmreads++;
       vmread(c, i, c.vmxUnit.vmcs);
       return;
     case V.VMXI_VMWRITE:
       checkOperation(c);
+      c.vmxUnit.software.vmwrites++;
       vmwrite(c, i, c.vmxUnit.vmcs);
       return;
     case V.VMXI_VMLAUNCH:
