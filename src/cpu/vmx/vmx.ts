@@ -551,13 +551,18 @@ export class VmxUnit {
    * handler to return from, so that IRET is taken as done.
    */
   nmiExit(): never {
+    return this.eventExit(V.EXIT_EXCEPTION_NMI, C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2);
+  }
+
+  /** An exit for an event outside any instruction, with its interruption information. */
+  private eventExit(reason: number, intrInfo: number): never {
     const e = this.exit;
-    e.reason = V.EXIT_EXCEPTION_NMI;
+    e.reason = reason;
     e.qualLo = 0;
     e.qualHi = 0;
     e.instrLen = 0;
     e.instrInfo = 0;
-    e.intrInfo = C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2;
+    e.intrInfo = intrInfo;
     e.intrError = 0;
     e.gpa = 0;
     e.glaLo = 0;
@@ -591,19 +596,11 @@ export class VmxUnit {
    */
   externalInterruptExit(intc: { acknowledgeInterrupt(): number }): never {
     const ack = (this.vmcs as Vmcs).read(V.VMCS_EXIT_CONTROLS) & C.EXIT_ACK_INTR_ON_EXIT;
-    const e = this.exit;
-    e.reason = V.EXIT_EXTERNAL_INTERRUPT;
-    e.qualLo = 0;
-    e.qualHi = 0;
-    e.instrLen = 0;
-    e.instrInfo = 0;
-    e.intrInfo = ack !== 0 ? C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | (intc.acknowledgeInterrupt() & 0xff) : 0;
-    e.intrError = 0;
-    e.gpa = 0;
-    e.glaLo = 0;
-    e.glaHi = 0;
     this.c.halted = false;
-    throw VMEXIT;
+    return this.eventExit(
+      V.EXIT_EXTERNAL_INTERRUPT,
+      ack !== 0 ? C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | (intc.acknowledgeInterrupt() & 0xff) : 0,
+    );
   }
 
   /** Interrupt-window exiting (25.2): the guest can take an interrupt now. */
