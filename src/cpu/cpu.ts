@@ -1303,7 +1303,10 @@ export class Cpu {
         entry = true;
         if (this.stopRequested) {
           this.stopRequested = false;
-          this.irqCheck = false;
+          // In non-root operation the boundary check is still owed to the next instruction
+          // (VM entry asked for it: an open interrupt or NMI window exits before the guest's
+          // first instruction, SDM vol. 3, 26.7.5-26.7.6); elsewhere the stop consumed it.
+          this.irqCheck = this.nonRoot;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
         const dbg = this.dbgActive && debugBoundary(this);

@@ -157,7 +157,8 @@ export function checkGuestState(c: Cpu, v: Vmcs): boolean {
   return linkPointerValid(c, v);
 }
 
-function linkPointerValid(c: Cpu, v: Vmcs): boolean {
+/** The VMCS link pointer check (26.3.1.5); its failure has exit qualification 4 (26.8). */
+export function linkPointerValid(c: Cpu, v: Vmcs): boolean {
   const lo = v.read(V.VMCS_LINK_POINTER);
   const hi = v.readHi(V.VMCS_LINK_POINTER);
   if (lo === -1 && hi === -1) return true;
