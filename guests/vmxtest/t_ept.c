@@ -49,9 +49,13 @@ void t_ept(void)
 	/* 28.3.3.1: write without read is a misconfiguration; so is execute-only without
 	 * EPT_VPID_CAP[0], with which it is a violation of a read (bit 5 executable). */
 	misconfig("ept-misconfig-write-only", 2);
-	if (caps.ept_vpid & 1)
+	if (caps.ept_vpid & 1) {
 		violation("ept-violation-read-exec-only", l2_ept_read, l2_ept_read_at, 4, 0x1a1, 0x40000010, 0x40000010);
-	else
+		ept_target[0] = 0xf4; /* HLT */
+		r = run_l2(FN(l2_ept_fetch));
+		check("ept-exec-only-fetch-runs", r == EXIT_HLT && vmr(F_GUEST_RIP) == 0x40000000,
+		      "reason %x rip %lx, want HLT at 40000000", r, vmr(F_GUEST_RIP));
+	} else
 		misconfig("ept-misconfig-exec-only-unsupported", 4);
 	ept_set_test_page(7);
 	r = run_l2(FN(l2_ept_write));

@@ -91,7 +91,6 @@ const X_G = 256;
 const X_HI_NX = 1 << 31;
 // EPT entry bits.
 const E_RWX = 7;
-const EPT_X_ONLY = 4;
 const E_IPAT = 64;
 const E_LARGE = 128;
 const E_A = 256;
@@ -331,9 +330,7 @@ export class PageWalker {
         const rwx = eLo & E_RWX;
         if (rwx === 0) return this.eptFault(FAULT_EPT_VIOLATION, lo, hi, access, 0, kind, refs, level);
         leaf = level === 1 || ((eLo & E_LARGE) !== 0 && level <= 3);
-        // W without R; X without R (nestlab reports no execute-only translations: EPT_VPID_CAP[0]
-        // = 0 in cpu/vmx/caps.ts, so 28.3.3.1 makes them misconfigurations); bits 51:MAXPHYADDR.
-        let bad = (rwx & 3) === EPT_W || (rwx & 5) === EPT_X_ONLY || (eHi & this.rsvdHi) !== 0;
+        let bad = (rwx & 3) === EPT_W || (eHi & this.rsvdHi) !== 0; // W without R; bits 51:MAXPHYADDR
         if (!leaf)
           bad ||= (eLo & 0xf8) !== 0; // bits 7:3 of non-leaf entries
         else {
