@@ -225,6 +225,46 @@ G(l2_vmptrld)
 G(l2_vmptrld_at)
 	vmptrld vmcs_ptr(%rip)
 	hlt
+/* VMX instructions with a base-register memory operand: [rbx] (instruction information) */
+G(l2_vmclear)
+	leaq vmcs_ptr(%rip), %rbx
+G(l2_vmclear_at)
+	vmclear (%rbx)
+	hlt
+G(l2_vmxon)
+	leaq vmxon_ptr(%rip), %rbx
+G(l2_vmxon_at)
+	vmxon (%rbx)
+	hlt
+G(l2_vmptrst)
+	leaq l2_out(%rip), %rbx
+G(l2_vmptrst_at)
+	vmptrst (%rbx)
+	hlt
+G(l2_invept)
+	leaq l2_arg(%rip), %rbx
+	movl $1, %ecx
+G(l2_invept_at)
+	invept (%rbx), %rcx
+	hlt
+G(l2_invvpid)
+	leaq l2_arg(%rip), %rbx
+	movl $2, %edx
+G(l2_invvpid_at)
+	invvpid (%rbx), %rdx
+	hlt
+G(l2_vmlaunch)
+G(l2_vmlaunch_at)
+	vmlaunch
+	hlt
+G(l2_vmresume)
+G(l2_vmresume_at)
+	vmresume
+	hlt
+G(l2_vmxoff)
+G(l2_vmxoff_at)
+	vmxoff
+	hlt
 
 	.bss
 	.align 16

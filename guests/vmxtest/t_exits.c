@@ -210,6 +210,31 @@ static void windows(void)
 	}
 }
 
+/* 25.1.2: every VMX instruction exits in non-root operation (appendix C reasons). Table 27-13:
+ * memory operand [rbx]: address size 64 (9:7 = 2), DS (17:15 = 3), no index (bit 22), base RBX
+ * (26:23 = 3); INVEPT/INVVPID name their register operand in 31:28; qualification = displacement. */
+static void insn_exit(const char *name, void *start, void *at, u32 reason, u64 len, u32 reg2)
+{
+	u32 r = run_l2(FN(start));
+	u64 ii = vmr(F_EXIT_INSN_INFO), q = vmr(F_EXIT_QUAL), rip = vmr(F_GUEST_RIP), l = vmr(F_EXIT_INSN_LEN);
+	u64 mask = reg2 ? 0xffff8783ul : 0x0fff8783ul, want = 2 << 7 | 3 << 15 | 1 << 22 | 3 << 23 | (u64)reg2 << 28;
+	check(name, r == reason && rip == (u64)at && l == len && (ii & mask) == want && q == 0,
+	      "reason %u rip %lx length %lu info %lx qual %lx, want %u / %lx / %lu / %lx / 0", r, rip, l, ii, q, reason,
+	      (u64)at, len, want);
+}
+
+static void vmx_insn_exits(void)
+{
+	insn_exit("exit-vmclear-l2-insn-info", l2_vmclear, l2_vmclear_at, 19, 4, 0);
+	insn_exit("exit-vmxon-l2-insn-info", l2_vmxon, l2_vmxon_at, 27, 4, 0);
+	insn_exit("exit-vmptrst-l2-insn-info", l2_vmptrst, l2_vmptrst_at, 22, 3, 0);
+	insn_exit("exit-invept-l2-insn-info", l2_invept, l2_invept_at, 50, 5, 1);
+	insn_exit("exit-invvpid-l2-insn-info", l2_invvpid, l2_invvpid_at, 53, 5, 2);
+	exit_is("exit-vmlaunch-l2", run_l2(FN(l2_vmlaunch)), 20, l2_vmlaunch_at, 3);
+	exit_is("exit-vmresume-l2", run_l2(FN(l2_vmresume)), 24, l2_vmresume_at, 3);
+	exit_is("exit-vmxoff-l2", run_l2(FN(l2_vmxoff)), 26, l2_vmxoff_at, 3);
+}
+
 void t_exits(void)
 {
 	vmcs_setup(vmcs_a, FN(l2_hlt));
@@ -247,6 +272,7 @@ void t_exits(void)
 	      "instruction information %lx", ii);
 	exit_qual("exit-vmread-qual-displacement", 0x10);
 	exit_is("exit-vmptrld-l2", run_l2(FN(l2_vmptrld)), EXIT_VMPTRLD, l2_vmptrld_at, 7);
+	vmx_insn_exits();
 	io();
 	msr();
 	cr();

@@ -4,6 +4,41 @@
  */
 #include "vmxtest.h"
 
+/* vol. 2 "INVEPT", "INVVPID": unsupported types and invalid descriptors are VMfailValid(28)
+ * (table 31-1, "invalid operand to INVEPT/INVPCID/INVVPID"); types from EPT_VPID_CAP 25-26, 40-43. */
+static void inv(void)
+{
+	if (!(caps.ept_vpid & (1ul << 20)) && !(caps.ept_vpid & (1ul << 32)))
+		return info("INVEPT and INVVPID not offered: not checked");
+	u64 d[2] = { 0, 0 };
+	if (caps.ept_vpid & (1ul << 20)) {
+		check_fail_valid("invept-type-0-reserved-28", invept(0, d), 28);
+		if (!((caps.ept_vpid >> 25) & 1))
+			info("INVEPT single-context not offered");
+		else
+			check_fail_valid("invept-single-invalid-eptp-28", invept(1, d), 28);
+		if ((caps.ept_vpid >> 26) & 1)
+			check_outcome("invept-all-contexts", invept(2, d), VMX_OK);
+		check_fail_valid("invept-type-3-28", invept(3, d), 28);
+	}
+	if (caps.ept_vpid & (1ul << 32)) {
+		u64 v[2] = { 0, 0 };
+		if ((caps.ept_vpid >> 41) & 1)
+			check_fail_valid("invvpid-single-vpid-0-28", invvpid(1, v), 28);
+		v[0] = 1ul << 16; /* bits 63:16 of the descriptor are reserved */
+		if ((caps.ept_vpid >> 42) & 1)
+			check_fail_valid("invvpid-reserved-bits-28", invvpid(2, v), 28);
+		v[0] = 1;
+		v[1] = 0x0000800000000000ul;
+		if ((caps.ept_vpid >> 40) & 1)
+			check_fail_valid("invvpid-address-noncanonical-28", invvpid(0, v), 28);
+		v[1] = 0;
+		if ((caps.ept_vpid >> 41) & 1)
+			check_outcome("invvpid-single-context", invvpid(1, v), VMX_OK);
+		check_fail_valid("invvpid-type-4-28", invvpid(4, v), 28);
+	}
+}
+
 void t_vmcs(void)
 {
 	vmcs_ptr = PA(vmcs_a);
@@ -33,6 +68,7 @@ void t_vmcs(void)
 	} else {
 		check_fail_valid("vmptrld-shadow-vmcs-11", vmptrld(PA(vmcs_shadow)), 11);
 	}
+	inv();
 	/* Launch state: VMLAUNCH needs clear (else 4), VMRESUME needs launched (else 5). */
 	vmcs_setup(vmcs_a, FN(l2_hlt));
 	check_fail_valid("vmresume-clear-vmcs-5", vm_run(1), 5);

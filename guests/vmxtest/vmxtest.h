@@ -403,6 +403,9 @@ SNIP(l2_vmcall); SNIP(l2_vmcall_at); SNIP(l2_wbinvd); SNIP(l2_wbinvd_at); SNIP(l
 SNIP(l2_ept_read_at); SNIP(l2_ept_write); SNIP(l2_ept_write_at); SNIP(l2_ept_fetch); SNIP(l2_ept_fetch_at);
 SNIP(l2_ept_walk); SNIP(l2_ept_walk_at); SNIP(l2_vmread); SNIP(l2_vmread_at); SNIP(l2_vmread_mem);
 SNIP(l2_vmread_mem_at); SNIP(l2_vmwrite); SNIP(l2_vmwrite_at); SNIP(l2_vmptrld); SNIP(l2_vmptrld_at);
+SNIP(l2_vmclear); SNIP(l2_vmclear_at); SNIP(l2_vmxon); SNIP(l2_vmxon_at); SNIP(l2_vmptrst); SNIP(l2_vmptrst_at);
+SNIP(l2_invept); SNIP(l2_invept_at); SNIP(l2_invvpid); SNIP(l2_invvpid_at); SNIP(l2_vmlaunch); SNIP(l2_vmlaunch_at);
+SNIP(l2_vmresume); SNIP(l2_vmresume_at); SNIP(l2_vmxoff); SNIP(l2_vmxoff_at);
 #define FN(x) ((void (*)(void))(x))
 
 #endif
