@@ -291,15 +291,19 @@ void vmxtest_main(void)
 		machine_exit(n_fail);
 	}
 	read_caps();
-	t_caps();
-	t_vmxon();
-	t_fields();
-	t_vmcs();
-	t_entry();
-	t_exits();
-	t_ept();
-	t_shadow();
-	t_after();
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} groups[] = {
+		{ "capability-msrs", t_caps }, { "vmxon", t_vmxon },	{ "vmread-vmwrite", t_fields },
+		{ "vmcs-pointers-launch-state", t_vmcs }, { "entry-checks", t_entry }, { "exits", t_exits },
+		{ "ept", t_ept }, { "shadow-vmcs", t_shadow },		{ "vmxoff", t_after },
+	};
+	for (unsigned g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		int before = n_pass + n_fail;
+		groups[g].fn();
+		info("group %s: %d checks", groups[g].name, n_pass + n_fail - before);
+	}
 	printf_("SUMMARY passed=%d failed=%d\n", n_pass, n_fail);
 	machine_exit(n_fail);
 }
