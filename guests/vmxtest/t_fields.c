@@ -3,7 +3,8 @@
  * type of 64-bit fields; appendix B encodings): every width, register and memory operands, 64-bit
  * high halves, unsupported encodings (VMfailValid 12), read-only fields (VMfailValid 13 unless
  * IA32_VMX_MISC[29] allows VMWRITE to any field). In 64-bit mode the operand size is 64 bits
- * (the 32-bit forms exist only outside IA-32e mode, where this guest does not run: see README).
+ * (the 32-bit forms exist only outside IA-32e mode, which nestlab cannot reach in VMX operation:
+ * see docs/vmx.md).
  */
 #include "vmxtest.h"
 
