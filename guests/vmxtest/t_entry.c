@@ -149,6 +149,14 @@ static void guest_state(void)
 	if (!((caps.misc >> 8) & 1))
 		expect_guest("entry-guest-activity-wait-sipi-unsupported-33", F_GUEST_ACTIVITY, 3, 0);
 	expect_guest("entry-guest-interruptibility-reserved-33", F_GUEST_INTERRUPTIBILITY, 1u << 5, 0);
+	/* 26.3.1.4: RFLAGS.IF must be 1 when an external interrupt is injected. */
+	expect_guest("entry-guest-inject-extint-if-clear-33", F_ENTRY_INTR_INFO, 0x80000000u | 32, 0);
+	/* 26.3.1.5: STI blocking requires the active state. */
+	with_field(F_GUEST_INTERRUPTIBILITY, 1);
+	vmw(F_GUEST_ACTIVITY, 1);
+	int r = vm_run(0);
+	check("entry-guest-sti-blocking-hlt-state-33", r == 0 && vmr(F_EXIT_REASON) == (ENTRY_FAILURE | EXIT_INVALID_GUEST),
+	      "%s, exit reason %lx", r ? outcome_name(r) : "exit", vmr(F_EXIT_REASON));
 	/* 26.3.1.5 / 26.8: a VMCS link pointer that is not all ones must name a VMCS with the
 	 * processor's revision and the right shadow indicator; failure reports qualification 4. */
 	*(u32 *)vmcs_shadow = caps.revision + 1;

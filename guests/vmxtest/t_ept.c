@@ -57,6 +57,16 @@ void t_ept(void)
 		      "reason %x rip %lx, want HLT at 40000000", r, vmr(F_GUEST_RIP));
 	} else
 		misconfig("ept-misconfig-exec-only-unsupported", 4);
+	/* 27.2.4: an exception whose delivery causes the exit (L2's stack in a not-present EPT page)
+	 * is reported in the IDT-vectoring information; the exit is the EPT violation (a write). */
+	vmw(F_EXC_BITMAP, ~(1u << 6));
+	ept_set_test_page(0);
+	next_rsp = 0x40000800;
+	r = run_l2(FN(l2_ud));
+	u64 vi = vmr(F_IDT_VECTORING_INFO), q = vmr(F_EXIT_QUAL);
+	check("ept-violation-during-delivery-vectoring-info", r == EXIT_EPT_VIOLATION && vi == 0x80000306 && (q & 0x1ff) == 0x182,
+	      "reason %x IDT-vectoring %lx qual %lx, want 48 / 80000306 / 182", r, vi, q);
+	vmw(F_EXC_BITMAP, 0xffffffff);
 	ept_set_test_page(7);
 	r = run_l2(FN(l2_ept_write));
 	check("ept-write-after-fix", r == EXIT_HLT && *(u64 *)(ept_target + 0x20) == 0x77, "reason %x, page holds %lx", r,

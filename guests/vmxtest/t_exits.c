@@ -153,6 +153,10 @@ static void exceptions(void)
 	exc_exit("exit-exception-pf-read", l2_pf_read, l2_pf_read_at, 0x80000000u | 1 << 11 | 3 << 8 | 14, 0, 0);
 	exit_qual("exit-exception-pf-qual-cr2", 0x40005008);
 	exc_exit("exit-exception-pf-write", l2_pf_write, l2_pf_write_at, 0x80000000u | 1 << 11 | 3 << 8 | 14, 2, 0);
+	/* 27.1: a #PF that exits does not load CR2 (the qualification carries the address). */
+	WRITE_CR(2, 0x1111000);
+	run_l2(FN(l2_pf_read));
+	check("exit-exception-pf-cr2-unchanged", READ_CR(2) == 0x1111000, "CR2 %lx after a #PF exit", READ_CR(2));
 	/* 25.2: #PF exits iff (PFEC & mask) == match when bit 14 is set; else it is delivered (l2_idt). */
 	vmw(F_PFEC_MASK, 2);
 	vmw(F_PFEC_MATCH, 2);
@@ -171,6 +175,26 @@ static void exceptions(void)
 	check("exit-triple-fault", r == EXIT_TRIPLE_FAULT, "exit reason %x, want 2", r);
 	vmw(F_GUEST_IDTR_LIMIT, 32 * 16 - 1);
 	vmw(F_EXC_BITMAP, 0xffffffff);
+}
+
+/* 26.5: event injection at VM entry delivers through L2's IDT (the exception bitmap does not
+ * apply to injected events); 27.2 ("... updating VM-entry control fields"): VM exits clear the
+ * valid bit of the VM-entry interruption-information field. */
+static void injection(void)
+{
+	vmw(F_ENTRY_INTR_INFO, 0x80000000u | 3 << 8 | 6); /* #UD, hardware exception */
+	u32 r = run_l2(FN(l2_hlt));
+	check("entry-inject-ud-delivered", r == EXIT_HLT && vmr(F_GUEST_RIP) == (u64)l2_trap,
+	      "reason %x rip %lx, want HLT in L2's #UD handler %lx", r, vmr(F_GUEST_RIP), (u64)l2_trap);
+	check("entry-inject-valid-cleared", (vmr(F_ENTRY_INTR_INFO) & 0x80000000u) == 0, "entry interruption info %lx",
+	      vmr(F_ENTRY_INTR_INFO));
+	/* A software exception pushes RIP + the VM-entry instruction length (26.5.1.1). */
+	vmw(F_ENTRY_INTR_INFO, 0x80000000u | 6 << 8 | 3); /* INT3, software exception */
+	vmw(F_ENTRY_INSN_LEN, 1);
+	r = run_l2(FN(l2_hlt));
+	u64 pushed = *(volatile u64 *)(PA(l2_stack_top) - 40); /* SS, RSP, RFLAGS, CS, RIP */
+	check("entry-inject-int3-return-address", r == EXIT_HLT && pushed == (u64)l2_hlt + 1,
+	      "reason %x, pushed RIP %lx want %lx", r, pushed, (u64)l2_hlt + 1);
 }
 
 static void windows(void)
@@ -277,5 +301,6 @@ void t_exits(void)
 	msr();
 	cr();
 	exceptions();
+	injection();
 	windows();
 }

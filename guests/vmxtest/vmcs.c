@@ -154,14 +154,15 @@ void vmcs_setup(u8 *region, void (*rip)(void))
 	vmw(F_GUEST_RSP, PA(l2_stack_top));
 }
 
-u64 next_rflags = 2;
+u64 next_rflags = 2, next_rsp;
 u32 run_l2(void (*rip)(void))
 {
 	vmw(F_GUEST_RIP, (u64)rip);
-	vmw(F_GUEST_RSP, PA(l2_stack_top));
+	vmw(F_GUEST_RSP, next_rsp ? next_rsp : PA(l2_stack_top));
 	vmw(F_GUEST_RFLAGS, next_rflags);
 	vmw(F_GUEST_ACTIVITY, 0);
 	next_rflags = 2;
+	next_rsp = 0;
 	int r = vm_run(launched);
 	if (r != 0)
 		return 0xffff0000u | (u32)r;

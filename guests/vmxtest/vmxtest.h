@@ -367,6 +367,8 @@ void vmcs_setup(u8 *region, void (*rip)(void));
 u32 run_l2(void (*rip)(void));
 /* RFLAGS for the next run_l2 only (then 2 again). */
 extern u64 next_rflags;
+/* RSP for the next run_l2 only (0: L2's own stack). */
+extern u64 next_rsp;
 void set_proc(u32 bits, int on);
 void set_proc2(u32 bits, int on);
 void set_pin(u32 bits, int on);

@@ -103,6 +103,17 @@ describe.skipIf(!HAVE_AS)("VMX conformance fixes (SDM vol. 3C)", () => {
     expect(e.qual).toBe(4);
   });
 
+  it("injecting an external interrupt with RFLAGS.IF = 0 fails entry on guest state (26.3.1.4)", () => {
+    const e = run(0, "VW 0x4016, 0x80000020", "hlt");
+    expect(e.reason).toBe(0x80000021);
+  });
+
+  it("blocking by STI with the HLT activity state fails entry on guest state (26.3.1.5)", () => {
+    const e = run(0, "VW 0x4824, 1\n  VW 0x4826, 1", "hlt");
+    expect(e.reason).toBe(0x80000021);
+    expect(e.qual).toBe(0);
+  });
+
   it("EPT_VPID_CAP reports execute-only translations (bit 0), as the walker implements them (A.10)", () => {
     const setup = `mov ecx, 0x48c\n  rdmsr\n  mov [${RES + 56}], eax\n  mov qword ptr [${EPT_PML4 + 0x2000 + 16}], 0x4000b4`;
     const e = run(0, setup, "mov rax, [0x400008]\n  hlt");
