@@ -44,6 +44,18 @@ describe("vmxtest on native with --cpu-vmx", () => {
     expect(lines).toContain(`SUMMARY passed=${CHECKS} failed=0`);
     expect(new Set(checks).size).toBe(CHECKS); // check names are unique
   });
+  it("gives the same lines booted through multiboot", () => {
+    const mb = nativeStack.run({
+      image,
+      cmdline: "",
+      memory: 64 * 1024 * 1024,
+      maxInstructions: 5_000_000,
+      cpuVmx: true,
+      protocol: "multiboot",
+    });
+    expect(mb.protocol).toBe("multiboot");
+    expect(mb.serial).toBe(r.serial);
+  });
   it("is deterministic: the same serial output, instructions and cycles twice", () => {
     const again = run(true);
     expect(again.serial).toBe(r.serial);
