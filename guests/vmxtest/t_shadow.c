@@ -65,6 +65,19 @@ void t_shadow(void)
 	u64 ii = vmr(F_EXIT_INSN_INFO);
 	check("shadow-vmwrite-bitmap-set-exits", r == EXIT_VMWRITE && (ii & 0xf0000478) == (1 << 10 | 3 << 3),
 	      "reason %x instruction information %lx", r, ii);
+	/* vol. 2 VMREAD/VMWRITE in non-root operation past the bitmaps: an unsupported field and a
+	 * read-only field (without IA32_VMX_MISC[29]) are VMfailValid (ZF), not exits. */
+	l2_arg[0] = 0x6c7e;
+	r = run_l2(FN(l2_vmread));
+	check("shadow-vmread-unsupported-failvalid", r == EXIT_HLT && (l2_out[1] & 0x41) == 0x40, "reason %x flags %lx", r,
+	      l2_out[1]);
+	if (!((caps.misc >> 29) & 1)) {
+		bit(vmwrite_bm, F_EXIT_REASON, 0);
+		l2_arg[0] = F_EXIT_REASON;
+		r = run_l2(FN(l2_vmwrite));
+		check("shadow-vmwrite-readonly-failvalid", r == EXIT_HLT && (l2_out[1] & 0x41) == 0x40, "reason %x flags %lx",
+		      r, l2_out[1]);
+	}
 	/* The shadow VMCS holds L2's write (root operation reads it after VMPTRLD). */
 	vmptrld(PA(vmcs_shadow));
 	u64 rsp = vmr(F_GUEST_RSP), rip = vmr(F_GUEST_RIP);
