@@ -38,6 +38,8 @@ export interface RunCommandOptions {
   trace?: string;
   /** At most this many trace events (default DEFAULT_TRACE_LIMIT). */
   traceLimit?: number;
+  /** `--cpu-vmx`: the native stack's CPU advertises VMX to the guest. */
+  cpuVmx?: boolean;
 }
 
 /**
@@ -91,6 +93,8 @@ function readImage(image: string | undefined): Uint8Array {
 export function runCommand(image: string | undefined, cmdlineArgs: string[], opts: RunCommandOptions): number {
   const stack = getStack(opts.stack);
   if (image === undefined && !opts.workload) throw new UsageError("give an IMAGE or --workload NAME (see --help)");
+  if (opts.cpuVmx && opts.stack !== "native")
+    throw new UsageError(`--cpu-vmx gives VMX to the bare machine's guest: native stack only, not ${opts.stack}`);
   const prefix = opts.workload ? workloadCmdline(opts.workload, opts.iters) : "";
   const cmdline = `${prefix} ${cmdlineArgs.join(" ")}`.trim();
   const bytes = readImage(image);
@@ -115,6 +119,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       protocol: opts.protocol,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      cpuVmx: opts.cpuVmx,
       l0: opts.l0,
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,

@@ -1,6 +1,6 @@
 import { CostLedger } from "../cost/ledger.js";
 import { loadProfile } from "../cost/profile.js";
-import type { CpuModel } from "../cpu/cpuid.js";
+import { CpuModel } from "../cpu/cpuid.js";
 import { type BootProtocol, bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
@@ -88,7 +88,7 @@ export const nativeStack: Stack = {
   name: "native",
   description: "the guest kernel on the bare machine (no hypervisor)",
   run(opts: StackRunOptions): StackRunResult {
-    const bm = bareMachine(opts, opts.memory, 0);
+    const bm = bareMachine(opts, opts.memory, 0, new CpuModel({ vmx: opts.cpuVmx === true }));
     const m = bm.m;
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
