@@ -39,6 +39,12 @@ interface Timed {
   mips: number;
 }
 
+/** Unknown stacks or workloads: the same errors `run` gives, before anything runs. */
+export function checkWorkloadBench(opts: WorkloadBenchOptions): void {
+  for (const s of opts.stacks) getStack(s);
+  for (const w of opts.workloads) workloadCmdline(w, opts.iters);
+}
+
 /**
  * `nestlab bench workloads`: every workload on every stack run interpreted and compiled in one
  * process, runs interleaved (off, on, off, on…) so the machine's noise hits both alike; best of
@@ -48,6 +54,7 @@ interface Timed {
  * set-up, boot and workload.
  */
 export function benchWorkloads(opts: WorkloadBenchOptions, onRow?: (r: WorkloadBenchRow) => void): WorkloadBenchRow[] {
+  checkWorkloadBench(opts);
   const image = new Uint8Array(readFileSync(bundledKernelPath()));
   const rows: WorkloadBenchRow[] = [];
   for (const stack of opts.stacks) {

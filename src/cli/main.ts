@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
-import { benchWorkloads } from "../bench/workload-bench.js";
+import { benchWorkloads, checkWorkloadBench } from "../bench/workload-bench.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
@@ -314,6 +314,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--iters <n>", "iterations per run (default: each workload's own)", positiveInt)
     .option("--runs <n>", "runs each way; the best is reported", positiveInt, 2)
     .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
     .option("--json", "print one JSON document")
     .action(
       (opts: {
@@ -322,8 +323,11 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
         iters?: number;
         runs: number;
         memory: number;
+        jitThreshold?: number;
         json?: boolean;
       }) => {
+        applyJitFlags(opts);
+        checkWorkloadBench(opts);
         if (!opts.json) {
           writeOut(`${"stack".padEnd(8)}${"workload".padEnd(11)}${"instructions".padStart(13)}`);
           writeOut(`${"jit MIPS".padStart(10)}${"interp MIPS".padStart(13)}${"ratio".padStart(7)}  identical\n`);
