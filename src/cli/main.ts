@@ -3,6 +3,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
+import { benchWorkloads, checkWorkloadBench } from "../bench/workload-bench.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
@@ -54,6 +55,20 @@ const commaList = (v: string) =>
     .split(",")
     .map((x) => x.trim())
     .filter(Boolean);
+
+/** `--stacks` of compare and bench workloads. */
+function stacksOption(): Option {
+  return new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
+    .argParser(commaList)
+    .default([...STACKS.keys()], "all of them");
+}
+
+/** `--workloads` of compare and bench workloads. */
+function workloadsOption(): Option {
+  return new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
+    .argParser(commaList)
+    .default(SUITE, `the suite: ${SUITE.join(",")}`);
+}
 
 function sizeOption(flags: string, what: string): Option {
   return new Option(flags, what).argParser(parseSize).default(256 * 1024 * 1024, formatSize(256 * 1024 * 1024));
@@ -201,16 +216,8 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description(
       "run the workload suite on each stack: cycles and ns per iteration, ratio to native, exits per iteration",
     )
-    .addOption(
-      new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
-        .argParser(commaList)
-        .default([...STACKS.keys()], "all of them"),
-    )
-    .addOption(
-      new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
-        .argParser(commaList)
-        .default(SUITE, `the suite: ${SUITE.join(",")}`),
-    )
+    .addOption(stacksOption())
+    .addOption(workloadsOption())
     .addOption(profileOption())
     .option(
       "--iters <n>",
@@ -298,6 +305,43 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
           writeOut(`cpu bench: ${doc.instructions} guest instructions in ${best.seconds.toFixed(3)} s\n`);
           writeOut(`           ${doc.mips} MIPS (best of ${opts.runs}: ${doc.runs.join(", ")})\n`);
         }
+      },
+    );
+  bench
+    .command("workloads")
+    .description("MIPS of each workload on each stack with and without the block compiler, in one sitting")
+    .addOption(stacksOption())
+    .addOption(workloadsOption())
+    .option("--iters <n>", "iterations per run (default: each workload's own)", positiveInt)
+    .option("--runs <n>", "runs each way; the best is reported", positiveInt, 2)
+    .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--json", "print one JSON document")
+    .action(
+      (opts: {
+        stacks: string[];
+        workloads: string[];
+        iters?: number;
+        runs: number;
+        memory: number;
+        jitThreshold?: number;
+        json?: boolean;
+      }) => {
+        applyJitFlags(opts);
+        checkWorkloadBench(opts);
+        if (!opts.json) {
+          writeOut(`${"stack".padEnd(8)}${"workload".padEnd(11)}${"instructions".padStart(13)}`);
+          writeOut(`${"jit MIPS".padStart(10)}${"interp MIPS".padStart(13)}${"ratio".padStart(7)}  identical\n`);
+        }
+        const rows = benchWorkloads(opts, (r) => {
+          if (opts.json) return;
+          writeOut(`${r.stack.padEnd(8)}${r.workload.padEnd(11)}${String(r.instructions).padStart(13)}`);
+          writeOut(
+            `${String(r.jit).padStart(10)}${String(r.interpreter).padStart(13)}${String(r.ratio).padStart(7)}  ${r.identical}\n`,
+          );
+        });
+        if (opts.json) writeOut(`${JSON.stringify({ runs: opts.runs, iters: opts.iters ?? null, rows }, null, 2)}\n`);
+        if (rows.some((r) => !r.identical)) setCode(1);
       },
     );
   return program;

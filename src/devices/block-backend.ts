@@ -23,20 +23,27 @@ function checkRange(size: number, offset: number, length: number): void {
   }
 }
 
-/** A disk held in a Uint8Array. */
+/**
+ * A disk held in a Uint8Array. A zero-filled disk is allocated on its first access: most runs
+ * never touch their disk, and every machine has one (8 MiB zeroed per run otherwise).
+ */
 export class MemoryBlockBackend implements BlockBackend {
-  readonly data: Uint8Array;
+  private bytes: Uint8Array | null;
+  readonly size: number;
   readonly readOnly: boolean;
   flushes = 0;
 
   /** `init` is a size in bytes (zero-filled disk) or the initial contents (copied). */
   constructor(init: number | Uint8Array, opts: { readOnly?: boolean } = {}) {
-    this.data = typeof init === "number" ? new Uint8Array(init) : init.slice();
+    this.bytes = typeof init === "number" ? null : init.slice();
+    this.size = typeof init === "number" ? init : init.length;
     this.readOnly = opts.readOnly ?? false;
   }
 
-  get size(): number {
-    return this.data.length;
+  /** The disk's contents. */
+  get data(): Uint8Array {
+    if (this.bytes === null) this.bytes = new Uint8Array(this.size);
+    return this.bytes;
   }
 
   read(offset: number, dest: Uint8Array): void {

@@ -117,6 +117,42 @@ const INTEGER_LOOP = `
 8:
 `;
 
+/**
+ * A loop whose traces follow JMP and CALL on the page: into the callee and back to the loop.
+ * With RBP set, at ECX = 100 the stack moves to RBP - the code page's first 64-byte chunk,
+ * which holds the (decoded) first JMP, for the last test.
+ */
+const FOLLOWED = `
+  jmp 0f
+  .balign 64
+0:
+  mov ecx, 300
+  xor eax, eax
+  xor edx, edx
+  jmp 2f
+1:
+  add rax, rcx
+  ret
+2:
+  cmp ecx, 100
+  jne 5f
+  test rbp, rbp
+  jz 5f
+  mov rsp, rbp
+5:
+  add rdx, 1
+  jmp 4f
+3:
+  dec ecx
+  jnz 2b
+  jmp 9f
+4:
+  call 1b
+  add rdx, rax
+  jmp 3b
+9:
+`;
+
 describe.skipIf(!HAVE_AS)("block compiler: lockstep with the interpreter", () => {
   it("an integer loop mixing ALU, loads, stores, push/pop, call/ret and fused branches", () => {
     const c = lockstep(INTEGER_LOOP);
@@ -201,6 +237,29 @@ describe.skipIf(!HAVE_AS)("block compiler: lockstep with the interpreter", () =>
     `;
     const c = lockstep(src);
     expect(trapInfo(c).vector).toBe(13);
+    expect(c.jit?.stats.instructions).toBeGreaterThan(c.icount / 2);
+  });
+
+  it("traces followed through JMP and CALL on the same page stay exact", () => {
+    const c = lockstep(FOLLOWED);
+    expect(c.lo[0]).toBe((300 * 301) / 2);
+    expect(c.jit?.stats.instructions).toBeGreaterThan(c.icount / 2);
+  });
+
+  it("a followed CALL whose push takes the slow path (the stack on the code page) stays exact", () => {
+    const c = lockstep(FOLLOWED, (x) => {
+      x.lo[4] = CODE_BASE + 0x800;
+    });
+    expect(c.counters.smcInvalidations).toBe(0);
+    expect(c.jit?.stats.instructions).toBeGreaterThan(c.icount / 2);
+  });
+
+  it("a followed CALL whose push overwrites decoded code leaves the block at the callee", () => {
+    const c = lockstep(FOLLOWED, (x) => {
+      x.lo[5] = CODE_BASE + 16;
+    });
+    expect(c.counters.smcInvalidations).toBe(1);
+    expect(c.lo[0]).toBe((300 * 301) / 2);
     expect(c.jit?.stats.instructions).toBeGreaterThan(c.icount / 2);
   });
 

@@ -96,22 +96,33 @@ export class BlockJit {
     }
   }
 
-  private compile(page: JitPage, lo: number, hi: number): Block | null {
+  private compile(jp: JitPage, lo: number, hi: number): Block | null {
     const c = this.cpu;
     const code = c.curCode;
     const insns: Insn[] = [];
+    const offs: number[] = [];
     let off = lo & 0xfff;
     while (insns.length < MAX_BLOCK && off < 4096) {
       const i = code[off];
-      if (i === undefined) break;
+      // An instruction already in the trace ends it (a jump back: the block loops or exits there).
+      if (i === undefined || offs.includes(off)) break;
       insns.push(i);
-      off += i.len;
-      if (endsBlock(i)) break;
+      offs.push(off);
+      const t = followedTarget(i, off + i.len);
+      if (t >= 0) off = t;
+      else if (endsBlock(i)) break;
+      else off += i.len;
     }
     if (insns.length === 0) return null;
     if (this.cached + insns.length > this.cap) this.flush();
-    const b = compileBlock(c, insns, lo, hi);
-    page.blocks[lo & 0xfff] = b;
+    const page = lo & ~0xfff;
+    const b = compileBlock(
+      c,
+      insns,
+      offs.map((o) => page | o),
+      hi,
+    );
+    jp.blocks[lo & 0xfff] = b;
     this.cached += b.n;
     this.stats.compiled++;
     return b;
@@ -148,6 +159,25 @@ export class BlockJit {
     this.cached = 0;
     this.stats.flushes++;
   }
+}
+
+/**
+ * The page offset a trace follows after i at page offset `next` (its end): the target of a
+ * direct JMP or CALL (64-bit operand size) on the same page, else -1. Following it changes
+ * nothing the interpreter would see: the target's fetch is on the current code page (no
+ * translation), and the block's instructions are budgeted as a whole.
+ */
+function followedTarget(i: Insn, next: number): number {
+  if (!isDirectTransfer(i)) return -1;
+  const t = next + i.imm;
+  return t >= 0 && t < 4096 ? t : -1;
+}
+
+/** JMP rel8/rel32 or CALL rel32 at 64-bit operand size (what inline-control.ts compiles). */
+export function isDirectTransfer(i: Insn): boolean {
+  const op = i.opcode;
+  if (op === 0xe8) return i.size === 8 && i.name === "call";
+  return (op === 0xe9 || op === 0xeb) && i.size === 8 && i.name.startsWith("j");
 }
 
 /**

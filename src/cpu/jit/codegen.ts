@@ -38,18 +38,17 @@ function isBranch(i: Insn): boolean {
 }
 
 /**
- * Compile the decoded instructions `insns` (straight-line, starting at linear lo:hi, all on one
- * page, 64-bit mode) into a block function. No Node-only API: `new Function` over plain JS.
+ * Compile the decoded instructions `insns` (a trace on one page, at the linear addresses
+ * `addrs`:hi, 64-bit mode) into a block function. The trace is straight-line but for direct
+ * JMP/CALL it followed (the next instruction is then the target). No Node-only API:
+ * `new Function` over plain JS.
  */
-export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: number): Block {
-  const addrs: number[] = [];
-  for (let k = 0, a = lo; k < insns.length; a += insns[k].len, k++) addrs.push(a | 0);
+export function compileBlock(c: Cpu, insns: readonly Insn[], addrs: readonly number[], hi: number): Block {
+  const lo = addrs[0];
   const g = new Gen(lo, hi, addrs, c.rTagLo.length / 2 - 1);
-  let a: [number, number] = [lo, hi];
   for (let k = 0; k < insns.length && !g.ended; k++) {
     const i = insns[k];
-    g.begin(k, a[0], a[1], i.len);
-    a = add64(a[0], a[1], i.len, 0);
+    g.begin(k, addrs[k], hi, i.len);
     if (isBranch(i) && inlineBranch(g, i)) continue;
     let done = false;
     for (const f of INLINE) {
@@ -62,20 +61,9 @@ export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: num
     else g.callHandler();
   }
   if (!g.ended) g.emit(g.exit(insns.length, g.nLo, g.nHi));
-  const al = new Int32Array(insns.length);
-  const ah = new Int32Array(insns.length);
-  const nl = new Int32Array(insns.length);
-  const nh = new Int32Array(insns.length);
-  for (let k = 0, a: [number, number] = [lo, hi]; k < insns.length; k++) {
-    al[k] = a[0];
-    ah[k] = a[1];
-    a = add64(a[0], a[1], insns[k].len, 0);
-    nl[k] = a[0];
-    nh[k] = a[1];
-  }
   // The instruction boundaries (the AL AH NL NH tables) are part of the text: equal text, equal block.
   const bounds = `${hi}:${addrs.join(",")}-${g.nLo}`;
-  return new Block(lo, hi, insns.slice(), blockFunction(`${g.source()}\n/* ${bounds} */`, insns, lo, hi));
+  return new Block(lo, hi, insns.slice(), blockFunction(`${g.source()}\n/* ${bounds} */`, insns, addrs, hi));
 }
 
 /**
@@ -87,7 +75,7 @@ export function compileBlock(c: Cpu, insns: readonly Insn[], lo: number, hi: num
 const FUNCTIONS = new Map<string, BlockFn>();
 const MAX_FUNCTIONS = 4096;
 
-function blockFunction(source: string, insns: readonly Insn[], lo: number, hi: number): BlockFn {
+function blockFunction(source: string, insns: readonly Insn[], addrs: readonly number[], hi: number): BlockFn {
   let f = FUNCTIONS.get(source);
   if (f !== undefined) return f;
   const n = insns.length;
@@ -95,12 +83,10 @@ function blockFunction(source: string, insns: readonly Insn[], lo: number, hi: n
   const ah = new Int32Array(n);
   const nl = new Int32Array(n);
   const nh = new Int32Array(n);
-  for (let k = 0, a: [number, number] = [lo, hi]; k < n; k++) {
-    al[k] = a[0];
-    ah[k] = a[1];
-    a = add64(a[0], a[1], insns[k].len, 0);
-    nl[k] = a[0];
-    nh[k] = a[1];
+  for (let k = 0; k < n; k++) {
+    al[k] = addrs[k];
+    ah[k] = hi;
+    [nl[k], nh[k]] = add64(addrs[k], hi, insns[k].len, 0);
   }
   f = new Function("AL", "AH", "NL", "NH", source)(al, ah, nl, nh) as BlockFn;
   if (FUNCTIONS.size >= MAX_FUNCTIONS) FUNCTIONS.clear();

@@ -96,6 +96,11 @@ export class Gen {
     this.slow = false;
   }
 
+  /** The trace's next instruction is at lo:hi (a JMP/CALL to it was followed). */
+  nextIs(lo: number, hi: number): boolean {
+    return !this.last && hi === this.entryHi && this.addrs[this.k + 1] === lo;
+  }
+
   /** Condition under which the block must stop after the current instruction. */
   stopCheck(): string {
     return "Q(c)";

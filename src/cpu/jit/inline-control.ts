@@ -1,6 +1,6 @@
 /**
  * Inline code for near control flow in 64-bit mode: Jcc (fused with the flags before it), JMP
- * rel, CALL rel, RET. Each ends its block by setting RIP. Targets are constants of the block's
+ * rel, CALL rel, RET. Each ends its block by setting RIP, but a JMP/CALL the trace followed. Targets are constants of the block's
  * linear address; a non-canonical one is left to the handler (it raises #GP where it must).
  */
 import { GP } from "../../x86/exceptions.js";
@@ -36,6 +36,10 @@ export function inlineBranch(g: Gen, i: Insn): boolean {
         g.emit(g.branchTo(g.nLo, g.nHi));
         g.ended = true;
       }
+    } else if (g.nextIs(tl, th)) {
+      // The trace followed the jump (block-jit.ts): go on with the target's instructions, unless
+      // the push of a CALL took a slow path that asks to leave.
+      if (g.slow) g.emit(`if(brk){${g.exit(g.k + 1, tl, th)}}`);
     } else {
       g.emit(g.branchTo(tl, th));
       g.ended = true;
