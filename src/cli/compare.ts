@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
+import type { ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import type { CompareCell } from "../report/cell.js";
@@ -24,7 +25,7 @@ export interface CompareOptions {
   stacks: string[];
   workloads: string[];
   memory: number;
-  profile?: string;
+  profile?: ProfileSpec;
   json?: boolean;
   csv?: boolean;
   /** Write the HTML report to this file. */

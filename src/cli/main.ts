@@ -1,9 +1,10 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
-import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
+import { bundledProfiles, DEFAULT_PROFILE, ProfileError, type ProfileSpec } from "../cost/profile.js";
+import { resolveProfile } from "../cost/profile-file.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
@@ -59,9 +60,10 @@ function sizeOption(flags: string, what: string): Option {
   return new Option(flags, what).argParser(parseSize).default(256 * 1024 * 1024, formatSize(256 * 1024 * 1024));
 }
 
-/** A bundled profile's name or an existing .json file; anything else is a usage error. */
-function profileName(v: string): string {
-  if (bundledProfiles().includes(v) || (v.endsWith(".json") && existsSync(v))) return v;
+/** A bundled profile's name or an existing .json file (read and checked now); anything else is a usage error. */
+function profileName(v: string): ProfileSpec {
+  const spec = resolveProfile(v);
+  if (spec !== undefined) return spec;
   throw new InvalidArgumentError(
     `unknown profile "${v}"; bundled profiles: ${bundledProfiles().join(", ")} (or a path to a .json file)`,
   );
@@ -252,7 +254,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description("what nestlab can run: stacks, workloads, cost profiles and every cost primitive with its source")
     .option("--json", "print one JSON document")
     .addOption(profileOption())
-    .action((opts: { json?: boolean; profile?: string }) => {
+    .action((opts: { json?: boolean; profile?: ProfileSpec }) => {
       writeOut(listCommand(opts));
     });
 
