@@ -18,12 +18,19 @@ import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
 import { formatSize, parseSize, runCommand } from "./run.js";
+import { serveCommand } from "./serve.js";
 
 const VERSION = "0.1.0";
 
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number, 0 to 65535");
   return n;
 }
 
@@ -256,6 +263,16 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(profileOption())
     .action((opts: { json?: boolean; profile?: ProfileSpec }) => {
       writeOut(listCommand(opts));
+    });
+
+  program
+    .command("serve")
+    .description("serve the browser page (the simulator runs in a Web Worker there; this only serves files)")
+    .addOption(new Option("--port <n>", "TCP port (0: any free one)").argParser(portNumber).default(8080))
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--dir <folder>", "serve this built page instead of web/dist (see tools/build-web.ts)")
+    .action(async (opts: { port: number; host: string; dir?: string }) => {
+      setCode(await serveCommand(opts));
     });
 
   const bench = program.command("bench").description("measure the simulator itself");
