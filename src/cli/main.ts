@@ -3,11 +3,13 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
+import { PRIMITIVES } from "../cost/primitives.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError, type ProfileSpec } from "../cost/profile.js";
 import { resolveProfile } from "../cost/profile-file.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
+import type { Scaling } from "../report/sweep.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
@@ -17,8 +19,10 @@ import { compareCommand } from "./compare.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
+import { workerCommand } from "./queue.js";
 import { formatSize, parseSize, runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
+import { sweepCommand } from "./sweep.js";
 
 const VERSION = "0.1.0";
 
@@ -32,6 +36,31 @@ function portNumber(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number, 0 to 65535");
   return n;
+}
+
+/** A comma-separated list whose every item is one of `allowed`. */
+function listOf<T extends string>(v: string, allowed: readonly T[], what: string): T[] {
+  const items = commaList(v);
+  const bad = items.filter((x) => !allowed.includes(x as T));
+  if (bad.length > 0 || items.length === 0)
+    throw new InvalidArgumentError(`unknown ${what} "${bad[0] ?? v}"; choose from ${allowed.join(", ")}`);
+  return items as T[];
+}
+
+/** `PRIMITIVE=F1,F2`: that primitive scaled by each factor in turn. */
+function parseScaling(v: string): Scaling[] {
+  const m = /^([a-z0-9_.]+)=(.+)$/.exec(v.trim());
+  if (!m || !PRIMITIVES.some(([name]) => name === m[1])) {
+    throw new InvalidArgumentError(
+      `expected PRIMITIVE=FACTOR[,FACTOR…] with a primitive from nestlab list, got "${v}"`,
+    );
+  }
+  return commaList(m[2]).map((f) => {
+    const factor = Number(f);
+    if (!(factor > 0) || !Number.isFinite(factor))
+      throw new InvalidArgumentError(`a scale factor must be positive, got "${f}"`);
+    return { primitive: m[1], factor };
+  });
 }
 
 const DECIMAL: Record<string, number> = { K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
@@ -99,6 +128,16 @@ const npvMapOption = () =>
   new Option("--npv-map <mode>", "npv stack: L1 maps L2 memory eagerly or on demand")
     .choices(["eager", "demand"])
     .default("demand");
+
+/** `--stacks` and `--workloads` of compare and sweep: lists from the registries. */
+const stacksOption = () =>
+  new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
+    .argParser(commaList)
+    .default([...STACKS.keys()], "all of them");
+const workloadsOption = () =>
+  new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
+    .argParser(commaList)
+    .default(SUITE, `the suite: ${SUITE.join(",")}`);
 
 /** L0's policy options, the same for `run` and `compare` (defaults: DEFAULT_L0_POLICY). */
 const l0PolicyOptions = (): Option[] => [
@@ -209,16 +248,8 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description(
       "run the workload suite on each stack: cycles and ns per iteration, ratio to native, exits per iteration",
     )
-    .addOption(
-      new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
-        .argParser(commaList)
-        .default([...STACKS.keys()], "all of them"),
-    )
-    .addOption(
-      new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
-        .argParser(commaList)
-        .default(SUITE, `the suite: ${SUITE.join(",")}`),
-    )
+    .addOption(stacksOption())
+    .addOption(workloadsOption())
     .addOption(profileOption())
     .option(
       "--iters <n>",
@@ -254,6 +285,104 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
           version: VERSION,
         }),
       );
+    });
+
+  program
+    .command("sweep")
+    .description(
+      "run a grid — stacks × workloads × profiles × --npv-map × --ept-pages × scaled primitives — on threads or through a Redis queue",
+    )
+    .addOption(stacksOption())
+    .addOption(workloadsOption())
+    .addOption(
+      new Option("--profiles <list>", `comma-separated bundled profiles: ${bundledProfiles().join(", ")}`)
+        .argParser((v) => listOf(v, bundledProfiles(), "profile"))
+        .default([DEFAULT_PROFILE], DEFAULT_PROFILE),
+    )
+    .addOption(
+      new Option("--npv-map <list>", "npv stack's L2 mapping modes to sweep: eager, demand")
+        .argParser((v) => listOf(v, ["eager", "demand"], "npv-map mode"))
+        .default(["demand"], "demand"),
+    )
+    .addOption(
+      new Option("--ept-pages <list>", "largest EPT01 leaves to sweep: 4k, 2m, 1g")
+        .argParser((v) => listOf(v, ["4k", "2m", "1g"], "EPT page size"))
+        .default(["4k"], "4k"),
+    )
+    .addOption(
+      new Option(
+        "--scale <primitive=factors>",
+        "also run with one primitive scaled, one factor at a time (e.g. l0.cpuid=0.5,2); repeatable",
+      )
+        .argParser((v: string, prev: Scaling[]) => [...prev, ...parseScaling(v)])
+        .default([] as Scaling[], "none"),
+    )
+    .option(
+      "--sensitivity",
+      'scale every primitive whose source says "assumption" ×0.5 and ×2 in turn; report per workload whether the order of the stacks changes',
+    )
+    .option(
+      "--iters <n>",
+      "iterations of the first run (the second runs 2N; default: each workload's own)",
+      positiveInt,
+    )
+    .addOption(
+      new Option("--jobs <n>", "cells in parallel on worker threads")
+        .argParser(positiveInt)
+        .default(availableParallelism(), `the core count, ${availableParallelism()}`),
+    )
+    .option(
+      "--queue <redis://host:port>",
+      "enqueue the cells in Redis (BullMQ) for `nestlab worker` processes; rerun to resume",
+    )
+    .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .addOption(maxInstructionsOption(500_000_000))
+    .addOption(maxCyclesOption())
+    .option("--kernel-args <words>", "extra kernel command-line words for every run")
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
+    .option("--json", "print one JSON document")
+    .option("--csv", "print CSV, one row per cell")
+    .option("--report <file.html>", "also write a self-contained HTML report")
+    .action(async (opts) => {
+      setCode(
+        await sweepCommand({
+          grid: {
+            stacks: opts.stacks,
+            workloads: opts.workloads,
+            profiles: opts.profiles,
+            npvMap: opts.npvMap,
+            eptPages: opts.eptPages,
+            scalings: opts.scale,
+            sensitivity: Boolean(opts.sensitivity),
+          },
+          base: {
+            memory: opts.memory,
+            maxInstructions: opts.maxInstructions,
+            maxCycles: opts.maxCycles,
+            iters: opts.iters,
+            kernelArgs: opts.kernelArgs,
+            l0: { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio },
+          },
+          jobs: opts.jobs,
+          queue: opts.queue,
+          json: opts.json,
+          csv: opts.csv,
+          report: opts.report,
+          commandLine: ["nestlab", ...argv.slice(2)].join(" "),
+          version: VERSION,
+        }),
+      );
+    });
+
+  program
+    .command("worker")
+    .description("measure the cells `nestlab sweep --queue` puts in Redis, until Ctrl-C or SIGTERM")
+    .requiredOption("--queue <redis://host:port>", "the Redis the sweep queues its cells in")
+    .addOption(new Option("--jobs <n>", "cells at once, each on a worker thread").argParser(positiveInt).default(1))
+    .action(async (opts: { queue: string; jobs: number }) => {
+      setCode(await workerCommand(opts));
     });
 
   program
