@@ -15,14 +15,10 @@ import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
-import { compareCommand } from "./compare.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
-import { workerCommand } from "./queue.js";
 import { formatSize, parseSize, runCommand } from "./run.js";
-import { serveCommand } from "./serve.js";
-import { sweepCommand } from "./sweep.js";
 
 const VERSION = "0.1.0";
 
@@ -277,6 +273,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[3])
     .action(async (opts) => {
       applyJitFlags(opts);
+      const { compareCommand } = await import("./compare.js"); // charts and thread pool: loaded when used
       setCode(
         await compareCommand({
           ...opts,
@@ -346,6 +343,8 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--csv", "print CSV, one row per cell")
     .option("--report <file.html>", "also write a self-contained HTML report")
     .action(async (opts) => {
+      // Loaded when used: the queue client and the thread pool cost every other command's start-up.
+      const { sweepCommand } = await import("./sweep.js");
       setCode(
         await sweepCommand({
           grid: {
@@ -382,6 +381,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .requiredOption("--queue <redis://host:port>", "the Redis the sweep queues its cells in")
     .addOption(new Option("--jobs <n>", "cells at once, each on a worker thread").argParser(positiveInt).default(1))
     .action(async (opts: { queue: string; jobs: number }) => {
+      const { workerCommand } = await import("./queue.js");
       setCode(await workerCommand(opts));
     });
 
@@ -401,6 +401,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--dir <folder>", "serve this built page instead of web/dist (see tools/build-web.ts)")
     .action(async (opts: { port: number; host: string; dir?: string }) => {
+      const { serveCommand } = await import("./serve.js");
       setCode(await serveCommand(opts));
     });
 

@@ -67,7 +67,7 @@ export async function runCellsOnQueue(
   url: string,
   tasks: CellTask[],
   onCell: (cell: CompareCell, index: number) => void,
-  onEnqueued?: (id: string, added: number) => void,
+  onEnqueued?: (id: string, counts: { added: number; done: number; retried: number }) => void,
 ): Promise<CompareCell[]> {
   const connection = redisConnection(url);
   const queue = new Queue(QUEUE_NAME, { connection });
@@ -112,14 +112,18 @@ export async function runCellsOnQueue(
           })),
         );
         const after = await queue.getJobCountByTypes("waiting", "active", "delayed", "completed", "failed");
-        onEnqueued?.(id, after - before);
+        let retried = 0;
         for (let i = 0; i < tasks.length; i++) {
           const job = await Job.fromId(queue, jobId(i));
           if (job === undefined) continue;
           const state = await job.getState();
           if (state === "completed") collect(i, job.returnvalue as CompareCell);
-          else if (state === "failed") await job.retry(); // a resumed sweep gives a failed cell another go
+          else if (state === "failed") {
+            await job.retry(); // a resumed sweep gives a failed cell another go
+            retried++;
+          }
         }
+        onEnqueued?.(id, { added: after - before, done: tasks.length - remaining, retried });
       })().catch(reject);
     });
     return results;

@@ -73,11 +73,11 @@ export async function sweepCommand(opts: SweepOptions): Promise<number> {
   let cells: CompareCell[];
   try {
     if (opts.queue !== undefined) {
-      cells = await runCellsOnQueue(opts.queue, cellTasks, tick, (id, added) => {
-        if (!quiet || !process.stderr.isTTY)
-          process.stderr.write(
-            `nestlab: sweep ${id}: ${tasks.length} cells, ${added} newly queued on ${opts.queue}; waiting for workers (nestlab worker --queue ${opts.queue})\n`,
-          );
+      cells = await runCellsOnQueue(opts.queue, cellTasks, tick, (id, n) => {
+        const waiting = n.done < tasks.length ? `; waiting for workers (nestlab worker --queue ${opts.queue})` : "";
+        process.stderr.write(
+          `nestlab: sweep ${id} on ${opts.queue}: ${tasks.length} cells, ${n.done} already done, ${n.added} newly queued${n.retried > 0 ? `, ${n.retried} failed ones queued again` : ""}${waiting}\n`,
+        );
       });
     } else {
       batch = runCells(cellTasks, opts.jobs, tick);
