@@ -14,7 +14,7 @@ import { bundledKernelPath } from "../../src/paths.js";
 import { workloadCmdline } from "../../src/report/workloads.js";
 import { getStack } from "../../src/stacks/index.js";
 import { buildWeb } from "../../tools/build-web.js";
-import { BIN, ensureBuilt } from "../cli/cli-helpers.js";
+import { BIN, ensureBuilt, nestlabAsync } from "../cli/cli-helpers.js";
 import { CHROMIUM, HAVE_CHROMIUM, launchChromium, pageWithErrors } from "../helpers/chromium.js";
 
 if (!HAVE_CHROMIUM)
@@ -66,6 +66,16 @@ describe("nestlab serve", () => {
     const kernel = new Uint8Array(await (await fetch(`${url}kernel.elf`)).arrayBuffer());
     expect(kernel).toEqual(new Uint8Array(readFileSync(bundledKernelPath())));
     expect((await fetch(`${url}..%2f..%2fetc%2fpasswd`)).status).toBe(404);
+  });
+
+  it("refuses a folder with no built page, saying how to build one", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "nestlab-empty-"));
+    const r = await nestlabAsync(["serve", "--dir", empty, "--port", "0"]);
+    rmSync(empty, { recursive: true });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(
+      /holds no built page \(index\.html and worker\.js\); build one with `node dist\/tools\/build-web\.js/,
+    );
   });
 });
 
