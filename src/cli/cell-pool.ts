@@ -1,92 +1,73 @@
 /**
- * Runs compare's cells: in this thread (one job) or on worker threads (`--jobs N`). Results come
- * back in task order whatever order the workers finish in, so the output does not depend on N.
+ * Runs cells — compare's, a sweep's, a queue worker's — in this thread (one job) or on a pool of
+ * worker threads (piscina, `--jobs N`). Results come back in task order whatever order the
+ * workers finish in, so the output does not depend on N.
  */
 import { readFileSync } from "node:fs";
-import { Worker } from "node:worker_threads";
+import { Piscina } from "piscina";
 import { bundledKernelPath } from "../paths.js";
-import { type CellOptions, type CompareCell, measureCell } from "../report/cell.js";
-import type { CellReply, CellTask } from "./cell-worker.js";
+import { type CompareCell, measureCell } from "../report/cell.js";
+import type { CellTask } from "./cell-worker.js";
 
-/** Where a worker's exception is re-raised in the main thread, with the worker's stack. */
-export class WorkerCellError extends Error {
-  constructor(message: string, workerStack?: string) {
-    super(message);
-    if (workerStack) this.stack = workerStack;
-  }
+export type { CellTask } from "./cell-worker.js";
+
+/** Measures cells one by one in this thread, or up to `jobs` at once on worker threads. */
+export interface CellRunner {
+  run(task: CellTask): Promise<CompareCell>;
+  /** Stop the workers (Ctrl-C, or the work is done). */
+  close(): Promise<void>;
 }
 
-export interface CellPool {
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** `threads`: use a worker thread even for one job (a queue worker keeps its event loop free). */
+export function cellRunner(jobs: number, opts: { threads?: boolean } = {}): CellRunner {
+  if (jobs <= 1 && !opts.threads) {
+    let image: Uint8Array | undefined;
+    let closed = false;
+    let queue: Promise<unknown> = Promise.resolve();
+    return {
+      run(t) {
+        const next = queue.then(async () => {
+          await yieldToEventLoop(); // let a progress bar draw and Ctrl-C be seen between cells
+          if (closed) throw new Error("the cell runner was closed");
+          image ??= new Uint8Array(readFileSync(bundledKernelPath()));
+          return measureCell(t.stack, t.workload, t.opts, image);
+        });
+        queue = next.catch(() => undefined);
+        return next;
+      },
+      close: async () => {
+        closed = true;
+      },
+    };
+  }
+  const pool = new Piscina<CellTask, CompareCell>({
+    filename: new URL("./cell-worker.js", import.meta.url).href,
+    minThreads: jobs,
+    maxThreads: jobs,
+    // One cell per thread at a time: the pool queues the rest.
+    concurrentTasksPerWorker: 1,
+  });
+  return { run: (t) => pool.run(t), close: () => pool.destroy() };
+}
+
+export interface CellBatch {
   /** Resolves with every cell, in task order. */
   done: Promise<CompareCell[]>;
   /** Stop the workers (Ctrl-C). */
   cancel(): Promise<void>;
 }
 
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-
-export function runCells(
-  tasks: Omit<CellTask, "index">[],
-  opts: CellOptions,
-  jobs: number,
-  onCell: (cell: CompareCell, next: CellTask | undefined) => void,
-): CellPool {
-  const indexed = tasks.map((t, index) => ({ ...t, index }));
-  const results: CompareCell[] = new Array(indexed.length);
-  if (jobs <= 1 || indexed.length <= 1) {
-    let cancelled = false;
-    const done = (async () => {
-      const image = new Uint8Array(readFileSync(bundledKernelPath()));
-      for (const t of indexed) {
-        await yieldToEventLoop(); // let the progress bar draw and Ctrl-C be seen between cells
-        if (cancelled) break;
-        results[t.index] = measureCell(t.stack, t.workload, opts, image);
-        onCell(results[t.index], indexed[t.index + 1]);
-      }
-      return results;
-    })();
-    return {
-      done,
-      cancel: async () => {
-        cancelled = true;
-      },
-    };
-  }
-  const workers: Worker[] = [];
-  let nextTask = 0;
-  let finished = 0;
-  const done = new Promise<CompareCell[]>((resolve, reject) => {
-    const feed = (w: Worker) => {
-      if (nextTask < indexed.length) w.postMessage(indexed[nextTask++]);
-      else void w.terminate();
-    };
-    const n = Math.min(jobs, indexed.length);
-    for (let k = 0; k < n; k++) {
-      const w = new Worker(new URL("./cell-worker.js", import.meta.url), { workerData: opts });
-      workers.push(w);
-      w.on("message", (m: CellReply) => {
-        if ("error" in m) {
-          reject(new WorkerCellError(m.error.message, m.error.stack));
-          for (const x of workers) void x.terminate();
-          return;
-        }
-        results[m.index] = m.cell;
-        finished++;
-        onCell(m.cell, indexed[nextTask]);
-        if (finished === indexed.length) resolve(results);
-        feed(w);
-      });
-      w.on("error", (e) => {
-        reject(e);
-        for (const x of workers) void x.terminate();
-      });
-      feed(w);
-    }
-  });
-  return {
-    done,
-    cancel: async () => {
-      await Promise.all(workers.map((w) => w.terminate()));
-    },
-  };
+/** Measure `tasks` on `jobs` threads; `onCell` hears of each cell as it finishes. */
+export function runCells(tasks: CellTask[], jobs: number, onCell: (cell: CompareCell) => void): CellBatch {
+  const runner = cellRunner(Math.min(jobs, Math.max(1, tasks.length)));
+  const done = Promise.all(
+    tasks.map(async (t) => {
+      const cell = await runner.run(t);
+      onCell(cell);
+      return cell;
+    }),
+  ).finally(() => runner.close());
+  return { done, cancel: () => runner.close() };
 }

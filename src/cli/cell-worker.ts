@@ -1,31 +1,21 @@
 /**
- * A worker thread of `compare --jobs N`: measures the cells the main thread sends, one at a time.
+ * A worker thread of the cell pool (piscina): measures the cells it is given, one at a time.
  * Simulated time only, so a cell measured here is identical to one measured in the main thread.
  */
 import { readFileSync } from "node:fs";
-import { parentPort, workerData } from "node:worker_threads";
+import "../node-images.js";
 import { bundledKernelPath } from "../paths.js";
-import { type CellOptions, measureCell } from "../report/cell.js";
+import { type CellOptions, type CompareCell, measureCell } from "../report/cell.js";
 
+/** One cell to measure, with the options of its run (a sweep's cells differ in them). */
 export interface CellTask {
-  index: number;
   stack: string;
   workload: string;
+  opts: CellOptions;
 }
 
-export type CellReply =
-  | { index: number; cell: ReturnType<typeof measureCell> }
-  | { index: number; error: { message: string; stack?: string } };
-
-const opts = workerData as CellOptions;
 const image = new Uint8Array(readFileSync(bundledKernelPath()));
-parentPort?.on("message", (t: CellTask) => {
-  let reply: CellReply;
-  try {
-    reply = { index: t.index, cell: measureCell(t.stack, t.workload, opts, image) };
-  } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    reply = { index: t.index, error: { message: err.message, stack: err.stack } };
-  }
-  parentPort?.postMessage(reply);
-});
+
+export default function measure(t: CellTask): CompareCell {
+  return measureCell(t.stack, t.workload, t.opts, image);
+}

@@ -5,15 +5,16 @@
  */
 import { writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
+import type { ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
-import type { CompareCell } from "../report/cell.js";
+import type { CellOptions, CompareCell } from "../report/cell.js";
 import type { CompareDocument } from "../report/compare-doc.js";
 import { profileInfo } from "../report/profile-info.js";
 import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
-import { type CellPool, runCells } from "./cell-pool.js";
+import { type CellBatch, runCells } from "./cell-pool.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
 import { writeOut } from "./output.js";
 
@@ -23,7 +24,7 @@ export interface CompareOptions {
   stacks: string[];
   workloads: string[];
   memory: number;
-  profile?: string;
+  profile?: ProfileSpec;
   json?: boolean;
   csv?: boolean;
   /** Write the HTML report to this file. */
@@ -64,10 +65,11 @@ function writeReport(file: string, html: string): void {
   }
 }
 
-function progressBar(total: number, quiet: boolean) {
+/** A progress bar on a terminal's stderr (none when quiet or not a terminal). */
+export function progressBar(what: string, total: number, quiet: boolean) {
   if (quiet || !process.stderr.isTTY) return null;
   const bar = new cliProgress.SingleBar(
-    { format: "compare [{bar}] {value}/{total} {task}", stream: process.stderr, hideCursor: true },
+    { format: `${what} [{bar}] {value}/{total} {task}`, stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0, { task: "" });
@@ -80,35 +82,30 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   for (const w of opts.workloads) workloadCmdline(w);
   const profile = profileInfo(opts.profile);
   if (opts.report !== undefined) writeReport(opts.report, ""); // a path that cannot be written fails before any work
-  const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload })));
+  const cellOpts: CellOptions = {
+    memory: opts.memory,
+    maxInstructions: opts.maxInstructions,
+    maxCycles: opts.maxCycles,
+    profile: opts.profile,
+    iters: opts.iters,
+    npvMap: opts.npvMap,
+    jit: jitFlags(opts),
+    kernelArgs: opts.kernelArgs,
+    l0: opts.l0,
+  };
+  const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload, opts: cellOpts })));
   const t0 = performance.now();
   // Ctrl-C: put the terminal back (cursor, line wrap) before leaving. Installed before the bar
   // draws, so a ^C typed as soon as it shows is never the default (terminal-breaking) kill.
-  let pool: CellPool | undefined;
+  let pool: CellBatch | undefined;
   const onSigint = () => {
     bar?.stop();
     process.stderr.write("nestlab: interrupted\n");
     void (pool?.cancel() ?? Promise.resolve()).finally(() => process.exit(EXIT.interrupted));
   };
   process.once("SIGINT", onSigint);
-  const bar = progressBar(tasks.length, Boolean(opts.json || opts.csv));
-  bar?.update({ task: tasks.length > 0 ? `${tasks[0].workload} on ${tasks[0].stack}` : "" });
-  pool = runCells(
-    tasks,
-    {
-      memory: opts.memory,
-      maxInstructions: opts.maxInstructions,
-      maxCycles: opts.maxCycles,
-      profile: opts.profile,
-      iters: opts.iters,
-      npvMap: opts.npvMap,
-      jit: jitFlags(opts),
-      kernelArgs: opts.kernelArgs,
-      l0: opts.l0,
-    },
-    opts.jobs,
-    (_cell, next) => bar?.increment({ task: next ? `${next.workload} on ${next.stack}` : "" }),
-  );
+  const bar = progressBar("compare", tasks.length, Boolean(opts.json || opts.csv));
+  pool = runCells(tasks, opts.jobs, (cell) => bar?.increment({ task: `${cell.workload} on ${cell.stack}` }));
   let cells: CompareCell[];
   try {
     cells = await pool.done;

@@ -1,5 +1,5 @@
 /** `nestlab list`: stacks, workloads, cost profiles and every cost primitive with its source. */
-import { bundledProfiles, DEFAULT_PROFILE } from "../cost/profile.js";
+import { bundledProfiles, DEFAULT_PROFILE, type ProfileSpec } from "../cost/profile.js";
 import { profileInfo } from "../report/profile-info.js";
 import { SELF_TESTS, SUITE, WORKLOAD_DESCRIPTIONS, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
@@ -29,7 +29,7 @@ export function listDocument() {
   };
 }
 
-export function listCommand(opts: { json?: boolean; profile?: string }): string {
+export function listCommand(opts: { json?: boolean; profile?: ProfileSpec }): string {
   if (opts.json) return `${JSON.stringify(listDocument(), null, 2)}\n`;
   const out: string[] = [];
   const rows = (xs: [string, string][]) => {

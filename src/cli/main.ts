@@ -1,19 +1,22 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import "../node-images.js";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
 import { benchWorkloads, checkWorkloadBench } from "../bench/workload-bench.js";
-import { bundledProfiles, DEFAULT_PROFILE, ProfileError } from "../cost/profile.js";
+import { PRIMITIVES } from "../cost/primitives.js";
+import { bundledProfiles, DEFAULT_PROFILE, ProfileError, type ProfileSpec } from "../cost/profile.js";
+import { resolveProfile } from "../cost/profile-file.js";
 import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
+import type { Scaling } from "../report/sweep.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
 import { STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
-import { compareCommand } from "./compare.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
@@ -25,6 +28,37 @@ function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
   return n;
+}
+
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number, 0 to 65535");
+  return n;
+}
+
+/** A comma-separated list whose every item is one of `allowed`. */
+function listOf<T extends string>(v: string, allowed: readonly T[], what: string): T[] {
+  const items = commaList(v);
+  const bad = items.filter((x) => !allowed.includes(x as T));
+  if (bad.length > 0 || items.length === 0)
+    throw new InvalidArgumentError(`unknown ${what} "${bad[0] ?? v}"; choose from ${allowed.join(", ")}`);
+  return items as T[];
+}
+
+/** `PRIMITIVE=F1,F2`: that primitive scaled by each factor in turn. */
+function parseScaling(v: string): Scaling[] {
+  const m = /^([a-z0-9_.]+)=(.+)$/.exec(v.trim());
+  if (!m || !PRIMITIVES.some(([name]) => name === m[1])) {
+    throw new InvalidArgumentError(
+      `expected PRIMITIVE=FACTOR[,FACTOR…] with a primitive from nestlab list, got "${v}"`,
+    );
+  }
+  return commaList(m[2]).map((f) => {
+    const factor = Number(f);
+    if (!(factor > 0) || !Number.isFinite(factor))
+      throw new InvalidArgumentError(`a scale factor must be positive, got "${f}"`);
+    return { primitive: m[1], factor };
+  });
 }
 
 const DECIMAL: Record<string, number> = { K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
@@ -74,9 +108,10 @@ function sizeOption(flags: string, what: string): Option {
   return new Option(flags, what).argParser(parseSize).default(256 * 1024 * 1024, formatSize(256 * 1024 * 1024));
 }
 
-/** A bundled profile's name or an existing .json file; anything else is a usage error. */
-function profileName(v: string): string {
-  if (bundledProfiles().includes(v) || (v.endsWith(".json") && existsSync(v))) return v;
+/** A bundled profile's name or an existing .json file (read and checked now); anything else is a usage error. */
+function profileName(v: string): ProfileSpec {
+  const spec = resolveProfile(v);
+  if (spec !== undefined) return spec;
   throw new InvalidArgumentError(
     `unknown profile "${v}"; bundled profiles: ${bundledProfiles().join(", ")} (or a path to a .json file)`,
   );
@@ -245,6 +280,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[3])
     .action(async (opts) => {
       applyJitFlags(opts);
+      const { compareCommand } = await import("./compare.js"); // charts and thread pool: loaded when used
       setCode(
         await compareCommand({
           ...opts,
@@ -256,12 +292,124 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     });
 
   program
+    .command("sweep")
+    .description(
+      "run a grid — stacks × workloads × profiles × --npv-map × --ept-pages × scaled primitives — on threads or through a Redis queue",
+    )
+    .addOption(stacksOption())
+    .addOption(workloadsOption())
+    .addOption(
+      new Option("--profiles <list>", `comma-separated bundled profiles: ${bundledProfiles().join(", ")}`)
+        .argParser((v) => listOf(v, bundledProfiles(), "profile"))
+        .default([DEFAULT_PROFILE], DEFAULT_PROFILE),
+    )
+    .addOption(
+      new Option("--npv-map <list>", "npv stack's L2 mapping modes to sweep: eager, demand")
+        .argParser((v) => listOf(v, ["eager", "demand"], "npv-map mode"))
+        .default(["demand"], "demand"),
+    )
+    .addOption(
+      new Option("--ept-pages <list>", "largest EPT01 leaves to sweep: 4k, 2m, 1g")
+        .argParser((v) => listOf(v, ["4k", "2m", "1g"], "EPT page size"))
+        .default(["4k"], "4k"),
+    )
+    .addOption(
+      new Option(
+        "--scale <primitive=factors>",
+        "also run with one primitive scaled, one factor at a time (e.g. l0.cpuid=0.5,2); repeatable",
+      )
+        .argParser((v: string, prev: Scaling[]) => [...prev, ...parseScaling(v)])
+        .default([] as Scaling[], "none"),
+    )
+    .option(
+      "--sensitivity",
+      'scale every primitive whose source says "assumption" ×0.5 and ×2 in turn; report per workload whether the order of the stacks changes',
+    )
+    .option(
+      "--iters <n>",
+      "iterations of the first run (the second runs 2N; default: each workload's own)",
+      positiveInt,
+    )
+    .addOption(
+      new Option("--jobs <n>", "cells in parallel on worker threads")
+        .argParser(positiveInt)
+        .default(availableParallelism(), `the core count, ${availableParallelism()}`),
+    )
+    .option(
+      "--queue <redis://host:port>",
+      "enqueue the cells in Redis (BullMQ) for `nestlab worker` processes; rerun to resume",
+    )
+    .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
+    .addOption(maxInstructionsOption(500_000_000))
+    .addOption(maxCyclesOption())
+    .option("--kernel-args <words>", "extra kernel command-line words for every run")
+    .addOption(l0PolicyOptions()[0])
+    .addOption(l0PolicyOptions()[1])
+    .addOption(l0PolicyOptions()[2])
+    .option("--json", "print one JSON document")
+    .option("--csv", "print CSV, one row per cell")
+    .option("--report <file.html>", "also write a self-contained HTML report")
+    .action(async (opts) => {
+      // Loaded when used: the queue client and the thread pool cost every other command's start-up.
+      const { sweepCommand } = await import("./sweep.js");
+      setCode(
+        await sweepCommand({
+          grid: {
+            stacks: opts.stacks,
+            workloads: opts.workloads,
+            profiles: opts.profiles,
+            npvMap: opts.npvMap,
+            eptPages: opts.eptPages,
+            scalings: opts.scale,
+            sensitivity: Boolean(opts.sensitivity),
+          },
+          base: {
+            memory: opts.memory,
+            maxInstructions: opts.maxInstructions,
+            maxCycles: opts.maxCycles,
+            iters: opts.iters,
+            kernelArgs: opts.kernelArgs,
+            l0: { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio },
+          },
+          jobs: opts.jobs,
+          queue: opts.queue,
+          json: opts.json,
+          csv: opts.csv,
+          report: opts.report,
+          commandLine: ["nestlab", ...argv.slice(2)].join(" "),
+          version: VERSION,
+        }),
+      );
+    });
+
+  program
+    .command("worker")
+    .description("measure the cells `nestlab sweep --queue` puts in Redis, until Ctrl-C or SIGTERM")
+    .requiredOption("--queue <redis://host:port>", "the Redis the sweep queues its cells in")
+    .addOption(new Option("--jobs <n>", "cells at once, each on a worker thread").argParser(positiveInt).default(1))
+    .action(async (opts: { queue: string; jobs: number }) => {
+      const { workerCommand } = await import("./queue.js");
+      setCode(await workerCommand(opts));
+    });
+
+  program
     .command("list")
     .description("what nestlab can run: stacks, workloads, cost profiles and every cost primitive with its source")
     .option("--json", "print one JSON document")
     .addOption(profileOption())
-    .action((opts: { json?: boolean; profile?: string }) => {
+    .action((opts: { json?: boolean; profile?: ProfileSpec }) => {
       writeOut(listCommand(opts));
+    });
+
+  program
+    .command("serve")
+    .description("serve the browser page (the simulator runs in a Web Worker there; this only serves files)")
+    .addOption(new Option("--port <n>", "TCP port (0: any free one)").argParser(portNumber).default(8080))
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--dir <folder>", "serve this built page instead of web/dist (see tools/build-web.ts)")
+    .action(async (opts: { port: number; host: string; dir?: string }) => {
+      const { serveCommand } = await import("./serve.js");
+      setCode(await serveCommand(opts));
     });
 
   const bench = program.command("bench").description("measure the simulator itself");

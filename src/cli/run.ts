@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { ProfileSpec } from "../cost/profile.js";
 import { type BootModule, type BootProtocol, defaultProtocol } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import type { L0Policy } from "../machine/tunables.js";
@@ -25,7 +26,7 @@ export interface RunCommandOptions {
   maxCycles?: number;
   protocol?: "multiboot" | "direct64";
   iters?: number;
-  profile?: string;
+  profile?: ProfileSpec;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */
   npvMap?: "eager" | "demand";
   /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */

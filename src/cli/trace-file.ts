@@ -3,7 +3,7 @@
  * (Perfetto's UI and chrome://tracing open it). Timestamps are simulated time at the profile's clock.
  */
 import { writeFileSync } from "node:fs";
-import { loadProfile } from "../cost/profile.js";
+import { loadProfile, type ProfileSpec } from "../cost/profile.js";
 import { chromeTraceJson } from "../trace/chrome-json.js";
 import { TimelineRecorder } from "../trace/timeline.js";
 import { OutputFileError } from "./exit-codes.js";
@@ -27,7 +27,7 @@ export function openTrace(file: string, limit: number): TimelineRecorder {
 export function saveTrace(
   file: string,
   rec: TimelineRecorder,
-  profile: string | undefined,
+  profile: ProfileSpec | undefined,
   about: Record<string, string>,
 ): void {
   const p = loadProfile(profile);

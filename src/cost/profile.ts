@@ -1,8 +1,13 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+/**
+ * Cost profiles: the schema, the bundled profiles and their validation. No Node API here: the
+ * bundled profiles are imported as modules, so the browser page's worker has them too; a profile
+ * from a file is read by the CLI (profile-file.ts) and handed over as a parsed document.
+ */
 import { Ajv } from "ajv";
-import { packageRoot } from "../paths.js";
 import { P, PRIMITIVES, type PrimitiveName } from "./primitives.js";
+import schema from "./profile-schema.json" with { type: "json" };
+import cascadelakeKvm from "./profiles/cascadelake-kvm.json" with { type: "json" };
+import epycKvm from "./profiles/epyc-kvm.json" with { type: "json" };
 
 export interface CostEntry {
   cycles: number;
@@ -35,19 +40,20 @@ export class ProfileError extends Error {}
 
 export const DEFAULT_PROFILE = "cascadelake-kvm";
 
-function profilesDir(): string {
-  return join(packageRoot(), "src", "cost", "profiles");
-}
+/** The bundled profiles by file name (src/cost/profiles/NAME.json; a test checks every file is here). */
+const BUNDLED: Readonly<Record<string, unknown>> = {
+  "cascadelake-kvm": cascadelakeKvm,
+  "epyc-kvm": epycKvm,
+};
 
 /** Names of the bundled profiles. */
 export function bundledProfiles(): string[] {
-  return readdirSync(profilesDir())
-    .filter((f) => f.endsWith(".json"))
-    .map((f) => basename(f, ".json"))
-    .sort();
+  return Object.keys(BUNDLED).sort();
 }
 
-const schema = JSON.parse(readFileSync(join(packageRoot(), "src", "cost", "profile-schema.json"), "utf8"));
+/** A profile as the simulator takes it: a bundled profile's name, or a parsed profile document. */
+export type ProfileSpec = string | CostProfile;
+
 const validate = new Ajv({ allErrors: true }).compile<CostProfile>(schema);
 
 /** Validate a parsed profile: the schema, and exactly the declared primitives. */
@@ -64,21 +70,14 @@ export function checkProfile(doc: unknown, origin: string): LoadedProfile {
   return new LoadedProfile(doc);
 }
 
-/** Load a bundled profile by name, or a JSON file by path. */
-export function loadProfile(nameOrPath: string = DEFAULT_PROFILE): LoadedProfile {
-  let file = join(profilesDir(), `${nameOrPath}.json`);
-  if (!existsSync(file)) {
-    if (nameOrPath.endsWith(".json") && existsSync(nameOrPath)) file = nameOrPath;
-    else
-      throw new ProfileError(
-        `unknown profile "${nameOrPath}"; bundled profiles: ${bundledProfiles().join(", ")} (or give a path to a .json file)`,
-      );
+/** Load a bundled profile by name, or check a profile document (e.g. one the CLI read from a file). */
+export function loadProfile(spec: ProfileSpec = DEFAULT_PROFILE): LoadedProfile {
+  if (typeof spec !== "string") return checkProfile(spec, `"${String((spec as { name?: unknown }).name)}"`);
+  const doc = BUNDLED[spec];
+  if (doc === undefined) {
+    throw new ProfileError(
+      `unknown profile "${spec}"; bundled profiles: ${bundledProfiles().join(", ")} (or give a path to a .json file)`,
+    );
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new ProfileError(`profile ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  return checkProfile(doc, file);
+  return checkProfile(doc, spec);
 }

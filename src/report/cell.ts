@@ -5,7 +5,7 @@
  * boot and set-up cancel out. The CLI and a browser page both call this.
  */
 import type { LedgerLine } from "../cost/ledger.js";
-import { loadProfile } from "../cost/profile.js";
+import { loadProfile, type ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
@@ -16,7 +16,7 @@ export interface CellOptions {
   memory: number;
   maxInstructions: number;
   maxCycles?: number;
-  profile?: string;
+  profile?: ProfileSpec;
   /** Iterations of the first run (the second runs twice as many); default: the guest's own. */
   iters?: number;
   /** npv stack: eager or on-demand L2 memory mapping by L1. */

@@ -14,9 +14,9 @@ export interface ReportProvenance {
 }
 
 const ESC: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-const esc = (s: string | number) => String(s).replace(/[&<>"']/g, (ch) => ESC[ch]);
+export const esc = (s: string | number) => String(s).replace(/[&<>"']/g, (ch) => ESC[ch]);
 
-const STYLE = `
+export const REPORT_STYLE = `
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.85em; }
@@ -28,7 +28,7 @@ code, .cmd { font-family: ui-monospace, monospace; }
 figure { margin: 1em 0; } figcaption { font-weight: bold; margin-bottom: 0.5em; }
 `;
 
-function resultsTable(doc: CompareDocument): string {
+function resultsTable(doc: CompareDocument, idPrefix: string): string {
   const head = ["workload", ...doc.stacks.flatMap(stackHeaders)].map((h) => `<th>${esc(h)}</th>`).join("");
   const rows = doc.workloads.map((w) => {
     const tds = doc.stacks.flatMap((s) => {
@@ -38,19 +38,19 @@ function resultsTable(doc: CompareDocument): string {
     });
     return `<tr><td>${esc(w)}</td>${tds.join("")}</tr>`;
   });
-  return `<table id="results"><thead><tr>${head}</tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
+  return `<table id="${idPrefix}results"><thead><tr>${head}</tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
 }
 
-function failures(doc: CompareDocument): string {
+function failures(doc: CompareDocument, idPrefix: string): string {
   const failed = failedCells(doc);
   if (failed.length === 0) return "<p>Every cell passed its self-checks.</p>";
   const items = failed.map(
     (c, i) => `<li>[${i + 1}] <b>${esc(c.workload)} on ${esc(c.stack)}</b>: ${esc(c.message)}</li>`,
   );
-  return `<h3>Failed cells</h3><ol id="failures" style="list-style:none;padding:0">${items.join("\n")}</ol>`;
+  return `<h3>Failed cells</h3><ol id="${idPrefix}failures" style="list-style:none;padding:0">${items.join("\n")}</ol>`;
 }
 
-function topExits(doc: CompareDocument): string {
+function topExits(doc: CompareDocument, idPrefix: string): string {
   const rows = doc.cells
     .filter((c) => c.ok && c.topExits.length > 0)
     .map(
@@ -60,14 +60,14 @@ function topExits(doc: CompareDocument): string {
         )}</td></tr>`,
     );
   if (rows.length === 0) return "";
-  return `<h2>Top exit reasons per iteration</h2><table id="top-exits"><thead><tr><th>workload</th><th>stack</th><th>exits / iteration (level.reason)</th></tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
+  return `<h2>Top exit reasons per iteration</h2><table id="${idPrefix}top-exits"><thead><tr><th>workload</th><th>stack</th><th>exits / iteration (level.reason)</th></tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
 }
 
-function figure(c: Chart): string {
-  return `<figure id="chart-${c.id}" data-series="${esc(JSON.stringify(c.series))}"><figcaption>${esc(c.title)}</figcaption>${c.svg}</figure>`;
+function figure(c: Chart, idPrefix: string): string {
+  return `<figure id="chart-${idPrefix}${c.id}" data-series="${esc(JSON.stringify(c.series))}"><figcaption>${esc(c.title)}</figcaption>${c.svg}</figure>`;
 }
 
-function profileTable(p: CompareProfileInfo): string {
+export function profileTable(p: CompareProfileInfo): string {
   const rows = p.primitives.map(
     (x) =>
       `<tr><td><code>${esc(x.name)}</code></td><td>${esc(x.what)}</td><td class="n">${esc(x.cycles)}</td><td>${esc(x.source)}</td></tr>`,
@@ -76,22 +76,27 @@ function profileTable(p: CompareProfileInfo): string {
 <table id="profile"><thead><tr><th>primitive</th><th>what it is</th><th>cycles</th><th>source</th></tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
 }
 
-export function renderHtmlReport(doc: CompareDocument, profile: CompareProfileInfo, prov: ReportProvenance): string {
+/** A comparison's table, failures, charts and top exits (a sweep shows one per variant). */
+export function compareSections(doc: CompareDocument, idPrefix = ""): string {
   const charts = [cyclesChart(doc), ledgerChart(doc), exitsChart(doc)];
+  return `${resultsTable(doc, idPrefix)}
+${failures(doc, idPrefix)}
+<h2>Charts</h2>
+${charts.map((c) => figure(c, idPrefix)).join("\n")}
+${topExits(doc, idPrefix)}`;
+}
+
+export function renderHtmlReport(doc: CompareDocument, profile: CompareProfileInfo, prov: ReportProvenance): string {
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>nestlab compare: ${esc(doc.stacks.join(", "))}</title>
-<style>${STYLE}</style></head>
+<style>${REPORT_STYLE}</style></head>
 <body>
 <h1>nestlab compare</h1>
 <p>nestlab ${esc(prov.version)} · profile <b>${esc(doc.profile)}</b> (${esc(doc.ghz)} GHz) · ${doc.cells.length} cells · ${esc(doc.wallSeconds)} s wall</p>
 <code class="cmd" id="command">${esc(prov.commandLine)}</code>
 <h2>Results</h2>
 <p>c/it: the guest's own cycles per iteration (RDTSC on the simulated clock); ns/it at the profile's clock; ×native: ratio to native; exits/it: VM exits per iteration by the level that handled them, measured between an N- and a 2N-iteration run.</p>
-${resultsTable(doc)}
-${failures(doc)}
-<h2>Charts</h2>
-${charts.map(figure).join("\n")}
-${topExits(doc)}
+${compareSections(doc)}
 <h2>Cost profile</h2>
 ${profileTable(profile)}
 </body></html>

@@ -1,11 +1,11 @@
 /** A cost profile as reports show it: machine, clock, and every primitive with its value and source. */
 
 import { PRIMITIVES } from "../cost/primitives.js";
-import { loadProfile } from "../cost/profile.js";
+import { loadProfile, type ProfileSpec } from "../cost/profile.js";
 import type { CompareProfileInfo } from "./compare-doc.js";
 
-export function profileInfo(nameOrPath?: string): CompareProfileInfo {
-  const p = loadProfile(nameOrPath).profile;
+export function profileInfo(spec?: ProfileSpec): CompareProfileInfo {
+  const p = loadProfile(spec).profile;
   return {
     name: p.name,
     description: p.description,

@@ -7,13 +7,11 @@
  * The L2 image is placed in the machine's RAM at `L2_IMAGE_ADDR` (a loaded blob, as a boot loader
  * places a multiboot module) and named on L1's command line; L2's command line follows " -- ".
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { CpuModel } from "../cpu/cpuid.js";
 import { exitReasonName } from "../hypervisors/l0/exits.js";
 import { bootDirect64, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
-import { packageRoot } from "../paths.js";
+import { guestImage } from "./guest-images.js";
 import { bareMachine, machineCounters } from "./native.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 
@@ -21,11 +19,6 @@ import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult
 export const L2_IMAGE_ADDR = 0x1000000;
 /** L1's RAM beyond L2's: its image, the L2 image, EPT12, VMCS, bitmaps, its allocator. */
 const L1_OWN_MEMORY = 48 * 1024 * 1024;
-
-/** The bundled L1 hypervisor image. */
-export function l1hvImagePath(): string {
-  return join(packageRoot(), "guests", "images", "l1hv.elf");
-}
 
 /** L1's command line: back end, where L2's image is, L2's RAM, the map mode, then L2's command line. */
 export function l1Cmdline(backend: "vmx" | "npv", imageLen: number, l2MiB: number, map: string, l2: string): string {
@@ -47,7 +40,7 @@ export const bareL1Stack: Stack = {
     const bm = bareMachine(opts, ram, 1, new CpuModel({ vmx: true }));
     const { m, ledger } = bm;
     if (opts.protocol === "multiboot") throw new ImageError("bare-l1 boots L2 through the direct 64-bit entry");
-    const l1image = new Uint8Array(readFileSync(l1hvImagePath()));
+    const l1image = opts.l1Image ?? guestImage("l1hv", "bare-l1");
     const map = opts.npvMap ?? "demand";
     // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
     bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline));

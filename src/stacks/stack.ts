@@ -3,6 +3,7 @@
  * (`vm`), nested… Each stack takes a guest image and command line and returns what happened.
  */
 import type { LedgerLine } from "../cost/ledger.js";
+import type { ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
@@ -12,6 +13,8 @@ import type { TimelineRecorder } from "../trace/timeline.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
+  /** The nested stacks' L1 hypervisor image (default: the registered `l1hv`, guest-images.ts). */
+  l1Image?: Uint8Array;
   cmdline: string;
   /** Guest RAM in bytes. */
   memory: number;
@@ -23,8 +26,8 @@ export interface StackRunOptions {
   /** Streams the guest's serial output as it is produced. */
   onSerial?: (text: string) => void;
   serialInput?: string;
-  /** Cost profile name or path (default: the default profile). */
-  profile?: string;
+  /** Cost profile: a bundled profile's name or a checked document (default: the default profile). */
+  profile?: ProfileSpec;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */

@@ -280,7 +280,8 @@ export class TimelineRecorder implements TraceRecorder {
     this.push({ ph: "X", name: o.name, cat: o.cat, pid: o.pid, tid: o.tid, start: o.start, dur });
   }
 
-  private push(e: TimelineEvent): void {
+  /** Keep an event (up to the limit); the browser page's live recorder streams them instead. */
+  protected push(e: TimelineEvent): void {
     if (this.events.length >= this.limit) {
       if (this.dropped === 0) this.truncatedAt = e.start;
       this.dropped++;

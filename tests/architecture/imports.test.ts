@@ -36,6 +36,8 @@ const ALLOWED: Record<string, string[]> = {
   trace: ["cost", "x86"],
   bench: ["x86", "cpu", "mmu", "machine", "cost"],
   report: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "paths.ts"],
+  // The browser page: the simulator's stacks and reports, never Node-only modules (no paths.ts).
+  web: ["x86", "machine", "stacks", "cost", "report", "trace"],
   cli: [
     "x86",
     "cpu",

@@ -1,5 +1,5 @@
 /** Run the built `nestlab` command as a user would (bin/nestlab.js → dist/), building it first if stale. */
-import { type SpawnSyncOptions, spawnSync } from "node:child_process";
+import { type SpawnSyncOptions, spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../src/paths.js";
@@ -44,4 +44,22 @@ export function nestlab(args: string[], opts: SpawnSyncOptions = {}): CliResult 
   ensureBuilt();
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: root, encoding: "utf8", ...opts });
   return { status: r.status, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+}
+
+/** As `nestlab`, without blocking the test's event loop (long runs: vitest's worker RPC must get through). */
+export function nestlabAsync(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  ensureBuilt();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: root, env: opts.env ?? process.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => {
+      stdout += b.toString();
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
 }

@@ -3,18 +3,16 @@
  * `chromium`, driven by playwright-core): it renders with no console error, and each chart holds
  * the series and bars the comparison measured. A screenshot is kept in tests/cli/out/.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PRIMITIVES } from "../../src/cost/primitives.js";
 import type { CompareDocument } from "../../src/report/compare-doc.js";
+import { CHROMIUM, HAVE_CHROMIUM, launchChromium, pageWithErrors } from "../helpers/chromium.js";
 import { nestlab } from "./cli-helpers.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM)
   console.warn(`report.test: skipped the browser checks: ${CHROMIUM} is not installed (apt-get install chromium)`);
 
@@ -54,29 +52,9 @@ describe("the HTML report", () => {
   it.skipIf(!HAVE_CHROMIUM)(
     "renders in headless Chromium with no console error, and the charts hold the expected series",
     async () => {
-      const profileDir = mkdtempSync(join(tmpdir(), "nestlab-chromium-"));
-      const context = await chromium.launchPersistentContext(profileDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      const { context, close } = await launchChromium();
       try {
-        const page = await context.newPage();
-        const errors: string[] = [];
-        page.on("console", (m) => {
-          if (m.type() === "error") errors.push(m.text());
-        });
-        page.on("pageerror", (e) => errors.push(e.message));
-        page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()}`));
+        const { page, errors } = await pageWithErrors(context);
         await page.goto(pathToFileURL(file).href, { waitUntil: "load" });
         const charts = await page.$$eval("figure", (figs) =>
           figs.map((f) => {
@@ -129,8 +107,7 @@ describe("the HTML report", () => {
           expect(s.paths - 1).toBe(bars);
         }
       } finally {
-        await context.close();
-        rmSync(profileDir, { recursive: true, force: true });
+        await close();
       }
     },
     30_000,

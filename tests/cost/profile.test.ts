@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CostLedger } from "../../src/cost/ledger.js";
@@ -13,6 +13,14 @@ describe("cost profiles", () => {
       const p = loadProfile(name);
       expect(p.cycles.length).toBe(PRIMITIVES.length);
     }
+  });
+  it("registers every profile file of src/cost/profiles (the browser bundle imports them as modules)", () => {
+    const files = readdirSync(join(packageRoot(), "src", "cost", "profiles"))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.slice(0, -".json".length))
+      .sort();
+    expect(bundledProfiles()).toEqual(files);
+    for (const name of files) expect(loadProfile(name).name).toBe(name);
   });
   it("composes the published CPUID round trip from its parts (1,350 cycles on the 8269CY)", () => {
     const p = loadProfile("cascadelake-kvm");

@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FileBlockBackend, MemoryBlockBackend } from "../../src/devices/block-backend.js";
+import { MemoryBlockBackend } from "../../src/devices/block-backend.js";
+import { FileBlockBackend } from "../../src/devices/block-file.js";
 
 const dirs: string[] = [];
 afterEach(() => {
