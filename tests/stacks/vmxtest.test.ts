@@ -17,7 +17,7 @@ const root = packageRoot();
 const IMAGE = join(root, "guests/images/vmxtest.elf");
 const image = new Uint8Array(readFileSync(IMAGE));
 /** Checks the guest runs on nestlab's bare VMX CPU (its capability MSRs decide a few). */
-const CHECKS = 238;
+const CHECKS = 240;
 
 function run(cpuVmx: boolean) {
   return nativeStack.run({ image, cmdline: "", memory: 64 * 1024 * 1024, maxInstructions: 5_000_000, cpuVmx });
