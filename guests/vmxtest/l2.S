@@ -172,6 +172,10 @@ G(l2_vmcall)
 G(l2_vmcall_at)
 	vmcall
 	hlt
+G(l2_invd)
+G(l2_invd_at)
+	invd
+	hlt
 G(l2_wbinvd)
 G(l2_wbinvd_at)
 	wbinvd

@@ -10,6 +10,18 @@
 
 static u8 io_a[4096] PAGE, io_b[4096] PAGE, msr_bm[4096] PAGE;
 
+/* L2 at CPL 3 (user code and data segments, DPL 3) or back at CPL 0. */
+static void cpl3(int on)
+{
+	vmw(F_GUEST_CS_SEL, on ? 0x23 : 0x08);
+	vmw(F_GUEST_CS_AR, on ? 0xa0fb : 0xa09b);
+	static const u16 data[3] = { F_GUEST_SS_SEL, F_GUEST_DS_SEL, F_GUEST_ES_SEL };
+	for (int s = 0; s < 3; s++) {
+		vmw(data[s], on ? 0x1b : 0x10);
+		vmw(data[s] + 0x4014, on ? 0xc0f3 : 0xc093);
+	}
+}
+
 /* Reason, guest RIP and (len > 0) instruction length of the last exit. */
 static int exit_is(const char *name, u32 reason, u32 want, void *at, u64 len)
 {
@@ -266,6 +278,7 @@ void t_exits(void)
 	exit_qual("exit-hlt-qual-0", 0);
 	exit_is("exit-cpuid", run_l2(FN(l2_cpuid)), EXIT_CPUID, l2_cpuid_at, 2);
 	exit_is("exit-vmcall", run_l2(FN(l2_vmcall)), EXIT_VMCALL, l2_vmcall_at, 3);
+	exit_is("exit-invd", run_l2(FN(l2_invd)), 13, l2_invd_at, 2); /* unconditional (25.1.2) */
 	if (may1(caps.proc, PROC_INVLPG)) {
 		set_proc(PROC_INVLPG, 1);
 		exit_is("exit-invlpg", run_l2(FN(l2_invlpg)), EXIT_INVLPG, l2_invlpg_at, 3);
@@ -281,6 +294,10 @@ void t_exits(void)
 	if (may1(caps.proc2, PROC2_WBINVD)) {
 		set_proc2(PROC2_WBINVD, 1);
 		exit_is("exit-wbinvd", run_l2(FN(l2_wbinvd)), EXIT_WBINVD, l2_wbinvd_at, 2);
+		/* 25.1.1: at CPL 3 the #GP(0) of a privileged instruction comes before its VM exit. */
+		cpl3(1);
+		exc_exit("wbinvd-cpl3-gp-before-exit", l2_wbinvd, l2_wbinvd_at, 0x80000000u | 1 << 11 | 3 << 8 | 13, 0, 0);
+		cpl3(0);
 		set_proc2(PROC2_WBINVD, 0);
 	}
 	/* 25.1.2: VMX instructions in non-root operation exit (no shadowing here); 27.2.5 table 27-14:

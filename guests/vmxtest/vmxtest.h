@@ -401,7 +401,7 @@ SNIP(l2_cr3_store_at); SNIP(l2_cr3_load); SNIP(l2_cr3_load_at); SNIP(l2_cr8_stor
 SNIP(l2_cr8_load); SNIP(l2_cr8_load_at); SNIP(l2_clts); SNIP(l2_clts_at); SNIP(l2_lmsw); SNIP(l2_lmsw_at); SNIP(l2_smsw); SNIP(l2_smsw_at); SNIP(l2_invlpg); SNIP(l2_invlpg_at);
 SNIP(l2_rdtsc); SNIP(l2_rdtsc_at); SNIP(l2_ud); SNIP(l2_ud_at); SNIP(l2_int3); SNIP(l2_int3_at);
 SNIP(l2_gp); SNIP(l2_gp_at); SNIP(l2_pf_read); SNIP(l2_pf_read_at); SNIP(l2_pf_write); SNIP(l2_pf_write_at);
-SNIP(l2_vmcall); SNIP(l2_vmcall_at); SNIP(l2_wbinvd); SNIP(l2_wbinvd_at); SNIP(l2_ept_read);
+SNIP(l2_vmcall); SNIP(l2_vmcall_at); SNIP(l2_invd); SNIP(l2_invd_at); SNIP(l2_wbinvd); SNIP(l2_wbinvd_at); SNIP(l2_ept_read);
 SNIP(l2_ept_read_at); SNIP(l2_ept_write); SNIP(l2_ept_write_at); SNIP(l2_ept_fetch); SNIP(l2_ept_fetch_at);
 SNIP(l2_ept_walk); SNIP(l2_ept_walk_at); SNIP(l2_vmread); SNIP(l2_vmread_at); SNIP(l2_vmread_mem);
 SNIP(l2_vmread_mem_at); SNIP(l2_vmwrite); SNIP(l2_vmwrite_at); SNIP(l2_vmptrld); SNIP(l2_vmptrld_at);

@@ -114,6 +114,11 @@ describe.skipIf(!HAVE_AS)("VMX conformance fixes (SDM vol. 3C)", () => {
     expect(e.qual).toBe(0);
   });
 
+  it("INVD exits unconditionally in non-root operation (25.1.2)", () => {
+    const e = run(0, "", "invd");
+    expect([e.reason, e.len]).toEqual([13, 2]);
+  });
+
   it("EPT_VPID_CAP reports execute-only translations (bit 0), as the walker implements them (A.10)", () => {
     const setup = `mov ecx, 0x48c\n  rdmsr\n  mov [${RES + 56}], eax\n  mov qword ptr [${EPT_PML4 + 0x2000 + 16}], 0x4000b4`;
     const e = run(0, setup, "mov rax, [0x400008]\n  hlt");

@@ -793,9 +793,10 @@ function invpcid(c: Cpu, i: Insn): void {
 
 /** WBINVD/INVD (0F 09, 0F 08): privileged no-ops (no caches are modelled). */
 function wbinvd(c: Cpu, i: Insn): void {
-  if (c.nonRoot && (c.vmxUnit.proc2 & CPU2_WBINVD_EXITING) !== 0 && i.opcode === 0x109)
-    c.vmxUnit.instructionExit(VX.EXIT_WBINVD, i);
-  priv(c);
+  priv(c); // #GP at CPL > 0 comes before the VM exit (SDM vol. 3, 25.1.1)
+  if (!c.nonRoot) return;
+  if (i.opcode === 0x108) c.vmxUnit.instructionExit(VX.EXIT_INVD, i); // INVD exits unconditionally (25.1.2)
+  if ((c.vmxUnit.proc2 & CPU2_WBINVD_EXITING) !== 0) c.vmxUnit.instructionExit(VX.EXIT_WBINVD, i);
 }
 
 /** CLFLUSH m8 (0F AE /7): a no-op that still checks the address like a read (without reading MMIO). */
