@@ -19,6 +19,8 @@ export const CHARGE_WALK_REF = 9;
 export const CHARGE_REP_STARTUP = 10;
 export const CHARGE_REP_FAST_LINE = 11;
 export const CHARGE_REP_ITERATION = 12;
+/** A page-walk reference found in L1D; +1 L2, +2 LLC, +3 DRAM (data-cache.ts FOUND_* order). */
+export const CHARGE_WALK_L1D = 13;
 
 export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
   ["insn.cpuid", "guest", "cpuid"],
@@ -34,4 +36,8 @@ export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] 
   ["insn.rep_startup", "guest", "rep_string"],
   ["insn.rep_fast_line", "guest", "rep_string"],
   ["insn.rep_iteration", "guest", "rep_string"],
+  ["mmu.walk_l1d", "mmu", "walk_l1d"],
+  ["mmu.walk_l2", "mmu", "walk_l2"],
+  ["mmu.walk_llc", "mmu", "walk_llc"],
+  ["mmu.walk_dram", "mmu", "walk_dram"],
 ];

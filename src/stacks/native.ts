@@ -36,6 +36,7 @@ export const nativeStack: Stack = {
     const profile = loadProfile(opts.profile);
     const ledger = new CostLedger();
     m.cpu.setCostModel(profile.cycles, ledger, 0, 1);
+    m.cpu.useDataCache(profile.caches);
     if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
