@@ -62,6 +62,7 @@ export const vmStack: Stack = {
     for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;
     counters["l0.ept01.leaves"] = vm.ept01.leaves;
     counters["l0.ept01.tables"] = vm.ept01.tables;
+    counters["l0.unassigned_accesses"] = vm.unassignedAccesses;
     return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
   },
 };
