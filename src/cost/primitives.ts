@@ -20,7 +20,14 @@ export const PRIMITIVES = [
   ["event.delivery", "delivering an exception or interrupt through the IDT"],
   ["event.iret", "extra cycles of IRET"],
   ["mmu.stlb_hit", "an L1 TLB miss that hits the second-level TLB"],
-  ["mmu.walk_ref", "one paging-structure memory reference of a page walk (guest or EPT)"],
+  [
+    "mmu.walk_ref",
+    "one paging-structure entry read by a hypervisor's software walk (the CPU's own walks cost by cache level: mmu.walk_l1d..dram)",
+  ],
+  ["mmu.walk_l1d", "a page-walk reference (guest or EPT) whose entry is found in the L1 data cache"],
+  ["mmu.walk_l2", "a page-walk reference found in the L2 cache"],
+  ["mmu.walk_llc", "a page-walk reference found in the last-level cache"],
+  ["mmu.walk_dram", "a page-walk reference that misses every cache level (memory)"],
   // ---- VMX transitions (charged to the level that owns the VMCS) ----
   ["vmx.exit", "hardware VM exit (guest state save, host state load)"],
   ["vmx.entry", "hardware VM entry (checks, guest state load)"],

@@ -14,11 +14,20 @@ export interface CostEntry {
   source: string;
 }
 
+/** One data-cache level of the profile's machine (src/mmu/data-cache.ts takes kib and ways). */
+export interface CacheLevelEntry {
+  kib: number;
+  ways: number;
+  source: string;
+}
+
 export interface CostProfile {
   name: string;
   description: string;
   machine: { cpu: string; ghz: number; hypervisor?: string };
   costs: Record<string, CostEntry>;
+  /** Data-side caches the page walks go through; their latencies are the mmu.walk_* costs. */
+  caches: { l1d: CacheLevelEntry; l2: CacheLevelEntry; llc: CacheLevelEntry };
 }
 
 /** A validated profile with costs in a flat array indexed by primitive (see `P`). */
@@ -30,6 +39,9 @@ export class LoadedProfile {
   }
   get name(): string {
     return this.profile.name;
+  }
+  get caches(): CostProfile["caches"] {
+    return this.profile.caches;
   }
   cost(name: PrimitiveName): number {
     return this.cycles[P[name]];

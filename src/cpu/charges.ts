@@ -23,6 +23,8 @@ export const CHARGE_REP_ITERATION = 12;
 export const CHARGE_VMEXIT = 13;
 export const CHARGE_VMENTRY = 14;
 export const CHARGE_VMINJECT = 15;
+/** A page-walk reference found in L1D; +1 L2, +2 LLC, +3 DRAM (data-cache.ts FOUND_* order). */
+export const CHARGE_WALK_L1D = 16;
 
 export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
   ["insn.cpuid", "guest", "cpuid"],
@@ -41,4 +43,8 @@ export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] 
   ["vmx.exit", "transition", "vmexit"],
   ["vmx.entry", "transition", "vmentry"],
   ["vmx.inject", "transition", "vmentry_inject"],
+  ["mmu.walk_l1d", "mmu", "walk_l1d"],
+  ["mmu.walk_l2", "mmu", "walk_l2"],
+  ["mmu.walk_llc", "mmu", "walk_llc"],
+  ["mmu.walk_dram", "mmu", "walk_dram"],
 ];

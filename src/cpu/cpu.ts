@@ -1,6 +1,7 @@
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
 import { MC } from "../mmu/counters.js";
+import { type DataCacheGeometry, DataCacheModel, pageLine } from "../mmu/data-cache.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import {
@@ -20,7 +21,7 @@ import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
-import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
@@ -269,7 +270,17 @@ export class Cpu {
   readonly wTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
   readonly wTagHi = new Int32Array(TLB_SIZE * 2);
   readonly wView: (DataView | null)[] = new Array(TLB_SIZE * 2).fill(null);
+  /** First cache-line number of each entry's physical page (data-cache.ts pageLine). */
+  readonly rLine = new Int32Array(TLB_SIZE * 2);
+  readonly wLine = new Int32Array(TLB_SIZE * 2);
   tlbSet = 0;
+  /**
+   * The data-cache model every load and store touches (the MMU's): `dcMru`/`dcMask` are its L1D
+   * MRU filter, which the fast paths and compiled code test before calling it. @internal
+   */
+  dcache: DataCacheModel;
+  dcMru: Int32Array;
+  dcMask: number;
   /** Write translations of pages that hold code (checked in the slow path only). */
   private readonly wcTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
   private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
@@ -296,6 +307,9 @@ export class Cpu {
     this.mmu = new Mmu(mem, this, { maxPhysAddr: maxPhysAddrOf(model) });
     this.walker = this.mmu.walker;
     this.dAccesses = this.mmu.dataAccesses;
+    this.dcache = this.mmu.dataCache as DataCacheModel;
+    this.dcMru = this.dcache.mru;
+    this.dcMask = this.dcache.l1Mask;
     this.vmxUnit = new VmxUnit(this);
     this.setCostModel(this.costs, this.ledger, 0, 1);
     this.setJit(jitDefaults);
@@ -354,6 +368,18 @@ export class Cpu {
     this.instructionIds[0] = ledger.id(levelRoot, "guest", "instructions");
     this.levelNonRoot = -1;
     this.setNonRootLevel(levelNonRoot);
+  }
+
+  /**
+   * Model the data caches with `geometry` (a profile's `caches`): a new, empty model for the
+   * walks and for every load and store.
+   */
+  useDataCache(geometry: DataCacheGeometry): void {
+    const dc = new DataCacheModel(geometry);
+    this.mmu.setDataCache(dc);
+    this.dcache = dc;
+    this.dcMru = dc.mru;
+    this.dcMask = dc.l1Mask;
   }
 
   /** The level of the code VMX non-root operation runs now (set at VM entry from the VMCS). */
@@ -560,6 +586,8 @@ export class Cpu {
     this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi) {
+      const ln = this.rLine[idx] + ((lo >>> 6) & 63);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint8(lo & 0xfff);
     }
     return this.readSlow(lo, hi, 1);
@@ -570,6 +598,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4094) {
+      const ln = this.rLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint16(off, true);
     }
     return this.readSlow(lo, hi, 2);
@@ -580,6 +610,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4092) {
+      const ln = this.rLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getInt32(off, true);
     }
     return this.readSlow(lo, hi, 4);
@@ -591,6 +623,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.rTagLo[idx] === (lo & ~0xfff) && this.rTagHi[idx] === hi && off <= 4088) {
+      const ln = this.rLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       const v = this.rView[idx] as DataView;
       this.vHi = v.getInt32(off + 4, true);
       return v.getInt32(off, true);
@@ -607,6 +641,8 @@ export class Cpu {
     this.dAccesses[0]++;
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi) {
+      const ln = this.wLine[idx] + ((lo >>> 6) & 63);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       (this.wView[idx] as DataView).setUint8(lo & 0xfff, v);
       return;
     }
@@ -618,6 +654,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4094) {
+      const ln = this.wLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       (this.wView[idx] as DataView).setUint16(off, v, true);
       return;
     }
@@ -629,6 +667,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4092) {
+      const ln = this.wLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       (this.wView[idx] as DataView).setInt32(off, v, true);
       return;
     }
@@ -640,6 +680,8 @@ export class Cpu {
     const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
     const off = lo & 0xfff;
     if (this.wTagLo[idx] === (lo & ~0xfff) && this.wTagHi[idx] === hi && off <= 4088) {
+      const ln = this.wLine[idx] + (off >>> 6);
+      if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       const v = this.wView[idx] as DataView;
       v.setInt32(off, vlo, true);
       v.setInt32(off + 4, vhi, true);
@@ -693,7 +735,7 @@ export class Cpu {
     const mc = this.mmu.counters;
     const stlbHits = mc[MC.stlb_hits];
     const pa = this.mmu.translate(lo, hi, access);
-    if (this.mmu.lastWalkRefs > 0) this.chargeEvent(CHARGE_WALK_REF, this.mmu.lastWalkRefs);
+    if (this.mmu.lastWalkRefs > 0) this.chargeWalk();
     else if (mc[MC.stlb_hits] !== stlbHits) this.chargeEvent(CHARGE_STLB_HIT);
     if (pa < 0) {
       const f = this.mmu.fault;
@@ -708,6 +750,20 @@ export class Cpu {
       this.raise(PF_, this.mmu.errorCode);
     }
     return pa;
+  }
+
+  /**
+   * Charge the last walk's references: by where the data caches found each one (FOUND_* order
+   * = CHARGE_WALK_L1D..DRAM), or at the flat `mmu.walk_ref` if the MMU has no cache model attached.
+   */
+  private chargeWalk(): void {
+    const m = this.mmu;
+    if (m.dataCache === null) {
+      this.chargeEvent(CHARGE_WALK_REF, m.lastWalkRefs);
+      return;
+    }
+    const f = m.lastWalkFound;
+    for (let k = 0; k < 4; k++) if (f[k] > 0) this.chargeEvent(CHARGE_WALK_L1D + k, f[k]);
   }
 
   /**
@@ -740,7 +796,9 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    const view = this.mem.isRam(pa) && !this.dbgData ? this.mem.page(pfn) : undefined;
+    const ram = this.mem.isRam(pa);
+    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
+    const view = ram && !this.dbgData ? this.mem.page(pfn) : undefined;
     if (view === undefined) {
       const v = this.mem.read(pa, size as 1 | 2 | 4);
       return size === 4 ? v | 0 : v;
@@ -749,6 +807,7 @@ export class Cpu {
     this.rTagLo[idx] = lo & ~0xfff;
     this.rTagHi[idx] = hi;
     this.rView[idx] = view;
+    this.rLine[idx] = pageLine(pfn);
     this.counters.tlbFills++;
     return size === 1 ? view.getUint8(off) : size === 2 ? view.getUint16(off, true) : view.getInt32(off, true);
   }
@@ -760,6 +819,7 @@ export class Cpu {
       const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
       if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
         const pfn = this.wcPfn[idx];
+        this.dcache.touchDataAt(pfn * PAGE_SIZE + off);
         this.storeToPage(this.mem.page(pfn) as DataView, pfn, off, size, v);
         return;
       }
@@ -778,7 +838,9 @@ export class Cpu {
     }
     const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
     const pfn = Math.floor(pa / PAGE_SIZE);
-    if (!this.mem.isRam(pa) || this.dbgData) {
+    const ram = this.mem.isRam(pa);
+    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
+    if (!ram || this.dbgData) {
       this.mem.write(pa, size as 1 | 2 | 4, v);
       return;
     }
@@ -790,6 +852,7 @@ export class Cpu {
       this.wTagLo[idx] = lo & ~0xfff;
       this.wTagHi[idx] = hi;
       this.wView[idx] = view;
+      this.wLine[idx] = pageLine(pfn);
       this.counters.tlbFills++;
     } else {
       this.wcTagLo[idx] = lo & ~0xfff;

@@ -102,6 +102,24 @@ export function updateDebugActive(c: Cpu): void {
   if (active) c.irqCheck = true;
 }
 
+/**
+ * Debug traps met but not yet delivered, as the VMCS's pending-debug-exceptions field holds them
+ * (B0-B3 and BS: 24.4.2; DR6's bit positions): saved at a VM exit so they stay with the guest.
+ */
+export function pendingDebugTraps(c: Cpu): number {
+  const d = c.debug;
+  const ss = d.tfAt >= 0 && d.tfAt !== c.icount ? DR6_BS : 0; // the TF instruction completed
+  return (d.pending | ss) & (0xf | DR6_BS);
+}
+
+/** VM entry: traps the pending-debug-exceptions field names are delivered at the first boundary (26.7.3). */
+export function loadPendingDebugTraps(c: Cpu, bits: number): void {
+  const b = bits & (0xf | DR6_BS);
+  if (b === 0) return;
+  c.debug.pending |= b;
+  updateDebugActive(c);
+}
+
 /** RFLAGS was loaded with RF or TF set (IRET, POPF, VM entry): boundary work from the next boundary. */
 export function debugFlagsLoaded(c: Cpu): void {
   if ((c.flagsBase & RF) !== 0) c.debug.rfAt = -1;

@@ -1,5 +1,6 @@
 import { CR0_PG, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_SMEP } from "../x86/control.js";
 import { MC, MMU_COUNTERS, type MmuCounterName } from "./counters.js";
+import { DataCacheModel } from "./data-cache.js";
 import { DEFAULT_PSC_SIZES, PagingStructureCache, type PscSizes } from "./paging-structure-cache.js";
 import type { PhysicalMemory } from "./phys.js";
 import {
@@ -125,6 +126,10 @@ export class Mmu {
   errorCode = 0;
   /** Memory references of the last walk (0 when the TLB answered). */
   lastWalkRefs = 0;
+  /** Those references by where the data caches found them (FOUND_*; valid when lastWalkRefs > 0). */
+  readonly lastWalkFound = new Float64Array(4);
+  /** The data-side caches the walks go through (data-cache.ts); null when the model is off. */
+  dataCache: DataCacheModel | null;
 
   vpid = 0;
   eptpIndex = 0;
@@ -158,6 +163,8 @@ export class Mmu {
     w.pscStatBase = MC.psc_hits_pde;
     w.adStat = MC.ad_writes;
     this.walker = w;
+    this.dataCache = new DataCacheModel();
+    w.cache = this.dataCache;
     this.itlb = new Tlb("itlb", [
       new TlbArray("itlb4k", cfg.itlb4k, SIZES_4K),
       new TlbArray("itlb2m", cfg.itlb2m, SIZES_2M),
@@ -243,6 +250,8 @@ export class Mmu {
   private walkFill(lo: number, hi: number, access: number, fetch: boolean, l1: Tlb): number {
     const c = this.counters;
     const w = this.walker;
+    const dc = this.dataCache;
+    if (dc !== null) this.lastWalkFound.set(dc.walkFound);
     c[MC.walks]++;
     c[fetch ? MC.walks_i : MC.walks_d]++;
     let pa = w.walk(lo, hi, access, this.host.paging);
@@ -255,6 +264,11 @@ export class Mmu {
       this.psc.invalidateAddr(lo, hi, this.ctx);
       pa = w.walk(lo, hi, access, this.host.paging);
       this.lastWalkRefs += w.refs;
+    }
+    if (dc !== null) {
+      const f = this.lastWalkFound;
+      const now = dc.walkFound;
+      for (let k = 0; k < 4; k++) f[k] = now[k] - f[k];
     }
     if (pa < 0) {
       c[MC.walk_faults]++;
@@ -507,12 +521,20 @@ export class Mmu {
       e.statBase = MC.ept_refs_l1;
       e.pscStatBase = MC.ept_psc_hits_pde;
       e.adStat = MC.ad_writes;
+      e.cache = this.dataCache;
       this.ept = e;
     }
     e.setEptp(eptpLo, eptpHi);
     e.ctx = this.eptpIndex;
     this.walker.translator = e;
     return e;
+  }
+
+  /** Use `model` as the data caches the walks go through (null: walks are not cache-modelled). */
+  setDataCache(model: DataCacheModel | null): void {
+    this.dataCache = model;
+    this.walker.cache = model;
+    if (this.ept !== null) this.ept.cache = model;
   }
 
   /** Use any GuestPhysicalTranslator under the guest walker (null: identity). */

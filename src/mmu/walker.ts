@@ -1,4 +1,5 @@
 import { PFEC_I, PFEC_P, PFEC_RSVD, PFEC_U, PFEC_W } from "../x86/exceptions.js";
+import type { DataCacheModel } from "./data-cache.js";
 import type { PagingStructureCache } from "./paging-structure-cache.js";
 import type { PhysicalMemory } from "./phys.js";
 
@@ -181,6 +182,8 @@ export class PageWalker {
   psc: PagingStructureCache | null = null;
   /** Nested translation of guest-physical addresses (null: identity). */
   translator: GuestPhysicalTranslator | null = null;
+  /** The data caches each entry read goes through (null: not modelled). */
+  cache: DataCacheModel | null = null;
   /**
    * With a translator: also translate the final address (the hardware's 2-D walk). False for a
    * hypervisor's software walk of tables in guest memory, which wants the address the tables
@@ -278,6 +281,7 @@ export class PageWalker {
     const tr = this.translator;
     const stats = this.stats;
     const psc = this.psc;
+    const cache = this.cache;
     const refs0 = tr === null ? 0 : tr.totalRefs;
     let refs = 0;
     this.fault = FAULT_NONE;
@@ -318,6 +322,7 @@ export class PageWalker {
       const addr = table + idx * 8;
       refs++;
       if (stats !== null) stats[this.statBase + level - 1]++;
+      if (cache !== null) cache.walkRef(addr);
       const eLo = mem.read(addr, 4) | 0;
       const eHi = mem.read(addr + 4, 4) | 0;
       this.entAddr[level] = addr;

@@ -52,6 +52,7 @@ export function bareMachine(
   const profile = loadProfile(opts.profile);
   const ledger = new CostLedger();
   m.cpu.setCostModel(profile.cycles, ledger, levelRoot, levelRoot + 1);
+  m.cpu.useDataCache(profile.caches);
   if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
   return {
     m,

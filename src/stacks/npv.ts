@@ -56,6 +56,7 @@ export const npvStack: Stack = {
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
     cpu.setCostModel(profile.cycles, l0.ledger, 0);
+    cpu.useDataCache(profile.caches);
     if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     const engine = new NpvEngine(l0);
     const l1vm = l0.createVm({ memory: l1Memory });

@@ -15,6 +15,15 @@ export function cpuCounters(cpu: Cpu): Record<string, number> {
   out["cpu.instructions"] = cpu.icount;
   out["cpu.cycles"] = cpu.cycles();
   for (const [k, v] of Object.entries(cpu.mmu.toJSON())) out[`mmu.${k}`] = v;
+  const dc = cpu.mmu.dataCache;
+  if (dc !== null) {
+    // Data-cache model: walk references and the data accesses that reached it (not MRU-filtered).
+    const where = ["l1d", "l2", "llc", "dram"];
+    for (let k = 0; k < 4; k++) {
+      out[`dcache.walk_${where[k]}`] = dc.walkFound[k];
+      out[`dcache.data_${where[k]}`] = dc.dataFound[k];
+    }
+  }
   return out;
 }
 

@@ -36,7 +36,8 @@ export const vmStack: Stack = {
     const cpu = new Cpu(hostMem);
     if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
-    cpu.setCostModel(profile.cycles, l0.ledger, 0); // L0 in root operation; its VM's VMCS says level 1
+    cpu.setCostModel(profile.cycles, l0.ledger, 0);
+    cpu.useDataCache(profile.caches); // L0 in root operation; its VM's VMCS says level 1
     // Bound before the VM is made, so the set-up charges (its host pages) are on the timeline too.
     if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     let serial = "";
@@ -61,6 +62,7 @@ export const vmStack: Stack = {
     for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;
     counters["l0.ept01.leaves"] = vm.ept01.leaves;
     counters["l0.ept01.tables"] = vm.ept01.tables;
+    counters["l0.unassigned_accesses"] = vm.unassignedAccesses;
     return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
   },
 };

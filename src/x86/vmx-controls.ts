@@ -80,6 +80,10 @@ export const INTERRUPTIBILITY_STI = 1 << 0;
 export const INTERRUPTIBILITY_MOV_SS = 1 << 1;
 export const INTERRUPTIBILITY_NMI = 1 << 3;
 
+// Guest pending debug exceptions (24.4.2, table 24-4): B0-B3, enabled breakpoint, BS.
+export const PENDING_DBG_B0_B3 = 0xf;
+export const PENDING_DBG_BS = 1 << 14;
+
 // Activity state.
 export const ACTIVITY_ACTIVE = 0;
 export const ACTIVITY_HLT = 1;

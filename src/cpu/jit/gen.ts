@@ -28,7 +28,8 @@ export function add64(lo: number, hi: number, addLo: number, addHi: number): [nu
 /**
  * Source text of one block under construction, instruction by instruction. Generated code sees
  * `c` (the CPU), `L`/`H` (register halves), `IC` (the icount slot), the software TLB arrays
- * (`RTL RTH RV WTL WTH WV`), `DA` (the data-access counter), `I`/`E` (the block's decoded
+ * (`RTL RTH RV WTL WTH WV`, page line numbers `RLN WLN`), `DA` (the data-access counter), the
+ * data-cache MRU filter (`DM DK`), `I`/`E` (the block's decoded
  * instructions and their handlers); `b` is the icount at block entry, rebased after handlers.
  */
 export class Gen {
@@ -298,10 +299,19 @@ export class Gen {
     const slow = size === 8 ? `${dst}=c.read64(${al},${ah});${dstH}=c.vHi;` : `${dst}=c.read${size * 8}(${al},${ah});`;
     this.emit(
       `${x}=(((${al}>>>12)^${ah})&${this.tlbMask})|c.tlbSet;${o}=${al}&4095;` +
-        `if(RTL[${x}]===(${al}&-4096)&&RTH[${x}]===${ah}${size > 1 ? `&&${o}<=${limit}` : ""}){DA[0]++;${get}}` +
+        `if(RTL[${x}]===(${al}&-4096)&&RTH[${x}]===${ah}${size > 1 ? `&&${o}<=${limit}` : ""}){DA[0]++;${this.cacheTouch("RLN", x, o)}${get}}` +
         `else{${this.sync()}${slow}if(${this.stopCheck()})brk=true;}`,
     );
     this.slow = true;
+  }
+
+  /**
+   * The data-cache touch of a fast-path access, as Cpu.readN / writeN do it: the line of the
+   * access's first byte, skipped when it is its L1D set's most recent line (exact: data-cache.ts).
+   */
+  private cacheTouch(lines: string, x: string, o: string): string {
+    const ln = this.v("ln");
+    return `${ln}=${lines}[${x}]+(${o}>>>6);if(DM[${ln}&DK]!==${ln})c.dcache.touchData(${ln});`;
   }
 
   /** Store `size` bytes of vl (vh for size 8) at al:ah, TLB probe inline. */
@@ -320,7 +330,7 @@ export class Gen {
     const slow = size === 8 ? `c.write64(${al},${ah},${vl},${vh});` : `c.write${size * 8}(${al},${ah},${vl});`;
     this.emit(
       `${x}=(((${al}>>>12)^${ah})&${this.tlbMask})|c.tlbSet;${o}=${al}&4095;` +
-        `if(WTL[${x}]===(${al}&-4096)&&WTH[${x}]===${ah}${size > 1 ? `&&${o}<=${limit}` : ""}){DA[0]++;${set}}` +
+        `if(WTL[${x}]===(${al}&-4096)&&WTH[${x}]===${ah}${size > 1 ? `&&${o}<=${limit}` : ""}){DA[0]++;${this.cacheTouch("WLN", x, o)}${set}}` +
         `else{${this.sync()}${slow}if(${this.stopCheck()})brk=true;}`,
     );
     this.slow = true;
@@ -377,7 +387,7 @@ export class Gen {
       "function X(c,k,n){c.icountSlot[0]=n;c.startLo=AL[k];c.startHi=AH[k];}" +
       `function Q(c){return c.irqCheck||c.curCodeLo!==${this.pageLo}||!c.compiledCodeAllowed();}` +
       "return function block(c,end,I){const L=c.lo,H=c.hi,IC=c.icountSlot,RTL=c.rTagLo,RTH=c.rTagHi," +
-      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses;" +
+      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses,RLN=c.rLine,WLN=c.wLine,DM=c.dcMru,DK=c.dcMask;" +
       `let b=IC[0],brk=false;${decl}L:for(;;){${this.out.join("\n")}}};`
     );
   }

@@ -16,7 +16,7 @@ import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
-import { updateDebugState } from "../debug.js";
+import { loadPendingDebugTraps, pendingDebugTraps, updateDebugState } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { nmiInjected } from "../nmi.js";
 import { setSegment } from "../segments.js";
@@ -229,6 +229,7 @@ export class VmxUnit {
     c.ripHi = v.readHi(V.VMCS_GUEST_RIP);
     c.setCpl((c.segAr[2] >> 5) & 3); // CPL = SS.DPL (26.3.2.2)
     c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
+    loadPendingDebugTraps(c, v.read(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS));
     const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
     c.intShadow = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
     // Blocking by NMI (24.4.2): virtual-NMI blocking with virtual NMIs, else physical blocking.
@@ -374,7 +375,9 @@ export class VmxUnit {
       v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
     }
     this.exitCounts[e.reason & 0xffff]++;
-    c.debug.reset(); // the guest's pending debug traps stay with the guest
+    // The guest's pending debug traps stay with the guest, in its VMCS (27.3.4).
+    v.write(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS, pendingDebugTraps(c));
+    c.debug.reset();
     c.nonRoot = false;
     c.halted = false;
     c.intShadow = false;

@@ -8,7 +8,8 @@
 import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT } from "../../cpu/vmx/host.js";
 import type { TraceRecorder } from "../../trace/recorder.js";
 import { EFER_LMA } from "../../x86/control.js";
-import { IF } from "../../x86/flags.js";
+import { isFaultClass } from "../../x86/exceptions.js";
+import { IF, RF } from "../../x86/flags.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import { NOT_REFLECTED } from "./engine.js";
@@ -145,6 +146,9 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
       C.INTR_INFO_VALID | C.INTR_TYPE_HW_EXCEPTION | v.pendingException | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0),
     );
     if (hasErr) host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.pendingExceptionError);
+    // Injection pushes the RFLAGS of the guest-state area: for a fault, set RF there first, as
+    // the CPU's own delivery would (SDM vol. 3, 18.3.1.1) and as KVM does (inject_pending_event).
+    if (isFaultClass(v.pendingException)) host.vmwrite(V.VMCS_GUEST_RFLAGS, host.vmread(V.VMCS_GUEST_RFLAGS) | RF);
     if (l0.trace !== null) l0.trace.injected("exception", v.pendingException);
     v.pendingException = -1;
     l0.chargeFor(v, "vmx.inject", "inject-exception");

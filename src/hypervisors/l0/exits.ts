@@ -191,17 +191,18 @@ function eptViolation(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
     l0.chargeHandler("l0.ept_violation", "ept_violation");
     return HANDLED;
   }
-  const region = vm.findMmio(gpa);
-  if (region === undefined) {
-    return v.fail(
-      "error",
-      V.EXIT_EPT_VIOLATION,
-      `guest accessed guest-physical 0x${gpa.toString(16)}, which is neither RAM nor a device`,
-    );
-  }
+  // A device, or nothing at all (KVM: no memslot, so MMIO to userspace, whose unassigned-memory
+  // handler reads all ones and drops writes): either way an MMIO marker, and the access emulated.
   vm.ept01.mapMmio(page);
   return emulateMmio(l0, v, vm, gpa, depth);
 }
+
+/**
+ * A host-physical window with nothing behind it: no RAM, no device, so the host's bus reads all
+ * ones and drops writes (PhysicalMemory), as the bare machine does for the same guest access.
+ * 2^45: below any MAXPHYADDR the model uses (46), far above the memory a run can have.
+ */
+const OPEN_BUS_HOST = 2 ** 45;
 
 /**
  * The largest EPT01 leaf level (1: 4 KiB, 2: 2 MiB, 3: 1 GiB) the policy allows for `page` whose
@@ -258,8 +259,14 @@ function eptMisconfig(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
 /** Emulate the guest's MMIO instruction against the device model (KVM's emulator + QEMU for userspace devices). */
 function emulateMmio(l0: L0Hypervisor, v: GuestVcpu, vm: Vm, gpa: number, depth: number): number {
   const region = vm.findMmio(gpa);
-  if (region === undefined)
-    return v.fail("error", V.EXIT_EPT_MISCONFIG, `MMIO exit for unassigned guest-physical 0x${gpa.toString(16)}`);
+  if (region === undefined) {
+    // Neither RAM nor a device: counted, then emulated against the open bus.
+    vm.unassignedAccesses++;
+    l0.chargeHandler("l0.io_kernel", "mmio_unassigned");
+    l0.chargeHandler("l0.userspace_hop", "mmio_unassigned");
+    const r = l0.host.emulateMmioInstruction(gpa - (gpa % 4096), 4096, OPEN_BUS_HOST);
+    return r.exited ? l0.dispatchNested(v, depth) : HANDLED;
+  }
   const reason = `mmio_${region.name}`;
   if (region.name === "lapic") l0.chargeHandler("l0.apic_eoi", reason);
   else {
@@ -343,6 +350,7 @@ function crAccess(l0: L0Hypervisor, v: GuestVcpu): number {
   const cr = q & 15;
   const type = (q >>> 4) & 3;
   const gpr = (q >>> 8) & 15;
+  if (cr === 8) return cr8Access(l0, v, type, gpr);
   if (cr !== 4 || type !== C.CR_ACCESS_TYPE_MOV_TO_CR)
     return v.fail(
       "error",
@@ -364,6 +372,32 @@ function crAccess(l0: L0Hypervisor, v: GuestVcpu): number {
   if (engine !== null && engine.cr4Write?.(v, value) === false) return injectGp(v);
   const shadow = h.vmread(V.VMCS_CR4_READ_SHADOW);
   h.vmwrite(V.VMCS_CR4_READ_SHADOW, (shadow & ~mask) | (value & mask));
+  l0.skipInstruction();
+  return HANDLED;
+}
+
+/**
+ * MOV to/from CR8 (an exit only happens in 64-bit mode): CR8 is TPR[7:4] of the vCPU's virtual
+ * APIC (SDM vol. 3, 11.8.6). Bits 63:4 are reserved: the exit comes before that check, so L0
+ * injects the #GP (as KVM's kvm_set_cr8). A lower TPR may unmask a pending interrupt: the next
+ * entry's injection check sees it.
+ */
+function cr8Access(l0: L0Hypervisor, v: GuestVcpu, type: number, gpr: number): number {
+  const h = l0.host;
+  l0.chargeFor(v, "l0.apic_eoi", "cr8"); // an APIC register access that exits (TPR)
+  if (type === C.CR_ACCESS_TYPE_MOV_TO_CR) {
+    const lo = gpr === RSP ? h.vmread(V.VMCS_GUEST_RSP) : h.gprLo[gpr];
+    const hi = gpr === RSP ? Math.floor(h.vmreadNumber(V.VMCS_GUEST_RSP) / 4294967296) : h.gprHi[gpr];
+    if (hi !== 0 || (lo & ~0xf) !== 0) return injectGp(v);
+    v.lapic.setCr8(lo);
+  } else {
+    const value = v.lapic.getCr8();
+    if (gpr === RSP) h.vmwriteNumber(V.VMCS_GUEST_RSP, value);
+    else {
+      h.gprLo[gpr] = value;
+      h.gprHi[gpr] = 0;
+    }
+  }
   l0.skipInstruction();
   return HANDLED;
 }

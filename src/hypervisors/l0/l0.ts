@@ -13,6 +13,7 @@ import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy, type Tunables 
 import type { TraceRecorder } from "../../trace/recorder.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { MC, UD } from "../../x86/exceptions.js";
+import { TF } from "../../x86/flags.js";
 import {
   MSR_IA32_APIC_BASE,
   MSR_IA32_FEATURE_CONTROL,
@@ -150,7 +151,11 @@ export class L0Hypervisor {
       }),
     );
     // L0 owns CR4.VMXE (KVM: never a guest-owned CR4 bit): a guest setting it exits (crAccess).
+    // CR8 is the TPR of the vCPU's virtual APIC: with no TPR shadow, MOV to/from CR8 exit and
+    // L0 reads or writes that APIC (KVM vmx.c: CR8 load/store exiting unless the CPU has a TPR shadow).
     this.host.withVmcs(v, () => {
+      const proc = this.host.vmread(V.VMCS_PROC_BASED_CONTROLS);
+      this.host.vmwrite(V.VMCS_PROC_BASED_CONTROLS, proc | C.CPU_CR8_LOAD_EXITING | C.CPU_CR8_STORE_EXITING);
       this.host.vmwrite(V.VMCS_CR4_GUEST_HOST_MASK, CR4_VMXE);
       this.host.vmwrite(V.VMCS_CR4_READ_SHADOW, 0);
     });
@@ -253,6 +258,12 @@ export class L0Hypervisor {
       V.VMCS_GUEST_INTERRUPTIBILITY,
       host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & ~(C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS),
     );
+    // An instruction that started with TF = 1 completed: its single-step trap is due after it
+    // (KVM: kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep), delivered at the next entry.
+    if ((host.vmread(V.VMCS_GUEST_RFLAGS) & TF) !== 0) {
+      const p = host.vmread(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS);
+      host.vmwrite(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS, p | C.PENDING_DBG_BS);
+    }
   }
 
   // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----

@@ -154,6 +154,8 @@ export class Vm {
   exitStatus: number | null = null;
   /** EPT01 pages mapped on demand. */
   eptFaults = 0;
+  /** Guest accesses to guest-physical addresses that are neither RAM nor a device (all ones / dropped). */
+  unassignedAccesses = 0;
   /** This VM's guest-physical memory, read through its memslots. */
   readonly memory: GuestMemory;
   /** One byte per 4 KiB page of RAM: 1 once L0 has backed it with a host page. */
