@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { bundledKernelPath } from "../paths.js";
-import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
 import type { StackRunResult } from "../stacks/stack.js";
+import { workloadCmdline } from "./workloads.js";
 
 /** One workload on one stack, with and without the block compiler. */
 export interface WorkloadBenchRow {

@@ -4,7 +4,7 @@
  * wall-clock figures of the host: not asserted here.)
  */
 import { describe, expect, it } from "vitest";
-import { benchWorkloads, checkWorkloadBench } from "../../src/bench/workload-bench.js";
+import { benchWorkloads, checkWorkloadBench } from "../../src/report/workload-bench.js";
 import { UnknownWorkloadError } from "../../src/report/workloads.js";
 import { UnknownStackError } from "../../src/stacks/stack.js";
 
