@@ -1,3 +1,4 @@
+import { bareL1Stack } from "./bare-l1.js";
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
 import { type Stack, UnknownStackError } from "./stack.js";
@@ -8,6 +9,7 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nativeStack.name, nativeStack],
   [vmStack.name, vmStack],
   [npvStack.name, npvStack],
+  [bareL1Stack.name, bareL1Stack],
 ]);
 
 export function getStack(name: string): Stack {
