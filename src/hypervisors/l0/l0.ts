@@ -279,7 +279,7 @@ export class L0Hypervisor {
     );
   }
 
-  // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----
+  // ---- A test driver acting as an L1 (the npv fuzzer, tests): its VMCALL and CPUID as exits ----
 
   /**
    * L1 executes VMCALL: the registers are set as KVM's convention wants (RAX number, RBX, RCX,
@@ -306,7 +306,7 @@ export class L0Hypervisor {
     return { status, rbx };
   }
 
-  /** An exit an L1 written in TypeScript raised: through the core, as the vCPU's own run. */
+  /** An exit a test driver raised for its vCPU: through the core, as the vCPU's own run. */
   private handleSynthesizedExit(vcpu: Vcpu): void {
     const tr = this.trace;
     if (tr === null) {
@@ -339,13 +339,6 @@ export class L0Hypervisor {
     ];
     h.saveContext(vcpu.ctx);
     return r;
-  }
-
-  /** Charge work an L1 written in TypeScript does on vCPU `v`, at the level of `v`'s code. */
-  chargeGuestWork(v: GuestVcpu, name: PrimitiveName, reason: string, times = 1): void {
-    const cycles = this.costs[P[name]] * times;
-    this.ledger.addMany(this.ledger.id(v.vmcs.level, "l1", reason), cycles, times);
-    this.host.charge(cycles);
   }
 
   /** Charge L0 work for `times` units of a primitive (per page, per entry…). */
