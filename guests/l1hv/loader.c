@@ -67,20 +67,22 @@ int l2_load(const u8 *elf, u64 len, const char *cmdline, struct l2_regs *regs, s
 
 	/* boot info, memory map (all L2 RAM usable), command line */
 	struct nl_bootinfo *bi = l2_back(L2_BI, sizeof(*bi));
-	struct nl_mmap_entry *mm = l2_back(L2_MMAP, sizeof(*mm));
+	struct nl_mmap_entry *mm = l2_back(L2_MMAP, 3 * sizeof(*mm));
 	u64 clen = strlen(cmdline);
 	char *cl = l2_back(L2_CMDLINE, clen + 1);
 	memcpy(cl, cmdline, clen + 1);
-	mm->base = 0;
-	mm->length = l2_ram_size;
-	mm->type = NLBI_MEM_USABLE;
+	/* a PC's map, as nestlab's loader writes it: conventional memory less the EBDA, the BIOS
+	 * area reserved, then RAM from 1 MiB */
+	mm[0] = (struct nl_mmap_entry){ 0, 0x9fc00, NLBI_MEM_USABLE, 0 };
+	mm[1] = (struct nl_mmap_entry){ 0x9fc00, 0x100000 - 0x9fc00, 2, 0 };
+	mm[2] = (struct nl_mmap_entry){ 0x100000, l2_ram_size - 0x100000, NLBI_MEM_USABLE, 0 };
 	bi->magic = NLBI_MAGIC;
 	bi->version = NLBI_VERSION;
 	bi->size = sizeof(*bi);
 	bi->cmdline_addr = L2_CMDLINE;
 	bi->cmdline_len = clen;
 	bi->mmap_addr = L2_MMAP;
-	bi->mmap_count = 1;
+	bi->mmap_count = 3;
 	bi->mmap_entry_size = sizeof(*mm);
 
 	/* identity map of [0, 4 GiB) with 2 MiB pages: PML4[0] → PDPT[0..3] → 4 PDs */

@@ -10,6 +10,7 @@
 #include "layout.h"
 #include "lib.h"
 #include "mm.h"
+#include "apic.h"
 
 #define MMAP_MAX 64
 static struct nl_mmap_entry memmap[MMAP_MAX];
@@ -76,6 +77,8 @@ void kmain(u64 bi_pa)
 	for (u32 i = 0; i < bi->mmap_count && memmap_n < MMAP_MAX; i++)
 		memmap[memmap_n++] = *(const struct nl_mmap_entry *)((const u8 *)P2V(bi->mmap_addr) + (u64)i * es);
 	l1_cpu_init();
+	pic_init();    /* the machine's 8259s remapped and masked: L1's drivers poll */
+	lapic_init(0); /* L1's LAPIC enabled, its timer off */
 
 	char v[64];
 	const struct l1_backend *be = &vmx_backend;

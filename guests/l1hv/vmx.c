@@ -42,6 +42,7 @@ VMX_MEM_OP(vmclear, "vmclear")
 VMX_MEM_OP(vmptrld, "vmptrld")
 
 int vmx_enter(u64 *gprs, int launched);
+static u64 preemption_shift;
 extern char vmx_exit_host[];
 
 /* A control value adjusted to what the capability MSR allows (KVM's adjust_vmx_controls). */
@@ -67,6 +68,7 @@ static int vmx_init(void)
 		return -2;
 	write_cr0((read_cr0() | rdmsr(MSR_IA32_VMX_CR0_FIXED0)) & rdmsr(MSR_IA32_VMX_CR0_FIXED1));
 	write_cr4((read_cr4() | CR4_VMXE | rdmsr(MSR_IA32_VMX_CR4_FIXED0)) & rdmsr(MSR_IA32_VMX_CR4_FIXED1));
+	preemption_shift = rdmsr(MSR_IA32_VMX_MISC) & 31;  /* TSC bits per timer tick */
 	u64 region = pmm_alloc();
 	*(u32 *)P2V(region) = (u32)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
 	return vmxon(region) ? -3 : 0;
@@ -152,7 +154,8 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 	x->msr_bitmap_pa = pmm_alloc();
 	u8 *bm = P2V(x->msr_bitmap_pa);
 	memset(bm, 0xff, PAGE_SIZE);
-	static const u32 passthrough[] = { 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+	/* + EFER, which the VMCS saves and loads at every exit and entry (as nestlab's L0 passes it) */
+	static const u32 passthrough[] = { 0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
 					   0xc0000100, 0xc0000101, 0xc0000102, 0xc0000103,
 					   0x174, 0x175, 0x176 };
 	for (u32 i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
@@ -160,7 +163,7 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 
 	/* Execution controls as KVM's vmx_exec_control / pin / secondary setup: HLT and all port
 	 * I/O exit, MSRs through the bitmap, EPT + VPID, the preemption timer for L2's LAPIC timer. */
-	x->pin = adjust_controls(PIN_PREEMPTION_TIMER, MSR_IA32_VMX_TRUE_PINBASED);
+	x->pin = adjust_controls(PIN_EXT_INTR_EXITING | PIN_PREEMPTION_TIMER, MSR_IA32_VMX_TRUE_PINBASED);
 	x->proc = adjust_controls(CPU_HLT_EXITING | CPU_UNCOND_IO_EXITING | CPU_USE_MSR_BITMAPS | CPU_SECONDARY,
 				  MSR_IA32_VMX_TRUE_PROCBASED);
 	/* CR3 load/store exiting are default1 bits the TRUE MSR lets us clear (EPT guests own CR3). */
@@ -168,7 +171,7 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 	vmcs_write(PIN_BASED_VM_EXEC_CONTROL, x->pin);
 	vmcs_write(CPU_BASED_VM_EXEC_CONTROL, x->proc);
 	vmcs_write(SECONDARY_VM_EXEC_CONTROL, adjust_controls(CPU2_ENABLE_EPT | CPU2_ENABLE_VPID, MSR_IA32_VMX_PROCBASED2));
-	vmcs_write(VM_EXIT_CONTROLS, adjust_controls(EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER,
+	vmcs_write(VM_EXIT_CONTROLS, adjust_controls(EXIT_HOST_ADDR_SPACE_SIZE | EXIT_ACK_INTR_ON_EXIT | EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER,
 						    MSR_IA32_VMX_TRUE_EXIT));
 	vmcs_write(VM_ENTRY_CONTROLS, adjust_controls(ENTRY_IA32E_MODE | ENTRY_LOAD_IA32_EFER, MSR_IA32_VMX_TRUE_ENTRY));
 	/* #UD and #MC intercepted, as KVM's update_exception_bitmap with EPT (no #PF). */
@@ -393,7 +396,7 @@ static int vmx_run(struct l2_vcpu *v, struct l2_exit *e)
 		/* L2's LAPIC timer through the VMX-preemption timer (KVM's vmx_update_hv_timer). */
 		if (v->deadline) {
 			u64 now = rdtsc();
-			u64 shift = rdmsr(MSR_IA32_VMX_MISC) & 31;
+			u64 shift = preemption_shift;
 			u64 ticks = v->deadline > now ? ((v->deadline - now) >> shift) : 0;
 			vmcs_write(VMX_PREEMPTION_TIMER_VALUE, ticks > 0xffffffffu ? 0xffffffffu : ticks);
 		} else {

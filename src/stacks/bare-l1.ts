@@ -9,19 +9,13 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CostLedger } from "../cost/ledger.js";
-import { loadProfile } from "../cost/profile.js";
 import { CpuModel } from "../cpu/cpuid.js";
 import { exitReasonName } from "../hypervisors/l0/exits.js";
 import { bootDirect64, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
-import { Machine } from "../machine/machine.js";
-import { parseGuestOutput } from "../machine/results.js";
-import { tunables } from "../machine/tunables.js";
 import { packageRoot } from "../paths.js";
-import { bindTrace, cpuCounters } from "./results.js";
+import { bareMachine, machineCounters } from "./native.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
-import { watchRun } from "./watchdog.js";
 
 /** Where the loader puts L2's image in L1's RAM (above L1's own image and .bss). */
 export const L2_IMAGE_ADDR = 0x1000000;
@@ -50,59 +44,32 @@ export const bareL1Stack: Stack = {
         `the bare-l1 stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below the MMIO hole)`,
       );
     }
-    let serial = "";
-    const decoder = new TextDecoder();
-    const m = new Machine({
-      memory: ram,
-      cpuModel: new CpuModel({ vmx: true }),
-      slice: tunables(opts.tunables).machineSlice,
-      jit: opts.jit,
-      serialInput: opts.serialInput,
-      onSerial: (b) => {
-        const s = decoder.decode(new Uint8Array([b]), { stream: true });
-        serial += s;
-        opts.onSerial?.(s);
-      },
-    });
-    const profile = loadProfile(opts.profile);
-    const ledger = new CostLedger();
-    // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
-    m.cpu.setCostModel(profile.cycles, ledger, 1, 2);
-    if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
+    const bm = bareMachine(opts, ram, 1, new CpuModel({ vmx: true }));
+    const { m, ledger } = bm;
     if (opts.protocol === "multiboot") throw new ImageError("bare-l1 boots L2 through the direct 64-bit entry");
     const l1image = new Uint8Array(readFileSync(l1hvImagePath()));
     const map = opts.npvMap ?? "demand";
+    // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
     bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline));
     m.mem.writeBytes(L2_IMAGE_ADDR, opts.image);
-    const t0 = performance.now();
-    const outcome = watchRun(m.cpu, opts.maxCycles, () => m.run(opts.maxInstructions));
-    const wallSeconds = (performance.now() - t0) / 1000;
-    const idle = m.idleCycles;
-    if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
-    opts.trace?.finish();
-    const counters = cpuCounters(m.cpu);
-    counters["mem.pagesTouched"] = m.mem.allocatedPages();
-    // Every exit L2 took went to L1 (level 1), by basic exit reason.
-    const exits = [];
-    const byReason = m.cpu.vmxUnit.exitCounts;
-    for (let r = 0; r < byReason.length; r++) {
-      if (byReason[r] > 0) exits.push({ level: 1, reason: exitReasonName(r), count: byReason[r] });
-    }
-    exits.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
-    for (const e of exits) counters[`exits.L1.${e.reason}`] = e.count;
-    return {
-      stack: "bare-l1",
-      protocol: "direct64",
-      outcome,
-      exitStatus: m.exitStatus,
-      serial,
-      guest: parseGuestOutput(serial),
-      instructions: m.cpu.icount,
-      cycles: m.cpu.cycles(),
-      counters,
-      exits,
-      ledger: ledger.lines(),
-      wallSeconds,
-    };
+    return bm.run("bare-l1", "direct64", () => {
+      const counters = machineCounters(m);
+      // Every exit L2 took went to L1 (level 1), by basic exit reason.
+      const exits = [];
+      const byReason = m.cpu.vmxUnit.exitCounts;
+      for (let r = 0; r < byReason.length; r++) {
+        if (byReason[r] > 0) exits.push({ level: 1, reason: exitReasonName(r), count: byReason[r] });
+      }
+      exits.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
+      for (const e of exits) counters[`exits.L1.${e.reason}`] = e.count;
+      counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
+      counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
+      // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
+      for (const l of ledger.lines()) {
+        counters[`level${l.level}.cycles`] = (counters[`level${l.level}.cycles`] ?? 0) + l.cycles;
+        if (l.category === "guest" && l.reason === "instructions") counters[`level${l.level}.instructions`] = l.count;
+      }
+      return { counters, exits };
+    });
   },
 };
