@@ -2,9 +2,8 @@
  * The PC platform every level of nestlab presents to its guest: where the devices sit (ports and
  * guest-physical windows), which ISA IRQ lines they drive, where RAM stops, and which ports a
  * KVM-like hypervisor handles in the kernel. One place, used by the bare machine (machine.ts),
- * L0's device models (hypervisors/l0/vm.ts), the L2 platform an L1 emulates
- * (hypervisors/l1/l2-devices.ts) and the boot loaders. docs/boot.md describes the same layout to
- * the guest kernel.
+ * L0's device models (hypervisors/l0/vm.ts) and the boot loaders. docs/boot.md describes the
+ * same layout to the guest kernel, and the executed L1 (guests/l1hv) presents it to its L2.
  *
  * The device files keep the facts of the device itself (register offsets, a UART's default base);
  * this file says where this PC puts them.

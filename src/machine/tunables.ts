@@ -10,38 +10,25 @@ export interface Tunables {
   runSlice: number;
   /** Instructions (and exits) an npv L2 may run in one RUN before L0 returns TIMESLICE to L1. */
   npvSlice: number;
-  /** On an npv MEMORY_FAULT, L1 maps the aligned group of this many pages around the fault. */
-  faultBatchPages: number;
   /** Host RAM L0 keeps for itself (EPT tables, bitmaps) in addition to guest RAM. */
   l0Reserved: number;
   /** Host-physical address where L0's page allocator starts. */
   l0HostBase: number;
-  /** npv: L1 RAM beyond what it reserves for its L2 (L1's kernel, run page, argument pages). */
-  l1OwnMemory: number;
-  /** npv: where L1 keeps its own structures in its RAM (above its "kernel"). */
-  l1Scratch: { base: number; size: number };
 }
 
 export const DEFAULT_TUNABLES: Readonly<Tunables> = Object.freeze({
   machineSlice: 200_000,
   runSlice: 200_000,
   npvSlice: 2_000_000,
-  faultBatchPages: 8,
   l0Reserved: 64 * 1024 * 1024,
   l0HostBase: 0x100000,
-  l1OwnMemory: 16 * 1024 * 1024,
-  l1Scratch: Object.freeze({ base: 0x100000, size: 0x100000 }),
 });
 
 /** The defaults with `over` applied (each value checked: a positive safe integer). */
 export function tunables(over: Partial<Tunables> = {}): Tunables {
-  const t: Tunables = { ...DEFAULT_TUNABLES, l1Scratch: { ...DEFAULT_TUNABLES.l1Scratch }, ...over };
+  const t: Tunables = { ...DEFAULT_TUNABLES, ...over };
   for (const [k, v] of Object.entries(t)) {
-    const vals = typeof v === "object" ? Object.values(v as object) : [v];
-    for (const x of vals) {
-      if (!Number.isSafeInteger(x) || (x as number) <= 0)
-        throw new RangeError(`tunable ${k} must be a positive integer`);
-    }
+    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`tunable ${k} must be a positive integer`);
   }
   return t;
 }

@@ -4,7 +4,7 @@
  * exactly one track's innermost open slice owns it: a guest's "run" (entry to exit), L0's "exit"
  * (exit to next entry) with its handler, hypercall, world-switch and engine slices inside, or a
  * piece of time the ledger charged to another level while L0 held the clock (a halted guest's
- * idle time, an L1 written in TypeScript doing its work). Slices of a level that another level
+ * idle time, an instruction L0 emulates). Slices of a level that another level
  * interrupts are split around it, so each level's top-level slices add up to its ledger total.
  */
 import type { SliceCategory, TraceRecorder } from "./recorder.js";

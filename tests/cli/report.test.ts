@@ -96,11 +96,11 @@ describe("the HTML report", () => {
         const ledger = charts[1];
         for (const c of measured) expect(ledger.texts).toContain(`${c.workload} · ${c.stack}`);
         expect(ledger.series.map((s) => s.name)).toEqual(
-          expect.arrayContaining(["L0 handler", "L0 transition", "L1 l1", "L2 guest"]),
+          expect.arrayContaining(["L0 handler", "L0 transition", "L1 guest", "L2 guest"]),
         );
         // exits per iteration: a series per stack and level, a bar per workload where it exits
         const exits = charts[2];
-        expect(exits.series.map((s) => s.name)).toEqual(["vm L0", "npv L0", "npv L1"]);
+        expect(exits.series.map((s) => s.name)).toEqual(["vm L0", "npv L1", "npv L2"]);
         for (const s of exits.series) {
           const [stack, level] = s.name.split(" ");
           const bars = measured.filter((c) => c.stack === stack && (c.exitsPerIter[level] ?? 0) > 0).length;

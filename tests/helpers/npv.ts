@@ -1,7 +1,7 @@
 /**
  * A test bed for L0's npv engine: host machine, L0, one L1 VM (with a vCPU) the engine is
- * attached to, and helpers to issue hypercalls exactly as a TypeScript L1 does
- * (`l0.guestHypercall`), to write L1 memory, and to build a tiny 64-bit L2.
+ * attached to, and helpers to issue hypercalls as an L1 would (the exit record of its VMCALL,
+ * `l0.guestHypercall`), to write L1 memory, and to build a tiny 64-bit L2.
  *
  * L2 layout (L2 guest-physical = L2 linear below 4 GiB: 2 MiB pages, then 1 GiB pages):
  *   0x1000 PML4, 0x2000 PDPT, 0x3000 PD, 0x4000 GDT (null, code 0x08, data 0x10),

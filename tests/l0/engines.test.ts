@@ -1,7 +1,7 @@
 /**
  * The nested-engine registry: what an engine claims reaches it through L0's one exit path
  * (hypercall ranges, VMX-instruction exits, writes to tracked pages), and nothing else does.
- * Exits are synthesized into the L1 vCPU's VMCS (as the TypeScript L1's VMCALLs are) and go
+ * Exits are synthesized into the L1 vCPU's VMCS (as the npv test driver's VMCALLs are) and go
  * through `handleExit`, the path every exit takes.
  */
 import { describe, expect, it } from "vitest";

@@ -7,7 +7,6 @@ import { loadProfile } from "../../src/cost/profile.js";
 import { Cpu } from "../../src/cpu/cpu.js";
 import { VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_MAGIC_VALUE } from "../../src/devices/virtio-mmio.js";
 import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
-import { L2_VIRTIO_GPA, L2_VIRTIO_SIZE, L2Devices } from "../../src/hypervisors/l1/l2-devices.js";
 import { Machine } from "../../src/machine/machine.js";
 import {
   PC_COM1_PORT,
@@ -38,7 +37,7 @@ describe("PC layout", () => {
     expect(m.mem.read(PC_VIRTIO_BLK_BASE + VIRTIO_MMIO_MAGIC_VALUE, 4) >>> 0).toBe(VIRTIO_MMIO_MAGIC);
   });
 
-  it("L0's VM and the L2 platform use the same places", () => {
+  it("L0's VM uses the same places", () => {
     const cpu = new Cpu(new PhysicalMemory(64 * 1024 * 1024));
     const l0 = new L0Hypervisor(cpu, loadProfile(), 0x100000);
     const vm = l0.createVm({ memory: 16 * 1024 * 1024 });
@@ -47,9 +46,5 @@ describe("PC layout", () => {
     expect(vm.findMmio(PC_LAPIC_BASE)?.name).toBe("lapic");
     for (const p of PC_IN_KERNEL_PORTS) expect(vm.portInKernel(p)).toBe(true);
     expect(vm.portInKernel(PC_COM1_PORT)).toBe(false);
-    expect([L2_VIRTIO_GPA, L2_VIRTIO_SIZE]).toEqual([PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE]);
-    const l2 = new L2Devices({ memory: 16 * 1024 * 1024, disk: null });
-    for (const p of PC_IN_KERNEL_PORTS) expect(l2.portInKernel(p)).toBe(true);
-    expect(l2.portInKernel(PC_DEBUG_EXIT_PORT)).toBe(false);
   });
 });

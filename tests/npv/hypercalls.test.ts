@@ -1,6 +1,6 @@
 /**
- * Every npv hypercall, every error status and every rule of docs/npv-abi.md §5, driven exactly as
- * a TypeScript L1 drives L0 (l0.guestHypercall), with exact values.
+ * Every npv hypercall, every error status and every rule of docs/npv-abi.md §5, driven by a test
+ * driver acting as L1 (l0.guestHypercall: the exit a VMCALL makes), with exact values.
  */
 import { describe, expect, it } from "vitest";
 import * as ABI from "../../src/hypervisors/npv-abi.js";

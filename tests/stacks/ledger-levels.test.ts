@@ -11,6 +11,8 @@ import { getStack } from "../../src/stacks/index.js";
 const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
 /** The level whose code the guest kernel is on each stack. */
 const GUEST_LEVEL: Record<string, number> = { native: 0, vm: 1, npv: 2 };
+/** The level of an executed L1 hypervisor below the guest, where there is one. */
+const L1_LEVEL: Record<string, number> = { npv: 1 };
 
 describe("ledger: instructions by level", () => {
   for (const stack of Object.keys(GUEST_LEVEL)) {
@@ -28,7 +30,14 @@ describe("ledger: instructions by level", () => {
           if (l.category === "guest" && l.reason === "instructions")
             byLevel[l.level] = (byLevel[l.level] ?? 0) + l.count;
         }
-        expect(byLevel).toEqual({ [GUEST_LEVEL[stack]]: r.instructions });
+        const l1 = L1_LEVEL[stack];
+        if (l1 === undefined) expect(byLevel).toEqual({ [GUEST_LEVEL[stack]]: r.instructions });
+        else {
+          // The executed L1's instructions at its level, the guest's at its own; together, all.
+          expect(Object.keys(byLevel).map(Number)).toEqual([l1, GUEST_LEVEL[stack]]);
+          expect(byLevel[l1]).toBeGreaterThan(0);
+          expect(byLevel[l1] + byLevel[GUEST_LEVEL[stack]]).toBe(r.instructions);
+        }
         // Every cycle on the clock is attributed somewhere.
         const total = (r.ledger ?? []).reduce((s, l) => s + l.cycles, 0);
         expect(total).toBeCloseTo(r.cycles, 3);

@@ -23,16 +23,17 @@ describe("tunables", () => {
     expect(tunables()).toEqual(DEFAULT_TUNABLES);
     expect(tunables({ npvSlice: 5 }).npvSlice).toBe(5);
     expect(() => tunables({ runSlice: 0 })).toThrow(/runSlice/);
-    expect(() => tunables({ l1Scratch: { base: 0x100000, size: -1 } })).toThrow(/l1Scratch/);
+    expect(() => tunables({ npvSlice: 1.5 })).toThrow(/npvSlice/);
   });
 
-  it("the npv fault batch and slice come from the stack options", () => {
+  it("the npv slice comes from the stack options", () => {
     const a = npv({});
-    const b = npv({ faultBatchPages: 1, npvSlice: 2_000 });
+    const b = npv({ npvSlice: 2_000 });
     expect(a.exitStatus).toBe(1);
     expect(b.exitStatus).toBe(1);
-    // One page per MEMORY_FAULT instead of eight: many more faults; a shorter slice: more TIMESLICEs.
-    expect(b.counters["exits.L1.memory_fault"]).toBeGreaterThan(4 * a.counters["exits.L1.memory_fault"]);
-    expect(b.counters["exits.L1.timeslice"] ?? 0).toBeGreaterThan(a.counters["exits.L1.timeslice"] ?? 0);
+    // A shorter slice: more TIMESLICE returns to L1 (each one more RUN hypercall).
+    const slices = (r: typeof a) => r.counters["npv.l2_exits.l1.timeslice"] ?? 0;
+    expect(slices(b)).toBeGreaterThan(slices(a));
+    expect(b.counters["npv.hypercalls.run"] - a.counters["npv.hypercalls.run"]).toBe(slices(b) - slices(a));
   });
 });

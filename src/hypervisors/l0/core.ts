@@ -72,7 +72,7 @@ export function handleExit(l0: L0Hypervisor, v: GuestVcpu): number {
     v.reinjectInfo = vect;
     v.reinjectError = host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE);
   }
-  l0.countExit(reason);
+  l0.countExit(reason, v.vmcs.level);
   return dispatchExit(l0, v, reason, 0);
 }
 
@@ -124,7 +124,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
     (efer & EFER_LMA) !== 0 ? entry | C.ENTRY_IA32E_MODE_GUEST : entry & ~C.ENTRY_IA32E_MODE_GUEST,
   );
   let pin = host.vmread(V.VMCS_PIN_BASED_CONTROLS);
-  const next = lapic.nextEventCycle();
+  const next = v.nextEventCycle();
   if (next !== Number.POSITIVE_INFINITY) {
     pin |= C.PIN_PREEMPTION_TIMER;
     const ticks = Math.ceil((next - host.cycles()) / host.preemptionTimerCyclesPerTick);

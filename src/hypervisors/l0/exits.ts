@@ -62,7 +62,7 @@ function hlt(l0: L0Hypervisor, v: GuestVcpu): number {
   l0.chargeFor(v, "l0.hlt", "hlt");
   v.lapic.advance(h.cycles());
   if (v.hasPendingInterrupt()) return HANDLED;
-  const next = v.lapic.nextEventCycle();
+  const next = v.nextEventCycle();
   const ifSet = (h.vmread(V.VMCS_GUEST_RFLAGS) & IF) !== 0;
   if (next === Number.POSITIVE_INFINITY || !ifSet) return v.haltedForever(ifSet, h.vmreadNumber(V.VMCS_GUEST_RIP));
   // Block the vCPU until its timer fires: the skipped time is idle.

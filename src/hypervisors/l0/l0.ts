@@ -37,6 +37,8 @@ export { Vcpu } from "./vcpu.js";
 
 /** Host-physical base of the device windows L0 uses for MMIO emulation (above any host RAM). */
 const DEVICE_WINDOWS = 0x40_0000_0000;
+/** Basic exit reasons are 16-bit; the SDM (vol. 3D, appendix C) numbers them below 128. */
+const BASIC_EXIT_REASONS = 128;
 /** The VPID L0 gives its own VMs' vCPUs (nested engines allocate theirs above it). */
 export const L0_VM_VPID = 1;
 
@@ -55,6 +57,11 @@ export class L0Hypervisor {
   private readonly handlerIds = new Map<string, number>();
   /** Exits by (reason name) handled. */
   readonly exitsByReason = new Map<string, number>();
+  /**
+   * Exits by the level of the code that took them, then by reason number: on npv the L1's own
+   * exits (its VMCALLs, timer, I/O) at level 1 and its L2's at level 2.
+   */
+  private readonly exitsByLevel: Float64Array[] = [];
   /** The timeline recorder (`run --trace`), or null: tracing off costs one null check per event. */
   trace: TraceRecorder | null = null;
 
@@ -215,10 +222,27 @@ export class L0Hypervisor {
     this.host.charge(c);
   }
 
-  /** Count an exit by reason name. */
-  countExit(reason: number): void {
+  /** Count an exit by reason name, and by the level of the code (the VMCS's) that took it. */
+  countExit(reason: number, level: number): void {
     const name = exitReasonName(reason);
     this.exitsByReason.set(name, (this.exitsByReason.get(name) ?? 0) + 1);
+    let byReason = this.exitsByLevel[level];
+    if (byReason === undefined) {
+      byReason = new Float64Array(BASIC_EXIT_REASONS);
+      this.exitsByLevel[level] = byReason;
+    }
+    byReason[reason < BASIC_EXIT_REASONS ? reason : 0]++;
+  }
+
+  /** Exits taken by code at `level`, by reason name (most first, then by name). */
+  exitCountsAt(level: number): Array<{ reason: string; count: number }> {
+    const byReason = this.exitsByLevel[level];
+    if (byReason === undefined) return [];
+    const out: Array<{ reason: string; count: number }> = [];
+    byReason.forEach((count, reason) => {
+      if (count > 0) out.push({ reason: exitReasonName(reason), count });
+    });
+    return out.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
   }
 
   // ---- Running ----
@@ -266,7 +290,7 @@ export class L0Hypervisor {
     }
   }
 
-  // ---- An L1 hypervisor written in TypeScript, running as a guest of this L0 ----
+  // ---- A test driver acting as an L1 (the npv fuzzer, tests): its VMCALL and CPUID as exits ----
 
   /**
    * L1 executes VMCALL: the registers are set as KVM's convention wants (RAX number, RBX, RCX,
@@ -293,7 +317,7 @@ export class L0Hypervisor {
     return { status, rbx };
   }
 
-  /** An exit an L1 written in TypeScript raised: through the core, as the vCPU's own run. */
+  /** An exit a test driver raised for its vCPU: through the core, as the vCPU's own run. */
   private handleSynthesizedExit(vcpu: Vcpu): void {
     const tr = this.trace;
     if (tr === null) {
@@ -326,13 +350,6 @@ export class L0Hypervisor {
     ];
     h.saveContext(vcpu.ctx);
     return r;
-  }
-
-  /** Charge work an L1 written in TypeScript does on vCPU `v`, at the level of `v`'s code. */
-  chargeGuestWork(v: GuestVcpu, name: PrimitiveName, reason: string, times = 1): void {
-    const cycles = this.costs[P[name]] * times;
-    this.ledger.addMany(this.ledger.id(v.vmcs.level, "l1", reason), cycles, times);
-    this.host.charge(cycles);
   }
 
   /** Charge L0 work for `times` units of a primitive (per page, per entry…). */

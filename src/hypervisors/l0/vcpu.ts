@@ -86,6 +86,13 @@ export abstract class GuestVcpu {
   abstract acknowledgeInterrupt(): number;
   /** Before event injection: move interrupts queued elsewhere into the vCPU's LAPIC. */
   beforeInjection(): void {}
+  /**
+   * The cycle of the next timer event that must end this vCPU's run or wake it from HLT (its
+   * LAPIC's; an L2 vCPU adds its L1's, which must get the CPU back when its own timer fires).
+   */
+  nextEventCycle(): number {
+    return this.lapic.nextEventCycle();
+  }
 
   /** Non-zero once the vCPU must stop: the run loop returns it. */
   abstract stopCode(): number;

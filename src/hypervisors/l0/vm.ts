@@ -94,7 +94,7 @@ class GuestPhysicalDma implements DmaMemory {
 }
 
 /**
- * Guest-physical memory of a VM as L0 (or an L1 written in TypeScript, for its own memory)
+ * Guest-physical memory of a VM as L0 (or a test driver acting as the VM's code)
  * reads it: through the memslots only, so an address outside guest RAM is never reached.
  */
 export class GuestMemory {

@@ -6,6 +6,7 @@
  * The L2 runs on L0's one run/exit core (core.ts), with this engine's reflect step in front of
  * L0's handler table; its interrupts come from its own LAPIC and the INJECT queue.
  */
+import { IF } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
 import {
   NPV_E_BUSY,
@@ -61,6 +62,8 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   if (reload && !canonical(pv.getInt32(NPV_RUN_GPRS + 32, true), pv.getInt32(NPV_RUN_GPRS + 36, true)))
     return NPV_E_INVAL;
 
+  // L1's timer may end the RUN only if L1 can take its interrupt when it gets the CPU back.
+  const l1Interruptible = (host.vmread(V.VMCS_GUEST_RFLAGS) & IF) !== 0;
   // World switch L1 → L2.
   const tr = l0.trace;
   if (tr !== null) tr.begin("world-switch", "world switch L1 → L2");
@@ -76,6 +79,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   host.load(v.vmcs);
   host.restoreContext(v.ctx);
   v.running = true;
+  v.l1 = l1Interruptible ? l1vcpu : null;
   let reason = NPV_EXIT_SHUTDOWN;
   try {
     if (reload) {
@@ -97,6 +101,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     host.leaveGuest();
     host.saveContext(v.ctx);
     v.running = false;
+    v.l1 = null;
     if (reason !== 0) {
       // Fill the run page from L2's saved state, then switch back to L1.
       fillRunPage(e, v, page.n, reason);

@@ -75,6 +75,13 @@ export class L2Vcpu extends GuestVcpu {
   readonly exitView = new DataView(this.exitData.buffer);
   readonly l0vm = null;
   readonly chargeTag = "npv_";
+  /**
+   * The L1 vCPU whose RUN has this vCPU on the CPU (null otherwise). L1's own timer keeps
+   * running while L2 does: when it fires, L0 ends the RUN with TIMESLICE so that L1 takes its
+   * interrupt (the host timer of L1's vCPU interrupts L2 as KVM's hrtimer would) — only when
+   * L1 issued the RUN with interrupts enabled, else L1 could not take it and would RUN again.
+   */
+  l1: GuestVcpu | null = null;
 
   constructor(
     readonly engine: NpvEngine,
@@ -112,7 +119,22 @@ export class L2Vcpu extends GuestVcpu {
   }
 
   stopCode(): number {
-    return this.stopped;
+    if (this.stopped !== 0) return this.stopped;
+    const l1 = this.l1;
+    if (l1 !== null && l1.nextEventCycle() <= this.engine.l0.host.cycles()) {
+      l1.lapic.advance(this.engine.l0.host.cycles());
+      if (l1.hasPendingInterrupt()) {
+        this.engine.count("npv.l1_timer_preemptions");
+        return NPV_EXIT_TIMESLICE;
+      }
+    }
+    return 0;
+  }
+
+  override nextEventCycle(): number {
+    const own = this.lapic.nextEventCycle();
+    const l1 = this.l1;
+    return l1 === null ? own : Math.min(own, l1.nextEventCycle());
   }
 
   budgetExhausted(): number {
