@@ -1,10 +1,13 @@
 /*
  * The core of L1: what KVM's userspace (QEMU) and the generic parts of KVM do around a back end:
  * set up the VM (memory slot, CPUID and MSR policy, boot state), then the run loop: each exit the
- * back end cannot finish goes to a device model here, and L2's LAPIC timer is fired on time.
+ * back end cannot finish goes to a device model, in L1's kernel (PICs, LAPIC: an in-kernel
+ * irqchip) or in the ring-3 device process (the rest, as QEMU's), and L2's LAPIC timer is fired
+ * on time.
  */
 #include "l1hv.h"
 #include "lib.h"
+#include "virtio.h"
 #include "x86.h"
 
 u64 l2_ram_size;
@@ -34,16 +37,16 @@ static u32 build_cpuid(struct l2_cpuid_entry *t, u32 cap)
 	return n;
 }
 
-int mmio_access(struct l2_exit *e)
+/* MMIO: the LAPIC in L1's kernel, virtio-mmio in the device process, nothing elsewhere. */
+static void mmio_access(struct l2_exit *e)
 {
 	u64 gpa = e->mmio.gpa;
 	if (gpa >= 0xfee00000ul && gpa < 0xfee01000ul)
-		return lapic_mmio(gpa - 0xfee00000ul, e->mmio.write, &e->mmio.value);
-	if (gpa >= 0xfeb00000ul && gpa < 0xfeb00200ul)
-		return vblk_mmio(gpa - 0xfeb00000ul, e->mmio.write, e->mmio.size, &e->mmio.value);
-	if (!e->mmio.write)
+		lapic_mmio(gpa - 0xfee00000ul, e->mmio.write, &e->mmio.value);
+	else if (gpa >= 0xfeb00000ul && gpa < 0xfeb00200ul)
+		devproc_call(e);
+	else if (!e->mmio.write)
 		e->mmio.value = ~0ul;  /* nothing there: reads float high, writes vanish */
-	return 0;
 }
 
 int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, const char *l2_cmdline, int eager)
@@ -55,7 +58,7 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 	struct l2_sregs sregs;
 	struct l2_exit exit;
 
-	if (vblk_init() != 0)
+	if (virtio_blk_init() != 0)
 		kprintf("l1hv: no virtio-blk on the machine: L2 gets none\n");
 	int rc = be->init();
 	if (rc)
@@ -66,6 +69,7 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 		panic("l1hv: cannot create the VM");
 	if (be->set_memslot(&vm, &l2_ram))
 		panic("l1hv: cannot add L2's memory");
+	devproc_init();
 	u32 n = build_cpuid(cpuid_table, 48);
 	static const struct l2_msr_policy msrs[] = {
 		{ 0x1b, L2_MSR_VALUE, 0xfee00900ul },   /* IA32_APIC_BASE: BSP, xAPIC enabled */
@@ -87,7 +91,8 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 			l1_exit_count[exit.kind]++;
 		switch (exit.kind) {
 		case L2_EXIT_PIO:
-			pio_access(&exit);
+			if (pic_access(&exit) != 0)
+				devproc_call(&exit);
 			break;
 		case L2_EXIT_MMIO:
 			mmio_access(&exit);

@@ -24,15 +24,16 @@ struct mmio_insn {
 };
 int mmio_decode(const u8 *code, int n, struct mmio_insn *out);  /* 0 = ok */
 
-/* ---- device models (pio.c, lapic.c, vblk.c) ---- */
-void pio_access(struct l2_exit *e);                 /* COM1, debug-exit, fw_cfg, PICs, port 0x80 */
-int mmio_access(struct l2_exit *e);                 /* LAPIC and virtio-mmio; 0 = handled */
+/* ---- device models: in L1's kernel (pio.c: the PICs; lapic.c) and in the device process
+ * (devproc.c; user/devices.c: COM1, debug-exit, fw_cfg, port 0x80, virtio-blk) ---- */
+int pic_access(struct l2_exit *e);                 /* 0 = a PIC port, handled */
+void devproc_init(void);
+void devproc_call(struct l2_exit *e);              /* the userspace round trip for one exit */
+extern u64 devproc_calls;
 void lapic_reset(void);
 int lapic_mmio(u64 off, int write, u64 *value);
 u64 lapic_deadline(void);                          /* TSC of the next timer expiry, 0 = none */
 int lapic_timer_expired(u64 now);                  /* vector to raise, or -1 */
-int vblk_mmio(u64 off, int write, u32 size, u64 *value);
-int vblk_init(void);                               /* 0 = backed by L1's own virtio-blk driver */
 
 /* ---- boot of L2 (loader.c) ---- */
 int l2_load(const u8 *elf, u64 len, const char *cmdline, struct l2_regs *regs, struct l2_sregs *sregs);

@@ -8,15 +8,11 @@
  *   gprs: 16 slots indexed by register number (RAX=0 … R15=15; slot 4, RSP, lives in the VMCS)
  *   returns 0 after a VM exit, 1 when VMLAUNCH/VMRESUME failed (VMfailValid/VMfailInvalid)
  */
+#include "calls.h"
 	.text
 	.globl vmx_enter
 vmx_enter:
-	pushq %rbx
-	pushq %rbp
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	PUSH_CALLEE_SAVED
 	pushq %rdi                         /* gprs pointer, found again at [HOST_RSP] after the exit */
 	cmpq %rsp, vmx_host_rsp(%rip)
 	je 1f
@@ -72,12 +68,7 @@ vmx_exit_host:
 	movq %rax, 56(%rdi)
 	addq $8, %rsp                      /* the gprs pointer */
 	xorl %eax, %eax
-4:	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbp
-	popq %rbx
+4:	POP_CALLEE_SAVED
 	ret
 
 	.bss
