@@ -8,7 +8,7 @@ import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
-import { STACKS } from "../stacks/index.js";
+import { COMPARE_DEFAULT_STACKS, STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
@@ -162,6 +162,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(profileOption())
     .option("--json", "print one JSON document instead of the console and summary")
     .addOption(npvMapOption())
+    .option(
+      "--l1-image <file>",
+      "nvmx stacks: the L1 hypervisor image L0 offers VMX to (default: guests/images/l1hv.elf)",
+    )
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
@@ -203,7 +207,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(
       new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
         .argParser(commaList)
-        .default([...STACKS.keys()], "all of them"),
+        .default([...COMPARE_DEFAULT_STACKS], COMPARE_DEFAULT_STACKS.join(",")),
     )
     .addOption(
       new Option("--workloads <list>", "comma-separated workloads (see nestlab list)")
@@ -229,6 +233,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--report <file.html>", "also write a self-contained HTML report with charts")
     .option("--kernel-args <words>", 'extra kernel command-line words for every run (e.g. "pti=on")')
     .addOption(npvMapOption())
+    .option(
+      "--l1-image <file>",
+      "nvmx stacks: the L1 hypervisor image L0 offers VMX to (default: guests/images/l1hv.elf)",
+    )
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
     .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
     .addOption(l0PolicyOptions()[0])

@@ -1,5 +1,6 @@
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
+import { nvmxStack } from "./nvmx.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 import { vmStack } from "./vm.js";
 
@@ -8,7 +9,14 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nativeStack.name, nativeStack],
   [vmStack.name, vmStack],
   [npvStack.name, npvStack],
+  [nvmxStack.name, nvmxStack],
 ]);
+
+/**
+ * The stacks `compare` runs by default: those on which every workload passes with the bundled
+ * images. The nvmx stacks join once the executed L1 (guests/images/l1hv.elf) runs every workload.
+ */
+export const COMPARE_DEFAULT_STACKS: readonly string[] = [nativeStack.name, vmStack.name, npvStack.name];
 
 export function getStack(name: string): Stack {
   const s = STACKS.get(name);

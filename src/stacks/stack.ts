@@ -27,6 +27,9 @@ export interface StackRunOptions {
   profile?: string;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** nvmx stacks: the L1 hypervisor image (default: guests/images/l1hv.elf) and its own command line. */
+  l1Image?: Uint8Array;
+  l1Cmdline?: string;
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
   jit?: Partial<JitOptions>;
   /** L0 policy overrides (`--l0-intercept-ud`, `--vm-virtio`); the same defaults on every stack. */
@@ -72,6 +75,8 @@ export interface Stack {
   name: string;
   description: string;
   run(opts: StackRunOptions): StackRunResult;
+  /** Throws StackOptionError when the stack cannot run with these options (before any work). */
+  preflight?(opts: Pick<StackRunOptions, "l1Image">): void;
 }
 
 export class UnknownStackError extends Error {}

@@ -28,6 +28,8 @@ export class NestedVmxState {
   l2Exits = 0;
   readonly reflected = new Map<number, number>();
   entries = 0;
+  /** Shadow-VMCS ↔ VMCS12 syncs (nvmx-shadow: one each way around a nested entry/exit). */
+  shadowSyncs = 0;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */
   reflectQualification = -1;
 
