@@ -79,7 +79,8 @@ function vmOf(v: GuestVcpu, reason: number): Vm | null {
 }
 
 function io(l0: L0Hypervisor, v: GuestVcpu): number {
-  const vm = vmOf(v, V.EXIT_IO_INSTRUCTION);
+  // An L2's I/O its L1 lets through reaches the L1 VM's devices (KVM: L0 emulates it as L1's).
+  const vm = v.portIoVm ?? vmOf(v, V.EXIT_IO_INSTRUCTION);
   if (vm === null) return v.stopCode();
   const h = l0.host;
   const q = h.vmread(V.VMCS_EXIT_QUALIFICATION);

@@ -28,6 +28,11 @@ const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
 
 const GUEST_FIELDS = FIELDS.filter((f) => V.vmcsFieldType(f) === 2);
 /**
+ * Guest fields L2's exit writes back into VMCS12: all but the VMX-preemption timer value, which
+ * VMCS02 holds for L0's own timer and VMCS12 gets only by L1's "save timer" exit control.
+ */
+const GUEST_FIELDS_SAVED = GUEST_FIELDS.filter((f) => f !== V.VMCS_PREEMPTION_TIMER_VALUE);
+/**
  * The exit-information fields copied into VMCS12 on a reflected exit (SDM vol. 3C, 24.9): the
  * read-only data fields but the exit reason (set apart) and the VM-instruction error (L1's own).
  */
@@ -186,6 +191,14 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
     h.vmwrite(V.VMCS_GUEST_CR4, cr4 & ~CR4_VMXE);
     h.vmwrite(V.VMCS_ENTRY_INSTRUCTION_LENGTH, c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
   });
+  // L1's controls the run core and the reflect step follow while L2 runs: interrupt-window
+  // exiting, and L1's VMX-preemption timer, loaded from VMCS12 at every entry (SDM 26.7.4) and
+  // run by L0 beside its own (KVM: vmx_start_preemption_timer).
+  l2.proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
+  l2.timer12Deadline =
+    (c.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_PREEMPTION_TIMER) !== 0
+      ? x.l0.host.cycles() + (c.get32(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * x.l0.host.preemptionTimerCyclesPerTick
+      : Number.POSITIVE_INFINITY;
   // L1's event injection rides on the run core's injection of a pending event.
   const inj = c.get32(V.VMCS_ENTRY_INTR_INFO);
   l2.reinjectInfo = (inj & C.INTR_INFO_VALID) !== 0 ? inj : 0;
@@ -202,7 +215,11 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   h.leaveGuest();
   // VMCS02 is current: L2's state and the exit information into VMCS12.
   if (!entryFailed) {
-    for (const f of GUEST_FIELDS) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    for (const f of GUEST_FIELDS_SAVED) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    if ((c.get32(V.VMCS_EXIT_CONTROLS) & C.EXIT_SAVE_PREEMPTION_TIMER) !== 0) {
+      const left = Math.max(0, l2.timer12Deadline - h.cycles()) / h.preemptionTimerCyclesPerTick;
+      c.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.floor(left)) | 0, 0);
+    }
     const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
     c.write(V.VMCS_GUEST_CR4, h.vmread(V.VMCS_GUEST_CR4) | (c.get32(V.VMCS_GUEST_CR4) & CR4_VMXE & ~mask12), 0);
     for (const f of EXIT_INFO) c.write(f, h.vmread(f), h.vmreadHigh(f));
