@@ -1,6 +1,6 @@
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
-import { nvmxStack } from "./nvmx.js";
+import { nvmxShadowStack, nvmxStack } from "./nvmx.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 import { vmStack } from "./vm.js";
 
@@ -10,6 +10,7 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [vmStack.name, vmStack],
   [npvStack.name, npvStack],
   [nvmxStack.name, nvmxStack],
+  [nvmxShadowStack.name, nvmxShadowStack],
 ]);
 
 /**

@@ -135,3 +135,9 @@ export const nvmxStack = makeStack({
     "the guest kernel as an L2 run by an executed L1 hypervisor on L0's nested VMX (every VMREAD/VMWRITE exits)",
   engine: { shadowVmcs: false },
 });
+
+export const nvmxShadowStack = makeStack({
+  name: "nvmx-shadow",
+  description: "as nvmx, with a shadow VMCS for L1 (VMCS shadowing: KVM's shadowed fields' VMREAD/VMWRITE do not exit)",
+  engine: { shadowVmcs: true },
+});

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { bundledKernelPath } from "../../src/paths.js";
 import { STACKS } from "../../src/stacks/index.js";
-import { defaultL1ImagePath, nvmxStack } from "../../src/stacks/nvmx.js";
+import { defaultL1ImagePath, nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
 import { StackOptionError } from "../../src/stacks/stack.js";
 import * as V from "../../src/x86/vmx.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
@@ -57,6 +57,25 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     // to L0 before it retires, so none is an L2 instruction).
     const l2 = (r.ledger ?? []).filter((l) => l.level === 2).map((l) => [l.category, l.reason, l.count]);
     expect(l2).toEqual([["mmu", "walk_ref", 26]]);
+  });
+
+  it("nvmx-shadow runs the same L1 with fewer L1 exits (its VMREADs and shadowed VMWRITEs stay in L1)", () => {
+    const plain = run(l1Image());
+    const shadow = nvmxShadowStack.run({
+      image: kernel,
+      cmdline: "",
+      memory: 16 * MIB,
+      maxInstructions: 1_000_000,
+      l1Image: l1Image(),
+    });
+    expect(shadow.outcome.kind, shadow.outcome.message).toBe("debug-exit");
+    expect(shadow.exitStatus).toBe(1);
+    expect(shadow.counters["nvmx.exits.l2_to_l0"]).toBe(plain.counters["nvmx.exits.l2_to_l0"]);
+    expect(shadow.counters["nvmx.emulated.vmread"]).toBeUndefined();
+    expect(shadow.counters["nvmx.shadow.syncs"]).toBe(7);
+    expect(plain.counters["nvmx.exits.l1_to_l0"] - shadow.counters["nvmx.exits.l1_to_l0"]).toBe(
+      7 + (plain.counters["nvmx.emulated.vmwrite"] - shadow.counters["nvmx.emulated.vmwrite"]),
+    );
   });
 
   it("is deterministic", () => {

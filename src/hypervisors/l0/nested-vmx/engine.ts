@@ -23,6 +23,7 @@ import type { L2VmxVcpu } from "./l2-vcpu.js";
 import { vmentry } from "./nested.js";
 import { OperandAccess } from "./operand.js";
 import { afterL0Exit, reflectExit } from "./reflect.js";
+import { ShadowVmcs } from "./shadow.js";
 import { NestedVmxState } from "./state.js";
 
 /** First VPID L0 gives an L2 of this engine. */
@@ -91,7 +92,7 @@ export class NestedVmxEngine implements NestedEngine {
     for (const s of this.states.values()) {
       t.l2Exits += s.l2Exits;
       t.entries += s.entries;
-      t.shadowSyncs += s.shadowSyncs;
+      t.shadowSyncs += s.shadow?.syncs ?? 0;
       for (const n of s.reflected.values()) t.reflected += n;
       for (const [r, n] of s.emulated) {
         const name = exitReasonName(r);
@@ -171,6 +172,7 @@ export class NestedVmxEngine implements NestedEngine {
       );
     }
     const s = this.state(v);
+    if (this.options.shadowVmcs && s.shadow === null) s.shadow = new ShadowVmcs(l0);
     s.emulated.set(reason, (s.emulated.get(reason) ?? 0) + 1);
     return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
   }

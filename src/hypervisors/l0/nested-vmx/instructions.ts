@@ -136,6 +136,9 @@ export function vmxon(x: VmxInsnContext): number {
 /** Write the current VMCS12 back to L1 memory and make none current. */
 function releaseCurrent(x: VmxInsnContext): void {
   if (!x.s.hasCurrent) return;
+  // nvmx-shadow: L1's shadowed writes first (KVM nested_release_vmcs12), then shadowing off.
+  x.s.shadow?.toVmcs12(x.s.current, x.v);
+  x.s.shadow?.link(false);
   x.s.current.flush(x.vm.memory);
   x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_flush");
   x.s.current.gpa = -1;
@@ -180,6 +183,9 @@ export function vmptrld(x: VmxInsnContext): number {
     releaseCurrent(x);
     x.s.current.load(x.vm.memory, addr);
     x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_load");
+    // nvmx-shadow: the new VMCS12's shadowed fields into the shadow VMCS, linked from VMCS01.
+    x.s.shadow?.fromVmcs12(x.s.current, x.v);
+    x.s.shadow?.link(true);
   }
   return succeed(x);
 }

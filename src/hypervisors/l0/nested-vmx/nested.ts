@@ -105,6 +105,9 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   const s = x.s;
   if (!s.hasCurrent) return failInvalid(x);
   const c = s.current;
+  // nvmx-shadow: what L1 wrote to the shadow VMCS without exiting, before any check reads
+  // VMCS12 (KVM nested_vmx_run: copy_shadow_to_vmcs12).
+  s.shadow?.toVmcs12(c, x.v);
   if (!resume && c.launched) return fail(x, V.VMXERR_VMLAUNCH_NONCLEAR);
   if (resume && !c.launched) return fail(x, V.VMXERR_VMRESUME_NONLAUNCHED);
   x.l0.chargeFor(x.v, "nvmx.entry_checks", "nvmx_entry_checks");
@@ -233,6 +236,8 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   l2.pendingException = -1;
   x.s.reflected.set(reason, (x.s.reflected.get(reason) ?? 0) + 1);
   x.l0.chargeFor(x.v, "nvmx.sync_vmcs12", "nvmx_sync_vmcs12");
+  // nvmx-shadow: the exit information and L2's state where L1's VMREADs find them.
+  x.s.shadow?.fromVmcs12(c, x.v);
   x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
   h.load(x.v.vmcs);
   loadHostState(x);

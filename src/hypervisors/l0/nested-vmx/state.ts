@@ -4,6 +4,7 @@
  */
 import type { Ept02 } from "./ept02.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
+import type { ShadowVmcs } from "./shadow.js";
 import { Vmcs12Cache } from "./vmcs12.js";
 
 /** VMPTRST's answer when no VMCS is current (SDM vol. 3C, 31.3: FFFFFFFF_FFFFFFFFH). */
@@ -28,8 +29,8 @@ export class NestedVmxState {
   l2Exits = 0;
   readonly reflected = new Map<number, number>();
   entries = 0;
-  /** Shadow-VMCS ↔ VMCS12 syncs (nvmx-shadow: one each way around a nested entry/exit). */
-  shadowSyncs = 0;
+  /** `nvmx-shadow`: the shadow VMCS L0 gives this L1 vCPU (made at its first VMX instruction). */
+  shadow: ShadowVmcs | null = null;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */
   reflectQualification = -1;
 
