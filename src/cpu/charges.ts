@@ -19,6 +19,10 @@ export const CHARGE_WALK_REF = 9;
 export const CHARGE_REP_STARTUP = 10;
 export const CHARGE_REP_FAST_LINE = 11;
 export const CHARGE_REP_ITERATION = 12;
+/** VM exit and entry of a guest that guest software launched (VMX in root operation of guest code). */
+export const CHARGE_VMEXIT = 13;
+export const CHARGE_VMENTRY = 14;
+export const CHARGE_VMINJECT = 15;
 
 export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
   ["insn.cpuid", "guest", "cpuid"],
@@ -34,4 +38,7 @@ export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] 
   ["insn.rep_startup", "guest", "rep_string"],
   ["insn.rep_fast_line", "guest", "rep_string"],
   ["insn.rep_iteration", "guest", "rep_string"],
+  ["vmx.exit", "transition", "vmexit"],
+  ["vmx.entry", "transition", "vmentry"],
+  ["vmx.inject", "transition", "vmentry_inject"],
 ];

@@ -19,8 +19,8 @@ import {
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
-import { EXIT_INTERRUPT_WINDOW } from "../x86/vmx.js";
-import { CHARGE_STLB_HIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
+import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
@@ -1234,9 +1234,16 @@ export class Cpu {
     // spans a VM entry or exit (an exit ends it), so every entry and exit is a boundary.
     const start = this.icount;
     const id = this.instructionIds[this.nonRoot ? 1 : 0];
-    const stop = this.runUntilStop(budget);
+    const timed = this.nonRoot && this.vmxUnit.software.guestRunning && this.vmxUnit.preemptionTimerArmed();
+    if (timed) {
+      budget = this.softwarePreemption(budget);
+      if (budget < 0) return STOP_REQUEST;
+    }
+    let stop = this.runUntilStop(budget);
     const n = this.icount - start;
     if (n > 0) this.ledger.addMany(id, n * this.cyclesPerInsn, n);
+    // Still in the guest at the end of the slice: the timer may have expired on its last instruction.
+    if (timed && this.nonRoot && this.softwarePreemption(1) < 0) stop = STOP_REQUEST;
     return stop;
   }
 
@@ -1273,10 +1280,29 @@ export class Cpu {
     // A guest that guest software launched returns to the host-state area of its VMCS; the run
     // ends at the level change, as every run does.
     if (this.vmxUnit.software.guestRunning) {
-      loadHostState(this, this.vmxUnit.vmcs as Vmcs);
+      this.softwareGuestExited();
       return STOP_REQUEST;
     }
     return STOP_VMEXIT;
+  }
+
+  /** A guest that guest software launched has exited (committed): the hardware exit's cost, host state. */
+  private softwareGuestExited(): void {
+    this.chargeEvent(CHARGE_VMEXIT);
+    loadHostState(this, this.vmxUnit.vmcs as Vmcs);
+  }
+
+  /**
+   * The VMX-preemption timer of a guest that guest software launched (the same deadline
+   * `VmxHost.run` honours for nestlab's own hypervisors): clamp `budget` to it, or take the
+   * exit when it has expired. Returns the budget, or -1 when the exit was taken.
+   */
+  private softwarePreemption(budget: number): number {
+    const left = this.vmxUnit.preemptionInsnsLeft();
+    if (left > 0) return Math.min(budget, left);
+    this.vmxUnit.exitBetweenInstructions(EXIT_PREEMPTION_TIMER);
+    this.softwareGuestExited();
+    return -1;
   }
 
   /** Deliver an event injected at VM entry (or by a test) through the guest IDT now. */
@@ -1303,7 +1329,9 @@ export class Cpu {
         entry = true;
         if (this.stopRequested) {
           this.stopRequested = false;
-          this.irqCheck = false;
+          // After guest software's VM entry (which ends the run) the guest's pending events are
+          // still to be evaluated before its first instruction (SDM vol. 3, 26.7).
+          this.irqCheck = this.nonRoot && this.vmxUnit.software.guestRunning;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
         const dbg = this.dbgActive && debugBoundary(this);
@@ -1383,6 +1411,14 @@ export class Cpu {
       return false;
     }
     if (checkNmi(this)) return true; // NMI-window exits, NMI exits and NMIs come first (SDM 6.9)
+    // External-interrupt exiting (SDM vol. 3, 25.2): an interrupt exits whatever RFLAGS.IF says.
+    if (
+      this.nonRoot &&
+      this.intc !== null &&
+      this.vmxUnit.externalInterruptExiting() &&
+      this.intc.hasPendingInterrupt()
+    )
+      this.vmxUnit.externalInterruptExit(this.intc);
     // Interrupt-window exiting (SDM vol. 3, 25.2): the guest can now take an interrupt.
     if (this.nonRoot && (this.flagsBase & IF) !== 0 && this.vmxUnit.interruptWindowOpen()) {
       this.vmxUnit.exitNow(EXIT_INTERRUPT_WINDOW);

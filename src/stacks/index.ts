@@ -1,3 +1,4 @@
+import { bareL1Stack } from "./bare-l1.js";
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
 import { nvmxShadowStack, nvmxStack } from "./nvmx.js";
@@ -9,6 +10,7 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nativeStack.name, nativeStack],
   [vmStack.name, vmStack],
   [npvStack.name, npvStack],
+  [bareL1Stack.name, bareL1Stack],
   [nvmxStack.name, nvmxStack],
   [nvmxShadowStack.name, nvmxShadowStack],
 ]);
@@ -17,7 +19,12 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
  * The stacks `compare` runs by default: those on which every workload passes with the bundled
  * images. The nvmx stacks join once the executed L1 (guests/images/l1hv.elf) runs every workload.
  */
-export const COMPARE_DEFAULT_STACKS: readonly string[] = [nativeStack.name, vmStack.name, npvStack.name];
+export const COMPARE_DEFAULT_STACKS: readonly string[] = [
+  nativeStack.name,
+  vmStack.name,
+  npvStack.name,
+  bareL1Stack.name,
+];
 
 export function getStack(name: string): Stack {
   const s = STACKS.get(name);

@@ -9,33 +9,28 @@
  *   run without an exit (nested-vmx/shadow.ts).
  *
  * The L1 image is an option (`l1Image`, `--l1-image`): the default is the executed L1 hypervisor
- * `guests/images/l1hv.elf` once it exists; tests run assembly L1s and VMX test guests. A multiboot
- * L1 gets the L2 kernel as its first module (command line "kernel.elf " + the L2 command line);
- * a direct-64-bit L1 gets the L2 command line as its own. The outcome and exit status are the L1
- * VM's debug-exit port's (an L1 hypervisor passes L2's status on).
+ * `guests/images/l1hv.elf` (docs/l1hv.md) with its vmx back end; tests run assembly L1s and the
+ * VMX test guest. As on `bare-l1`, L1 boots through the direct 64-bit entry with l1hv's command
+ * line (back end, where the L2 image is, L2's RAM, then L2's command line) and the L2 image is a
+ * blob in L1's RAM at `L2_IMAGE_ADDR`; `l1Cmdline` replaces that command line (a VMX test
+ * guest's own). The outcome and exit status are the L1 VM's debug-exit port's (an L1 hypervisor
+ * passes L2's status on).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { NestedVmxEngine, type NestedVmxOptions } from "../hypervisors/l0/nested-vmx/index.js";
-import { defaultProtocol, loadImage, RAM_HOLE_START } from "../machine/boot.js";
-import { tunables } from "../machine/tunables.js";
-import { packageRoot } from "../paths.js";
+import { loadImage, RAM_HOLE_START } from "../machine/boot.js";
+import { L1_OWN_MEMORY, L2_IMAGE_ADDR, l1Cmdline, l1hvImagePath } from "./bare-l1.js";
 import { l0Machine } from "./l0-machine.js";
 import { cpuCounters, hypervisorRunResult } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
-/** The executed L1 hypervisor every nvmx stack runs by default (issue 9's l1hv). */
-export function defaultL1ImagePath(): string {
-  return join(packageRoot(), "guests", "images", "l1hv.elf");
-}
-
 function defaultL1Image(stack: string): Uint8Array {
-  const path = defaultL1ImagePath();
+  const path = l1hvImagePath();
   if (!existsSync(path)) {
     throw new StackOptionError(
-      `the ${stack} stack runs an L1 hypervisor image; the default one (${path}) is not built yet: give one with --l1-image FILE`,
+      `the ${stack} stack runs an L1 hypervisor image; the default one (${path}) is not built: give one with --l1-image FILE`,
     );
   }
   return new Uint8Array(readFileSync(path));
@@ -78,14 +73,13 @@ function makeStack(variant: Variant): Stack {
     },
     run(opts: StackRunOptions): StackRunResult {
       const l1Image = opts.l1Image ?? defaultL1Image(variant.name);
-      const t = tunables(opts.tunables);
-      const l2Memory = Math.ceil(opts.memory / 4096) * 4096;
-      if (l2Memory + t.l1OwnMemory > RAM_HOLE_START) {
+      const l2MiB = Math.ceil(opts.memory / (1024 * 1024));
+      const l1Memory = l2MiB * 1024 * 1024 + L1_OWN_MEMORY;
+      if (l1Memory > RAM_HOLE_START) {
         throw new StackOptionError(
-          `the ${variant.name} stack runs an L2 of at most ${(RAM_HOLE_START - t.l1OwnMemory) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
+          `the ${variant.name} stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below its MMIO hole)`,
         );
       }
-      const l1Memory = l2Memory + t.l1OwnMemory;
       // VMCS01 says level 1 (L1), VMCS02 level 2 (L2).
       const { cpu, l0 } = l0Machine(opts, l1Memory);
       const engine = new NestedVmxEngine(l0, variant.engine);
@@ -102,11 +96,10 @@ function makeStack(variant: Variant): Stack {
       });
       engine.enable(vm);
       const vcpu = l0.createVcpu(vm);
-      const protocol = defaultProtocol(l1Image);
-      const modules =
-        protocol === "multiboot" ? [{ bytes: opts.image, cmdline: `kernel.elf ${opts.cmdline}`.trim() }] : undefined;
-      const l1Cmdline = opts.l1Cmdline ?? (protocol === "multiboot" ? "" : opts.cmdline);
-      loadBootState(l0, vcpu, loadImage(protocol, l1Image, l1Cmdline, l1Memory, modules).state);
+      const cmdline =
+        opts.l1Cmdline ?? l1Cmdline("vmx", opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
+      loadBootState(l0, vcpu, loadImage("direct64", l1Image, cmdline, l1Memory).state);
+      vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
       const t0 = performance.now();
       const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(vcpu, opts.maxInstructions));
       const wallSeconds = (performance.now() - t0) / 1000;
@@ -124,7 +117,7 @@ function makeStack(variant: Variant): Stack {
       Object.assign(counters, nestedCounters(engine, total));
       counters["l0.ept01.leaves"] = vm.ept01.leaves;
       counters["l0.ept01.tables"] = vm.ept01.tables;
-      return hypervisorRunResult(variant.name, protocol, cpu, l0, outcome, serial, counters, exits, wallSeconds);
+      return hypervisorRunResult(variant.name, "direct64", cpu, l0, outcome, serial, counters, exits, wallSeconds);
     },
   };
 }

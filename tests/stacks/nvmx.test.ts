@@ -7,8 +7,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { bundledKernelPath } from "../../src/paths.js";
+import { l1hvImagePath } from "../../src/stacks/bare-l1.js";
 import { STACKS } from "../../src/stacks/index.js";
-import { defaultL1ImagePath, nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
+import { nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
 import { StackOptionError } from "../../src/stacks/stack.js";
 import * as V from "../../src/x86/vmx.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
@@ -93,7 +94,7 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
   });
 
   it("without --l1-image and no built l1hv, the error says what to do", () => {
-    if (readFileSyncSafe(defaultL1ImagePath())) return; // l1hv is built: nothing to check here
+    if (readFileSyncSafe(l1hvImagePath())) return; // l1hv is built: nothing to check here
     expect(() => nvmxStack.run({ image: kernel, cmdline: "", memory: 16 * MIB, maxInstructions: 10 })).toThrow(
       StackOptionError,
     );

@@ -196,10 +196,10 @@ const ENTRY = `${RESULT}
   CONTROLS 0x80000080, 2
   HOST_STATE handler
   GUEST_STATE l2
-  /* 0: a pin control whose allowed-1 bit is 0 (VMX-preemption timer): error 7. */
+  /* 0: a pin control whose allowed-1 bit is 0 (process posted interrupts): error 7. */
   VR r8, 0x4000
   mov rdx, r8
-  or edx, 0x40
+  or edx, 0x80
   mov eax, 0x4000
   vmwrite rax, rdx
   vmlaunch

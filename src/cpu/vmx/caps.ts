@@ -4,11 +4,12 @@
  * from this list, and VM entry (entry-checks.ts) checks controls against the same values, so what
  * the MSRs report and what entry accepts cannot drift apart.
  *
+ * External-interrupt exiting with "acknowledge interrupt on exit" (`Cpu.checkInterrupts`) and the
+ * VMX-preemption timer (its deadline is honoured by `Cpu.run` for guests that guest software
+ * launched and by `VmxHost.run` for nestlab's own hypervisors, with one rule in `VmxUnit`).
+ *
  * Left out on purpose (their allowed-1 bit is 0, so entry rejects them):
- * - the VMX-preemption timer: its expiry is driven by `VmxHost.run`, not by the CPU loop that
- *   runs guest software's guests;
- * - external-interrupt exiting and "acknowledge interrupt on exit": interrupts in non-root
- *   operation of guest software are delivered through the guest IDT (as with the control 0);
+ * - saving the preemption-timer value at exit (the value is always stored, as nestlab's hosts need);
  * - MSR-load/store lists, CR3-target values, PAT loading, TPR shadow, APIC virtualization,
  *   unrestricted guest, VM functions (so IA32_VMX_VMFUNC does not exist: #GP).
  */
@@ -18,7 +19,7 @@ import * as C from "../../x86/vmx-controls.js";
 
 /** The controls implemented (the allowed-1 settings beyond the default1 bits). */
 export const SUPPORTED_CONTROLS = {
-  pin: C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS,
+  pin: C.PIN_EXT_INTR_EXITING | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS | C.PIN_PREEMPTION_TIMER,
   proc:
     C.CPU_INTR_WINDOW_EXITING |
     C.CPU_TSC_OFFSETTING |
@@ -36,7 +37,12 @@ export const SUPPORTED_CONTROLS = {
     C.CPU_SECONDARY_CONTROLS,
   proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_WBINVD_EXITING | C.CPU2_VMCS_SHADOWING,
   // Guest EFER and PAT are always saved at exit (vmx.ts saveGuestState), as with the save controls 1.
-  exit: C.EXIT_HOST_ADDR_SPACE_SIZE | C.EXIT_SAVE_IA32_PAT | C.EXIT_SAVE_IA32_EFER | C.EXIT_LOAD_IA32_EFER,
+  exit:
+    C.EXIT_HOST_ADDR_SPACE_SIZE |
+    C.EXIT_ACK_INTR_ON_EXIT |
+    C.EXIT_SAVE_IA32_PAT |
+    C.EXIT_SAVE_IA32_EFER |
+    C.EXIT_LOAD_IA32_EFER,
   entry: C.ENTRY_IA32E_MODE_GUEST | C.ENTRY_LOAD_IA32_EFER,
 } as const;
 

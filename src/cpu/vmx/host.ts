@@ -196,7 +196,7 @@ export class VmxHost {
     }
     const deadline = this.unit.preemptionDeadline;
     if (deadline !== Number.POSITIVE_INFINITY) {
-      const left = Math.ceil((deadline - cpu.cycles()) / cpu.cyclesPerInsn);
+      const left = this.unit.preemptionInsnsLeft();
       if (left <= 0) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
       budget = Math.min(budget, left);
     }

@@ -15,6 +15,7 @@ import { GP, UD } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import { isCanonical } from "../canonical.js";
+import { CHARGE_VMENTRY, CHARGE_VMINJECT } from "../charges.js";
 import { maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
@@ -100,10 +101,12 @@ export function vmxInstruction(c: Cpu, i: Insn): void {
       return;
     case V.VMXI_VMREAD:
       checkOperation(c);
+      c.vmxUnit.software.vmreads++;
       vmread(c, i, c.vmxUnit.vmcs);
       return;
     case V.VMXI_VMWRITE:
       checkOperation(c);
+      c.vmxUnit.software.vmwrites++;
       vmwrite(c, i, c.vmxUnit.vmcs);
       return;
     case V.VMXI_VMLAUNCH:
@@ -314,6 +317,9 @@ function launch(c: Cpu, resume: boolean): void {
     return;
   }
   u.software.guestRunning = true;
+  // The hardware VM entry (and an injected event) costs cycles at the launching level (charges.ts).
+  c.chargeEvent(CHARGE_VMENTRY);
+  if ((v.read(V.VMCS_ENTRY_INTR_INFO) & C.INTR_INFO_VALID) !== 0) c.chargeEvent(CHARGE_VMINJECT);
   const r = u.enter();
   if (r === ENTERED_AND_EXITED) loadHostState(c, v);
   else if (r !== null) {

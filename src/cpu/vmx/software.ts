@@ -24,4 +24,7 @@ export class SoftwareVmx {
    * and software continues at HOST_RIP, instead of returning to a TypeScript hypervisor.
    */
   guestRunning = false;
+  /** VMREADs and VMWRITEs executed in root operation (what each would cost as an exit under nested VMX). */
+  vmreads = 0;
+  vmwrites = 0;
 }

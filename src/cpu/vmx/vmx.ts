@@ -565,6 +565,47 @@ export class VmxUnit {
     throw VMEXIT;
   }
 
+  /** Whether the VMX-preemption timer of the current guest is counting down. */
+  preemptionTimerArmed(): boolean {
+    return this.preemptionDeadline !== Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Instructions (at the base cost) the guest may still run before the VMX-preemption timer
+   * expires (25.5.1); 0 or less when it has. One rule for `VmxHost.run` and for guests that guest
+   * software launched (`Cpu.run`).
+   */
+  preemptionInsnsLeft(): number {
+    return Math.ceil((this.preemptionDeadline - this.c.cycles()) / this.c.cyclesPerInsn);
+  }
+
+  /** External-interrupt exiting (pin-based control bit 0). */
+  externalInterruptExiting(): boolean {
+    return (this.pin & C.PIN_EXT_INTR_EXITING) !== 0;
+  }
+
+  /**
+   * An external interrupt with external-interrupt exiting (25.2): a VM exit, basic reason 1. With
+   * "acknowledge interrupt on exit" the processor acknowledges the controller and stores the vector
+   * in the exit interruption information (27.2.2); without it the interrupt stays pending there.
+   */
+  externalInterruptExit(intc: { acknowledgeInterrupt(): number }): never {
+    const ack = (this.vmcs as Vmcs).read(V.VMCS_EXIT_CONTROLS) & C.EXIT_ACK_INTR_ON_EXIT;
+    const e = this.exit;
+    e.reason = V.EXIT_EXTERNAL_INTERRUPT;
+    e.qualLo = 0;
+    e.qualHi = 0;
+    e.instrLen = 0;
+    e.instrInfo = 0;
+    e.intrInfo = ack !== 0 ? C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | (intc.acknowledgeInterrupt() & 0xff) : 0;
+    e.intrError = 0;
+    e.gpa = 0;
+    e.glaLo = 0;
+    e.glaHi = 0;
+    this.c.halted = false;
+    throw VMEXIT;
+  }
+
   /** Interrupt-window exiting (25.2): the guest can take an interrupt now. */
   interruptWindowOpen(): boolean {
     return (this.proc & C.CPU_INTR_WINDOW_EXITING) !== 0;

@@ -1,0 +1,43 @@
+/* The L1 hypervisor's core: L2 memory, the device models, the boot of L2 (see docs/l1hv.md). */
+#ifndef L1HV_H
+#define L1HV_H
+#include "types.h"
+#include "backend.h"
+
+/* ---- L2 memory (l2mem.c): one slot, L2-physical [0, size) at L1-physical `hpa` ---- */
+extern struct l2_memslot l2_ram;
+void *l2_gpa_ptr(u64 gpa, u64 len);                /* NULL unless [gpa, gpa+len) is L2 RAM */
+/* The same, first backing (zeroing) the pages nobody touched yet, as a host hands out fresh pages. */
+void *l2_back(u64 gpa, u64 len);
+extern u64 l2_pages_backed;
+/* Translate an L2 linear address through L2's 4-level page tables (cr3); -1 if not mapped. */
+i64 l2_gva_to_gpa(u64 cr3, u64 gva);
+
+/* ---- MMIO instruction decoding (mmio_decode.c): the MOV forms the guest kernel uses ---- */
+struct mmio_insn {
+	u8 len;          /* instruction length */
+	u8 size;         /* access size 1/2/4/8 */
+	u8 write;        /* 1 = store */
+	u8 reg;          /* register number of the source (store) or destination (load); 0xff = imm */
+	u8 zero_extend;  /* load: MOVZX (upper bits cleared) vs MOV (32-bit clears 63:32, 8/16 merge) */
+	u64 imm;         /* store of an immediate */
+};
+int mmio_decode(const u8 *code, int n, struct mmio_insn *out);  /* 0 = ok */
+
+/* ---- device models (pio.c, lapic.c, vblk.c) ---- */
+void pio_access(struct l2_exit *e);                 /* COM1, debug-exit, fw_cfg, PICs, port 0x80 */
+int mmio_access(struct l2_exit *e);                 /* LAPIC and virtio-mmio; 0 = handled */
+void lapic_reset(void);
+int lapic_mmio(u64 off, int write, u64 *value);
+u64 lapic_deadline(void);                          /* TSC of the next timer expiry, 0 = none */
+int lapic_timer_expired(u64 now);                  /* vector to raise, or -1 */
+int vblk_mmio(u64 off, int write, u32 size, u64 *value);
+int vblk_init(void);                               /* 0 = backed by L1's own virtio-blk driver */
+
+/* ---- boot of L2 (loader.c) ---- */
+int l2_load(const u8 *elf, u64 len, const char *cmdline, struct l2_regs *regs, struct l2_sregs *sregs);
+
+/* ---- status ---- */
+extern u64 l2_ram_size;
+extern u64 l1_exit_count[8];   /* core-handled exits by l2_exit_kind */
+#endif

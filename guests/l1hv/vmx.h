@@ -1,0 +1,58 @@
+/* The vmx back end's private state (vmx.c, vmx_exits.c, ept.c). */
+#ifndef L1_VMX_H
+#define L1_VMX_H
+#include "backend.h"
+#include "vmcs.h"
+
+/* EPT12 (ept.c): 4-level tables in L1 memory, 4 KiB leaves. */
+#define EPT_R 1ul
+#define EPT_W 2ul
+#define EPT_X 4ul
+#define EPT_MT_WB (6ul << 3)
+#define EPT_ADDR 0x000FFFFFFFFFF000ul
+u64 ept_new_root(void);
+u64 *ept_entry(u64 root, u64 gpa, int create);     /* the 4 KiB leaf's slot, NULL if absent */
+
+struct vmx_vm {
+	u64 ept_root;                  /* physical address of the EPT PML4 */
+	u64 eptp;
+	u16 vpid;
+	u64 ept_faults;                /* RAM pages mapped on EPT violations */
+	u64 mmio_sptes;                /* MMIO pages turned into misconfigured entries */
+};
+
+#define VMX_MAX_CPUID 48
+#define VMX_MAX_MSRS 16
+
+struct vmx_vcpu {
+	u64 gprs[16];                  /* guest GPRs by register number (slot 4, RSP, is in the VMCS) */
+	u64 vmcs_pa;
+	int launched;
+	/* register cache in the manner of KVM's regs_avail/regs_dirty: RIP read once per exit */
+	u64 rip;
+	int rip_avail, rip_dirty;
+	/* an exit the core is completing: IN / MMIO load into a register, then skip */
+	int complete;                  /* 0 none, 1 PIO IN, 2 MMIO load */
+	u8 complete_reg, complete_size, complete_zext;
+	u8 complete_len;
+	u32 proc;                      /* CPU_BASED_VM_EXEC_CONTROL as last written */
+	u32 pin;
+	u64 msr_bitmap_pa;
+	struct l2_cpuid_entry cpuid[VMX_MAX_CPUID];
+	u32 ncpuid;
+	struct l2_msr_policy msrs[VMX_MAX_MSRS];
+	u32 nmsrs;
+	u64 exits_by_reason[EXIT_REASONS];
+};
+
+/* An exit handler: 1 = handled (resume L2), 0 = `e` filled for the core. */
+typedef int (*vmx_exit_handler)(struct l2_vcpu *v, struct l2_exit *e);
+extern const vmx_exit_handler vmx_exit_handlers[EXIT_REASONS];
+
+/* helpers shared by the handlers (vmx.c) */
+u64 vmx_rip(struct vmx_vcpu *x);
+void vmx_skip_instruction(struct vmx_vcpu *x);
+void vmx_queue_exception(u8 vector, int has_error, u32 error);
+int vmx_map_gpa(struct l2_vcpu *v, u64 gpa);       /* 0 mapped RAM; 1 not RAM */
+int vmx_emulate_mmio(struct l2_vcpu *v, u64 gpa, struct l2_exit *e);
+#endif

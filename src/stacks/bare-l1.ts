@@ -1,0 +1,115 @@
+/**
+ * The `bare-l1` stack: the executed L1 hypervisor (guests/images/l1hv.elf, docs/l1hv.md) on the
+ * bare machine with a VMX CPU, running the guest kernel as its L2 through the vmx back end. No L0:
+ * L1 is root-mode code (level 1), L2 runs in non-root operation (level 2), and every exit L2 takes
+ * is handled by L1's executed instructions.
+ *
+ * The L2 image is placed in the machine's RAM at `L2_IMAGE_ADDR` (a loaded blob, as a boot loader
+ * places a multiboot module) and named on L1's command line; L2's command line follows " -- ".
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CostLedger } from "../cost/ledger.js";
+import { loadProfile } from "../cost/profile.js";
+import { CpuModel } from "../cpu/cpuid.js";
+import { exitReasonName } from "../hypervisors/l0/exits.js";
+import { bootDirect64, RAM_HOLE_START } from "../machine/boot.js";
+import { ImageError } from "../machine/elf.js";
+import { Machine } from "../machine/machine.js";
+import { parseGuestOutput } from "../machine/results.js";
+import { tunables } from "../machine/tunables.js";
+import { packageRoot } from "../paths.js";
+import { bindTrace, cpuCounters } from "./results.js";
+import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
+import { watchRun } from "./watchdog.js";
+
+/** Where the loader puts L2's image in L1's RAM (above L1's own image and .bss). */
+export const L2_IMAGE_ADDR = 0x1000000;
+/** L1's RAM beyond L2's: its image, the L2 image, EPT12, VMCS, bitmaps, its allocator. */
+export const L1_OWN_MEMORY = 48 * 1024 * 1024;
+
+/** The bundled L1 hypervisor image. */
+export function l1hvImagePath(): string {
+  return join(packageRoot(), "guests", "images", "l1hv.elf");
+}
+
+/** L1's command line: back end, where L2's image is, L2's RAM, the map mode, then L2's command line. */
+export function l1Cmdline(backend: "vmx" | "npv", imageLen: number, l2MiB: number, map: string, l2: string): string {
+  return `backend=${backend} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map} -- ${l2}`;
+}
+
+export const bareL1Stack: Stack = {
+  name: "bare-l1",
+  description:
+    "the guest kernel as L2 of the executed L1 hypervisor (guests/l1hv, vmx back end) on the bare VMX machine",
+  run(opts: StackRunOptions): StackRunResult {
+    const l2MiB = Math.ceil(opts.memory / (1024 * 1024));
+    const ram = l2MiB * 1024 * 1024 + L1_OWN_MEMORY;
+    if (ram > RAM_HOLE_START) {
+      throw new StackOptionError(
+        `the bare-l1 stack runs an L2 of at most ${(RAM_HOLE_START - L1_OWN_MEMORY) / 1048576} MiB (L1's RAM must fit below the MMIO hole)`,
+      );
+    }
+    let serial = "";
+    const decoder = new TextDecoder();
+    const m = new Machine({
+      memory: ram,
+      cpuModel: new CpuModel({ vmx: true }),
+      slice: tunables(opts.tunables).machineSlice,
+      jit: opts.jit,
+      serialInput: opts.serialInput,
+      onSerial: (b) => {
+        const s = decoder.decode(new Uint8Array([b]), { stream: true });
+        serial += s;
+        opts.onSerial?.(s);
+      },
+    });
+    const profile = loadProfile(opts.profile);
+    const ledger = new CostLedger();
+    // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
+    m.cpu.setCostModel(profile.cycles, ledger, 1, 2);
+    if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
+    if (opts.protocol === "multiboot") throw new ImageError("bare-l1 boots L2 through the direct 64-bit entry");
+    const l1image = new Uint8Array(readFileSync(l1hvImagePath()));
+    const map = opts.npvMap ?? "demand";
+    bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline));
+    m.mem.writeBytes(L2_IMAGE_ADDR, opts.image);
+    const t0 = performance.now();
+    const outcome = watchRun(m.cpu, opts.maxCycles, () => m.run(opts.maxInstructions));
+    const wallSeconds = (performance.now() - t0) / 1000;
+    const idle = m.idleCycles;
+    if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
+    opts.trace?.finish();
+    const counters = cpuCounters(m.cpu);
+    counters["mem.pagesTouched"] = m.mem.allocatedPages();
+    // Every exit L2 took went to L1 (level 1), by basic exit reason.
+    const exits = [];
+    const byReason = m.cpu.vmxUnit.exitCounts;
+    for (let r = 0; r < byReason.length; r++) {
+      if (byReason[r] > 0) exits.push({ level: 1, reason: exitReasonName(r), count: byReason[r] });
+    }
+    exits.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
+    for (const e of exits) counters[`exits.L1.${e.reason}`] = e.count;
+    counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
+    counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
+    // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
+    for (const l of ledger.lines()) {
+      counters[`level${l.level}.cycles`] = (counters[`level${l.level}.cycles`] ?? 0) + l.cycles;
+      if (l.category === "guest" && l.reason === "instructions") counters[`level${l.level}.instructions`] = l.count;
+    }
+    return {
+      stack: "bare-l1",
+      protocol: "direct64",
+      outcome,
+      exitStatus: m.exitStatus,
+      serial,
+      guest: parseGuestOutput(serial),
+      instructions: m.cpu.icount,
+      cycles: m.cpu.cycles(),
+      counters,
+      exits,
+      ledger: ledger.lines(),
+      wallSeconds,
+    };
+  },
+};
