@@ -176,6 +176,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
+    .option("--cpu-vmx", "native stack: the CPU advertises VMX to the guest (a guest hypervisor, e.g. vmxtest.elf)")
     .option("--trace <file.json>", "write a timeline of the run (Perfetto / chrome://tracing JSON, simulated time)")
     .addOption(
       new Option("--trace-limit <n>", "at most this many trace events (the file says when it was cut)")

@@ -40,6 +40,8 @@ export interface RunCommandOptions {
   trace?: string;
   /** At most this many trace events (default DEFAULT_TRACE_LIMIT). */
   traceLimit?: number;
+  /** `--cpu-vmx`: the native stack's CPU advertises VMX to the guest. */
+  cpuVmx?: boolean;
 }
 
 /**
@@ -93,6 +95,8 @@ export function readImage(image: string | undefined): Uint8Array {
 export function runCommand(image: string | undefined, cmdlineArgs: string[], opts: RunCommandOptions): number {
   const stack = getStack(opts.stack);
   if (image === undefined && !opts.workload) throw new UsageError("give an IMAGE or --workload NAME (see --help)");
+  if (opts.cpuVmx && opts.stack !== "native")
+    throw new UsageError(`--cpu-vmx gives VMX to the bare machine's guest: native stack only, not ${opts.stack}`);
   const prefix = opts.workload ? workloadCmdline(opts.workload, opts.iters) : "";
   const cmdline = `${prefix} ${cmdlineArgs.join(" ")}`.trim();
   const bytes = readImage(image);
@@ -117,6 +121,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       protocol: opts.protocol,
       profile: opts.profile,
       npvMap: opts.npvMap,
+      cpuVmx: opts.cpuVmx,
       l0: opts.l0,
       l1Image: opts.l1Image === undefined ? undefined : readImage(opts.l1Image),
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),

@@ -1329,9 +1329,11 @@ export class Cpu {
         entry = true;
         if (this.stopRequested) {
           this.stopRequested = false;
-          // After guest software's VM entry (which ends the run) the guest's pending events are
-          // still to be evaluated before its first instruction (SDM vol. 3, 26.7).
-          this.irqCheck = this.nonRoot && this.vmxUnit.software.guestRunning;
+          // In non-root operation the boundary check is still owed to the next instruction
+          // (VM entry asked for it: an open interrupt or NMI window exits before the guest's
+          // first instruction, SDM vol. 3, 26.7.5-26.7.6; this covers guest software's VM entry
+          // too); elsewhere the stop consumed it.
+          this.irqCheck = this.nonRoot;
           return this.stopReason !== null ? STOP_SHUTDOWN : STOP_REQUEST;
         }
         const dbg = this.dbgActive && debugBoundary(this);

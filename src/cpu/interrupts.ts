@@ -84,7 +84,9 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
     // In VMX non-root operation the exception bitmap may turn the exception into a VM exit
     // (SDM vol. 3, 25.2); INT3/INTO count as exceptions, INT n does not.
     if (c.nonRoot && !c.injecting && (kind === EV_EXCEPTION || (kind === EV_SOFTWARE && (v === 3 || v === 4)))) {
-      c.vmxUnit.checkException(v, kind === EV_EXCEPTION && hasErrorCode(v) ? Math.max(e, 0) : -1, 0);
+      // INT3/INTO exits report their instruction length (27.2.4): RIP is already past them.
+      const len = kind === EV_SOFTWARE ? (c.ripLo - c.startLo) | 0 : 0;
+      c.vmxUnit.checkException(v, kind === EV_EXCEPTION && hasErrorCode(v) ? Math.max(e, 0) : -1, len);
     }
     try {
       deliverOnce(c, v, e, kind);

@@ -1,5 +1,6 @@
 import { CostLedger } from "../cost/ledger.js";
 import { loadProfile } from "../cost/profile.js";
+import { CpuModel } from "../cpu/cpuid.js";
 import { bootDirect64, bootMultiboot, defaultProtocol } from "../machine/boot.js";
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
@@ -26,6 +27,7 @@ export const nativeStack: Stack = {
       memory: opts.memory,
       slice: tunables(opts.tunables).machineSlice,
       jit: opts.jit,
+      cpuModel: new CpuModel({ vmx: opts.cpuVmx === true }),
       serialInput: opts.serialInput,
       onSerial: (b) => {
         const s = decoder.decode(new Uint8Array([b]), { stream: true });

@@ -38,6 +38,11 @@ export interface StackRunOptions {
   tunables?: Partial<Tunables>;
   /** Stop a run whose simulated clock passes this many cycles (default `DEFAULT_MAX_CYCLES`). */
   maxCycles?: number;
+  /**
+   * `native` stack only (`--cpu-vmx`): the bare machine's CPU advertises VMX to the guest
+   * (CPUID.1:ECX.VMX, the capability MSRs; docs/vmx.md), so the guest may be a hypervisor.
+   */
+  cpuVmx?: boolean;
   /** Record a timeline of the run here (`run --trace`); the stack binds it and finishes it. */
   trace?: TimelineRecorder;
 }

@@ -149,6 +149,8 @@ export const MISC_STORE_LMA = 1 << 5;
 export const MISC_ACTIVITY_HLT = 1 << 6;
 
 // IA32_VMX_EPT_VPID_CAP (appendix A.10): low half (EPT) and high half (VPID, bit n-32).
+/** Execute-only EPT translations (bit 0 of IA32_VMX_EPT_VPID_CAP). */
+export const EPT_CAP_EXEC_ONLY = 1 << 0;
 export const EPT_CAP_WALK_4 = 1 << 6;
 export const EPT_CAP_WB = 1 << 14;
 export const EPT_CAP_2M = 1 << 16;

@@ -168,8 +168,12 @@ function movToDr(c: Cpu, i: Insn): void {
 }
 
 /** CLTS (0F 06): clear CR0.TS. */
-function clts(c: Cpu, _i: Insn): void {
+function clts(c: Cpu, i: Insn): void {
   priv(c);
+  if (c.nonRoot) {
+    c.vmxUnit.checkClts(i);
+    if ((c.vmxUnit.cr0Mask & CR0_TS) !== 0) return; // a host-owned TS stays as it is (25.3)
+  }
   c.cr0 &= ~CR0_TS;
 }
 
@@ -177,14 +181,19 @@ function clts(c: Cpu, _i: Insn): void {
 function smsw(c: Cpu, i: Insn): void {
   if (i.isMem) {
     c.ea(i);
-    c.write16(c.eaLo, c.eaHi, c.cr0);
-  } else c.setReg(i.rm, i.size, c.cr0, 0);
+    c.write16(c.eaLo, c.eaHi, c.nonRoot ? c.vmxUnit.shadowCr0(c.cr0) : c.cr0); // host-owned bits: the shadow (25.3)
+  } else c.setReg(i.rm, i.size, c.nonRoot ? c.vmxUnit.shadowCr0(c.cr0) : c.cr0, 0);
 }
 
 /** LMSW (0F 01 /6): load CR0 bits 3:0 (PE can be set, not cleared). */
 function lmsw(c: Cpu, i: Insn): void {
   priv(c);
-  const v = c.readRm(i) & 0xf;
+  const src = c.readRm(i);
+  let v = src & 0xf;
+  if (c.nonRoot) {
+    c.vmxUnit.checkLmsw(i, src, c.eaLo, c.eaHi);
+    v = (v & ~c.vmxUnit.cr0Mask) | (c.cr0 & c.vmxUnit.cr0Mask & 0xf); // host-owned bits stay (25.3)
+  }
   writeCr0(c, (c.cr0 & ~0xe) | v | (c.cr0 & 1), 0);
 }
 
@@ -686,6 +695,27 @@ function decCount(c: Cpu, a8: boolean): boolean {
   return c.lo[1] === 0;
 }
 
+/** Bits 63:32 of the last `stringLinear` result (module scratch: no allocation per element). */
+let linHi = 0;
+
+/** Linear address of INS/OUTS's memory element: seg:(RSI or RDI); bits 63:32 in `linHi`. */
+function stringLinear(c: Cpu, r: number, seg: number, a8: boolean): number {
+  let lo = c.lo[r];
+  let hi = a8 ? c.hi[r] : 0;
+  if (c.mode64) {
+    if (seg >= 4) {
+      const s = (lo + c.segBaseLo[seg]) | 0;
+      hi = (hi + c.segBaseHi[seg] + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+      lo = s;
+    }
+  } else {
+    lo = (lo + c.segBaseLo[seg]) | 0;
+    hi = 0;
+  }
+  linHi = hi;
+  return lo;
+}
+
 /**
  * INS/OUTS (6C-6F), optionally REP: one element per iteration with registers updated after each,
  * so a fault mid-string restarts correctly. INS probes the destination before reading the port.
@@ -697,24 +727,17 @@ function insOuts(c: Cpu, i: Insn): void {
   const port = c.lo[2] & 0xffff;
   const step = (c.flagsBase & DF) !== 0 ? -sz : sz;
   const isIn = i.op === 0;
-  if (c.nonRoot) c.vmxUnit.checkIo(i, port, sz, isIn, true);
-  c.chargeEvent(CH.CHARGE_IO);
   const r = isIn ? 7 : 6; // RDI (ES:) for INS, RSI (seg:, overridable) for OUTS
   const seg = isIn ? 0 : i.seg;
+  if (c.nonRoot) {
+    const gla = stringLinear(c, r, seg, a8);
+    c.vmxUnit.checkIo(i, port, sz, isIn, true, gla, linHi);
+  }
+  c.chargeEvent(CH.CHARGE_IO);
   if (i.rep !== 0 && (a8 ? (c.lo[1] | c.hi[1]) === 0 : c.lo[1] === 0)) return;
   for (;;) {
-    let lo = c.lo[r];
-    let hi = a8 ? c.hi[r] : 0;
-    if (c.mode64) {
-      if (seg >= 4) {
-        const s = (lo + c.segBaseLo[seg]) | 0;
-        hi = (hi + c.segBaseHi[seg] + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-        lo = s;
-      }
-    } else {
-      lo = (lo + c.segBaseLo[seg]) | 0;
-      hi = 0;
-    }
+    const lo = stringLinear(c, r, seg, a8);
+    const hi = linHi;
     c.eaStack = false;
     if (isIn) {
       c.translate(lo, hi, ACC_WRITE | (c.cpl === 3 ? ACC_USER : 0));

@@ -88,7 +88,9 @@ export const CR0_FIXED0 = 0x80000021 | 0;
 export const CR4_FIXED0 = 1 << 13;
 
 /** EPT and VPID capabilities (appendix A.10): what the walker and INVEPT/INVVPID implement. */
+// Execute-only: the walker (mmu/walker.ts) lets an entry with X and without R translate fetches.
 export const EPT_VPID_CAP_LO =
+  C.EPT_CAP_EXEC_ONLY |
   C.EPT_CAP_WALK_4 |
   C.EPT_CAP_WB |
   C.EPT_CAP_2M |

@@ -145,9 +145,18 @@ export function checkGuestState(c: Cpu, v: Vmcs): boolean {
   // RFLAGS: bit 1 set, reserved bits 63:22, 15, 5, 3 clear.
   const rflags = v.read(V.VMCS_GUEST_RFLAGS);
   if ((rflags & 2) === 0 || (rflags & 0xffc08028) !== 0 || v.readHi(V.VMCS_GUEST_RFLAGS) !== 0) return false;
-  // Activity state: active or HLT (IA32_VMX_MISC[6]); interruptibility reserved bits 31:5.
-  if (v.read(V.VMCS_GUEST_ACTIVITY_STATE) >>> 0 > C.ACTIVITY_HLT) return false;
-  if ((v.read(V.VMCS_GUEST_INTERRUPTIBILITY) & ~0x1f) !== 0) return false;
+  // RFLAGS.IF = 1 when an external interrupt is injected (26.3.1.4).
+  const event = v.read(V.VMCS_ENTRY_INTR_INFO);
+  if ((event & C.INTR_INFO_VALID) !== 0 && (event & 0x700) === C.INTR_TYPE_EXT_INTR && (rflags & 0x200) === 0)
+    return false;
+  // Activity state: active or HLT (IA32_VMX_MISC[6]); interruptibility reserved bits 31:5;
+  // blocking by STI or MOV SS only in the active state; HLT only with SS.DPL 0 (26.3.1.5).
+  const activity = v.read(V.VMCS_GUEST_ACTIVITY_STATE) >>> 0;
+  const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
+  if (activity > C.ACTIVITY_HLT || (intr & ~0x1f) !== 0) return false;
+  if (activity !== C.ACTIVITY_ACTIVE && (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0)
+    return false;
+  if (activity === C.ACTIVITY_HLT && (v.read(V.VMCS_GUEST_SS_AR) & 0x60) !== 0) return false;
   // TR usable and a busy TSS; CS usable (26.3.1.2).
   const trAr = v.read(V.VMCS_GUEST_TR_AR);
   const trType = trAr & 0xf;
@@ -157,7 +166,8 @@ export function checkGuestState(c: Cpu, v: Vmcs): boolean {
   return linkPointerValid(c, v);
 }
 
-function linkPointerValid(c: Cpu, v: Vmcs): boolean {
+/** The VMCS link pointer check (26.3.1.5); its failure has exit qualification 4 (26.8). */
+export function linkPointerValid(c: Cpu, v: Vmcs): boolean {
   const lo = v.read(V.VMCS_LINK_POINTER);
   const hi = v.readHi(V.VMCS_LINK_POINTER);
   if (lo === -1 && hi === -1) return true;

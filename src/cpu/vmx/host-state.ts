@@ -93,10 +93,11 @@ export function loadHostState(c: Cpu, v: Vmcs): void {
 
 /**
  * A VM entry that fails after the instruction's own checks (26.7): the exit reason with bit 31
- * set, qualification 0, host state loaded; software continues at HOST_RIP.
+ * set, exit qualification `qual` (26.8: 0, or 4 for the VMCS link pointer), host state loaded;
+ * software continues at HOST_RIP.
  */
-export function enterFailed(c: Cpu, v: Vmcs, reason: number): void {
+export function enterFailed(c: Cpu, v: Vmcs, reason: number, qual = 0): void {
   v.write(V.VMCS_EXIT_REASON, reason | V.EXIT_REASON_ENTRY_FAILURE);
-  v.write(V.VMCS_EXIT_QUALIFICATION, 0, 0);
+  v.write(V.VMCS_EXIT_QUALIFICATION, qual, 0);
   loadHostState(c, v);
 }

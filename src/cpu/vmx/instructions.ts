@@ -20,7 +20,7 @@ import { maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import { CR0_FIXED0, fieldReadOnly, inveptTypeSupported, invvpidTypeSupported } from "./caps.js";
-import { checkControls, checkGuestState, checkHostState, eptpValid } from "./entry-checks.js";
+import { checkControls, checkGuestState, checkHostState, eptpValid, linkPointerValid } from "./entry-checks.js";
 import { enterFailed, loadHostState } from "./host-state.js";
 import { vmxAdvertised } from "./msrs.js";
 import { Vmcs } from "./vmcs.js";
@@ -313,7 +313,8 @@ function launch(c: Cpu, resume: boolean): void {
   }
   // Past these checks the instruction does not fail: entry succeeds or exits with bit 31 set.
   if (!checkGuestState(c, v)) {
-    enterFailed(c, v, V.EXIT_INVALID_GUEST_STATE);
+    // Exit qualification 4 for the VMCS link pointer, 0 for the other checks (26.8).
+    enterFailed(c, v, V.EXIT_INVALID_GUEST_STATE, linkPointerValid(c, v) ? 0 : 4);
     return;
   }
   u.software.guestRunning = true;

@@ -11,6 +11,7 @@
  * the cost outside VMX is one boolean test).
  */
 
+import { CR0_TS } from "../../x86/control.js";
 import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
@@ -304,7 +305,7 @@ export class VmxUnit {
   // =====================================================================================
 
   /** Begin a VM exit: record the reason and qualification, abandon the instruction. */
-  exitNow(reason: number, qualLo = 0, qualHi = 0, instrLen = 0, instrInfo = 0): never {
+  exitNow(reason: number, qualLo = 0, qualHi = 0, instrLen = 0, instrInfo = 0, glaLo = 0, glaHi = 0): never {
     const e = this.exit;
     e.reason = reason;
     e.qualLo = qualLo;
@@ -314,8 +315,8 @@ export class VmxUnit {
     e.intrInfo = 0;
     e.intrError = 0;
     e.gpa = 0;
-    e.glaLo = 0;
-    e.glaHi = 0;
+    e.glaLo = glaLo;
+    e.glaHi = glaHi;
     throw VMEXIT;
   }
 
@@ -424,8 +425,11 @@ export class VmxUnit {
   // Exit conditions (called only in non-root operation)
   // =====================================================================================
 
-  /** I/O instruction (25.1.3): unconditional I/O exiting or the I/O bitmaps. */
-  checkIo(i: Insn, port: number, size: number, isIn: boolean, isString: boolean): void {
+  /**
+   * I/O instruction (25.1.3): unconditional I/O exiting or the I/O bitmaps. INS/OUTS pass the
+   * linear address of their memory operand, which the exit reports (27.2.1).
+   */
+  checkIo(i: Insn, port: number, size: number, isIn: boolean, isString: boolean, glaLo = 0, glaHi = 0): void {
     let exits = false;
     if (this.ioBitmapA >= 0) {
       for (let p = port; p < port + size; p++) {
@@ -441,7 +445,7 @@ export class VmxUnit {
     if (isString) q |= C.IO_QUAL_STRING;
     if (i.rep !== 0 && isString) q |= C.IO_QUAL_REP;
     if ((i.opcode & 0xff) >= 0xe4 && (i.opcode & 0xff) <= 0xe7) q |= C.IO_QUAL_IMM;
-    this.instructionExit(V.EXIT_IO_INSTRUCTION, i, q);
+    this.exitNow(V.EXIT_IO_INSTRUCTION, q, 0, i.len, 0, glaLo, glaHi);
   }
 
   /** RDMSR/WRMSR (25.1.3): exit unless the MSR bitmap clears the bit for this MSR. */
@@ -470,6 +474,26 @@ export class VmxUnit {
       exits = (this.proc & C.CPU_CR3_LOAD_EXITING) !== 0 && (this.vmcs as Vmcs).read(V.VMCS_CR3_TARGET_COUNT) === 0;
     else if (cr === 8) exits = (this.proc & C.CPU_CR8_LOAD_EXITING) !== 0;
     if (exits) this.instructionExit(V.EXIT_CR_ACCESS, i, cr | (C.CR_ACCESS_TYPE_MOV_TO_CR << 4) | (gpr << 8));
+  }
+
+  /** CLTS (25.1.3): exits when CR0.TS is host-owned and set in the read shadow. */
+  checkClts(i: Insn): void {
+    if ((this.cr0Mask & this.cr0Shadow & CR0_TS) !== 0)
+      this.instructionExit(V.EXIT_CR_ACCESS, i, C.CR_ACCESS_TYPE_CLTS << 4);
+  }
+
+  /**
+   * LMSW (25.1.3): exits when a host-owned bit among 3:1 would differ from the read shadow, or
+   * when it would set a host-owned PE whose shadow is 0 (LMSW never clears PE). Qualification:
+   * type 3, bit 6 memory operand, bits 31:16 the source (table 27-3); a memory operand's linear
+   * address goes in the guest-linear address field (27.2.1).
+   */
+  checkLmsw(i: Insn, src: number, glaLo: number, glaHi: number): void {
+    const m = this.cr0Mask;
+    const exits = ((src ^ this.cr0Shadow) & m & 0xe) !== 0 || (m & src & ~this.cr0Shadow & 1) !== 0;
+    if (!exits) return;
+    const q = (C.CR_ACCESS_TYPE_LMSW << 4) | (i.isMem ? 1 << 6 : 0) | ((src & 0xffff) << 16);
+    this.exitNow(V.EXIT_CR_ACCESS, q, 0, i.len, 0, i.isMem ? glaLo : 0, i.isMem ? glaHi : 0);
   }
 
   /** MOV from CR3/CR8: exit per the store-exiting controls. */
