@@ -344,6 +344,12 @@ function crAccess(l0: L0Hypervisor, v: GuestVcpu): number {
   const cr = q & 15;
   const type = (q >>> 4) & 3;
   const gpr = (q >>> 8) & 15;
+  // A MOV to CR0 exits only for the bits an engine owns while the vCPU is in VMX operation
+  // (PE, NE, PG, all 1): clearing one is #GP(0) (SDM 23.8).
+  if (cr === 0 && type === C.CR_ACCESS_TYPE_MOV_TO_CR && l0.engines.forVmxInstructions(v) !== null) {
+    l0.chargeFor(v, "l0.cr_access", "cr_access");
+    return injectGp(v);
+  }
   if (cr !== 4 || type !== C.CR_ACCESS_TYPE_MOV_TO_CR)
     return v.fail(
       "error",

@@ -119,18 +119,30 @@ function unmapped(x: VmxInsnContext, what: string): number {
 /** VMXON (31.3 "VMXON"; KVM handle_vmxon). */
 export function vmxon(x: VmxInsnContext): number {
   const l0 = x.l0;
-  if ((l1Cr4(l0) & CR4_VMXE) === 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0 || (l1Cr0(l0) & CR0_PE) === 0)
-    return inject(x, UD, -1);
-  if (cpl(l0) > 0) return inject(x, GP, 0);
-  if (x.s.vmxon) return fail(x, V.VMXERR_VMXON_IN_ROOT);
+  if ((l1Cr4(l0) & CR4_VMXE) === 0 || (l1Cr0(l0) & CR0_PE) === 0) return inject(x, UD, -1);
+  if (x.s.vmxon) return cpl(l0) > 0 ? inject(x, GP, 0) : fail(x, V.VMXERR_VMXON_IN_ROOT);
+  // CPL > 0 or CR0 outside IA32_VMX_CR0_FIXED0 (PE, NE, PG): #GP(0) (SDM 31.3 VMXON; KVM handle_vmxon).
+  if (cpl(l0) > 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0) return inject(x, GP, 0);
   const addr = readPhysOperand(x);
   if (addr === -2) return unmapped(x, "VMXON");
   if (addr < 0) return failInvalid(x);
   if (x.vm.memory.read32(addr) !== VMCS12_REVISION) return failInvalid(x);
   x.s.vmxon = true;
   x.s.vmxonPtr = addr;
+  ownFixedCr0(l0, true);
   x.s.current.gpa = -1;
   return succeed(x);
+}
+
+/**
+ * In VMX operation CR0.PE/NE/PG are fixed to 1 (IA32_VMX_CR0_FIXED0): L0 owns them in VMCS01's
+ * CR0 guest/host mask, so that an L1 MOV to CR0 clearing one exits and is refused with #GP (KVM:
+ * nested_host_cr0_valid); after VMXOFF L1 owns CR0 again.
+ */
+function ownFixedCr0(l0: L0Hypervisor, own: boolean): void {
+  const h = l0.host;
+  h.vmwrite(V.VMCS_CR0_GUEST_HOST_MASK, own ? CR0_FIXED0 : 0);
+  h.vmwrite(V.VMCS_CR0_READ_SHADOW, own ? CR0_FIXED0 : 0);
 }
 
 /** Write the current VMCS12 back to L1 memory and make none current. */
@@ -151,6 +163,7 @@ export function vmxoff(x: VmxInsnContext): number {
   releaseCurrent(x);
   x.s.vmxon = false;
   x.s.vmxonPtr = -1;
+  ownFixedCr0(x.l0, false);
   return succeed(x);
 }
 
