@@ -134,6 +134,6 @@ export class ShadowVmcs {
     this.syncs++;
     this.fieldsCopied += fields;
     this.l0.chargeFor(v, "nvmx.shadow_sync", reason);
-    this.l0.chargeHandlerN("nvmx.shadow_field", reason, fields);
+    this.l0.chargeHandlerN("nvmx.shadow_field", `${reason}_field`, fields);
   }
 }
