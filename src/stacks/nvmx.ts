@@ -57,6 +57,7 @@ function nestedCounters(engine: NestedVmxEngine, totalExits: number): Record<str
   out["nvmx.vmcs_switches"] = s.entries + s.reflected;
   out["nvmx.nested_entries"] = s.entries;
   for (const [k, v] of Object.entries(s.emulated)) out[`nvmx.emulated.${k}`] = v;
+  for (const [k, v] of Object.entries(s.fieldAccesses)) out[`nvmx.trapped.${k}`] = v;
   out["nvmx.ept02.built"] = s.ept02Built;
   out["nvmx.ept02.leaves_dropped"] = s.ept02LeavesDropped;
   out["nvmx.ept12.tracked_writes"] = s.ept12TrackedWrites;

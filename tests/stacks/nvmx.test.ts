@@ -49,6 +49,12 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     expect(c["nvmx.emulated.vmread"]).toBe(3 + 2 * 2);
     expect([c["nvmx.emulated.vmlaunch"], c["nvmx.emulated.vmresume"]]).toEqual([1, 2]);
     expect(c["nvmx.nested_entries"]).toBe(3);
+    // Which fields the trapped VMREADs were for: the exit reason at each of 3 exits, the
+    // instruction length and guest RIP at the 2 skips; VMWRITEs of guest RIP: the table's + 2.
+    expect(c["nvmx.trapped.vmread.0x4402"]).toBe(3);
+    expect(c["nvmx.trapped.vmread.0x440c"]).toBe(2);
+    expect(c["nvmx.trapped.vmread.0x681e"]).toBe(2);
+    expect(c["nvmx.trapped.vmwrite.0x681e"]).toBe(3);
     expect(c["nvmx.vmcs_switches"]).toBe(6);
     const l0Total = r.exits.filter((e) => e.level === 0).reduce((a, e) => a + e.count, 0);
     expect(c["nvmx.exits.l1_to_l0"]).toBe(l0Total - 7);

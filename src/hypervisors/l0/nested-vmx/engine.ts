@@ -56,6 +56,8 @@ export interface NestedVmxTotals {
   entries: number;
   /** VMX instructions emulated, by name ("vmread", …). */
   emulated: Record<string, number>;
+  /** Trapped VMREADs / VMWRITEs by field ("vmread.0x4402", …). */
+  fieldAccesses: Record<string, number>;
   ept02Built: number;
   ept02LeavesDropped: number;
   ept12TrackedWrites: number;
@@ -84,6 +86,7 @@ export class NestedVmxEngine implements NestedEngine {
       reflected: 0,
       entries: 0,
       emulated: {},
+      fieldAccesses: {},
       ept02Built: 0,
       ept02LeavesDropped: 0,
       ept12TrackedWrites: 0,
@@ -94,6 +97,15 @@ export class NestedVmxEngine implements NestedEngine {
       t.entries += s.entries;
       t.shadowSyncs += s.shadow?.syncs ?? 0;
       for (const n of s.reflected.values()) t.reflected += n;
+      for (const [kind, m] of [
+        ["vmread", s.vmreadFields],
+        ["vmwrite", s.vmwriteFields],
+      ] as const) {
+        for (const [f, n] of m) {
+          const k = `${kind}.0x${f.toString(16).padStart(4, "0")}`;
+          t.fieldAccesses[k] = (t.fieldAccesses[k] ?? 0) + n;
+        }
+      }
       for (const [r, n] of s.emulated) {
         const name = exitReasonName(r);
         t.emulated[name] = (t.emulated[name] ?? 0) + n;

@@ -19,6 +19,9 @@ export class NestedVmxState {
   readonly current = new Vmcs12Cache();
   /** VMX instructions emulated, by exit reason. */
   readonly emulated = new Map<number, number>();
+  /** Trapped VMREADs and VMWRITEs, by field encoding. */
+  readonly vmreadFields = new Map<number, number>();
+  readonly vmwriteFields = new Map<number, number>();
   /** The L2 vCPU (VMCS02), EPT02 and merged MSR bitmap, made at the first nested entry. */
   l2: L2VmxVcpu | null = null;
   ept02: Ept02 | null = null;
