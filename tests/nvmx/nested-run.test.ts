@@ -81,6 +81,34 @@ describe.skipIf(!HAVE_AS)("nested VMX: L1 launches an L2", () => {
     expect(b.engine.state(b.vcpu).entries).toBe(3);
   });
 
+  it("VMCS12 execution-field checks: a CR3-target count, an EPTP with A/D flags, a bad entry event are VMfailValid(7)", () => {
+    const R = RESULTS + 0x200;
+    const attempt = (field: number, bad: number, good: number, slot: number) => `
+        mov edx, ${field}
+        mov eax, ${bad}
+        vmwrite rdx, rax
+        vmlaunch
+        mov edx, ${V.VMCS_VM_INSTRUCTION_ERROR}
+        vmread [${R + slot * 8}], rdx
+        mov edx, ${field}
+        mov eax, ${good}
+        vmwrite rdx, rax
+      `;
+    const eptp = 0x310000 | 6 | (3 << 3);
+    const b = nvmxBed(
+      l1Source(
+        attempt(V.VMCS_CR3_TARGET_COUNT, 1, 0, 0) +
+          attempt(V.VMCS_EPT_POINTER, eptp | 0x40, eptp, 1) +
+          attempt(V.VMCS_ENTRY_INTR_INFO, 0x80000106, 0, 2),
+      ),
+    );
+    placeL2(b);
+    const stop = b.run(200_000);
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1); // the VMLAUNCH after the three still runs L2 to its HLT
+    expect([0, 1, 2].map((i) => b.r32(R + i * 8))).toEqual([7, 7, 7]);
+  });
+
   it("L1's EPT12 writes are tracked: a new entry drops nothing, a weakened one drops its EPT02 leaf", () => {
     const pd1 = EPT12_PD + 8;
     const leaf = (perms: number) => L2_SECOND | 0x80 | (6 << 3) | perms;

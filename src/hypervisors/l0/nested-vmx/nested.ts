@@ -8,11 +8,13 @@
  * writes L2's state and the exit information into VMCS12, loads VMCS12's host state into L1's
  * VMCS and L1 resumes at its host RIP.
  */
+
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
 import * as MSR from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
+import { entryEventFieldsValid } from "../../../x86/vmx-controls.js";
 import { runGuest } from "../core.js";
 import type { NestedEngine } from "../engine.js";
 import { L0_VM_VPID } from "../l0.js";
@@ -63,8 +65,45 @@ function controlsValid(x: VmxInsnContext): boolean {
     ctlOk(c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS) &&
     c.get32(V.VMCS_EXIT_MSR_STORE_COUNT) === 0 &&
     c.get32(V.VMCS_EXIT_MSR_LOAD_COUNT) === 0 &&
-    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0
+    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0 &&
+    executionFieldsValid(x, proc) &&
+    entryEventFieldsValid(c.get32(V.VMCS_ENTRY_INTR_INFO), c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH))
   );
+}
+
+/** L1's MAXPHYADDR (CPUID 0x80000008 of its VM). */
+const cpuidOut = new Int32Array(4);
+function physBits(x: VmxInsnContext): number {
+  x.vm.cpuid.query(0x80000008, 0, cpuidOut);
+  return cpuidOut[0] & 0xff || 36;
+}
+
+/** A 4 KiB-aligned VMCS12 address field within L1's MAXPHYADDR (26.2.1.1). */
+function pageAddressOk(x: VmxInsnContext, field: number): boolean {
+  const a = x.s.current.getNumber(field);
+  return a % 4096 === 0 && a < 2 ** physBits(x);
+}
+
+/**
+ * The execution-control field checks beyond the control words (26.2.1.1; KVM
+ * nested_check_vm_execution_controls): no CR3 targets (none offered), bitmap addresses,
+ * virtual NMIs only with NMI exiting, a non-zero VPID, and an EPTP L0 can walk (WB, 4 levels,
+ * reserved bits 11:7 clear: A/D flags are not offered).
+ */
+function executionFieldsValid(x: VmxInsnContext, proc: number): boolean {
+  const c = x.s.current;
+  const pin = c.get32(V.VMCS_PIN_BASED_CONTROLS);
+  const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+  if (c.get32(V.VMCS_CR3_TARGET_COUNT) !== 0) return false;
+  const io = (proc & C.CPU_USE_IO_BITMAPS) === 0;
+  if (!io && !(pageAddressOk(x, V.VMCS_IO_BITMAP_A) && pageAddressOk(x, V.VMCS_IO_BITMAP_B))) return false;
+  if ((proc & C.CPU_USE_MSR_BITMAPS) !== 0 && !pageAddressOk(x, V.VMCS_MSR_BITMAP)) return false;
+  if ((pin & C.PIN_VIRTUAL_NMIS) !== 0 && (pin & C.PIN_NMI_EXITING) === 0) return false;
+  if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && c.get32(V.VMCS_VPID) === 0) return false;
+  if ((proc2 & C.CPU2_ENABLE_EPT) === 0) return true;
+  const eptp = c.get32(V.VMCS_EPT_POINTER);
+  const base = c.getNumber(V.VMCS_EPT_POINTER) - (c.getNumber(V.VMCS_EPT_POINTER) % 4096);
+  return (eptp & 7) === C.EPTP_WB && (eptp & 0x38) === C.EPTP_WALK_4 && (eptp & 0xfc0) === 0 && base < 2 ** physBits(x);
 }
 
 /**
