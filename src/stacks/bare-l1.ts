@@ -19,7 +19,7 @@ import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
 import { tunables } from "../machine/tunables.js";
 import { packageRoot } from "../paths.js";
-import { bindTrace, cpuCounters } from "./results.js";
+import { bindTrace, cpuCounters, levelCounters } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -93,10 +93,7 @@ export const bareL1Stack: Stack = {
     counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
     counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
     // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
-    for (const l of ledger.lines()) {
-      counters[`level${l.level}.cycles`] = (counters[`level${l.level}.cycles`] ?? 0) + l.cycles;
-      if (l.category === "guest" && l.reason === "instructions") counters[`level${l.level}.instructions`] = l.count;
-    }
+    levelCounters(ledger.lines(), counters);
     return {
       stack: "bare-l1",
       protocol: "direct64",

@@ -22,7 +22,7 @@ import { NestedVmxEngine, type NestedVmxOptions } from "../hypervisors/l0/nested
 import { loadImage, RAM_HOLE_START } from "../machine/boot.js";
 import { L1_OWN_MEMORY, L2_IMAGE_ADDR, l1Cmdline, l1hvImagePath } from "./bare-l1.js";
 import { l0Machine } from "./l0-machine.js";
-import { cpuCounters, hypervisorRunResult } from "./results.js";
+import { cpuCounters, hypervisorRunResult, levelCounters } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -116,6 +116,8 @@ function makeStack(variant: Variant): Stack {
       for (const e of exits) counters[`exits.L${e.level}.${e.reason}`] = e.count;
       const total = l0Exits.reduce((a, e) => a + e.count, 0);
       Object.assign(counters, nestedCounters(engine, total));
+      // Cycles and instructions per level: 0 L0, 1 L1 (VMCS01), 2 L2 (VMCS02).
+      levelCounters(l0.ledger.lines(), counters);
       counters["l0.ept01.leaves"] = vm.ept01.leaves;
       counters["l0.ept01.tables"] = vm.ept01.tables;
       return hypervisorRunResult(variant.name, "direct64", cpu, l0, outcome, serial, counters, exits, wallSeconds);

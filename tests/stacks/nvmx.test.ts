@@ -64,6 +64,10 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     // to L0 before it retires, so none is an L2 instruction).
     const l2 = (r.ledger ?? []).filter((l) => l.level === 2).map((l) => [l.category, l.reason, l.count]);
     expect(l2).toEqual([["mmu", "walk_ref", 26]]);
+    expect(c["level2.cycles"]).toBe(26 * 8);
+    expect(c["level2.instructions"]).toBeUndefined();
+    expect(c["level1.instructions"]).toBeGreaterThan(0);
+    expect(c["level0.cycles"] + c["level1.cycles"] + c["level2.cycles"]).toBe(r.cycles);
   });
 
   it("nvmx-shadow runs the same L1 with fewer L1 exits (its VMREADs and shadowed VMWRITEs stay in L1)", () => {
