@@ -17,6 +17,7 @@ import { getStack } from "../stacks/index.js";
 import { type CellBatch, runCells } from "./cell-pool.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
 import { writeOut } from "./output.js";
+import { readImage } from "./run.js";
 
 export { SUITE } from "../report/workloads.js";
 
@@ -37,6 +38,8 @@ export interface CompareOptions {
   npvMap?: "eager" | "demand";
   /** Extra kernel command-line words for every run (e.g. "pti=on"). */
   kernelArgs?: string;
+  /** nvmx stacks: the L1 hypervisor image file. */
+  l1Image?: string;
   /** `--no-jit` (false) and `--jit-threshold`. */
   jit?: boolean;
   jitThreshold?: number;
@@ -80,6 +83,8 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   if (opts.json && opts.csv) throw new UsageError("give --json or --csv, not both");
   for (const s of opts.stacks) getStack(s); // unknown names fail before any work
   for (const w of opts.workloads) workloadCmdline(w);
+  const l1Image = opts.l1Image === undefined ? undefined : readImage(opts.l1Image);
+  for (const s of opts.stacks) getStack(s).preflight?.({ l1Image });
   const profile = profileInfo(opts.profile);
   if (opts.report !== undefined) writeReport(opts.report, ""); // a path that cannot be written fails before any work
   const cellOpts: CellOptions = {
@@ -92,6 +97,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     jit: jitFlags(opts),
     kernelArgs: opts.kernelArgs,
     l0: opts.l0,
+    l1Image,
   };
   const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload, opts: cellOpts })));
   const t0 = performance.now();

@@ -13,7 +13,7 @@ import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
 import type { Scaling } from "../report/sweep.js";
 import { benchWorkloads, checkWorkloadBench } from "../report/workload-bench.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
-import { STACKS } from "../stacks/index.js";
+import { COMPARE_DEFAULT_STACKS, STACKS } from "../stacks/index.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
@@ -94,7 +94,7 @@ const commaList = (v: string) =>
 function stacksOption(): Option {
   return new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
     .argParser(commaList)
-    .default([...STACKS.keys()], "all of them");
+    .default([...COMPARE_DEFAULT_STACKS], COMPARE_DEFAULT_STACKS.join(","));
 }
 
 /** `--workloads` of compare and bench workloads. */
@@ -212,6 +212,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(profileOption())
     .option("--json", "print one JSON document instead of the console and summary")
     .addOption(npvMapOption())
+    .option(
+      "--l1-image <file>",
+      "nvmx stacks: the L1 hypervisor image L0 offers VMX to (default: guests/images/l1hv.elf)",
+    )
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
@@ -272,6 +276,10 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--report <file.html>", "also write a self-contained HTML report with charts")
     .option("--kernel-args <words>", 'extra kernel command-line words for every run (e.g. "pti=on")')
     .addOption(npvMapOption())
+    .option(
+      "--l1-image <file>",
+      "nvmx stacks: the L1 hypervisor image L0 offers VMX to (default: guests/images/l1hv.elf)",
+    )
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
     .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
     .addOption(l0PolicyOptions()[0])

@@ -31,6 +31,8 @@ export interface RunCommandOptions {
   npvMap?: "eager" | "demand";
   /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
   l0?: Partial<L0Policy>;
+  /** nvmx stacks: the L1 hypervisor image file. */
+  l1Image?: string;
   /** `--module "FILE [ARGS]"` values, in order. */
   module?: string[];
   /** "nestlab" (0 success, 1 failure) or "qemu" ((value << 1) | 1). */
@@ -82,7 +84,7 @@ export function formatSize(bytes: number): string {
 }
 
 /** Read the image to run: the bundled kernel when none is given. */
-function readImage(image: string | undefined): Uint8Array {
+export function readImage(image: string | undefined): Uint8Array {
   const path = image ?? bundledKernelPath();
   try {
     return readFileSync(path);
@@ -122,6 +124,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       npvMap: opts.npvMap,
       cpuVmx: opts.cpuVmx,
       l0: opts.l0,
+      l1Image: opts.l1Image === undefined ? undefined : readImage(opts.l1Image),
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,
       trace,

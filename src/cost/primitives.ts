@@ -78,6 +78,11 @@ export const PRIMITIVES = [
   ["nvmx.world_switch", "L0: switch the CPU between an L1's VMCS01 and its L2's VMCS02"],
   ["nvmx.ept02_fault", "L0: one shadow-EPT fault: walk EPT12 in L1 memory and build the EPT02 leaf"],
   ["nvmx.ept02_zap", "L0: drop EPT02 and L2's TLB entries (L1's INVEPT, a new EPTP12)"],
+  [
+    "nvmx.shadow_sync",
+    "L0: make an L1's shadow VMCS current and back, to copy fields between it and VMCS12 (per sync)",
+  ],
+  ["nvmx.shadow_field", "L0: copy one field between a shadow VMCS and VMCS12 (a VMREAD or VMWRITE by L0, per field)"],
 ] as const;
 
 export type PrimitiveName = (typeof PRIMITIVES)[number][0];

@@ -27,6 +27,8 @@ export interface CellOptions {
   kernelArgs?: string;
   /** L0 policy overrides (the same for every stack of the comparison). */
   l0?: Partial<L0Policy>;
+  /** nvmx stacks: the L1 hypervisor image (default: the bundled l1hv). */
+  l1Image?: Uint8Array;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -65,6 +67,8 @@ export interface CompareCell {
   topExits: ExitRate[];
   /** Cycles per iteration by (level, category), from the ledger, N/2N differential. */
   ledgerPerIter: LedgerShare[];
+  /** Nested stacks that count them: world switches per iteration ("L2-L0", "L1-L0"). */
+  worldSwitchesPerIter?: Record<string, number>;
 }
 
 export const TOP_EXITS = 3;
@@ -90,6 +94,13 @@ function diffPerIter(a: Record<string, number>, b: Record<string, number>, n: nu
     const d = ((b[k] ?? 0) - (a[k] ?? 0)) / n;
     if (Math.abs(d) >= MIN_RATE) out[k] = Math.round(d * 100) / 100;
   }
+  return out;
+}
+
+/** The `world_switches.*` counters of a run, by the part after the prefix. */
+function worldSwitches(r: StackRunResult): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r.counters)) if (k.startsWith("world_switches.")) out[k.slice(15)] = v;
   return out;
 }
 
@@ -134,6 +145,12 @@ function failureReason(r: StackRunResult, workload: string): string {
   return `${r.outcome.kind}: ${r.outcome.message}`;
 }
 
+function worldSwitchesOf(r1: StackRunResult, r2: StackRunResult, n: number): Partial<CompareCell> {
+  const w1 = worldSwitches(r1);
+  if (Object.keys(w1).length === 0) return {};
+  return { worldSwitchesPerIter: diffPerIter(w1, worldSwitches(r2), n) };
+}
+
 export function measureCell(stackName: string, workload: string, opts: CellOptions, image: Uint8Array): CompareCell {
   const stack = getStack(stackName);
   const t0 = performance.now();
@@ -160,6 +177,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       npvMap: opts.npvMap,
       jit: opts.jit,
       l0: opts.l0,
+      l1Image: opts.l1Image,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);
@@ -190,6 +208,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
     instructions: r1.instructions,
     topExits: topExits(exitReasonsPerIter),
     ledgerPerIter: ledgerPerIter(r1, r2, n),
+    ...worldSwitchesOf(r1, r2, n),
     wallSeconds: wall(),
   };
 }

@@ -70,6 +70,19 @@ export function renderTable(doc: CompareDocument): string {
       out.push(`  [${i + 1}] ${c.workload} on ${c.stack}: ${c.message}`);
     });
   }
+  const ws = doc.cells.filter((c) => c.ok && c.worldSwitchesPerIter !== undefined);
+  if (ws.length > 0) {
+    out.push("", "World switches per iteration (a guest level to L0 and back):");
+    const keys = worldSwitchKeys(doc);
+    const wrows = [["workload", "stack", ...keys]];
+    for (const c of ws) wrows.push([c.workload, c.stack, ...keys.map((k) => worldSwitchText(c, k))]);
+    out.push(
+      grid(wrows)
+        .split("\n")
+        .map((l) => `  ${l}`)
+        .join("\n"),
+    );
+  }
   const tops = doc.cells.filter((c) => c.ok && c.topExits.length > 0);
   if (tops.length > 0) {
     out.push("", "Top exit reasons per iteration:");
@@ -96,9 +109,18 @@ function csvField(v: string | number | boolean): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** The world-switch kinds ("L1-L0", "L2-L0") any cell counts, sorted. */
+function worldSwitchKeys(doc: CompareDocument): string[] {
+  return [...new Set(doc.cells.flatMap((c) => Object.keys(c.worldSwitchesPerIter ?? {})))].sort();
+}
+
+const worldSwitchText = (c: CompareCell, k: string) =>
+  c.worldSwitchesPerIter === undefined ? "" : (c.worldSwitchesPerIter[k] ?? 0).toFixed(2);
+
 /** One row per cell; exit levels as columns (exits_per_iter_L0, …); `message` holds FAIL reasons. */
 export function renderCsv(doc: CompareDocument): string {
   const levels = [...new Set(doc.cells.flatMap((c) => Object.keys(c.exitsPerIter)))].sort();
+  const switches = worldSwitchKeys(doc);
   const header = [
     "workload",
     "stack",
@@ -109,6 +131,7 @@ export function renderCsv(doc: CompareDocument): string {
     "ns_per_iter",
     "ratio_to_native",
     ...levels.map((l) => `exits_per_iter_${l}`),
+    ...switches.map((k) => `world_switches_per_iter_${k}`),
     "top_exits",
     "instructions",
   ];
@@ -130,6 +153,7 @@ export function renderCsv(doc: CompareDocument): string {
           measured ? c.nsPerIter.toFixed(1) : "",
           ratio === null ? "" : ratio.toFixed(2),
           ...levels.map((l) => (measured ? (c.exitsPerIter[l] ?? 0).toFixed(2) : "")),
+          ...switches.map((k) => (measured ? worldSwitchText(c, k) : "")),
           c.topExits.map((e) => `${e.level}.${e.reason}=${e.perIter.toFixed(2)}`).join(" "),
           c.instructions,
         ]

@@ -13,12 +13,13 @@ import { bootDirect64, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import { guestImage } from "./guest-images.js";
 import { bareMachine, machineCounters } from "./native.js";
+import { levelCounters } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 
 /** Where the loader puts L2's image in L1's RAM (above L1's own image and .bss). */
 export const L2_IMAGE_ADDR = 0x1000000;
 /** L1's RAM beyond L2's: its image, the L2 image, EPT12, VMCS, bitmaps, its allocator. */
-const L1_OWN_MEMORY = 48 * 1024 * 1024;
+export const L1_OWN_MEMORY = 48 * 1024 * 1024;
 
 /** L1's command line: back end, where L2's image is, L2's RAM, the map mode, then L2's command line. */
 export function l1Cmdline(backend: "vmx" | "npv", imageLen: number, l2MiB: number, map: string, l2: string): string {
@@ -58,10 +59,7 @@ export const bareL1Stack: Stack = {
       counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
       counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
       // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
-      for (const l of ledger.lines()) {
-        counters[`level${l.level}.cycles`] = (counters[`level${l.level}.cycles`] ?? 0) + l.cycles;
-        if (l.category === "guest" && l.reason === "instructions") counters[`level${l.level}.instructions`] = l.count;
-      }
+      levelCounters(ledger.lines(), counters);
       return { counters, exits };
     });
   },

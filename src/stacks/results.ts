@@ -1,5 +1,5 @@
 /** What every stack reports the same way: CPU and MMU counters, and the run result of a hypervisor stack. */
-import type { CostLedger } from "../cost/ledger.js";
+import type { CostLedger, LedgerLine } from "../cost/ledger.js";
 import type { Cpu } from "../cpu/cpu.js";
 import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
 import type { BootProtocol } from "../machine/boot.js";
@@ -25,6 +25,14 @@ export function cpuCounters(cpu: Cpu): Record<string, number> {
     }
   }
   return out;
+}
+
+/** Cycles and executed instructions by level (`level1.cycles`, `level2.instructions`, …) from a ledger. */
+export function levelCounters(lines: readonly LedgerLine[], into: Record<string, number>): void {
+  for (const l of lines) {
+    into[`level${l.level}.cycles`] = (into[`level${l.level}.cycles`] ?? 0) + l.cycles;
+    if (l.category === "guest" && l.reason === "instructions") into[`level${l.level}.instructions`] = l.count;
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import type { TimelineRecorder } from "../trace/timeline.js";
 
 export interface StackRunOptions {
   image: Uint8Array;
-  /** The nested stacks' L1 hypervisor image (default: the registered `l1hv`, guest-images.ts). */
+  /** The nested stacks' L1 hypervisor image (`--l1-image`; default: the registered `l1hv`, guest-images.ts). */
   l1Image?: Uint8Array;
   cmdline: string;
   /** Guest RAM in bytes. */
@@ -30,6 +30,8 @@ export interface StackRunOptions {
   profile?: ProfileSpec;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /** nvmx stacks: the L1 image's own command line (for an L1 other than l1hv). */
+  l1Cmdline?: string;
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
   jit?: Partial<JitOptions>;
   /** L0 policy overrides (`--l0-intercept-ud`, `--vm-virtio`); the same defaults on every stack. */
@@ -80,6 +82,8 @@ export interface Stack {
   name: string;
   description: string;
   run(opts: StackRunOptions): StackRunResult;
+  /** Throws StackOptionError when the stack cannot run with these options (before any work). */
+  preflight?(opts: Pick<StackRunOptions, "l1Image">): void;
 }
 
 export class UnknownStackError extends Error {}

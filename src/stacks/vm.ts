@@ -4,16 +4,11 @@
  * device the guest sees is L0's model.
  */
 
-import { loadProfile } from "../cost/profile.js";
-import { Cpu } from "../cpu/cpu.js";
-import { jitOptions } from "../cpu/jit/options.js";
-import { VmxHost } from "../cpu/vmx/host.js";
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
-import { L0Hypervisor, type Vcpu } from "../hypervisors/l0/l0.js";
+import type { L0Hypervisor, Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
-import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
-import { PhysicalMemory } from "../mmu/phys.js";
-import { bindTrace, cpuCounters, hypervisorRunResult } from "./results.js";
+import { l0Machine } from "./l0-machine.js";
+import { cpuCounters, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -28,18 +23,8 @@ export const vmStack: Stack = {
   name: "vm",
   description: "the guest kernel as a VM under L0 (KVM-like, EPT, QEMU-like device models)",
   run(opts: StackRunOptions): StackRunResult {
-    const profile = loadProfile(opts.profile);
-    const t = tunables(opts.tunables);
-    const policy = l0Policy(opts.l0);
-    // Room to align guest RAM's backing to the largest EPT01 leaf (as THP needs).
-    const hostMem = new PhysicalMemory(t.l0Reserved + eptLeafBytes(policy) + Math.ceil(opts.memory / 4096) * 4096);
-    const cpu = new Cpu(hostMem);
-    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
-    const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
-    cpu.setCostModel(profile.cycles, l0.ledger, 0);
-    cpu.useDataCache(profile.caches); // L0 in root operation; its VM's VMCS says level 1
-    // Bound before the VM is made, so the set-up charges (its host pages) are on the timeline too.
-    if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
+    // L0's VM's VMCS says level 1. Guest RAM's backing is aligned to the largest EPT01 leaf.
+    const { cpu, l0 } = l0Machine(opts, Math.ceil(opts.memory / 4096) * 4096);
     let serial = "";
     const decoder = new TextDecoder();
     const vm = l0.createVm({

@@ -179,3 +179,21 @@ export const INVVPID_SINGLE_GLOBALS = 3;
 
 /** Bit 31 of a VMCS region's first dword: the shadow-VMCS indicator (24.2). */
 export const VMCS_SHADOW_INDICATOR = 1 << 31;
+
+/**
+ * The VM-entry event fields' checks (26.2.1.3) on their values — interruption information `info`
+ * and instruction length `len` — for any VMCS holder (the CPU's, or L0's VMCS12).
+ */
+export function entryEventFieldsValid(info: number, len: number): boolean {
+  if ((info & INTR_INFO_VALID) === 0) return true;
+  const type = (info >> 8) & 7;
+  const vector = info & 0xff;
+  if ((info & 0x7ffff000) !== 0 || type === 1 || type === 7) return false; // reserved bits, types
+  if (type === 2 && vector !== 2) return false; // NMI is vector 2
+  if (type === 3 && vector > 31) return false; // hardware exceptions are 0..31
+  const withCode = (info & INTR_INFO_DELIVER_CODE) !== 0;
+  const hasCode = type === 3 && (vector === 8 || (vector >= 10 && vector <= 14) || vector === 17);
+  if (withCode !== hasCode) return false;
+  if (type >= 4 && type <= 6 && (len < 1 || len > 15)) return false;
+  return true;
+}

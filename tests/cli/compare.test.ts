@@ -105,7 +105,14 @@ describe("list", () => {
     const r = nestlab(["list", "--json"]);
     expect(r.status).toBe(EXIT.ok);
     const doc = JSON.parse(r.stdout);
-    expect(doc.stacks.map((s: { name: string }) => s.name)).toEqual(["native", "vm", "npv", "bare-l1"]);
+    expect(doc.stacks.map((s: { name: string }) => s.name)).toEqual([
+      "native",
+      "vm",
+      "npv",
+      "bare-l1",
+      "nvmx",
+      "nvmx-shadow",
+    ]);
     for (const s of doc.stacks) expect(s.description.length).toBeGreaterThan(10);
     expect(doc.workloads.map((w: { name: string }) => w.name)).toContain("pagefault");
     expect(doc.profiles.map((p: { name: string }) => p.name)).toEqual(["cascadelake-kvm", "epyc-kvm"]);

@@ -74,7 +74,7 @@ import {
   setSegment,
 } from "../segments.js";
 import { vmxInstructionInfo } from "../vmx/insn-info.js";
-import { vmxInstruction } from "../vmx/instructions.js";
+import { checkMode, vmxInstruction } from "../vmx/instructions.js";
 import { shadowAccess } from "../vmx/shadow.js";
 
 /** Scratch for 64-bit results (no allocation). */
@@ -970,6 +970,7 @@ function vmxInsn(c: Cpu, i: Insn): void {
   // the operand in the instruction-information field and the displacement in the qualification,
   // but VMREAD/VMWRITE that VMCS shadowing serves (vmx/shadow.ts).
   if (c.nonRoot) {
+    if (i.op !== VX.VMXI_VMCALL && i.op !== VX.VMXI_VMFUNC) checkMode(c);
     if (shadowAccess(c, i)) return;
     const reason = VMX_EXIT_REASON[i.op];
     if (!hasVmxOperand(i.op) || !i.isMem)

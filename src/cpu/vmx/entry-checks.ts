@@ -9,6 +9,7 @@
 import { CR0_PE, CR0_PG, CR4_PAE, CR4_PCIDE, CR4_VMXE, EFER_LMA, EFER_LME } from "../../x86/control.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
+import { entryEventFieldsValid } from "../../x86/vmx-controls.js";
 import { isCanonical } from "../canonical.js";
 import { cr4Allowed, eferAllowed, maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
@@ -67,21 +68,7 @@ export function checkControls(c: Cpu, v: Vmcs): boolean {
 
 /** The VM-entry interruption-information field (26.2.1.3). */
 function entryEventValid(v: Vmcs): boolean {
-  const info = v.read(V.VMCS_ENTRY_INTR_INFO);
-  if ((info & C.INTR_INFO_VALID) === 0) return true;
-  const type = (info >> 8) & 7;
-  const vector = info & 0xff;
-  if ((info & 0x7ffff000) !== 0 || type === 1 || type === 7) return false; // reserved bits, types
-  if (type === 2 && vector !== 2) return false; // NMI is vector 2
-  if (type === 3 && vector > 31) return false; // hardware exceptions are 0..31
-  const withCode = (info & C.INTR_INFO_DELIVER_CODE) !== 0;
-  const hasCode = type === 3 && (vector === 8 || (vector >= 10 && vector <= 14) || vector === 17);
-  if (withCode !== hasCode) return false;
-  if (type >= 4 && type <= 6) {
-    const len = v.read(V.VMCS_ENTRY_INSTRUCTION_LENGTH);
-    if (len < 1 || len > 15) return false;
-  }
-  return true;
+  return entryEventFieldsValid(v.read(V.VMCS_ENTRY_INTR_INFO), v.read(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
 }
 
 /** Host-state area (26.2.2–26.2.4). */

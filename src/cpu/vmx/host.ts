@@ -85,6 +85,16 @@ export class VmxHost {
     return v;
   }
 
+  /**
+   * Make `v` an active VMCS of the processor at host-physical `hpa` without making it current
+   * (as VMPTRLD of it and back would): the VMCS a link pointer names for VMCS shadowing, which
+   * VMREAD/VMWRITE in non-root operation then reach (shadow.ts).
+   */
+  activateShadowVmcs(v: Vmcs, hpa: number): void {
+    v.address = hpa;
+    this.unit.software.cache.set(hpa, v);
+  }
+
   /** The level of the code in root operation: the hypervisor driving this host. */
   get rootLevel(): number {
     return this.cpu.levelRoot;

@@ -53,8 +53,12 @@ export function vmFail(c: Cpu, error: number): void {
   c.setFlags((c.getFlags() & ~STATUS) | ZF);
 }
 
-/** The #UD conditions every VMX instruction shares: real/virtual-8086 mode, compatibility mode. */
-function checkMode(c: Cpu): void {
+/**
+ * The #UD conditions every VMX instruction but VMCALL and VMFUNC shares: real/virtual-8086 mode,
+ * compatibility mode. Checked before the VM exit in non-root operation too (chapter 31's
+ * pseudocode tests them ahead of "ELSIF in VMX non-root operation THEN VM exit").
+ */
+export function checkMode(c: Cpu): void {
   if ((c.cr0 & CR0_PE) === 0 || (c.getFlags() & RFLAGS_VM) !== 0) c.raise(UD);
   if ((c.efer & EFER_LMA) !== 0 && !c.mode64) c.raise(UD);
 }

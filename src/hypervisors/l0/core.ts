@@ -124,7 +124,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
     (efer & EFER_LMA) !== 0 ? entry | C.ENTRY_IA32E_MODE_GUEST : entry & ~C.ENTRY_IA32E_MODE_GUEST,
   );
   let pin = host.vmread(V.VMCS_PIN_BASED_CONTROLS);
-  const next = v.nextEventCycle();
+  const next = Math.min(v.nextEventCycle(), v.ownerTimerCycle());
   if (next !== Number.POSITIVE_INFINITY) {
     pin |= C.PIN_PREEMPTION_TIMER;
     const ticks = Math.ceil((next - host.cycles()) / host.preemptionTimerCyclesPerTick);
@@ -163,5 +163,6 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
       l0.chargeFor(v, "vmx.inject", "inject-interrupt");
     } else proc |= C.CPU_INTR_WINDOW_EXITING;
   }
+  if (v.ownerWantsInterruptWindow()) proc |= C.CPU_INTR_WINDOW_EXITING;
   host.vmwrite(V.VMCS_PROC_BASED_CONTROLS, proc);
 }

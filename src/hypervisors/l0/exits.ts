@@ -79,7 +79,8 @@ function vmOf(v: GuestVcpu, reason: number): Vm | null {
 }
 
 function io(l0: L0Hypervisor, v: GuestVcpu): number {
-  const vm = vmOf(v, V.EXIT_IO_INSTRUCTION);
+  // An L2's I/O its L1 lets through reaches the L1 VM's devices (KVM: L0 emulates it as L1's).
+  const vm = v.portIoVm ?? vmOf(v, V.EXIT_IO_INSTRUCTION);
   if (vm === null) return v.stopCode();
   const h = l0.host;
   const q = h.vmread(V.VMCS_EXIT_QUALIFICATION);
@@ -350,6 +351,12 @@ function crAccess(l0: L0Hypervisor, v: GuestVcpu): number {
   const cr = q & 15;
   const type = (q >>> 4) & 3;
   const gpr = (q >>> 8) & 15;
+  // A MOV to CR0 exits only for the bits an engine owns while the vCPU is in VMX operation
+  // (PE, NE, PG, all 1): clearing one is #GP(0) (SDM 23.8).
+  if (cr === 0 && type === C.CR_ACCESS_TYPE_MOV_TO_CR && l0.engines.forVmxInstructions(v) !== null) {
+    l0.chargeFor(v, "l0.cr_access", "cr_access");
+    return injectGp(v);
+  }
   if (cr === 8) return cr8Access(l0, v, type, gpr);
   if (cr !== 4 || type !== C.CR_ACCESS_TYPE_MOV_TO_CR)
     return v.fail(

@@ -93,6 +93,21 @@ export abstract class GuestVcpu {
   nextEventCycle(): number {
     return this.lapic.nextEventCycle();
   }
+  /**
+   * Cycle at which a timer other than the vCPU's LAPIC must end the run (the VMX-preemption timer
+   * an L1 set for its L2), or +Infinity: L0's preemption timer fires at the earlier of the two.
+   */
+  ownerTimerCycle(): number {
+    return Number.POSITIVE_INFINITY;
+  }
+  /** Interrupt-window exiting the vCPU's owner asked for (an L1 for its L2), beyond L0's own need. */
+  ownerWantsInterruptWindow(): boolean {
+    return false;
+  }
+  /** The VM whose port-I/O devices the vCPU's unintercepted I/O reaches (an L2's: its L1's). */
+  get portIoVm(): Vm | null {
+    return this.l0vm;
+  }
 
   /** Non-zero once the vCPU must stop: the run loop returns it. */
   abstract stopCode(): number;

@@ -23,6 +23,7 @@ import type { L2VmxVcpu } from "./l2-vcpu.js";
 import { vmentry } from "./nested.js";
 import { OperandAccess } from "./operand.js";
 import { afterL0Exit, reflectExit } from "./reflect.js";
+import { ShadowVmcs } from "./shadow.js";
 import { NestedVmxState } from "./state.js";
 
 /** First VPID L0 gives an L2 of this engine. */
@@ -42,6 +43,27 @@ const EMULATE: Record<number, Emulation> = {
   [V.EXIT_INVVPID]: I.invvpid,
 };
 
+/** How L0 serves an L1's VMCS accesses (the nvmx stack variants). */
+export interface NestedVmxOptions {
+  /** Give L1 a shadow VMCS (VMCS shadowing, shadow.ts): shadowed fields' VMREAD/VMWRITE do not exit. */
+  shadowVmcs: boolean;
+}
+
+/** The engine's counts over every L1 vCPU it serves (for a stack's report). */
+export interface NestedVmxTotals {
+  l2Exits: number;
+  reflected: number;
+  entries: number;
+  /** VMX instructions emulated, by name ("vmread", …). */
+  emulated: Record<string, number>;
+  /** Trapped VMREADs / VMWRITEs by field ("vmread.0x4402", …). */
+  fieldAccesses: Record<string, number>;
+  ept02Built: number;
+  ept02LeavesDropped: number;
+  ept12TrackedWrites: number;
+  shadowSyncs: number;
+}
+
 export class NestedVmxEngine implements NestedEngine {
   readonly name = "nvmx";
   private readonly vms = new Set<Vm>();
@@ -50,8 +72,63 @@ export class NestedVmxEngine implements NestedEngine {
   /** The next VPID02 (above L0's VMs' VPID, l0.ts L0_VM_VPID, and npv's range). */
   private nextVpid = VPID02_BASE;
 
-  constructor(private readonly l0: L0Hypervisor) {
+  constructor(
+    private readonly l0: L0Hypervisor,
+    readonly options: NestedVmxOptions = { shadowVmcs: false },
+  ) {
     l0.engines.register(this);
+  }
+
+  /** Counts summed over the L1 vCPUs this engine serves. */
+  totals(): NestedVmxTotals {
+    const t: NestedVmxTotals = {
+      l2Exits: 0,
+      reflected: 0,
+      entries: 0,
+      emulated: {},
+      fieldAccesses: {},
+      ept02Built: 0,
+      ept02LeavesDropped: 0,
+      ept12TrackedWrites: 0,
+      shadowSyncs: 0,
+    };
+    for (const s of this.states.values()) {
+      t.l2Exits += s.l2Exits;
+      t.entries += s.entries;
+      t.shadowSyncs += s.shadow?.syncs ?? 0;
+      for (const n of s.reflected.values()) t.reflected += n;
+      for (const [kind, m] of [
+        ["vmread", s.vmreadFields],
+        ["vmwrite", s.vmwriteFields],
+      ] as const) {
+        for (const [f, n] of m) {
+          const k = `${kind}.0x${f.toString(16).padStart(4, "0")}`;
+          t.fieldAccesses[k] = (t.fieldAccesses[k] ?? 0) + n;
+        }
+      }
+      for (const [r, n] of s.emulated) {
+        const name = exitReasonName(r);
+        t.emulated[name] = (t.emulated[name] ?? 0) + n;
+      }
+      if (s.ept02 !== null) {
+        t.ept02Built += s.ept02.built;
+        t.ept02LeavesDropped += s.ept02.leavesDropped;
+        t.ept12TrackedWrites += s.ept02.trackedWrites;
+      }
+    }
+    return t;
+  }
+
+  /** Exits reflected to L1, by reason name, most first. */
+  reflectedByReason(): [string, number][] {
+    const m = new Map<string, number>();
+    for (const s of this.states.values()) {
+      for (const [r, n] of s.reflected) {
+        const name = exitReasonName(r & 0xffff);
+        m.set(name, (m.get(name) ?? 0) + n);
+      }
+    }
+    return [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   }
 
   /** Offer VMX to `vm`'s vCPUs: CPUID.1:ECX.VMX in its CPUID policy (KVM's nested=1 for the VM). */
@@ -107,6 +184,7 @@ export class NestedVmxEngine implements NestedEngine {
       );
     }
     const s = this.state(v);
+    if (this.options.shadowVmcs && s.shadow === null) s.shadow = new ShadowVmcs(l0);
     s.emulated.set(reason, (s.emulated.get(reason) ?? 0) + 1);
     return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
   }

@@ -114,28 +114,48 @@ function unmapped(x: VmxInsnContext, what: string): number {
   );
 }
 
+/** Count one trapped access to `field` (which fields L1's VMREAD/VMWRITE exits are for). */
+function tally(m: Map<number, number>, field: number): void {
+  m.set(field, (m.get(field) ?? 0) + 1);
+}
+
 // ---- The instructions ----
 
 /** VMXON (31.3 "VMXON"; KVM handle_vmxon). */
 export function vmxon(x: VmxInsnContext): number {
   const l0 = x.l0;
-  if ((l1Cr4(l0) & CR4_VMXE) === 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0 || (l1Cr0(l0) & CR0_PE) === 0)
-    return inject(x, UD, -1);
-  if (cpl(l0) > 0) return inject(x, GP, 0);
-  if (x.s.vmxon) return fail(x, V.VMXERR_VMXON_IN_ROOT);
+  if ((l1Cr4(l0) & CR4_VMXE) === 0 || (l1Cr0(l0) & CR0_PE) === 0) return inject(x, UD, -1);
+  if (x.s.vmxon) return cpl(l0) > 0 ? inject(x, GP, 0) : fail(x, V.VMXERR_VMXON_IN_ROOT);
+  // CPL > 0 or CR0 outside IA32_VMX_CR0_FIXED0 (PE, NE, PG): #GP(0) (SDM 31.3 VMXON; KVM handle_vmxon).
+  if (cpl(l0) > 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0) return inject(x, GP, 0);
   const addr = readPhysOperand(x);
   if (addr === -2) return unmapped(x, "VMXON");
   if (addr < 0) return failInvalid(x);
   if (x.vm.memory.read32(addr) !== VMCS12_REVISION) return failInvalid(x);
   x.s.vmxon = true;
   x.s.vmxonPtr = addr;
+  ownFixedCr0(l0, true);
   x.s.current.gpa = -1;
   return succeed(x);
+}
+
+/**
+ * In VMX operation CR0.PE/NE/PG are fixed to 1 (IA32_VMX_CR0_FIXED0): L0 owns them in VMCS01's
+ * CR0 guest/host mask, so that an L1 MOV to CR0 clearing one exits and is refused with #GP (KVM:
+ * nested_host_cr0_valid); after VMXOFF L1 owns CR0 again.
+ */
+function ownFixedCr0(l0: L0Hypervisor, own: boolean): void {
+  const h = l0.host;
+  h.vmwrite(V.VMCS_CR0_GUEST_HOST_MASK, own ? CR0_FIXED0 : 0);
+  h.vmwrite(V.VMCS_CR0_READ_SHADOW, own ? CR0_FIXED0 : 0);
 }
 
 /** Write the current VMCS12 back to L1 memory and make none current. */
 function releaseCurrent(x: VmxInsnContext): void {
   if (!x.s.hasCurrent) return;
+  // nvmx-shadow: L1's shadowed writes first (KVM nested_release_vmcs12), then shadowing off.
+  x.s.shadow?.toVmcs12(x.s.current, x.v);
+  x.s.shadow?.link(false);
   x.s.current.flush(x.vm.memory);
   x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_flush");
   x.s.current.gpa = -1;
@@ -148,6 +168,7 @@ export function vmxoff(x: VmxInsnContext): number {
   releaseCurrent(x);
   x.s.vmxon = false;
   x.s.vmxonPtr = -1;
+  ownFixedCr0(x.l0, false);
   return succeed(x);
 }
 
@@ -180,6 +201,9 @@ export function vmptrld(x: VmxInsnContext): number {
     releaseCurrent(x);
     x.s.current.load(x.vm.memory, addr);
     x.l0.chargeFor(x.v, "nvmx.vmcs12_copy", "nvmx_vmcs12_load");
+    // nvmx-shadow: the new VMCS12's shadowed fields into the shadow VMCS, linked from VMCS01.
+    x.s.shadow?.fromVmcs12(x.s.current, x.v);
+    x.s.shadow?.link(true);
   }
   return succeed(x);
 }
@@ -209,6 +233,7 @@ export function vmread(x: VmxInsnContext): number {
   if (!x.s.hasCurrent) return failInvalid(x);
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   const field = fieldEncoding(x, info);
+  if (field >= 0) tally(x.s.vmreadFields, field);
   if (field < 0 || !x.s.current.read(field, val)) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
   if (infoIsReg(info)) x.ops.writeReg(infoReg1(info), val[0], val[1]);
   else {
@@ -237,6 +262,7 @@ export function vmwrite(x: VmxInsnContext): number {
   }
   const field = fieldEncoding(x, info);
   if (field < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  tally(x.s.vmwriteFields, field);
   // Read-only data fields cannot be written (IA32_VMX_MISC bit 29 is not offered).
   if (V.vmcsFieldType(field) === 1 && x.s.current.read(field, enc)) return fail(x, V.VMXERR_VMWRITE_READONLY);
   if (!x.s.current.write(field, val[0], val[1])) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);

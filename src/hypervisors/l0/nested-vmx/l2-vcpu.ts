@@ -6,8 +6,10 @@
 import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
 import type { LocalApic } from "../../../devices/lapic.js";
 import * as V from "../../../x86/vmx.js";
+import * as C from "../../../x86/vmx-controls.js";
 import type { NestedEngine } from "../engine.js";
 import { type CpuidSource, GuestVcpu, type Vcpu } from "../vcpu.js";
+import type { Vm } from "../vm.js";
 
 /** runGuest result: reflect the exit in `L2VmxVcpu.reflectReason` to L1. */
 export const RUN_REFLECT = 2;
@@ -19,6 +21,10 @@ export class L2VmxVcpu extends GuestVcpu {
   readonly l0vm = null;
   /** Exit reason to reflect (with bit 31 for an entry failure); -1 none. */
   reflectReason = -1;
+  /** VMCS12's primary processor-based controls at the last nested entry. */
+  proc12 = 0;
+  /** When L1's VMX-preemption timer for L2 expires (cycles; +Infinity when L1 set none). */
+  timer12Deadline = Number.POSITIVE_INFINITY;
   constructor(
     vmcs: Vmcs,
     readonly engine: NestedEngine,
@@ -34,6 +40,18 @@ export class L2VmxVcpu extends GuestVcpu {
 
   get cpuid(): CpuidSource {
     return this.l1.vm.cpuid;
+  }
+
+  override ownerTimerCycle(): number {
+    return this.timer12Deadline;
+  }
+
+  override ownerWantsInterruptWindow(): boolean {
+    return (this.proc12 & C.CPU_INTR_WINDOW_EXITING) !== 0;
+  }
+
+  override get portIoVm(): Vm {
+    return this.l1.vm;
   }
 
   // L0 injects nothing into L2 on its own: L2's events come from L1 through VMCS12.

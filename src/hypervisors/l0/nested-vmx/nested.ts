@@ -8,11 +8,13 @@
  * writes L2's state and the exit information into VMCS12, loads VMCS12's host state into L1's
  * VMCS and L1 resumes at its host RIP.
  */
+
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
 import * as MSR from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
+import { entryEventFieldsValid } from "../../../x86/vmx-controls.js";
 import { runGuest } from "../core.js";
 import type { NestedEngine } from "../engine.js";
 import { L0_VM_VPID } from "../l0.js";
@@ -27,6 +29,11 @@ import { FIELDS } from "./vmcs12.js";
 const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
 
 const GUEST_FIELDS = FIELDS.filter((f) => V.vmcsFieldType(f) === 2);
+/**
+ * Guest fields L2's exit writes back into VMCS12: all but the VMX-preemption timer value, which
+ * VMCS02 holds for L0's own timer and VMCS12 gets only by L1's "save timer" exit control.
+ */
+const GUEST_FIELDS_SAVED = GUEST_FIELDS.filter((f) => f !== V.VMCS_PREEMPTION_TIMER_VALUE);
 /**
  * The exit-information fields copied into VMCS12 on a reflected exit (SDM vol. 3C, 24.9): the
  * read-only data fields but the exit reason (set apart) and the VM-instruction error (L1's own).
@@ -58,8 +65,45 @@ function controlsValid(x: VmxInsnContext): boolean {
     ctlOk(c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS) &&
     c.get32(V.VMCS_EXIT_MSR_STORE_COUNT) === 0 &&
     c.get32(V.VMCS_EXIT_MSR_LOAD_COUNT) === 0 &&
-    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0
+    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0 &&
+    executionFieldsValid(x, proc) &&
+    entryEventFieldsValid(c.get32(V.VMCS_ENTRY_INTR_INFO), c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH))
   );
+}
+
+/** L1's MAXPHYADDR (CPUID 0x80000008 of its VM). */
+const cpuidOut = new Int32Array(4);
+function physBits(x: VmxInsnContext): number {
+  x.vm.cpuid.query(0x80000008, 0, cpuidOut);
+  return cpuidOut[0] & 0xff || 36;
+}
+
+/** A 4 KiB-aligned VMCS12 address field within L1's MAXPHYADDR (26.2.1.1). */
+function pageAddressOk(x: VmxInsnContext, field: number): boolean {
+  const a = x.s.current.getNumber(field);
+  return a % 4096 === 0 && a < 2 ** physBits(x);
+}
+
+/**
+ * The execution-control field checks beyond the control words (26.2.1.1; KVM
+ * nested_check_vm_execution_controls): no CR3 targets (none offered), bitmap addresses,
+ * virtual NMIs only with NMI exiting, a non-zero VPID, and an EPTP L0 can walk (WB, 4 levels,
+ * reserved bits 11:7 clear: A/D flags are not offered).
+ */
+function executionFieldsValid(x: VmxInsnContext, proc: number): boolean {
+  const c = x.s.current;
+  const pin = c.get32(V.VMCS_PIN_BASED_CONTROLS);
+  const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+  if (c.get32(V.VMCS_CR3_TARGET_COUNT) !== 0) return false;
+  const io = (proc & C.CPU_USE_IO_BITMAPS) === 0;
+  if (!io && !(pageAddressOk(x, V.VMCS_IO_BITMAP_A) && pageAddressOk(x, V.VMCS_IO_BITMAP_B))) return false;
+  if ((proc & C.CPU_USE_MSR_BITMAPS) !== 0 && !pageAddressOk(x, V.VMCS_MSR_BITMAP)) return false;
+  if ((pin & C.PIN_VIRTUAL_NMIS) !== 0 && (pin & C.PIN_NMI_EXITING) === 0) return false;
+  if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && c.get32(V.VMCS_VPID) === 0) return false;
+  if ((proc2 & C.CPU2_ENABLE_EPT) === 0) return true;
+  const eptp = c.get32(V.VMCS_EPT_POINTER);
+  const base = c.getNumber(V.VMCS_EPT_POINTER) - (c.getNumber(V.VMCS_EPT_POINTER) % 4096);
+  return (eptp & 7) === C.EPTP_WB && (eptp & 0x38) === C.EPTP_WALK_4 && (eptp & 0xfc0) === 0 && base < 2 ** physBits(x);
 }
 
 /**
@@ -100,6 +144,9 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   const s = x.s;
   if (!s.hasCurrent) return failInvalid(x);
   const c = s.current;
+  // nvmx-shadow: what L1 wrote to the shadow VMCS without exiting, before any check reads
+  // VMCS12 (KVM nested_vmx_run: copy_shadow_to_vmcs12).
+  s.shadow?.toVmcs12(c, x.v);
   if (!resume && c.launched) return fail(x, V.VMXERR_VMLAUNCH_NONCLEAR);
   if (resume && !c.launched) return fail(x, V.VMXERR_VMRESUME_NONLAUNCHED);
   x.l0.chargeFor(x.v, "nvmx.entry_checks", "nvmx_entry_checks");
@@ -186,6 +233,14 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
     h.vmwrite(V.VMCS_GUEST_CR4, cr4 & ~CR4_VMXE);
     h.vmwrite(V.VMCS_ENTRY_INSTRUCTION_LENGTH, c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
   });
+  // L1's controls the run core and the reflect step follow while L2 runs: interrupt-window
+  // exiting, and L1's VMX-preemption timer, loaded from VMCS12 at every entry (SDM 26.7.4) and
+  // run by L0 beside its own (KVM: vmx_start_preemption_timer).
+  l2.proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
+  l2.timer12Deadline =
+    (c.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_PREEMPTION_TIMER) !== 0
+      ? x.l0.host.cycles() + (c.get32(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * x.l0.host.preemptionTimerCyclesPerTick
+      : Number.POSITIVE_INFINITY;
   // L1's event injection rides on the run core's injection of a pending event.
   const inj = c.get32(V.VMCS_ENTRY_INTR_INFO);
   l2.reinjectInfo = (inj & C.INTR_INFO_VALID) !== 0 ? inj : 0;
@@ -202,7 +257,11 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   h.leaveGuest();
   // VMCS02 is current: L2's state and the exit information into VMCS12.
   if (!entryFailed) {
-    for (const f of GUEST_FIELDS) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    for (const f of GUEST_FIELDS_SAVED) c.write(f, h.vmread(f), h.vmreadHigh(f));
+    if ((c.get32(V.VMCS_EXIT_CONTROLS) & C.EXIT_SAVE_PREEMPTION_TIMER) !== 0) {
+      const left = Math.max(0, l2.timer12Deadline - h.cycles()) / h.preemptionTimerCyclesPerTick;
+      c.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.floor(left)) | 0, 0);
+    }
     const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
     c.write(V.VMCS_GUEST_CR4, h.vmread(V.VMCS_GUEST_CR4) | (c.get32(V.VMCS_GUEST_CR4) & CR4_VMXE & ~mask12), 0);
     for (const f of EXIT_INFO) c.write(f, h.vmread(f), h.vmreadHigh(f));
@@ -216,6 +275,8 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   l2.pendingException = -1;
   x.s.reflected.set(reason, (x.s.reflected.get(reason) ?? 0) + 1);
   x.l0.chargeFor(x.v, "nvmx.sync_vmcs12", "nvmx_sync_vmcs12");
+  // nvmx-shadow: the exit information and L2's state where L1's VMREADs find them.
+  x.s.shadow?.fromVmcs12(c, x.v);
   x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
   h.load(x.v.vmcs);
   loadHostState(x);

@@ -148,11 +148,10 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
     case V.EXIT_EPT_VIOLATION:
       return eptViolation(l0, l2, s);
     case V.EXIT_HLT:
-      if ((proc12 & C.CPU_HLT_EXITING) !== 0) return toL1(l2, reason);
-      return l2.fail("error", reason, "L2 executed HLT and L1 does not intercept it; not emulated");
+      return (proc12 & C.CPU_HLT_EXITING) !== 0 ? toL1(l2, reason) : haltL2(l0, l2, s);
     case V.EXIT_IO_INSTRUCTION:
-      if (ioWanted(l0, s, proc12)) return toL1(l2, reason);
-      return l2.fail("error", reason, "L2 port I/O that L1 lets through to its own devices is not emulated");
+      // Not L1's: L0's handler runs it against the L1 VM's devices (L2VmxVcpu.portIoVm).
+      return ioWanted(l0, s, proc12) ? toL1(l2, reason) : NOT_REFLECTED;
     case V.EXIT_RDMSR:
     case V.EXIT_WRMSR:
       // Not L1's: an MSR L0 intercepts for L1 itself (its LAPIC), which L1 lets L2 reach.
@@ -162,9 +161,13 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
     case V.EXIT_CR_ACCESS:
       if (crWanted(l0, s, proc12)) return toL1(l2, reason);
       return l2.fail("error", reason, "L2 set CR4.VMXE (nested VMX inside L2 is not offered)");
-    case V.EXIT_EXTERNAL_INTERRUPT:
-    case V.EXIT_PREEMPTION_TIMER:
     case V.EXIT_INTERRUPT_WINDOW:
+      // VMCS02 asks for the window only for L0's pending event or L1's control (core.ts).
+      return (proc12 & C.CPU_INTR_WINDOW_EXITING) !== 0 ? toL1(l2, reason) : NOT_REFLECTED;
+    case V.EXIT_PREEMPTION_TIMER:
+      // L0 runs L1's timer and its own on VMCS02's one timer: L1's when its deadline passed.
+      return timer12Expired(l0, l2) ? toL1(l2, reason) : NOT_REFLECTED;
+    case V.EXIT_EXTERNAL_INTERRUPT:
       return NOT_REFLECTED;
     default:
       return l2.fail("error", reason, `exit reason ${reason} of a nested-VMX L2 is not handled`);
@@ -178,8 +181,45 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
  */
 export function afterL0Exit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, reason: number): void {
   if (reason !== V.EXIT_EXTERNAL_INTERRUPT && reason !== V.EXIT_PREEMPTION_TIMER) return;
-  if ((s.current.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_EXT_INTR_EXITING) === 0) return;
-  if (!l2.l1.hasPendingInterrupt()) return;
+  interruptExitToL1(l0, l2, s);
+}
+
+/** Whether L1's VMX-preemption timer for L2 has expired (its exit goes to L1; the next entry reloads it). */
+function timer12Expired(l0: L0Hypervisor, l2: L2VmxVcpu): boolean {
+  return l0.host.cycles() >= l2.timer12Deadline;
+}
+
+/**
+ * L2 executed HLT and L1 does not intercept it (KVM: kvm_emulate_halt in guest mode): L0 retires
+ * it and blocks the vCPU until something L1 set can wake it — L1's LAPIC (an interrupt for L1,
+ * with external-interrupt exiting an exit to L1) or L1's preemption timer for L2 — charging the
+ * wait as idle time. Nothing armed: the L1 vCPU stops with an error naming the HLT.
+ */
+function haltL2(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): number {
+  const h = l0.host;
+  l0.skipInstruction();
+  l0.chargeFor(l2, "l0.hlt", "hlt");
+  const lapic = l2.lapic;
+  lapic.advance(h.cycles());
+  if (!l2.l1.hasPendingInterrupt()) {
+    const wake = Math.min(lapic.nextEventCycle(), l2.timer12Deadline);
+    if (wake === Number.POSITIVE_INFINITY)
+      return l2.fail("error", V.EXIT_HLT, "L2 halted (L1 does not intercept HLT) with no timer of L1's armed");
+    if (wake > h.cycles()) l0.chargeIdle(l2, wake - h.cycles());
+    lapic.advance(h.cycles());
+  }
+  if (timer12Expired(l0, l2)) {
+    h.vmwrite(V.VMCS_EXIT_INTR_INFO, 0);
+    h.vmwrite(V.VMCS_EXIT_QUALIFICATION, 0);
+    return toL1(l2, V.EXIT_PREEMPTION_TIMER);
+  }
+  return interruptExitToL1(l0, l2, s) ? RUN_REFLECT : HANDLED;
+}
+
+/** An interrupt pending for L1 whose external-interrupt exiting is set: make it L2's exit to L1. */
+function interruptExitToL1(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): boolean {
+  if ((s.current.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_EXT_INTR_EXITING) === 0) return false;
+  if (!l2.l1.hasPendingInterrupt()) return false;
   let info = 0;
   if ((s.current.get32(V.VMCS_EXIT_CONTROLS) & C.EXIT_ACK_INTR_ON_EXIT) !== 0)
     info = C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | l2.l1.acknowledgeInterrupt();
@@ -187,4 +227,5 @@ export function afterL0Exit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
   h.vmwrite(V.VMCS_EXIT_INTR_INFO, info);
   h.vmwrite(V.VMCS_EXIT_QUALIFICATION, 0);
   l2.reflectReason = V.EXIT_EXTERNAL_INTERRUPT;
+  return true;
 }

@@ -4,6 +4,7 @@
  */
 import type { Ept02 } from "./ept02.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
+import type { ShadowVmcs } from "./shadow.js";
 import { Vmcs12Cache } from "./vmcs12.js";
 
 /** VMPTRST's answer when no VMCS is current (SDM vol. 3C, 31.3: FFFFFFFF_FFFFFFFFH). */
@@ -18,6 +19,9 @@ export class NestedVmxState {
   readonly current = new Vmcs12Cache();
   /** VMX instructions emulated, by exit reason. */
   readonly emulated = new Map<number, number>();
+  /** Trapped VMREADs and VMWRITEs, by field encoding. */
+  readonly vmreadFields = new Map<number, number>();
+  readonly vmwriteFields = new Map<number, number>();
   /** The L2 vCPU (VMCS02), EPT02 and merged MSR bitmap, made at the first nested entry. */
   l2: L2VmxVcpu | null = null;
   ept02: Ept02 | null = null;
@@ -28,6 +32,8 @@ export class NestedVmxState {
   l2Exits = 0;
   readonly reflected = new Map<number, number>();
   entries = 0;
+  /** `nvmx-shadow`: the shadow VMCS L0 gives this L1 vCPU (made at its first VMX instruction). */
+  shadow: ShadowVmcs | null = null;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */
   reflectQualification = -1;
 

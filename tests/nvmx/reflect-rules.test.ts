@@ -1,0 +1,159 @@
+/**
+ * The reflection rules for the controls an executed L1 sets (issue 10 step 2), one test each,
+ * with the assembly L1 of tests/helpers/nvmx-l1.ts: interrupt-window exiting, the VMX-preemption
+ * timer L1 sets for L2, external-interrupt exiting with acknowledge-on-exit, and L2's HLT and I/O
+ * that L1 does not intercept (L0 handles them for L1: HLT blocks until L1's timer, the I/O reaches
+ * the L1 VM's devices). The log of exit reasons L1 saw and its reads are asserted exactly.
+ */
+import { describe, expect, it } from "vitest";
+import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
+import { HAVE_AS } from "../helpers/asm.js";
+import { nvmxBed, RESULTS } from "../helpers/nvmx.js";
+import { COUNT, LOG, l1Source, placeL2 } from "../helpers/nvmx-l1.js";
+
+const PROC12 = 0x850061f2; // the helper's: HLT, unconditional I/O, secondary controls
+const PIN12 = 0x17; // default1 + external-interrupt exiting
+const R = RESULTS + 0x200;
+
+const vmwrite = (field: number, value: number) => `
+  mov edx, ${field}
+  mov eax, ${value}
+  vmwrite rdx, rax
+`;
+
+/** On exit `reason`, run `body` (eax holds the reason; `done` ends with status 0, `resume` re-enters L2). */
+const on = (reason: number, body: string) => `
+  cmp eax, ${reason}
+  jne 8f
+  ${body}
+8:
+`;
+
+/** L1's handler for its timer's exit: VMREAD the timer value into [R], stop the timer, resume L2. */
+const timerExitReadsValue = on(
+  V.EXIT_PREEMPTION_TIMER,
+  `mov edx, ${V.VMCS_PREEMPTION_TIMER_VALUE}
+   vmread qword ptr [${R}], rdx
+   ${vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12)}
+   jmp resume`,
+);
+
+function run(l2: string, prelaunch: string, onExit: string) {
+  const b = nvmxBed(l1Source(prelaunch, onExit));
+  placeL2(b, l2);
+  const stop = b.run(400_000);
+  const log = Array.from({ length: b.r32(COUNT) }, (_, i) => b.r32(LOG + i * 8));
+  return { b, stop, log };
+}
+
+describe.skipIf(!HAVE_AS)("nested VMX reflection rules for L1's controls", () => {
+  it("interrupt-window exiting L1 sets: L2 with IF=1 exits to L1 at once (reason 7)", () => {
+    const { b, stop, log } = run(
+      "cpuid\n hlt\n",
+      vmwrite(V.VMCS_GUEST_RFLAGS, 0x202) + vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 | C.CPU_INTR_WINDOW_EXITING),
+      on(V.EXIT_INTERRUPT_WINDOW, `${vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12)} jmp resume`),
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_INTERRUPT_WINDOW, V.EXIT_CPUID, V.EXIT_HLT]);
+  });
+
+  it("L1's preemption timer for L2 exits to L1 (reason 52); VMCS12's timer value is L1's, not L0's", () => {
+    const ticks = 2000;
+    const { b, stop, log } = run(
+      "cpuid\n mov r8d, 100000\n 1: dec r8d\n jnz 1b\n hlt\n",
+      vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_PREEMPTION_TIMER) +
+        vmwrite(V.VMCS_PREEMPTION_TIMER_VALUE, ticks),
+      timerExitReadsValue,
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_CPUID, V.EXIT_PREEMPTION_TIMER, V.EXIT_HLT]);
+    expect(b.r32(R)).toBe(ticks); // no "save timer" exit control: the value L1 wrote
+  });
+
+  it('with "save VMX-preemption timer value", VMCS12 gets 0 at the timer\'s exit', () => {
+    const { b, stop, log } = run(
+      "mov r8d, 100000\n 1: dec r8d\n jnz 1b\n hlt\n",
+      vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_PREEMPTION_TIMER) +
+        vmwrite(V.VMCS_PREEMPTION_TIMER_VALUE, 2000) +
+        vmwrite(V.VMCS_EXIT_CONTROLS, 0x236fff | C.EXIT_SAVE_PREEMPTION_TIMER),
+      timerExitReadsValue,
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(log).toEqual([V.EXIT_PREEMPTION_TIMER, V.EXIT_HLT]);
+    expect(b.r32(R)).toBe(0);
+  });
+
+  it("HLT L1 does not intercept: L0 blocks L2 (idle) until L1's timer, which exits to L1", () => {
+    const { b, stop, log } = run(
+      "cpuid\n hlt\n out 0x80, al\n",
+      vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 & ~C.CPU_HLT_EXITING) +
+        vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_PREEMPTION_TIMER) +
+        vmwrite(V.VMCS_PREEMPTION_TIMER_VALUE, 100_000),
+      on(V.EXIT_PREEMPTION_TIMER, `${vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12)} jmp resume`) +
+        on(V.EXIT_IO_INSTRUCTION, "jmp done"),
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_CPUID, V.EXIT_PREEMPTION_TIMER, V.EXIT_IO_INSTRUCTION]);
+    const idle = b.l0.ledger.lines().filter((l) => l.level === 2 && l.category === "idle");
+    expect(idle.map((l) => [l.reason, l.count])).toEqual([["hlt", 1]]);
+    expect(idle[0].cycles).toBeGreaterThan(0);
+    expect(idle[0].cycles).toBeLessThanOrEqual(100_000 * b.l0.host.preemptionTimerCyclesPerTick);
+  });
+
+  it("HLT L1 does not intercept with nothing armed stops L1 with a message naming it", () => {
+    const { stop } = run("hlt\n", vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 & ~C.CPU_HLT_EXITING), "");
+    expect(stop.kind).toBe("error");
+    expect(stop.message).toMatch(/L2 halted \(L1 does not intercept HLT\)/);
+  });
+
+  it("I/O L1 does not intercept reaches the L1 VM's devices (L2's OUT to the debug-exit port)", () => {
+    const { b, stop, log } = run(
+      "cpuid\n mov al, 5\n out 0xf4, al\n hlt\n",
+      vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 & ~C.CPU_UNCOND_IO_EXITING),
+      "",
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe((5 << 1) | 1);
+    expect(log).toEqual([V.EXIT_CPUID]);
+    expect(b.engine.state(b.vcpu).reflected.get(V.EXIT_IO_INSTRUCTION)).toBeUndefined();
+  });
+
+  it("an interrupt for L1 while L2 runs exits to L1 (reason 1) with the vector acknowledged", () => {
+    const x2apic = `
+      mov ecx, 0x1b
+      rdmsr
+      or eax, 0xc00
+      wrmsr
+      mov ecx, 0x80f
+      mov eax, 0x1ff
+      xor edx, edx
+      wrmsr
+      mov ecx, 0x832
+      mov eax, 0x40030
+      wrmsr
+      rdtsc
+      add eax, 50000
+      adc edx, 0
+      mov ecx, 0x6e0
+      wrmsr
+    `;
+    const { b, stop, log } = run(
+      "cpuid\n 1: jmp 1b\n",
+      x2apic + vmwrite(V.VMCS_EXIT_CONTROLS, 0x236fff | C.EXIT_ACK_INTR_ON_EXIT),
+      on(
+        V.EXIT_EXTERNAL_INTERRUPT,
+        `mov edx, ${V.VMCS_EXIT_INTR_INFO}
+         vmread qword ptr [${R}], rdx
+         jmp done`,
+      ),
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_CPUID, V.EXIT_EXTERNAL_INTERRUPT]);
+    expect(b.r32(R) >>> 0).toBe((C.INTR_INFO_VALID | C.INTR_TYPE_EXT_INTR | 0x30) >>> 0);
+  });
+});
