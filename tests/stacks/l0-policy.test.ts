@@ -36,7 +36,7 @@ describe("L0 policy: the same defaults on every stack, each difference an option
   // The exit is the guest kernel's: at level 1 on vm (counted as L0's), level 2 on npv.
   for (const [stack, tag, key] of [
     ["vm", "", "exits.L0.exception_nmi"],
-    ["npv", "npv_", "exits.L2.exception_nmi"],
+    ["npv", "npv_", "exits.taken.L2.exception_nmi"],
   ] as const) {
     it(`${stack}: each UD2 of the exception workload exits to L0 by default, none with the intercept off`, () => {
       const on = run(stack, "workload=exception iters=100", {});

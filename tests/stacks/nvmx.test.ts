@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { bundledImagePath } from "../../src/node-images.js";
 import { bundledKernelPath } from "../../src/paths.js";
-import { l1hvImagePath } from "../../src/stacks/bare-l1.js";
 import { STACKS } from "../../src/stacks/index.js";
 import { nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
 import { StackOptionError } from "../../src/stacks/stack.js";
@@ -62,9 +62,11 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     expect(c["world_switches.L1-L0"]).toBe(l0Total - 7);
     // Level 2 in the ledger is L2's own: its page walks (each of its three instructions exits
     // to L0 before it retires, so none is an L2 instruction).
-    const l2 = (r.ledger ?? []).filter((l) => l.level === 2).map((l) => [l.category, l.reason, l.count]);
-    expect(l2).toEqual([["mmu", "walk_ref", 26]]);
-    expect(c["level2.cycles"]).toBe(26 * 8);
+    // Each walk reference is priced by where the data caches find it (walk_l1d … walk_dram).
+    const l2 = (r.ledger ?? []).filter((l) => l.level === 2);
+    expect(l2.every((l) => l.category === "mmu" && l.reason.startsWith("walk_"))).toBe(true);
+    expect(l2.reduce((a, l) => a + l.count, 0)).toBe(26);
+    expect(c["level2.cycles"]).toBe(l2.reduce((a, l) => a + l.cycles, 0));
     expect(c["level2.instructions"]).toBeUndefined();
     expect(c["level1.instructions"]).toBeGreaterThan(0);
     expect(c["level0.cycles"] + c["level1.cycles"] + c["level2.cycles"]).toBe(r.cycles);
@@ -104,7 +106,7 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
   });
 
   it("without --l1-image and no built l1hv, the error says what to do", () => {
-    if (readFileSyncSafe(l1hvImagePath())) return; // l1hv is built: nothing to check here
+    if (readFileSyncSafe(bundledImagePath("l1hv"))) return; // l1hv is built: nothing to check here
     expect(() => nvmxStack.run({ image: kernel, cmdline: "", memory: 16 * MIB, maxInstructions: 10 })).toThrow(
       StackOptionError,
     );
