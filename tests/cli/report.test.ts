@@ -100,7 +100,7 @@ describe("the HTML report", () => {
         );
         // exits per iteration: a series per stack and level, a bar per workload where it exits
         const exits = charts[2];
-        expect(exits.series.map((s) => s.name)).toEqual(["vm L0", "npv L1", "npv L2"]);
+        expect(exits.series.map((s) => s.name)).toEqual(["vm L0", "npv L0", "npv L1"]);
         for (const s of exits.series) {
           const [stack, level] = s.name.split(" ");
           const bars = measured.filter((c) => c.stack === stack && (c.exitsPerIter[level] ?? 0) > 0).length;
