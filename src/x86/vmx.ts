@@ -252,3 +252,16 @@ export const VMCS_HOST_SYSENTER_ESP = 0x6c10;
 export const VMCS_HOST_SYSENTER_EIP = 0x6c12;
 export const VMCS_HOST_RSP = 0x6c14;
 export const VMCS_HOST_RIP = 0x6c16;
+
+/**
+ * Guest segment-register fields in ES, CS, SS, DS, FS, GS order (the SDM's segment-register
+ * numbering): [selector, base, limit, access rights] each. The one table every VMCS user reads.
+ */
+export const VMCS_GUEST_SEGMENT_FIELDS: readonly (readonly [number, number, number, number])[] = [
+  [VMCS_GUEST_ES_SELECTOR, VMCS_GUEST_ES_BASE, VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR],
+  [VMCS_GUEST_CS_SELECTOR, VMCS_GUEST_CS_BASE, VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR],
+  [VMCS_GUEST_SS_SELECTOR, VMCS_GUEST_SS_BASE, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR],
+  [VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_DS_BASE, VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR],
+  [VMCS_GUEST_FS_SELECTOR, VMCS_GUEST_FS_BASE, VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR],
+  [VMCS_GUEST_GS_SELECTOR, VMCS_GUEST_GS_BASE, VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR],
+];

@@ -40,11 +40,19 @@ export const REP_CAP = 4096;
 let aLo = 0;
 let aHi = 0;
 
-/** aLo/aHi = linear address of the source element seg:rSI. */
-function srcLinear(c: Cpu, i: Insn): void {
-  let lo = c.lo[RSI];
-  let hi = i.asize === 8 ? c.hi[RSI] : 0;
-  const seg = i.seg;
+/** Bits 63:32 of the last `elementLinear` result (module scratch: no allocation per element). */
+let elementHi = 0;
+export function elementLinearHi(): number {
+  return elementHi;
+}
+
+/**
+ * Linear address of a string element seg:(register r) at the address size (`a8`: 64-bit); bits
+ * 63:32 in `elementLinearHi()`. In 64-bit mode only FS and GS add a base. Also serves INS/OUTS.
+ */
+export function elementLinear(c: Cpu, r: number, seg: number, a8: boolean): number {
+  let lo = c.lo[r];
+  let hi = a8 ? c.hi[r] : 0;
   if (c.mode64) {
     if (seg >= 4) {
       const s = (lo + c.segBaseLo[seg]) | 0;
@@ -55,9 +63,15 @@ function srcLinear(c: Cpu, i: Insn): void {
     lo = (lo + c.segBaseLo[seg]) | 0;
     hi = 0;
   }
-  aLo = lo;
-  aHi = hi;
-  c.eaStack = seg === 2;
+  elementHi = hi;
+  return lo;
+}
+
+/** aLo/aHi = linear address of the source element seg:rSI. */
+function srcLinear(c: Cpu, i: Insn): void {
+  aLo = elementLinear(c, RSI, i.seg, i.asize === 8);
+  aHi = elementHi;
+  c.eaStack = i.seg === 2;
 }
 
 /** aLo/aHi = linear address of the destination element ES:rDI. */

@@ -76,6 +76,7 @@ import {
 import { vmxInstructionInfo } from "../vmx/insn-info.js";
 import { checkMode, vmxInstruction } from "../vmx/instructions.js";
 import { shadowAccess } from "../vmx/shadow.js";
+import { elementLinear, elementLinearHi } from "./string.js";
 
 /** Scratch for 64-bit results (no allocation). */
 const t = new Int32Array(4);
@@ -695,27 +696,6 @@ function decCount(c: Cpu, a8: boolean): boolean {
   return c.lo[1] === 0;
 }
 
-/** Bits 63:32 of the last `stringLinear` result (module scratch: no allocation per element). */
-let linHi = 0;
-
-/** Linear address of INS/OUTS's memory element: seg:(RSI or RDI); bits 63:32 in `linHi`. */
-function stringLinear(c: Cpu, r: number, seg: number, a8: boolean): number {
-  let lo = c.lo[r];
-  let hi = a8 ? c.hi[r] : 0;
-  if (c.mode64) {
-    if (seg >= 4) {
-      const s = (lo + c.segBaseLo[seg]) | 0;
-      hi = (hi + c.segBaseHi[seg] + (s >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-      lo = s;
-    }
-  } else {
-    lo = (lo + c.segBaseLo[seg]) | 0;
-    hi = 0;
-  }
-  linHi = hi;
-  return lo;
-}
-
 /**
  * INS/OUTS (6C-6F), optionally REP: one element per iteration with registers updated after each,
  * so a fault mid-string restarts correctly. INS probes the destination before reading the port.
@@ -730,14 +710,14 @@ function insOuts(c: Cpu, i: Insn): void {
   const r = isIn ? 7 : 6; // RDI (ES:) for INS, RSI (seg:, overridable) for OUTS
   const seg = isIn ? 0 : i.seg;
   if (c.nonRoot) {
-    const gla = stringLinear(c, r, seg, a8);
-    c.vmxUnit.checkIo(i, port, sz, isIn, true, gla, linHi);
+    const gla = elementLinear(c, r, seg, a8);
+    c.vmxUnit.checkIo(i, port, sz, isIn, true, gla, elementLinearHi());
   }
   c.chargeEvent(CH.CHARGE_IO);
   if (i.rep !== 0 && (a8 ? (c.lo[1] | c.hi[1]) === 0 : c.lo[1] === 0)) return;
   for (;;) {
-    const lo = stringLinear(c, r, seg, a8);
-    const hi = linHi;
+    const lo = elementLinear(c, r, seg, a8);
+    const hi = elementLinearHi();
     c.eaStack = false;
     if (isIn) {
       c.translate(lo, hi, ACC_WRITE | (c.cpl === 3 ? ACC_USER : 0));

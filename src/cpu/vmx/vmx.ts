@@ -29,39 +29,11 @@ export const ENTERED_AND_EXITED = "entered-and-exited";
 /** Thrown (this one object) to abandon the current instruction for a VM exit. */
 export const VMEXIT = { vmexit: true } as const;
 
-/** Guest segment field encodings in ES, CS, SS, DS, FS, GS order (selector, base, limit, AR). */
-const SEG_SEL = [
-  V.VMCS_GUEST_ES_SELECTOR,
-  V.VMCS_GUEST_CS_SELECTOR,
-  V.VMCS_GUEST_SS_SELECTOR,
-  V.VMCS_GUEST_DS_SELECTOR,
-  V.VMCS_GUEST_FS_SELECTOR,
-  V.VMCS_GUEST_GS_SELECTOR,
-];
-const SEG_BASE = [
-  V.VMCS_GUEST_ES_BASE,
-  V.VMCS_GUEST_CS_BASE,
-  V.VMCS_GUEST_SS_BASE,
-  V.VMCS_GUEST_DS_BASE,
-  V.VMCS_GUEST_FS_BASE,
-  V.VMCS_GUEST_GS_BASE,
-];
-const SEG_LIMIT = [
-  V.VMCS_GUEST_ES_LIMIT,
-  V.VMCS_GUEST_CS_LIMIT,
-  V.VMCS_GUEST_SS_LIMIT,
-  V.VMCS_GUEST_DS_LIMIT,
-  V.VMCS_GUEST_FS_LIMIT,
-  V.VMCS_GUEST_GS_LIMIT,
-];
-const SEG_AR = [
-  V.VMCS_GUEST_ES_AR,
-  V.VMCS_GUEST_CS_AR,
-  V.VMCS_GUEST_SS_AR,
-  V.VMCS_GUEST_DS_AR,
-  V.VMCS_GUEST_FS_AR,
-  V.VMCS_GUEST_GS_AR,
-];
+/** Guest segment field encodings in ES, CS, SS, DS, FS, GS order, one array per kind (x86/vmx.ts). */
+const SEG_SEL = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[0]);
+const SEG_BASE = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[1]);
+const SEG_LIMIT = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[2]);
+const SEG_AR = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[3]);
 
 /** The VM-exit record a hypervisor reads after `run` returns STOP_VMEXIT (mirrors the VMCS exit fields). */
 export interface ExitRecord {

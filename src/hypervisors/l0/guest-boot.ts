@@ -10,14 +10,7 @@ import type { L0Hypervisor } from "./l0.js";
 import type { Vcpu } from "./vcpu.js";
 
 /** Guest segment fields in ES, CS, SS, DS, FS, GS order: selector, base, limit, access rights. */
-const SEGS = [
-  [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR],
-  [V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_CS_LIMIT, V.VMCS_GUEST_CS_AR],
-  [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR],
-  [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR],
-  [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR],
-  [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR],
-];
+const SEGS = V.VMCS_GUEST_SEGMENT_FIELDS;
 
 export function loadBootState(l0: L0Hypervisor, vcpu: Vcpu, s: BootState): void {
   const vm = vcpu.vm;

@@ -14,14 +14,7 @@ import { GuestTableWalker } from "../../mmu/guest-walk.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { Vm } from "../vm.js";
 
-const SEG_BASES = [
-  V.VMCS_GUEST_ES_BASE,
-  V.VMCS_GUEST_CS_BASE,
-  V.VMCS_GUEST_SS_BASE,
-  V.VMCS_GUEST_DS_BASE,
-  V.VMCS_GUEST_FS_BASE,
-  V.VMCS_GUEST_GS_BASE,
-];
+const SEG_BASES = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[1]);
 /** CS access rights bit 13: L (64-bit code segment). */
 const AR_L = 1 << 13;
 

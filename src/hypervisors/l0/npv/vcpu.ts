@@ -93,17 +93,18 @@ export function createL2Vcpu(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): L2V
     w(V.VMCS_CR4_GUEST_HOST_MASK, CR4_PAE);
     w(V.VMCS_CR4_READ_SHADOW, CR4_PAE);
     // Guest state.
-    const data = (sel: number, enc: [number, number, number, number]): void => {
+    const data = (sel: number, enc: readonly [number, number, number, number]): void => {
       w(enc[0], sel);
       w(enc[1], 0);
       w(enc[2], 0xffffffff);
       w(enc[3], 0xc093); // G, D/B, P, DPL 0, S, data read/write accessed
     };
-    data(ds, [V.VMCS_GUEST_DS_SELECTOR, V.VMCS_GUEST_DS_BASE, V.VMCS_GUEST_DS_LIMIT, V.VMCS_GUEST_DS_AR]);
-    data(ds, [V.VMCS_GUEST_ES_SELECTOR, V.VMCS_GUEST_ES_BASE, V.VMCS_GUEST_ES_LIMIT, V.VMCS_GUEST_ES_AR]);
-    data(ss, [V.VMCS_GUEST_SS_SELECTOR, V.VMCS_GUEST_SS_BASE, V.VMCS_GUEST_SS_LIMIT, V.VMCS_GUEST_SS_AR]);
-    data(ds, [V.VMCS_GUEST_FS_SELECTOR, V.VMCS_GUEST_FS_BASE, V.VMCS_GUEST_FS_LIMIT, V.VMCS_GUEST_FS_AR]);
-    data(ds, [V.VMCS_GUEST_GS_SELECTOR, V.VMCS_GUEST_GS_BASE, V.VMCS_GUEST_GS_LIMIT, V.VMCS_GUEST_GS_AR]);
+    const seg = V.VMCS_GUEST_SEGMENT_FIELDS; // ES, CS, SS, DS, FS, GS
+    data(ds, seg[3]);
+    data(ds, seg[0]);
+    data(ss, seg[2]);
+    data(ds, seg[4]);
+    data(ds, seg[5]);
     w(V.VMCS_GUEST_CS_SELECTOR, cs);
     w(V.VMCS_GUEST_CS_BASE, 0);
     w(V.VMCS_GUEST_CS_LIMIT, 0xffffffff);
