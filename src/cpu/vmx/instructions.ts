@@ -3,7 +3,7 @@
  * chapter 31): VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, VMLAUNCH, VMRESUME,
  * INVEPT, INVVPID and VMCALL, with VMsucceed / VMfailInvalid / VMfailValid(n) (31.2) and the
  * VM-instruction error numbers of table 31-1. In non-root operation they exit before reaching
- * here (ops/system.ts), except VMREAD/VMWRITE that VMCS shadowing lets through (shadow.ts).
+ * here (ops/vmx.ts), except VMREAD/VMWRITE that VMCS shadowing lets through (shadow.ts).
  *
  * VM entry and exit are `VmxUnit`'s, shared with VmxHost: VMLAUNCH checks the controls and the
  * host state (entry-checks.ts), calls `VmxUnit.enter`, and ends the run so that instructions
