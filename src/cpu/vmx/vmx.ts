@@ -141,6 +141,16 @@ export class VmxUnit {
     const v = this.vmcs;
     if (v === null) return "no current VMCS";
     const entryCtl = v.read(V.VMCS_ENTRY_CONTROLS);
+    // What the model cannot run is checked before anything is loaded: a failed entry loads no
+    // guest state (26.3 checks before 26.3.2 loads; 26.7).
+    const ia32e = (entryCtl & C.ENTRY_IA32E_MODE_GUEST) !== 0;
+    const proc = v.read(V.VMCS_PROC_BASED_CONTROLS);
+    const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? v.read(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+    if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && v.read(V.VMCS_VPID) === 0) return "VPID enabled with VPID 0";
+    if (ia32e && (v.read(V.VMCS_GUEST_CR0) & 0x80000000) === 0) return "IA-32e mode guest with CR0.PG = 0";
+    const csAr = v.read(V.VMCS_GUEST_CS_AR);
+    // Compatibility mode guests are allowed, 16-bit code is not.
+    if (ia32e && (csAr & 0x2000) === 0 && (csAr & 0x4000) === 0) return "IA-32e guest with a 16-bit CS";
     this.pin = v.read(V.VMCS_PIN_BASED_CONTROLS);
     this.proc = v.read(V.VMCS_PROC_BASED_CONTROLS);
     this.proc2 = (this.proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? v.read(V.VMCS_PROC_BASED_CONTROLS2) : 0;
@@ -156,25 +166,18 @@ export class VmxUnit {
     this.msrBitmap = (this.proc & C.CPU_USE_MSR_BITMAPS) !== 0 ? v.readNumber(V.VMCS_MSR_BITMAP) : -1;
     this.eptp = (this.proc2 & C.CPU2_ENABLE_EPT) !== 0 ? v.readNumber(V.VMCS_EPT_POINTER) : -1;
     this.vpid = (this.proc2 & C.CPU2_ENABLE_VPID) !== 0 ? v.read(V.VMCS_VPID) : 0;
-    if ((this.proc2 & C.CPU2_ENABLE_VPID) !== 0 && this.vpid === 0) return "VPID enabled with VPID 0";
     // Guest state (26.3.2).
-    const ia32e = (entryCtl & C.ENTRY_IA32E_MODE_GUEST) !== 0;
     c.cr0 = v.read(V.VMCS_GUEST_CR0);
     c.cr4 = v.read(V.VMCS_GUEST_CR4);
     c.cr3Lo = v.read(V.VMCS_GUEST_CR3);
     c.cr3Hi = v.readHi(V.VMCS_GUEST_CR3);
     if ((entryCtl & C.ENTRY_LOAD_IA32_EFER) !== 0) c.efer = v.read(V.VMCS_GUEST_IA32_EFER);
     c.efer = ia32e ? c.efer | 0x500 : c.efer & ~0x400; // LMA follows the IA-32e-mode-guest control
-    if (ia32e && (c.cr0 & 0x80000000) === 0) return "IA-32e mode guest with CR0.PG = 0";
     for (let s = 0; s < 6; s++) {
       const sel = v.read(SEG_SEL[s]);
       const bl = v.read(SEG_BASE[s]);
       const bh = v.readHi(SEG_BASE[s]);
       setSegment(c, s, sel, bl, bh, v.read(SEG_LIMIT[s]), v.read(SEG_AR[s]));
-    }
-    if (ia32e && (c.segAr[1] & 0x2000) === 0 && (c.segAr[1] & 0x4000) === 0) {
-      // Compatibility mode guests are allowed, 16-bit code is not.
-      return "IA-32e guest with a 16-bit CS";
     }
     c.gdtrBaseLo = v.read(V.VMCS_GUEST_GDTR_BASE);
     c.gdtrBaseHi = v.readHi(V.VMCS_GUEST_GDTR_BASE);
