@@ -16,11 +16,11 @@ import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
-import { pendingDebugTraps } from "../debug.js";
 import type { Insn } from "../insn.js";
 import { checkModelledGuest } from "./entry-checks.js";
 import { injectOnEntry } from "./entry-inject.js";
-import { loadGuestState, SEG_AR, SEG_BASE, SEG_LIMIT, SEG_SEL } from "./entry-load.js";
+import { loadGuestState } from "./entry-load.js";
+import { commitExit } from "./exit-commit.js";
 import { type ENTERED_AND_EXITED, VMEXIT } from "./exit-signal.js";
 import { SoftwareVmx } from "./software.js";
 import type { Vmcs } from "./vmcs.js";
@@ -187,80 +187,11 @@ export class VmxUnit {
 
   /**
    * Commit the exit (27.2–27.3): save guest state to the VMCS and write the exit-information
-   * fields. Called by the run loop after it has restored RIP to the instruction boundary.
+   * fields (exit-commit.ts). Called by the run loop after it has restored RIP to the instruction
+   * boundary.
    */
   completeExit(): void {
-    const c = this.c;
-    const v = this.vmcs as Vmcs;
-    const e = this.exit;
-    v.write(V.VMCS_EXIT_REASON, e.reason);
-    v.write(V.VMCS_EXIT_QUALIFICATION, e.qualLo, e.qualHi);
-    v.write(V.VMCS_EXIT_INSTRUCTION_LENGTH, e.instrLen);
-    v.write(V.VMCS_EXIT_INSTRUCTION_INFO, e.instrInfo);
-    v.write(V.VMCS_EXIT_INTR_INFO, e.intrInfo);
-    v.write(V.VMCS_EXIT_INTR_ERROR_CODE, e.intrError);
-    v.writeNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS, e.gpa);
-    v.write(V.VMCS_GUEST_LINEAR_ADDRESS, e.glaLo, e.glaHi);
-    v.write(V.VMCS_IDT_VECTORING_INFO, this.vectoringInfo);
-    v.write(V.VMCS_IDT_VECTORING_ERROR_CODE, this.vectoringError);
-    this.vectoringInfo = 0;
-    this.vectoringError = 0;
-    this.saveGuestState(v);
-    if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
-      const left = Math.max(
-        0,
-        Math.floor((this.preemptionDeadline - c.cycles()) / (1 << C.PREEMPTION_TIMER_RATE_SHIFT)),
-      );
-      v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
-    }
-    this.exitCounts[e.reason & 0xffff]++;
-    // The guest's pending debug traps stay with the guest, in its VMCS (27.3.4).
-    v.write(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS, pendingDebugTraps(c));
-    c.debug.reset();
-    c.nonRoot = false;
-    c.halted = false;
-    c.intShadow = false;
-    c.tscOffset = 0;
-    c.mmu.useEpt(null);
-    c.mmu.setContext(0, 0);
-    c.flushTlb();
-  }
-
-  /** Store the CPU's state into a VMCS guest-state area (27.3; also used to capture a boot state). */
-  saveGuestState(v: Vmcs): void {
-    const c = this.c;
-    v.write(V.VMCS_GUEST_CR0, c.cr0);
-    v.write(V.VMCS_GUEST_CR3, c.cr3Lo, c.cr3Hi);
-    v.write(V.VMCS_GUEST_CR4, c.cr4);
-    v.write(V.VMCS_GUEST_IA32_EFER, c.efer);
-    for (let s = 0; s < 6; s++) {
-      v.write(SEG_SEL[s], c.segSel[s]);
-      v.write(SEG_BASE[s], c.segBaseLo[s], c.segBaseHi[s]);
-      v.write(SEG_LIMIT[s], c.segLimit[s] | 0);
-      v.write(SEG_AR[s], c.segAr[s]);
-    }
-    v.write(V.VMCS_GUEST_GDTR_BASE, c.gdtrBaseLo, c.gdtrBaseHi);
-    v.write(V.VMCS_GUEST_GDTR_LIMIT, c.gdtrLimit);
-    v.write(V.VMCS_GUEST_IDTR_BASE, c.idtrBaseLo, c.idtrBaseHi);
-    v.write(V.VMCS_GUEST_IDTR_LIMIT, c.idtrLimit);
-    v.write(V.VMCS_GUEST_TR_SELECTOR, c.trSel);
-    v.write(V.VMCS_GUEST_TR_BASE, c.trBaseLo, c.trBaseHi);
-    v.write(V.VMCS_GUEST_TR_LIMIT, c.trLimit | 0);
-    v.write(V.VMCS_GUEST_TR_AR, c.trAr);
-    v.write(V.VMCS_GUEST_LDTR_SELECTOR, c.ldtrSel);
-    v.write(V.VMCS_GUEST_LDTR_BASE, c.ldtrBaseLo, c.ldtrBaseHi);
-    v.write(V.VMCS_GUEST_LDTR_LIMIT, c.ldtrLimit | 0);
-    v.write(V.VMCS_GUEST_DR7, c.drLo[7], c.drHi[7]);
-    v.write(V.VMCS_GUEST_RSP, c.lo[4], c.hi[4]);
-    v.write(V.VMCS_GUEST_RIP, c.ripLo, c.ripHi);
-    v.write(V.VMCS_GUEST_RFLAGS, c.getFlags());
-    const nmiBlock = (this.pin & C.PIN_VIRTUAL_NMIS) !== 0 ? this.virtualNmiBlocked : c.nmiBlocked;
-    v.write(
-      V.VMCS_GUEST_INTERRUPTIBILITY,
-      (c.intShadow ? C.INTERRUPTIBILITY_STI : 0) | (nmiBlock ? C.INTERRUPTIBILITY_NMI : 0),
-    );
-    v.write(V.VMCS_GUEST_ACTIVITY_STATE, c.halted ? C.ACTIVITY_HLT : C.ACTIVITY_ACTIVE);
-    v.write(V.VMCS_GUEST_IA32_PAT, c.patLo, c.patHi);
+    commitExit(this, this.c, this.vmcs as Vmcs);
   }
 
   // =====================================================================================
