@@ -1,6 +1,6 @@
 /**
  * Near control flow and condition-code users: Jcc, JMP, CALL, RET (near), LOOP/LOOPcc/JrCXZ,
- * SETcc, CMOVcc. Far transfers live with the system instructions. SDM vol. 2.
+ * SETcc, CMOVcc. Far transfers live in far.ts. SDM vol. 2.
  */
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";

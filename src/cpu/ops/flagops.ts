@@ -1,9 +1,11 @@
 /**
  * Flag instructions: CLC/STC/CMC, CLD/STD, LAHF/SAHF, PUSHF/POPF. SDM vol. 2A "CLC", "STC",
  * "CMC", "CLD", "STD", "LAHF", vol. 2B "SAHF", "PUSHF/PUSHFD/PUSHFQ", "POPF/POPFD/POPFQ".
- * CLI/STI live with the system instructions.
+ * CLAC/STAC (SDM vol. 2A "CLAC", "STAC"; SMAP). CLI/STI live with the interrupt instructions
+ * (interrupt-insns.ts).
  */
-import { CF, DF, IF, IOPL, POPF_MASK_CPL0, RF, VM } from "../../x86/flags.js";
+import { UD } from "../../x86/exceptions.js";
+import { AC, CF, DF, IF, IOPL, POPF_MASK_CPL0, RF, VM } from "../../x86/flags.js";
 import type { Cpu } from "../cpu.js";
 import { LF_NONE, LF_RES } from "../flags.js";
 import type { Insn } from "../insn.js";
@@ -72,6 +74,13 @@ function popf(c: Cpu, i: Insn): void {
   c.setFlags(((old & ~mask) | (v & mask)) & ~RF);
 }
 
+/** CLAC/STAC (0F 01 CA/CB): clear/set RFLAGS.AC; #UD at CPL > 0. */
+function clacStac(c: Cpu, i: Insn): void {
+  if (c.cpl !== 0) c.raise(UD);
+  const f = c.getFlags();
+  c.setFlags(i.op === 1 ? f | AC : f & ~AC);
+}
+
 export const FLAGOPS_OPS: readonly OpDef[] = [
   { name: "clc", map: 0, code: 0xf8, modrm: false, size: "v", exec: clc },
   { name: "stc", map: 0, code: 0xf9, modrm: false, size: "v", exec: stc },
@@ -82,4 +91,6 @@ export const FLAGOPS_OPS: readonly OpDef[] = [
   { name: "sahf", map: 0, code: 0x9e, modrm: false, size: "v", exec: sahf },
   { name: "pushf", map: 0, code: 0x9c, modrm: false, size: "d64", exec: pushf },
   { name: "popf", map: 0, code: 0x9d, modrm: false, size: "d64", exec: popf },
+  { name: "clac", map: 1, code: 0x01, ext: 1, rmExt: 2, modrm: true, size: "v", op: 0, exec: clacStac },
+  { name: "stac", map: 1, code: 0x01, ext: 1, rmExt: 3, modrm: true, size: "v", op: 1, exec: clacStac },
 ];

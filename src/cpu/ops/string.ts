@@ -1,7 +1,7 @@
 /**
  * String instructions MOVS, CMPS, STOS, LODS, SCAS (A4–AF) with REP/REPE/REPNE. SDM vol. 2B
  * "MOVS", "CMPS", "STOS", "LODS", "SCAS", "REP/REPE/REPZ/REPNE/REPNZ"; vol. 1, 7.3.9.
- * INS/OUTS are I/O instructions and live with the system instructions.
+ * INS/OUTS are I/O instructions and live in port-io.ts.
  *
  * Addressing: the source is seg:rSI (DS by default, overridable; in 64-bit mode only FS/GS
  * bases apply), the destination ES:rDI (no override; ES base ignored in 64-bit mode). The

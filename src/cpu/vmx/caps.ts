@@ -36,7 +36,7 @@ export const SUPPORTED_CONTROLS = {
     C.CPU_USE_MSR_BITMAPS |
     C.CPU_SECONDARY_CONTROLS,
   proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_WBINVD_EXITING | C.CPU2_VMCS_SHADOWING,
-  // Guest EFER and PAT are always saved at exit (vmx.ts saveGuestState), as with the save controls 1.
+  // Guest EFER and PAT are always saved at exit (exit-commit.ts saveGuestState), as with the save controls 1.
   exit:
     C.EXIT_HOST_ADDR_SPACE_SIZE |
     C.EXIT_ACK_INTR_ON_EXIT |

@@ -4,6 +4,11 @@
  * reason 33 with bit 31 set). Control values are checked against caps.ts, the same list the
  * capability MSRs report. The checks are a subset of the SDM's: the ones whose subject nestlab
  * models (no SMM, no MSR lists, no APIC virtualization); each says which rule it is.
+ *
+ * `checkEntry` runs them in the SDM's order for VMLAUNCH/VMRESUME of guest software;
+ * `checkModelledGuest` is what every VM entry checks (VmxUnit.enter, also for VmxHost, whose
+ * callers are nestlab's own hypervisors and have no host-state area): the guest states the
+ * model cannot run.
  */
 
 import { CR0_PE, CR0_PG, CR4_PAE, CR4_PCIDE, CR4_VMXE, EFER_LMA, EFER_LME } from "../../x86/control.js";
@@ -165,4 +170,41 @@ export function linkPointerValid(c: Cpu, v: Vmcs): boolean {
   const addr = (hi >>> 0) * 4294967296 + (lo >>> 0);
   const rev = c.mem.read(addr, 4);
   return (rev & 0x7fffffff) === C.VMCS_REVISION_ID && ((rev & C.VMCS_SHADOW_INDICATOR) !== 0) === shadowing;
+}
+
+/** `checkEntry` outcome: every check passed. */
+export const ENTRY_CHECKS_PASSED = 0;
+/** `checkEntry` outcome: a guest-state check failed (VM-entry failure, exit qualification 0). */
+export const ENTRY_FAILED_GUEST_STATE = -1;
+/** `checkEntry` outcome: the VMCS link pointer check failed (exit qualification 4, 26.8). */
+export const ENTRY_FAILED_LINK_POINTER = -2;
+
+/**
+ * The checks of VMLAUNCH/VMRESUME after the launch state, in the SDM's order: controls (26.2.1)
+ * and host state (26.2.2–26.2.4) fail the instruction with VMfailValid and the returned error
+ * number (VMXERR_ENTRY_INVALID_CONTROLS, VMXERR_ENTRY_INVALID_HOST_STATE); the guest state
+ * (26.3.1) fails the entry itself (ENTRY_FAILED_*); ENTRY_CHECKS_PASSED otherwise.
+ */
+export function checkEntry(c: Cpu, v: Vmcs): number {
+  if (!checkControls(c, v)) return V.VMXERR_ENTRY_INVALID_CONTROLS;
+  if (!checkHostState(c, v)) return V.VMXERR_ENTRY_INVALID_HOST_STATE;
+  if (!checkGuestState(c, v)) return linkPointerValid(c, v) ? ENTRY_FAILED_GUEST_STATE : ENTRY_FAILED_LINK_POINTER;
+  return ENTRY_CHECKS_PASSED;
+}
+
+/**
+ * What the model cannot run, checked by every VM entry before it loads anything (a failed entry
+ * loads no guest state, 26.3): VPID 0 with VPIDs enabled, and an IA-32e-mode guest with paging
+ * off or a 16-bit CS (compatibility-mode guests are allowed, 16-bit code is not). Returns why, or
+ * null.
+ */
+export function checkModelledGuest(v: Vmcs): string | null {
+  const ia32e = (v.read(V.VMCS_ENTRY_CONTROLS) & C.ENTRY_IA32E_MODE_GUEST) !== 0;
+  const proc = v.read(V.VMCS_PROC_BASED_CONTROLS);
+  const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? v.read(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+  if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && v.read(V.VMCS_VPID) === 0) return "VPID enabled with VPID 0";
+  if (ia32e && (v.read(V.VMCS_GUEST_CR0) & CR0_PG) === 0) return "IA-32e mode guest with CR0.PG = 0";
+  const csAr = v.read(V.VMCS_GUEST_CS_AR);
+  if (ia32e && (csAr & 0x2000) === 0 && (csAr & 0x4000) === 0) return "IA-32e guest with a 16-bit CS";
+  return null;
 }

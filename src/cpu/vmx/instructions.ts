@@ -3,7 +3,7 @@
  * chapter 31): VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, VMLAUNCH, VMRESUME,
  * INVEPT, INVVPID and VMCALL, with VMsucceed / VMfailInvalid / VMfailValid(n) (31.2) and the
  * VM-instruction error numbers of table 31-1. In non-root operation they exit before reaching
- * here (ops/system.ts), except VMREAD/VMWRITE that VMCS shadowing lets through (shadow.ts).
+ * here (ops/vmx.ts), except VMREAD/VMWRITE that VMCS shadowing lets through (shadow.ts).
  *
  * VM entry and exit are `VmxUnit`'s, shared with VmxHost: VMLAUNCH checks the controls and the
  * host state (entry-checks.ts), calls `VmxUnit.enter`, and ends the run so that instructions
@@ -20,7 +20,7 @@ import { maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import { CR0_FIXED0, fieldReadOnly, inveptTypeSupported, invvpidTypeSupported } from "./caps.js";
-import { checkControls, checkGuestState, checkHostState, eptpValid, linkPointerValid } from "./entry-checks.js";
+import { checkEntry, ENTRY_CHECKS_PASSED, ENTRY_FAILED_LINK_POINTER, eptpValid } from "./entry-checks.js";
 import { enterFailed, loadHostState } from "./host-state.js";
 import { vmxAdvertised } from "./msrs.js";
 import { Vmcs } from "./vmcs.js";
@@ -307,18 +307,15 @@ function launch(c: Cpu, resume: boolean): void {
     vmFail(c, V.VMXERR_VMRESUME_NONLAUNCHED);
     return;
   }
-  if (!checkControls(c, v)) {
-    vmFail(c, V.VMXERR_ENTRY_INVALID_CONTROLS);
-    return;
-  }
-  if (!checkHostState(c, v)) {
-    vmFail(c, V.VMXERR_ENTRY_INVALID_HOST_STATE);
+  const checked = checkEntry(c, v);
+  if (checked > 0) {
+    vmFail(c, checked); // invalid controls or host state
     return;
   }
   // Past these checks the instruction does not fail: entry succeeds or exits with bit 31 set.
-  if (!checkGuestState(c, v)) {
+  if (checked !== ENTRY_CHECKS_PASSED) {
     // Exit qualification 4 for the VMCS link pointer, 0 for the other checks (26.8).
-    enterFailed(c, v, V.EXIT_INVALID_GUEST_STATE, linkPointerValid(c, v) ? 0 : 4);
+    enterFailed(c, v, V.EXIT_INVALID_GUEST_STATE, checked === ENTRY_FAILED_LINK_POINTER ? 4 : 0);
     return;
   }
   u.software.guestRunning = true;

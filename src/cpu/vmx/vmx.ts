@@ -16,24 +16,16 @@ import { GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
-import { loadPendingDebugTraps, pendingDebugTraps, updateDebugState } from "../debug.js";
 import type { Insn } from "../insn.js";
-import { nmiInjected } from "../nmi.js";
-import { setSegment } from "../segments.js";
+import { checkModelledGuest } from "./entry-checks.js";
+import { injectOnEntry } from "./entry-inject.js";
+import { loadGuestState } from "./entry-load.js";
+import { commitExit } from "./exit-commit.js";
+import { type ENTERED_AND_EXITED, VMEXIT } from "./exit-signal.js";
 import { SoftwareVmx } from "./software.js";
 import type { Vmcs } from "./vmcs.js";
 
-/** `enter` result: the entry succeeded but delivering the injected event exited at once. */
-export const ENTERED_AND_EXITED = "entered-and-exited";
-
-/** Thrown (this one object) to abandon the current instruction for a VM exit. */
-export const VMEXIT = { vmexit: true } as const;
-
-/** Guest segment field encodings in ES, CS, SS, DS, FS, GS order, one array per kind (x86/vmx.ts). */
-const SEG_SEL = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[0]);
-const SEG_BASE = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[1]);
-const SEG_LIMIT = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[2]);
-const SEG_AR = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[3]);
+export { ENTERED_AND_EXITED, VMEXIT } from "./exit-signal.js";
 
 /** The VM-exit record a hypervisor reads after `run` returns STOP_VMEXIT (mirrors the VMCS exit fields). */
 export interface ExitRecord {
@@ -70,7 +62,7 @@ export class VmxUnit {
   eptp = -1;
   vpid = 0;
   /** EPTP of the last VM entry with EPT (-1 none): the EPT paging-structure caches belong to it. */
-  private lastEptp = -1;
+  lastEptp = -1;
   /** Cycle count at which the VMX-preemption timer expires (Infinity when off). */
   preemptionDeadline = Number.POSITIVE_INFINITY;
   /** The exit being taken (filled by `exit`, committed by `completeExit`). */
@@ -132,145 +124,20 @@ export class VmxUnit {
   // =====================================================================================
 
   /**
-   * VM entry (VMLAUNCH/VMRESUME semantics, 26.3–26.6): load guest state from the current VMCS,
-   * then deliver an injected event. Returns an error string when the guest state is invalid
-   * (a VM-entry failure, reported in the exit reason with bit 31 set).
+   * VM entry (VMLAUNCH/VMRESUME semantics, 26.3–26.6), one implementation for VmxHost and for
+   * guest software: check what the model cannot run (entry-checks.ts), load the guest state
+   * (entry-load.ts), then inject the pending event (entry-inject.ts). Returns an error string
+   * when the guest state is invalid (a VM-entry failure, reported in the exit reason with bit 31
+   * set), ENTERED_AND_EXITED when the injection exited at once, else null. Guest software's
+   * VMLAUNCH/VMRESUME runs the SDM's checks (`checkEntry`) first.
    */
   enter(): string | null | typeof ENTERED_AND_EXITED {
-    const c = this.c;
     const v = this.vmcs;
     if (v === null) return "no current VMCS";
-    const entryCtl = v.read(V.VMCS_ENTRY_CONTROLS);
-    this.pin = v.read(V.VMCS_PIN_BASED_CONTROLS);
-    this.proc = v.read(V.VMCS_PROC_BASED_CONTROLS);
-    this.proc2 = (this.proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? v.read(V.VMCS_PROC_BASED_CONTROLS2) : 0;
-    this.exceptionBitmap = v.read(V.VMCS_EXCEPTION_BITMAP);
-    this.pfecMask = v.read(V.VMCS_PF_ERROR_CODE_MASK);
-    this.pfecMatch = v.read(V.VMCS_PF_ERROR_CODE_MATCH);
-    this.cr0Mask = v.read(V.VMCS_CR0_GUEST_HOST_MASK);
-    this.cr0Shadow = v.read(V.VMCS_CR0_READ_SHADOW);
-    this.cr4Mask = v.read(V.VMCS_CR4_GUEST_HOST_MASK);
-    this.cr4Shadow = v.read(V.VMCS_CR4_READ_SHADOW);
-    this.ioBitmapA = (this.proc & C.CPU_USE_IO_BITMAPS) !== 0 ? v.readNumber(V.VMCS_IO_BITMAP_A) : -1;
-    this.ioBitmapB = (this.proc & C.CPU_USE_IO_BITMAPS) !== 0 ? v.readNumber(V.VMCS_IO_BITMAP_B) : -1;
-    this.msrBitmap = (this.proc & C.CPU_USE_MSR_BITMAPS) !== 0 ? v.readNumber(V.VMCS_MSR_BITMAP) : -1;
-    this.eptp = (this.proc2 & C.CPU2_ENABLE_EPT) !== 0 ? v.readNumber(V.VMCS_EPT_POINTER) : -1;
-    this.vpid = (this.proc2 & C.CPU2_ENABLE_VPID) !== 0 ? v.read(V.VMCS_VPID) : 0;
-    if ((this.proc2 & C.CPU2_ENABLE_VPID) !== 0 && this.vpid === 0) return "VPID enabled with VPID 0";
-    // Guest state (26.3.2).
-    const ia32e = (entryCtl & C.ENTRY_IA32E_MODE_GUEST) !== 0;
-    c.cr0 = v.read(V.VMCS_GUEST_CR0);
-    c.cr4 = v.read(V.VMCS_GUEST_CR4);
-    c.cr3Lo = v.read(V.VMCS_GUEST_CR3);
-    c.cr3Hi = v.readHi(V.VMCS_GUEST_CR3);
-    if ((entryCtl & C.ENTRY_LOAD_IA32_EFER) !== 0) c.efer = v.read(V.VMCS_GUEST_IA32_EFER);
-    c.efer = ia32e ? c.efer | 0x500 : c.efer & ~0x400; // LMA follows the IA-32e-mode-guest control
-    if (ia32e && (c.cr0 & 0x80000000) === 0) return "IA-32e mode guest with CR0.PG = 0";
-    for (let s = 0; s < 6; s++) {
-      const sel = v.read(SEG_SEL[s]);
-      const bl = v.read(SEG_BASE[s]);
-      const bh = v.readHi(SEG_BASE[s]);
-      setSegment(c, s, sel, bl, bh, v.read(SEG_LIMIT[s]), v.read(SEG_AR[s]));
-    }
-    if (ia32e && (c.segAr[1] & 0x2000) === 0 && (c.segAr[1] & 0x4000) === 0) {
-      // Compatibility mode guests are allowed, 16-bit code is not.
-      return "IA-32e guest with a 16-bit CS";
-    }
-    c.gdtrBaseLo = v.read(V.VMCS_GUEST_GDTR_BASE);
-    c.gdtrBaseHi = v.readHi(V.VMCS_GUEST_GDTR_BASE);
-    c.gdtrLimit = v.read(V.VMCS_GUEST_GDTR_LIMIT);
-    c.idtrBaseLo = v.read(V.VMCS_GUEST_IDTR_BASE);
-    c.idtrBaseHi = v.readHi(V.VMCS_GUEST_IDTR_BASE);
-    c.idtrLimit = v.read(V.VMCS_GUEST_IDTR_LIMIT);
-    c.trSel = v.read(V.VMCS_GUEST_TR_SELECTOR);
-    c.trBaseLo = v.read(V.VMCS_GUEST_TR_BASE);
-    c.trBaseHi = v.readHi(V.VMCS_GUEST_TR_BASE);
-    c.trLimit = v.read(V.VMCS_GUEST_TR_LIMIT);
-    c.trAr = v.read(V.VMCS_GUEST_TR_AR);
-    c.ldtrSel = v.read(V.VMCS_GUEST_LDTR_SELECTOR);
-    c.ldtrBaseLo = v.read(V.VMCS_GUEST_LDTR_BASE);
-    c.ldtrBaseHi = v.readHi(V.VMCS_GUEST_LDTR_BASE);
-    c.ldtrLimit = v.read(V.VMCS_GUEST_LDTR_LIMIT);
-    c.drLo[7] = v.read(V.VMCS_GUEST_DR7);
-    c.drHi[7] = v.readHi(V.VMCS_GUEST_DR7);
-    c.debug.reset();
-    updateDebugState(c);
-    c.lo[4] = v.read(V.VMCS_GUEST_RSP);
-    c.hi[4] = v.readHi(V.VMCS_GUEST_RSP);
-    c.ripLo = v.read(V.VMCS_GUEST_RIP);
-    c.ripHi = v.readHi(V.VMCS_GUEST_RIP);
-    c.setCpl((c.segAr[2] >> 5) & 3); // CPL = SS.DPL (26.3.2.2)
-    c.setFlags(v.read(V.VMCS_GUEST_RFLAGS));
-    loadPendingDebugTraps(c, v.read(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS));
-    const intr = v.read(V.VMCS_GUEST_INTERRUPTIBILITY);
-    c.intShadow = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
-    // Blocking by NMI (24.4.2): virtual-NMI blocking with virtual NMIs, else physical blocking.
-    const nmiBlock = (intr & C.INTERRUPTIBILITY_NMI) !== 0;
-    if ((this.pin & C.PIN_VIRTUAL_NMIS) !== 0) this.virtualNmiBlocked = nmiBlock;
-    else c.nmiBlocked = nmiBlock;
-    c.halted = v.read(V.VMCS_GUEST_ACTIVITY_STATE) === C.ACTIVITY_HLT;
-    c.tscOffset =
-      (this.proc & C.CPU_TSC_OFFSETTING) !== 0
-        ? v.readNumber(V.VMCS_TSC_OFFSET) - (v.readHi(V.VMCS_TSC_OFFSET) < 0 ? 2 ** 64 : 0)
-        : 0;
-    this.preemptionDeadline =
-      (this.pin & C.PIN_PREEMPTION_TIMER) !== 0
-        ? c.cycles() + (v.read(V.VMCS_PREEMPTION_TIMER_VALUE) >>> 0) * (1 << C.PREEMPTION_TIMER_RATE_SHIFT)
-        : Number.POSITIVE_INFINITY;
-    c.setNonRootLevel(v.level);
-    c.nonRoot = true;
-    // The MMU's 2-D walk and context tag (VPID, EPTP) for this guest.
-    c.mmu.setContext(this.vpid, this.eptp >= 0 ? 1 : 0);
-    // The model tags EPT paging-structure caches with one EPTP index, not with the EP4TA as the
-    // hardware does (28.4.1): entering with a different EPTP than the last must not reuse them.
-    if (this.eptp >= 0 && this.eptp !== this.lastEptp) {
-      c.mmu.eptPsc.invalidateAll();
-      this.lastEptp = this.eptp;
-    }
-    if (this.eptp >= 0) c.mmu.useEpt((this.eptp % 4294967296) | 0, Math.floor(this.eptp / 4294967296) | 0);
-    else c.mmu.useEpt(null);
-    // Without VPIDs, VM entry invalidates the linear and combined mappings (SDM vol. 3, 28.3.3.3):
-    // a hypervisor that changed EPT01 or the guest tables between exits sees no stale entry.
-    if (this.vpid === 0) c.mmu.flushAll("other");
-    c.updateMode();
-    c.flushTlb();
-    c.irqCheck = true; // interrupt-window and pending events are checked before the first instruction
-    this.entries++;
-    v.launched = true;
-    // Event injection (26.6).
-    const info = v.read(V.VMCS_ENTRY_INTR_INFO);
-    if ((info & C.INTR_INFO_VALID) !== 0) {
-      v.write(V.VMCS_ENTRY_INTR_INFO, info & ~C.INTR_INFO_VALID);
-      c.halted = false;
-      const type = info & 0x700;
-      const vector = info & 0xff;
-      const err = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? v.read(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE) : -1;
-      if (type === C.INTR_TYPE_SW_INTR || type === C.INTR_TYPE_SW_EXCEPTION || type === C.INTR_TYPE_PRIV_SW_EXCEPTION) {
-        const len = v.read(V.VMCS_ENTRY_INSTRUCTION_LENGTH);
-        const n = (c.ripLo + len) | 0;
-        if (n >>> 0 < c.ripLo >>> 0) c.ripHi = (c.ripHi + 1) | 0;
-        c.ripLo = n;
-      }
-      // Injected events are delivered straight through the guest IDT: the exception bitmap does
-      // not apply (26.6.1). If delivery itself exits (say, an EPT violation on the guest's stack),
-      // the event is reported in the IDT-vectoring information for the hypervisor to re-inject.
-      c.injecting = true;
-      try {
-        c.injectEvent(vector, err, type === C.INTR_TYPE_EXT_INTR);
-        if (type === C.INTR_TYPE_NMI) nmiInjected(c); // an injected NMI blocks NMIs (26.6.1.2)
-      } catch (x) {
-        if (x !== VMEXIT) throw x;
-        this.vectoringInfo = info | C.INTR_INFO_VALID;
-        this.vectoringError = Math.max(err, 0);
-        c.ripLo = c.startLo;
-        c.ripHi = c.startHi;
-        this.completeExit();
-        return ENTERED_AND_EXITED;
-      } finally {
-        c.injecting = false;
-      }
-    }
-    return null;
+    const err = checkModelledGuest(v);
+    if (err !== null) return err;
+    loadGuestState(this, this.c, v);
+    return injectOnEntry(this, this.c, v);
   }
 
   // =====================================================================================
@@ -320,80 +187,11 @@ export class VmxUnit {
 
   /**
    * Commit the exit (27.2–27.3): save guest state to the VMCS and write the exit-information
-   * fields. Called by the run loop after it has restored RIP to the instruction boundary.
+   * fields (exit-commit.ts). Called by the run loop after it has restored RIP to the instruction
+   * boundary.
    */
   completeExit(): void {
-    const c = this.c;
-    const v = this.vmcs as Vmcs;
-    const e = this.exit;
-    v.write(V.VMCS_EXIT_REASON, e.reason);
-    v.write(V.VMCS_EXIT_QUALIFICATION, e.qualLo, e.qualHi);
-    v.write(V.VMCS_EXIT_INSTRUCTION_LENGTH, e.instrLen);
-    v.write(V.VMCS_EXIT_INSTRUCTION_INFO, e.instrInfo);
-    v.write(V.VMCS_EXIT_INTR_INFO, e.intrInfo);
-    v.write(V.VMCS_EXIT_INTR_ERROR_CODE, e.intrError);
-    v.writeNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS, e.gpa);
-    v.write(V.VMCS_GUEST_LINEAR_ADDRESS, e.glaLo, e.glaHi);
-    v.write(V.VMCS_IDT_VECTORING_INFO, this.vectoringInfo);
-    v.write(V.VMCS_IDT_VECTORING_ERROR_CODE, this.vectoringError);
-    this.vectoringInfo = 0;
-    this.vectoringError = 0;
-    this.saveGuestState(v);
-    if ((this.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
-      const left = Math.max(
-        0,
-        Math.floor((this.preemptionDeadline - c.cycles()) / (1 << C.PREEMPTION_TIMER_RATE_SHIFT)),
-      );
-      v.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(left, 0xffffffff) | 0);
-    }
-    this.exitCounts[e.reason & 0xffff]++;
-    // The guest's pending debug traps stay with the guest, in its VMCS (27.3.4).
-    v.write(V.VMCS_GUEST_PENDING_DBG_EXCEPTIONS, pendingDebugTraps(c));
-    c.debug.reset();
-    c.nonRoot = false;
-    c.halted = false;
-    c.intShadow = false;
-    c.tscOffset = 0;
-    c.mmu.useEpt(null);
-    c.mmu.setContext(0, 0);
-    c.flushTlb();
-  }
-
-  /** Store the CPU's state into a VMCS guest-state area (27.3; also used to capture a boot state). */
-  saveGuestState(v: Vmcs): void {
-    const c = this.c;
-    v.write(V.VMCS_GUEST_CR0, c.cr0);
-    v.write(V.VMCS_GUEST_CR3, c.cr3Lo, c.cr3Hi);
-    v.write(V.VMCS_GUEST_CR4, c.cr4);
-    v.write(V.VMCS_GUEST_IA32_EFER, c.efer);
-    for (let s = 0; s < 6; s++) {
-      v.write(SEG_SEL[s], c.segSel[s]);
-      v.write(SEG_BASE[s], c.segBaseLo[s], c.segBaseHi[s]);
-      v.write(SEG_LIMIT[s], c.segLimit[s] | 0);
-      v.write(SEG_AR[s], c.segAr[s]);
-    }
-    v.write(V.VMCS_GUEST_GDTR_BASE, c.gdtrBaseLo, c.gdtrBaseHi);
-    v.write(V.VMCS_GUEST_GDTR_LIMIT, c.gdtrLimit);
-    v.write(V.VMCS_GUEST_IDTR_BASE, c.idtrBaseLo, c.idtrBaseHi);
-    v.write(V.VMCS_GUEST_IDTR_LIMIT, c.idtrLimit);
-    v.write(V.VMCS_GUEST_TR_SELECTOR, c.trSel);
-    v.write(V.VMCS_GUEST_TR_BASE, c.trBaseLo, c.trBaseHi);
-    v.write(V.VMCS_GUEST_TR_LIMIT, c.trLimit | 0);
-    v.write(V.VMCS_GUEST_TR_AR, c.trAr);
-    v.write(V.VMCS_GUEST_LDTR_SELECTOR, c.ldtrSel);
-    v.write(V.VMCS_GUEST_LDTR_BASE, c.ldtrBaseLo, c.ldtrBaseHi);
-    v.write(V.VMCS_GUEST_LDTR_LIMIT, c.ldtrLimit | 0);
-    v.write(V.VMCS_GUEST_DR7, c.drLo[7], c.drHi[7]);
-    v.write(V.VMCS_GUEST_RSP, c.lo[4], c.hi[4]);
-    v.write(V.VMCS_GUEST_RIP, c.ripLo, c.ripHi);
-    v.write(V.VMCS_GUEST_RFLAGS, c.getFlags());
-    const nmiBlock = (this.pin & C.PIN_VIRTUAL_NMIS) !== 0 ? this.virtualNmiBlocked : c.nmiBlocked;
-    v.write(
-      V.VMCS_GUEST_INTERRUPTIBILITY,
-      (c.intShadow ? C.INTERRUPTIBILITY_STI : 0) | (nmiBlock ? C.INTERRUPTIBILITY_NMI : 0),
-    );
-    v.write(V.VMCS_GUEST_ACTIVITY_STATE, c.halted ? C.ACTIVITY_HLT : C.ACTIVITY_ACTIVE);
-    v.write(V.VMCS_GUEST_IA32_PAT, c.patLo, c.patHi);
+    commitExit(this, this.c, this.vmcs as Vmcs);
   }
 
   // =====================================================================================
