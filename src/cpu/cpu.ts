@@ -1,7 +1,7 @@
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
 import { MC } from "../mmu/counters.js";
-import { type DataCacheGeometry, DataCacheModel, pageLine } from "../mmu/data-cache.js";
+import { type DataCacheGeometry, DataCacheModel, type DataTouch, NoDataCache, pageLine } from "../mmu/data-cache.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import {
@@ -278,7 +278,7 @@ export class Cpu {
    * The data-cache model every load and store touches (the MMU's): `dcMru`/`dcMask` are its L1D
    * MRU filter, which the fast paths and compiled code test before calling it. @internal
    */
-  dcache: DataCacheModel;
+  dcache: DataTouch;
   dcMru: Int32Array;
   dcMask: number;
   /** Write translations of pages that hold code (checked in the slow path only). */
@@ -307,7 +307,7 @@ export class Cpu {
     this.mmu = new Mmu(mem, this, { maxPhysAddr: maxPhysAddrOf(model) });
     this.walker = this.mmu.walker;
     this.dAccesses = this.mmu.dataAccesses;
-    this.dcache = this.mmu.dataCache as DataCacheModel;
+    this.dcache = this.mmu.dataCache as DataTouch;
     this.dcMru = this.dcache.mru;
     this.dcMask = this.dcache.l1Mask;
     this.vmxUnit = new VmxUnit(this);
@@ -372,11 +372,13 @@ export class Cpu {
 
   /**
    * Model the data caches with `geometry` (a profile's `caches`): a new, empty model for the
-   * walks and for every load and store.
+   * walks and for every load and store. null (`--cache-model off`): no model; walk references
+   * are charged flat (`mmu.walk_ref`) and loads and stores touch nothing that costs.
    */
-  useDataCache(geometry: DataCacheGeometry): void {
-    const dc = new DataCacheModel(geometry);
-    this.mmu.setDataCache(dc);
+  useDataCache(geometry: DataCacheGeometry | null): void {
+    const model = geometry === null ? null : new DataCacheModel(geometry);
+    this.mmu.setDataCache(model);
+    const dc: DataTouch = model ?? new NoDataCache();
     this.dcache = dc;
     this.dcMru = dc.mru;
     this.dcMask = dc.l1Mask;
