@@ -21,7 +21,16 @@ import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
-import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import {
+  CHARGE_PMH_NESTED_STEP,
+  CHARGE_PMH_WALK,
+  CHARGE_STLB_HIT,
+  CHARGE_STLB_MISS,
+  CHARGE_VMEXIT,
+  CHARGE_WALK_L1D,
+  CHARGE_WALK_REF,
+  CPU_CHARGES,
+} from "./charges.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
@@ -755,11 +764,16 @@ export class Cpu {
   }
 
   /**
-   * Charge the last walk's references: by where the data caches found each one (FOUND_* order
-   * = CHARGE_WALK_L1D..DRAM), or at the flat `mmu.walk_ref` if the MMU has no cache model attached.
+   * Charge the last walk: the STLB lookup that missed, the page-miss handler's fixed latency and
+   * its latency per EPT translation (nested step), then the references: by where the data caches
+   * found each one (FOUND_* order = CHARGE_WALK_L1D..DRAM), or at the flat `mmu.walk_ref` if the
+   * MMU has no cache model attached (`--cache-model off`).
    */
   private chargeWalk(): void {
     const m = this.mmu;
+    this.chargeEvent(CHARGE_STLB_MISS);
+    this.chargeEvent(CHARGE_PMH_WALK);
+    if (m.lastNestedSteps > 0) this.chargeEvent(CHARGE_PMH_NESTED_STEP, m.lastNestedSteps);
     if (m.dataCache === null) {
       this.chargeEvent(CHARGE_WALK_REF, m.lastWalkRefs);
       return;

@@ -154,6 +154,14 @@ export class DataCacheModel implements DataTouch {
     if (this.mru[line & this.l1Mask] !== line) this.dataFound[this.access(line)]++;
   }
 
+  /**
+   * A load by software (a hypervisor reading a guest-resident table entry) at physical address
+   * `pa`: returns where it was found. Moves the caches like any access; counted by the caller.
+   */
+  loadAt(pa: number): number {
+    return this.access(Math.floor(pa / LINE_BYTES) | 0);
+  }
+
   /** A page-walk reference to the entry at physical address `pa`: returns where it was found. */
   walkRef(pa: number): number {
     const line = Math.floor(pa / LINE_BYTES) | 0;
