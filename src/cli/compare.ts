@@ -45,6 +45,8 @@ export interface CompareOptions {
   jitThreshold?: number;
   /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
   l0?: Partial<L0Policy>;
+  /** `--cache-model on|off` (default on). */
+  cacheModel?: "on" | "off";
   /** For the report: the command line and nestlab's version. */
   commandLine: string;
   version: string;
@@ -98,6 +100,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     kernelArgs: opts.kernelArgs,
     l0: opts.l0,
     l1Image,
+    cacheModel: opts.cacheModel !== "off",
   };
   const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload, opts: cellOpts })));
   const t0 = performance.now();

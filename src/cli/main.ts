@@ -161,6 +161,15 @@ const l0PolicyOptions = (): Option[] => [
     .default(DEFAULT_L0_POLICY.eptPages),
 ];
 
+/** `--cache-model`: the data-cache model behind page-walk charges (run, compare, sweep). */
+const cacheModelOption = () =>
+  new Option(
+    "--cache-model <mode>",
+    "on: each page-walk reference costs by the cache level that holds it; off: the profile's flat mmu.walk_ref each (faster to simulate)",
+  )
+    .choices(["on", "off"])
+    .default("on");
+
 /** The L0 policy a command's parsed options ask for. */
 function l0PolicyOf(opts: {
   l0InterceptUd: boolean;
@@ -220,6 +229,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
     .addOption(l0PolicyOptions()[3])
+    .addOption(cacheModelOption())
     .option(
       "--module <file>",
       'a multiboot module, as QEMU\'s -initrd: "FILE [ARGS]" (the whole string is its command line); repeatable',
@@ -286,6 +296,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
     .addOption(l0PolicyOptions()[3])
+    .addOption(cacheModelOption())
     .action(async (opts) => {
       applyJitFlags(opts);
       const { compareCommand } = await import("./compare.js"); // charts and thread pool: loaded when used
@@ -354,6 +365,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
+    .addOption(cacheModelOption())
     .option("--json", "print one JSON document")
     .option("--csv", "print CSV, one row per cell")
     .option("--report <file.html>", "also write a self-contained HTML report")
@@ -378,6 +390,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
             iters: opts.iters,
             kernelArgs: opts.kernelArgs,
             l0: { interceptUd: opts.l0InterceptUd, vmVirtio: opts.vmVirtio },
+            cacheModel: opts.cacheModel !== "off",
           },
           jobs: opts.jobs,
           queue: opts.queue,

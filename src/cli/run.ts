@@ -31,6 +31,8 @@ export interface RunCommandOptions {
   npvMap?: "eager" | "demand";
   /** `--l0-intercept-ud` / `--vm-virtio`: L0 policy overrides. */
   l0?: Partial<L0Policy>;
+  /** `--cache-model on|off` (default on). */
+  cacheModel?: "on" | "off";
   /** nvmx stacks: the L1 hypervisor image file. */
   l1Image?: string;
   /** `--module "FILE [ARGS]"` values, in order. */
@@ -124,6 +126,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       npvMap: opts.npvMap,
       cpuVmx: opts.cpuVmx,
       l0: opts.l0,
+      cacheModel: opts.cacheModel !== "off",
       l1Image: opts.l1Image === undefined ? undefined : readImage(opts.l1Image),
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,

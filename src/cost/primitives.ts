@@ -20,9 +20,18 @@ export const PRIMITIVES = [
   ["event.delivery", "delivering an exception or interrupt through the IDT"],
   ["event.iret", "extra cycles of IRET"],
   ["mmu.stlb_hit", "an L1 TLB miss that hits the second-level TLB"],
+  ["mmu.stlb_miss", "an L1 TLB miss that misses the second-level TLB too: the STLB lookup before the page walk"],
+  [
+    "mmu.pmh_walk",
+    "the page-miss handler's own latency for one page walk (start, paging-structure-cache lookup, TLB fill), beyond the walk's memory references",
+  ],
+  [
+    "mmu.pmh_nested_step",
+    "the page-miss handler's own latency for one EPT translation inside a 2-D walk (a guest table or the final address), beyond its memory references",
+  ],
   [
     "mmu.walk_ref",
-    "one paging-structure entry read by a hypervisor's software walk (the CPU's own walks cost by cache level: mmu.walk_l1d..dram)",
+    "one page-walk reference (the CPU's or a hypervisor's software walk) when no cache model prices it (`--cache-model off`; with it on, references cost mmu.walk_l1d..dram)",
   ],
   ["mmu.walk_l1d", "a page-walk reference (guest or EPT) whose entry is found in the L1 data cache"],
   ["mmu.walk_l2", "a page-walk reference found in the L2 cache"],

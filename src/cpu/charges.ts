@@ -25,6 +25,10 @@ export const CHARGE_VMENTRY = 14;
 export const CHARGE_VMINJECT = 15;
 /** A page-walk reference found in L1D; +1 L2, +2 LLC, +3 DRAM (data-cache.ts FOUND_* order). */
 export const CHARGE_WALK_L1D = 16;
+/** A page walk: the STLB lookup that missed, the page-miss handler's fixed latency, per EPT translation. */
+export const CHARGE_STLB_MISS = 20;
+export const CHARGE_PMH_WALK = 21;
+export const CHARGE_PMH_NESTED_STEP = 22;
 
 export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] = [
   ["insn.cpuid", "guest", "cpuid"],
@@ -47,4 +51,7 @@ export const CPU_CHARGES: readonly (readonly [PrimitiveName, string, string])[] 
   ["mmu.walk_l2", "mmu", "walk_l2"],
   ["mmu.walk_llc", "mmu", "walk_llc"],
   ["mmu.walk_dram", "mmu", "walk_dram"],
+  ["mmu.stlb_miss", "mmu", "stlb_miss"],
+  ["mmu.pmh_walk", "mmu", "pmh_walk"],
+  ["mmu.pmh_nested_step", "mmu", "pmh_nested_step"],
 ];

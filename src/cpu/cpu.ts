@@ -1,7 +1,7 @@
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
 import { MC } from "../mmu/counters.js";
-import { type DataCacheGeometry, DataCacheModel, pageLine } from "../mmu/data-cache.js";
+import { type DataCacheGeometry, DataCacheModel, type DataTouch, NoDataCache, pageLine } from "../mmu/data-cache.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import {
@@ -21,7 +21,16 @@ import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
-import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import {
+  CHARGE_PMH_NESTED_STEP,
+  CHARGE_PMH_WALK,
+  CHARGE_STLB_HIT,
+  CHARGE_STLB_MISS,
+  CHARGE_VMEXIT,
+  CHARGE_WALK_L1D,
+  CHARGE_WALK_REF,
+  CPU_CHARGES,
+} from "./charges.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
@@ -278,7 +287,7 @@ export class Cpu {
    * The data-cache model every load and store touches (the MMU's): `dcMru`/`dcMask` are its L1D
    * MRU filter, which the fast paths and compiled code test before calling it. @internal
    */
-  dcache: DataCacheModel;
+  dcache: DataTouch;
   dcMru: Int32Array;
   dcMask: number;
   /** Write translations of pages that hold code (checked in the slow path only). */
@@ -307,7 +316,7 @@ export class Cpu {
     this.mmu = new Mmu(mem, this, { maxPhysAddr: maxPhysAddrOf(model) });
     this.walker = this.mmu.walker;
     this.dAccesses = this.mmu.dataAccesses;
-    this.dcache = this.mmu.dataCache as DataCacheModel;
+    this.dcache = this.mmu.dataCache as DataTouch;
     this.dcMru = this.dcache.mru;
     this.dcMask = this.dcache.l1Mask;
     this.vmxUnit = new VmxUnit(this);
@@ -372,11 +381,13 @@ export class Cpu {
 
   /**
    * Model the data caches with `geometry` (a profile's `caches`): a new, empty model for the
-   * walks and for every load and store.
+   * walks and for every load and store. null (`--cache-model off`): no model; walk references
+   * are charged flat (`mmu.walk_ref`) and loads and stores touch nothing that costs.
    */
-  useDataCache(geometry: DataCacheGeometry): void {
-    const dc = new DataCacheModel(geometry);
-    this.mmu.setDataCache(dc);
+  useDataCache(geometry: DataCacheGeometry | null): void {
+    const model = geometry === null ? null : new DataCacheModel(geometry);
+    this.mmu.setDataCache(model);
+    const dc: DataTouch = model ?? new NoDataCache();
     this.dcache = dc;
     this.dcMru = dc.mru;
     this.dcMask = dc.l1Mask;
@@ -753,11 +764,16 @@ export class Cpu {
   }
 
   /**
-   * Charge the last walk's references: by where the data caches found each one (FOUND_* order
-   * = CHARGE_WALK_L1D..DRAM), or at the flat `mmu.walk_ref` if the MMU has no cache model attached.
+   * Charge the last walk: the STLB lookup that missed, the page-miss handler's fixed latency and
+   * its latency per EPT translation (nested step), then the references: by where the data caches
+   * found each one (FOUND_* order = CHARGE_WALK_L1D..DRAM), or at the flat `mmu.walk_ref` if the
+   * MMU has no cache model attached (`--cache-model off`).
    */
   private chargeWalk(): void {
     const m = this.mmu;
+    this.chargeEvent(CHARGE_STLB_MISS);
+    this.chargeEvent(CHARGE_PMH_WALK);
+    if (m.lastNestedSteps > 0) this.chargeEvent(CHARGE_PMH_NESTED_STEP, m.lastNestedSteps);
     if (m.dataCache === null) {
       this.chargeEvent(CHARGE_WALK_REF, m.lastWalkRefs);
       return;

@@ -28,6 +28,11 @@ export const MMU_COUNTERS = [
   "walks",
   "walks_i",
   "walks_d",
+  /**
+   * EPT walks: each EPT translation a 2-D walk makes (a guest table whose address no guest PSC
+   * entry supplied, and the final address), and each access of a guest running with paging off.
+   */
+  "ept_walks",
   /** A TLB hit whose cached rights forbid the access (or a write to a clean entry): re-walked. */
   "rewalks_rights",
   "rewalks_dirty",

@@ -82,7 +82,36 @@ class CacheLevel {
   }
 }
 
-export class DataCacheModel {
+/**
+ * What the CPU's loads and stores touch. The fast paths (and compiled code) test `mru` first and
+ * call `touchData` only when the line is not its set's most recent one.
+ */
+export interface DataTouch {
+  readonly mru: Int32Array;
+  readonly l1Mask: number;
+  /** A load or store of line `line` (an MRU miss). */
+  touchData(line: number): void;
+  /** A load or store at physical address `pa` (slow paths). */
+  touchDataAt(pa: number): void;
+}
+
+/**
+ * `--cache-model off`: nothing is modelled. Loads and stores touch a one-entry MRU filter (so the
+ * CPU's fast paths call `touchData` only when the line changes, and that call only records it);
+ * walks are charged flat (the MMU has no data cache, Cpu.chargeWalk).
+ */
+export class NoDataCache implements DataTouch {
+  readonly mru = new Int32Array(1).fill(-1);
+  readonly l1Mask = 0;
+
+  touchData(line: number): void {
+    this.mru[0] = line;
+  }
+
+  touchDataAt(_pa: number): void {}
+}
+
+export class DataCacheModel implements DataTouch {
   readonly geometry: DataCacheGeometry;
   /** Most recently used line of each L1D set (the fast-path filter; see the file comment). */
   readonly mru: Int32Array;
@@ -123,6 +152,14 @@ export class DataCacheModel {
   touchDataAt(pa: number): void {
     const line = Math.floor(pa / LINE_BYTES) | 0;
     if (this.mru[line & this.l1Mask] !== line) this.dataFound[this.access(line)]++;
+  }
+
+  /**
+   * A load by software (a hypervisor reading a guest-resident table entry) at physical address
+   * `pa`: returns where it was found. Moves the caches like any access; counted by the caller.
+   */
+  loadAt(pa: number): number {
+    return this.access(Math.floor(pa / LINE_BYTES) | 0);
   }
 
   /** A page-walk reference to the entry at physical address `pa`: returns where it was found. */

@@ -126,6 +126,8 @@ export class Mmu {
   errorCode = 0;
   /** Memory references of the last walk (0 when the TLB answered). */
   lastWalkRefs = 0;
+  /** EPT translations the last walk made (its nested steps; 0 natively or when the TLB answered). */
+  lastNestedSteps = 0;
   /** Those references by where the data caches found them (FOUND_*; valid when lastWalkRefs > 0). */
   readonly lastWalkFound = new Float64Array(4);
   /** The data-side caches the walks go through (data-cache.ts); null when the model is off. */
@@ -254,6 +256,7 @@ export class Mmu {
     if (dc !== null) this.lastWalkFound.set(dc.walkFound);
     c[MC.walks]++;
     c[fetch ? MC.walks_i : MC.walks_d]++;
+    const eptWalks0 = c[MC.ept_walks];
     let pa = w.walk(lo, hi, access, this.host.paging);
     this.lastWalkRefs = w.refs;
     if (w.startLevel === w.levels) c[MC.psc_misses]++;
@@ -265,6 +268,7 @@ export class Mmu {
       pa = w.walk(lo, hi, access, this.host.paging);
       this.lastWalkRefs += w.refs;
     }
+    this.lastNestedSteps = c[MC.ept_walks] - eptWalks0;
     if (dc !== null) {
       const f = this.lastWalkFound;
       const now = dc.walkFound;
@@ -521,6 +525,7 @@ export class Mmu {
       e.statBase = MC.ept_refs_l1;
       e.pscStatBase = MC.ept_psc_hits_pde;
       e.adStat = MC.ad_writes;
+      e.walkStat = MC.ept_walks;
       e.cache = this.dataCache;
       this.ept = e;
     }

@@ -197,6 +197,8 @@ export class PageWalker {
   pscStatBase = -1;
   /** stats index bumped on every A/D write; -1: none. */
   adStat = -1;
+  /** stats index bumped on every walk (an EPT walker under a guest walker: each nested translation); -1: none. */
+  walkStat = -1;
 
   // ---- Results of the last walk. ----
   fault = FAULT_NONE;
@@ -285,6 +287,7 @@ export class PageWalker {
     const refs0 = tr === null ? 0 : tr.totalRefs;
     let refs = 0;
     this.fault = FAULT_NONE;
+    if (stats !== null && this.walkStat >= 0) stats[this.walkStat]++;
     let level = this.levels;
     let perm = PERM_ALL;
     let table = this.root; // host-physical address of the current table

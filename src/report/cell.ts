@@ -29,6 +29,8 @@ export interface CellOptions {
   l0?: Partial<L0Policy>;
   /** nvmx stacks: the L1 hypervisor image (default: the bundled l1hv). */
   l1Image?: Uint8Array;
+  /** `--cache-model off` (false): walk references charged flat (StackRunOptions.cacheModel). */
+  cacheModel?: boolean;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -178,6 +180,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       jit: opts.jit,
       l0: opts.l0,
       l1Image: opts.l1Image,
+      cacheModel: opts.cacheModel,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);

@@ -23,7 +23,7 @@ export function l0Machine(opts: StackRunOptions, guestRam: number): { cpu: Cpu; 
   const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
   // L0 runs in root operation (level 0); each VMCS names the level of the code it runs.
   cpu.setCostModel(profile.cycles, l0.ledger, 0);
-  cpu.useDataCache(profile.caches); // L0 in root operation; the VMCS of each VM names its level
+  cpu.useDataCache(opts.cacheModel === false ? null : profile.caches); // L0 in root operation; the VMCS of each VM names its level
   if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
   return { cpu, l0 };
 }

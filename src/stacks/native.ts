@@ -52,7 +52,7 @@ export function bareMachine(
   const profile = loadProfile(opts.profile);
   const ledger = new CostLedger();
   m.cpu.setCostModel(profile.cycles, ledger, levelRoot, levelRoot + 1);
-  m.cpu.useDataCache(profile.caches);
+  m.cpu.useDataCache(opts.cacheModel === false ? null : profile.caches);
   if (opts.trace) bindTrace(opts.trace, m.cpu, ledger);
   return {
     m,

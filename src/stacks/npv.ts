@@ -53,7 +53,7 @@ export const npvStack: Stack = {
     if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
     const l0 = new L0Hypervisor(new VmxHost(cpu), profile, t, policy);
     cpu.setCostModel(profile.cycles, l0.ledger, 0);
-    cpu.useDataCache(profile.caches);
+    cpu.useDataCache(opts.cacheModel === false ? null : profile.caches);
     if (opts.trace) bindTrace(opts.trace, cpu, l0.ledger, l0);
     const engine = new NpvEngine(l0);
     let serial = "";

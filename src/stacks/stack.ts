@@ -45,6 +45,11 @@ export interface StackRunOptions {
    * (CPUID.1:ECX.VMX, the capability MSRs; docs/vmx.md), so the guest may be a hypervisor.
    */
   cpuVmx?: boolean;
+  /**
+   * `--cache-model off` (false): no data-cache model; every page-walk reference is charged the
+   * profile's flat `mmu.walk_ref` instead of by the cache level that held it (default true).
+   */
+  cacheModel?: boolean;
   /** Record a timeline of the run here (`run --trace`); the stack binds it and finishes it. */
   trace?: TimelineRecorder;
 }

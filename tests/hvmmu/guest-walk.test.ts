@@ -8,6 +8,7 @@ import { HostPageAllocator } from "../../src/hypervisors/l0/host-pages.js";
 import { EPT4, EPT5, X86_4LEVEL, X86_5LEVEL } from "../../src/hypervisors/mmu/formats.js";
 import { GuestTableWalker } from "../../src/hypervisors/mmu/guest-walk.js";
 import { PageTableBuilder, type TableMemory, type TablePageSource } from "../../src/hypervisors/mmu/page-table.js";
+import { DataCacheModel } from "../../src/mmu/data-cache.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import {
   ACC_READ,
@@ -111,6 +112,31 @@ describe("guest-resident tables through walker.ts", () => {
       expect(walk(va + 0x2010, ACC_READ)).toBe(-1);
       expect(g.walker.errorCode).toBe(0);
     }
+  });
+
+  it("with a cache model, each entry read goes through it and is counted where it was found", () => {
+    const { mem, view, pages } = guestBed();
+    const ept12 = new PageTableBuilder(view, pages, EPT4);
+    ept12.map(0x1000, 0x5000, PERM_R | PERM_W);
+    ept12.map(0x2000, 0x6000, PERM_R | PERM_W); // same tables, the next PTE (same line)
+    const g = new GuestTableWalker(mem, FMT_EPT, toHost);
+    const cache = new DataCacheModel();
+    g.cache = cache;
+    // Cold: four tables, four distinct lines, all from memory.
+    expect(g.walkEpt(ept12.pointer(), 0, 0x1008, EPT_R)).toBe(0x5008);
+    expect([...g.found]).toEqual([0, 0, 0, 4]);
+    // Warm: the same four lines (the PTE of 0x2000 shares 0x1000's line), all in L1D.
+    expect(g.walkEpt(ept12.pointer(), 0, 0x2008, EPT_R)).toBe(0x6008);
+    expect([...g.found]).toEqual([4, 0, 0, 0]);
+    // A faulting walk counts the entries it read up to the fault (an unmapped PTE, same line: 4).
+    expect(g.walkEpt(ept12.pointer(), 0, 0x7008, EPT_R)).toBe(-1);
+    expect([...g.found]).toEqual([4, 0, 0, 0]);
+    // The hypervisor's reads are not page-walk references of the CPU: not in walkFound.
+    expect([...cache.walkFound]).toEqual([0, 0, 0, 0]);
+    // No cache: nothing is counted.
+    g.cache = null;
+    g.walkEpt(ept12.pointer(), 0, 0x1008, EPT_R);
+    expect([...g.found]).toEqual([0, 0, 0, 0]);
   });
 
   it("a table pointer outside the guest's memory is FAULT_UNBACKED, not a crash", () => {

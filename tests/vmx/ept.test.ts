@@ -176,6 +176,10 @@ describe.skipIf(!HAVE_AS)("the 2-D walk, end to end", () => {
     // and PD, two of the EPT page tables; the other 15 references re-read a line just filled.
     expect(counts).toEqual([15, 0, 0, 9]);
     expect(reasons.map((r) => found(r).cycles)).toEqual(counts.map((n, k) => n * profile.cost(prims[k])));
+    // One walk: one STLB lookup that missed, one page-miss handler start, and one nested step per
+    // EPT translation the 2-D walk made (the 5 above).
+    expect(m.get("ept_walks")).toBe(5);
+    expect(["stlb_miss", "pmh_walk", "pmh_nested_step"].map((r) => found(r).count)).toEqual([1, 1, 5]);
   });
 
   it("the first data access to a fresh page with every cache cold makes 24 more", () => {

@@ -6,6 +6,7 @@
  */
 
 import type { CostLedger } from "../../cost/ledger.js";
+import type { DataCacheModel } from "../../mmu/data-cache.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
 import { PREEMPTION_TIMER_RATE_SHIFT } from "../../x86/vmx-controls.js";
@@ -59,6 +60,14 @@ export class VmxHost {
   /** Host-physical memory (the hypervisor's own RAM, where it builds EPT tables and backs guests). */
   get mem(): PhysicalMemory {
     return this.cpu.mem;
+  }
+
+  /**
+   * The data caches of this core (null: not modelled, `--cache-model off`). The hypervisor's own
+   * loads of guest-resident tables (its software walks) go through them, as they would on hardware.
+   */
+  get dataCache(): DataCacheModel | null {
+    return this.cpu.mmu.dataCache;
   }
 
   /** Guest GPRs (valid while the vCPU is loaded on the CPU). */

@@ -25,6 +25,7 @@ import { RAX, RBX, RCX, RDX, RSI } from "../../x86/registers.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import { MSR_IA32_VMX_FIRST, MSR_IA32_VMX_LAST } from "../../x86/vmx-msr.js";
+import type { GuestTableWalker } from "../mmu/guest-walk.js";
 import { HypervisorMmu } from "../mmu/hv-mmu.js";
 import { dispatchExit, handleExit, runGuest } from "./core.js";
 import { EngineRegistry } from "./engine.js";
@@ -41,6 +42,9 @@ const DEVICE_WINDOWS = 0x40_0000_0000;
 const BASIC_EXIT_REASONS = 128;
 /** The VPID L0 gives its own VMs' vCPUs (nested engines allocate theirs above it). */
 export const L0_VM_VPID = 1;
+
+/** A walk reference's primitive by where the data caches found it (data-cache.ts FOUND_* order). */
+const WALK_BY_CACHE_LEVEL: readonly PrimitiveName[] = ["mmu.walk_l1d", "mmu.walk_l2", "mmu.walk_llc", "mmu.walk_dram"];
 
 export class L0Hypervisor {
   readonly alloc: HostPageAllocator;
@@ -353,6 +357,19 @@ export class L0Hypervisor {
   }
 
   /** Charge L0 work for `times` units of a primitive (per page, per entry…). */
+  /**
+   * Charge L0's software walk of a guest-resident table (`walk`'s last walk): each entry read at
+   * the latency of the cache level that held it, as the CPU's own walks (mmu.walk_l1d..dram);
+   * the flat mmu.walk_ref each when the walk went through no cache model (`--cache-model off`).
+   */
+  chargeTableWalk(reason: string, walk: GuestTableWalker): void {
+    if (walk.cache === null) {
+      this.chargeHandlerN("mmu.walk_ref", reason, walk.refs);
+      return;
+    }
+    for (let k = 0; k < 4; k++) this.chargeHandlerN(WALK_BY_CACHE_LEVEL[k], reason, walk.found[k]);
+  }
+
   chargeHandlerN(name: PrimitiveName, reason: string, times: number): void {
     if (times <= 0) return;
     const cycles = this.costs[P[name]] * times;

@@ -10,8 +10,11 @@
  * reporting is the walker's (#PF error code, EPT violation qualification, misconfiguration),
  * plus FAULT_UNBACKED when a table address has no memory behind it. The walk writes A/D bits as
  * the hardware would (EPT A/D only when the EPTP enables them). No counters are touched; `refs`
- * says how many entries the walk read, for the caller to charge.
+ * says how many entries the walk read, and with a `cache`, `found` where the data caches found
+ * each one (the hypervisor's loads go through the same caches as the CPU's walks), for the
+ * caller to charge.
  */
+import type { DataCacheModel } from "../../mmu/data-cache.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import {
   FAULT_NONE,
@@ -56,6 +59,10 @@ const CONTROLS: PagingControls = { wp: true, nxe: true, smep: false, smap: false
 /** Walks of one guest's tables (EPT or x86-64 format) living in that guest's memory. */
 export class GuestTableWalker {
   readonly walker: PageWalker;
+  /** The data caches the entry reads go through (null: not modelled). */
+  cache: DataCacheModel | null = null;
+  /** The last walk's entry reads by where `cache` found them (FOUND_* order; zeros without a cache). */
+  readonly found = new Float64Array(4);
 
   constructor(hostMem: PhysicalMemory, format: typeof FMT_EPT | typeof FMT_X86, toHost: GuestToHost) {
     this.walker = new PageWalker(hostMem, format);
@@ -71,7 +78,7 @@ export class GuestTableWalker {
   walkEpt(eptpLo: number, eptpHi: number, gpa: number, access: number): number {
     const w = this.walker;
     w.setEptp(eptpLo, eptpHi);
-    return w.walk(gpa >>> 0, Math.floor(gpa / 4294967296) | 0, access, CONTROLS, GPA_NO_GLA);
+    return this.priced(w.walk(gpa >>> 0, Math.floor(gpa / 4294967296) | 0, access, CONTROLS, GPA_NO_GLA));
   }
 
   /**
@@ -83,7 +90,21 @@ export class GuestTableWalker {
     const w = this.walker;
     w.setCr3(cr3Lo, cr3Hi);
     w.levels = levels;
-    return w.walk(lo, hi, access, ctl);
+    return this.priced(w.walk(lo, hi, access, ctl));
+  }
+
+  /**
+   * Run the last walk's entry reads through `cache`, in the order they were made (top level
+   * down; this walker has no PSC and its translator reads nothing), and count where each was found.
+   */
+  private priced(result: number): number {
+    const f = this.found;
+    f.fill(0);
+    const c = this.cache;
+    if (c === null) return result;
+    const w = this.walker;
+    for (let k = 0; k < w.refs; k++) f[c.loadAt(w.entryAddress(w.startLevel - k))]++;
+    return result;
   }
 
   get fault(): number {

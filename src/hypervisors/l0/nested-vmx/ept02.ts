@@ -27,14 +27,13 @@ export const EPT02_NOT_RAM = 3;
 
 export class Ept02 {
   table: PageTableBuilder;
-  private readonly walker: GuestTableWalker;
+  /** L0's software walks of EPT12 (their entry reads are charged by the caller: L0.chargeTableWalk). */
+  readonly walker: GuestTableWalker;
   /** Qualification of the last L1 violation (table 28-7, as EPT12 says it). */
   qualification = 0;
   /** Leaves built and zaps done. */
   built = 0;
   zaps = 0;
-  /** Entries the last EPT12 walk read (charged as mmu.walk_ref). */
-  lastRefs = 0;
   /** Writes to tracked EPT12 pages reported (an 8-byte store through the MMIO path is two), and EPT02 leaves they dropped. */
   trackedWrites = 0;
   leavesDropped = 0;
@@ -64,8 +63,8 @@ export class Ept02 {
   /** An EPT02 miss at L2 guest-physical `gpa` for an access of EPT R/W/X bits `access`. */
   miss(eptp12Lo: number, eptp12Hi: number, gpa: number, access: number): number {
     const w = this.walker;
+    w.cache = this.l0.host.dataCache;
     const gpa1 = w.walkEpt(eptp12Lo, eptp12Hi, gpa, access);
-    this.lastRefs = w.refs;
     if (gpa1 < 0) {
       const f = w.walker.fault;
       if (f === FAULT_EPT_MISCONFIG) return EPT02_L1_MISCONFIG;

@@ -114,7 +114,7 @@ function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): numbe
   const qual = h.vmread(V.VMCS_EXIT_QUALIFICATION);
   const eptp = s.current.getNumber(V.VMCS_EPT_POINTER);
   const r = ept02.miss((eptp % 4294967296) | 0, Math.floor(eptp / 4294967296), gpa, qual & 7);
-  l0.chargeHandlerN("mmu.walk_ref", "nvmx_ept12_walk", ept02.lastRefs);
+  l0.chargeTableWalk("nvmx_ept12_walk", ept02.walker);
   if (r === EPT02_MAPPED) {
     const leaf = ept02.table.lookup(gpa - (gpa % 4096));
     if (leaf === null || (qual & 7 & ~leaf.perms) !== 0)
