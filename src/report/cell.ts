@@ -10,6 +10,7 @@ import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
 import type { ExitCount, StackRunResult } from "../stacks/stack.js";
+import { eventsOf } from "../stats/run-stats.js";
 import { workloadCmdline } from "./workloads.js";
 
 export interface CellOptions {
@@ -80,7 +81,7 @@ function exitTotals(exits: ExitCount[]): { byLevel: Record<string, number>; byRe
   const byLevel: Record<string, number> = {};
   const byReason: Record<string, number> = {};
   for (const e of exits) {
-    const level = `L${e.level}`;
+    const level = `L${e.handledBy}`;
     const key = `${level}.${e.reason}`;
     byLevel[level] = (byLevel[level] ?? 0) + e.count;
     byReason[key] = (byReason[key] ?? 0) + e.count;
@@ -97,10 +98,10 @@ function diffPerIter(a: Record<string, number>, b: Record<string, number>, n: nu
   return out;
 }
 
-/** The `world_switches.*` counters of a run, by the part after the prefix. */
+/** The world switches a run counted (nested stacks that count them), by kind ("L2-L0"). */
 function worldSwitches(r: StackRunResult): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(r.counters)) if (k.startsWith("world_switches.")) out[k.slice(15)] = v;
+  for (const e of eventsOf(r.events, "world_switches")) out[e.name] = e.count;
   return out;
 }
 

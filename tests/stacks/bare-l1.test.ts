@@ -65,7 +65,7 @@ describe("bare-l1: every workload passes, with the vm stack's exits", () => {
       const cmd = `workload=${w} iters=${n} tick=0`;
       const l1 = run("bare-l1", cmd);
       expectPassed(l1, w);
-      expect(l1.exits.every((e) => e.level === 1)).toBe(true);
+      expect(l1.exits.every((e) => e.handledBy === 1 && e.takenAt === 2)).toBe(true);
       expect(l2Exits(l1)).toEqual(l2Exits(run("vm", cmd)));
     });
   }
