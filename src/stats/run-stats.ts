@@ -88,6 +88,14 @@ export function exitTotal(exits: readonly ExitCount[], match: (e: ExitCount) => 
   return n;
 }
 
+/** Exits of one reason handled at `handledBy` (taken at `takenAt`, or at any level). */
+export function exitCount(exits: readonly ExitCount[], handledBy: number, reason: string, takenAt?: number): number {
+  return exitTotal(
+    exits,
+    (e) => e.handledBy === handledBy && e.reason === reason && (takenAt === undefined || e.takenAt === takenAt),
+  );
+}
+
 /** The events of one family, in list order. */
 export function eventsOf(events: readonly EventCount[], family: string): EventCount[] {
   return events.filter((e) => e.family === family);
