@@ -9,7 +9,7 @@ import type { ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import type { CellOptions, CompareCell } from "../report/cell.js";
-import type { CompareDocument } from "../report/compare-doc.js";
+import { compareDocument, compareFooter } from "../report/compare-doc.js";
 import { profileInfo } from "../report/profile-info.js";
 import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
@@ -123,16 +123,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     bar?.stop();
   }
   const wall = (performance.now() - t0) / 1000;
-  const doc: CompareDocument = {
-    stacks: opts.stacks,
-    workloads: opts.workloads,
-    profile: profile.name,
-    ghz: profile.ghz,
-    iters: opts.iters ?? null,
-    ...(opts.kernelArgs ? { kernelArgs: opts.kernelArgs } : {}),
-    wallSeconds: Number(wall.toFixed(2)),
-    cells,
-  };
+  const doc = compareDocument({ ...opts, profile }, cells, wall);
   if (opts.report !== undefined) {
     // Loaded only for a report: ECharts is most of the CLI's start-up time (about 0.5 s of a
     // `run`), and no other command draws a chart.
@@ -143,11 +134,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   else if (opts.csv) writeOut(renderCsv(doc));
   else {
     writeOut(`${renderTable(doc)}\n`);
-    writeOut(
-      `\n${cells.length} cells (two runs each) in ${wall.toFixed(1)} s wall on ${opts.jobs} job${opts.jobs === 1 ? "" : "s"}. ` +
-        `Cycles are simulated with profile ${profile.name} (${profile.cpu}); ns at its ${profile.ghz} GHz clock; ` +
-        `exits per iteration are measured between an N- and a 2N-iteration run.\n`,
-    );
+    writeOut(`\n${compareFooter(doc, profile.cpu, opts.jobs)}`);
     if (opts.report !== undefined) writeOut(`Report: ${opts.report}\n`);
   }
   return cells.every((c) => c.ok) ? EXIT.ok : EXIT.guestFailed;

@@ -10,6 +10,7 @@ import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
 import type { ExitCount, StackRunResult } from "../stacks/stack.js";
+import { eventsOf } from "../stats/run-stats.js";
 import { workloadCmdline } from "./workloads.js";
 
 export interface CellOptions {
@@ -78,12 +79,19 @@ export const TOP_EXITS = 3;
 /** Rates below this are noise of the N/2N method (boot-time exits that do not cancel exactly). */
 const MIN_RATE = 0.005;
 
-function exitTotals(exits: ExitCount[]): { byLevel: Record<string, number>; byReason: Record<string, number> } {
+/** The cell's key of an exit reason handled at a level ("L0.cpuid"), and what it names. */
+type ReasonKeys = Map<string, { level: string; reason: string }>;
+
+function exitTotals(
+  exits: ExitCount[],
+  keys: ReasonKeys,
+): { byLevel: Record<string, number>; byReason: Record<string, number> } {
   const byLevel: Record<string, number> = {};
   const byReason: Record<string, number> = {};
   for (const e of exits) {
-    const level = `L${e.level}`;
+    const level = `L${e.handledBy}`;
     const key = `${level}.${e.reason}`;
+    keys.set(key, { level, reason: e.reason });
     byLevel[level] = (byLevel[level] ?? 0) + e.count;
     byReason[key] = (byReason[key] ?? 0) + e.count;
   }
@@ -99,10 +107,10 @@ function diffPerIter(a: Record<string, number>, b: Record<string, number>, n: nu
   return out;
 }
 
-/** The `world_switches.*` counters of a run, by the part after the prefix. */
+/** The world switches a run counted (nested stacks that count them), by kind ("L2-L0"). */
 function worldSwitches(r: StackRunResult): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(r.counters)) if (k.startsWith("world_switches.")) out[k.slice(15)] = v;
+  for (const e of eventsOf(r.events, "world_switches")) out[e.name] = e.count;
   return out;
 }
 
@@ -125,14 +133,11 @@ function ledgerPerIter(r1: StackRunResult, r2: StackRunResult, n: number): Ledge
   return out.sort((x, y) => x.level - y.level || y.cycles - x.cycles);
 }
 
-function topExits(perReason: Record<string, number>): ExitRate[] {
+function topExits(perReason: Record<string, number>, keys: ReasonKeys): ExitRate[] {
   return Object.entries(perReason)
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     .slice(0, TOP_EXITS)
-    .map(([k, perIter]) => {
-      const dot = k.indexOf(".");
-      return { level: k.slice(0, dot), reason: k.slice(dot + 1), perIter };
-    });
+    .map(([k, perIter]) => ({ ...(keys.get(k) as { level: string; reason: string }), perIter }));
 }
 
 /** Why a run did not give a usable result: the guest's FAIL lines, else how the run stopped. */
@@ -193,8 +198,9 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
   }
   const n = Number(res1.fields.iterations);
   const r2 = run(2 * n);
-  const e1 = exitTotals(r1.exits);
-  const e2 = exitTotals(r2.exits);
+  const keys: ReasonKeys = new Map();
+  const e1 = exitTotals(r1.exits, keys);
+  const e2 = exitTotals(r2.exits, keys);
   const exitReasonsPerIter = diffPerIter(e1.byReason, e2.byReason, n);
   const cyclesPerIter = Number(res1.fields.cycles_per_iter);
   const ok = r2.exitStatus === 1 && r2.guest.failures.length === 0;
@@ -209,7 +215,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
     exitsPerIter: diffPerIter(e1.byLevel, e2.byLevel, n),
     exitReasonsPerIter,
     instructions: r1.instructions,
-    topExits: topExits(exitReasonsPerIter),
+    topExits: topExits(exitReasonsPerIter, keys),
     ledgerPerIter: ledgerPerIter(r1, r2, n),
     ...worldSwitchesOf(r1, r2, n),
     wallSeconds: wall(),

@@ -50,3 +50,35 @@ export function failedCells(doc: CompareDocument): CompareCell[] {
   }
   return out;
 }
+
+/** What a comparison ran: the stacks, workloads, profile and options it was asked for. */
+export interface CompareRequest {
+  stacks: string[];
+  workloads: string[];
+  profile: { name: string; ghz: number };
+  iters?: number;
+  kernelArgs?: string;
+}
+
+/** The document of a comparison whose cells are measured (`measureCell`), in task order. */
+export function compareDocument(req: CompareRequest, cells: CompareCell[], wallSeconds: number): CompareDocument {
+  return {
+    stacks: req.stacks,
+    workloads: req.workloads,
+    profile: req.profile.name,
+    ghz: req.profile.ghz,
+    iters: req.iters ?? null,
+    ...(req.kernelArgs ? { kernelArgs: req.kernelArgs } : {}),
+    wallSeconds: Number(wallSeconds.toFixed(2)),
+    cells,
+  };
+}
+
+/** The lines under the table: how many cells, how long, and how the figures were measured (N/2N). */
+export function compareFooter(doc: CompareDocument, cpu: string, jobs: number): string {
+  return (
+    `${doc.cells.length} cells (two runs each) in ${doc.wallSeconds.toFixed(1)} s wall on ${jobs} job${jobs === 1 ? "" : "s"}. ` +
+    `Cycles are simulated with profile ${doc.profile} (${cpu}); ns at its ${doc.ghz} GHz clock; ` +
+    `exits per iteration are measured between an N- and a 2N-iteration run.\n`
+  );
+}

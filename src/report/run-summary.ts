@@ -1,6 +1,6 @@
 /** What one run reports: its JSON document and the summary printed after the guest's console. */
-import { NPV_HC_NAMES } from "../hypervisors/npv-abi.js";
 import type { StackRunResult } from "../stacks/stack.js";
+import { eventsOf, exitsHandledBy } from "../stats/run-stats.js";
 
 export function runJson(r: StackRunResult, cmdline: string): object {
   return {
@@ -15,6 +15,7 @@ export function runJson(r: StackRunResult, cmdline: string): object {
     cycles: r.cycles,
     counters: r.counters,
     exits: r.exits,
+    events: r.events,
     ledger: r.ledger,
     wallSeconds: Number(r.wallSeconds.toFixed(3)),
   };
@@ -23,23 +24,28 @@ export function runJson(r: StackRunResult, cmdline: string): object {
 const num = (n: number) => n.toLocaleString("en-US");
 
 /**
- * Nested stacks that report `npv.l2_exits.{l0,l1}.<reason>` and `npv.hypercalls.<name>`: L2's exits
- * handled by L0 alone vs forwarded to L1, and L1's hypercalls to L0 by number.
+ * A run's nested-PV summary: L2's exits L0 handled alone vs forwarded to L1 (the exits L1
+ * handled, numbered in the npv ABI's space), and L1's hypercalls to L0 by number. Empty for a
+ * run without them.
  */
-export function npvSummary(counters: Record<string, number>): string {
-  const pick = (prefix: string) =>
-    Object.entries(counters)
-      .filter(([k]) => k.startsWith(prefix))
-      .map(([k, v]) => [k.slice(prefix.length), v] as [string, number])
-      .sort((a, b) => b[1] - a[1]);
-  const alone = pick("npv.l2_exits.l0.");
-  const fwd = pick("npv.l2_exits.l1.");
-  const hc = pick("npv.hypercalls.");
-  if (alone.length === 0 && fwd.length === 0 && hc.length === 0) return "";
+export function npvSummary(r: Pick<StackRunResult, "exits" | "events">): string {
+  const byCount = (xs: [string, number][]) => xs.sort((a, b) => b[1] - a[1]);
+  const alone = byCount(eventsOf(r.events, "npv.l2_exits.l0").map((e) => [e.name, e.count]));
+  const fwd = byCount(
+    exitsHandledBy(
+      r.exits.filter((e) => e.space === "npv"),
+      1,
+    ).map((e) => [e.reason, e.count]),
+  );
+  const hcs = byCount(
+    eventsOf(r.events, "npv.hypercalls").map((e) => [
+      e.key === undefined ? e.name : `0x${e.key.toString(16)} ${e.name}`,
+      e.count,
+    ]),
+  );
+  if (alone.length === 0 && fwd.length === 0 && hcs.length === 0) return "";
   const total = (xs: [string, number][]) => xs.reduce((n, [, v]) => n + v, 0);
   const list = (xs: [string, number][]) => xs.map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none";
-  const nr = new Map(Object.entries(NPV_HC_NAMES).map(([n, name]) => [name, Number(n)]));
-  const hcs = hc.map(([k, v]) => [nr.has(k) ? `0x${nr.get(k)!.toString(16)} ${k}` : k, v] as [string, number]);
   return (
     `   L2 exits handled by L0 alone: ${num(total(alone))} (${list(alone)})\n` +
     `   L2 exits forwarded to L1:     ${num(total(fwd))} (${list(fwd)})\n` +
@@ -57,7 +63,7 @@ export function runSummary(r: StackRunResult, ledgerLines = 20): string {
   );
   const keys = Object.keys(r.counters).filter((k) => k !== "cpu.instructions" && k !== "cpu.cycles");
   for (const k of keys) out.push(`   ${k.padEnd(34)} ${num(r.counters[k])}\n`);
-  out.push(npvSummary(r.counters));
+  out.push(npvSummary(r));
   if (r.ledger && r.ledger.length > 0) {
     out.push("   where the cycles went (level/category/reason):\n");
     for (const l of r.ledger.slice(0, ledgerLines)) {

@@ -8,9 +8,11 @@
  * places a multiboot module) and named on L1's command line; L2's command line follows " -- ".
  */
 import { CpuModel } from "../cpu/cpuid.js";
-import { exitReasonName } from "../hypervisors/l0/exits.js";
 import { bootDirect64, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
+import { VMX_EXIT_REASONS } from "../stats/exit-reasons.js";
+import { ExitTable } from "../stats/exit-table.js";
+import { eventRows, exitsFrom, sortExits } from "../stats/run-stats.js";
 import { guestImage } from "./guest-images.js";
 import { bareMachine, machineCounters } from "./native.js";
 import { levelCounters } from "./results.js";
@@ -47,20 +49,21 @@ export const bareL1Stack: Stack = {
     bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline));
     m.mem.writeBytes(L2_IMAGE_ADDR, opts.image);
     return bm.run("bare-l1", "direct64", () => {
-      const counters = machineCounters(m);
-      // Every exit L2 took went to L1 (level 1), by basic exit reason.
-      const exits = [];
-      const byReason = m.cpu.vmxUnit.exitCounts;
-      for (let r = 0; r < byReason.length; r++) {
-        if (byReason[r] > 0) exits.push({ level: 1, reason: exitReasonName(r), count: byReason[r] });
-      }
-      exits.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
-      for (const e of exits) counters[`exits.L1.${e.reason}`] = e.count;
-      counters["l1.vmreads"] = m.cpu.vmxUnit.software.vmreads;
-      counters["l1.vmwrites"] = m.cpu.vmxUnit.software.vmwrites;
+      const base = machineCounters(m);
       // Instructions and cycles by level (1: L1 in root operation, 2: L2), from the CPU's per-run attribution.
-      levelCounters(ledger.lines(), counters);
-      return { counters, exits };
+      levelCounters(ledger.lines(), base);
+      // Every exit L2 (level 2) took went to L1 (level 1), by basic exit reason: the hardware's table.
+      const table = new ExitTable(VMX_EXIT_REASONS);
+      m.cpu.vmxUnit.exitCounts.forEach((n, r) => {
+        if (n > 0) table.bump(2, r, n);
+      });
+      const exits = sortExits(exitsFrom(table, 1), () => "name");
+      const sw = m.cpu.vmxUnit.software;
+      const events = eventRows("l1", [
+        { name: "vmreads", count: sw.vmreads },
+        { name: "vmwrites", count: sw.vmwrites },
+      ]);
+      return { base, exits, events };
     });
   },
 };

@@ -5,8 +5,9 @@ import { type BootProtocol, bootDirect64, bootMultiboot, defaultProtocol } from 
 import { Machine } from "../machine/machine.js";
 import { parseGuestOutput } from "../machine/results.js";
 import { tunables } from "../machine/tunables.js";
-import { bindTrace, cpuCounters } from "./results.js";
-import type { ExitCount, Stack, StackRunOptions, StackRunResult } from "./stack.js";
+import { flatCounters } from "../stats/run-stats.js";
+import { bindTrace, cpuCounters, type RunStats } from "./results.js";
+import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
 /** Collect a machine's counters under flat dotted names. */
@@ -21,11 +22,11 @@ export interface BareMachine {
   m: Machine;
   ledger: CostLedger;
   serial(): string;
-  /** Run to the end: the stack's result, with `counters` and `exits` as the stack reports them. */
+  /** Run to the end: the stack's result, with the machine's counters (`base`), exits and events. */
   run(
     stack: string,
     protocol: BootProtocol,
-    report: (m: Machine) => { counters: Record<string, number>; exits: ExitCount[] },
+    report: (m: Machine) => RunStats & { base: Record<string, number> },
   ): StackRunResult;
 }
 
@@ -65,7 +66,7 @@ export function bareMachine(
       const idle = m.idleCycles;
       if (idle > 0) ledger.addMany(ledger.id(m.cpu.levelRoot, "idle", "hlt"), idle, 1);
       opts.trace?.finish();
-      const { counters, exits } = report(m);
+      const { base, exits, events } = report(m);
       return {
         stack,
         protocol,
@@ -75,8 +76,9 @@ export function bareMachine(
         guest: parseGuestOutput(serial),
         instructions: m.cpu.icount,
         cycles: m.cpu.cycles(),
-        counters,
+        counters: flatCounters(base, exits, events),
         exits,
+        events,
         ledger: ledger.lines(),
         wallSeconds,
       };
@@ -94,6 +96,6 @@ export const nativeStack: Stack = {
     const protocol = opts.protocol ?? defaultProtocol(opts.image);
     if (protocol === "direct64") bootDirect64(m.cpu, opts.image, opts.cmdline);
     else bootMultiboot(m.cpu, opts.image, opts.cmdline, opts.modules);
-    return bm.run("native", protocol, () => ({ counters: machineCounters(m), exits: [] }));
+    return bm.run("native", protocol, () => ({ base: machineCounters(m), exits: [], events: [] }));
   },
 };

@@ -20,9 +20,10 @@ import { defaultProtocol, RAM_HOLE_START } from "../machine/boot.js";
 import { ImageError } from "../machine/elf.js";
 import { eptLeafBytes, l0Policy, tunables } from "../machine/tunables.js";
 import { PhysicalMemory } from "../mmu/phys.js";
+import { exitsFrom, sortExits } from "../stats/run-stats.js";
 import { L2_IMAGE_ADDR, l1Cmdline } from "./bare-l1.js";
 import { guestImage } from "./guest-images.js";
-import { bindTrace, cpuCounters, hypervisorRunResult } from "./results.js";
+import { bindTrace, cpuCounters, ept01Events, hypervisorRunResult } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { loadGuest } from "./vm.js";
 import { watchRun } from "./watchdog.js";
@@ -88,29 +89,21 @@ export const npvStack: Stack = {
     const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(l1vcpu, opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
     opts.trace?.finish();
-    const counters = cpuCounters(cpu);
-    // `exits` by the level that handled them, as every stack reports them: level 0 = every exit L0
-    // took (L1's own and L2's), level 1 = the L2 exits L0 returned to L1 from RUN. Who took them
-    // (L1's code or L2's) is in the counters `exits.taken.L<level>.<reason>`.
-    const stats = engine.stats();
-    const handledByL0 = new Map<string, number>();
-    for (const level of [1, 2]) {
-      for (const e of l0.exitCountsAt(level)) {
-        counters[`exits.taken.L${level}.${e.reason}`] = e.count;
-        handledByL0.set(e.reason, (handledByL0.get(e.reason) ?? 0) + e.count);
-      }
-    }
-    const toL1 = "npv.l2_exits.l1.";
-    const exits = [
-      ...[...handledByL0].map(([reason, count]) => ({ level: 0, reason, count })),
-      ...Object.entries(stats)
-        .filter(([k, n]) => k.startsWith(toL1) && n > 0)
-        .map(([k, count]) => ({ level: 1, reason: k.slice(toL1.length), count })),
-    ].sort((a, b) => a.level - b.level || b.count - a.count || (a.reason < b.reason ? -1 : 1));
-    for (const e of exits) counters[`exits.L${e.level}.${e.reason}`] = e.count;
-    for (const [k, v] of Object.entries(stats)) counters[k] = v;
-    counters["l0.ept01.leaves"] = l1vm.ept01.leaves;
-    counters["l0.ept01.tables"] = l1vm.ept01.tables;
-    return hypervisorRunResult("npv", "direct64", cpu, l0, stop, serial, counters, exits, wallSeconds);
+    // `exits` by the level that handled them, as every stack reports them: handledBy 0 = every exit
+    // L0 took (L1's own, taken at level 1, and L2's, at level 2), handledBy 1 = the L2 exits L0
+    // returned to L1 from RUN (npv exit codes).
+    const exits = sortExits([...exitsFrom(l0.exits, 0), ...exitsFrom(engine.counts.forwarded, 1)], () => "name");
+    const events = [...engine.events(), ...ept01Events(l1vm)];
+    return hypervisorRunResult(
+      "npv",
+      "direct64",
+      cpu,
+      l0,
+      stop,
+      serial,
+      cpuCounters(cpu),
+      { exits, events },
+      wallSeconds,
+    );
   },
 };

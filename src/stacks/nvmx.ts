@@ -19,10 +19,11 @@
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import { NestedVmxEngine, type NestedVmxOptions } from "../hypervisors/l0/nested-vmx/index.js";
 import { loadImage, RAM_HOLE_START } from "../machine/boot.js";
+import { exitsFrom, exitTotal, sortExits } from "../stats/run-stats.js";
 import { L1_OWN_MEMORY, L2_IMAGE_ADDR, l1Cmdline } from "./bare-l1.js";
 import { guestImage } from "./guest-images.js";
 import { l0Machine } from "./l0-machine.js";
-import { cpuCounters, hypervisorRunResult, levelCounters } from "./results.js";
+import { cpuCounters, ept01Events, hypervisorRunResult, levelCounters } from "./results.js";
 import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -35,29 +36,6 @@ interface Variant {
   name: string;
   description: string;
   engine: NestedVmxOptions;
-}
-
-/** The per-level exits and world switches of a nested-VMX run, as counters. */
-function nestedCounters(engine: NestedVmxEngine, totalExits: number): Record<string, number> {
-  const s = engine.totals();
-  const out: Record<string, number> = {};
-  // Every exit L0 takes is one hardware world switch out of a guest and one back: an L2 exit
-  // (VMCS02) is an L2↔L0 switch, an L1 exit (VMCS01) an L1↔L0 switch. Reflecting an exit to L1
-  // and entering L2 again are L0 moving between VMCS02 and VMCS01 (nvmx.vmcs_switches).
-  out["nvmx.exits.l2_to_l0"] = s.l2Exits;
-  out["nvmx.exits.l1_to_l0"] = totalExits - s.l2Exits;
-  out["nvmx.exits.reflected_to_l1"] = s.reflected;
-  out["world_switches.L2-L0"] = s.l2Exits;
-  out["world_switches.L1-L0"] = totalExits - s.l2Exits;
-  out["nvmx.vmcs_switches"] = s.entries + s.reflected;
-  out["nvmx.nested_entries"] = s.entries;
-  for (const [k, v] of Object.entries(s.emulated)) out[`nvmx.emulated.${k}`] = v;
-  for (const [k, v] of Object.entries(s.fieldAccesses)) out[`nvmx.trapped.${k}`] = v;
-  out["nvmx.ept02.built"] = s.ept02Built;
-  out["nvmx.ept02.leaves_dropped"] = s.ept02LeavesDropped;
-  out["nvmx.ept12.tracked_writes"] = s.ept12TrackedWrites;
-  out["nvmx.shadow.syncs"] = s.shadowSyncs;
-  return out;
 }
 
 function makeStack(variant: Variant): Stack {
@@ -104,18 +82,27 @@ function makeStack(variant: Variant): Stack {
         stop.kind === "debug-exit"
           ? stop
           : { ...stop, message: `L1 hypervisor under ${variant.name}: ${stop.message}` };
-      const counters = cpuCounters(cpu);
-      const l0Exits = Object.entries(l0.exitCounts()).map(([reason, count]) => ({ level: 0, reason, count }));
-      const reflected = engine.reflectedByReason().map(([reason, count]) => ({ level: 1, reason, count }));
-      const exits = [...l0Exits, ...reflected];
-      for (const e of exits) counters[`exits.L${e.level}.${e.reason}`] = e.count;
-      const total = l0Exits.reduce((a, e) => a + e.count, 0);
-      Object.assign(counters, nestedCounters(engine, total));
+      // handledBy 0: every exit L0 took (L1's from VMCS01 at level 1, L2's from VMCS02 at level 2);
+      // handledBy 1: the L2 exits L0 reflected to L1.
+      const l0Exits = exitsFrom(l0.exits, 0);
+      const exits = sortExits([...l0Exits, ...exitsFrom(engine.reflectedExits(), 1)], (level) =>
+        level === 0 ? "first-seen" : "name",
+      );
+      const events = [...engine.events(exitTotal(l0Exits, () => true)), ...ept01Events(vm)];
       // Cycles and instructions per level: 0 L0, 1 L1 (VMCS01), 2 L2 (VMCS02).
-      levelCounters(l0.ledger.lines(), counters);
-      counters["l0.ept01.leaves"] = vm.ept01.leaves;
-      counters["l0.ept01.tables"] = vm.ept01.tables;
-      return hypervisorRunResult(variant.name, "direct64", cpu, l0, outcome, serial, counters, exits, wallSeconds);
+      const base = cpuCounters(cpu);
+      levelCounters(l0.ledger.lines(), base);
+      return hypervisorRunResult(
+        variant.name,
+        "direct64",
+        cpu,
+        l0,
+        outcome,
+        serial,
+        base,
+        { exits, events },
+        wallSeconds,
+      );
     },
   };
 }

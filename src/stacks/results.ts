@@ -2,11 +2,13 @@
 import type { CostLedger, LedgerLine } from "../cost/ledger.js";
 import type { Cpu } from "../cpu/cpu.js";
 import type { L0Hypervisor } from "../hypervisors/l0/l0.js";
+import type { Vm } from "../hypervisors/l0/vm.js";
 import type { BootProtocol } from "../machine/boot.js";
 import { parseGuestOutput } from "../machine/results.js";
 import { MC } from "../mmu/counters.js";
+import { type EventCount, type ExitCount, flatCounters } from "../stats/run-stats.js";
 import type { TimelineRecorder } from "../trace/timeline.js";
-import type { ExitCount, StackOutcome, StackRunResult } from "./stack.js";
+import type { StackOutcome, StackRunResult } from "./stack.js";
 
 /** The CPU's counters (cpu.*) and the MMU model's (mmu.*: TLB hits/misses per level, walks, references). */
 export function cpuCounters(cpu: Cpu): Record<string, number> {
@@ -58,9 +60,24 @@ export function bindTrace(trace: TimelineRecorder, cpu: Cpu, ledger: CostLedger,
   else ledger.observer = trace;
 }
 
+/** The EPT01 of an L0 VM, as events (family "l0.ept01": leaves, tables). */
+export function ept01Events(vm: Vm): EventCount[] {
+  return [
+    { family: "l0.ept01", name: "leaves", count: vm.ept01.leaves },
+    { family: "l0.ept01", name: "tables", count: vm.ept01.tables },
+  ];
+}
+
+/** What a stack reports besides its machine counters: exits and events (structured). */
+export interface RunStats {
+  exits: ExitCount[];
+  events: EventCount[];
+}
+
 /**
  * The result of a stack whose guest ran under L0: outcome, output, counters and the ledger (the
- * CPU attributed every retired instruction to its level at each VM entry and exit).
+ * CPU attributed every retired instruction to its level at each VM entry and exit). `base` holds
+ * the machine's counters (cpu, mmu, per level); the flat map adds the exits and events to it.
  */
 export function hypervisorRunResult(
   stack: string,
@@ -69,8 +86,8 @@ export function hypervisorRunResult(
   l0: L0Hypervisor,
   stop: StackOutcome,
   serial: string,
-  counters: Record<string, number>,
-  exits: ExitCount[],
+  base: Record<string, number>,
+  stats: RunStats,
   wallSeconds: number,
 ): StackRunResult {
   return {
@@ -82,8 +99,9 @@ export function hypervisorRunResult(
     guest: parseGuestOutput(serial),
     instructions: cpu.icount,
     cycles: cpu.cycles(),
-    counters,
-    exits,
+    counters: flatCounters(base, stats.exits, stats.events),
+    exits: stats.exits,
+    events: stats.events,
     ledger: l0.ledger.lines(),
     wallSeconds,
   };

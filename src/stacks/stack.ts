@@ -9,6 +9,7 @@ import type { BootModule, BootProtocol } from "../machine/boot.js";
 import type { GuestOutput } from "../machine/results.js";
 import type { StopReason } from "../machine/stop.js";
 import type { L0Policy, Tunables } from "../machine/tunables.js";
+import type { EventCount, ExitCount } from "../stats/run-stats.js";
 import type { TimelineRecorder } from "../trace/timeline.js";
 
 export interface StackRunOptions {
@@ -57,12 +58,9 @@ export interface StackRunOptions {
 /** Why a stack's run ended: the machine's outcomes, or a limit the run watchdog enforced. */
 export type StackOutcome = StopReason | { kind: "cycle-limit" | "no-progress"; message: string; status?: undefined };
 
-/** VM exits a run took, by the level that handled them (0: L0; 1: forwarded to L1) and reason. */
-export interface ExitCount {
-  level: number;
-  reason: string;
-  count: number;
-}
+// VM exits by (handling level, taking level, reason) and engine events by (family, name): the
+// stats registry's structured records (src/stats/run-stats.ts).
+export type { EventCount, ExitCount } from "../stats/run-stats.js";
 
 export interface StackRunResult {
   stack: string;
@@ -74,10 +72,15 @@ export interface StackRunResult {
   guest: GuestOutput;
   instructions: number;
   cycles: number;
-  /** Every counter, flat: "cpu.decodes", "io.ports@0x3f8.writes", … */
+  /**
+   * Every counter, flat: "cpu.decodes", "exits.L0.cpuid", "npv.hypercalls.run", … — made once from
+   * the structured fields below by `flatCounters` (stats/run-stats.ts), for readers of the names.
+   */
   counters: Record<string, number>;
-  /** VM exits by handling level and reason (the `exits.L<n>.<reason>` counters, structured). */
+  /** VM exits by the level that handled them, the level that took them, and reason: the one source. */
   exits: ExitCount[];
+  /** Nested-engine and hypervisor events by declared family and name (npv, nvmx, l0.ept01, …). */
+  events: EventCount[];
   /** Where the cycles went, by (level, category, reason); stacks with a cost model fill it. */
   ledger?: LedgerLine[];
   wallSeconds: number;

@@ -7,8 +7,9 @@
 import { loadBootState } from "../hypervisors/l0/guest-boot.js";
 import type { L0Hypervisor, Vcpu } from "../hypervisors/l0/l0.js";
 import { defaultProtocol, loadImage } from "../machine/boot.js";
+import { exitsFrom, sortExits } from "../stats/run-stats.js";
 import { l0Machine } from "./l0-machine.js";
-import { cpuCounters, hypervisorRunResult } from "./results.js";
+import { cpuCounters, ept01Events, hypervisorRunResult } from "./results.js";
 import type { Stack, StackRunOptions, StackRunResult } from "./stack.js";
 import { watchRun } from "./watchdog.js";
 
@@ -42,12 +43,9 @@ export const vmStack: Stack = {
     const stop = watchRun(cpu, opts.maxCycles, () => l0.runVcpu(vcpu, opts.maxInstructions));
     const wallSeconds = (performance.now() - t0) / 1000;
     opts.trace?.finish();
-    const counters = cpuCounters(cpu);
-    const exits = Object.entries(l0.exitCounts()).map(([reason, count]) => ({ level: 0, reason, count }));
-    for (const e of exits) counters[`exits.L0.${e.reason}`] = e.count;
-    counters["l0.ept01.leaves"] = vm.ept01.leaves;
-    counters["l0.ept01.tables"] = vm.ept01.tables;
-    counters["l0.unassigned_accesses"] = vm.unassignedAccesses;
-    return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, counters, exits, wallSeconds);
+    // Every exit was taken by the VM's code (level 1) and handled by L0.
+    const exits = sortExits(exitsFrom(l0.exits, 0), () => "first-seen");
+    const events = [...ept01Events(vm), { family: "l0", name: "unassigned_accesses", count: vm.unassignedAccesses }];
+    return hypervisorRunResult("vm", protocol, cpu, l0, stop, serial, cpuCounters(cpu), { exits, events }, wallSeconds);
   },
 };

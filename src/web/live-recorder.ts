@@ -17,11 +17,18 @@ export interface LiveSlice {
   dur: number;
 }
 
+/** Exits so far of one reason, by the level of the guest that took them (all handled first by L0). */
+export interface LiveExit {
+  takenAt: number;
+  reason: string;
+  count: number;
+}
+
 export interface LiveSnapshot {
   /** The simulated clock at the snapshot. */
   cycles: number;
-  /** Exits so far by "L<level of the guest that exited>.<reason>" (all handled first by L0). */
-  exits: Record<string, number>;
+  /** Exits so far by the level of the guest that exited and reason, in the order first met. */
+  exits: LiveExit[];
   /** Cycles charged so far by "<level>/<category>". */
   ledger: Record<string, number>;
   /** The most recent slices, oldest first. */
@@ -35,7 +42,8 @@ export const LIVE_SLICES = 600;
 const CHECK_EVERY = 256;
 
 export class LiveRecorder extends TimelineRecorder {
-  private readonly exitCounts = new Map<string, number>();
+  /** Exits by the level of the guest that took them, then reason name (the core's events name them). */
+  private readonly exitCounts: Array<Map<string, number>> = [];
   private readonly ledgerCycles = new Map<string, number>();
   /** Level of the guest of each vCPU run loop the core is in, innermost last. */
   private readonly levels: number[] = [];
@@ -75,8 +83,12 @@ export class LiveRecorder extends TimelineRecorder {
 
   override exited(reason: string): void {
     const level = this.levels.length > 0 ? this.levels[this.levels.length - 1] : 0;
-    const k = `L${level}.${reason}`;
-    this.exitCounts.set(k, (this.exitCounts.get(k) ?? 0) + 1);
+    let byReason = this.exitCounts[level];
+    if (byReason === undefined) {
+      byReason = new Map();
+      this.exitCounts[level] = byReason;
+    }
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
     super.exited(reason);
   }
 
@@ -92,7 +104,7 @@ export class LiveRecorder extends TimelineRecorder {
       n < LIVE_SLICES ? this.ring.slice() : [...this.ring.slice(this.ringNext), ...this.ring.slice(0, this.ringNext)];
     return {
       cycles: this.clockNow(),
-      exits: Object.fromEntries(this.exitCounts),
+      exits: this.exitCounts.flatMap((m, takenAt) => [...m].map(([reason, count]) => ({ takenAt, reason, count }))),
       ledger: Object.fromEntries(this.ledgerCycles),
       slices,
       tracks: this.tracks.slice(),

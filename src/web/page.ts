@@ -4,7 +4,7 @@
  * (live counts by level and reason), a rolling timeline of the latest slices, and the ledger.
  */
 import type { LedgerLine } from "../cost/ledger.js";
-import type { LiveSlice, LiveSnapshot } from "./live-recorder.js";
+import type { LiveExit, LiveSlice, LiveSnapshot } from "./live-recorder.js";
 import type { Catalog, RunRequest, RunSummary, WorkerMessage } from "./protocol.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -46,14 +46,12 @@ function fillSelect(sel: HTMLSelectElement, items: { name: string; description?:
 }
 
 /** Exits so far by level of the guest that took them, then reason (most frequent first). */
-function exitsByLevel(exits: Record<string, number>): Map<number, [string, number][]> {
+function exitsByLevel(exits: readonly LiveExit[]): Map<number, [string, number][]> {
   const out = new Map<number, [string, number][]>();
-  for (const [k, n] of Object.entries(exits)) {
-    const dot = k.indexOf(".");
-    const level = Number(k.slice(1, dot));
-    const list = out.get(level) ?? [];
-    list.push([k.slice(dot + 1), n]);
-    out.set(level, list);
+  for (const e of exits) {
+    const list = out.get(e.takenAt) ?? [];
+    list.push([e.reason, e.count]);
+    out.set(e.takenAt, list);
   }
   for (const list of out.values()) list.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   return out;
@@ -85,7 +83,7 @@ function drawLayers(s: LiveSnapshot): void {
         }
         box.append(table);
       } else {
-        const handled = Object.values(s.exits).reduce((a, n) => a + n, 0);
+        const handled = s.exits.reduce((a, e) => a + e.count, 0);
         box.append(el("p", { class: "exit-total" }, `handled ${fmt(handled)} exits`));
       }
       return box;
@@ -165,10 +163,24 @@ function drawSummary(r: RunSummary): void {
   );
   const table = el("table", { id: "handled-exits" });
   table.append(el("tr", {}, ""));
-  table.firstElementChild?.append(el("th", {}, "handled by"), el("th", {}, "reason"), el("th", {}, "exits"));
+  table.firstElementChild?.append(
+    el("th", {}, "handled by"),
+    el("th", {}, "taken by"),
+    el("th", {}, "reason"),
+    el("th", {}, "exits"),
+  );
   for (const e of r.exits) {
-    const tr = el("tr", { "data-handled": `L${e.level}.${e.reason}`, "data-count": String(e.count) });
-    tr.append(el("td", {}, `L${e.level}`), el("td", {}, e.reason), el("td", { class: "n" }, fmt(e.count)));
+    const tr = el("tr", {
+      "data-handled": `L${e.handledBy}.${e.reason}`,
+      "data-taken": `L${e.takenAt}`,
+      "data-count": String(e.count),
+    });
+    tr.append(
+      el("td", {}, `L${e.handledBy}`),
+      el("td", {}, `L${e.takenAt}`),
+      el("td", {}, e.reason),
+      el("td", { class: "n" }, fmt(e.count)),
+    );
     table.append(tr);
   }
   sum.append(table);

@@ -34,7 +34,7 @@ export interface RunSummary {
   ok: boolean;
   cycles: number;
   instructions: number;
-  /** Exits by the level that handled them (0: L0; 1: forwarded to L1), as `run` reports them. */
+  /** Exits by the level that handled them (0: L0; 1: forwarded to L1) and took them, as `run` reports them. */
   exits: ExitCount[];
   ledger: LedgerLine[];
   wallSeconds: number;

@@ -14,6 +14,8 @@ const SRC = join(packageRoot(), "src");
 const ALLOWED: Record<string, string[]> = {
   x86: [],
   cost: [],
+  // The stats registry: counter lists and exit tables; exit-reason numbers from x86/.
+  stats: ["x86"],
   mmu: ["x86"],
   cpu: ["x86", "mmu", "cost"],
   devices: ["x86", "cpu/ports.ts"],
@@ -24,6 +26,7 @@ const ALLOWED: Record<string, string[]> = {
     "devices",
     "machine",
     "cost",
+    "stats",
     "trace",
     // The CPU only through the narrow interface and the types it speaks in.
     "cpu/vmx/host.ts",
@@ -31,13 +34,13 @@ const ALLOWED: Record<string, string[]> = {
     "cpu/ports.ts",
     "cpu/cpuid.ts",
   ],
-  stacks: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "cost", "trace"],
+  stacks: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "cost", "stats", "trace"],
   // Timelines: what the ledger and L0's core tell them, in cost's and x86's terms only.
   trace: ["cost", "x86"],
   bench: ["x86", "cpu", "mmu", "machine", "cost"],
-  report: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "paths.ts"],
+  report: ["x86", "cpu", "mmu", "devices", "machine", "hypervisors", "stacks", "cost", "stats", "paths.ts"],
   // The browser page: the simulator's stacks and reports, never Node-only modules (no paths.ts).
-  web: ["x86", "machine", "stacks", "cost", "report", "trace"],
+  web: ["x86", "machine", "stacks", "cost", "stats", "report", "trace"],
   cli: [
     "x86",
     "cpu",
@@ -47,6 +50,7 @@ const ALLOWED: Record<string, string[]> = {
     "hypervisors",
     "stacks",
     "cost",
+    "stats",
     "bench",
     "report",
     "trace",

@@ -18,6 +18,7 @@ import { ACC_READ, FMT_EPT, PageWalker } from "../../src/mmu/walker.js";
 import { bundledKernelPath } from "../../src/paths.js";
 import { getStack } from "../../src/stacks/index.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
+import { eventCount, exitCount } from "../../src/stats/run-stats.js";
 import { ctl, halves, P, RW, Tables, US } from "../mmu/tables.js";
 
 const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
@@ -57,20 +58,21 @@ describe("EPT01 large pages", () => {
     const g1 = run("1g", 2 * GiB);
     for (const r of [k4, m2, g1]) expect(r.exitStatus).toBe(1);
     // The kernel's touched footprint plus the workload's pages (the KPTI build added one page).
-    expect(k4.counters["l0.ept01.leaves"]).toBe(411);
+    expect(eventCount(k4.events, "l0.ept01", "leaves")).toBe(411);
     // Everything the guest touches lies in 2 regions of 2 MiB.
-    expect(m2.counters["l0.ept01.leaves"]).toBe(2);
+    expect(eventCount(m2.events, "l0.ept01", "leaves")).toBe(2);
     // Below 1 GiB everything the guest touches is one leaf; the first GiB and nothing else.
-    expect(g1.counters["l0.ept01.leaves"]).toBe(1);
+    expect(eventCount(g1.events, "l0.ept01", "leaves")).toBe(1);
     // One host allocation per leaf (tables aside), 512 or 262,144 pages zeroed per large leaf.
-    const tablesPlus = (r: StackRunResult, leaves: number): number => r.counters["l0.ept01.tables"] + leaves;
+    const tablesPlus = (r: StackRunResult, leaves: number): number =>
+      eventCount(r.events, "l0.ept01", "tables") + leaves;
     expect(count(m2, "host_page_alloc")).toBe(tablesPlus(m2, 2));
-    expect(count(m2, "host_page_zero")).toBe(m2.counters["l0.ept01.tables"] + 2 * 512);
+    expect(count(m2, "host_page_zero")).toBe(eventCount(m2.events, "l0.ept01", "tables") + 2 * 512);
     expect(count(g1, "host_page_alloc")).toBe(tablesPlus(g1, 1));
-    expect(count(g1, "host_page_zero")).toBe(g1.counters["l0.ept01.tables"] + 262_144);
-    expect([m2.counters["l0.ept01.tables"], g1.counters["l0.ept01.tables"]]).toEqual([6, 5]);
+    expect(count(g1, "host_page_zero")).toBe(eventCount(g1.events, "l0.ept01", "tables") + 262_144);
+    expect([eventCount(m2.events, "l0.ept01", "tables"), eventCount(g1.events, "l0.ept01", "tables")]).toEqual([6, 5]);
     // EPT violations: one per leaf (and two device pages turned MMIO).
-    expect([k4, m2, g1].map((r) => r.counters["exits.L0.ept_violation"])).toEqual([413, 4, 3]);
+    expect([k4, m2, g1].map((r) => exitCount(r.exits, 0, "ept_violation"))).toEqual([413, 4, 3]);
   });
 
   it("a cold 2-D walk over L0's EPT01: 24 references with 4 KiB leaves, 19 with 2 MiB, 14 with 1 GiB", () => {

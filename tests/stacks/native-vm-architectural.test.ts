@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { nativeStack } from "../../src/stacks/native.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
 import { vmStack } from "../../src/stacks/vm.js";
+import { eventCount, exitCount } from "../../src/stats/run-stats.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
 import { elf64 } from "../helpers/elf.js";
 
@@ -72,8 +73,8 @@ describe.skipIf(!HAVE_AS)("native and vm: identical architectural results", () =
     );
     expectStatus(r, 15);
     // L0 counted each access (a first EPT violation, then MMIO-marker misconfigurations).
-    expect(r.vm.counters["l0.unassigned_accesses"]).toBe(5);
-    expect(r.vm.counters["exits.L0.ept_violation"]).toBeGreaterThanOrEqual(1);
+    expect(eventCount(r.vm.events, "l0", "unassigned_accesses")).toBe(5);
+    expect(exitCount(r.vm.exits, 0, "ept_violation")).toBeGreaterThanOrEqual(1);
   });
 
   it("CR8 is the local APIC's TPR[7:4]: MOV to CR8 shows in the TPR register and back", () => {
@@ -93,7 +94,7 @@ describe.skipIf(!HAVE_AS)("native and vm: identical architectural results", () =
       ].join("\n"),
     );
     expectStatus(r, 7);
-    expect(r.vm.counters["exits.L0.cr_access"]).toBe(3); // two MOVs to CR8, one from
+    expect(exitCount(r.vm.exits, 0, "cr_access")).toBe(3); // two MOVs to CR8, one from
   });
 
   it("MSRs follow the same rules: unknown #GP, CPUID-enumerated ones #GP when not enumerated, reserved bits #GP", () => {
@@ -170,6 +171,6 @@ describe.skipIf(!HAVE_AS)("native and vm: identical architectural results", () =
     expect(r.vm.outcome.kind, r.vm.outcome.message).toBe("debug-exit");
     expect((r.native.exitStatus ?? 0) & 7).toBe(7); // exit status = (ESI << 1) | 1: bits 0 and 1 set
     expect(r.vm.exitStatus).toBe(r.native.exitStatus);
-    expect(r.vm.counters["exits.L0.cpuid"]).toBe(1);
+    expect(exitCount(r.vm.exits, 0, "cpuid")).toBe(1);
   });
 });

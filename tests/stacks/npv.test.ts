@@ -6,6 +6,7 @@ import { packageRoot } from "../../src/paths.js";
 import { STACKS } from "../../src/stacks/index.js";
 import { npvStack } from "../../src/stacks/npv.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
+import { eventCount, exitTotal } from "../../src/stats/run-stats.js";
 
 const kernel = new Uint8Array(readFileSync(join(packageRoot(), "guests/images/kernel.elf")));
 
@@ -25,12 +26,16 @@ function expectPassed(r: StackRunResult, w: string): void {
   expect(r.serial).toContain("boot=direct64");
 }
 
-/** Sum of counters whose key starts with `prefix`. */
-function sum(r: StackRunResult, prefix: string): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(r.counters)) if (k.startsWith(prefix)) n += v;
-  return n;
+/** Exits L0 handled that code at `level` took (of one reason, or all). */
+function taken(r: StackRunResult, level: number, reason?: string): number {
+  return exitTotal(
+    r.exits,
+    (e) => e.handledBy === 0 && e.takenAt === level && (reason === undefined || e.reason === reason),
+  );
 }
+
+/** One event's count (a family of the npv engine's, or the hypervisor's). */
+const ev = (r: StackRunResult, family: string, name: string) => eventCount(r.events, family, name);
 
 const WORKLOADS = [
   "syscall",
@@ -47,9 +52,9 @@ const WORKLOADS = [
   "compute",
 ];
 
-/** L2 exits L0 forwarded to L1, by npv exit name. */
-function forwarded(r: StackRunResult, name: string): number {
-  return r.counters[`npv.l2_exits.l1.${name}`] ?? 0;
+/** L2 exits L0 forwarded to L1 (handled by L1: npv exit codes), of one reason or all. */
+function forwarded(r: StackRunResult, name?: string): number {
+  return exitTotal(r.exits, (e) => e.handledBy === 1 && e.space === "npv" && (name === undefined || e.reason === name));
 }
 
 describe("npv stack: every workload completes in L2 under the executed L1, its self-checks passing", () => {
@@ -64,9 +69,9 @@ describe("npv stack: every workload completes in L2 under the executed L1, its s
       expect(r.serial).toContain("l1hv: backend=npv");
       // L1 is code that runs: its RUN hypercalls are its own VMCALL exits (level 1), and L2's
       // console reached L1's device model (IO forwarded) and L1's own UART (L1's I/O exits).
-      expect(r.counters["exits.taken.L1.vmcall"]).toBeGreaterThanOrEqual(r.counters["npv.hypercalls.run"]);
+      expect(taken(r, 1, "vmcall")).toBeGreaterThanOrEqual(ev(r, "npv.hypercalls", "run"));
       expect(forwarded(r, "io")).toBeGreaterThan(0);
-      expect(r.counters["exits.taken.L1.io_instruction"]).toBeGreaterThan(0);
+      expect(taken(r, 1, "io_instruction")).toBeGreaterThan(0);
     });
   }
 });
@@ -82,11 +87,11 @@ describe("npv stack: eager and on-demand mapping", () => {
       expect(e.serial).toContain("map=eager");
       expect(forwarded(d, "memory_fault")).toBeGreaterThan(0);
       // Demand: one MAP per fault (an aligned group of 8 pages, less what is mapped already).
-      expect(d.counters["npv.hypercalls.map"]).toBe(forwarded(d, "memory_fault"));
+      expect(ev(d, "npv.hypercalls", "map")).toBe(forwarded(d, "memory_fault"));
       expect(forwarded(e, "memory_fault")).toBe(0);
       // Eager: all 256 MiB of L2 RAM in one MAP, composed into EPT02 at once.
-      expect(e.counters["npv.hypercalls.map"]).toBe(1);
-      expect(e.counters["npv.map.pages.l1_1.vm1"]).toBe(65536);
+      expect(ev(e, "npv.hypercalls", "map")).toBe(1);
+      expect(ev(e, "npv.map.pages", "l1_1.vm1")).toBe(65536);
       // Same guest behaviour either way.
       const lines = (r: StackRunResult) => r.guest.results.map((x) => ({ ...x.fields, cycles_per_iter: 0, cycles: 0 }));
       expect(lines(e)).toEqual(lines(d));
@@ -100,11 +105,11 @@ describe("npv stack: who handles what", () => {
     const b = run("workload=cpuid iters=2000");
     expectPassed(a, "cpuid");
     expectPassed(b, "cpuid");
-    expect(b.counters["npv.l2_exits.l0.cpuid"] - a.counters["npv.l2_exits.l0.cpuid"]).toBe(1000);
-    expect(b.counters["exits.taken.L2.cpuid"] - a.counters["exits.taken.L2.cpuid"]).toBe(1000);
+    expect(ev(b, "npv.l2_exits.l0", "cpuid") - ev(a, "npv.l2_exits.l0", "cpuid")).toBe(1000);
+    expect(taken(b, 2, "cpuid") - taken(a, 2, "cpuid")).toBe(1000);
     // Only the console may differ (a result line a few characters longer): well under 0.01 per iteration.
     const io = forwarded(b, "io") - forwarded(a, "io");
-    expect(sum(b, "npv.l2_exits.l1.") - sum(a, "npv.l2_exits.l1.") - io).toBe(0);
+    expect(forwarded(b) - forwarded(a) - io).toBe(0);
     expect(io / 1000).toBeLessThan(0.01);
   });
 
@@ -115,7 +120,7 @@ describe("npv stack: who handles what", () => {
     expectPassed(b, "pio");
     expect((forwarded(b, "io") - forwarded(a, "io")) / 1000).toBeGreaterThanOrEqual(1);
     // Each forwarded OUT costs L1 one RUN hypercall more.
-    expect(b.counters["npv.hypercalls.run"] - a.counters["npv.hypercalls.run"]).toBeGreaterThanOrEqual(1000);
+    expect(ev(b, "npv.hypercalls", "run") - ev(a, "npv.hypercalls", "run")).toBeGreaterThanOrEqual(1000);
   });
 
   it("io: the mediated block data path involves L1 in no request", () => {
@@ -123,23 +128,17 @@ describe("npv stack: who handles what", () => {
     const b = run("workload=io iters=100");
     expectPassed(a, "io");
     expectPassed(b, "io");
-    expect(b.counters["npv.hypercalls.blk_setup"]).toBe(1);
+    expect(ev(b, "npv.hypercalls", "blk_setup")).toBe(1);
     // Every request went through L0's mediated device: notified, walked and completed by L0.
-    const requests = b.counters["npv.blk.requests"] - a.counters["npv.blk.requests"];
+    const requests = ev(b, "npv", "blk.requests") - ev(a, "npv", "blk.requests");
     expect(requests).toBeGreaterThanOrEqual(100);
-    expect(b.counters["npv.l2_exits.l0.blk_notify"] - a.counters["npv.l2_exits.l0.blk_notify"]).toBe(requests);
-    expect(b.counters["npv.l2_exits.l0.blk_isr"] - a.counters["npv.l2_exits.l0.blk_isr"]).toBeGreaterThanOrEqual(
-      requests,
-    );
+    expect(ev(b, "npv.l2_exits.l0", "blk_notify") - ev(a, "npv.l2_exits.l0", "blk_notify")).toBe(requests);
+    expect(ev(b, "npv.l2_exits.l0", "blk_isr") - ev(a, "npv.l2_exits.l0", "blk_isr")).toBeGreaterThanOrEqual(requests);
     // No register access of the device reaches L1 once it is mediated; besides the console only
     // on-demand memory faults and TIMESLICE returns differ, neither per request.
     expect(forwarded(b, "mmio") - forwarded(a, "mmio")).toBe(0);
     const io = forwarded(b, "io") - forwarded(a, "io");
-    const other =
-      sum(b, "npv.l2_exits.l1.") -
-      sum(a, "npv.l2_exits.l1.") -
-      io -
-      (forwarded(b, "timeslice") - forwarded(a, "timeslice"));
+    const other = forwarded(b) - forwarded(a) - io - (forwarded(b, "timeslice") - forwarded(a, "timeslice"));
     expect(other).toBe(forwarded(b, "memory_fault") - forwarded(a, "memory_fault"));
     expect(other).toBeLessThanOrEqual(2);
     expect(io).toBeLessThanOrEqual(2 * (b.serial.length - a.serial.length));
@@ -150,12 +149,12 @@ describe("npv stack: reporting", () => {
   it("the run summary splits L2 exits (L0 alone / forwarded to L1) and lists L1's hypercalls by number", () => {
     const r = run("workload=pio iters=100");
     expectPassed(r, "pio");
-    const s = npvSummary(r.counters);
+    const s = npvSummary(r);
     expect(s).toMatch(/L2 exits handled by L0 alone: [\d,]+ \(.*ept02_compose/);
     expect(s).toMatch(/L2 exits forwarded to L1: +[\d,]+ \(io [\d,]+/);
     expect(s).toMatch(/0x109 run [\d,]+/);
     expect(s).toContain("0x100 vm_create 1");
-    expect(npvSummary({ "cpu.instructions": 1 })).toBe("");
+    expect(npvSummary({ exits: [], events: [] })).toBe("");
   });
   it("refuses an L2 whose L1 would not fit below the MMIO hole, and a multiboot L2", () => {
     expect(() => npvStack.run({ image: kernel, cmdline: "", memory: 0xfeb00000, maxInstructions: 1000 })).toThrow(
@@ -191,11 +190,15 @@ describe("npv stack: determinism and levels", () => {
     // No constant stands for L1's work any more.
     expect(r.ledger!.some((l) => l.category === "l1")).toBe(false);
     // `exits` by the level that handled them (0: L0, 1: L2 exits returned to L1); who took each
-    // exit (L1's code or L2's) in exits.taken.L<n>.*, and the two views count the same exits.
-    expect(new Set(r.exits.map((e) => e.level))).toEqual(new Set([0, 1]));
-    const l0 = r.exits.filter((e) => e.level === 0).reduce((s, e) => s + e.count, 0);
-    expect(l0).toBe(sum(r, "exits.taken.L1.") + sum(r, "exits.taken.L2."));
-    const l1 = r.exits.filter((e) => e.level === 1).reduce((s, e) => s + e.count, 0);
-    expect(l1).toBe(sum(r, "npv.l2_exits.l1."));
+    // exit (L1's code or L2's) in takenAt; the forwarded ones were taken by L2 and are npv exits.
+    expect(new Set(r.exits.map((e) => e.handledBy))).toEqual(new Set([0, 1]));
+    const l0 = exitTotal(r.exits, (e) => e.handledBy === 0);
+    expect(l0).toBe(taken(r, 1) + taken(r, 2));
+    expect(taken(r, 1)).toBeGreaterThan(0);
+    expect(taken(r, 2)).toBeGreaterThan(0);
+    const l1 = r.exits.filter((e) => e.handledBy === 1);
+    expect(l1.every((e) => e.takenAt === 2 && e.space === "npv")).toBe(true);
+    // The flat map, made once from these, agrees (one row per reason: all taken at level 2).
+    for (const e of l1) expect([e.reason, r.counters[`exits.L1.${e.reason}`]]).toEqual([e.reason, e.count]);
   });
 });

@@ -10,11 +10,16 @@ import { bundledImagePath } from "../../src/node-images.js";
 import { bundledKernelPath } from "../../src/paths.js";
 import { STACKS } from "../../src/stacks/index.js";
 import { nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
+import type { StackRunResult } from "../../src/stacks/stack.js";
 import { StackOptionError } from "../../src/stacks/stack.js";
+import { eventCount } from "../../src/stats/run-stats.js";
 import * as V from "../../src/x86/vmx.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
 import { elf64At1M } from "../helpers/elf.js";
 import { l1Image, TABLE } from "../helpers/nvmx-l1.js";
+
+/** One event's count (0 when it never happened). */
+const ev = (r: StackRunResult, family: string, name: string) => eventCount(r.events, family, name);
 
 const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
 const MIB = 1024 * 1024;
@@ -34,10 +39,10 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     expect(r.exitStatus).toBe(1); // L1 wrote 0: it saw L2's HLT last
     const c = r.counters;
     // L2 → L0: CPUID, OUT, HLT (reflected) + 4 EPT02 misses (code page, three L2 page-table pages).
-    expect(c["nvmx.exits.l2_to_l0"]).toBe(7);
-    expect(c["nvmx.exits.reflected_to_l1"]).toBe(3);
-    expect(c["nvmx.ept02.built"]).toBe(4);
-    expect(r.exits.filter((e) => e.level === 1).map((e) => [e.reason, e.count])).toEqual([
+    expect(ev(r, "nvmx", "exits.l2_to_l0")).toBe(7);
+    expect(ev(r, "nvmx", "exits.reflected_to_l1")).toBe(3);
+    expect(ev(r, "nvmx", "ept02.built")).toBe(4);
+    expect(r.exits.filter((e) => e.handledBy === 1).map((e) => [e.reason, e.count])).toEqual([
       ["cpuid", 1],
       ["hlt", 1],
       ["io_instruction", 1],
@@ -45,21 +50,21 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     // L1 → L0: its VMX instructions (all trapped without shadowing), CR4.VMXE, the VMX_BASIC and
     // EFER reads, and its EPT01 first touches.
     const vmwrites = TABLE.length + 8 + 2;
-    expect(c["nvmx.emulated.vmwrite"]).toBe(vmwrites);
-    expect(c["nvmx.emulated.vmread"]).toBe(3 + 2 * 2);
-    expect([c["nvmx.emulated.vmlaunch"], c["nvmx.emulated.vmresume"]]).toEqual([1, 2]);
-    expect(c["nvmx.nested_entries"]).toBe(3);
+    expect(ev(r, "nvmx.emulated", "vmwrite")).toBe(vmwrites);
+    expect(ev(r, "nvmx.emulated", "vmread")).toBe(3 + 2 * 2);
+    expect([ev(r, "nvmx.emulated", "vmlaunch"), ev(r, "nvmx.emulated", "vmresume")]).toEqual([1, 2]);
+    expect(ev(r, "nvmx", "nested_entries")).toBe(3);
     // Which fields the trapped VMREADs were for: the exit reason at each of 3 exits, the
     // instruction length and guest RIP at the 2 skips; VMWRITEs of guest RIP: the table's + 2.
-    expect(c["nvmx.trapped.vmread.0x4402"]).toBe(3);
-    expect(c["nvmx.trapped.vmread.0x440c"]).toBe(2);
-    expect(c["nvmx.trapped.vmread.0x681e"]).toBe(2);
-    expect(c["nvmx.trapped.vmwrite.0x681e"]).toBe(3);
-    expect(c["nvmx.vmcs_switches"]).toBe(6);
-    const l0Total = r.exits.filter((e) => e.level === 0).reduce((a, e) => a + e.count, 0);
-    expect(c["nvmx.exits.l1_to_l0"]).toBe(l0Total - 7);
-    expect(c["world_switches.L2-L0"]).toBe(7);
-    expect(c["world_switches.L1-L0"]).toBe(l0Total - 7);
+    expect(ev(r, "nvmx.trapped.vmread", "0x4402")).toBe(3);
+    expect(ev(r, "nvmx.trapped.vmread", "0x440c")).toBe(2);
+    expect(ev(r, "nvmx.trapped.vmread", "0x681e")).toBe(2);
+    expect(ev(r, "nvmx.trapped.vmwrite", "0x681e")).toBe(3);
+    expect(ev(r, "nvmx", "vmcs_switches")).toBe(6);
+    const l0Total = r.exits.filter((e) => e.handledBy === 0).reduce((a, e) => a + e.count, 0);
+    expect(ev(r, "nvmx", "exits.l1_to_l0")).toBe(l0Total - 7);
+    expect(ev(r, "world_switches", "L2-L0")).toBe(7);
+    expect(ev(r, "world_switches", "L1-L0")).toBe(l0Total - 7);
     // Level 2 in the ledger is L2's own: its page walks (each of its three instructions exits
     // to L0 before it retires, so none is an L2 instruction).
     // Each walk reference is priced by where the data caches find it (walk_l1d … walk_dram);
@@ -87,11 +92,11 @@ describe.skipIf(!HAVE_AS)("nvmx stack", () => {
     });
     expect(shadow.outcome.kind, shadow.outcome.message).toBe("debug-exit");
     expect(shadow.exitStatus).toBe(1);
-    expect(shadow.counters["nvmx.exits.l2_to_l0"]).toBe(plain.counters["nvmx.exits.l2_to_l0"]);
-    expect(shadow.counters["nvmx.emulated.vmread"]).toBeUndefined();
-    expect(shadow.counters["nvmx.shadow.syncs"]).toBe(7);
-    expect(plain.counters["nvmx.exits.l1_to_l0"] - shadow.counters["nvmx.exits.l1_to_l0"]).toBe(
-      7 + (plain.counters["nvmx.emulated.vmwrite"] - shadow.counters["nvmx.emulated.vmwrite"]),
+    expect(ev(shadow, "nvmx", "exits.l2_to_l0")).toBe(ev(plain, "nvmx", "exits.l2_to_l0"));
+    expect(ev(shadow, "nvmx.emulated", "vmread")).toBe(0);
+    expect(ev(shadow, "nvmx", "shadow.syncs")).toBe(7);
+    expect(ev(plain, "nvmx", "exits.l1_to_l0") - ev(shadow, "nvmx", "exits.l1_to_l0")).toBe(
+      7 + (ev(plain, "nvmx.emulated", "vmwrite") - ev(shadow, "nvmx.emulated", "vmwrite")),
     );
   });
 

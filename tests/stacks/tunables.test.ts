@@ -5,6 +5,7 @@ import type { Tunables } from "../../src/machine/tunables.js";
 import { DEFAULT_TUNABLES, tunables } from "../../src/machine/tunables.js";
 import { bundledKernelPath } from "../../src/paths.js";
 import { getStack } from "../../src/stacks/index.js";
+import { eventCount, exitCount } from "../../src/stats/run-stats.js";
 
 const kernel = new Uint8Array(readFileSync(bundledKernelPath()));
 
@@ -32,8 +33,10 @@ describe("tunables", () => {
     expect(a.exitStatus).toBe(1);
     expect(b.exitStatus).toBe(1);
     // A shorter slice: more TIMESLICE returns to L1 (each one more RUN hypercall).
-    const slices = (r: typeof a) => r.counters["npv.l2_exits.l1.timeslice"] ?? 0;
+    const slices = (r: typeof a) => exitCount(r.exits, 1, "timeslice");
     expect(slices(b)).toBeGreaterThan(slices(a));
-    expect(b.counters["npv.hypercalls.run"] - a.counters["npv.hypercalls.run"]).toBe(slices(b) - slices(a));
+    expect(eventCount(b.events, "npv.hypercalls", "run") - eventCount(a.events, "npv.hypercalls", "run")).toBe(
+      slices(b) - slices(a),
+    );
   });
 });

@@ -15,6 +15,7 @@ import { getStack, STACKS } from "../../src/stacks/index.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
 import { UnknownStackError } from "../../src/stacks/stack.js";
 import { vmStack } from "../../src/stacks/vm.js";
+import { exitCount } from "../../src/stats/run-stats.js";
 import { asm, HAVE_AS } from "../helpers/asm.js";
 import { elf64 } from "../helpers/elf.js";
 
@@ -71,7 +72,7 @@ describe("vm stack: every workload completes with its self-checks passing (direc
       // Every cycle is attributed somewhere in the ledger.
       expect(ledgerSum(r)).toBe(r.cycles);
       // The guest ran in non-root operation and L0 saw exits.
-      expect(r.counters["exits.L0.ept_violation"]).toBeGreaterThan(0);
+      expect(exitCount(r.exits, 0, "ept_violation")).toBeGreaterThan(0);
     });
   }
 });
@@ -109,7 +110,7 @@ describe("vm stack: determinism and the ledger", () => {
     expect(ledgerSum(all)).toBe(all.cycles);
     const irq = run("workload=io blkirq=11");
     expectPassed(irq, "io");
-    expect(irq.counters["exits.L0.interrupt_window"]).toBeGreaterThan(0);
+    expect(exitCount(irq.exits, 0, "interrupt_window")).toBeGreaterThan(0);
     expect(ledgerSum(irq)).toBe(irq.cycles);
     // Guest instructions are attributed to level 1, L0's handlers and transitions to level 0.
     const ins = all.ledger!.find((l) => l.level === 1 && l.category === "guest" && l.reason === "instructions");
@@ -159,7 +160,7 @@ describe("vm stack: wiring — the guest's microbenchmarks read the profile's co
         expect(Math.abs(got - want) / want).toBeLessThanOrEqual(0.05);
         // One exit per iteration of the measured kind.
         const reason = { cpuid: "cpuid", msr: "rdmsr", exception: "exception_nmi", pio: "io_instruction" }[w] as string;
-        expect(r.counters[`exits.L0.${reason}`]).toBeGreaterThanOrEqual(2000);
+        expect(exitCount(r.exits, 0, reason)).toBeGreaterThanOrEqual(2000);
         expect(ledgerSum(r)).toBe(r.cycles);
       });
     }
@@ -195,7 +196,7 @@ describe("stacks: errors are reported, not thrown", () => {
     expect(r!.outcome.message).toMatch(/triple-fault/);
     expect(r!.outcome.message).toContain("0x100007"); // RIP of the UD2
     expect(r!.exitStatus).toBeNull();
-    expect(r!.counters["exits.L0.triple_fault"]).toBe(1);
+    expect(exitCount(r!.exits, 0, "triple_fault")).toBe(1);
     expect(ledgerSum(r!)).toBe(r!.cycles);
   });
 });

@@ -12,6 +12,7 @@ import {
   VIRTIO_MMIO_INTERRUPT_STATUS,
   VIRTIO_MMIO_QUEUE_NOTIFY,
 } from "../../devices/virtio-mmio.js";
+import { exitReasonName } from "../../stats/exit-reasons.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import { IF } from "../../x86/flags.js";
@@ -26,16 +27,8 @@ import type { Vm } from "./vm.js";
 
 export type ExitHandler = (l0: L0Hypervisor, v: GuestVcpu, depth: number) => number;
 
-const NAMES: string[] = [];
-for (const [k, v] of Object.entries(V)) {
-  if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
-    NAMES[v] = k.slice(5).toLowerCase();
-}
-
-/** Lower-case name of a basic exit reason ("cpuid", "ept_violation", …). */
-export function exitReasonName(reason: number): string {
-  return NAMES[reason] ?? `reason_${reason}`;
-}
+// Lower-case names of basic exit reasons ("cpuid", "ept_violation", …) are the stats registry's.
+export { exitReasonName };
 
 const cpuidOut = new Int32Array(4);
 

@@ -10,6 +10,8 @@ import type { LoadedProfile } from "../../cost/profile.js";
 import type { VmxHost } from "../../cpu/vmx/host.js";
 import type { StopReason } from "../../machine/stop.js";
 import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy, type Tunables } from "../../machine/tunables.js";
+import { VMX_EXIT_REASONS } from "../../stats/exit-reasons.js";
+import { ExitTable } from "../../stats/exit-table.js";
 import type { TraceRecorder } from "../../trace/recorder.js";
 import { CR4_VMXE } from "../../x86/control.js";
 import { MC, UD } from "../../x86/exceptions.js";
@@ -38,8 +40,6 @@ export { Vcpu } from "./vcpu.js";
 
 /** Host-physical base of the device windows L0 uses for MMIO emulation (above any host RAM). */
 const DEVICE_WINDOWS = 0x40_0000_0000;
-/** Basic exit reasons are 16-bit; the SDM (vol. 3D, appendix C) numbers them below 128. */
-const BASIC_EXIT_REASONS = 128;
 /** The VPID L0 gives its own VMs' vCPUs (nested engines allocate theirs above it). */
 export const L0_VM_VPID = 1;
 
@@ -59,13 +59,11 @@ export class L0Hypervisor {
   /** Ledger ids: exit transitions by reason, handlers by primitive. */
   private readonly transitionIds = new Map<number, number>();
   private readonly handlerIds = new Map<string, number>();
-  /** Exits by (reason name) handled. */
-  readonly exitsByReason = new Map<string, number>();
   /**
-   * Exits by the level of the code that took them, then by reason number: on npv the L1's own
-   * exits (its VMCALLs, timer, I/O) at level 1 and its L2's at level 2.
+   * Every exit L0 took, by the level of the code that took it (the VMCS's level) and basic exit
+   * reason: on npv the L1's own exits (its VMCALLs, timer, I/O) at level 1 and its L2's at level 2.
    */
-  private readonly exitsByLevel: Float64Array[] = [];
+  readonly exits = new ExitTable(VMX_EXIT_REASONS);
   /** The timeline recorder (`run --trace`), or null: tracing off costs one null check per event. */
   trace: TraceRecorder | null = null;
 
@@ -226,27 +224,17 @@ export class L0Hypervisor {
     this.host.charge(c);
   }
 
-  /** Count an exit by reason name, and by the level of the code (the VMCS's) that took it. */
+  /** Count an exit by the level of the code (the VMCS's) that took it and basic exit reason. */
   countExit(reason: number, level: number): void {
-    const name = exitReasonName(reason);
-    this.exitsByReason.set(name, (this.exitsByReason.get(name) ?? 0) + 1);
-    let byReason = this.exitsByLevel[level];
-    if (byReason === undefined) {
-      byReason = new Float64Array(BASIC_EXIT_REASONS);
-      this.exitsByLevel[level] = byReason;
-    }
-    byReason[reason < BASIC_EXIT_REASONS ? reason : 0]++;
+    this.exits.bump(level, reason);
   }
 
   /** Exits taken by code at `level`, by reason name (most first, then by name). */
   exitCountsAt(level: number): Array<{ reason: string; count: number }> {
-    const byReason = this.exitsByLevel[level];
-    if (byReason === undefined) return [];
-    const out: Array<{ reason: string; count: number }> = [];
-    byReason.forEach((count, reason) => {
-      if (count > 0) out.push({ reason: exitReasonName(reason), count });
-    });
-    return out.sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
+    return this.exits
+      .list(level)
+      .map((r) => ({ reason: r.reason, count: r.count }))
+      .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
   }
 
   // ---- Running ----
@@ -377,8 +365,13 @@ export class L0Hypervisor {
     this.host.charge(cycles);
   }
 
-  /** Exits taken so far by reason name, sorted by count. */
+  /** Exits taken so far by reason name, sorted by count (ties: the reason first met first). */
   exitCounts(): Record<string, number> {
-    return Object.fromEntries([...this.exitsByReason].sort((a, b) => b[1] - a[1]));
+    return Object.fromEntries(
+      this.exits
+        .merged()
+        .sort((a, b) => b.count - a.count)
+        .map((r) => [r.reason, r.count]),
+    );
   }
 }

@@ -9,6 +9,8 @@
  * rule (reflect.ts); EPT02 shadows EPT12 ∘ L1's memory (ept02.ts).
  */
 import { cr4AllowedBy } from "../../../cpu/cpuid.js";
+import type { ExitTable } from "../../../stats/exit-table.js";
+import type { EventCount } from "../../../stats/run-stats.js";
 import { CR4_VMXE } from "../../../x86/control.js";
 import { F1C_VMX } from "../../../x86/cpuid.js";
 import * as V from "../../../x86/vmx.js";
@@ -25,6 +27,7 @@ import { OperandAccess } from "./operand.js";
 import { afterL0Exit, reflectExit } from "./reflect.js";
 import { ShadowVmcs } from "./shadow.js";
 import { NestedVmxState } from "./state.js";
+import { nvmxEvents, reflectedExits } from "./stats.js";
 
 /** First VPID L0 gives an L2 of this engine. */
 const VPID02_BASE = 0x800;
@@ -49,21 +52,6 @@ export interface NestedVmxOptions {
   shadowVmcs: boolean;
 }
 
-/** The engine's counts over every L1 vCPU it serves (for a stack's report). */
-export interface NestedVmxTotals {
-  l2Exits: number;
-  reflected: number;
-  entries: number;
-  /** VMX instructions emulated, by name ("vmread", …). */
-  emulated: Record<string, number>;
-  /** Trapped VMREADs / VMWRITEs by field ("vmread.0x4402", …). */
-  fieldAccesses: Record<string, number>;
-  ept02Built: number;
-  ept02LeavesDropped: number;
-  ept12TrackedWrites: number;
-  shadowSyncs: number;
-}
-
 export class NestedVmxEngine implements NestedEngine {
   readonly name = "nvmx";
   private readonly vms = new Set<Vm>();
@@ -79,56 +67,30 @@ export class NestedVmxEngine implements NestedEngine {
     l0.engines.register(this);
   }
 
-  /** Counts summed over the L1 vCPUs this engine serves. */
-  totals(): NestedVmxTotals {
-    const t: NestedVmxTotals = {
-      l2Exits: 0,
-      reflected: 0,
-      entries: 0,
-      emulated: {},
-      fieldAccesses: {},
-      ept02Built: 0,
-      ept02LeavesDropped: 0,
-      ept12TrackedWrites: 0,
-      shadowSyncs: 0,
-    };
-    for (const s of this.states.values()) {
-      t.l2Exits += s.l2Exits;
-      t.entries += s.entries;
-      t.shadowSyncs += s.shadow?.syncs ?? 0;
-      for (const n of s.reflected.values()) t.reflected += n;
-      for (const [kind, m] of [
-        ["vmread", s.vmreadFields],
-        ["vmwrite", s.vmwriteFields],
-      ] as const) {
-        for (const [f, n] of m) {
-          const k = `${kind}.0x${f.toString(16).padStart(4, "0")}`;
-          t.fieldAccesses[k] = (t.fieldAccesses[k] ?? 0) + n;
-        }
-      }
-      for (const [r, n] of s.emulated) {
-        const name = exitReasonName(r);
-        t.emulated[name] = (t.emulated[name] ?? 0) + n;
-      }
+  /**
+   * The engine's events summed over the L1 vCPUs it serves (for a stack's report); `l0Exits` is
+   * every exit L0 took (those not from an L2 were L1's).
+   */
+  events(l0Exits: number): EventCount[] {
+    const all = [...this.states.values()];
+    let shadowSyncs = 0;
+    let ept02Built = 0;
+    let leavesDropped = 0;
+    let trackedWrites = 0;
+    for (const s of all) {
+      shadowSyncs += s.shadow?.syncs ?? 0;
       if (s.ept02 !== null) {
-        t.ept02Built += s.ept02.built;
-        t.ept02LeavesDropped += s.ept02.leavesDropped;
-        t.ept12TrackedWrites += s.ept02.trackedWrites;
+        ept02Built += s.ept02.built;
+        leavesDropped += s.ept02.leavesDropped;
+        trackedWrites += s.ept02.trackedWrites;
       }
     }
-    return t;
+    return nvmxEvents(all, { l0Exits, shadowSyncs, ept02Built, leavesDropped, trackedWrites });
   }
 
-  /** Exits reflected to L1, by reason name, most first. */
-  reflectedByReason(): [string, number][] {
-    const m = new Map<string, number>();
-    for (const s of this.states.values()) {
-      for (const [r, n] of s.reflected) {
-        const name = exitReasonName(r & 0xffff);
-        m.set(name, (m.get(name) ?? 0) + n);
-      }
-    }
-    return [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  /** The L2 exits reflected to L1, by the L2's level and basic exit reason. */
+  reflectedExits(): ExitTable {
+    return reflectedExits([...this.states.values()]);
   }
 
   /** Offer VMX to `vm`'s vCPUs: CPUID.1:ECX.VMX in its CPUID policy (KVM's nested=1 for the VM). */
@@ -185,7 +147,7 @@ export class NestedVmxEngine implements NestedEngine {
     }
     const s = this.state(v);
     if (this.options.shadowVmcs && s.shadow === null) s.shadow = new ShadowVmcs(l0);
-    s.emulated.set(reason, (s.emulated.get(reason) ?? 0) + 1);
+    s.emulated.bump(reason);
     return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
   }
 

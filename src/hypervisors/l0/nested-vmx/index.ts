@@ -1,1 +1,1 @@
-export { NestedVmxEngine, type NestedVmxOptions, type NestedVmxTotals } from "./engine.js";
+export { NestedVmxEngine, type NestedVmxOptions } from "./engine.js";

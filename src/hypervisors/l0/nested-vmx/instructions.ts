@@ -114,11 +114,6 @@ function unmapped(x: VmxInsnContext, what: string): number {
   );
 }
 
-/** Count one trapped access to `field` (which fields L1's VMREAD/VMWRITE exits are for). */
-function tally(m: Map<number, number>, field: number): void {
-  m.set(field, (m.get(field) ?? 0) + 1);
-}
-
 // ---- The instructions ----
 
 /** VMXON (31.3 "VMXON"; KVM handle_vmxon). */
@@ -233,7 +228,8 @@ export function vmread(x: VmxInsnContext): number {
   if (!x.s.hasCurrent) return failInvalid(x);
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   const field = fieldEncoding(x, info);
-  if (field >= 0) tally(x.s.vmreadFields, field);
+  // Which fields L1's VMREAD exits are for.
+  if (field >= 0) x.s.vmreadFields.bump(field);
   if (field < 0 || !x.s.current.read(field, val)) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
   if (infoIsReg(info)) x.ops.writeReg(infoReg1(info), val[0], val[1]);
   else {
@@ -262,7 +258,7 @@ export function vmwrite(x: VmxInsnContext): number {
   }
   const field = fieldEncoding(x, info);
   if (field < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
-  tally(x.s.vmwriteFields, field);
+  x.s.vmwriteFields.bump(field);
   // Read-only data fields cannot be written (IA32_VMX_MISC bit 29 is not offered).
   if (V.vmcsFieldType(field) === 1 && x.s.current.read(field, enc)) return fail(x, V.VMXERR_VMWRITE_READONLY);
   if (!x.s.current.write(field, val[0], val[1])) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);

@@ -273,7 +273,8 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   // An event whose delivery the exit cut short is L1's to re-inject (it is in VMCS12 now).
   l2.reinjectInfo = 0;
   l2.pendingException = -1;
-  x.s.reflected.set(reason, (x.s.reflected.get(reason) ?? 0) + 1);
+  // Taken by L2: one level above its L1.
+  x.s.reflected.bump(x.v.vmcs.level + 1, reason & 0xffff);
   x.l0.chargeFor(x.v, "nvmx.sync_vmcs12", "nvmx_sync_vmcs12");
   // nvmx-shadow: the exit information and L2's state where L1's VMREADs find them.
   x.s.shadow?.fromVmcs12(c, x.v);

@@ -5,33 +5,26 @@
 import type { Ept02 } from "./ept02.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import type { ShadowVmcs } from "./shadow.js";
+import { NvmxCounts } from "./stats.js";
 import { Vmcs12Cache } from "./vmcs12.js";
 
 /** VMPTRST's answer when no VMCS is current (SDM vol. 3C, 31.3: FFFFFFFF_FFFFFFFFH). */
 export const NO_CURRENT_VMCS = -1;
 
-export class NestedVmxState {
+/** Its counters (emulated instructions, trapped fields, reflected exits) are NvmxCounts' (stats.ts). */
+export class NestedVmxState extends NvmxCounts {
   /** The L1 executed VMXON (and no VMXOFF since). */
   vmxon = false;
   /** Guest-physical address of the VMXON region. */
   vmxonPtr = -1;
   /** The current VMCS12 (gpa < 0: none). */
   readonly current = new Vmcs12Cache();
-  /** VMX instructions emulated, by exit reason. */
-  readonly emulated = new Map<number, number>();
-  /** Trapped VMREADs and VMWRITEs, by field encoding. */
-  readonly vmreadFields = new Map<number, number>();
-  readonly vmwriteFields = new Map<number, number>();
   /** The L2 vCPU (VMCS02), EPT02 and merged MSR bitmap, made at the first nested entry. */
   l2: L2VmxVcpu | null = null;
   ept02: Ept02 | null = null;
   msrBitmap02 = -1;
   /** EPTP12 EPT02 currently shadows (-1: none yet). */
   eptp12 = -1;
-  /** Exits of L2 L0 saw, exits reflected to L1 (by reason), nested entries. */
-  l2Exits = 0;
-  readonly reflected = new Map<number, number>();
-  entries = 0;
   /** `nvmx-shadow`: the shadow VMCS L0 gives this L1 vCPU (made at its first VMX instruction). */
   shadow: ShadowVmcs | null = null;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */

@@ -13,6 +13,7 @@
  */
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
+import type { EventCount } from "../../../stats/run-stats.js";
 import { UD } from "../../../x86/exceptions.js";
 import * as V from "../../../x86/vmx.js";
 import {
@@ -50,10 +51,8 @@ import {
   NPV_MAX_VMS,
   NPV_OK,
   NPV_SIGNATURE,
-  NPV_STATUS_NAMES,
 } from "../../npv-abi.js";
 import type { NestedEngine } from "../engine.js";
-import { exitReasonName } from "../exits.js";
 import { L0_VM_VPID, type L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
@@ -66,6 +65,7 @@ import { MmioProxy, MmioRecorder } from "./mmio-window.js";
 import { CpuidPolicy, MsrPolicy, writeMsrBitmap } from "./policy.js";
 import { runL2 } from "./run.js";
 import { freeHandle, L1State, type L2Vcpu, L2Vm } from "./state.js";
+import { NE, NpvStats } from "./stats.js";
 import { createL2Vcpu } from "./vcpu.js";
 
 /** Hypercall numbers the engine claims (unknown ones in this range answer E_NOSYS). */
@@ -95,9 +95,8 @@ export class NpvEngine implements NestedEngine {
   private nextL1 = 1;
   private readonly freeVpids: number[] = [];
   private nextVpid = FIRST_L2_VPID;
-  private readonly counters = new Map<string, number>();
-  /** Counter names of exits L0's table handled for L2s, by exit reason (built once each). */
-  private readonly handledKeys: string[] = [];
+  /** The engine's counters (stats.ts): declared lists and tables, bumped by id. */
+  readonly counts = new NpvStats();
 
   /** Create the engine and register it with `l0`, claiming the npv hypercall range. */
   constructor(readonly l0: L0Hypervisor) {
@@ -158,13 +157,8 @@ export class NpvEngine implements NestedEngine {
     return reflectL2Exit(this, v as L2Vcpu, reason, depth);
   }
 
-  handledInL0(_v: GuestVcpu, reason: number): void {
-    let key = this.handledKeys[reason];
-    if (key === undefined) {
-      key = `npv.l2_exits.l0.${exitReasonName(reason)}`;
-      this.handledKeys[reason] = key;
-    }
-    this.count(key);
+  handledInL0(v: GuestVcpu, reason: number): void {
+    this.counts.l0Table.bump(v.vmcs.level, reason);
   }
 
   hypercallName(nr: number): string {
@@ -178,12 +172,11 @@ export class NpvEngine implements NestedEngine {
   hypercall(l0: L0Hypervisor, vcpu: GuestVcpu): boolean {
     const h = l0.host;
     const nr = h.gprLo[0] >>> 0;
-    const name = NPV_HC_NAMES[nr] ?? "unknown";
-    this.count(`npv.hypercalls.${name}`);
+    this.counts.hypercalls.bump(nr);
     if (((h.vmread(V.VMCS_GUEST_SS_AR) >>> 5) & 3) !== 0) {
       vcpu.pendingException = UD;
       vcpu.pendingExceptionError = -1;
-      this.count("npv.hypercalls.cpl_ud");
+      this.counts.refused.bump(0);
       return false;
     }
     const l1vm = vcpu.l0vm;
@@ -199,7 +192,7 @@ export class NpvEngine implements NestedEngine {
       ];
       r = this.guarded(() => this.dispatch(st, vcpu, nr, a));
     }
-    if (r.status !== NPV_OK) this.count(`npv.errors.${NPV_STATUS_NAMES[r.status] ?? r.status}`);
+    if (r.status !== NPV_OK) this.counts.errors.bump(r.status);
     h.gprLo[0] = r.status | 0;
     h.gprHi[0] = r.status < 0 ? -1 : 0;
     if (r.rbx !== undefined) {
@@ -216,7 +209,7 @@ export class NpvEngine implements NestedEngine {
       if (x instanceof RangeError) return { status: NPV_E_FAULT };
       if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message))
         return { status: NPV_E_NOMEM };
-      this.count("npv.internal_errors");
+      this.counts.events.bump(NE.internal_errors);
       this.lastInternalError = x instanceof Error ? (x.stack ?? x.message) : String(x);
       return { status: NPV_E_INVAL };
     }
@@ -224,7 +217,7 @@ export class NpvEngine implements NestedEngine {
 
   /** Unexpected exceptions hypercalls raised (0 unless L0 has a bug). */
   get internalErrors(): number {
-    return this.counters.get("npv.internal_errors") ?? 0;
+    return this.counts.events.get("internal_errors");
   }
 
   /** The last unexpected exception a hypercall raised (for diagnosis). */
@@ -357,26 +350,36 @@ export class NpvEngine implements NestedEngine {
   invalidate(vm: L2Vm, reason: string, _leaves: number): void {
     this.l0.host.invalidateVpid(vm.vpid);
     this.l0.chargeHandler("npv.invalidate", reason);
-    this.count("npv.invalidations");
+    this.counts.events.bump(NE.invalidations);
   }
 
-  count(key: string, n = 1): void {
-    this.counters.set(key, (this.counters.get(key) ?? 0) + n);
+  /**
+   * The engine's events for a stack's report (every family but the exits it forwarded to L1,
+   * which a stack reports as exits handled by L1), with the EPT02 and map sizes per L2 VM.
+   */
+  events(): EventCount[] {
+    return [...this.counts.list(), ...this.sizes()];
   }
 
-  /** Counters for the stack to report (flat, sorted by key). */
-  stats(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [k, v] of this.counters) out[k] = v;
+  /** EPT02 leaves and mapped pages per L2 VM, and all EPT02 leaves. */
+  private sizes(): EventCount[] {
+    const sizes: EventCount[] = [];
     let leaves = 0;
     for (const st of this.l1s.values()) {
       for (const vm of st.vms.values()) {
-        out[`npv.ept02.leaves.l1_${st.id}.vm${vm.handle}`] = vm.ept.leaves;
-        out[`npv.map.pages.l1_${st.id}.vm${vm.handle}`] = vm.map.size;
+        const at = `l1_${st.id}.vm${vm.handle}`;
+        sizes.push({ family: "npv.ept02.leaves", name: at, count: vm.ept.leaves });
+        sizes.push({ family: "npv.map.pages", name: at, count: vm.map.size });
         leaves += vm.ept.leaves;
       }
     }
-    out["npv.ept02.leaves"] = leaves;
+    sizes.push({ family: "npv.ept02", name: "leaves", count: leaves });
+    return sizes;
+  }
+
+  /** Every counter as a flat map (tests, the fuzzer), sorted by name. */
+  stats(): Record<string, number> {
+    const out = this.counts.flat(this.sizes());
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
@@ -395,7 +398,7 @@ export class NpvEngine implements NestedEngine {
       }
       if (mapped !== st.mappedPages) out.push(`L1 ${st.id}: mappedPages ${st.mappedPages} but maps hold ${mapped}`);
     }
-    if ((this.counters.get("npv.internal_errors") ?? 0) > 0) out.push(`internal errors: ${this.lastInternalError}`);
+    if (this.internalErrors > 0) out.push(`internal errors: ${this.lastInternalError}`);
     return out;
   }
 }

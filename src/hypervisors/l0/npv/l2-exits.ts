@@ -42,11 +42,13 @@ import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
 import type { L2Vcpu } from "./state.js";
+import { NE, NH } from "./stats.js";
 
 const snapshotCtx = newGuestContext();
 
-function handled(e: NpvEngine, name: string): number {
-  e.count(`npv.l2_exits.l0.${name}`);
+/** L0 handled the exit alone, as `how` (an id of NPV_L0_HANDLED). */
+function handled(e: NpvEngine, how: number): number {
+  e.counts.l0Handled.bump(how);
   return HANDLED;
 }
 
@@ -94,7 +96,7 @@ function msr(e: NpvEngine, v: L2Vcpu, write: boolean): number {
   if (p.mode !== NPV_MSR_VALUE) {
     v.pendingException = GP;
     v.pendingExceptionError = 0;
-    return handled(e, write ? "wrmsr" : "rdmsr");
+    return handled(e, write ? NH.wrmsr : NH.rdmsr);
   }
   if (write) {
     p.lo = lo;
@@ -106,7 +108,7 @@ function msr(e: NpvEngine, v: L2Vcpu, write: boolean): number {
     h.gprHi[RDX] = 0;
   }
   e.l0.skipInstruction();
-  return handled(e, write ? "wrmsr" : "rdmsr");
+  return handled(e, write ? NH.wrmsr : NH.rdmsr);
 }
 
 function crAccess(e: NpvEngine, v: L2Vcpu): number {
@@ -127,7 +129,7 @@ function crAccess(e: NpvEngine, v: L2Vcpu): number {
     }
   }
   e.l0.skipInstruction();
-  return handled(e, "cr_access");
+  return handled(e, NH.cr_access);
 }
 
 /** Make the next VM entry execute exactly the instruction at RIP (no injection, window or timer exit). */
@@ -154,7 +156,7 @@ function lapicMmio(e: NpvEngine, v: L2Vcpu, depth: number): number {
   }
   e.l0.chargeHandler("l0.apic_eoi", "npv_lapic");
   if (r.exited) return nested(e, v, depth);
-  return handled(e, "lapic_mmio");
+  return handled(e, NH.lapic_mmio);
 }
 
 function blkNotify(e: NpvEngine, v: L2Vcpu, depth: number, window: number): number {
@@ -173,16 +175,16 @@ function blkNotify(e: NpvEngine, v: L2Vcpu, depth: number, window: number): numb
   if (r.exited) return nested(e, v, depth);
   e.l0.chargeHandler("l0.io_kernel", "npv_blk_notify");
   const res = blk.notify(() => e.l0.chargeHandler("npv.blk_request", "npv_blk"));
-  e.count("npv.blk.requests", res.requests);
-  if (res.ioErrors > 0) e.count("npv.blk.io_errors", res.ioErrors);
+  e.counts.events.bump(NE["blk.requests"], res.requests);
+  if (res.ioErrors > 0) e.counts.events.bump(NE["blk.io_errors"], res.ioErrors);
   if (res.interrupt && blk.setup.vector !== 0) v.injectQueue.push(blk.setup.vector);
   if (res.error !== null) {
-    e.count("npv.blk.stopped");
+    e.counts.events.bump(NE["blk.stopped"]);
     v.exitView.setUint32(0, window % 4294967296, true);
     v.exitView.setUint32(4, Math.floor(window / 4294967296), true);
     return NPV_EXIT_BLK_ERROR;
   }
-  return handled(e, "blk_notify");
+  return handled(e, NH.blk_notify);
 }
 
 /** InterruptStatus read / InterruptACK write of a mediated device: handled by L0 with the data path. */
@@ -201,7 +203,7 @@ function blkInterruptStatus(e: NpvEngine, v: L2Vcpu, depth: number, window: numb
   }
   if (r.exited) return nested(e, v, depth);
   e.l0.chargeHandler("l0.io_kernel", "npv_blk_isr");
-  return handled(e, "blk_isr");
+  return handled(e, NH.blk_isr);
 }
 
 /** Save what an aborted emulation could have changed (GPRs and RIP/RSP/RFLAGS/interruptibility). */
@@ -264,7 +266,7 @@ function l1Mmio(e: NpvEngine, v: L2Vcpu, depth: number, gpa: number): number {
   }
   if (rec.accesses === 0) {
     // The instruction did not touch the region after all (e.g. it faulted): nothing to forward.
-    return handled(e, "mmio_none");
+    return handled(e, NH.mmio_none);
   }
   const d = v.exitView;
   const at = page + rec.base;
@@ -340,11 +342,11 @@ function eptViolation(e: NpvEngine, v: L2Vcpu, depth: number): number {
   const entry = vm.map.get(pfn);
   const tracked =
     entry === 0 ? null : trackedL2Write(e.l0, vm.ept, vm.owner.vm, gpa, entry, access & entryPerms(entry));
-  if (tracked !== null) return tracked ? nested(e, v, depth) : handled(e, "tracked_write");
+  if (tracked !== null) return tracked ? nested(e, v, depth) : handled(e, NH.tracked_write);
   if (entry !== 0 && (access & ~entryPerms(entry)) === 0 && composeLeaf(vm.ept, vm.owner.vm, pfn, entry)) {
     e.l0.chargeHandler("npv.ept02_compose", "npv_ept02");
-    e.count("npv.ept02.composed");
-    return handled(e, "ept02_compose");
+    e.counts.events.bump(NE["ept02.composed"]);
+    return handled(e, NH.ept02_compose);
   }
   const d = v.exitView;
   d.setUint32(0, gpa % 4294967296, true);

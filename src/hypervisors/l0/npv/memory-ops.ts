@@ -28,6 +28,7 @@ import { composeLeaf } from "./ept02.js";
 import { isL1Ram, readL1 } from "./l1-memory.js";
 import { entryPerms } from "./l2-map.js";
 import type { L2Vm } from "./state.js";
+import { NE } from "./stats.js";
 
 const L2_LIMIT = 2 ** NPV_MAX_L2_GPA_BITS;
 
@@ -90,10 +91,10 @@ export function doMap(e: NpvEngine, vm: L2Vm, l2: Arg, l1: Arg, npages: number, 
       }
     } catch {
       // L0 ran out of host memory for EPT02 tables: the rest is composed lazily on first touch.
-      e.count("npv.ept02.eager_fallbacks");
+      e.counts.events.bump(NE["ept02.eager_fallbacks"]);
     }
     e.l0.chargeHandlerN("npv.ept02_compose", "npv_map", composed);
-    e.count("npv.ept02.composed", composed);
+    e.counts.events.bump(NE["ept02.composed"], composed);
   }
   return NPV_OK;
 }

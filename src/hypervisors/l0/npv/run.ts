@@ -39,6 +39,7 @@ import { isL1Ram, readL1, writeL1 } from "./l1-memory.js";
 import { completeMmioRead, stopVcpu } from "./l2-exits.js";
 import type { Arg } from "./memory-ops.js";
 import type { L2Vcpu } from "./state.js";
+import { NE } from "./stats.js";
 import { canonical } from "./vcpu.js";
 
 /** Bytes of the run page L0 reads and writes. */
@@ -114,7 +115,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   l0.chargeHandler("npv.forward", `npv_forward_${NPV_EXIT_NAMES[reason] ?? reason}`);
   l0.chargeHandler("npv.world_switch", "npv_run");
   if (tr !== null) tr.end();
-  e.count(`npv.l2_exits.l1.${NPV_EXIT_NAMES[reason] ?? reason}`);
+  e.counts.forwarded.bump(v.vmcs.level, reason);
   return NPV_OK;
 }
 
@@ -126,7 +127,7 @@ function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void
   h.withVmcs(v.vmcs, () => fillFromVmcs(e, v, d, reason));
   buf.set(v.exitData, NPV_RUN_DATA);
   writeL1(v.vm.owner.vm, gpa, buf);
-  if (reason === NPV_EXIT_HALT) e.count("npv.l2_halts_forwarded");
+  if (reason === NPV_EXIT_HALT) e.counts.events.bump(NE.l2_halts_forwarded);
 }
 
 /** The run page's exit reason, registers and instruction length from L2's VMCS (current). */

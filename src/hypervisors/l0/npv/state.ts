@@ -14,6 +14,7 @@ import type { MediatedBlk } from "./blk.js";
 import type { NpvEngine } from "./engine.js";
 import type { L2Map } from "./l2-map.js";
 import type { CpuidPolicy, MsrPolicy } from "./policy.js";
+import { NE } from "./stats.js";
 
 export interface MmioRange {
   /** L2 GPA (page-aligned) and size in pages. */
@@ -105,7 +106,7 @@ export class L2Vcpu extends GuestVcpu {
   }
 
   acknowledgeInterrupt(): number {
-    this.engine.count("npv.l2_interrupts_injected");
+    this.engine.counts.events.bump(NE.l2_interrupts_injected);
     return this.lapic.hasPending() ? this.lapic.acknowledge() : (this.injectQueue.shift() as number);
   }
 
@@ -124,7 +125,7 @@ export class L2Vcpu extends GuestVcpu {
     if (l1 !== null && l1.nextEventCycle() <= this.engine.l0.host.cycles()) {
       l1.lapic.advance(this.engine.l0.host.cycles());
       if (l1.hasPendingInterrupt()) {
-        this.engine.count("npv.l1_timer_preemptions");
+        this.engine.counts.events.bump(NE.l1_timer_preemptions);
         return NPV_EXIT_TIMESLICE;
       }
     }
@@ -143,7 +144,7 @@ export class L2Vcpu extends GuestVcpu {
 
   /** Stop the vCPU for good: SHUTDOWN (its detail: an exit reason, bit 31 for a failed entry). */
   fail(_kind: "error" | "triple-fault", detail: number, _message: string): number {
-    if ((detail & 0x80000000) !== 0) this.engine.count("npv.l2_entry_failures");
+    if ((detail & 0x80000000) !== 0) this.engine.counts.events.bump(NE.l2_entry_failures);
     return this.stopWith(NPV_EXIT_SHUTDOWN, detail);
   }
 

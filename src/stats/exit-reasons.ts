@@ -1,0 +1,29 @@
+/**
+ * The spaces exit reasons are numbered in: Intel's basic exit reasons (SDM vol. 3D, appendix C;
+ * the numbers in x86/vmx.ts), declared here, for exits of VMX hardware and L0's nested VMX; an
+ * interface declares its own (npv's exit codes: hypervisors/l0/npv/stats.ts).
+ */
+import * as V from "../x86/vmx.js";
+
+export type ReasonSpaceId = "vmx" | "npv";
+
+export interface ReasonSpace {
+  readonly id: ReasonSpaceId;
+  /** Codes 0..size-1 are counted densely; anything else in one overflow slot. */
+  readonly size: number;
+  name(code: number): string;
+}
+
+const VMX_NAMES: string[] = [];
+for (const [k, v] of Object.entries(V)) {
+  if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
+    VMX_NAMES[v] = k.slice(5).toLowerCase();
+}
+
+/** Lower-case name of a basic exit reason ("cpuid", "ept_violation", …). */
+export function exitReasonName(reason: number): string {
+  return VMX_NAMES[reason] ?? `reason_${reason}`;
+}
+
+/** Basic exit reasons are 16-bit; the SDM numbers them below 128. */
+export const VMX_EXIT_REASONS: ReasonSpace = { id: "vmx", size: 128, name: exitReasonName };
