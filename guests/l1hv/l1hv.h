@@ -27,6 +27,9 @@ int mmio_decode(const u8 *code, int n, struct mmio_insn *out);  /* 0 = ok */
 /* ---- device models: in L1's kernel (pio.c: the PICs; lapic.c) and in the device process
  * (devproc.c; user/devices.c: COM1, debug-exit, fw_cfg, port 0x80, virtio-blk) ---- */
 int pic_access(struct l2_exit *e);                 /* 0 = a PIC port, handled */
+void pic_set_irq(int irq, int level);              /* a device's interrupt line (KVM_IRQ_LINE) */
+int pic_has_interrupt(void);
+int pic_ack(void);                                 /* INTA: the vector to inject, -1 if none */
 void devproc_init(void);
 void devproc_call(struct l2_exit *e);              /* the userspace round trip for one exit */
 extern u64 devproc_calls;

@@ -71,6 +71,15 @@ describe("bare-l1: every workload passes, with the vm stack's exits", () => {
   }
 });
 
+describe("bare-l1: virtio-blk interrupts (blkirq=11) take the vm stack's exits too", () => {
+  it("io", { timeout: 60_000 }, () => {
+    const cmd = "workload=io iters=8 tick=0 blkirq=11";
+    const l1 = run("bare-l1", cmd);
+    expectPassed(l1, "io");
+    expect(l2Exits(l1)).toEqual(l2Exits(run("vm", cmd)));
+  });
+});
+
 describe("bare-l1: timer, accounting, determinism", () => {
   it("L2's LAPIC timer reaches it through the preemption timer (the default tick)", { timeout: 60_000 }, () => {
     const r = run("bare-l1", "workload=compute iters=10");
