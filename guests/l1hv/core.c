@@ -101,8 +101,12 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 	memset(&exit, 0, sizeof(exit));
 	for (;;) {
 		vcpu.deadline = lapic_deadline();
+		/* interrupts off around the entry and the exit's irqoff part, on while L1 handles the
+		 * exit (KVM's vcpu_enter_guest: local_irq_disable ... handle_exit_irqoff, local_irq_enable) */
+		__asm__ volatile("cli" ::: "memory");
 		if (be->run(&vcpu, &exit) != 0 && exit.kind != L2_EXIT_FAIL)
 			panic("l1hv: run failed");
+		__asm__ volatile("sti" ::: "memory");
 		if (exit.kind < 8)
 			l1_exit_count[exit.kind]++;
 		switch (exit.kind) {
@@ -117,14 +121,15 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 		case L2_EXIT_HLT: {
 			/* HLT: wait for the next timer expiry unless an interrupt is already pending
 			 * (KVM's kvm_vcpu_has_events before blocking) */
-			u64 now = rdtsc();
 			if (exit.kind == L2_EXIT_HLT && !vcpu.pending_irq && !pic_has_interrupt()) {
 				if (!lapic_deadline())
 					panic("l1hv: L2 halted with no timer armed");
-				while ((now = rdtsc()) < lapic_deadline())
-					__asm__ volatile("pause");
+				/* L1 idles too: its timer armed for L2's deadline, STI; HLT */
+				__asm__ volatile("cli" ::: "memory");
+				l1_idle_until(lapic_deadline());
+				__asm__ volatile("sti" ::: "memory");
 			}
-			int vec = lapic_timer_expired(now);
+			int vec = lapic_timer_expired(rdtsc());
 			/* one IRR bit: an expiry while the vector still waits for L2 coalesces */
 			if (vec >= 0 && vcpu.pending_irq != (0x100u | (u32)vec))
 				timer_irr = vec;

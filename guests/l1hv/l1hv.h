@@ -38,6 +38,13 @@ int lapic_mmio(u64 off, int write, u64 *value);
 u64 lapic_deadline(void);                          /* TSC of the next timer expiry, 0 = none */
 int lapic_timer_expired(u64 now);                  /* vector to raise, or -1 */
 
+/* ---- L1's own CPU and timer (l1cpu.c, traps.S, l1timer.c) ---- */
+u64 l1_idt_handler(u8 vector);                     /* the gate's handler address */
+void l1_dispatch_irq(u64 handler);                 /* run an IDT handler as the CPU would (IF = 0) */
+void l1_timer_init(void);                          /* the scheduler tick starts */
+void l1_idle_until(u64 tsc);                       /* STI; HLT until the TSC reaches tsc */
+extern u64 l1_ticks, l1_timer_irqs, l1_halts;
+
 /* ---- boot of L2 (loader.c) ---- */
 int l2_load(const u8 *elf, u64 len, const char *cmdline, struct l2_regs *regs, struct l2_sregs *sregs);
 

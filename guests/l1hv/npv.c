@@ -430,7 +430,10 @@ static int npv_run(struct l2_vcpu *v, struct l2_exit *e)
 			r->flags |= NPV_RUN_REGS_DIRTY;
 			break;
 		case NPV_EXIT_TIMESLICE:
-			break;  /* L0 gave L1 the CPU back; nothing to do */
+			/* L1's own timer fired while L2 ran: take the interrupt (STI's shadow covers the
+			 * NOP, so the window is after it), then run L2 again */
+			__asm__ volatile("sti; nop; cli" ::: "memory");
+			break;
 		case NPV_EXIT_SHUTDOWN:
 			e->kind = L2_EXIT_SHUTDOWN;
 			return 0;

@@ -11,6 +11,7 @@
 
 #define UD_VECTOR 6
 #define GP_VECTOR 13
+#define INTR_INFO_TYPE_MASK (7u << 8)  /* interruption type, bits 10:8 (SDM 24.9.2) */
 
 static struct vmx_vcpu *X(struct l2_vcpu *v) { return v->priv; }
 
@@ -235,14 +236,21 @@ static int handle_exception(struct l2_vcpu *v, struct l2_exit *e)
 	return 0;
 }
 
-/* External interrupt (handle_external_interrupt_irqoff): VM_EXIT_INTR_INFO; L1 takes no device
- * interrupts of its own (its drivers poll), so this is counted and L2 resumed. */
+/* External interrupt (handle_external_interrupt_irqoff): VM_EXIT_INTR_INFO holds the vector the
+ * CPU acknowledged on exit (L1's own LAPIC timer while L2 ran); L1's IDT handler for it runs now,
+ * with IF = 0, through a frame built as the CPU would (vmx_do_interrupt_irqoff); L2 resumes. */
 static int handle_external_interrupt(struct l2_vcpu *v, struct l2_exit *e)
 {
 	(void)v;
-	(void)e;
-	(void)vmcs_read(VM_EXIT_INTR_INFO);
-	return 1;
+	u32 info = (u32)vmcs_read(VM_EXIT_INTR_INFO);
+	if ((info & INTR_INFO_VALID) && (info & INTR_INFO_TYPE_MASK) == INTR_TYPE_EXT_INTR) {
+		l1_dispatch_irq(l1_idt_handler((u8)info));
+		return 1;
+	}
+	e->kind = L2_EXIT_FAIL;
+	e->fail.reason = "external-interrupt exit without an acknowledged vector";
+	e->fail.code = info;
+	return 0;
 }
 
 /* Interrupt window (handle_interrupt_window): clear the control; the pending IRQ goes in at entry. */
