@@ -30,6 +30,7 @@ int pic_access(struct l2_exit *e);                 /* 0 = a PIC port, handled */
 void pic_set_irq(int irq, int level);              /* a device's interrupt line (KVM_IRQ_LINE) */
 int pic_has_interrupt(void);
 int pic_ack(void);                                 /* INTA: the vector to inject, -1 if none */
+u32 pic_line_vector(int irq);                      /* its vector while unmasked, else 0 */
 void devproc_init(void);
 void devproc_call(struct l2_exit *e);              /* the userspace round trip for one exit */
 extern u64 devproc_calls;

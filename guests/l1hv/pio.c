@@ -65,6 +65,16 @@ int pic_ack(void)
 	return pics[1].base + s;
 }
 
+/* The vector line `irq` raises while L2 has it unmasked (a slave line also needs master line 2);
+ * 0 while masked or before ICW2 set the base. */
+u32 pic_line_vector(int irq)
+{
+	const struct pic *p = &pics[irq >> 3];
+	if ((p->imr & (1u << (irq & 7))) || (irq >= 8 && (pics[0].imr & 4)) || p->base < 0x20)
+		return 0;
+	return p->base + (u32)(irq & 7);
+}
+
 static void pic_write(struct pic *p, u16 port, u8 v)
 {
 	if ((port & 1) == 0) {

@@ -4,13 +4,15 @@
  * L1's in-kernel PIC model turns it into the vector L2's ICW2 gave, and the back end injects it
  * (through an interrupt window while L2 has IF = 0). L2 takes one interrupt per request, as on
  * the `vm` stack, and acknowledges it at the device (InterruptStatus read, InterruptACK write)
- * and at the PIC (EOI).
+ * and at the PIC (EOI). Under npv, L0's mediated data path completes the request and injects the
+ * vector L1 gave in BLK_SETUP, as ExtINT (docs/npv-abi.md).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/paths.js";
 import { bareL1Stack } from "../../src/stacks/bare-l1.js";
+import { npvStack } from "../../src/stacks/npv.js";
 import { nvmxStack } from "../../src/stacks/nvmx.js";
 import type { Stack, StackRunResult } from "../../src/stacks/stack.js";
 import { vmStack } from "../../src/stacks/vm.js";
@@ -52,4 +54,18 @@ describe("virtio-blk interrupts to L2 through L1's PIC (blkirq=11)", () => {
       expect(c(irq, "interrupt_window") - c(polled, "interrupt_window")).toBe(2 * ITERS);
     });
   }
+
+  it("npv: L0's mediated data path injects BLK_SETUP's vector as ExtINT; polled without blkirq", {
+    timeout: 60_000,
+  }, () => {
+    const irq = run(npvStack, "blkirq=11");
+    const polled = run(npvStack, "");
+    expect(blkIrqs(irq)).toBe(2 * ITERS);
+    expect(blkIrqs(polled)).toBe(0);
+    // L1 handles no request either way: the interrupts come from L0 (one queue re-hand-over when
+    // L2 unmasks the line: BLK_TEARDOWN + BLK_SETUP, two more hypercalls).
+    expect(irq.counters["npv.l2_interrupts_injected"] - (polled.counters["npv.l2_interrupts_injected"] ?? 0)).toBe(
+      2 * ITERS,
+    );
+  });
 });
