@@ -1,20 +1,20 @@
-/* Freestanding string helpers. REP STOSQ/MOVSQ are used for whole pages. */
+/* Freestanding string helpers. memset and memcpy are ERMS-style `rep stosb` / `rep movsb`, as
+ * Linux's memset_erms/memcpy_erms: the CPU moves whole lines per step (fast strings) and charges
+ * them as such (docs/cost-model.md, insn.rep_*), where a byte loop retires 4-5 instructions per
+ * byte. REP STOSQ/MOVSQ are used for whole pages. */
 #include "lib.h"
 
 void *memset(void *d, int c, size_t n)
 {
-	u8 *p = d;
-	while (n--)
-		*p++ = (u8)c;
+	void *p = d;
+	__asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory");
 	return d;
 }
 
 void *memcpy(void *d, const void *s, size_t n)
 {
-	u8 *a = d;
-	const u8 *b = s;
-	while (n--)
-		*a++ = *b++;
+	void *a = d;
+	__asm__ volatile("rep movsb" : "+D"(a), "+S"(s), "+c"(n) : : "memory");
 	return d;
 }
 

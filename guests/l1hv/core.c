@@ -49,6 +49,22 @@ static void mmio_access(struct l2_exit *e)
 		e->mmio.value = ~0ul;  /* nothing there: reads float high, writes vanish */
 }
 
+/* Interrupts for L2 (KVM's inject_pending_event): one vector at a time goes to the back end,
+ * which injects it when L2 can take it; the 8259's (ExtINT) before the LAPIC's, as KVM's
+ * kvm_cpu_get_interrupt asks the PIC first. The PIC's vector is acknowledged (INTA) here. */
+static int timer_irr = -1;
+static void deliver_irqs(const struct l1_backend *be, struct l2_vcpu *v)
+{
+	if (v->pending_irq)
+		return;
+	if (pic_has_interrupt()) {
+		be->inject_irq(v, (u8)pic_ack());
+	} else if (timer_irr >= 0) {
+		be->inject_irq(v, (u8)timer_irr);
+		timer_irr = -1;
+	}
+}
+
 int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, const char *l2_cmdline, int eager)
 {
 	static struct l2_vm vm;
@@ -85,8 +101,12 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 	memset(&exit, 0, sizeof(exit));
 	for (;;) {
 		vcpu.deadline = lapic_deadline();
+		/* interrupts off around the entry and the exit's irqoff part, on while L1 handles the
+		 * exit (KVM's vcpu_enter_guest: local_irq_disable ... handle_exit_irqoff, local_irq_enable) */
+		__asm__ volatile("cli" ::: "memory");
 		if (be->run(&vcpu, &exit) != 0 && exit.kind != L2_EXIT_FAIL)
 			panic("l1hv: run failed");
+		__asm__ volatile("sti" ::: "memory");
 		if (exit.kind < 8)
 			l1_exit_count[exit.kind]++;
 		switch (exit.kind) {
@@ -99,17 +119,20 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 			break;
 		case L2_EXIT_TIMER:
 		case L2_EXIT_HLT: {
-			/* HLT: wait for the next timer expiry (the only wake-up source L2 has) */
-			u64 now = rdtsc();
-			if (exit.kind == L2_EXIT_HLT) {
+			/* HLT: wait for the next timer expiry unless an interrupt is already pending
+			 * (KVM's kvm_vcpu_has_events before blocking) */
+			if (exit.kind == L2_EXIT_HLT && !vcpu.pending_irq && !pic_has_interrupt()) {
 				if (!lapic_deadline())
 					panic("l1hv: L2 halted with no timer armed");
-				while ((now = rdtsc()) < lapic_deadline())
-					__asm__ volatile("pause");
+				/* L1 idles too: its timer armed for L2's deadline, STI; HLT */
+				__asm__ volatile("cli" ::: "memory");
+				l1_idle_until(lapic_deadline());
+				__asm__ volatile("sti" ::: "memory");
 			}
-			int vec = lapic_timer_expired(now);
-			if (vec >= 0)
-				be->inject_irq(&vcpu, (u8)vec);
+			int vec = lapic_timer_expired(rdtsc());
+			/* one IRR bit: an expiry while the vector still waits for L2 coalesces */
+			if (vec >= 0 && vcpu.pending_irq != (0x100u | (u32)vec))
+				timer_irr = vec;
 			break;
 		}
 		case L2_EXIT_SHUTDOWN:
@@ -119,5 +142,6 @@ int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, con
 		default:
 			panic("l1hv: unexpected exit kind %u", exit.kind);
 		}
+		deliver_irqs(be, &vcpu);
 	}
 }

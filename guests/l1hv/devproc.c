@@ -80,6 +80,11 @@ u64 devproc_syscall(u64 nr, u64 a, u64 b, u64 c, u64 d)
 		u8 *buf = P2V(l2_ram.hpa + (c - DEVPROC_L2RAM));
 		return (u64)(i64)virtio_blk_rw((int)a, b, buf, (u32)d);
 	}
+	case DEVSYS_IRQ:
+		if (a > 15 || a == 2)
+			return (u64)-1;
+		pic_set_irq((int)a, b != 0);
+		return 0;
 	}
 	panic("l1hv: device process: unknown system call %lu", nr);
 }

@@ -19,6 +19,10 @@
 #define DEVSYS_PUTC  1   /* a byte to L1's console (COM1) */
 #define DEVSYS_EXIT  2   /* stop the machine with this debug-exit value */
 #define DEVSYS_BLK   3   /* (write, sector, buf, nsect): L1's block device (QEMU's pread/pwrite) */
+#define DEVSYS_IRQ   4   /* (line, level): an interrupt line of L2's PIC (QEMU's KVM_IRQ_LINE ioctl) */
+
+/* The virtio-blk device's line on L2's 8259s (the PC layout's, src/machine/pc-layout.ts). */
+#define VBLK_IRQ     11
 
 /* The run page: what the kernel passes for one exit, and the models' state. */
 struct devrun {
@@ -39,6 +43,7 @@ struct devrun {
 	u32 vq_drv_features[2];
 	u64 vq_desc, vq_driver, vq_device;
 	u16 vq_last_avail;
+	u32 irq_level;   /* the level of VBLK_IRQ last told to the kernel */
 };
 _Static_assert(sizeof(struct devrun) <= 4096, "run page");
 #endif

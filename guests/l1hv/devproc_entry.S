@@ -19,7 +19,7 @@ devproc_enter:
 	movq %rcx, %cr3
 	pushq $USER_SS
 	pushq %rdx
-	pushq $0x2                         /* RFLAGS: IF = 0, as everywhere in L1 */
+	pushq $0x202                       /* RFLAGS: IF = 1, user mode takes L1's interrupts */
 	pushq $USER_CS
 	pushq %rdi
 	movq %rsi, %rdi

@@ -27,6 +27,10 @@ int mmio_decode(const u8 *code, int n, struct mmio_insn *out);  /* 0 = ok */
 /* ---- device models: in L1's kernel (pio.c: the PICs; lapic.c) and in the device process
  * (devproc.c; user/devices.c: COM1, debug-exit, fw_cfg, port 0x80, virtio-blk) ---- */
 int pic_access(struct l2_exit *e);                 /* 0 = a PIC port, handled */
+void pic_set_irq(int irq, int level);              /* a device's interrupt line (KVM_IRQ_LINE) */
+int pic_has_interrupt(void);
+int pic_ack(void);                                 /* INTA: the vector to inject, -1 if none */
+u32 pic_line_vector(int irq);                      /* its vector while unmasked, else 0 */
 void devproc_init(void);
 void devproc_call(struct l2_exit *e);              /* the userspace round trip for one exit */
 extern u64 devproc_calls;
@@ -34,6 +38,13 @@ void lapic_reset(void);
 int lapic_mmio(u64 off, int write, u64 *value);
 u64 lapic_deadline(void);                          /* TSC of the next timer expiry, 0 = none */
 int lapic_timer_expired(u64 now);                  /* vector to raise, or -1 */
+
+/* ---- L1's own CPU and timer (l1cpu.c, traps.S, l1timer.c) ---- */
+u64 l1_idt_handler(u8 vector);                     /* the gate's handler address */
+void l1_dispatch_irq(u64 handler);                 /* run an IDT handler as the CPU would (IF = 0) */
+void l1_timer_init(void);                          /* the scheduler tick starts */
+void l1_idle_until(u64 tsc);                       /* STI; HLT until the TSC reaches tsc */
+extern u64 l1_ticks, l1_timer_irqs, l1_halts;
 
 /* ---- boot of L2 (loader.c) ---- */
 int l2_load(const u8 *elf, u64 len, const char *cmdline, struct l2_regs *regs, struct l2_sregs *sregs);

@@ -78,7 +78,8 @@ void kmain(u64 bi_pa)
 		memmap[memmap_n++] = *(const struct nl_mmap_entry *)((const u8 *)P2V(bi->mmap_addr) + (u64)i * es);
 	l1_cpu_init();
 	pic_init();    /* the machine's 8259s remapped and masked: L1's drivers poll */
-	lapic_init(0); /* L1's LAPIC enabled, its timer off */
+	lapic_init(0); /* L1's LAPIC enabled */
+	l1_timer_init(); /* its own scheduler tick (l1timer.c); taken once the run loop enables interrupts */
 
 	char v[64];
 	const struct l1_backend *be = &vmx_backend;

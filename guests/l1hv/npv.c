@@ -8,6 +8,7 @@
  * must handle: I/O, MMIO of L1's devices, memory faults on unmapped pages, stops.
  */
 #include "npv.h"
+#include "devproc.h"
 #include "l1hv.h"
 #include "layout.h"
 #include "lib.h"
@@ -61,7 +62,7 @@ struct npv_vcpu {
 	struct npv_state *state;
 	u32 last;                  /* the exit the core is completing (NPV_EXIT_*), 0 none */
 	u64 mmio_gpa;              /* of that exit, when MMIO */
-	struct { u64 desc, avail, used, features; u32 num, feat_sel, mediated; } blk;
+	struct { u64 desc, avail, used, features; u32 num, feat_sel, mediated, vector; } blk;
 };
 
 static u32 features;
@@ -263,11 +264,26 @@ static int blk_setup(struct npv_vcpu *n, struct npv_vm *nv)
 	struct npv_blk_desc *d = P2V(n->arg_pa);
 	*d = (struct npv_blk_desc){ .window = VBLK_WINDOW, .queue_size = n->blk.num, .backend = NPV_L1_DISK_BACKEND,
 				    .desc = n->blk.desc, .avail = n->blk.avail, .used = n->blk.used,
-				    .vector = 0 /* L2 polls the used ring */, .features = n->blk.features };
+				    .vector = n->blk.vector, .irq_type = NPV_BLK_IRQ_EXTINT, .features = n->blk.features };
 	if (hypercall(NPV_HC_BLK_SETUP, nv->handle, n->arg_pa, 0, 0, NULL) != NPV_OK)
 		return -1;
 	n->blk.mediated = 1;
 	return 0;
+}
+
+/* The completion interrupt follows L2's PIC (KVM's irqfd follows its GSI routing): the device's
+ * line's vector while L2 has it unmasked (ExtINT: L2 acknowledges it at the PIC L1 emulates), 0
+ * (L2 polls) while masked. A change re-hands the queue to L0 with the new vector. */
+static int blk_route_irq(struct npv_vcpu *n, struct npv_vm *nv)
+{
+	u32 vector = (u32)pic_line_vector(VBLK_IRQ);
+	if (!n->blk.mediated || vector == n->blk.vector)
+		return 0;
+	n->blk.vector = vector;
+	if (hypercall(NPV_HC_BLK_TEARDOWN, nv->handle, VBLK_WINDOW, 0, 0, NULL) != NPV_OK)
+		return -1;
+	n->blk.mediated = 0;
+	return blk_setup(n, nv);
 }
 
 static void set_half(u64 *q, u64 off, u64 v)
@@ -380,7 +396,7 @@ static int npv_run(struct l2_vcpu *v, struct l2_exit *e)
 	struct npv_run *r = n->run;
 	if (!n->handle && create_vcpu(n, nv))
 		return fail(e, "VCPU_CREATE failed", 0);
-	if (complete_exit(n, nv, e))
+	if (complete_exit(n, nv, e) || blk_route_irq(n, nv))
 		return fail(e, "BLK_SETUP/BLK_TEARDOWN failed", 0);
 	for (;;) {
 		if (v->pending_irq) {
@@ -430,7 +446,10 @@ static int npv_run(struct l2_vcpu *v, struct l2_exit *e)
 			r->flags |= NPV_RUN_REGS_DIRTY;
 			break;
 		case NPV_EXIT_TIMESLICE:
-			break;  /* L0 gave L1 the CPU back; nothing to do */
+			/* L1's own timer fired while L2 ran: take the interrupt (STI's shadow covers the
+			 * NOP, so the window is after it), then run L2 again */
+			__asm__ volatile("sti; nop; cli" ::: "memory");
+			break;
 		case NPV_EXIT_SHUTDOWN:
 			e->kind = L2_EXIT_SHUTDOWN;
 			return 0;

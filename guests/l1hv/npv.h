@@ -18,6 +18,10 @@
 #define NPV_FEAT_MEDIATED_BLK   (1u << 4)
 #define NPV_FEAT_EAGER_MAP      (1u << 5)
 
+/* BLK_SETUP descriptor, irq_type (0x2C): how L0 delivers the completion vector to L2 */
+#define NPV_BLK_IRQ_FIXED       0   /* through L2's LAPIC (L2 EOIs it there) */
+#define NPV_BLK_IRQ_EXTINT      1   /* as an 8259's interrupt: injected directly, L2 EOIs its PIC */
+
 /* ---- hypercalls (section 4): VMCALL, number in RAX, arguments in RBX, RCX, RDX, RSI ---- */
 #define NPV_HC_VM_CREATE    0x100
 #define NPV_HC_VCPU_CREATE  0x102
@@ -103,7 +107,7 @@ struct npv_blk_desc {
 	u32 queue_size;
 	u32 backend;
 	u64 desc, avail, used;     /* L2 GPAs of the split virtqueue's areas */
-	u32 vector, pad0;
+	u32 vector, irq_type;       /* completion vector (0 none) and its delivery (NPV_BLK_IRQ_*) */
 	u64 features;
 };
 

@@ -367,6 +367,15 @@ static void complete_exit(struct vmx_vcpu *x, const struct l2_exit *e)
 {
 	if (!x->complete)
 		return;
+	if (x->complete == 3) {  /* INS: the element into L2's memory; RIP moves after the last one */
+		u32 v = e->pio.value;
+		for (u32 i = 0; i < x->complete_size; i++)
+			x->complete_ptr[i] = (u8)(v >> (8 * i));
+		if (x->complete_last)
+			vmx_skip_instruction(x);
+		x->complete = 0;
+		return;
+	}
 	u64 val = x->complete == 1 ? e->pio.value : e->mmio.value;
 	u64 *r = &x->gprs[x->complete_reg];
 	switch (x->complete_size) {

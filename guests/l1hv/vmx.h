@@ -32,9 +32,11 @@ struct vmx_vcpu {
 	u64 rip;
 	int rip_avail, rip_dirty;
 	/* an exit the core is completing: IN / MMIO load into a register, then skip */
-	int complete;                  /* 0 none, 1 PIO IN, 2 MMIO load */
+	int complete;                  /* 0 none, 1 PIO IN, 2 MMIO load, 3 INS element into memory */
 	u8 complete_reg, complete_size, complete_zext;
 	u8 complete_len;
+	u8 complete_last;              /* INS: the last element (RIP advances) */
+	u8 *complete_ptr;              /* INS: where the element goes (L1's view of L2 RAM) */
 	u32 proc;                      /* CPU_BASED_VM_EXEC_CONTROL as last written */
 	u32 pin;
 	u64 msr_bitmap_pa;

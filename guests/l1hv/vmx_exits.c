@@ -11,6 +11,7 @@
 
 #define UD_VECTOR 6
 #define GP_VECTOR 13
+#define INTR_INFO_TYPE_MASK (7u << 8)  /* interruption type, bits 10:8 (SDM 24.9.2) */
 
 static struct vmx_vcpu *X(struct l2_vcpu *v) { return v->priv; }
 
@@ -46,17 +47,67 @@ static int handle_halt(struct l2_vcpu *v, struct l2_exit *e)
 	return 0;
 }
 
+/*
+ * String I/O, INS/OUTS with or without REP (KVM's handle_io sends these to its emulator, em_in /
+ * em_out): one element per exit. The element's linear address is GUEST_LINEAR_ADDRESS (SDM
+ * 27.2.1: for INS/OUTS, the linear address of the string element), translated through L2's page
+ * tables (GUEST_CR3); the address size is VMX_INSTRUCTION_INFO bits 9:7 (SDM 27.2.5); RSI (OUTS)
+ * or RDI (INS) steps by the element size, down when RFLAGS.DF; REP counts RCX down and RIP moves
+ * only past the last element, so the instruction re-executes and exits once per element.
+ */
+__attribute__((noinline, cold)) static int string_io(struct l2_vcpu *v, u64 q, struct l2_exit *e)
+{
+	struct vmx_vcpu *x = X(v);
+	u32 size = (u32)(q & 7) + 1, in = (q >> 3) & 1, rep = (q >> 5) & 1;
+	u32 asz = ((u32)vmcs_read(VMX_INSTRUCTION_INFO) >> 7) & 7;  /* 0: 16-bit, 1: 32-bit, 2: 64-bit */
+	u64 amask = asz == 2 ? ~0ul : asz == 1 ? 0xfffffffful : 0xfffful;
+	u64 *count = &x->gprs[1];
+	if (rep && !(*count & amask)) {  /* REP with a zero count: nothing to transfer */
+		vmx_skip_instruction(x);
+		return 1;
+	}
+	u64 la = vmcs_read(GUEST_LINEAR_ADDRESS);
+	i64 gpa = l2_gva_to_gpa(vmcs_read(GUEST_CR3), la);
+	u8 *p = gpa < 0 ? NULL : l2_gpa_ptr((u64)gpa, size);
+	if (p == NULL) {
+		e->kind = L2_EXIT_FAIL;
+		e->fail.reason = "string I/O element outside L2 RAM";
+		e->fail.code = la;
+		return 0;
+	}
+	u64 step = (vmcs_read(GUEST_RFLAGS) & (1ul << 10)) ? (u64)-(i64)size : size;
+	u64 *index = &x->gprs[in ? 7 : 6];
+	/* a 32-bit address-size update zero-extends; a 16-bit one keeps bits 63:16 */
+	*index = asz == 1 ? (u32)(*index + step) : (*index & ~amask) | ((*index + step) & amask);
+	int last = 1;
+	if (rep) {
+		*count = asz == 1 ? (u32)(*count - 1) : (*count & ~amask) | ((*count - 1) & amask);
+		last = !(*count & amask);
+	}
+	e->kind = L2_EXIT_PIO;
+	e->pio.size = (u8)size;
+	e->pio.in = (u8)in;
+	e->pio.port = (u16)(q >> 16);
+	if (in) {
+		x->complete = 3;
+		x->complete_ptr = p;
+		x->complete_size = (u8)size;
+		x->complete_last = (u8)last;
+		return 0;
+	}
+	e->pio.value = size == 1 ? p[0] : size == 2 ? (u32)(p[0] | (p[1] << 8)) : (u32)(p[0] | (p[1] << 8) | (p[2] << 16) | ((u32)p[3] << 24));
+	if (last)
+		vmx_skip_instruction(x);
+	return 0;
+}
+
 /* I/O (handle_io → kvm_fast_pio): EXIT_QUALIFICATION; OUT takes RAX; IN completes on the next run. */
 static int handle_io(struct l2_vcpu *v, struct l2_exit *e)
 {
 	struct vmx_vcpu *x = X(v);
 	u64 q = vmcs_read(EXIT_QUALIFICATION);
-	if (q & 16) {  /* string I/O: the guest kernel has none (KVM sends it to its emulator) */
-		e->kind = L2_EXIT_FAIL;
-		e->fail.reason = "string I/O";
-		e->fail.code = q;
-		return 0;
-	}
+	if (q & 16)
+		return string_io(v, q, e);
 	e->kind = L2_EXIT_PIO;
 	e->pio.size = (u8)((q & 7) + 1);
 	e->pio.in = (u8)((q >> 3) & 1);
@@ -235,14 +286,21 @@ static int handle_exception(struct l2_vcpu *v, struct l2_exit *e)
 	return 0;
 }
 
-/* External interrupt (handle_external_interrupt_irqoff): VM_EXIT_INTR_INFO; L1 takes no device
- * interrupts of its own (its drivers poll), so this is counted and L2 resumed. */
+/* External interrupt (handle_external_interrupt_irqoff): VM_EXIT_INTR_INFO holds the vector the
+ * CPU acknowledged on exit (L1's own LAPIC timer while L2 ran); L1's IDT handler for it runs now,
+ * with IF = 0, through a frame built as the CPU would (vmx_do_interrupt_irqoff); L2 resumes. */
 static int handle_external_interrupt(struct l2_vcpu *v, struct l2_exit *e)
 {
 	(void)v;
-	(void)e;
-	(void)vmcs_read(VM_EXIT_INTR_INFO);
-	return 1;
+	u32 info = (u32)vmcs_read(VM_EXIT_INTR_INFO);
+	if ((info & INTR_INFO_VALID) && (info & INTR_INFO_TYPE_MASK) == INTR_TYPE_EXT_INTR) {
+		l1_dispatch_irq(l1_idt_handler((u8)info));
+		return 1;
+	}
+	e->kind = L2_EXIT_FAIL;
+	e->fail.reason = "external-interrupt exit without an acknowledged vector";
+	e->fail.code = info;
+	return 0;
 }
 
 /* Interrupt window (handle_interrupt_window): clear the control; the pending IRQ goes in at entry. */

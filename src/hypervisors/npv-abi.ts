@@ -184,6 +184,12 @@ export const NPV_BLK_DESC_GPA = 0x10; // u64: L2 GPAs of the split-ring areas
 export const NPV_BLK_AVAIL_GPA = 0x18;
 export const NPV_BLK_USED_GPA = 0x20;
 export const NPV_BLK_IRQ_VECTOR = 0x28; // u32: vector to inject into L2 on completion, 0 = none
+export const NPV_BLK_IRQ_TYPE = 0x2c; // u32: how the vector is delivered (NPV_BLK_IRQ_FIXED / _EXTINT)
+/** Through L2's LAPIC (IRR/ISR): L2 EOIs it at its LAPIC, as any fixed interrupt. */
+export const NPV_BLK_IRQ_FIXED = 0;
+/** As an 8259's interrupt through LINT0 in virtual-wire mode (ExtINT): injected directly, never in
+ * L2's LAPIC IRR/ISR; L2 acknowledges it at its PIC, which L1 emulates. */
+export const NPV_BLK_IRQ_EXTINT = 1;
 export const NPV_BLK_FEATURES = 0x30; // u64: negotiated virtio features
 export const NPV_BLK_DESC_SIZE = 0x38;
 

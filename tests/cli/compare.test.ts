@@ -93,11 +93,11 @@ describe("compare", () => {
   });
 
   it("gives the reason for every FAIL cell, and exits 1", () => {
-    const r = nestlab(["compare", "--stacks", "native,vm", "--workloads", "cpuid", "--max-instructions", "100K"]);
+    const r = nestlab(["compare", "--stacks", "native,vm", "--workloads", "cpuid", "--max-instructions", "20K"]);
     expect(r.status).toBe(EXIT.guestFailed);
     expect(r.stdout).toMatch(/^cpuid\s+FAIL\[1\]\s+-\s+FAIL\[2\]/m);
-    expect(r.stdout).toMatch(/\[1\] cpuid on native: instruction-limit: instruction limit \(100000\) reached/);
-    expect(r.stdout).toMatch(/\[2\] cpuid on vm: instruction-limit: instruction limit \(100000\) reached/);
+    expect(r.stdout).toMatch(/\[1\] cpuid on native: instruction-limit: instruction limit \(20000\) reached/);
+    expect(r.stdout).toMatch(/\[2\] cpuid on vm: instruction-limit: instruction limit \(20000\) reached/);
   });
 });
 

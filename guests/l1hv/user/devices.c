@@ -155,6 +155,12 @@ void devproc_main(struct devrun *r)
 		virtio_mmio(r);
 	else
 		port_io(r);
+	/* virtio-mmio's interrupt line follows InterruptStatus (QEMU's virtio_update_irq → qemu_set_irq) */
+	u32 level = r->vq_isr != 0;
+	if (level != r->irq_level) {
+		r->irq_level = level;
+		devsys(DEVSYS_IRQ, VBLK_IRQ, level, 0, 0);
+	}
 	devsys(DEVSYS_DONE, 0, 0, 0, 0);
 	for (;;)
 		;

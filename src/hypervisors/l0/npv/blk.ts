@@ -82,6 +82,8 @@ export interface BlkSetup {
   avail: number;
   used: number;
   vector: number;
+  /** Deliver the vector as ExtINT (an 8259's, bypassing L2's LAPIC) rather than through the LAPIC. */
+  extInt: boolean;
   featuresLo: number;
   featuresHi: number;
 }

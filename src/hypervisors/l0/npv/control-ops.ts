@@ -11,6 +11,9 @@ import {
   NPV_BLK_DESC_GPA,
   NPV_BLK_DESC_SIZE,
   NPV_BLK_FEATURES,
+  NPV_BLK_IRQ_EXTINT,
+  NPV_BLK_IRQ_FIXED,
+  NPV_BLK_IRQ_TYPE,
   NPV_BLK_IRQ_VECTOR,
   NPV_BLK_MMIO_GPA,
   NPV_BLK_QUEUE_SIZE,
@@ -133,8 +136,10 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
   const avail = u64(dv, NPV_BLK_AVAIL_GPA);
   const used = u64(dv, NPV_BLK_USED_GPA);
   const vector = dv.getUint32(NPV_BLK_IRQ_VECTOR, true);
+  const irqType = dv.getUint32(NPV_BLK_IRQ_TYPE, true);
   if (queueSize === 0 || queueSize > 1024 || (queueSize & (queueSize - 1)) !== 0) return NPV_E_INVAL;
   if (vector !== 0 && (vector < 32 || vector > 255)) return NPV_E_INVAL;
+  if (irqType !== NPV_BLK_IRQ_FIXED && irqType !== NPV_BLK_IRQ_EXTINT) return NPV_E_INVAL;
   if (window % 4 !== 0 || desc % 16 !== 0 || avail % 2 !== 0 || used % 4 !== 0) return NPV_E_INVAL;
   if (
     window + VIRTIO_MMIO_SIZE > L2_LIMIT ||
@@ -156,6 +161,7 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
       avail,
       used,
       vector,
+      extInt: irqType === NPV_BLK_IRQ_EXTINT,
       featuresLo: dv.getUint32(NPV_BLK_FEATURES, true),
       featuresHi: dv.getUint32(NPV_BLK_FEATURES + 4, true),
     },

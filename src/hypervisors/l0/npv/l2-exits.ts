@@ -41,7 +41,7 @@ import { L2_APIC_PFN, type NpvEngine } from "./engine.js";
 import { composeLeaf, trackedL2Write } from "./ept02.js";
 import { entryPerms } from "./l2-map.js";
 import { bytesLoHi } from "./mmio-window.js";
-import type { L2Vcpu } from "./state.js";
+import { EXTINT_QUEUED, type L2Vcpu } from "./state.js";
 import { NE, NH } from "./stats.js";
 
 const snapshotCtx = newGuestContext();
@@ -177,7 +177,8 @@ function blkNotify(e: NpvEngine, v: L2Vcpu, depth: number, window: number): numb
   const res = blk.notify(() => e.l0.chargeHandler("npv.blk_request", "npv_blk"));
   e.counts.events.bump(NE["blk.requests"], res.requests);
   if (res.ioErrors > 0) e.counts.events.bump(NE["blk.io_errors"], res.ioErrors);
-  if (res.interrupt && blk.setup.vector !== 0) v.injectQueue.push(blk.setup.vector);
+  if (res.interrupt && blk.setup.vector !== 0)
+    v.injectQueue.push(blk.setup.extInt ? blk.setup.vector | EXTINT_QUEUED : blk.setup.vector);
   if (res.error !== null) {
     e.counts.events.bump(NE["blk.stopped"]);
     v.exitView.setUint32(0, window % 4294967296, true);

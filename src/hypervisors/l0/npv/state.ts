@@ -59,6 +59,9 @@ export interface PendingMmioRead {
   size: number;
 }
 
+/** Marks an ExtINT entry of `L2Vcpu.injectQueue` (bits 7:0 are the vector). */
+export const EXTINT_QUEUED = 0x100;
+
 /** An L2 vCPU: run by L0's core under the npv engine, on its L1's behalf. */
 export class L2Vcpu extends GuestVcpu {
   /** External interrupts queued by INJECT (and mediated-device completions) not yet in the LAPIC. */
@@ -107,15 +110,24 @@ export class L2Vcpu extends GuestVcpu {
 
   acknowledgeInterrupt(): number {
     this.engine.counts.events.bump(NE.l2_interrupts_injected);
-    return this.lapic.hasPending() ? this.lapic.acknowledge() : (this.injectQueue.shift() as number);
+    return this.lapic.hasPending() ? this.lapic.acknowledge() : (this.injectQueue.shift() as number) & 0xff;
   }
 
-  /** Queued external interrupts go through the L2's LAPIC when it is enabled (L2 EOIs them there). */
+  /**
+   * Queued external interrupts go through the L2's LAPIC when it is enabled (L2 EOIs them there),
+   * except ExtINT ones (an 8259's, through LINT0 in virtual-wire mode), which stay queued and are
+   * injected directly: L2 acknowledges those at its PIC.
+   */
   override beforeInjection(): void {
     const lapic = this.lapic;
-    if (this.injectQueue.length > 0 && lapic.hardwareEnabled && lapic.softwareEnabled) {
-      for (const vec of this.injectQueue) lapic.acceptExternal(vec);
-      this.injectQueue.length = 0;
+    const q = this.injectQueue;
+    if (q.length > 0 && lapic.hardwareEnabled && lapic.softwareEnabled) {
+      let kept = 0;
+      for (const vec of q) {
+        if ((vec & EXTINT_QUEUED) !== 0) q[kept++] = vec;
+        else lapic.acceptExternal(vec);
+      }
+      q.length = kept;
     }
   }
 
