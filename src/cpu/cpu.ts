@@ -19,17 +19,18 @@ import {
 } from "../mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
+import { AC, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
-import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
+import { LF_NONE, LF_RES } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
 import { deliverEvent } from "./interrupts.js";
 import { BlockJit } from "./jit/block-jit.js";
 import { type JitOptions, jitDefaults } from "./jit/options.js";
+import { lazyAF, lazyCF, lazyFlags, lazyOF, lazyPF, lazySF, lazyZF } from "./lazy-flags.js";
 import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { loadHostState } from "./vmx/host-state.js";
@@ -1029,113 +1030,28 @@ export class Cpu {
     this.lfAux = cfOfAf;
   }
 
-  private signOf(lo: number, hi: number): number {
-    switch (this.lfSize) {
-      case 1:
-        return (lo >> 7) & 1;
-      case 2:
-        return (lo >> 15) & 1;
-      case 4:
-        return lo >>> 31;
-      default:
-        return hi >>> 31;
-    }
-  }
-
-  /** Unsigned a < b at the lazy size. */
-  private ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
-    if (this.lfSize === 8 && aHi !== bHi) return aHi >>> 0 < bHi >>> 0;
-    return aLo >>> 0 < bLo >>> 0;
-  }
-
+  // Reading the record back: lazy-flags.ts (thin methods here, inlined by V8).
   getCF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return this.flagsBase & CF;
-      case LF_ADD:
-        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ? 1 : 0;
-      case LF_ADC:
-        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ||
-          (this.lfAux !== 0 && this.lfResLo === this.lfDstLo && this.lfResHi === this.lfDstHi)
-          ? 1
-          : 0;
-      case LF_SUB:
-        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ? 1 : 0;
-      case LF_SBB:
-        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ||
-          (this.lfAux !== 0 && this.lfSrcLo === this.lfDstLo && this.lfSrcHi === this.lfDstHi)
-          ? 1
-          : 0;
-      case LF_INC:
-      case LF_DEC:
-        return this.lfAux & 1;
-      default:
-        return this.lfAux & CF;
-    }
+    return lazyCF(this);
   }
-
   getZF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 6) & 1;
-    if (this.lfSize === 8) return (this.lfResLo | this.lfResHi) === 0 ? 1 : 0;
-    return this.lfResLo === 0 ? 1 : 0;
+    return lazyZF(this);
   }
-
   getSF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 7) & 1;
-    return this.signOf(this.lfResLo, this.lfResHi);
+    return lazySF(this);
   }
-
   getPF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 2) & 1;
-    return PARITY[this.lfResLo & 0xff] >> 2;
+    return lazyPF(this);
   }
-
   getAF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return (this.flagsBase >> 4) & 1;
-      case LF_RES:
-        return (this.lfAux >> 4) & 1;
-      default:
-        return ((this.lfResLo ^ this.lfDstLo ^ this.lfSrcLo) >> 4) & 1;
-    }
+    return lazyAF(this);
   }
-
   getOF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return (this.flagsBase >> 11) & 1;
-      case LF_ADD:
-      case LF_ADC:
-      case LF_INC:
-        return this.signOf(
-          (this.lfDstLo ^ this.lfResLo) & (this.lfSrcLo ^ this.lfResLo),
-          (this.lfDstHi ^ this.lfResHi) & (this.lfSrcHi ^ this.lfResHi),
-        );
-      case LF_SUB:
-      case LF_SBB:
-      case LF_DEC:
-        return this.signOf(
-          (this.lfDstLo ^ this.lfSrcLo) & (this.lfDstLo ^ this.lfResLo),
-          (this.lfDstHi ^ this.lfSrcHi) & (this.lfDstHi ^ this.lfResHi),
-        );
-      default:
-        return (this.lfAux >> 11) & 1;
-    }
+    return lazyOF(this);
   }
-
   /** The full RFLAGS value (low 32 bits; the high half is reserved zero). */
   getFlags(): number {
-    if (this.lfOp === LF_NONE) return this.flagsBase;
-    return (
-      (this.flagsBase & ~ARITH) |
-      this.getCF() |
-      (this.getPF() << 2) |
-      (this.getAF() << 4) |
-      (this.getZF() << 6) |
-      (this.getSF() << 7) |
-      (this.getOF() << 11)
-    );
+    return lazyFlags(this);
   }
 
   /** Replace RFLAGS (callers apply privilege masks first). */
@@ -1158,33 +1074,37 @@ export class Cpu {
     this.lfOp = LF_NONE;
   }
 
-  /** Evaluate condition code cc (0..15, as in Jcc/SETcc/CMOVcc). */
+  /**
+   * Evaluate condition code cc (0..15, as in Jcc/SETcc/CMOVcc). Kept here rather than in
+   * lazy-flags.ts: the interpreter's Jcc calls it for nearly every branch, and one more call level
+   * (the handler, this, a lazyCond, the flag) cost bench cpu --no-jit about 2%.
+   */
   cond(cc: number): boolean {
     let r: boolean;
     switch (cc >> 1) {
       case 0:
-        r = this.getOF() !== 0;
+        r = lazyOF(this) !== 0;
         break;
       case 1:
-        r = this.getCF() !== 0;
+        r = lazyCF(this) !== 0;
         break;
       case 2:
-        r = this.getZF() !== 0;
+        r = lazyZF(this) !== 0;
         break;
       case 3:
-        r = this.getCF() !== 0 || this.getZF() !== 0;
+        r = lazyCF(this) !== 0 || lazyZF(this) !== 0;
         break;
       case 4:
-        r = this.getSF() !== 0;
+        r = lazySF(this) !== 0;
         break;
       case 5:
-        r = this.getPF() !== 0;
+        r = lazyPF(this) !== 0;
         break;
       case 6:
-        r = this.getSF() !== this.getOF();
+        r = lazySF(this) !== lazyOF(this);
         break;
       default:
-        r = this.getZF() !== 0 || this.getSF() !== this.getOF();
+        r = lazyZF(this) !== 0 || lazySF(this) !== lazyOF(this);
         break;
     }
     return (cc & 1) === 0 ? r : !r;
