@@ -22,6 +22,7 @@ import { GP, PF_, SS_ } from "../x86/exceptions.js";
 import { AC, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
+import { type CodePage, DecodedCodeCache } from "./code-cache.js";
 import { CpuModel } from "./cpuid.js";
 import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
@@ -287,13 +288,13 @@ export class Cpu {
   private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
   private readonly wcPfn = new Float64Array(TLB_SIZE * 2);
 
-  // ---- Decoded-instruction cache: per physical page, per byte offset. ----
-  private readonly codeCache: ((Insn | undefined)[] | undefined)[] = [];
+  // ---- Decoded-instruction cache (code-cache.ts) and the page executed from now. ----
+  private readonly codeCache = new DecodedCodeCache();
   // Not private: the block compiler reads the current code page (its blocks live only while
   // curCodeLo still names their linear page). @internal
   curCodeLo = TLB_INVALID;
   curCodeHi = 0;
-  curCode: (Insn | undefined)[] = [];
+  curCode: CodePage = [];
   curCodePfn = -1;
 
   /** The block compiler (null: interpret only, `--no-jit`). */
@@ -918,8 +919,7 @@ export class Cpu {
 
   /** Drop the decoded instructions of a physical page (and its predecessor: cross-page code). */
   invalidateCodePage(pfn: number): void {
-    this.codeCache[pfn] = undefined;
-    if (pfn > 0) this.codeCache[pfn - 1] = undefined;
+    this.codeCache.dropPage(pfn);
     if (this.curCodePfn === pfn || this.curCodePfn === pfn - 1) this.curCodeLo = TLB_INVALID;
     if (this.jit !== null) this.jit.invalidatePage(pfn);
     this.counters.smcInvalidations++;
@@ -927,7 +927,7 @@ export class Cpu {
 
   /** Drop every decoded instruction (mode switch: the same bytes decode differently). */
   flushCodeCache(): void {
-    this.codeCache.length = 0;
+    this.codeCache.clear();
     this.curCodeLo = TLB_INVALID;
     if (this.jit !== null) this.jit.flush();
   }
@@ -1363,12 +1363,7 @@ export class Cpu {
       this.curCode = [];
       return;
     }
-    let arr = this.codeCache[pfn];
-    if (arr === undefined) {
-      arr = new Array(PAGE_SIZE);
-      this.codeCache[pfn] = arr;
-    }
-    this.curCode = arr;
+    this.curCode = this.codeCache.page(pfn);
     this.curCodePfn = pfn;
     this.curCodeLo = lo & ~0xfff;
     this.curCodeHi = hi;
