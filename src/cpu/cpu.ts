@@ -1,7 +1,7 @@
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
 import { MC } from "../mmu/counters.js";
-import { type DataCacheGeometry, DataCacheModel, pageLine } from "../mmu/data-cache.js";
+import { type DataCacheGeometry, DataCacheModel } from "../mmu/data-cache.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import {
@@ -24,7 +24,7 @@ import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
 import { CHARGE_STLB_HIT, CHARGE_VMEXIT, CHARGE_WALK_L1D, CHARGE_WALK_REF, CPU_CHARGES } from "./charges.js";
 import { type CodePage, DecodedCodeCache } from "./code-cache.js";
 import { CpuModel } from "./cpuid.js";
-import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
+import { DebugState, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
 import { LF_NONE, LF_RES } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
@@ -32,6 +32,7 @@ import { deliverEvent } from "./interrupts.js";
 import { BlockJit } from "./jit/block-jit.js";
 import { type JitOptions, jitDefaults } from "./jit/options.js";
 import { lazyAF, lazyCF, lazyFlags, lazyOF, lazyPF, lazySF, lazyZF } from "./lazy-flags.js";
+import { CodePageWrites, readSlow, TLB_INVALID, TLB_SIZE, writeSlow } from "./memory-slow.js";
 import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { loadHostState } from "./vmx/host-state.js";
@@ -72,9 +73,6 @@ export interface MsrHandler {
 export interface VmxHooks {
   vmxInstruction(c: Cpu, i: Insn): void;
 }
-
-const TLB_SIZE = 256;
-const TLB_INVALID = 1; // a tag no page-aligned address can equal
 
 /**
  * The x86-64 processor core: architectural state, the memory path with a small software TLB
@@ -284,9 +282,7 @@ export class Cpu {
   dcMru: Int32Array;
   dcMask: number;
   /** Write translations of pages that hold code (checked in the slow path only). */
-  private readonly wcTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
-  private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
-  private readonly wcPfn = new Float64Array(TLB_SIZE * 2);
+  readonly codeWrites = new CodePageWrites();
 
   // ---- Decoded-instruction cache (code-cache.ts) and the page executed from now. ----
   private readonly codeCache = new DecodedCodeCache();
@@ -592,7 +588,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint8(lo & 0xfff);
     }
-    return this.readSlow(lo, hi, 1);
+    return readSlow(this, lo, hi, 1);
   }
 
   read16(lo: number, hi: number): number {
@@ -604,7 +600,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint16(off, true);
     }
-    return this.readSlow(lo, hi, 2);
+    return readSlow(this, lo, hi, 2);
   }
 
   read32(lo: number, hi: number): number {
@@ -616,7 +612,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getInt32(off, true);
     }
-    return this.readSlow(lo, hi, 4);
+    return readSlow(this, lo, hi, 4);
   }
 
   /** Returns the low half; `vHi` holds the high half. */
@@ -632,9 +628,9 @@ export class Cpu {
       return v.getInt32(off, true);
     }
     // Slow path: translate both halves first so a fault leaves nothing half-done.
-    const l = this.readSlow(lo, hi, 4);
+    const l = readSlow(this, lo, hi, 4);
     const lo2 = (lo + 4) | 0;
-    const h = this.readSlow(lo2, lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
+    const h = readSlow(this, lo2, lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
     this.vHi = h;
     return l;
   }
@@ -648,7 +644,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setUint8(lo & 0xfff, v);
       return;
     }
-    this.writeSlow(lo, hi, 1, v);
+    writeSlow(this, lo, hi, 1, v);
   }
 
   write16(lo: number, hi: number, v: number): void {
@@ -661,7 +657,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setUint16(off, v, true);
       return;
     }
-    this.writeSlow(lo, hi, 2, v);
+    writeSlow(this, lo, hi, 2, v);
   }
 
   write32(lo: number, hi: number, v: number): void {
@@ -674,7 +670,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setInt32(off, v, true);
       return;
     }
-    this.writeSlow(lo, hi, 4, v);
+    writeSlow(this, lo, hi, 4, v);
   }
 
   write64(lo: number, hi: number, vlo: number, vhi: number): void {
@@ -698,11 +694,12 @@ export class Cpu {
       const next = ((lo | 0xfff) + 1) | 0;
       this.translate(next, next === 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
     }
-    this.writeSlow(lo, hi, 4, vlo);
-    this.writeSlow(lo2, hi2, 4, vhi);
+    writeSlow(this, lo, hi, 4, vlo);
+    writeSlow(this, lo2, hi2, 4, vhi);
   }
 
-  private userAccess(): number {
+  /** The ACC_USER bit for an access at the current privilege level. @internal */
+  userAccess(): number {
     return this.cpl === 3 ? ACC_USER : 0;
   }
 
@@ -782,95 +779,6 @@ export class Cpu {
     return this.vmxUnit.eptViolation(gpa, qual, glaLo, glaHi, false);
   }
 
-  private readSlow(lo: number, hi: number, size: number): number {
-    if (this.dbgData) dataAccess(this, lo, hi, size, false);
-    const off = lo & 0xfff;
-    if (off + size > PAGE_SIZE) {
-      // Page-crossing: byte by byte (each byte translated; rare), lowest first so that CR2 is
-      // where the fault begins (the access's start, or the first byte of the second page).
-      let v = 0;
-      for (let k = 0; k < size; k++) {
-        const a = (lo + k) | 0;
-        const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
-        v |= this.read8(a, h) << (8 * k);
-      }
-      return size === 2 ? v & 0xffff : v;
-    }
-    const pa = this.translate(lo, hi, this.userAccess());
-    const pfn = Math.floor(pa / PAGE_SIZE);
-    const ram = this.mem.isRam(pa);
-    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
-    const view = ram && !this.dbgData ? this.mem.page(pfn) : undefined;
-    if (view === undefined) {
-      const v = this.mem.read(pa, size as 1 | 2 | 4);
-      return size === 4 ? v | 0 : v;
-    }
-    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-    this.rTagLo[idx] = lo & ~0xfff;
-    this.rTagHi[idx] = hi;
-    this.rView[idx] = view;
-    this.rLine[idx] = pageLine(pfn);
-    this.counters.tlbFills++;
-    return size === 1 ? view.getUint8(off) : size === 2 ? view.getUint16(off, true) : view.getInt32(off, true);
-  }
-
-  private writeSlow(lo: number, hi: number, size: number, v: number): void {
-    const off = lo & 0xfff;
-    if (this.dbgData) dataAccess(this, lo, hi, size, true);
-    if (off + size <= PAGE_SIZE && !this.dbgData) {
-      const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-      if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
-        const pfn = this.wcPfn[idx];
-        this.dcache.touchDataAt(pfn * PAGE_SIZE + off);
-        this.storeToPage(this.mem.page(pfn) as DataView, pfn, off, size, v);
-        return;
-      }
-    }
-    if (off + size > PAGE_SIZE) {
-      // Probe every byte's page first so a fault on the second page writes nothing (CR2: the
-      // first byte of that page).
-      const a2 = ((lo | 0xfff) + 1) | 0;
-      this.translate(lo, hi, ACC_WRITE | this.userAccess());
-      this.translate(a2, a2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
-      for (let k = 0; k < size; k++) {
-        const a = (lo + k) | 0;
-        this.write8(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, v >>> (8 * k));
-      }
-      return;
-    }
-    const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
-    const pfn = Math.floor(pa / PAGE_SIZE);
-    const ram = this.mem.isRam(pa);
-    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
-    if (!ram || this.dbgData) {
-      this.mem.write(pa, size as 1 | 2 | 4, v);
-      return;
-    }
-    const view = this.mem.page(pfn) as DataView;
-    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-    // Pages holding code are never in the fast write TLB, so every store to them comes back
-    // here; they get a second-chance entry so such stores skip the walk.
-    if (this.mem.codePage[pfn] === 0) {
-      this.wTagLo[idx] = lo & ~0xfff;
-      this.wTagHi[idx] = hi;
-      this.wView[idx] = view;
-      this.wLine[idx] = pageLine(pfn);
-      this.counters.tlbFills++;
-    } else {
-      this.wcTagLo[idx] = lo & ~0xfff;
-      this.wcTagHi[idx] = hi;
-      this.wcPfn[idx] = pfn;
-    }
-    this.storeToPage(view, pfn, off, size, v);
-  }
-
-  private storeToPage(view: DataView, pfn: number, off: number, size: number, v: number): void {
-    this.mem.noteWrite(pfn, off, size); // self-modifying code: drop overlapping decoded instructions
-    if (size === 1) view.setUint8(off, v);
-    else if (size === 2) view.setUint16(off, v, true);
-    else view.setInt32(off, v, true);
-  }
-
   /** Read a byte of the instruction stream (decoder only; the loop uses the code cache). */
   fetchByte(lo: number, hi: number): number {
     const pa = this.translate(lo, hi, ACC_FETCH | this.userAccess());
@@ -901,7 +809,7 @@ export class Cpu {
   flushTlb(): void {
     this.rTagLo.fill(TLB_INVALID);
     this.wTagLo.fill(TLB_INVALID);
-    this.wcTagLo.fill(TLB_INVALID);
+    this.codeWrites.tagLo.fill(TLB_INVALID);
     this.curCodeLo = TLB_INVALID;
     this.counters.tlbFlushes++;
   }
@@ -912,7 +820,7 @@ export class Cpu {
       const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | (set * TLB_SIZE);
       this.rTagLo[idx] = TLB_INVALID;
       this.wTagLo[idx] = TLB_INVALID;
-      this.wcTagLo[idx] = TLB_INVALID;
+      this.codeWrites.tagLo[idx] = TLB_INVALID;
     }
     this.curCodeLo = TLB_INVALID;
   }
