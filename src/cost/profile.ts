@@ -3,9 +3,8 @@
  * bundled profiles are imported as modules, so the browser page's worker has them too; a profile
  * from a file is read by the CLI (profile-file.ts) and handed over as a parsed document.
  */
-import { Ajv } from "ajv";
 import { P, PRIMITIVES, type PrimitiveName } from "./primitives.js";
-import schema from "./profile-schema.json" with { type: "json" };
+import { validate as validateGenerated } from "./profile-validate.generated.js";
 import cascadelakeKvm from "./profiles/cascadelake-kvm.json" with { type: "json" };
 import epycKvm from "./profiles/epyc-kvm.json" with { type: "json" };
 
@@ -66,7 +65,11 @@ export function bundledProfiles(): string[] {
 /** A profile as the simulator takes it: a bundled profile's name, or a parsed profile document. */
 export type ProfileSpec = string | CostProfile;
 
-const validate = new Ajv({ allErrors: true }).compile<CostProfile>(schema);
+/** The schema (profile-schema.json) compiled ahead of time by Ajv (tools/gen-profile-validator.ts). */
+const validate = validateGenerated as unknown as {
+  (doc: unknown): doc is CostProfile;
+  errors?: { instancePath: string; message?: string }[] | null;
+};
 
 /** Validate a parsed profile: the schema, and exactly the declared primitives. */
 export function checkProfile(doc: unknown, origin: string): LoadedProfile {

@@ -1,7 +1,7 @@
 import { CostLedger } from "../cost/ledger.js";
 import { P, PRIMITIVES } from "../cost/primitives.js";
 import { MC } from "../mmu/counters.js";
-import { type DataCacheGeometry, DataCacheModel, type DataTouch, NoDataCache, pageLine } from "../mmu/data-cache.js";
+import { type DataCacheGeometry, DataCacheModel, type DataTouch, NoDataCache } from "../mmu/data-cache.js";
 import { Mmu, maxPhysAddrOf } from "../mmu/mmu.js";
 import { PAGE_SIZE, type PhysicalMemory } from "../mmu/phys.js";
 import {
@@ -19,7 +19,7 @@ import {
 } from "../mmu/walker.js";
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PCIDE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from "../x86/control.js";
 import { GP, PF_, SS_ } from "../x86/exceptions.js";
-import { AC, ARITH, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
+import { AC, CF, FIXED1, IF, OF, RF, SF, TF, ZF } from "../x86/flags.js";
 import { EXIT_INTERRUPT_WINDOW, EXIT_PREEMPTION_TIMER } from "../x86/vmx.js";
 import {
   CHARGE_PMH_NESTED_STEP,
@@ -31,14 +31,17 @@ import {
   CHARGE_WALK_REF,
   CPU_CHARGES,
 } from "./charges.js";
+import { type CodePage, DecodedCodeCache } from "./code-cache.js";
 import { CpuModel } from "./cpuid.js";
-import { DebugState, dataAccess, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
+import { DebugState, debugBoundary, debugFlagsLoaded, instructionBreakpoints } from "./debug.js";
 import { decode } from "./decoder.js";
-import { LF_ADC, LF_ADD, LF_DEC, LF_INC, LF_NONE, LF_RES, LF_SBB, LF_SUB, PARITY } from "./flags.js";
+import { LF_NONE, LF_RES } from "./flags.js";
 import { BASE_RIP, HIGH8_BASE, type Insn, NONE } from "./insn.js";
 import { deliverEvent } from "./interrupts.js";
 import { BlockJit } from "./jit/block-jit.js";
 import { type JitOptions, jitDefaults } from "./jit/options.js";
+import { lazyAF, lazyCF, lazyFlags, lazyOF, lazyPF, lazySF, lazyZF } from "./lazy-flags.js";
+import { CodePageWrites, readSlow, TLB_INVALID, TLB_SIZE, writeSlow } from "./memory-slow.js";
 import { checkNmi } from "./nmi.js";
 import { type InterruptController, type IoBus, NullIoBus } from "./ports.js";
 import { loadHostState } from "./vmx/host-state.js";
@@ -79,9 +82,6 @@ export interface MsrHandler {
 export interface VmxHooks {
   vmxInstruction(c: Cpu, i: Insn): void;
 }
-
-const TLB_SIZE = 256;
-const TLB_INVALID = 1; // a tag no page-aligned address can equal
 
 /**
  * The x86-64 processor core: architectural state, the memory path with a small software TLB
@@ -291,17 +291,15 @@ export class Cpu {
   dcMru: Int32Array;
   dcMask: number;
   /** Write translations of pages that hold code (checked in the slow path only). */
-  private readonly wcTagLo = new Int32Array(TLB_SIZE * 2).fill(TLB_INVALID);
-  private readonly wcTagHi = new Int32Array(TLB_SIZE * 2);
-  private readonly wcPfn = new Float64Array(TLB_SIZE * 2);
+  readonly codeWrites = new CodePageWrites();
 
-  // ---- Decoded-instruction cache: per physical page, per byte offset. ----
-  private readonly codeCache: ((Insn | undefined)[] | undefined)[] = [];
+  // ---- Decoded-instruction cache (code-cache.ts) and the page executed from now. ----
+  private readonly codeCache = new DecodedCodeCache();
   // Not private: the block compiler reads the current code page (its blocks live only while
   // curCodeLo still names their linear page). @internal
   curCodeLo = TLB_INVALID;
   curCodeHi = 0;
-  curCode: (Insn | undefined)[] = [];
+  curCode: CodePage = [];
   curCodePfn = -1;
 
   /** The block compiler (null: interpret only, `--no-jit`). */
@@ -601,7 +599,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint8(lo & 0xfff);
     }
-    return this.readSlow(lo, hi, 1);
+    return readSlow(this, lo, hi, 1);
   }
 
   read16(lo: number, hi: number): number {
@@ -613,7 +611,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getUint16(off, true);
     }
-    return this.readSlow(lo, hi, 2);
+    return readSlow(this, lo, hi, 2);
   }
 
   read32(lo: number, hi: number): number {
@@ -625,7 +623,7 @@ export class Cpu {
       if (this.dcMru[ln & this.dcMask] !== ln) this.dcache.touchData(ln);
       return (this.rView[idx] as DataView).getInt32(off, true);
     }
-    return this.readSlow(lo, hi, 4);
+    return readSlow(this, lo, hi, 4);
   }
 
   /** Returns the low half; `vHi` holds the high half. */
@@ -641,9 +639,9 @@ export class Cpu {
       return v.getInt32(off, true);
     }
     // Slow path: translate both halves first so a fault leaves nothing half-done.
-    const l = this.readSlow(lo, hi, 4);
+    const l = readSlow(this, lo, hi, 4);
     const lo2 = (lo + 4) | 0;
-    const h = this.readSlow(lo2, lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
+    const h = readSlow(this, lo2, lo2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
     this.vHi = h;
     return l;
   }
@@ -657,7 +655,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setUint8(lo & 0xfff, v);
       return;
     }
-    this.writeSlow(lo, hi, 1, v);
+    writeSlow(this, lo, hi, 1, v);
   }
 
   write16(lo: number, hi: number, v: number): void {
@@ -670,7 +668,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setUint16(off, v, true);
       return;
     }
-    this.writeSlow(lo, hi, 2, v);
+    writeSlow(this, lo, hi, 2, v);
   }
 
   write32(lo: number, hi: number, v: number): void {
@@ -683,7 +681,7 @@ export class Cpu {
       (this.wView[idx] as DataView).setInt32(off, v, true);
       return;
     }
-    this.writeSlow(lo, hi, 4, v);
+    writeSlow(this, lo, hi, 4, v);
   }
 
   write64(lo: number, hi: number, vlo: number, vhi: number): void {
@@ -707,11 +705,12 @@ export class Cpu {
       const next = ((lo | 0xfff) + 1) | 0;
       this.translate(next, next === 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
     }
-    this.writeSlow(lo, hi, 4, vlo);
-    this.writeSlow(lo2, hi2, 4, vhi);
+    writeSlow(this, lo, hi, 4, vlo);
+    writeSlow(this, lo2, hi2, 4, vhi);
   }
 
-  private userAccess(): number {
+  /** The ACC_USER bit for an access at the current privilege level. @internal */
+  userAccess(): number {
     return this.cpl === 3 ? ACC_USER : 0;
   }
 
@@ -796,95 +795,6 @@ export class Cpu {
     return this.vmxUnit.eptViolation(gpa, qual, glaLo, glaHi, false);
   }
 
-  private readSlow(lo: number, hi: number, size: number): number {
-    if (this.dbgData) dataAccess(this, lo, hi, size, false);
-    const off = lo & 0xfff;
-    if (off + size > PAGE_SIZE) {
-      // Page-crossing: byte by byte (each byte translated; rare), lowest first so that CR2 is
-      // where the fault begins (the access's start, or the first byte of the second page).
-      let v = 0;
-      for (let k = 0; k < size; k++) {
-        const a = (lo + k) | 0;
-        const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
-        v |= this.read8(a, h) << (8 * k);
-      }
-      return size === 2 ? v & 0xffff : v;
-    }
-    const pa = this.translate(lo, hi, this.userAccess());
-    const pfn = Math.floor(pa / PAGE_SIZE);
-    const ram = this.mem.isRam(pa);
-    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
-    const view = ram && !this.dbgData ? this.mem.page(pfn) : undefined;
-    if (view === undefined) {
-      const v = this.mem.read(pa, size as 1 | 2 | 4);
-      return size === 4 ? v | 0 : v;
-    }
-    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-    this.rTagLo[idx] = lo & ~0xfff;
-    this.rTagHi[idx] = hi;
-    this.rView[idx] = view;
-    this.rLine[idx] = pageLine(pfn);
-    this.counters.tlbFills++;
-    return size === 1 ? view.getUint8(off) : size === 2 ? view.getUint16(off, true) : view.getInt32(off, true);
-  }
-
-  private writeSlow(lo: number, hi: number, size: number, v: number): void {
-    const off = lo & 0xfff;
-    if (this.dbgData) dataAccess(this, lo, hi, size, true);
-    if (off + size <= PAGE_SIZE && !this.dbgData) {
-      const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-      if (this.wcTagLo[idx] === (lo & ~0xfff) && this.wcTagHi[idx] === hi) {
-        const pfn = this.wcPfn[idx];
-        this.dcache.touchDataAt(pfn * PAGE_SIZE + off);
-        this.storeToPage(this.mem.page(pfn) as DataView, pfn, off, size, v);
-        return;
-      }
-    }
-    if (off + size > PAGE_SIZE) {
-      // Probe every byte's page first so a fault on the second page writes nothing (CR2: the
-      // first byte of that page).
-      const a2 = ((lo | 0xfff) + 1) | 0;
-      this.translate(lo, hi, ACC_WRITE | this.userAccess());
-      this.translate(a2, a2 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, ACC_WRITE | this.userAccess());
-      for (let k = 0; k < size; k++) {
-        const a = (lo + k) | 0;
-        this.write8(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, v >>> (8 * k));
-      }
-      return;
-    }
-    const pa = this.translate(lo, hi, ACC_WRITE | this.userAccess());
-    const pfn = Math.floor(pa / PAGE_SIZE);
-    const ram = this.mem.isRam(pa);
-    if (ram) this.dcache.touchDataAt(pa); // device memory is uncached: not modelled
-    if (!ram || this.dbgData) {
-      this.mem.write(pa, size as 1 | 2 | 4, v);
-      return;
-    }
-    const view = this.mem.page(pfn) as DataView;
-    const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | this.tlbSet;
-    // Pages holding code are never in the fast write TLB, so every store to them comes back
-    // here; they get a second-chance entry so such stores skip the walk.
-    if (this.mem.codePage[pfn] === 0) {
-      this.wTagLo[idx] = lo & ~0xfff;
-      this.wTagHi[idx] = hi;
-      this.wView[idx] = view;
-      this.wLine[idx] = pageLine(pfn);
-      this.counters.tlbFills++;
-    } else {
-      this.wcTagLo[idx] = lo & ~0xfff;
-      this.wcTagHi[idx] = hi;
-      this.wcPfn[idx] = pfn;
-    }
-    this.storeToPage(view, pfn, off, size, v);
-  }
-
-  private storeToPage(view: DataView, pfn: number, off: number, size: number, v: number): void {
-    this.mem.noteWrite(pfn, off, size); // self-modifying code: drop overlapping decoded instructions
-    if (size === 1) view.setUint8(off, v);
-    else if (size === 2) view.setUint16(off, v, true);
-    else view.setInt32(off, v, true);
-  }
-
   /** Read a byte of the instruction stream (decoder only; the loop uses the code cache). */
   fetchByte(lo: number, hi: number): number {
     const pa = this.translate(lo, hi, ACC_FETCH | this.userAccess());
@@ -915,7 +825,7 @@ export class Cpu {
   flushTlb(): void {
     this.rTagLo.fill(TLB_INVALID);
     this.wTagLo.fill(TLB_INVALID);
-    this.wcTagLo.fill(TLB_INVALID);
+    this.codeWrites.tagLo.fill(TLB_INVALID);
     this.curCodeLo = TLB_INVALID;
     this.counters.tlbFlushes++;
   }
@@ -926,15 +836,14 @@ export class Cpu {
       const idx = (((lo >>> 12) ^ hi) & (TLB_SIZE - 1)) | (set * TLB_SIZE);
       this.rTagLo[idx] = TLB_INVALID;
       this.wTagLo[idx] = TLB_INVALID;
-      this.wcTagLo[idx] = TLB_INVALID;
+      this.codeWrites.tagLo[idx] = TLB_INVALID;
     }
     this.curCodeLo = TLB_INVALID;
   }
 
   /** Drop the decoded instructions of a physical page (and its predecessor: cross-page code). */
   invalidateCodePage(pfn: number): void {
-    this.codeCache[pfn] = undefined;
-    if (pfn > 0) this.codeCache[pfn - 1] = undefined;
+    this.codeCache.dropPage(pfn);
     if (this.curCodePfn === pfn || this.curCodePfn === pfn - 1) this.curCodeLo = TLB_INVALID;
     if (this.jit !== null) this.jit.invalidatePage(pfn);
     this.counters.smcInvalidations++;
@@ -942,7 +851,7 @@ export class Cpu {
 
   /** Drop every decoded instruction (mode switch: the same bytes decode differently). */
   flushCodeCache(): void {
-    this.codeCache.length = 0;
+    this.codeCache.clear();
     this.curCodeLo = TLB_INVALID;
     if (this.jit !== null) this.jit.flush();
   }
@@ -1045,113 +954,28 @@ export class Cpu {
     this.lfAux = cfOfAf;
   }
 
-  private signOf(lo: number, hi: number): number {
-    switch (this.lfSize) {
-      case 1:
-        return (lo >> 7) & 1;
-      case 2:
-        return (lo >> 15) & 1;
-      case 4:
-        return lo >>> 31;
-      default:
-        return hi >>> 31;
-    }
-  }
-
-  /** Unsigned a < b at the lazy size. */
-  private ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
-    if (this.lfSize === 8 && aHi !== bHi) return aHi >>> 0 < bHi >>> 0;
-    return aLo >>> 0 < bLo >>> 0;
-  }
-
+  // Reading the record back: lazy-flags.ts (thin methods here, inlined by V8).
   getCF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return this.flagsBase & CF;
-      case LF_ADD:
-        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ? 1 : 0;
-      case LF_ADC:
-        return this.ult(this.lfResLo, this.lfResHi, this.lfDstLo, this.lfDstHi) ||
-          (this.lfAux !== 0 && this.lfResLo === this.lfDstLo && this.lfResHi === this.lfDstHi)
-          ? 1
-          : 0;
-      case LF_SUB:
-        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ? 1 : 0;
-      case LF_SBB:
-        return this.ult(this.lfDstLo, this.lfDstHi, this.lfSrcLo, this.lfSrcHi) ||
-          (this.lfAux !== 0 && this.lfSrcLo === this.lfDstLo && this.lfSrcHi === this.lfDstHi)
-          ? 1
-          : 0;
-      case LF_INC:
-      case LF_DEC:
-        return this.lfAux & 1;
-      default:
-        return this.lfAux & CF;
-    }
+    return lazyCF(this);
   }
-
   getZF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 6) & 1;
-    if (this.lfSize === 8) return (this.lfResLo | this.lfResHi) === 0 ? 1 : 0;
-    return this.lfResLo === 0 ? 1 : 0;
+    return lazyZF(this);
   }
-
   getSF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 7) & 1;
-    return this.signOf(this.lfResLo, this.lfResHi);
+    return lazySF(this);
   }
-
   getPF(): number {
-    if (this.lfOp === LF_NONE) return (this.flagsBase >> 2) & 1;
-    return PARITY[this.lfResLo & 0xff] >> 2;
+    return lazyPF(this);
   }
-
   getAF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return (this.flagsBase >> 4) & 1;
-      case LF_RES:
-        return (this.lfAux >> 4) & 1;
-      default:
-        return ((this.lfResLo ^ this.lfDstLo ^ this.lfSrcLo) >> 4) & 1;
-    }
+    return lazyAF(this);
   }
-
   getOF(): number {
-    switch (this.lfOp) {
-      case LF_NONE:
-        return (this.flagsBase >> 11) & 1;
-      case LF_ADD:
-      case LF_ADC:
-      case LF_INC:
-        return this.signOf(
-          (this.lfDstLo ^ this.lfResLo) & (this.lfSrcLo ^ this.lfResLo),
-          (this.lfDstHi ^ this.lfResHi) & (this.lfSrcHi ^ this.lfResHi),
-        );
-      case LF_SUB:
-      case LF_SBB:
-      case LF_DEC:
-        return this.signOf(
-          (this.lfDstLo ^ this.lfSrcLo) & (this.lfDstLo ^ this.lfResLo),
-          (this.lfDstHi ^ this.lfSrcHi) & (this.lfDstHi ^ this.lfResHi),
-        );
-      default:
-        return (this.lfAux >> 11) & 1;
-    }
+    return lazyOF(this);
   }
-
   /** The full RFLAGS value (low 32 bits; the high half is reserved zero). */
   getFlags(): number {
-    if (this.lfOp === LF_NONE) return this.flagsBase;
-    return (
-      (this.flagsBase & ~ARITH) |
-      this.getCF() |
-      (this.getPF() << 2) |
-      (this.getAF() << 4) |
-      (this.getZF() << 6) |
-      (this.getSF() << 7) |
-      (this.getOF() << 11)
-    );
+    return lazyFlags(this);
   }
 
   /** Replace RFLAGS (callers apply privilege masks first). */
@@ -1174,33 +998,37 @@ export class Cpu {
     this.lfOp = LF_NONE;
   }
 
-  /** Evaluate condition code cc (0..15, as in Jcc/SETcc/CMOVcc). */
+  /**
+   * Evaluate condition code cc (0..15, as in Jcc/SETcc/CMOVcc). Kept here rather than in
+   * lazy-flags.ts: the interpreter's Jcc calls it for nearly every branch, and one more call level
+   * (the handler, this, a lazyCond, the flag) cost bench cpu --no-jit about 2%.
+   */
   cond(cc: number): boolean {
     let r: boolean;
     switch (cc >> 1) {
       case 0:
-        r = this.getOF() !== 0;
+        r = lazyOF(this) !== 0;
         break;
       case 1:
-        r = this.getCF() !== 0;
+        r = lazyCF(this) !== 0;
         break;
       case 2:
-        r = this.getZF() !== 0;
+        r = lazyZF(this) !== 0;
         break;
       case 3:
-        r = this.getCF() !== 0 || this.getZF() !== 0;
+        r = lazyCF(this) !== 0 || lazyZF(this) !== 0;
         break;
       case 4:
-        r = this.getSF() !== 0;
+        r = lazySF(this) !== 0;
         break;
       case 5:
-        r = this.getPF() !== 0;
+        r = lazyPF(this) !== 0;
         break;
       case 6:
-        r = this.getSF() !== this.getOF();
+        r = lazySF(this) !== lazyOF(this);
         break;
       default:
-        r = this.getZF() !== 0 || this.getSF() !== this.getOF();
+        r = lazyZF(this) !== 0 || lazySF(this) !== lazyOF(this);
         break;
     }
     return (cc & 1) === 0 ? r : !r;
@@ -1459,12 +1287,7 @@ export class Cpu {
       this.curCode = [];
       return;
     }
-    let arr = this.codeCache[pfn];
-    if (arr === undefined) {
-      arr = new Array(PAGE_SIZE);
-      this.codeCache[pfn] = arr;
-    }
-    this.curCode = arr;
+    this.curCode = this.codeCache.page(pfn);
     this.curCodePfn = pfn;
     this.curCodeLo = lo & ~0xfff;
     this.curCodeHi = hi;
