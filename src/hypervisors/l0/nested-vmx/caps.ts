@@ -64,10 +64,7 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
       // Locked with VMX outside SMX enabled, as a BIOS leaves it and KVM reports it.
       return [M.FEATURE_CONTROL_LOCKED | M.FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0];
     case MSR_IA32_VMX_BASIC:
-      return [
-        VMCS12_REVISION,
-        VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_INOUT | M.VMX_BASIC_TRUE_CTLS,
-      ];
+      return [VMCS12_REVISION, VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_TRUE_CTLS];
     case MSR.MSR_IA32_VMX_PINBASED_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
       return ctls(M.PIN_DEFAULT1, S.pin);
@@ -99,10 +96,16 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
     case MSR.MSR_IA32_VMX_EPT_VPID_CAP:
       return [
         M.EPT_CAP_PAGE_WALK_4 | M.EPT_CAP_WB | M.EPT_CAP_INVEPT | M.EPT_CAP_INVEPT_SINGLE | M.EPT_CAP_INVEPT_ALL,
-        M.VPID_CAP_INVVPID | M.VPID_CAP_INVVPID_SINGLE | M.VPID_CAP_INVVPID_ALL,
+        // Every INVVPID type, as KVM (VMX_VPID_EXTENT_SUPPORTED_MASK): each drops VPID02's entries.
+        M.VPID_CAP_INVVPID |
+          M.VPID_CAP_INVVPID_ADDRESS |
+          M.VPID_CAP_INVVPID_SINGLE |
+          M.VPID_CAP_INVVPID_ALL |
+          M.VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS,
       ];
     case MSR.MSR_IA32_VMX_VMFUNC:
-      return [0, 0];
+      // Exists only when "enable VM functions" may be 1 (SDM A.11): otherwise #GP, as the CPU.
+      return (S.proc2 & C.CPU2_ENABLE_VMFUNC) !== 0 ? [0, 0] : null;
     default:
       return null;
   }

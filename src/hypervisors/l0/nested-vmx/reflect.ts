@@ -16,8 +16,9 @@ import { EPT02_L1_MISCONFIG, EPT02_L1_VIOLATION, EPT02_MAPPED, type Ept02 } from
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
 import type { NestedVmxState } from "./state.js";
 
-/** Exits L1 always gets: instructions that exit unconditionally in VMX non-root operation (25.1.2). */
+/** Exits L1 always gets: a triple fault (25.2; KVM nested_vmx_l1_wants_exit) and the instructions that exit unconditionally in VMX non-root operation (25.1.2). */
 const ALWAYS = new Set([
+  V.EXIT_TRIPLE_FAULT,
   V.EXIT_CPUID,
   V.EXIT_GETSEC,
   V.EXIT_INVD,
