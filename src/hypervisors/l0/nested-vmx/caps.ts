@@ -95,7 +95,14 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
       return [VMCS_ENUM_MAX_INDEX << 1, 0];
     case MSR.MSR_IA32_VMX_EPT_VPID_CAP:
       return [
-        M.EPT_CAP_PAGE_WALK_4 | M.EPT_CAP_WB | M.EPT_CAP_INVEPT | M.EPT_CAP_INVEPT_SINGLE | M.EPT_CAP_INVEPT_ALL,
+        // Execute-only EPT12 entries: EPT02 copies EPT12's R/W/X bits, the processor runs them (KVM
+        // offers it when the hardware has it: VMX_EPT_EXECUTE_ONLY_BIT).
+        C.EPT_CAP_EXEC_ONLY |
+          M.EPT_CAP_PAGE_WALK_4 |
+          M.EPT_CAP_WB |
+          M.EPT_CAP_INVEPT |
+          M.EPT_CAP_INVEPT_SINGLE |
+          M.EPT_CAP_INVEPT_ALL,
         // Every INVVPID type, as KVM (VMX_VPID_EXTENT_SUPPORTED_MASK): each drops VPID02's entries.
         M.VPID_CAP_INVVPID |
           M.VPID_CAP_INVVPID_ADDRESS |
