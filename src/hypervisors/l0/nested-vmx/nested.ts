@@ -1,7 +1,8 @@
 /**
  * Nested entry and exit (KVM: nested_vmx_run → prepare_vmcs02 → L2 runs → nested_vmx_vmexit →
  * sync_vmcs02_to_vmcs12 + load_vmcs12_host_state). At L1's VMLAUNCH/VMRESUME L0 checks VMCS12's
- * controls against what it offers (VMfail 7) and its host state (VMfail 8), prepares VMCS02 —
+ * controls against what it offers (VMfail 7), its host state (VMfail 8) and its guest state (a
+ * VM-entry-failure exit to L1) in checks.ts, prepares VMCS02 —
  * VMCS12's guest state under L0's controls merged with L1's (L0's exception bitmap ∪ L1's, the
  * MSR bitmaps OR-ed, L0's EPT02 and VPID, L0's preemption timer through the run core) — and runs
  * L2 through L0's one run/exit core. When the reflect step (reflect.ts) hands an exit to L1, L0
