@@ -131,6 +131,15 @@ function entryFailure(x: VmxInsnContext, qualification: number): number {
   return HANDLED;
 }
 
+/** Exiting controls of VMCS12 that VMCS02 takes as they are (L0 does not use them itself); their exits are L1's. */
+const L1_EXITING =
+  C.CPU_CR3_LOAD_EXITING |
+  C.CPU_CR3_STORE_EXITING |
+  C.CPU_CR8_LOAD_EXITING |
+  C.CPU_CR8_STORE_EXITING |
+  C.CPU_INVLPG_EXITING |
+  C.CPU_RDTSC_EXITING;
+
 /** VMCS02 from VMCS12 and L0's needs (KVM prepare_vmcs02). */
 function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   const h = x.l0.host;
@@ -146,9 +155,10 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
       entry: (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER,
     });
     const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-    const extra =
-      proc12 & (C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING | C.CPU_CR8_LOAD_EXITING | C.CPU_CR8_STORE_EXITING);
+    const extra = proc12 & L1_EXITING;
     h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);
+    const proc2_12 = (proc12 & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+    h.vmwrite(V.VMCS_PROC_BASED_CONTROLS2, h.vmread(V.VMCS_PROC_BASED_CONTROLS2) | (proc2_12 & C.CPU2_WBINVD_EXITING));
     h.vmwrite(V.VMCS_CR3_TARGET_COUNT, 0);
     h.vmwrite(V.VMCS_PF_ERROR_CODE_MASK, 0);
     h.vmwrite(V.VMCS_PF_ERROR_CODE_MATCH, 0);

@@ -196,6 +196,12 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
       return timer12Expired(l0, l2) ? toL1(l2, reason) : NOT_REFLECTED;
     case V.EXIT_EXTERNAL_INTERRUPT:
       return NOT_REFLECTED;
+    case V.EXIT_INVLPG:
+    case V.EXIT_RDTSC:
+    case V.EXIT_RDTSCP:
+    case V.EXIT_WBINVD:
+      // VMCS02 has INVLPG, RDTSC and WBINVD exiting only when VMCS12 does (nested.ts): L1 asked.
+      return toL1(l2, reason);
     default:
       return l2.fail("error", reason, `exit reason ${reason} of a nested-VMX L2 is not handled`);
   }
