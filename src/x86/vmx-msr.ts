@@ -30,5 +30,7 @@ export const EPT_CAP_INVEPT = 1 << 20;
 export const EPT_CAP_INVEPT_SINGLE = 1 << 25;
 export const EPT_CAP_INVEPT_ALL = 1 << 26;
 export const VPID_CAP_INVVPID = 1 << (32 - 32);
+export const VPID_CAP_INVVPID_ADDRESS = 1 << (40 - 32);
 export const VPID_CAP_INVVPID_SINGLE = 1 << (41 - 32);
 export const VPID_CAP_INVVPID_ALL = 1 << (42 - 32);
+export const VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS = 1 << (43 - 32);

@@ -31,7 +31,7 @@ export const TABLE: [number, number | bigint][] = [
   [V.VMCS_LINK_POINTER, -1n],
   [V.VMCS_GUEST_CR0, 0x80000031],
   [V.VMCS_GUEST_CR3, L2_PML4],
-  [V.VMCS_GUEST_CR4, 0x20],
+  [V.VMCS_GUEST_CR4, 0x2020], // PAE + VMXE (IA32_VMX_CR4_FIXED0: 26.3.1.1)
   [V.VMCS_GUEST_IA32_EFER, 0x500],
   [V.VMCS_GUEST_CS_SELECTOR, 0x08],
   [V.VMCS_GUEST_CS_LIMIT, 0xffffffff],
@@ -57,6 +57,7 @@ export const TABLE: [number, number | bigint][] = [
   [V.VMCS_GUEST_RSP, 0x20000],
   [V.VMCS_GUEST_RFLAGS, 2],
   [V.VMCS_GUEST_DR7, 0x400],
+  [V.VMCS_HOST_TR_SELECTOR, 0x18], // not null (26.2.3); L1 runs no TSS-dependent code
 ];
 
 export const L2 = `

@@ -46,6 +46,8 @@ export interface NestedEngine {
    * it (IA32_FEATURE_CONTROL, the VMX capability MSRs): [low, high], or null for #GP.
    */
   readMsr?(l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null;
+  /** Whether vCPU `v`, which this engine offers VMX to, is in VMX operation (its VMCALL is then a VMX instruction). */
+  inVmxOperation?(v: GuestVcpu): boolean;
   /** A MOV to CR4 of `v` changing CR4.VMXE to `value`'s: false refuses it (#GP). */
   cr4Write?(v: GuestVcpu, value: number): boolean;
   /** A write by `v` to a page this engine tracks (the instruction has not retired). */

@@ -310,9 +310,14 @@ function externalInterrupt(l0: L0Hypervisor, v: GuestVcpu): number {
  * VMCALL: a hypercall number an engine claims goes to that engine; KVM implements no other
  * hypercall for this guest and answers -KVM_ENOSYS (1000) as KVM does.
  */
-function vmcall(l0: L0Hypervisor, v: GuestVcpu): number {
+function vmcall(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
   const h = l0.host;
   const engine = h.gprHi[RAX] === 0 ? l0.engines.forHypercall(h.gprLo[RAX] >>> 0) : null;
+  if (engine === null) {
+    // An L1 in VMX root operation: no hypercall of L0's, so the VMX instruction the SDM defines.
+    const vmx = l0.engines.forVmxInstructions(v);
+    if (vmx?.inVmxOperation?.(v) === true) return vmx.vmxInstruction(l0, v, V.EXIT_VMCALL, depth);
+  }
   l0.chargeHandler("l0.hypercall", "vmcall");
   if (engine !== null) {
     // Sets RAX (status) and RBX (result); false when it injected an exception instead (no retire).

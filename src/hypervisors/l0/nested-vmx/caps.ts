@@ -26,6 +26,8 @@ export const SUPPORTED = {
   proc:
     C.CPU_INTR_WINDOW_EXITING |
     C.CPU_HLT_EXITING |
+    C.CPU_INVLPG_EXITING |
+    C.CPU_RDTSC_EXITING |
     C.CPU_CR3_LOAD_EXITING |
     C.CPU_CR3_STORE_EXITING |
     C.CPU_CR8_LOAD_EXITING |
@@ -34,7 +36,7 @@ export const SUPPORTED = {
     C.CPU_USE_IO_BITMAPS |
     C.CPU_USE_MSR_BITMAPS |
     C.CPU_SECONDARY_CONTROLS,
-  proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID,
+  proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID | C.CPU2_WBINVD_EXITING,
   exit:
     C.EXIT_HOST_ADDR_SPACE_SIZE |
     C.EXIT_ACK_INTR_ON_EXIT |
@@ -64,10 +66,7 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
       // Locked with VMX outside SMX enabled, as a BIOS leaves it and KVM reports it.
       return [M.FEATURE_CONTROL_LOCKED | M.FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0];
     case MSR_IA32_VMX_BASIC:
-      return [
-        VMCS12_REVISION,
-        VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_INOUT | M.VMX_BASIC_TRUE_CTLS,
-      ];
+      return [VMCS12_REVISION, VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_TRUE_CTLS];
     case MSR.MSR_IA32_VMX_PINBASED_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
       return ctls(M.PIN_DEFAULT1, S.pin);
@@ -98,11 +97,24 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
       return [VMCS_ENUM_MAX_INDEX << 1, 0];
     case MSR.MSR_IA32_VMX_EPT_VPID_CAP:
       return [
-        M.EPT_CAP_PAGE_WALK_4 | M.EPT_CAP_WB | M.EPT_CAP_INVEPT | M.EPT_CAP_INVEPT_SINGLE | M.EPT_CAP_INVEPT_ALL,
-        M.VPID_CAP_INVVPID | M.VPID_CAP_INVVPID_SINGLE | M.VPID_CAP_INVVPID_ALL,
+        // Execute-only EPT12 entries: EPT02 copies EPT12's R/W/X bits, the processor runs them (KVM
+        // offers it when the hardware has it: VMX_EPT_EXECUTE_ONLY_BIT).
+        C.EPT_CAP_EXEC_ONLY |
+          M.EPT_CAP_PAGE_WALK_4 |
+          M.EPT_CAP_WB |
+          M.EPT_CAP_INVEPT |
+          M.EPT_CAP_INVEPT_SINGLE |
+          M.EPT_CAP_INVEPT_ALL,
+        // Every INVVPID type, as KVM (VMX_VPID_EXTENT_SUPPORTED_MASK): each drops VPID02's entries.
+        M.VPID_CAP_INVVPID |
+          M.VPID_CAP_INVVPID_ADDRESS |
+          M.VPID_CAP_INVVPID_SINGLE |
+          M.VPID_CAP_INVVPID_ALL |
+          M.VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS,
       ];
     case MSR.MSR_IA32_VMX_VMFUNC:
-      return [0, 0];
+      // Exists only when "enable VM functions" may be 1 (SDM A.11): otherwise #GP, as the CPU.
+      return (S.proc2 & C.CPU2_ENABLE_VMFUNC) !== 0 ? [0, 0] : null;
     default:
       return null;
   }

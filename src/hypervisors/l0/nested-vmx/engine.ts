@@ -44,6 +44,7 @@ const EMULATE: Record<number, Emulation> = {
   [V.EXIT_VMWRITE]: I.vmwrite,
   [V.EXIT_INVEPT]: I.invept,
   [V.EXIT_INVVPID]: I.invvpid,
+  [V.EXIT_VMCALL]: I.vmcallInRoot,
 };
 
 /** How L0 serves an L1's VMCS accesses (the nvmx stack variants). */
@@ -124,6 +125,11 @@ export class NestedVmxEngine implements NestedEngine {
   /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts. */
   readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
     return vmxMsr(index, cr4AllowedBy(v.cpuid));
+  }
+
+  /** Whether L1 vCPU `v` is in VMX operation (between its VMXON and VMXOFF). */
+  inVmxOperation(v: GuestVcpu): boolean {
+    return this.states.get(v)?.vmxon === true;
   }
 
   /** A MOV to CR4 that changes VMXE: clearing it in VMX operation is refused (#GP, SDM vol. 3C 23.8). */

@@ -8,11 +8,13 @@
 import { CR0_PE, CR4_VMXE } from "../../../x86/control.js";
 import { GP, UD } from "../../../x86/exceptions.js";
 import { AF, CF, OF, PF, SF, ZF } from "../../../x86/flags.js";
+import { MSR_IA32_VMX_EPT_VPID_CAP } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import type { L0Hypervisor } from "../l0.js";
 import { type GuestVcpu, HANDLED } from "../vcpu.js";
 import type { Vm } from "../vm.js";
-import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE } from "./caps.js";
+import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE, vmxMsr } from "./caps.js";
+import { eptpValid, isCanonical } from "./checks.js";
 import { infoIsReg, infoReg1, infoReg2, type OperandAccess } from "./operand.js";
 import { type NestedVmxState, NO_CURRENT_VMCS } from "./state.js";
 import { VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET } from "./vmcs12.js";
@@ -203,6 +205,18 @@ export function vmptrld(x: VmxInsnContext): number {
   return succeed(x);
 }
 
+/**
+ * VMCALL of an L1 in VMX root operation that names no hypercall L0 serves: as the CPU outside SMM
+ * without the dual-monitor treatment (vol. 2 "VMCALL"), VMfailInvalid with no current VMCS, else
+ * VMfailValid(1). KVM instead takes every such VMCALL as a hypercall (RAX = -ENOSYS); nestlab
+ * follows the SDM so that a VMX L1 sees the processor it was written for.
+ */
+export function vmcallInRoot(x: VmxInsnContext): number {
+  const p = permitted(x);
+  if (p >= 0) return p;
+  return fail(x, V.VMXERR_VMCALL_IN_ROOT);
+}
+
 /** VMPTRST (31.3): store the current-VMCS pointer (all ones when none) to the memory operand. */
 export function vmptrst(x: VmxInsnContext): number {
   const p = permitted(x);
@@ -265,38 +279,74 @@ export function vmwrite(x: VmxInsnContext): number {
   return succeed(x);
 }
 
-/** The INVEPT/INVVPID type (register 2) and descriptor (128-bit memory operand, low quadword). */
+/** The INVEPT/INVVPID type (register 2): -1 when bits 63:32 are set (no such type). */
 function invalidationType(x: VmxInsnContext, info: number): number {
   x.ops.readReg(infoReg2(info), enc);
   return enc[1] !== 0 ? -1 : enc[0] >>> 0;
 }
 
+/** The 128-bit INVEPT/INVVPID descriptor (memory operand) as four dwords; false when unmapped. */
+const desc = new Int32Array(4);
+function readDescriptor(x: VmxInsnContext, info: number): boolean {
+  const gpa = x.ops.address(info, 16, false);
+  if (gpa < 0) return false;
+  for (let i = 0; i < 4; i++) desc[i] = x.vm.memory.read32(gpa + 4 * i) | 0;
+  return true;
+}
+
+/** Whether the capability MSR's `half` offers invalidation type `type` at bit `shift + type`. */
+function typeOffered(type: number, half: number, shift: number): boolean {
+  const caps = vmxMsr(MSR_IA32_VMX_EPT_VPID_CAP, 0) as [number, number];
+  return type >= 0 && type < 4 && (caps[half] & (1 << (shift + type))) !== 0;
+}
+
 /**
- * INVEPT (31.3; KVM handle_invept): single-context (1) and all-context (2), as IA32_VMX_EPT_VPID_CAP
- * offers; EPT02 holds only translations of the one EPTP12 in use, so both drop it whole.
+ * INVEPT (vol. 2 "INVEPT"; KVM handle_invept): a type IA32_VMX_EPT_VPID_CAP does not offer
+ * (bits 25 single-context, 26 all-context) and a single-context descriptor whose EPTP is not one
+ * L1 could use are VMfail(28). EPT02 holds translations of one EPTP12 only: all-context drops it,
+ * single-context drops it when the descriptor names that EPT12.
  */
 export function invept(x: VmxInsnContext): number {
   const p = permitted(x);
   if (p >= 0) return p;
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   const type = invalidationType(x, info);
-  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
-  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVEPT");
-  if (x.s.ept02 !== null) {
-    x.s.ept02.zap();
+  if (!typeOffered(type, 0, 24)) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (!readDescriptor(x, info)) return unmapped(x, "INVEPT");
+  const eptp = (desc[1] >>> 0) * 4294967296 + (desc[0] >>> 0);
+  if (type === INV_SINGLE && !eptpValid(x, eptp)) return fail(x, V.VMXERR_INVALID_OPERAND);
+  const e = x.s.ept02;
+  const named = type === INV_ALL || eptp - (eptp % 4096) === x.s.eptp12 - (x.s.eptp12 % 4096);
+  if (e !== null && named) {
+    e.zap();
     x.l0.chargeFor(x.v, "nvmx.ept02_zap", "nvmx_ept02_zap");
   }
   return succeed(x);
 }
 
-/** INVVPID (31.3; KVM handle_invvpid): single-context (1) and all-context (2) drop L2's VPID02 entries. */
+/** INVEPT/INVVPID types (vol. 2 "INVVPID"; INVEPT uses 1 and 2). */
+const INV_ADDRESS = 0;
+const INV_SINGLE = 1;
+const INV_ALL = 2;
+
+/**
+ * INVVPID (vol. 2 "INVVPID"; KVM handle_invvpid): a type IA32_VMX_EPT_VPID_CAP does not offer
+ * (bits 40–43), descriptor bits 63:16 set, VPID 0 for any type but all-context, or a non-canonical
+ * linear address for the individual-address type are VMfail(28). Every L2 VPID12 runs under the
+ * one VPID02 of this L1 vCPU (KVM's vpid02), so each type drops VPID02's TLB entries (a superset
+ * of what was asked, which the SDM allows).
+ */
 export function invvpid(x: VmxInsnContext): number {
   const p = permitted(x);
   if (p >= 0) return p;
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   const type = invalidationType(x, info);
-  if (type !== 1 && type !== 2) return fail(x, V.VMXERR_INVALID_OPERAND);
-  if (x.ops.address(info, 16, false) < 0) return unmapped(x, "INVVPID");
+  if (!typeOffered(type, 1, 8)) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (!readDescriptor(x, info)) return unmapped(x, "INVVPID");
+  const vpid = desc[0] & 0xffff;
+  if ((desc[0] & 0xffff0000) !== 0 || desc[1] !== 0) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (type !== INV_ALL && vpid === 0) return fail(x, V.VMXERR_INVALID_OPERAND);
+  if (type === INV_ADDRESS && !isCanonical(desc[3])) return fail(x, V.VMXERR_INVALID_OPERAND);
   if (x.s.l2 !== null) x.l0.host.invalidateVpid(x.s.l2.vpid);
   return succeed(x);
 }

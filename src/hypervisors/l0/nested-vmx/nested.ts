@@ -1,7 +1,8 @@
 /**
  * Nested entry and exit (KVM: nested_vmx_run → prepare_vmcs02 → L2 runs → nested_vmx_vmexit →
  * sync_vmcs02_to_vmcs12 + load_vmcs12_host_state). At L1's VMLAUNCH/VMRESUME L0 checks VMCS12's
- * controls against what it offers (VMfail 7) and its host state (VMfail 8), prepares VMCS02 —
+ * controls against what it offers (VMfail 7), its host state (VMfail 8) and its guest state (a
+ * VM-entry-failure exit to L1) in checks.ts, prepares VMCS02 —
  * VMCS12's guest state under L0's controls merged with L1's (L0's exception bitmap ∪ L1's, the
  * MSR bitmaps OR-ed, L0's EPT02 and VPID, L0's preemption timer through the run core) — and runs
  * L2 through L0's one run/exit core. When the reflect step (reflect.ts) hands an exit to L1, L0
@@ -11,15 +12,13 @@
 
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
-import * as MSR from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
-import { entryEventFieldsValid } from "../../../x86/vmx-controls.js";
 import { runGuest } from "../core.js";
 import type { NestedEngine } from "../engine.js";
 import { L0_VM_VPID } from "../l0.js";
 import { HANDLED, type Vcpu, writeVcpuControls } from "../vcpu.js";
-import { CR0_FIXED0, vmxMsr } from "./caps.js";
+import { controlsValid, GUEST_STATE_OK, guestStateFailure, hostStateValid } from "./checks.js";
 import { Ept02 } from "./ept02.js";
 import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
 import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
@@ -43,85 +42,6 @@ const EXIT_INFO = FIELDS.filter(
 );
 
 const half = new Int32Array(2);
-
-/** A control word against its capability MSR (allowed-0 bits set, nothing beyond allowed-1). */
-function ctlOk(value: number, msr: number): boolean {
-  const [must, may] = vmxMsr(msr, 0) as [number, number];
-  return (value & must) === must && (value & ~may) === 0;
-}
-
-/** VMCS12 control checks (SDM vol. 3C, 26.2.1.1–26.2.1.3; KVM nested_check_vm_*_controls). */
-function controlsValid(x: VmxInsnContext): boolean {
-  const c = x.s.current;
-  const proc = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-  return (
-    ctlOk(c.get32(V.VMCS_PIN_BASED_CONTROLS), MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS) &&
-    ctlOk(proc, MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS) &&
-    ctlOk(
-      (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0,
-      MSR.MSR_IA32_VMX_PROCBASED_CTLS2,
-    ) &&
-    ctlOk(c.get32(V.VMCS_EXIT_CONTROLS), MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS) &&
-    ctlOk(c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS) &&
-    c.get32(V.VMCS_EXIT_MSR_STORE_COUNT) === 0 &&
-    c.get32(V.VMCS_EXIT_MSR_LOAD_COUNT) === 0 &&
-    c.get32(V.VMCS_ENTRY_MSR_LOAD_COUNT) === 0 &&
-    executionFieldsValid(x, proc) &&
-    entryEventFieldsValid(c.get32(V.VMCS_ENTRY_INTR_INFO), c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH))
-  );
-}
-
-/** L1's MAXPHYADDR (CPUID 0x80000008 of its VM). */
-const cpuidOut = new Int32Array(4);
-function physBits(x: VmxInsnContext): number {
-  x.vm.cpuid.query(0x80000008, 0, cpuidOut);
-  return cpuidOut[0] & 0xff || 36;
-}
-
-/** A 4 KiB-aligned VMCS12 address field within L1's MAXPHYADDR (26.2.1.1). */
-function pageAddressOk(x: VmxInsnContext, field: number): boolean {
-  const a = x.s.current.getNumber(field);
-  return a % 4096 === 0 && a < 2 ** physBits(x);
-}
-
-/**
- * The execution-control field checks beyond the control words (26.2.1.1; KVM
- * nested_check_vm_execution_controls): no CR3 targets (none offered), bitmap addresses,
- * virtual NMIs only with NMI exiting, a non-zero VPID, and an EPTP L0 can walk (WB, 4 levels,
- * reserved bits 11:7 clear: A/D flags are not offered).
- */
-function executionFieldsValid(x: VmxInsnContext, proc: number): boolean {
-  const c = x.s.current;
-  const pin = c.get32(V.VMCS_PIN_BASED_CONTROLS);
-  const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
-  if (c.get32(V.VMCS_CR3_TARGET_COUNT) !== 0) return false;
-  const io = (proc & C.CPU_USE_IO_BITMAPS) === 0;
-  if (!io && !(pageAddressOk(x, V.VMCS_IO_BITMAP_A) && pageAddressOk(x, V.VMCS_IO_BITMAP_B))) return false;
-  if ((proc & C.CPU_USE_MSR_BITMAPS) !== 0 && !pageAddressOk(x, V.VMCS_MSR_BITMAP)) return false;
-  if ((pin & C.PIN_VIRTUAL_NMIS) !== 0 && (pin & C.PIN_NMI_EXITING) === 0) return false;
-  if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && c.get32(V.VMCS_VPID) === 0) return false;
-  if ((proc2 & C.CPU2_ENABLE_EPT) === 0) return true;
-  const eptp = c.get32(V.VMCS_EPT_POINTER);
-  const base = c.getNumber(V.VMCS_EPT_POINTER) - (c.getNumber(V.VMCS_EPT_POINTER) % 4096);
-  return (eptp & 7) === C.EPTP_WB && (eptp & 0x38) === C.EPTP_WALK_4 && (eptp & 0xfc0) === 0 && base < 2 ** physBits(x);
-}
-
-/**
- * VMCS12 host-state checks (26.2.2, 26.2.4): CR0/CR4 fixed bits, host address-space size matching
- * L1's mode, and with "load IA32_EFER" a host EFER whose LMA and LME equal that size.
- */
-function hostStateValid(x: VmxInsnContext): boolean {
-  const c = x.s.current;
-  const cr0 = c.get32(V.VMCS_HOST_CR0);
-  const cr4 = c.get32(V.VMCS_HOST_CR4);
-  const exit = c.get32(V.VMCS_EXIT_CONTROLS);
-  const wide = (exit & C.EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
-  if ((exit & C.EXIT_LOAD_IA32_EFER) !== 0) {
-    const efer = c.get32(V.VMCS_HOST_IA32_EFER);
-    if (((efer & EFER_LMA) !== 0) !== wide || ((efer & EFER_LME) !== 0) !== wide) return false;
-  }
-  return (cr0 & CR0_FIXED0) === CR0_FIXED0 && (cr4 & CR4_VMXE) !== 0 && wide === x.ops.longMode();
-}
 
 /** The MSR bitmap VMCS02 uses: L0's intercepts OR L1's (all ones when L1 uses no bitmap). */
 function mergeMsrBitmap(x: VmxInsnContext, page: number): void {
@@ -152,6 +72,8 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   x.l0.chargeFor(x.v, "nvmx.entry_checks", "nvmx_entry_checks");
   if (!controlsValid(x)) return fail(x, V.VMXERR_ENTRY_INVALID_CONTROLS);
   if (!hostStateValid(x)) return fail(x, V.VMXERR_ENTRY_INVALID_HOST_STATE);
+  const guestFailure = guestStateFailure(x);
+  if (guestFailure !== GUEST_STATE_OK) return entryFailure(x, guestFailure);
   const proc2 =
     (c.get32(V.VMCS_PROC_BASED_CONTROLS) & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
   if ((proc2 & C.CPU2_ENABLE_EPT) === 0)
@@ -192,6 +114,32 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   return HANDLED;
 }
 
+/**
+ * A VMCS12 guest state L0's checks reject: L2 is not entered; L1 sees a VM exit with reason 33 and
+ * bit 31 set, the qualification 26.8 gives, its host state loaded and the launch state still clear
+ * (SDM vol. 3C 26.7–26.8; KVM nested_vmx_enter_non_root_mode → vmentry_fail_vmexit). As the CPU's
+ * own failed entry, only the exit reason and qualification are written.
+ */
+function entryFailure(x: VmxInsnContext, qualification: number): number {
+  const c = x.s.current;
+  const reason = V.EXIT_REASON_ENTRY_FAILURE | V.EXIT_INVALID_GUEST_STATE;
+  c.write(V.VMCS_EXIT_REASON, reason, 0);
+  c.write(V.VMCS_EXIT_QUALIFICATION, qualification, 0);
+  x.s.reflected.bump(x.v.vmcs.level + 1, reason & 0xffff);
+  x.s.shadow?.fromVmcs12(c, x.v);
+  loadHostState(x);
+  return HANDLED;
+}
+
+/** Exiting controls of VMCS12 that VMCS02 takes as they are (L0 does not use them itself); their exits are L1's. */
+const L1_EXITING =
+  C.CPU_CR3_LOAD_EXITING |
+  C.CPU_CR3_STORE_EXITING |
+  C.CPU_CR8_LOAD_EXITING |
+  C.CPU_CR8_STORE_EXITING |
+  C.CPU_INVLPG_EXITING |
+  C.CPU_RDTSC_EXITING;
+
 /** VMCS02 from VMCS12 and L0's needs (KVM prepare_vmcs02). */
 function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   const h = x.l0.host;
@@ -207,9 +155,10 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
       entry: (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER,
     });
     const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-    const extra =
-      proc12 & (C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING | C.CPU_CR8_LOAD_EXITING | C.CPU_CR8_STORE_EXITING);
+    const extra = proc12 & L1_EXITING;
     h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);
+    const proc2_12 = (proc12 & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+    h.vmwrite(V.VMCS_PROC_BASED_CONTROLS2, h.vmread(V.VMCS_PROC_BASED_CONTROLS2) | (proc2_12 & C.CPU2_WBINVD_EXITING));
     h.vmwrite(V.VMCS_CR3_TARGET_COUNT, 0);
     h.vmwrite(V.VMCS_PF_ERROR_CODE_MASK, 0);
     h.vmwrite(V.VMCS_PF_ERROR_CODE_MATCH, 0);
@@ -217,6 +166,8 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
       c.read(f, half);
       h.vmwrite(f, half[0], half[1]);
     }
+    // VMCS12's link pointer names an L1 page L0 checked; VMCS02 has none (KVM: INVALID_GPA).
+    h.vmwrite(V.VMCS_LINK_POINTER, -1, -1);
     if ((entry12 & C.ENTRY_LOAD_IA32_EFER) === 0) {
       // Without "load IA32_EFER", EFER.LMA/LME follow "IA-32e mode guest" (26.3.2.1).
       const ia32e = (entry12 & C.ENTRY_IA32E_MODE_GUEST) !== 0;
@@ -257,13 +208,14 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   h.leaveGuest();
   // VMCS02 is current: L2's state and the exit information into VMCS12.
   if (!entryFailed) {
+    // L2's CR4.VMXE lives in VMCS12 only (VMCS02's CR4 never carries it): keep it over the copy.
+    const vmxe12 = c.get32(V.VMCS_GUEST_CR4) & CR4_VMXE;
     for (const f of GUEST_FIELDS_SAVED) c.write(f, h.vmread(f), h.vmreadHigh(f));
     if ((c.get32(V.VMCS_EXIT_CONTROLS) & C.EXIT_SAVE_PREEMPTION_TIMER) !== 0) {
       const left = Math.max(0, l2.timer12Deadline - h.cycles()) / h.preemptionTimerCyclesPerTick;
       c.write(V.VMCS_PREEMPTION_TIMER_VALUE, Math.min(0xffffffff, Math.floor(left)) | 0, 0);
     }
-    const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
-    c.write(V.VMCS_GUEST_CR4, h.vmread(V.VMCS_GUEST_CR4) | (c.get32(V.VMCS_GUEST_CR4) & CR4_VMXE & ~mask12), 0);
+    c.write(V.VMCS_GUEST_CR4, h.vmread(V.VMCS_GUEST_CR4) | vmxe12, 0);
     for (const f of EXIT_INFO) c.write(f, h.vmread(f), h.vmreadHigh(f));
     if (x.s.reflectQualification >= 0) c.write(V.VMCS_EXIT_QUALIFICATION, x.s.reflectQualification, 0);
   } else for (const f of EXIT_INFO) c.write(f, 0, 0);

@@ -16,8 +16,9 @@ import { EPT02_L1_MISCONFIG, EPT02_L1_VIOLATION, EPT02_MAPPED, type Ept02 } from
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
 import type { NestedVmxState } from "./state.js";
 
-/** Exits L1 always gets: instructions that exit unconditionally in VMX non-root operation (25.1.2). */
+/** Exits L1 always gets: a triple fault (25.2; KVM nested_vmx_l1_wants_exit) and the instructions that exit unconditionally in VMX non-root operation (25.1.2). */
 const ALWAYS = new Set([
+  V.EXIT_TRIPLE_FAULT,
   V.EXIT_CPUID,
   V.EXIT_GETSEC,
   V.EXIT_INVD,
@@ -106,6 +107,23 @@ function crWanted(l0: L0Hypervisor, s: NestedVmxState, proc12: number): boolean 
   return true; // CLTS, LMSW: only L1's CR0 mask can make them exit
 }
 
+const EPT_READ = 1;
+const EPT_WRITE = 2;
+/** Exit-qualification bits 7 (linear address valid) and 8 (access to the translation, not to a paging-structure entry). */
+const QUAL_LINEAR_VALID = 0x80;
+const QUAL_LINEAR_TRANSLATED = 0x100;
+
+/**
+ * An EPT02 write to a guest paging-structure entry that EPT12 would see as a read: the processor
+ * treats its accesses to guest paging structures as writes only when the EPTP enables accessed
+ * and dirty flags (SDM vol. 3C, "Accessed and Dirty Flags for EPT"), which EPT02 may and EPTP12
+ * cannot (L0 does not offer them to L1).
+ */
+function paging12Read(qual: number, eptp12Lo: number): boolean {
+  const pagingEntry = (qual & (QUAL_LINEAR_VALID | QUAL_LINEAR_TRANSLATED)) === QUAL_LINEAR_VALID;
+  return pagingEntry && (qual & 7) === EPT_WRITE && (eptp12Lo & C.EPTP_AD_ENABLE) === 0;
+}
+
 /** An EPT violation of L2: an EPT02 miss EPT12 covers is L0's; anything else is L1's. */
 function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): number {
   const h = l0.host;
@@ -113,8 +131,17 @@ function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): numbe
   const gpa = h.vmreadNumber(V.VMCS_GUEST_PHYSICAL_ADDRESS);
   const qual = h.vmread(V.VMCS_EXIT_QUALIFICATION);
   const eptp = s.current.getNumber(V.VMCS_EPT_POINTER);
-  const r = ept02.miss((eptp % 4294967296) | 0, Math.floor(eptp / 4294967296), gpa, qual & 7);
+  const eptpLo = (eptp % 4294967296) | 0;
+  const eptpHi = Math.floor(eptp / 4294967296);
+  let r = ept02.miss(eptpLo, eptpHi, gpa, qual & 7);
   l0.chargeTableWalk("nvmx_ept12_walk", ept02.walker);
+  if (r === EPT02_L1_VIOLATION && paging12Read(qual, eptpLo)) {
+    // As L1's EPT sees it, the processor only read the guest paging-structure entry: walk EPT12
+    // for a read, and report that if it fails too.
+    const asRead = ept02.miss(eptpLo, eptpHi, gpa, EPT_READ);
+    l0.chargeTableWalk("nvmx_ept12_walk", ept02.walker);
+    if (asRead !== EPT02_MAPPED) r = asRead;
+  }
   if (r === EPT02_MAPPED) {
     const leaf = ept02.table.lookup(gpa - (gpa % 4096));
     if (leaf === null || (qual & 7 & ~leaf.perms) !== 0)
@@ -169,6 +196,12 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
       return timer12Expired(l0, l2) ? toL1(l2, reason) : NOT_REFLECTED;
     case V.EXIT_EXTERNAL_INTERRUPT:
       return NOT_REFLECTED;
+    case V.EXIT_INVLPG:
+    case V.EXIT_RDTSC:
+    case V.EXIT_RDTSCP:
+    case V.EXIT_WBINVD:
+      // VMCS02 has INVLPG, RDTSC and WBINVD exiting only when VMCS12 does (nested.ts): L1 asked.
+      return toL1(l2, reason);
     default:
       return l2.fail("error", reason, `exit reason ${reason} of a nested-VMX L2 is not handled`);
   }

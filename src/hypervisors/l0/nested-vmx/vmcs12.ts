@@ -194,6 +194,11 @@ export class Vmcs12Cache {
     return this.lo[SLOT.get(enc) as number];
   }
 
+  /** The high 32 bits of a 64-bit or natural-width field (0 for narrower ones). */
+  hi32(enc: number): number {
+    return this.hi[SLOT.get(enc) as number];
+  }
+
   /** A field L0 sets as a number (exact below 2^53). */
   setNumber(enc: number, v: number): void {
     const s = SLOT.get(enc) as number;
