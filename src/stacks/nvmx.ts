@@ -6,7 +6,10 @@
  *
  * - `nvmx`: every VMREAD/VMWRITE of L1 exits to L0;
  * - `nvmx-shadow`: L0 gives L1 a shadow VMCS (VMCS shadowing), so the shadowed fields' accesses
- *   run without an exit (nested-vmx/shadow.ts).
+ *   run without an exit (nested-vmx/shadow.ts);
+ * - `nvmx-evmcs`: L0 advertises Hyper-V's enlightened VMCS; L1 keeps its VMCS in plain memory
+ *   (loads and stores, no VMREAD/VMWRITE/VMPTRLD exits) and L0 copies only the groups L1 marked
+ *   dirty (nested-vmx/evmcs.ts, hyperv.ts).
  *
  * The L1 image is an option (`l1Image`, `--l1-image`): the default is the executed L1 hypervisor
  * `guests/images/l1hv.elf` (docs/l1hv.md) with its vmx back end; tests run assembly L1s and the
@@ -57,6 +60,13 @@ function nestedCounters(engine: NestedVmxEngine, totalExits: number): Record<str
   out["nvmx.ept02.leaves_dropped"] = s.ept02LeavesDropped;
   out["nvmx.ept12.tracked_writes"] = s.ept12TrackedWrites;
   out["nvmx.shadow.syncs"] = s.shadowSyncs;
+  if (engine.options.evmcs === true) {
+    out["nvmx.evmcs.maps"] = s.evmcs.maps;
+    out["nvmx.evmcs.fields_copied_in"] = s.evmcs.fieldsIn;
+    out["nvmx.evmcs.fields_skipped_clean"] = s.evmcs.fieldsSkipped;
+    out["nvmx.evmcs.fields_copied_out"] = s.evmcs.fieldsOut;
+    out["nvmx.evmcs.msr_bitmap_merges_skipped"] = s.evmcs.msrMergesSkipped;
+  }
   return out;
 }
 
@@ -131,4 +141,11 @@ export const nvmxShadowStack = makeStack({
   name: "nvmx-shadow",
   description: "as nvmx, with a shadow VMCS for L1 (VMCS shadowing: KVM's shadowed fields' VMREAD/VMWRITE do not exit)",
   engine: { shadowVmcs: true },
+});
+
+export const nvmxEvmcsStack = makeStack({
+  name: "nvmx-evmcs",
+  description:
+    "as nvmx, with Hyper-V's enlightened VMCS for L1 (a VMCS in plain memory with clean-field bits: no VMREAD/VMWRITE/VMPTRLD exits)",
+  engine: { shadowVmcs: false, evmcs: true },
 });

@@ -18,6 +18,8 @@ import type { L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { vmxMsr } from "./caps.js";
+import { EnlightenedVmcs, evmcsVmentry } from "./evmcs.js";
+import { filterCapsForEvmcs, HyperVMsrs, offerHyperVCpuid, readHyperVMsr, writeHyperVMsr } from "./hyperv.js";
 import * as I from "./instructions.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import { vmentry } from "./nested.js";
@@ -47,6 +49,8 @@ const EMULATE: Record<number, Emulation> = {
 export interface NestedVmxOptions {
   /** Give L1 a shadow VMCS (VMCS shadowing, shadow.ts): shadowed fields' VMREAD/VMWRITE do not exit. */
   shadowVmcs: boolean;
+  /** Offer Hyper-V's enlightened VMCS (evmcs.ts, hyperv.ts): L1 keeps its VMCS in plain memory. */
+  evmcs?: boolean;
 }
 
 /** The engine's counts over every L1 vCPU it serves (for a stack's report). */
@@ -62,6 +66,8 @@ export interface NestedVmxTotals {
   ept02LeavesDropped: number;
   ept12TrackedWrites: number;
   shadowSyncs: number;
+  /** nvmx-evmcs: eVMCS pages mapped, fields copied in (eVMCS → VMCS12) and skipped as clean, fields copied out, MSR-bitmap merges skipped. */
+  evmcs: { maps: number; fieldsIn: number; fieldsSkipped: number; fieldsOut: number; msrMergesSkipped: number };
 }
 
 export class NestedVmxEngine implements NestedEngine {
@@ -91,11 +97,19 @@ export class NestedVmxEngine implements NestedEngine {
       ept02LeavesDropped: 0,
       ept12TrackedWrites: 0,
       shadowSyncs: 0,
+      evmcs: { maps: 0, fieldsIn: 0, fieldsSkipped: 0, fieldsOut: 0, msrMergesSkipped: 0 },
     };
     for (const s of this.states.values()) {
       t.l2Exits += s.l2Exits;
       t.entries += s.entries;
       t.shadowSyncs += s.shadow?.syncs ?? 0;
+      if (s.evmcs !== null) {
+        t.evmcs.maps += s.evmcs.maps;
+        t.evmcs.fieldsIn += s.evmcs.fieldsIn;
+        t.evmcs.fieldsSkipped += s.evmcs.fieldsSkipped;
+        t.evmcs.fieldsOut += s.evmcs.fieldsOut;
+        t.evmcs.msrMergesSkipped += s.evmcs.msrMergesSkipped;
+      }
       for (const n of s.reflected.values()) t.reflected += n;
       for (const [kind, m] of [
         ["vmread", s.vmreadFields],
@@ -136,6 +150,7 @@ export class NestedVmxEngine implements NestedEngine {
     const l1 = new Int32Array(4);
     vm.cpuid.query(1, 0, l1);
     vm.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_VMX, l1[3]]);
+    if (this.options.evmcs === true) offerHyperVCpuid(vm);
     this.vms.add(vm);
     this.operands.set(vm, new OperandAccess(this.l0, vm));
   }
@@ -150,6 +165,10 @@ export class NestedVmxEngine implements NestedEngine {
     let s = this.states.get(v);
     if (s === undefined) {
       s = new NestedVmxState();
+      if (this.options.evmcs === true) {
+        s.hv = new HyperVMsrs();
+        s.evmcs = new EnlightenedVmcs();
+      }
       this.states.set(v, s);
     }
     return s;
@@ -159,9 +178,17 @@ export class NestedVmxEngine implements NestedEngine {
     return v.engine === null && v.l0vm !== null && this.vms.has(v.l0vm);
   }
 
-  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts. */
+  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts; with the eVMCS, Hyper-V's MSRs. */
   readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
-    return vmxMsr(index, cr4AllowedBy(v.cpuid));
+    const caps = vmxMsr(index, cr4AllowedBy(v.cpuid));
+    if (this.options.evmcs !== true) return caps;
+    return caps !== null ? filterCapsForEvmcs(index, caps) : readHyperVMsr(this.state(v).hv as HyperVMsrs, index);
+  }
+
+  /** Hyper-V's synthetic MSRs (hyperv.ts), with the eVMCS only. */
+  writeMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number, lo: number, hi: number): boolean {
+    if (this.options.evmcs !== true) return false;
+    return writeHyperVMsr(this.state(v).hv as HyperVMsrs, v.l0vm as Vm, index, lo, hi);
   }
 
   /** A MOV to CR4 that changes VMXE: clearing it in VMX operation is refused (#GP, SDM vol. 3C 23.8). */
@@ -171,9 +198,13 @@ export class NestedVmxEngine implements NestedEngine {
 
   vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
     const vm = v.l0vm as Vm;
+    const resume = reason === V.EXIT_VMRESUME;
+    const enter = (x: I.VmxInsnContext) => vmentry(x, this, resume);
     const emulate =
-      reason === V.EXIT_VMLAUNCH || reason === V.EXIT_VMRESUME
-        ? (x: I.VmxInsnContext) => vmentry(x, this, reason === V.EXIT_VMRESUME)
+      reason === V.EXIT_VMLAUNCH || resume
+        ? this.options.evmcs === true
+          ? (x: I.VmxInsnContext) => evmcsVmentry(x, resume, () => enter(x))
+          : enter
         : EMULATE[reason];
     l0.chargeFor(v, "nvmx.vmx_insn", `nvmx_${exitReasonName(reason)}`);
     if (emulate === undefined) {

@@ -196,7 +196,8 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
 function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   const h = x.l0.host;
   const c = x.s.current;
-  mergeMsrBitmap(x, x.s.msrBitmap02);
+  // nvmx-evmcs: with the enlightened MSR bitmap and its group clean, L1 vouches it is unchanged.
+  if (x.s.evmcs?.msrBitmapClean !== true) mergeMsrBitmap(x, x.s.msrBitmap02);
   h.withVmcs(l2.vmcs, () => {
     const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);
     writeVcpuControls(h, {
