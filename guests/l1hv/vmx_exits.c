@@ -236,12 +236,14 @@ static int handle_exception(struct l2_vcpu *v, struct l2_exit *e)
 }
 
 /* External interrupt (handle_external_interrupt_irqoff): VM_EXIT_INTR_INFO; L1 takes no device
- * interrupts of its own (its drivers poll), so this is counted and L2 resumed. */
+ * interrupts of its own (its drivers poll), so this is counted and L2 resumed — unless it is
+ * L1's own timer standing in for L2's under the eVMCS (vmx_evmcs.c). */
 static int handle_external_interrupt(struct l2_vcpu *v, struct l2_exit *e)
 {
-	(void)v;
-	(void)e;
-	(void)vmcs_read(VM_EXIT_INTR_INFO);
+	if (vmx_l1_timer_interrupt(v, (u32)vmcs_read(VM_EXIT_INTR_INFO))) {
+		e->kind = L2_EXIT_TIMER;
+		return 0;
+	}
 	return 1;
 }
 

@@ -38,6 +38,8 @@ interface Variant {
   name: string;
   description: string;
   engine: NestedVmxOptions;
+  /** l1hv's back end: `vmx-evmcs` is the vmx back end's build that uses the eVMCS when offered. */
+  backend: "vmx" | "vmx-evmcs";
 }
 
 /** The per-level exits and world switches of a nested-VMX run, as counters. */
@@ -103,7 +105,7 @@ function makeStack(variant: Variant): Stack {
       engine.enable(vm);
       const vcpu = l0.createVcpu(vm);
       const cmdline =
-        opts.l1Cmdline ?? l1Cmdline("vmx", opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
+        opts.l1Cmdline ?? l1Cmdline(variant.backend, opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
       loadBootState(l0, vcpu, loadImage("direct64", l1Image, cmdline, l1Memory).state);
       vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
       const t0 = performance.now();
@@ -135,12 +137,14 @@ export const nvmxStack = makeStack({
   description:
     "the guest kernel as an L2 run by an executed L1 hypervisor on L0's nested VMX (every VMREAD/VMWRITE exits)",
   engine: { shadowVmcs: false },
+  backend: "vmx",
 });
 
 export const nvmxShadowStack = makeStack({
   name: "nvmx-shadow",
   description: "as nvmx, with a shadow VMCS for L1 (VMCS shadowing: KVM's shadowed fields' VMREAD/VMWRITE do not exit)",
   engine: { shadowVmcs: true },
+  backend: "vmx",
 });
 
 export const nvmxEvmcsStack = makeStack({
@@ -148,4 +152,5 @@ export const nvmxEvmcsStack = makeStack({
   description:
     "as nvmx, with Hyper-V's enlightened VMCS for L1 (a VMCS in plain memory with clean-field bits: no VMREAD/VMWRITE/VMPTRLD exits)",
   engine: { shadowVmcs: false, evmcs: true },
+  backend: "vmx-evmcs",
 });

@@ -79,7 +79,7 @@ export class EnlightenedVmcs {
   }
 
   /** eVMCS → VMCS12, dirty groups only (KVM copy_enlightened_to_vmcs12). */
-  toVmcs12(l0: L0Hypervisor, v: GuestVcpu, mem: GuestMemory, c: Vmcs12Cache): void {
+  toVmcs12(l0: L0Hypervisor, mem: GuestMemory, c: Vmcs12Cache): void {
     const clean = this.fullCopy ? 0 : mem.read32(this.gpa + H.EVMCS_HV_CLEAN_FIELDS) & H.CLEAN_ALL;
     const page = mem.readBytes(this.gpa, 4096);
     const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
@@ -151,7 +151,7 @@ export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => nu
     releaseCurrent(x);
     if (!e.map(x.l0, x.v, mem, gpa, s.current)) return failInvalid(x);
   }
-  e.toVmcs12(x.l0, x.v, mem, s.current);
+  e.toVmcs12(x.l0, mem, s.current);
   // The eVMCS has no launch state: L0 takes VMLAUNCH/VMRESUME at its word (KVM: launch_state = !launch).
   s.current.launched = resume;
   const entries = s.entries;
