@@ -23,6 +23,7 @@ import { CR0_FIXED0, vmxMsr } from "./caps.js";
 import { Ept02 } from "./ept02.js";
 import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
 import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
+import { interruptPendingAtEntry } from "./reflect.js";
 import { FIELDS } from "./vmcs12.js";
 
 /** L0's own exception intercepts for every vCPU it runs (as createVcpu: #UD, #MC). */
@@ -182,6 +183,8 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
   h.load(l2.vmcs);
   l2.reflectReason = -1;
+  // An interrupt L1 already has pending exits to L1 at once (runGuest then does not enter L2).
+  interruptPendingAtEntry(x.l0, l2, s);
   const r = runGuest(x.l0, l2, Math.max(1, l1.budget));
   if (r === RUN_L1_STOPPED || r !== RUN_REFLECT) {
     h.leaveGuest();
