@@ -17,10 +17,8 @@
 import * as H from "../../../x86/hyperv.js";
 import * as V from "../../../x86/vmx.js";
 import type { L0Hypervisor } from "../l0.js";
-import { type GuestVcpu, HANDLED } from "../vcpu.js";
+import type { GuestVcpu } from "../vcpu.js";
 import type { GuestMemory } from "../vm.js";
-import type { HyperVMsrs } from "./hyperv.js";
-import { failInvalid, permitted, releaseCurrent, type VmxInsnContext } from "./instructions.js";
 import type { Vmcs12Cache } from "./vmcs12.js";
 
 /** Fields L0 writes back to the eVMCS after a reflected exit: guest state and exit information. */
@@ -128,35 +126,4 @@ export class EnlightenedVmcs {
 export function enlightenedVmentry(mem: GuestMemory, vpAssist: number): number {
   if (vpAssist < 0 || mem.read32(vpAssist + H.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) === 0) return -1;
   return mem.read64(vpAssist + H.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
-}
-
-/**
- * L1's VMLAUNCH/VMRESUME when L0 offers the eVMCS (KVM nested_vmx_run): after the permission
- * checks, the eVMCS the VP assist page names becomes current (a VMCS12 current before is written
- * back first) and its dirty groups go into VMCS12; `enter` then runs the nested entry from VMCS12.
- * Without enlighten_vmentry the plain VMCS path runs unchanged.
- */
-export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => number): number {
-  const p = permitted(x);
-  if (p >= 0) return p;
-  const s = x.s;
-  const e = s.evmcs as EnlightenedVmcs;
-  const mem = x.vm.memory;
-  const gpa = enlightenedVmentry(mem, (s.hv as HyperVMsrs).vpAssistGpa);
-  if (gpa < 0) {
-    if (e.gpa >= 0) releaseCurrent(x);
-    return enter();
-  }
-  if (gpa !== e.gpa) {
-    releaseCurrent(x);
-    if (!e.map(x.l0, x.v, mem, gpa, s.current)) return failInvalid(x);
-  }
-  e.toVmcs12(x.l0, mem, s.current);
-  // The eVMCS has no launch state: L0 takes VMLAUNCH/VMRESUME at its word (KVM: launch_state = !launch).
-  s.current.launched = resume;
-  const entries = s.entries;
-  const r = enter();
-  if (s.entries > entries) e.markClean(mem);
-  if (r === HANDLED) e.fromVmcs12(x.l0, mem, s.current, s.entries > entries);
-  return r;
 }
