@@ -3,7 +3,7 @@
  * HV_VMX_ENLIGHTENED_VMCS; "Virtual Processor Assist Page") lays them out; field order and
  * padding follow the TLFS type definition (also Linux's struct hv_enlightened_vmcs in
  * arch/x86/include/asm/hyperv-tlfs.h). Own transcription. nestlab's L0 reads the same offsets
- * (src/x86/hyperv.ts).
+ * (src/hypervisors/l0/nested-vmx/evmcs-layout.ts, src/x86/hyperv.ts).
  */
 #ifndef L1_EVMCS_H
 #define L1_EVMCS_H

@@ -11,6 +11,7 @@ import { Cpu } from "../../src/cpu/cpu.js";
 import { VmxHost } from "../../src/cpu/vmx/host.js";
 import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { EnlightenedVmcs, enlightenedVmentry, isClean } from "../../src/hypervisors/l0/nested-vmx/evmcs.js";
+import { EVMCS_FIELDS } from "../../src/hypervisors/l0/nested-vmx/evmcs-layout.js";
 import { NestedVmxEngine } from "../../src/hypervisors/l0/nested-vmx/index.js";
 import { Vmcs12Cache } from "../../src/hypervisors/l0/nested-vmx/vmcs12.js";
 import { DEFAULT_TUNABLES } from "../../src/machine/tunables.js";
@@ -36,7 +37,7 @@ function bed(evmcs = true) {
   return { l0, vm, vcpu, engine };
 }
 
-const offset = (field: number) => (H.EVMCS_FIELDS.find(([f]) => f === field) as readonly number[])[1];
+const offset = (field: number) => (EVMCS_FIELDS.find(([f]) => f === field) as readonly number[])[1];
 
 describe("nvmx-evmcs: what L0 advertises", () => {
   it("CPUID 0x40000000–0x4000000A: Microsoft Hv, Hv#1, the VP assist privilege, eVMCS recommended, version 1 and the MSR bitmap", () => {
@@ -141,7 +142,7 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     expect(c.getNumber(V.VMCS_GUEST_RIP)).toBe(0x2000);
     expect(c.get32(V.VMCS_PROC_BASED_CONTROLS)).toBe(0x80);
     expect(c.get32(V.VMCS_GUEST_CS_SELECTOR)).toBe(0x10);
-    expect([e.fieldsIn, e.fieldsSkipped]).toEqual([H.EVMCS_FIELDS.length, 0]);
+    expect([e.fieldsIn, e.fieldsSkipped]).toEqual([EVMCS_FIELDS.length, 0]);
   });
 
   it("a change in a clean group is not seen; clearing the group's bit makes it seen; GUEST_RIP (no group) always is", () => {
@@ -156,18 +157,18 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     expect(c.getNumber(V.VMCS_GUEST_CR3)).toBe(0x1000);
     expect(c.getNumber(V.VMCS_GUEST_RIP)).toBe(0x6000);
     // The fields without a group: GUEST_RIP, TPR threshold and the exit information are copied.
-    const always = H.EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_NONE).length;
-    expect(e.fieldsIn).toBe(H.EVMCS_FIELDS.length + always);
+    const always = EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_NONE).length;
+    expect(e.fieldsIn).toBe(EVMCS_FIELDS.length + always);
     // Now L1 clears CRDR's bit (as its vmcs_write does): the group is copied, the rest skipped.
     mem.write32(EVMCS + H.EVMCS_HV_CLEAN_FIELDS, 0xffff & ~H.CLEAN_CRDR);
     e.toVmcs12(l0, mem, c);
     expect(c.getNumber(V.VMCS_GUEST_CR3)).toBe(0x5000);
-    const crdr = H.EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_CRDR).length;
+    const crdr = EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_CRDR).length;
     expect(crdr).toBe(8);
     // ... and the fields without a TLFS group (KVM: ALL), dirty as soon as any bit is clear.
-    const all = H.EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_ALL).length;
+    const all = EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_ALL).length;
     expect(all).toBe(6);
-    expect(e.fieldsIn).toBe(H.EVMCS_FIELDS.length + 2 * always + crdr + all);
+    expect(e.fieldsIn).toBe(EVMCS_FIELDS.length + 2 * always + crdr + all);
   });
 
   it("fields the TLFS gives no group (KVM: ALL) are clean only when every bit is", () => {

@@ -4,7 +4,7 @@
  * copy_vmcs12_to_enlightened in arch/x86/kvm/vmx/nested.c and hyperv.c, own code).
  *
  * An L1 that set `enlighten_vmentry` in its VP assist page keeps its VMCS in plain memory at
- * `current_nested_vmcs` (layout: x86/hyperv.ts EVMCS_FIELDS) and writes it with ordinary stores:
+ * `current_nested_vmcs` (layout: evmcs-layout.ts, constants x86/hyperv.ts) and writes it with ordinary stores:
  * no VMPTRLD, VMREAD or VMWRITE exits. At its VMLAUNCH/VMRESUME L0 maps that page (a new one is
  * copied whole, KVM's "force full copy"), copies into VMCS12 every field whose clean-field group
  * L1 left dirty (hv_clean_fields bit clear) and skips the clean ones, then runs the usual nested
@@ -19,14 +19,15 @@ import * as V from "../../../x86/vmx.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { GuestMemory } from "../vm.js";
+import { EVMCS_FIELDS } from "./evmcs-layout.js";
 import type { Vmcs12Cache } from "./vmcs12.js";
 
 /** Fields L0 writes back to the eVMCS after a reflected exit: guest state and exit information. */
-const TO_EVMCS = H.EVMCS_FIELDS.filter(([f]) => {
+const TO_EVMCS = EVMCS_FIELDS.filter(([f]) => {
   const t = V.vmcsFieldType(f);
   return t === 1 || t === 2 || f === V.VMCS_ENTRY_INTR_INFO;
 });
-const ERROR_FIELD = H.EVMCS_FIELDS.filter(([f]) => f === V.VMCS_VM_INSTRUCTION_ERROR);
+const ERROR_FIELD = EVMCS_FIELDS.filter(([f]) => f === V.VMCS_VM_INSTRUCTION_ERROR);
 
 const half = new Int32Array(2);
 
@@ -82,7 +83,7 @@ export class EnlightenedVmcs {
     const page = mem.readBytes(this.gpa, 4096);
     const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
     let copied = 0;
-    for (const [field, offset, size, group] of H.EVMCS_FIELDS) {
+    for (const [field, offset, size, group] of EVMCS_FIELDS) {
       if (isClean(group, clean)) {
         this.fieldsSkipped++;
         continue;
