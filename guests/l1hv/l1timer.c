@@ -58,6 +58,15 @@ void l1_timer_interrupt(void)
 	program(now);
 }
 
+/* A wake-up at `tsc` (0: none) while L2 runs: with the eVMCS, which has no VMX-preemption timer,
+ * L2's timer deadline rides on this one-shot timer (vmx_evmcs.c); it fires as an external-interrupt
+ * exit whose handler (above) runs, and then L1 finds L2's deadline due. */
+void l1_timer_wake_at(u64 tsc)
+{
+	wake_at = tsc;
+	program(rdtsc());
+}
+
 /* Idle until the TSC reaches `tsc`: the timer armed for it, then STI; HLT (the STI shadow makes
  * the pair atomic: no wake-up lost), woken by L1's own timer interrupt. Called with IF = 0. */
 void l1_idle_until(u64 tsc)

@@ -19,6 +19,7 @@ static char cmdline[512];
 extern char __kernel_end[];
 
 void l1_cpu_init(void);
+extern const struct l1_backend vmx_evmcs_backend;
 int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, const char *l2_cmdline, int eager);
 
 /* The value of `key=` among the words before " -- ", copied into `out`; 0 if absent. */
@@ -88,7 +89,10 @@ void kmain(u64 bi_pa)
 			panic("l1hv: backend=npv, but this image was built without npv.c");
 		be = &npv_backend;
 	} else if (opt("backend", v, sizeof(v)) && strncmp(v, "vmx", 4)) {
-		panic("l1hv: unknown backend=%s (vmx or npv)", v);
+		/* vmx-evmcs: vmx.c built with -DVMX_EVMCS (vmx_variant.h); the plain path is unchanged */
+		if (strncmp(v, vmx_evmcs_backend.name, 10))
+			panic("l1hv: unknown backend=%s (vmx or npv)", v);
+		be = &vmx_evmcs_backend;
 	}
 	if (!opt("l2image", v, sizeof(v)))
 		panic("l1hv: no l2image=ADDR,LEN on the command line");

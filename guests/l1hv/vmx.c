@@ -10,11 +10,13 @@
 #include "lib.h"
 #include "mm.h"
 #include "x86.h"
+#include "vmx_variant.h"
 
 #define CR4_VMXE (1ul << 13)
 #define RFLAGS_IF (1ul << 9)
 
-/* ---- VMREAD/VMWRITE: the default VMCS accessors ---- */
+/* ---- VMREAD/VMWRITE: the default VMCS accessors (one copy, in the plain build) ---- */
+#ifndef VMX_EVMCS
 static u64 insn_vmread(u32 field)
 {
 	u64 v;
@@ -28,6 +30,7 @@ static void insn_vmwrite(u32 field, u64 value)
 static const struct vmcs_ops insn_ops = { insn_vmread, insn_vmwrite };
 const struct vmcs_ops *vmcs_ops = &insn_ops;
 u64 vmcs_accesses;
+#endif
 
 /* A VMX instruction with a 64-bit memory operand; returns RFLAGS.CF|ZF (0 = VMsucceed). */
 #define VMX_MEM_OP(name, insn)                                                              \
@@ -71,7 +74,7 @@ static int vmx_init(void)
 	preemption_shift = rdmsr(MSR_IA32_VMX_MISC) & 31;  /* TSC bits per timer tick */
 	u64 region = pmm_alloc();
 	*(u32 *)P2V(region) = (u32)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	return vmxon(region) ? -3 : 0;
+	return VMX_AFTER_VMXON(vmxon(region) ? -3 : 0);
 }
 
 static int vmx_vm_create(struct l2_vm *vm)
@@ -149,7 +152,7 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 	v->priv = x;
 	x->vmcs_pa = pmm_alloc();
 	*(u32 *)P2V(x->vmcs_pa) = (u32)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	if (vmclear(x->vmcs_pa) || vmptrld(x->vmcs_pa))
+	if (vmclear(x->vmcs_pa) || VMX_LOAD_VMCS(x->vmcs_pa))
 		return -1;
 	x->msr_bitmap_pa = pmm_alloc();
 	u8 *bm = P2V(x->msr_bitmap_pa);
@@ -163,7 +166,7 @@ static int vmx_vcpu_create(struct l2_vm *vm, struct l2_vcpu *v)
 
 	/* Execution controls as KVM's vmx_exec_control / pin / secondary setup: HLT and all port
 	 * I/O exit, MSRs through the bitmap, EPT + VPID, the preemption timer for L2's LAPIC timer. */
-	x->pin = adjust_controls(PIN_EXT_INTR_EXITING | PIN_PREEMPTION_TIMER, MSR_IA32_VMX_TRUE_PINBASED);
+	x->pin = adjust_controls(PIN_EXT_INTR_EXITING | VMX_PIN_TIMER, MSR_IA32_VMX_TRUE_PINBASED);
 	x->proc = adjust_controls(CPU_HLT_EXITING | CPU_UNCOND_IO_EXITING | CPU_USE_MSR_BITMAPS | CPU_SECONDARY,
 				  MSR_IA32_VMX_TRUE_PROCBASED);
 	/* CR3 load/store exiting are default1 bits the TRUE MSR lets us clear (EPT guests own CR3). */
@@ -231,6 +234,7 @@ static int vmx_set_msrs(struct l2_vcpu *v, const struct l2_msr_policy *p, u32 n)
 	for (u32 i = 0; i < n; i++)
 		if (p[i].action == L2_MSR_PASS)
 			msr_bitmap_allow(bm, p[i].index);
+	VMX_MSR_BITMAP_CHANGED();
 	return 0;
 }
 
@@ -403,7 +407,9 @@ static int vmx_run(struct l2_vcpu *v, struct l2_exit *e)
 			vmcs_write(GUEST_RIP, x->rip);
 		x->rip_avail = x->rip_dirty = 0;
 		/* L2's LAPIC timer through the VMX-preemption timer (KVM's vmx_update_hv_timer). */
-		if (v->deadline) {
+		if (VMX_ARM_TIMER(v)) {
+			/* vmx-evmcs: on L1's own LAPIC timer instead (the eVMCS has no timer value) */
+		} else if (v->deadline) {
 			u64 now = rdtsc();
 			u64 shift = preemption_shift;
 			u64 ticks = v->deadline > now ? ((v->deadline - now) >> shift) : 0;
@@ -443,7 +449,7 @@ static int vmx_run(struct l2_vcpu *v, struct l2_exit *e)
 }
 
 const struct l1_backend vmx_backend = {
-	.name = "vmx",
+	.name = VMX_BACKEND_NAME,
 	.init = vmx_init,
 	.vm_create = vmx_vm_create,
 	.set_memslot = vmx_set_memslot,

@@ -57,4 +57,6 @@ void vmx_skip_instruction(struct vmx_vcpu *x);
 void vmx_queue_exception(u8 vector, int has_error, u32 error);
 int vmx_map_gpa(struct l2_vcpu *v, u64 gpa);       /* 0 mapped RAM; 1 not RAM */
 int vmx_emulate_mmio(struct l2_vcpu *v, u64 gpa, struct l2_exit *e);
+/* vmx-evmcs (vmx_evmcs.c): an external-interrupt exit that is L1's timer for L2; 1 = L2's timer is due */
+int vmx_l1_timer_interrupt(struct l2_vcpu *v, u32 intr_info);
 #endif

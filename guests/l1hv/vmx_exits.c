@@ -291,10 +291,14 @@ static int handle_exception(struct l2_vcpu *v, struct l2_exit *e)
  * with IF = 0, through a frame built as the CPU would (vmx_do_interrupt_irqoff); L2 resumes. */
 static int handle_external_interrupt(struct l2_vcpu *v, struct l2_exit *e)
 {
-	(void)v;
 	u32 info = (u32)vmcs_read(VM_EXIT_INTR_INFO);
 	if ((info & INTR_INFO_VALID) && (info & INTR_INFO_TYPE_MASK) == INTR_TYPE_EXT_INTR) {
 		l1_dispatch_irq(l1_idt_handler((u8)info));
+		/* eVMCS: L2's timer rides on L1's (vmx_evmcs.c) */
+		if (vmx_l1_timer_interrupt(v, info)) {
+			e->kind = L2_EXIT_TIMER;
+			return 0;
+		}
 		return 1;
 	}
 	e->kind = L2_EXIT_FAIL;

@@ -9,6 +9,7 @@
  *   returns 0 after a VM exit, 1 when VMLAUNCH/VMRESUME failed (VMfailValid/VMfailInvalid)
  */
 #include "calls.h"
+#include "vmx_variant.h"
 	.text
 	.globl vmx_enter
 vmx_enter:
@@ -17,6 +18,16 @@ vmx_enter:
 	cmpq %rsp, vmx_host_rsp(%rip)
 	je 1f
 	movq %rsp, vmx_host_rsp(%rip)
+#ifdef VMX_EVMCS
+	cmpl $0, evmcs_active(%rip)
+	je 5f
+	movq evmcs_va(%rip), %rax          /* the eVMCS: a store, and HOST_POINTER is dirty */
+	movq %rsp, EVMCS_HOST_RSP(%rax)
+	andl $~EVMCS_CLEAN_HOST_POINTER, EVMCS_CLEAN_FIELDS(%rax)
+	incq vmcs_accesses(%rip)
+	jmp 1f
+5:
+#endif
 	movl $0x6c14, %eax                 /* HOST_RSP */
 	vmwrite %rsp, %rax
 	incq vmcs_accesses(%rip)

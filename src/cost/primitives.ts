@@ -92,6 +92,11 @@ export const PRIMITIVES = [
     "L0: make an L1's shadow VMCS current and back, to copy fields between it and VMCS12 (per sync)",
   ],
   ["nvmx.shadow_field", "L0: copy one field between a shadow VMCS and VMCS12 (a VMREAD or VMWRITE by L0, per field)"],
+  ["nvmx.evmcs_map", "L0: map an L1's enlightened VMCS page (a new current_nested_vmcs in the VP assist page)"],
+  [
+    "nvmx.evmcs_sync_field",
+    "L0: copy one field between an enlightened VMCS in L1 memory and VMCS12 (a plain load and store, per field)",
+  ],
 ] as const;
 
 export type PrimitiveName = (typeof PRIMITIVES)[number][0];

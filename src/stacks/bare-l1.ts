@@ -24,7 +24,13 @@ export const L2_IMAGE_ADDR = 0x1000000;
 export const L1_OWN_MEMORY = 48 * 1024 * 1024;
 
 /** L1's command line: back end, where L2's image is, L2's RAM, the map mode, then L2's command line. */
-export function l1Cmdline(backend: "vmx" | "npv", imageLen: number, l2MiB: number, map: string, l2: string): string {
+export function l1Cmdline(
+  backend: "vmx" | "vmx-evmcs" | "npv",
+  imageLen: number,
+  l2MiB: number,
+  map: string,
+  l2: string,
+): string {
   return `backend=${backend} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map} -- ${l2}`;
 }
 

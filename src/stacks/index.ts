@@ -1,7 +1,7 @@
 import { bareL1Stack } from "./bare-l1.js";
 import { nativeStack } from "./native.js";
 import { npvStack } from "./npv.js";
-import { nvmxShadowStack, nvmxStack } from "./nvmx.js";
+import { nvmxEvmcsStack, nvmxShadowStack, nvmxStack } from "./nvmx.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 import { vmStack } from "./vm.js";
 
@@ -13,6 +13,7 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [bareL1Stack.name, bareL1Stack],
   [nvmxStack.name, nvmxStack],
   [nvmxShadowStack.name, nvmxShadowStack],
+  [nvmxEvmcsStack.name, nvmxEvmcsStack],
 ]);
 
 /**

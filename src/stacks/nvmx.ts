@@ -6,7 +6,10 @@
  *
  * - `nvmx`: every VMREAD/VMWRITE of L1 exits to L0;
  * - `nvmx-shadow`: L0 gives L1 a shadow VMCS (VMCS shadowing), so the shadowed fields' accesses
- *   run without an exit (nested-vmx/shadow.ts).
+ *   run without an exit (nested-vmx/shadow.ts);
+ * - `nvmx-evmcs`: L0 advertises Hyper-V's enlightened VMCS; L1 keeps its VMCS in plain memory
+ *   (loads and stores, no VMREAD/VMWRITE/VMPTRLD exits) and L0 copies only the groups L1 marked
+ *   dirty (nested-vmx/evmcs.ts, hyperv.ts).
  *
  * The L1 image is an option (`l1Image`, `--l1-image`): the default is the executed L1 hypervisor
  * `guests/images/l1hv.elf` (docs/l1hv.md) with its vmx back end; tests run assembly L1s and the
@@ -36,6 +39,8 @@ interface Variant {
   name: string;
   description: string;
   engine: NestedVmxOptions;
+  /** l1hv's back end: `vmx-evmcs` is the vmx back end's build that uses the eVMCS when offered. */
+  backend: "vmx" | "vmx-evmcs";
 }
 
 function makeStack(variant: Variant): Stack {
@@ -71,7 +76,7 @@ function makeStack(variant: Variant): Stack {
       engine.enable(vm);
       const vcpu = l0.createVcpu(vm);
       const cmdline =
-        opts.l1Cmdline ?? l1Cmdline("vmx", opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
+        opts.l1Cmdline ?? l1Cmdline(variant.backend, opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
       loadBootState(l0, vcpu, loadImage("direct64", l1Image, cmdline, l1Memory).state);
       vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
       const t0 = performance.now();
@@ -112,10 +117,20 @@ export const nvmxStack = makeStack({
   description:
     "the guest kernel as an L2 run by an executed L1 hypervisor on L0's nested VMX (every VMREAD/VMWRITE exits)",
   engine: { shadowVmcs: false },
+  backend: "vmx",
 });
 
 export const nvmxShadowStack = makeStack({
   name: "nvmx-shadow",
   description: "as nvmx, with a shadow VMCS for L1 (VMCS shadowing: KVM's shadowed fields' VMREAD/VMWRITE do not exit)",
   engine: { shadowVmcs: true },
+  backend: "vmx",
+});
+
+export const nvmxEvmcsStack = makeStack({
+  name: "nvmx-evmcs",
+  description:
+    "as nvmx, with Hyper-V's enlightened VMCS for L1 (a VMCS in plain memory with clean-field bits: no VMREAD/VMWRITE/VMPTRLD exits)",
+  engine: { shadowVmcs: false, evmcs: true },
+  backend: "vmx-evmcs",
 });

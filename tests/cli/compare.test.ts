@@ -113,6 +113,7 @@ describe("list", () => {
       "bare-l1",
       "nvmx",
       "nvmx-shadow",
+      "nvmx-evmcs",
     ]);
     for (const s of doc.stacks) expect(s.description.length).toBeGreaterThan(10);
     expect(doc.workloads.map((w: { name: string }) => w.name)).toContain("pagefault");

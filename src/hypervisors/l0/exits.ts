@@ -142,7 +142,9 @@ function wrmsr(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const index = h.gprLo[RCX] >>> 0;
   const lapic = v.lapic;
-  const ok = lapic.handlesMsr(index) && lapic.writeMsr(index, h.gprLo[RAX] >>> 0, h.gprLo[RDX] >>> 0);
+  const ok = lapic.handlesMsr(index)
+    ? lapic.writeMsr(index, h.gprLo[RAX] >>> 0, h.gprLo[RDX] >>> 0)
+    : (l0.engines.forVmxInstructions(v)?.writeMsr?.(l0, v, index, h.gprLo[RAX], h.gprLo[RDX]) ?? false);
   chargeMsr(l0, v, index, true);
   if (!ok) return injectGp(v);
   l0.skipInstruction();

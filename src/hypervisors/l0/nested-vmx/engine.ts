@@ -20,6 +20,9 @@ import type { L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { vmxMsr } from "./caps.js";
+import { EnlightenedVmcs } from "./evmcs.js";
+import { evmcsVmentry } from "./evmcs-entry.js";
+import { filterCapsForEvmcs, HyperVMsrs, offerHyperVCpuid, readHyperVMsr, writeHyperVMsr } from "./hyperv.js";
 import * as I from "./instructions.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import { vmentry } from "./nested.js";
@@ -51,6 +54,8 @@ const EMULATE: Record<number, Emulation> = {
 export interface NestedVmxOptions {
   /** Give L1 a shadow VMCS (VMCS shadowing, shadow.ts): shadowed fields' VMREAD/VMWRITE do not exit. */
   shadowVmcs: boolean;
+  /** Offer Hyper-V's enlightened VMCS (evmcs.ts, hyperv.ts): L1 keeps its VMCS in plain memory. */
+  evmcs?: boolean;
 }
 
 export class NestedVmxEngine implements NestedEngine {
@@ -78,15 +83,30 @@ export class NestedVmxEngine implements NestedEngine {
     let ept02Built = 0;
     let leavesDropped = 0;
     let trackedWrites = 0;
+    const evmcs = { maps: 0, fieldsIn: 0, fieldsSkipped: 0, fieldsOut: 0, msrMergesSkipped: 0 };
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
+      if (s.evmcs !== null) {
+        evmcs.maps += s.evmcs.maps;
+        evmcs.fieldsIn += s.evmcs.fieldsIn;
+        evmcs.fieldsSkipped += s.evmcs.fieldsSkipped;
+        evmcs.fieldsOut += s.evmcs.fieldsOut;
+        evmcs.msrMergesSkipped += s.evmcs.msrMergesSkipped;
+      }
       if (s.ept02 !== null) {
         ept02Built += s.ept02.built;
         leavesDropped += s.ept02.leavesDropped;
         trackedWrites += s.ept02.trackedWrites;
       }
     }
-    return nvmxEvents(all, { l0Exits, shadowSyncs, ept02Built, leavesDropped, trackedWrites });
+    return nvmxEvents(all, {
+      l0Exits,
+      shadowSyncs,
+      ept02Built,
+      leavesDropped,
+      trackedWrites,
+      evmcs: this.options.evmcs === true ? evmcs : null,
+    });
   }
 
   /** The L2 exits reflected to L1, by the L2's level and basic exit reason. */
@@ -99,6 +119,7 @@ export class NestedVmxEngine implements NestedEngine {
     const l1 = new Int32Array(4);
     vm.cpuid.query(1, 0, l1);
     vm.cpuid.set(1, 0, [l1[0], l1[1], l1[2] | F1C_VMX, l1[3]]);
+    if (this.options.evmcs === true) offerHyperVCpuid(vm);
     this.vms.add(vm);
     this.operands.set(vm, new OperandAccess(this.l0, vm));
   }
@@ -113,6 +134,10 @@ export class NestedVmxEngine implements NestedEngine {
     let s = this.states.get(v);
     if (s === undefined) {
       s = new NestedVmxState();
+      if (this.options.evmcs === true) {
+        s.hv = new HyperVMsrs();
+        s.evmcs = new EnlightenedVmcs();
+      }
       this.states.set(v, s);
     }
     return s;
@@ -122,9 +147,17 @@ export class NestedVmxEngine implements NestedEngine {
     return v.engine === null && v.l0vm !== null && this.vms.has(v.l0vm);
   }
 
-  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts. */
+  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts; with the eVMCS, Hyper-V's MSRs. */
   readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
-    return vmxMsr(index, cr4AllowedBy(v.cpuid));
+    const caps = vmxMsr(index, cr4AllowedBy(v.cpuid));
+    if (this.options.evmcs !== true) return caps;
+    return caps !== null ? filterCapsForEvmcs(index, caps) : readHyperVMsr(this.state(v).hv as HyperVMsrs, index);
+  }
+
+  /** Hyper-V's synthetic MSRs (hyperv.ts), with the eVMCS only. */
+  writeMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number, lo: number, hi: number): boolean {
+    if (this.options.evmcs !== true) return false;
+    return writeHyperVMsr(this.state(v).hv as HyperVMsrs, v.l0vm as Vm, index, lo, hi);
   }
 
   /** Whether L1 vCPU `v` is in VMX operation (between its VMXON and VMXOFF). */
@@ -139,9 +172,13 @@ export class NestedVmxEngine implements NestedEngine {
 
   vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
     const vm = v.l0vm as Vm;
+    const resume = reason === V.EXIT_VMRESUME;
+    const enter = (x: I.VmxInsnContext) => vmentry(x, this, resume);
     const emulate =
-      reason === V.EXIT_VMLAUNCH || reason === V.EXIT_VMRESUME
-        ? (x: I.VmxInsnContext) => vmentry(x, this, reason === V.EXIT_VMRESUME)
+      reason === V.EXIT_VMLAUNCH || resume
+        ? this.options.evmcs === true
+          ? (x: I.VmxInsnContext) => evmcsVmentry(x, resume, () => enter(x))
+          : enter
         : EMULATE[reason];
     l0.chargeFor(v, "nvmx.vmx_insn", `nvmx_${exitReasonName(reason)}`);
     if (emulate === undefined) {

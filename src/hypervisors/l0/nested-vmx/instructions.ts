@@ -148,8 +148,14 @@ function ownFixedCr0(l0: L0Hypervisor, own: boolean): void {
 }
 
 /** Write the current VMCS12 back to L1 memory and make none current. */
-function releaseCurrent(x: VmxInsnContext): void {
+export function releaseCurrent(x: VmxInsnContext): void {
   if (!x.s.hasCurrent) return;
+  // nvmx-evmcs: an eVMCS is L1's own memory, synced at each entry and exit; it is only unmapped.
+  if (x.s.evmcs !== null && x.s.evmcs.gpa === x.s.current.gpa) {
+    x.s.evmcs.release();
+    x.s.current.gpa = -1;
+    return;
+  }
   // nvmx-shadow: L1's shadowed writes first (KVM nested_release_vmcs12), then shadowing off.
   x.s.shadow?.toVmcs12(x.s.current, x.v);
   x.s.shadow?.link(false);

@@ -22,6 +22,7 @@ import { controlsValid, GUEST_STATE_OK, guestStateFailure, hostStateValid } from
 import { Ept02 } from "./ept02.js";
 import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
 import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
+import { interruptPendingAtEntry } from "./reflect.js";
 import { FIELDS } from "./vmcs12.js";
 
 /** L0's own exception intercepts for every vCPU it runs (as createVcpu: #UD, #MC). */
@@ -104,6 +105,8 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   x.l0.chargeFor(x.v, "nvmx.world_switch", "nvmx_world_switch");
   h.load(l2.vmcs);
   l2.reflectReason = -1;
+  // An interrupt L1 already has pending exits to L1 at once (runGuest then does not enter L2).
+  interruptPendingAtEntry(x.l0, l2, s);
   const r = runGuest(x.l0, l2, Math.max(1, l1.budget));
   if (r === RUN_L1_STOPPED || r !== RUN_REFLECT) {
     h.leaveGuest();
@@ -144,7 +147,8 @@ const L1_EXITING =
 function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   const h = x.l0.host;
   const c = x.s.current;
-  mergeMsrBitmap(x, x.s.msrBitmap02);
+  // nvmx-evmcs: with the enlightened MSR bitmap and its group clean, L1 vouches it is unchanged.
+  if (x.s.evmcs?.msrBitmapClean !== true) mergeMsrBitmap(x, x.s.msrBitmap02);
   h.withVmcs(l2.vmcs, () => {
     const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);
     writeVcpuControls(h, {

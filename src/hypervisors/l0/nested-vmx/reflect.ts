@@ -249,6 +249,21 @@ function haltL2(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): number {
   return interruptExitToL1(l0, l2, s) ? RUN_REFLECT : HANDLED;
 }
 
+/**
+ * At a nested entry (VMCS02 current, no event injected): an interrupt already pending for L1 with
+ * L1's external-interrupt exiting set makes L2 exit to L1 before its first instruction (SDM vol. 3C
+ * 26.7.5; KVM: vmx_check_nested_events after nested_vmx_run). Only an L1 that takes interrupts of
+ * its own meets this (l1hv's vmx-evmcs back end: its LAPIC timer stands in for L2's).
+ */
+export function interruptPendingAtEntry(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): boolean {
+  if (l2.reinjectInfo !== 0) return false;
+  l2.lapic.advance(l0.host.cycles());
+  if (!interruptExitToL1(l0, l2, s)) return false;
+  l0.host.vmwrite(V.VMCS_IDT_VECTORING_INFO, 0);
+  l0.host.vmwrite(V.VMCS_EXIT_INSTRUCTION_LENGTH, 0);
+  return true;
+}
+
 /** An interrupt pending for L1 whose external-interrupt exiting is set: make it L2's exit to L1. */
 function interruptExitToL1(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): boolean {
   if ((s.current.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_EXT_INTR_EXITING) === 0) return false;

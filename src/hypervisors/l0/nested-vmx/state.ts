@@ -3,6 +3,8 @@
  * operation (after its VMXON) and where its VMXON region is, and the current VMCS12, cached.
  */
 import type { Ept02 } from "./ept02.js";
+import type { EnlightenedVmcs } from "./evmcs.js";
+import type { HyperVMsrs } from "./hyperv.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import type { ShadowVmcs } from "./shadow.js";
 import { NvmxCounts } from "./stats.js";
@@ -27,6 +29,9 @@ export class NestedVmxState extends NvmxCounts {
   eptp12 = -1;
   /** `nvmx-shadow`: the shadow VMCS L0 gives this L1 vCPU (made at its first VMX instruction). */
   shadow: ShadowVmcs | null = null;
+  /** `nvmx-evmcs`: the Hyper-V synthetic MSRs and the enlightened VMCS (null on other variants). */
+  hv: HyperVMsrs | null = null;
+  evmcs: EnlightenedVmcs | null = null;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */
   reflectQualification = -1;
 

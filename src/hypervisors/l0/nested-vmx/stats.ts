@@ -25,6 +25,25 @@ export const NVMX_EVENTS = declareCounters("nvmx", [
 ]);
 export const XE = NVMX_EVENTS.id;
 
+/** nvmx-evmcs only (evmcs.ts): eVMCS pages mapped, fields copied in (eVMCS → VMCS12) or skipped as clean, copied out, MSR-bitmap merges skipped. */
+export const NVMX_EVMCS_EVENTS = declareCounters("nvmx.evmcs", [
+  "maps",
+  "fields_copied_in",
+  "fields_skipped_clean",
+  "fields_copied_out",
+  "msr_bitmap_merges_skipped",
+]);
+const XV = NVMX_EVMCS_EVENTS.id;
+
+/** The eVMCS sums of an engine that offers it. */
+export interface EvmcsSums {
+  maps: number;
+  fieldsIn: number;
+  fieldsSkipped: number;
+  fieldsOut: number;
+  msrMergesSkipped: number;
+}
+
 /**
  * VMCS field encodings (SDM vol. 3C, 24.11.2: access type bit 0, index 9:1, type 11:10, width
  * 14:13) fit in 15 bits: one slot each; anything above (L1 asked for a field that cannot exist)
@@ -50,7 +69,14 @@ export class NvmxCounts {
 /** The engine's sums over its L1 vCPUs, as report rows. */
 export function nvmxEvents(
   all: readonly NvmxCounts[],
-  extra: { l0Exits: number; shadowSyncs: number; ept02Built: number; leavesDropped: number; trackedWrites: number },
+  extra: {
+    l0Exits: number;
+    shadowSyncs: number;
+    ept02Built: number;
+    leavesDropped: number;
+    trackedWrites: number;
+    evmcs: EvmcsSums | null;
+  },
 ): EventCount[] {
   const ev = new CounterSet(NVMX_EVENTS);
   const emulated = new KeyedCounts(0, VMX_EXIT_REASONS.size, exitReasonName);
@@ -72,8 +98,19 @@ export function nvmxEvents(
   ev.bump(XE["ept02.leaves_dropped"], extra.leavesDropped);
   ev.bump(XE["ept12.tracked_writes"], extra.trackedWrites);
   ev.bump(XE["shadow.syncs"], extra.shadowSyncs);
+  const evmcs: EventCount[] = [];
+  if (extra.evmcs !== null) {
+    const e = new CounterSet(NVMX_EVMCS_EVENTS);
+    e.bump(XV.maps, extra.evmcs.maps);
+    e.bump(XV.fields_copied_in, extra.evmcs.fieldsIn);
+    e.bump(XV.fields_skipped_clean, extra.evmcs.fieldsSkipped);
+    e.bump(XV.fields_copied_out, extra.evmcs.fieldsOut);
+    e.bump(XV.msr_bitmap_merges_skipped, extra.evmcs.msrMergesSkipped);
+    evmcs.push(...eventRows(NVMX_EVMCS_EVENTS.family, e.all()));
+  }
   return [
     ...eventRows(NVMX_EVENTS.family, ev.all()),
+    ...evmcs,
     // Every exit L0 takes is one hardware world switch out of a guest and one back.
     { family: "world_switches", name: "L2-L0", key: 2, count: ev.get("exits.l2_to_l0") },
     { family: "world_switches", name: "L1-L0", key: 1, count: ev.get("exits.l1_to_l0") },
