@@ -42,7 +42,7 @@ int lapic_timer_expired(u64 now);                  /* vector to raise, or -1 */
 /* ---- L1's own CPU and timer (l1cpu.c, traps.S, l1timer.c) ---- */
 u64 l1_idt_handler(u8 vector);                     /* the gate's handler address */
 void l1_dispatch_irq(u64 handler);                 /* run an IDT handler as the CPU would (IF = 0) */
-void l1_timer_init(void);                          /* the scheduler tick starts */
+void l1_timer_init(int tick);                      /* the scheduler tick starts (tick = 0: wake-ups only) */
 void l1_idle_until(u64 tsc);                       /* STI; HLT until the TSC reaches tsc */
 void l1_timer_wake_at(u64 tsc);                    /* also fire at tsc (0: tick only) */
 extern u64 l1_ticks, l1_timer_irqs, l1_halts;

@@ -18,6 +18,7 @@
 #define L1_TICK_TSC      (100000ul * 16)
 
 static u64 next_tick, wake_at;
+static int tick_on = 1;
 u64 l1_ticks, l1_timer_irqs, l1_halts;
 
 static void lapic_w(u32 reg, u32 v)
@@ -25,18 +26,24 @@ static void lapic_w(u32 reg, u32 v)
 	*(volatile u32 *)((u8 *)P2V(0xfee00000ul) + reg) = v;
 }
 
-/* One-shot to the nearer of the next tick and the wake-up (ticks of 16 TSC cycles, rounded up). */
+/* One-shot to the nearer of the next tick and the wake-up (ticks of 16 TSC cycles, rounded up);
+ * with the tick off and no wake-up, stopped (initial count 0). */
 static void program(u64 now)
 {
-	u64 t = next_tick;
-	if (wake_at > now && wake_at < t)
+	u64 t = tick_on ? next_tick : 0;
+	if (wake_at > now && (t == 0 || wake_at < t))
 		t = wake_at;
+	if (t == 0) {
+		lapic_w(LAPIC_TIMER_INIT, 0);
+		return;
+	}
 	u64 n = t > now ? (t - now + 15) / 16 : 1;
 	lapic_w(LAPIC_TIMER_INIT, n > 0xffffffffu ? 0xffffffffu : (u32)n);
 }
 
-void l1_timer_init(void)
+void l1_timer_init(int tick)
 {
+	tick_on = tick;
 	lapic_w(LAPIC_TIMER_DIV, 0x3);          /* divide by 16 */
 	lapic_w(LAPIC_LVT_TIMER, VEC_TIMER);    /* one-shot, unmasked */
 	u64 now = rdtsc();
@@ -49,7 +56,7 @@ void l1_timer_interrupt(void)
 {
 	u64 now = rdtsc();
 	l1_timer_irqs++;
-	if (now >= next_tick) {
+	if (tick_on && now >= next_tick) {
 		l1_ticks++;
 		while (next_tick <= now)
 			next_tick += L1_TICK_TSC;

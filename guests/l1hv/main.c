@@ -80,9 +80,11 @@ void kmain(u64 bi_pa)
 	l1_cpu_init();
 	pic_init();    /* the machine's 8259s remapped and masked: L1's drivers poll */
 	lapic_init(0); /* L1's LAPIC enabled */
-	l1_timer_init(); /* its own scheduler tick (l1timer.c); taken once the run loop enables interrupts */
-
 	char v[64];
+	/* its own scheduler tick (l1timer.c); taken once the run loop enables interrupts. l1tick=0:
+	 * none (the timer then only wakes an idle L1), for runs that must not depend on timing. */
+	l1_timer_init(!(opt("l1tick", v, sizeof(v)) && v[0] == '0'));
+
 	const struct l1_backend *be = &vmx_backend;
 	if (opt("backend", v, sizeof(v)) && !strncmp(v, "npv", 4)) {
 		if (&npv_backend == NULL)

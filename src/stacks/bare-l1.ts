@@ -23,15 +23,20 @@ export const L2_IMAGE_ADDR = 0x1000000;
 /** L1's RAM beyond L2's: its image, the L2 image, EPT12, VMCS, bitmaps, its allocator. */
 export const L1_OWN_MEMORY = 48 * 1024 * 1024;
 
-/** L1's command line: back end, where L2's image is, L2's RAM, the map mode, then L2's command line. */
+/**
+ * L1's command line: back end, where L2's image is, L2's RAM, the map mode, `l1tick=0` when L1's
+ * own scheduler tick is off (StackRunOptions.l1Tick), then L2's command line.
+ */
 export function l1Cmdline(
   backend: "vmx" | "vmx-evmcs" | "npv",
   imageLen: number,
   l2MiB: number,
   map: string,
   l2: string,
+  l1Tick = true,
 ): string {
-  return `backend=${backend} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map} -- ${l2}`;
+  const tick = l1Tick ? "" : " l1tick=0";
+  return `backend=${backend} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map}${tick} -- ${l2}`;
 }
 
 export const bareL1Stack: Stack = {
@@ -52,7 +57,7 @@ export const bareL1Stack: Stack = {
     const l1image = opts.l1Image ?? guestImage("l1hv", "bare-l1");
     const map = opts.npvMap ?? "demand";
     // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
-    bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline));
+    bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline, opts.l1Tick));
     m.mem.writeBytes(L2_IMAGE_ADDR, opts.image);
     return bm.run("bare-l1", "direct64", () => {
       const base = machineCounters(m);

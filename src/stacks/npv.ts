@@ -82,7 +82,7 @@ export const npvStack: Stack = {
       image: l1image,
       protocol: "direct64",
       memory: l1Memory,
-      cmdline: l1Cmdline("npv", opts.image.length, l2MiB, map, opts.cmdline),
+      cmdline: l1Cmdline("npv", opts.image.length, l2MiB, map, opts.cmdline, opts.l1Tick),
     });
     l1vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
     const t0 = performance.now();

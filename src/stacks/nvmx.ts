@@ -76,7 +76,8 @@ function makeStack(variant: Variant): Stack {
       engine.enable(vm);
       const vcpu = l0.createVcpu(vm);
       const cmdline =
-        opts.l1Cmdline ?? l1Cmdline(variant.backend, opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline);
+        opts.l1Cmdline ??
+        l1Cmdline(variant.backend, opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline, opts.l1Tick);
       loadBootState(l0, vcpu, loadImage("direct64", l1Image, cmdline, l1Memory).state);
       vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
       const t0 = performance.now();

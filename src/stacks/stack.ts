@@ -31,6 +31,11 @@ export interface StackRunOptions {
   profile?: ProfileSpec;
   /** `npv` stack only: L1 maps L2 memory eagerly (all at boot) or on demand (default). */
   npvMap?: "eager" | "demand";
+  /**
+   * Stacks that run the executed L1 (bare-l1, nvmx*, npv): L1's own scheduler tick (default on).
+   * Off, L1's timer only wakes it from idle, so a run's path cannot depend on simulated timing.
+   */
+  l1Tick?: boolean;
   /** nvmx stacks: the L1 image's own command line (for an L1 other than l1hv). */
   l1Cmdline?: string;
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */

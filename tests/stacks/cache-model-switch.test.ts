@@ -2,8 +2,8 @@
  * `--cache-model off` changes what page-walk references cost and nothing else: the same guest run
  * with the data-cache model on and off executes the same instructions, takes the same exits and
  * makes the same walks and references; only the walk charges differ (by cache level when on, the
- * flat `mmu.walk_ref` each when off). The guest's timer is off (`tick=0`) so that different cycle
- * counts cannot move a preemption point, and both runs stop at the same instruction count before
+ * flat `mmu.walk_ref` each when off). The guest's timer is off (`tick=0`), and so is the executed
+ * L1's own tick (`l1Tick: false`), so that different cycle counts cannot move a preemption point, and both runs stop at the same instruction count before
  * the guest prints its timings (printing a different number runs different code). And off is
  * deterministic: two complete runs give one document.
  */
@@ -26,6 +26,7 @@ function run(stack: string, workload: string, iters: number, cacheModel: boolean
     memory: 64 * 1024 * 1024,
     maxInstructions,
     cacheModel,
+    l1Tick: false,
   });
 }
 
