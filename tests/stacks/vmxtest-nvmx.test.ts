@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/paths.js";
 import { nativeStack } from "../../src/stacks/native.js";
-import { nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
+import { nvmxEvmcsStack, nvmxShadowStack, nvmxStack } from "../../src/stacks/nvmx.js";
 import type { Stack } from "../../src/stacks/stack.js";
 
 const image = new Uint8Array(readFileSync(join(packageRoot(), "guests/images/vmxtest.elf")));
@@ -33,7 +33,7 @@ const checks = (serial: string) => serial.split("\n").filter((l) => /^(PASS|FAIL
  *   offered; L2's NMIs are L0's to re-inject), so the checks conditional on it do not run.
  * Every check that runs on both passes on both: the guest ends with 0 failures.
  */
-const DEVIATIONS: Record<string, string | null> = {
+const COMMON_DEVIATIONS: Record<string, string | null> = {
   "vmxon-feature-control-unlocked-gp": null,
   "feature-control-lock": null,
   "vmptrld-shadow-vmcs": null,
@@ -54,14 +54,24 @@ const DEVIATIONS: Record<string, string | null> = {
   "shadow-vmread-no-link-failinvalid": null,
   "vmread-without-shadowing-exits": null,
 };
-const FAILURES = Object.values(DEVIATIONS).filter((v) => v === "FAIL").length;
+const FAILURES = Object.values(COMMON_DEVIATIONS).filter((v) => v === "FAIL").length;
 
 const name = (l: string) => l.replace(/^(PASS|FAIL) /, "").replace(/:.*$/, "");
 const native = nativeStack.run({ image, cmdline: "", memory: 64 * MIB, maxInstructions: 5_000_000, cpuVmx: true });
 
+/**
+ * nvmx-evmcs offers the same VMX but filters the capability MSRs as an eVMCS v1 L1 sees them (no
+ * VMX-preemption timer: the eVMCS has no field for its value), so the timer's exit check does not
+ * run there; vmxtest itself does not enable the eVMCS.
+ */
+const EXTRA_DEVIATIONS: Record<string, Record<string, string | null>> = {
+  "nvmx-evmcs": { "exit-preemption-timer-zero": null },
+};
+
 describe("vmxtest as the L1 of the nested-VMX stacks", () => {
-  for (const stack of [nvmxStack, nvmxShadowStack] as Stack[]) {
+  for (const stack of [nvmxStack, nvmxShadowStack, nvmxEvmcsStack] as Stack[]) {
     it(`${stack.name}: every group matches native but for the listed deviations`, () => {
+      const DEVIATIONS = { ...COMMON_DEVIATIONS, ...(EXTRA_DEVIATIONS[stack.name] ?? {}) };
       const r = stack.run({
         image: new Uint8Array(0),
         cmdline: "",

@@ -23,6 +23,7 @@ import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import { entryEventFieldsValid } from "../../../x86/vmx-controls.js";
 import { CR0_FIXED0, VMCS12_REVISION, vmxMsr } from "./caps.js";
+import { filterCapsForEvmcs } from "./hyperv.js";
 import type { VmxInsnContext } from "./instructions.js";
 import type { Vmcs12Cache } from "./vmcs12.js";
 
@@ -55,9 +56,13 @@ function eferAllowed(x: VmxInsnContext): number {
   return EFER_SCE | EFER_LME | EFER_LMA | ((cpuidOut[3] & (1 << 20)) !== 0 ? EFER_NXE : 0);
 }
 
-/** A control word against its capability MSR (allowed-0 bits set, nothing beyond allowed-1). */
-function ctlOk(value: number, msr: number): boolean {
-  const [must, may] = vmxMsr(msr, 0) as [number, number];
+/**
+ * A control word against its capability MSR as L0 offers it to this L1 (allowed-0 bits set,
+ * nothing beyond allowed-1): on `nvmx-evmcs` (`s.hv` set) the eVMCS-filtered values L1 reads.
+ */
+function ctlOk(x: VmxInsnContext, value: number, msr: number): boolean {
+  const offered = vmxMsr(msr, 0) as [number, number];
+  const [must, may] = x.s.hv !== null ? filterCapsForEvmcs(msr, offered) : offered;
   return (value & must) === must && (value & ~may) === 0;
 }
 
@@ -89,11 +94,11 @@ export function controlsValid(x: VmxInsnContext): boolean {
   const proc2 = (proc & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
   const exit = c.get32(V.VMCS_EXIT_CONTROLS);
   if (
-    !ctlOk(pin, MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS) ||
-    !ctlOk(proc, MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS) ||
-    !ctlOk(proc2, MSR.MSR_IA32_VMX_PROCBASED_CTLS2) ||
-    !ctlOk(exit, MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS) ||
-    !ctlOk(c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS)
+    !ctlOk(x, pin, MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS) ||
+    !ctlOk(x, proc, MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS) ||
+    !ctlOk(x, proc2, MSR.MSR_IA32_VMX_PROCBASED_CTLS2) ||
+    !ctlOk(x, exit, MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS) ||
+    !ctlOk(x, c.get32(V.VMCS_ENTRY_CONTROLS), MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS)
   )
     return false;
   if (c.get32(V.VMCS_CR3_TARGET_COUNT) !== 0) return false;
