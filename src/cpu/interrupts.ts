@@ -8,6 +8,7 @@
  * No allocation: frames are pushed one slot at a time.
  */
 
+import { isCanonical } from "../x86/canonical.js";
 import {
   DF_,
   ERR_EXT,
@@ -29,7 +30,6 @@ import {
   INTR_TYPE_HW_EXCEPTION,
   INTR_TYPE_NMI,
 } from "../x86/vmx-controls.js";
-import { isCanonical } from "./canonical.js";
 import { CHARGE_EVENT } from "./charges.js";
 import { type Cpu, FAULT } from "./cpu.js";
 import { debugEventDelivered } from "./debug.js";

@@ -8,6 +8,8 @@
  * MSRs whose existence CPUID enumerates (IA32_TSC_ADJUST, IA32_SPEC_CTRL, IA32_PRED_CMD) are
  * #GP(0) unless the CPU model's CPUID reports them (SDM vol. 4, table 2-2, "enumeration").
  */
+
+import { isCanonical as canonical } from "../x86/canonical.js";
 import { F7B_TSC_ADJUST, F7D_IBRS_IBPB, F7D_SSBD, F7D_STIBP } from "../x86/cpuid.js";
 import { GP } from "../x86/exceptions.js";
 import {
@@ -45,7 +47,6 @@ import {
   MSR_STAR,
   MSR_TSC_AUX,
 } from "../x86/msr.js";
-import { isCanonical as canonical } from "./canonical.js";
 import { writeEfer } from "./control-regs.js";
 import type { Cpu } from "./cpu.js";
 import { readVmxMsr, writeVmxMsr } from "./vmx/msrs.js";

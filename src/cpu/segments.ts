@@ -4,8 +4,9 @@
  * names), no call/task gates, no task switches, no 16-bit TSS. Descriptor "accessed" bits are
  * not written back. Segment bases other than FS/GS are assumed flat (0) by the rest of the core.
  */
+
+import { isCanonical } from "../x86/canonical.js";
 import { GP, NP, SS_, TS } from "../x86/exceptions.js";
-import { isCanonical } from "./canonical.js";
 import type { Cpu } from "./cpu.js";
 
 /** Access-rights bits in VMCS "AR" layout (SDM vol. 3, 24.4.1): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15. */

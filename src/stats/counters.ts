@@ -35,6 +35,11 @@ export class CounterSet<N extends string = string> {
     return this.values[this.schema.id[name]];
   }
 
+  /** Add another set of the same list into this one (sums over engine instances). */
+  addFrom(other: CounterSet<N>): void {
+    for (let i = 0; i < this.values.length; i++) this.values[i] += other.values[i];
+  }
+
   /** Every counter, zero or not, in declaration order. */
   all(): Array<{ name: N; count: number }> {
     return this.schema.names.map((name, i) => ({ name, count: this.values[i] }));

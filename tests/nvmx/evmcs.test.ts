@@ -142,7 +142,7 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     expect(c.getNumber(V.VMCS_GUEST_RIP)).toBe(0x2000);
     expect(c.get32(V.VMCS_PROC_BASED_CONTROLS)).toBe(0x80);
     expect(c.get32(V.VMCS_GUEST_CS_SELECTOR)).toBe(0x10);
-    expect([e.fieldsIn, e.fieldsSkipped]).toEqual([EVMCS_FIELDS.length, 0]);
+    expect([e.counts.get("fields_copied_in"), e.counts.get("fields_skipped_clean")]).toEqual([EVMCS_FIELDS.length, 0]);
   });
 
   it("a change in a clean group is not seen; clearing the group's bit makes it seen; GUEST_RIP (no group) always is", () => {
@@ -158,7 +158,7 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     expect(c.getNumber(V.VMCS_GUEST_RIP)).toBe(0x6000);
     // The fields without a group: GUEST_RIP, TPR threshold and the exit information are copied.
     const always = EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_NONE).length;
-    expect(e.fieldsIn).toBe(EVMCS_FIELDS.length + always);
+    expect(e.counts.get("fields_copied_in")).toBe(EVMCS_FIELDS.length + always);
     // Now L1 clears CRDR's bit (as its vmcs_write does): the group is copied, the rest skipped.
     mem.write32(EVMCS + H.EVMCS_HV_CLEAN_FIELDS, 0xffff & ~H.CLEAN_CRDR);
     e.toVmcs12(l0, mem, c);
@@ -168,7 +168,7 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     // ... and the fields without a TLFS group (KVM: ALL), dirty as soon as any bit is clear.
     const all = EVMCS_FIELDS.filter(([, , , g]) => g === H.CLEAN_ALL).length;
     expect(all).toBe(6);
-    expect(e.fieldsIn).toBe(EVMCS_FIELDS.length + 2 * always + crdr + all);
+    expect(e.counts.get("fields_copied_in")).toBe(EVMCS_FIELDS.length + 2 * always + crdr + all);
   });
 
   it("fields the TLFS gives no group (KVM: ALL) are clean only when every bit is", () => {
@@ -204,13 +204,13 @@ describe("nvmx-evmcs: clean fields (TLFS: L0 may skip a group whose clean bit is
     expect(mem.read32(EVMCS + offset(V.VMCS_EXIT_REASON))).toBe(V.EXIT_CPUID);
     expect(mem.read64(EVMCS + offset(V.VMCS_GUEST_RSP))).toBe(0x7000);
     expect(mem.read64(EVMCS + offset(V.VMCS_HOST_RIP))).toBe(0);
-    const out = e.fieldsOut;
+    const out = e.counts.get("fields_copied_out");
     c.write(V.VMCS_VM_INSTRUCTION_ERROR, V.VMXERR_ENTRY_INVALID_CONTROLS, 0);
     c.write(V.VMCS_EXIT_REASON, 0, 0);
     e.fromVmcs12(l0, mem, c, false);
     expect(mem.read32(EVMCS + offset(V.VMCS_VM_INSTRUCTION_ERROR))).toBe(V.VMXERR_ENTRY_INVALID_CONTROLS);
     expect(mem.read32(EVMCS + offset(V.VMCS_EXIT_REASON))).toBe(V.EXIT_CPUID);
-    expect(e.fieldsOut - out).toBe(1);
+    expect(e.counts.get("fields_copied_out") - out).toBe(1);
   });
 
   it("an eVMCS of another version, or outside RAM, is refused", () => {

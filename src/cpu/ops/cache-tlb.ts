@@ -3,11 +3,11 @@
  * for each). Caches are not modelled as state, so the cache instructions only check and exit.
  */
 import { ACC_USER } from "../../mmu/walker.js";
+import { isCanonical as canonical } from "../../x86/canonical.js";
 import { CR4_PCIDE } from "../../x86/control.js";
 import { GP } from "../../x86/exceptions.js";
 import * as VX from "../../x86/vmx.js";
 import { CPU_INVLPG_EXITING, CPU2_WBINVD_EXITING } from "../../x86/vmx-controls.js";
-import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";

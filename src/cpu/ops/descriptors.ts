@@ -4,9 +4,9 @@
  * descriptors are read from the GDT only).
  */
 import { ACC_USER, ACC_WRITE } from "../../mmu/walker.js";
+import { isCanonical as canonical } from "../../x86/canonical.js";
 import { GP } from "../../x86/exceptions.js";
 import { ZF } from "../../x86/flags.js";
-import { isCanonical as canonical } from "../canonical.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
 import type { OpDef } from "../opdef.js";

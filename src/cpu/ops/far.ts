@@ -4,9 +4,10 @@
  * Not modelled: call gates, task switches and task gates, IRET with NT=1 (#GP(0)),
  * virtual-8086 mode.
  */
+
+import { isCanonical as canonical } from "../../x86/canonical.js";
 import { GP } from "../../x86/exceptions.js";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "../../x86/flags.js";
-import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";

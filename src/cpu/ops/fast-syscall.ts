@@ -2,10 +2,11 @@
  * Fast system calls: SYSCALL/SYSRET, SYSENTER/SYSEXIT and SWAPGS (SDM vol. 2 for each), with the
  * flat segments they load from the STAR and SYSENTER MSRs.
  */
+
+import { isCanonical as canonical } from "../../x86/canonical.js";
 import { EFER_SCE } from "../../x86/control.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import { IF, RF, VM } from "../../x86/flags.js";
-import { isCanonical as canonical } from "../canonical.js";
 import * as CH from "../charges.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";

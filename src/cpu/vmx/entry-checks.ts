@@ -11,11 +11,11 @@
  * model cannot run.
  */
 
+import { isCanonical } from "../../x86/canonical.js";
 import { CR0_PE, CR0_PG, CR4_PAE, CR4_PCIDE, CR4_VMXE, EFER_LMA, EFER_LME } from "../../x86/control.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import { entryEventFieldsValid } from "../../x86/vmx-controls.js";
-import { isCanonical } from "../canonical.js";
 import { cr4Allowed, eferAllowed, maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import { CONTROL_CAPS, CR0_FIXED0, CR4_FIXED0, controlsAllowed, EPT_VPID_CAP_LO } from "./caps.js";

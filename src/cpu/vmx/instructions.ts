@@ -10,11 +10,11 @@
  * are attributed to the new level; exits of such a guest load the host state (host-state.ts).
  */
 
+import { isCanonical } from "../../x86/canonical.js";
 import { CR0_PE, CR4_VMXE, EFER_LMA } from "../../x86/control.js";
 import { GP, UD } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
-import { isCanonical } from "../canonical.js";
 import { CHARGE_VMENTRY, CHARGE_VMINJECT } from "../charges.js";
 import { maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";

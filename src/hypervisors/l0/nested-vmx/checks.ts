@@ -7,6 +7,7 @@
  * processor still refuses is reflected to L1 as the same failure (l2-vcpu.ts).
  */
 import { cr4AllowedBy } from "../../../cpu/cpuid.js";
+import { isCanonical } from "../../../x86/canonical.js";
 import {
   CR0_PE,
   CR0_PG,
@@ -37,12 +38,6 @@ export const GUEST_STATE_OK = -1;
 const SHADOW_INDICATOR = 0x80000000;
 
 const cpuidOut = new Int32Array(4);
-
-/** A 64-bit linear address with high half `hi` is canonical with 48-bit linear addresses (SDM vol. 1, 3.3.7.1). */
-export function isCanonical(hi: number): boolean {
-  const top = hi >> 15;
-  return top === 0 || top === -1;
-}
 
 /** L1's MAXPHYADDR (CPUID 0x80000008 of its VM; KVM cpuid_maxphyaddr). */
 export function physBits(x: VmxInsnContext): number {

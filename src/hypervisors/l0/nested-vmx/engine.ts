@@ -9,6 +9,7 @@
  * rule (reflect.ts); EPT02 shadows EPT12 ∘ L1's memory (ept02.ts).
  */
 import { cr4AllowedBy } from "../../../cpu/cpuid.js";
+import type { CounterSet } from "../../../stats/counters.js";
 import type { ExitTable } from "../../../stats/exit-table.js";
 import type { EventCount } from "../../../stats/run-stats.js";
 import { CR4_VMXE } from "../../../x86/control.js";
@@ -83,16 +84,10 @@ export class NestedVmxEngine implements NestedEngine {
     let ept02Built = 0;
     let leavesDropped = 0;
     let trackedWrites = 0;
-    const evmcs = { maps: 0, fieldsIn: 0, fieldsSkipped: 0, fieldsOut: 0, msrMergesSkipped: 0 };
+    const evmcs: CounterSet[] = [];
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
-      if (s.evmcs !== null) {
-        evmcs.maps += s.evmcs.maps;
-        evmcs.fieldsIn += s.evmcs.fieldsIn;
-        evmcs.fieldsSkipped += s.evmcs.fieldsSkipped;
-        evmcs.fieldsOut += s.evmcs.fieldsOut;
-        evmcs.msrMergesSkipped += s.evmcs.msrMergesSkipped;
-      }
+      if (s.evmcs !== null) evmcs.push(s.evmcs.counts);
       if (s.ept02 !== null) {
         ept02Built += s.ept02.built;
         leavesDropped += s.ept02.leavesDropped;

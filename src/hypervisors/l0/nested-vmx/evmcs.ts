@@ -14,12 +14,14 @@
  * (hv_enlightenments_control.msr_bitmap) and a clean MSR-bitmap group, L0 does not merge L1's MSR
  * bitmap again. Costs: `nvmx.evmcs_map` per mapping, `nvmx.evmcs_sync_field` per field copied.
  */
+import { CounterSet } from "../../../stats/counters.js";
 import * as H from "../../../x86/hyperv.js";
 import * as V from "../../../x86/vmx.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { GuestMemory } from "../vm.js";
 import { EVMCS_FIELDS } from "./evmcs-layout.js";
+import { NVMX_EVMCS_EVENTS, XV } from "./stats.js";
 import type { Vmcs12Cache } from "./vmcs12.js";
 
 /** Fields L0 writes back to the eVMCS after a reflected exit: guest state and exit information. */
@@ -44,12 +46,8 @@ export class EnlightenedVmcs {
   private fullCopy = true;
   /** L0 may skip merging L1's MSR bitmap at this entry. */
   msrBitmapClean = false;
-  // Counts for the stack's report.
-  maps = 0;
-  fieldsIn = 0;
-  fieldsSkipped = 0;
-  fieldsOut = 0;
-  msrMergesSkipped = 0;
+  /** Counts for the stack's report (stats.ts NVMX_EVMCS_EVENTS). */
+  readonly counts = new CounterSet(NVMX_EVMCS_EVENTS);
 
   /**
    * Map the eVMCS at `gpa` as current (KVM: nested_vmx_handle_enlightened_vmptrld); false when
@@ -66,7 +64,7 @@ export class EnlightenedVmcs {
     c.gpa = gpa;
     this.gpa = gpa;
     this.fullCopy = true;
-    this.maps++;
+    this.counts.bump(XV.maps);
     return true;
   }
 
@@ -85,7 +83,7 @@ export class EnlightenedVmcs {
     let copied = 0;
     for (const [field, offset, size, group] of EVMCS_FIELDS) {
       if (isClean(group, clean)) {
-        this.fieldsSkipped++;
+        this.counts.bump(XV.fields_skipped_clean);
         continue;
       }
       const lo = size === 2 ? dv.getUint16(offset, true) : dv.getInt32(offset, true);
@@ -94,9 +92,9 @@ export class EnlightenedVmcs {
     }
     const enlightenments = dv.getUint32(H.EVMCS_HV_ENLIGHTENMENTS_CONTROL, true);
     this.msrBitmapClean = (enlightenments & H.EVMCS_ENLIGHTEN_MSR_BITMAP) !== 0 && isClean(H.CLEAN_MSR_BITMAP, clean);
-    if (this.msrBitmapClean) this.msrMergesSkipped++;
+    if (this.msrBitmapClean) this.counts.bump(XV.msr_bitmap_merges_skipped);
     this.fullCopy = false;
-    this.fieldsIn += copied;
+    this.counts.bump(XV.fields_copied_in, copied);
     l0.chargeHandlerN("nvmx.evmcs_sync_field", "nvmx_evmcs_to_vmcs12_field", copied);
   }
 
@@ -118,7 +116,7 @@ export class EnlightenedVmcs {
       if (size === 8) dv.setInt32(offset + 4, half[1], true);
     }
     mem.writeBytes(this.gpa, page);
-    this.fieldsOut += fields.length;
+    this.counts.bump(XV.fields_copied_out, fields.length);
     l0.chargeHandlerN("nvmx.evmcs_sync_field", "nvmx_vmcs12_to_evmcs_field", fields.length);
   }
 }

@@ -5,6 +5,8 @@
  * information, the VMCS12 access, and the outcome as RFLAGS says it (31.2: VMsucceed,
  * VMfailInvalid, VMfailValid with the VM-instruction error number in VMCS12).
  */
+
+import { isCanonical } from "../../../x86/canonical.js";
 import { CR0_PE, CR4_VMXE } from "../../../x86/control.js";
 import { GP, UD } from "../../../x86/exceptions.js";
 import { AF, CF, OF, PF, SF, ZF } from "../../../x86/flags.js";
@@ -14,7 +16,7 @@ import type { L0Hypervisor } from "../l0.js";
 import { type GuestVcpu, HANDLED } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE, vmxMsr } from "./caps.js";
-import { eptpValid, isCanonical } from "./checks.js";
+import { eptpValid } from "./checks.js";
 import { infoIsReg, infoReg1, infoReg2, type OperandAccess } from "./operand.js";
 import { type NestedVmxState, NO_CURRENT_VMCS } from "./state.js";
 import { VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET } from "./vmcs12.js";

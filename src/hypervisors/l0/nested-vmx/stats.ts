@@ -33,16 +33,7 @@ export const NVMX_EVMCS_EVENTS = declareCounters("nvmx.evmcs", [
   "fields_copied_out",
   "msr_bitmap_merges_skipped",
 ]);
-const XV = NVMX_EVMCS_EVENTS.id;
-
-/** The eVMCS sums of an engine that offers it. */
-export interface EvmcsSums {
-  maps: number;
-  fieldsIn: number;
-  fieldsSkipped: number;
-  fieldsOut: number;
-  msrMergesSkipped: number;
-}
+export const XV = NVMX_EVMCS_EVENTS.id;
 
 /**
  * VMCS field encodings (SDM vol. 3C, 24.11.2: access type bit 0, index 9:1, type 11:10, width
@@ -75,7 +66,8 @@ export function nvmxEvents(
     ept02Built: number;
     leavesDropped: number;
     trackedWrites: number;
-    evmcs: EvmcsSums | null;
+    /** nvmx-evmcs: each L1 vCPU's eVMCS counts (null on the other variants: not reported). */
+    evmcs: readonly CounterSet[] | null;
   },
 ): EventCount[] {
   const ev = new CounterSet(NVMX_EVENTS);
@@ -100,12 +92,8 @@ export function nvmxEvents(
   ev.bump(XE["shadow.syncs"], extra.shadowSyncs);
   const evmcs: EventCount[] = [];
   if (extra.evmcs !== null) {
-    const e = new CounterSet(NVMX_EVMCS_EVENTS);
-    e.bump(XV.maps, extra.evmcs.maps);
-    e.bump(XV.fields_copied_in, extra.evmcs.fieldsIn);
-    e.bump(XV.fields_skipped_clean, extra.evmcs.fieldsSkipped);
-    e.bump(XV.fields_copied_out, extra.evmcs.fieldsOut);
-    e.bump(XV.msr_bitmap_merges_skipped, extra.evmcs.msrMergesSkipped);
+    const e: CounterSet = new CounterSet(NVMX_EVMCS_EVENTS);
+    for (const c of extra.evmcs) e.addFrom(c);
     evmcs.push(...eventRows(NVMX_EVMCS_EVENTS.family, e.all()));
   }
   return [
