@@ -263,6 +263,39 @@ describe.skipIf(!HAVE_AS)("block compiler: lockstep with the interpreter", () =>
     expect(c.jit?.stats.instructions).toBeGreaterThan(c.icount / 2);
   });
 
+  it("an interrupt pending at STI is taken after the one shadowed instruction, not after the block", () => {
+    // Found by running nvmx with the compiler: after STI the loop owes an interrupt check after
+    // exactly one instruction (SDM vol. 3, 6.8.3); a block entered there ran on past it.
+    const src = `
+      mov ecx, 50
+      xor eax, eax
+    1:
+      cli
+      sti
+      add eax, 1
+      add eax, 1
+      add eax, 1
+      dec ecx
+      jnz 1b
+    `;
+    const pendingFrom = (x: Cpu) => {
+      let taken = false;
+      x.intc = {
+        hasPendingInterrupt: () => !taken && x.icount >= 100,
+        acknowledgeInterrupt: () => {
+          taken = true;
+          return 0x10; // the trap IDT's stub 0x10 halts
+        },
+      };
+    };
+    const c = lockstep(src, pendingFrom);
+    expect(c.counters.interrupts).toBe(1);
+    // Interrupted just after the first ADD of an iteration: eax = 3k + 1.
+    expect(c.lo[0] % 3).toBe(1);
+    expect(trapInfo(c).vector).toBe(0x10);
+    expect(c.jit?.stats.blockRuns).toBeGreaterThan(0);
+  });
+
   it("compiledCodeAllowed() false keeps every instruction in the interpreter", () => {
     const c = load(INTEGER_LOOP, { enabled: true });
     c.compiledCodeAllowed = () => false;
