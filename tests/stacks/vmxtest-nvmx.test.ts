@@ -22,10 +22,6 @@ const checks = (serial: string) => serial.split("\n").filter((l) => /^(PASS|FAIL
 /**
  * Where nested VMX differs from the bare VMX CPU, and why (null: the check does not run nested;
  * "PASS"/"FAIL": it runs nested only, or with that outcome):
- * - IA32_FEATURE_CONTROL starts locked with VMXON enabled, as a VMM's firmware leaves it under KVM,
- *   where the bare machine (no firmware) starts at 0: vmxtest takes the architecturally allowed
- *   locked path, so its two unlocked-case checks do not run. Starting it unlocked would add a
- *   WRMSR exit to the L1 hypervisor's boot on every nvmx run (l1hv locks it when unlocked).
  * - L0 offers L1 no VMCS shadowing (PROCBASED_CTLS2 bit 14 allowed-1 is 0), so a shadow-VMCS
  *   region is refused at VMPTRLD (VMfail 11, the check for that case) and the shadow-vmcs group
  *   is skipped (KVM offers nested shadowing; nestlab's engine does not yet).
@@ -34,8 +30,6 @@ const checks = (serial: string) => serial.split("\n").filter((l) => /^(PASS|FAIL
  * Every check that runs on both passes on both: the guest ends with 0 failures.
  */
 const COMMON_DEVIATIONS: Record<string, string | null> = {
-  "vmxon-feature-control-unlocked-gp": null,
-  "feature-control-lock": null,
   "vmptrld-shadow-vmcs": null,
   "vmlaunch-shadow-vmcs-failinvalid": null,
   "vmptrld-shadow-vmcs-11": "PASS",
