@@ -25,6 +25,8 @@ export const SUPPORTED = {
   pin: C.PIN_EXT_INTR_EXITING | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS | C.PIN_PREEMPTION_TIMER,
   proc:
     C.CPU_INTR_WINDOW_EXITING |
+    // Requires virtual NMIs (checks.ts); VMCS02 takes it from VMCS12, its exit goes to L1 (nested.ts, reflect.ts).
+    C.CPU_NMI_WINDOW_EXITING |
     C.CPU_HLT_EXITING |
     C.CPU_INVLPG_EXITING |
     C.CPU_RDTSC_EXITING |
