@@ -3,10 +3,6 @@
 export const MSR_IA32_VMX_FIRST = 0x480;
 export const MSR_IA32_VMX_LAST = 0x491;
 
-/** IA32_FEATURE_CONTROL bits (vol. 4, table 2-2): lock, VMX outside SMX. */
-export const FEATURE_CONTROL_LOCKED = 1 << 0;
-export const FEATURE_CONTROL_VMX_OUTSIDE_SMX = 1 << 2;
-
 /** Default1 control bits (appendix A.2–A.5): reserved bits that read as 1 without TRUE MSRs. */
 export const PIN_DEFAULT1 = 0x00000016;
 export const PROC_DEFAULT1 = 0x0401e172;

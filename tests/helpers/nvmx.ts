@@ -39,8 +39,8 @@ export function nvmxBed(source: string, offerVmx = true, options: NestedVmxOptio
   return { l0, vm, vcpu, engine, run, r32 };
 }
 
-/** L1 prologue: CR0.NE (VMX operation needs it, IA32_VMX_CR0_FIXED0) and CR4.VMXE. */
-export const ENABLE_VMX = `
+/** CR0.NE (VMX operation needs it, IA32_VMX_CR0_FIXED0) and CR4.VMXE. */
+export const SET_CR_VMX = `
   mov rax, cr0
   or eax, 0x20
   mov cr0, rax
@@ -48,3 +48,14 @@ export const ENABLE_VMX = `
   or eax, 0x2000
   mov cr4, rax
 `;
+
+/**
+ * L1 prologue: lock IA32_FEATURE_CONTROL with "VMXON outside SMX" (0 at reset, as the firmware or
+ * kernel of a real L1 does: one WRMSR exit), then SET_CR_VMX.
+ */
+export const ENABLE_VMX = `
+  mov ecx, 0x3a
+  mov eax, 5
+  xor edx, edx
+  wrmsr
+${SET_CR_VMX}`;

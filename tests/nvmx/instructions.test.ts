@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { cr4AllowedBy } from "../../src/cpu/cpuid.js";
 import { handleExit } from "../../src/hypervisors/l0/core.js";
 import { VMCS12_REVISION, vmxMsr } from "../../src/hypervisors/l0/nested-vmx/caps.js";
+import { FeatureControl } from "../../src/hypervisors/l0/nested-vmx/feature-control.js";
 import {
   FIELDS,
   VMCS12_FIELDS_OFFSET,
@@ -17,9 +18,10 @@ import {
 import { HANDLED } from "../../src/hypervisors/l0/vcpu.js";
 import { GP, UD } from "../../src/x86/exceptions.js";
 import { CF, ZF } from "../../src/x86/flags.js";
+import { RAX, RCX, RDX } from "../../src/x86/registers.js";
 import * as V from "../../src/x86/vmx.js";
 import { HAVE_AS } from "../helpers/asm.js";
-import { ENABLE_VMX, nvmxBed, RESULTS, VMCS12_A, VMCS12_B } from "../helpers/nvmx.js";
+import { ENABLE_VMX, nvmxBed, RESULTS, SET_CR_VMX, VMCS12_A, VMCS12_B } from "../helpers/nvmx.js";
 
 const EXIT_DEBUG = `
   mov al, 0
@@ -34,7 +36,7 @@ function fieldAt(enc: number): number {
 }
 
 describe.skipIf(!HAVE_AS)("nested VMX offered to an L1", () => {
-  it("CPUID shows VMX, CR4.VMXE lands in the shadow, FEATURE_CONTROL and the capability MSRs come from caps.ts", () => {
+  it("CPUID shows VMX, CR4.VMXE lands in the shadow, FEATURE_CONTROL as L1 locked it, the capability MSRs from caps.ts", () => {
     const b = nvmxBed(`
       ${ENABLE_VMX}
       mov rax, cr4
@@ -59,7 +61,7 @@ describe.skipIf(!HAVE_AS)("nested VMX offered to an L1", () => {
     expect(stop.kind, stop.message).toBe("debug-exit");
     expect(b.r32(RESULTS) & 0x2000).toBe(0x2000); // L1 reads CR4.VMXE set
     expect(b.l0.host.withVmcs(b.vcpu.vmcs, () => b.l0.host.vmread(V.VMCS_GUEST_CR4)) & 0x2000).toBe(0); // hardware CR4 without it
-    expect(b.r32(RESULTS + 8)).toBe(5); // locked, VMX outside SMX
+    expect(b.r32(RESULTS + 8)).toBe(5); // locked by ENABLE_VMX, VMX outside SMX
     expect(b.r32(RESULTS + 16)).toBe(VMCS12_REVISION);
     expect(b.r32(RESULTS + 32)).toBe((vmxMsr(0x489, cr4AllowedBy(b.vm.cpuid)) as [number, number])[0] >>> 0);
     expect(b.r32(RESULTS + 32) & 0x2000).toBe(0x2000);
@@ -68,12 +70,55 @@ describe.skipIf(!HAVE_AS)("nested VMX offered to an L1", () => {
     const ctls2 = vmxMsr(0x48b, 0) as [number, number];
     expect([b.r32(RESULTS + 24), b.r32(RESULTS + 28)]).toEqual([ctls2[0] >>> 0, ctls2[1] >>> 0]);
     expect((b.r32(RESULTS + 28) & 0x2) !== 0).toBe(true); // EPT offered to L1
-    expect(b.l0.exitCounts()).toEqual({ rdmsr: 4, cr_access: 1, ept_violation: expect.any(Number), io_instruction: 1 });
+    // ENABLE_VMX's WRMSR locking IA32_FEATURE_CONTROL is the one WRMSR exit.
+    expect(b.l0.exitCounts()).toEqual({
+      wrmsr: 1,
+      rdmsr: 4,
+      cr_access: 1,
+      ept_violation: expect.any(Number),
+      io_instruction: 1,
+    });
     expect(b.l0.guestCpuid(b.vcpu, 1)[2] & (1 << 5)).toBe(1 << 5);
   });
 
+  it("IA32_FEATURE_CONTROL: 0 at reset, writable until locked, then #GP; VMXON #GP until locked with VMX outside SMX", () => {
+    const b = nvmxBed(`${SET_CR_VMX}\n${EXIT_DEBUG}`);
+    expect(b.run().kind).toBe("debug-exit");
+    const h = b.l0.host;
+    b.l0.load(b.vcpu);
+    /** One synthesized exit of L1 (RCX, EDX:EAX as given): "GP" when L0 injected #GP(0), else EAX. */
+    const exit = (reason: number, len: number, eax = 0, edx = 0): number | string => {
+      h.gprLo[RCX] = 0x3a;
+      h.gprLo[RAX] = eax;
+      h.gprLo[RDX] = edx;
+      h.synthesizeExit(reason, len);
+      expect(handleExit(b.l0, b.vcpu)).toBe(HANDLED);
+      const gp = b.vcpu.pendingException === GP && b.vcpu.pendingExceptionError === 0;
+      b.vcpu.pendingException = -1;
+      return gp ? "GP" : h.gprLo[RAX] >>> 0;
+    };
+    const [rd, wr, vmxon] = [V.EXIT_RDMSR, V.EXIT_WRMSR, V.EXIT_VMXON];
+    expect(exit(rd, 2)).toBe(0); // reset value
+    expect(exit(vmxon, 4)).toBe("GP"); // not locked (SDM 23.7; KVM handle_vmxon)
+    expect(exit(wr, 2, 4)).toBe(4); // VMX outside SMX, unlocked: accepted
+    expect(exit(rd, 2)).toBe(4);
+    expect(exit(vmxon, 4)).toBe("GP"); // enabled but not locked
+    expect(exit(wr, 2, 8)).toBe("GP"); // bit 3: not a bit KVM lets this L1 set
+    expect(exit(wr, 2, 5, 1)).toBe("GP"); // bits 63:32 reserved
+    expect(exit(wr, 2, 1)).toBe(1); // locked without VMX: accepted …
+    expect(exit(wr, 2, 5)).toBe("GP"); // … and final until reset
+    expect(exit(rd, 2)).toBe(1);
+    expect(exit(vmxon, 4)).toBe("GP"); // locked, VMX disabled
+    expect(b.engine.state(b.vcpu).vmxon).toBe(false);
+    // A second vCPU state starts from reset; KVM lets bit 1 (VMXON inside SMX) be set with VMX.
+    const fc = new FeatureControl();
+    expect([fc.write(7, 0), fc.value, fc.allowsVmxon, fc.write(5, 0)]).toEqual([true, 7, true, false]);
+    const c = b.l0.exitCounts();
+    expect([c.rdmsr, c.wrmsr, c.vmxon]).toEqual([3, 5, 3]);
+  });
+
   it("without the engine enabled for the VM, setting CR4.VMXE is refused with #GP and CPUID hides VMX", () => {
-    const b = nvmxBed(`${ENABLE_VMX}\n${EXIT_DEBUG}`, false);
+    const b = nvmxBed(`${SET_CR_VMX}\n${EXIT_DEBUG}`, false);
     const stop = b.run();
     // No IDT in this L1: the #GP escalates to a triple fault.
     expect(stop.kind, stop.message).toBe("triple-fault");

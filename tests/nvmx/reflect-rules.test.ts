@@ -39,9 +39,18 @@ const timerExitReadsValue = on(
    jmp resume`,
 );
 
-function run(l2: string, prelaunch: string, onExit: string) {
+/** L1 physical address of L2's guest-physical 0 (the helper's one EPT12 leaf). */
+const L2_BASE = 0x400000;
+
+function run(
+  l2: string,
+  prelaunch: string,
+  onExit: string,
+  setup?: (m: ReturnType<typeof nvmxBed>["vm"]["memory"]) => void,
+) {
   const b = nvmxBed(l1Source(prelaunch, onExit));
   placeL2(b, l2);
+  setup?.(b.vm.memory);
   const stop = b.run(400_000);
   const log = Array.from({ length: b.r32(COUNT) }, (_, i) => b.r32(LOG + i * 8));
   return { b, stop, log };
@@ -57,6 +66,77 @@ describe.skipIf(!HAVE_AS)("nested VMX reflection rules for L1's controls", () =>
     expect(stop.kind, stop.message).toBe("debug-exit");
     expect(b.vm.exitStatus).toBe(1);
     expect(log).toEqual([V.EXIT_INTERRUPT_WINDOW, V.EXIT_CPUID, V.EXIT_HLT]);
+  });
+
+  it("NMI-window exiting L1 sets with virtual NMIs: L2 exits to L1 at once (reason 8), not while VMCS12 blocks NMIs", () => {
+    const nmiControls =
+      vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS) +
+      vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 | C.CPU_NMI_WINDOW_EXITING);
+    const open = run(
+      "cpuid\n hlt\n",
+      nmiControls,
+      on(V.EXIT_NMI_WINDOW, `${vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12)} jmp resume`),
+    );
+    expect(open.stop.kind, open.stop.message).toBe("debug-exit");
+    expect(open.b.vm.exitStatus).toBe(1);
+    expect(open.log).toEqual([V.EXIT_NMI_WINDOW, V.EXIT_CPUID, V.EXIT_HLT]);
+    // Blocking by NMI in VMCS12's interruptibility is virtual-NMI blocking: no window, L2 runs.
+    const blocked = run("cpuid\n hlt\n", nmiControls + vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, 8), "");
+    expect(blocked.stop.kind, blocked.stop.message).toBe("debug-exit");
+    expect(blocked.log).toEqual([V.EXIT_CPUID, V.EXIT_HLT]);
+    expect(blocked.b.engine.state(blocked.b.vcpu).current.get32(V.VMCS_GUEST_INTERRUPTIBILITY)).toBe(8);
+  });
+
+  it("an NMI L1 injects blocks L2's NMIs through VMCS12 until L2's IRET, which opens the NMI window (reason 8)", () => {
+    // L2: CPUID then HLT at 0x10000; its NMI handler at 0x10100: HLT, IRETQ. IDT at L2 0x5000,
+    // GDT at L2 0 (64-bit code 0x08, data 0x10: IRETQ reloads CS and SS).
+    const l2 = "cpuid\n hlt\n .org 0x100\n hlt\n iretq\n";
+    const nmi = (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0;
+    const { b, stop, log } = run(
+      l2,
+      vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS) +
+        vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 | C.CPU_NMI_WINDOW_EXITING) +
+        vmwrite(V.VMCS_GUEST_IDTR_BASE, 0x5000) +
+        vmwrite(V.VMCS_ENTRY_INTR_INFO, nmi),
+      // First exit (the handler's HLT): L2's interruptibility into [R], past the HLT. The window:
+      // interruptibility and RIP into [R+8], [R+16], window off.
+      on(
+        V.EXIT_HLT,
+        `cmp qword ptr [${COUNT}], 1
+         jne 7f
+         mov edx, ${V.VMCS_GUEST_INTERRUPTIBILITY}
+         vmread qword ptr [${R}], rdx
+         jmp skip
+      7:`,
+      ) +
+        on(
+          V.EXIT_NMI_WINDOW,
+          `mov edx, ${V.VMCS_GUEST_INTERRUPTIBILITY}
+           vmread qword ptr [${R + 8}], rdx
+           mov edx, ${V.VMCS_GUEST_RIP}
+           vmread qword ptr [${R + 16}], rdx
+           ${vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12)}
+           jmp resume`,
+        ),
+      (m) => {
+        const q = (gpa: number, v: bigint) => {
+          const bytes = new Uint8Array(8);
+          new DataView(bytes.buffer).setBigUint64(0, v, true);
+          m.writeBytes(L2_BASE + gpa, bytes);
+        };
+        q(0x08, 0x00af9b000000ffffn);
+        q(0x10, 0x00cf93000000ffffn);
+        // Interrupt gate, vector 2: handler 0x10100, selector 0x08, present, DPL 0, type 0xE.
+        q(0x5000 + 2 * 16, 0x00008e0000080100n | (0x0001n << 48n));
+        q(0x5000 + 2 * 16 + 8, 0n);
+      },
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_HLT, V.EXIT_NMI_WINDOW, V.EXIT_CPUID, V.EXIT_HLT]);
+    expect(b.r32(R)).toBe(C.INTERRUPTIBILITY_NMI); // the injected NMI blocks (virtual) NMIs
+    expect([b.r32(R + 8), b.r32(R + 16)]).toEqual([0, 0x10000]); // IRETQ unblocked: window before CPUID
+    expect(b.engine.state(b.vcpu).reflected.count(2, V.EXIT_NMI_WINDOW)).toBe(1);
   });
 
   it("L1's preemption timer for L2 exits to L1 (reason 52); VMCS12's timer value is L1's, not L0's", () => {

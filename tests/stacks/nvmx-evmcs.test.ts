@@ -73,8 +73,11 @@ describe("l1hv on nvmx-evmcs", () => {
     // has its own tick, its timer interrupts and LAPIC reprogramming are L1 exits here too).
     expect(c["exits.L1.cpuid"]).toBe(22);
     expect(c["nvmx.exits.l2_to_l0"]).toBe(863);
-    expect(c["nvmx.exits.l1_to_l0"]).toBe(2158);
-    expect(c["nvmx.emulated.vmresume"]).toBe(818);
+    // l1hv's boot WRMSR locking IA32_FEATURE_CONTROL (0 at reset) is one of these L1 exits; its
+    // cycles shift where L1's ticks fall (2158 → 2165 L1 exits, 818 → 820 VMRESUMEs when L0 first
+    // reported the MSR locked).
+    expect(c["nvmx.exits.l1_to_l0"]).toBe(2165);
+    expect(c["nvmx.emulated.vmresume"]).toBe(820);
     // Each entry after the first copies only the dirty groups in; every reflected exit writes 64 fields out.
     expect(c["nvmx.evmcs.fields_copied_out"]).toBe(64 * c["nvmx.exits.reflected_to_l1"]);
     expect(c["nvmx.evmcs.msr_bitmap_merges_skipped"]).toBe(c["nvmx.emulated.vmresume"]);

@@ -22,26 +22,15 @@ const checks = (serial: string) => serial.split("\n").filter((l) => /^(PASS|FAIL
 /**
  * Where nested VMX differs from the bare VMX CPU, and why (null: the check does not run nested;
  * "PASS"/"FAIL": it runs nested only, or with that outcome):
- * - IA32_FEATURE_CONTROL starts locked with VMXON enabled, as a VMM's firmware leaves it under KVM,
- *   where the bare machine (no firmware) starts at 0: vmxtest takes the architecturally allowed
- *   locked path, so its two unlocked-case checks do not run. Starting it unlocked would add a
- *   WRMSR exit to the L1 hypervisor's boot on every nvmx run (l1hv locks it when unlocked).
  * - L0 offers L1 no VMCS shadowing (PROCBASED_CTLS2 bit 14 allowed-1 is 0), so a shadow-VMCS
  *   region is refused at VMPTRLD (VMfail 11, the check for that case) and the shadow-vmcs group
  *   is skipped (KVM offers nested shadowing; nestlab's engine does not yet).
- * - L0 offers no NMI-window exiting to L1 (caps.ts: controls without code behind them are not
- *   offered; L2's NMIs are L0's to re-inject), so the checks conditional on it do not run.
  * Every check that runs on both passes on both: the guest ends with 0 failures.
  */
 const COMMON_DEVIATIONS: Record<string, string | null> = {
-  "vmxon-feature-control-unlocked-gp": null,
-  "feature-control-lock": null,
   "vmptrld-shadow-vmcs": null,
   "vmlaunch-shadow-vmcs-failinvalid": null,
   "vmptrld-shadow-vmcs-11": "PASS",
-  "entry-nmi-window-without-virtual-nmis-7": null,
-  "exit-nmi-window": null,
-  "nmi-window-blocked": null,
   "shadow-vmread-no-exit": null,
   "shadow-vmread-mem-no-exit": null,
   "shadow-vmread-bitmap-set-exits": null,
@@ -62,7 +51,11 @@ const native = nativeStack.run({ image, cmdline: "", memory: 64 * MIB, maxInstru
 /**
  * nvmx-evmcs offers the same VMX but filters the capability MSRs as an eVMCS v1 L1 sees them (no
  * VMX-preemption timer: the eVMCS has no field for its value), so the timer's exit check does not
- * run there; vmxtest itself does not enable the eVMCS.
+ * run there. vmxtest itself does not enable the eVMCS, and the filter stays: KVM filters for the
+ * vCPU, not for its use of the eVMCS — vmx_get_msr applies nested_evmcs_filter_control_msr to
+ * every guest read when guest_cpu_cap_has_evmcs(vcpu) (Hyper-V CPUID + the VMM's
+ * KVM_CAP_HYPERV_ENLIGHTENED_VMCS), and nested_vmx_check_controls applies
+ * nested_evmcs_check_controls under the same condition (arch/x86/kvm/vmx/vmx.c, nested.c).
  */
 const EXTRA_DEVIATIONS: Record<string, Record<string, string | null>> = {
   "nvmx-evmcs": { "exit-preemption-timer-zero": null },

@@ -48,7 +48,7 @@ export interface NestedEngine {
   readMsr?(l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null;
   /** Whether vCPU `v`, which this engine offers VMX to, is in VMX operation (its VMCALL is then a VMX instruction). */
   inVmxOperation?(v: GuestVcpu): boolean;
-  /** An intercepted WRMSR of vCPU `v` that L0's LAPIC does not own (nvmx-evmcs: Hyper-V's MSRs); false for #GP. */
+  /** An intercepted WRMSR of vCPU `v` that L0's LAPIC does not own (IA32_FEATURE_CONTROL; nvmx-evmcs: Hyper-V's MSRs); false for #GP. */
   writeMsr?(l0: L0Hypervisor, v: GuestVcpu, index: number, lo: number, hi: number): boolean;
   /** A MOV to CR4 of `v` changing CR4.VMXE to `value`'s: false refuses it (#GP). */
   cr4Write?(v: GuestVcpu, value: number): boolean;

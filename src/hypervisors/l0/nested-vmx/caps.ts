@@ -1,12 +1,12 @@
 /**
  * What L0's nested-VMX engine offers an L1, declared once (KVM: nested_vmx_setup_ctls_msrs):
  * the VMX controls it can merge into a VMCS02, the VMCS12 revision and size, and the answers to
- * IA32_FEATURE_CONTROL and the capability MSRs 0x480–0x491 built from that declaration. A
- * control bit is offered only when the engine has code behind it.
+ * the capability MSRs 0x480–0x491 built from that declaration (IA32_FEATURE_CONTROL is a per-vCPU
+ * value: feature-control.ts). A control bit is offered only when the engine has code behind it.
  */
 import { CR0_NE, CR0_PE, CR0_PG, CR4_VMXE } from "../../../x86/control.js";
 import * as MSR from "../../../x86/msr.js";
-import { MSR_IA32_FEATURE_CONTROL, MSR_IA32_VMX_BASIC } from "../../../x86/msr.js";
+import { MSR_IA32_VMX_BASIC } from "../../../x86/msr.js";
 import * as C from "../../../x86/vmx-controls.js";
 import * as M from "../../../x86/vmx-msr.js";
 
@@ -25,6 +25,8 @@ export const SUPPORTED = {
   pin: C.PIN_EXT_INTR_EXITING | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS | C.PIN_PREEMPTION_TIMER,
   proc:
     C.CPU_INTR_WINDOW_EXITING |
+    // Requires virtual NMIs (checks.ts); VMCS02 takes it from VMCS12, its exit goes to L1 (nested.ts, reflect.ts).
+    C.CPU_NMI_WINDOW_EXITING |
     C.CPU_HLT_EXITING |
     C.CPU_INVLPG_EXITING |
     C.CPU_RDTSC_EXITING |
@@ -62,9 +64,6 @@ function ctls(must1: number, may1: number): [number, number] {
 export function vmxMsr(index: number, cr4Allowed: number): [number, number] | null {
   const S = SUPPORTED;
   switch (index) {
-    case MSR_IA32_FEATURE_CONTROL:
-      // Locked with VMX outside SMX enabled, as a BIOS leaves it and KVM reports it.
-      return [M.FEATURE_CONTROL_LOCKED | M.FEATURE_CONTROL_VMX_OUTSIDE_SMX, 0];
     case MSR_IA32_VMX_BASIC:
       return [VMCS12_REVISION, VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_TRUE_CTLS];
     case MSR.MSR_IA32_VMX_PINBASED_CTLS:

@@ -53,7 +53,10 @@ function eferAllowed(x: VmxInsnContext): number {
 
 /**
  * A control word against its capability MSR as L0 offers it to this L1 (allowed-0 bits set,
- * nothing beyond allowed-1): on `nvmx-evmcs` (`s.hv` set) the eVMCS-filtered values L1 reads.
+ * nothing beyond allowed-1): on `nvmx-evmcs` (`s.hv` set) the eVMCS-filtered values L1 reads,
+ * whether or not L1 has an eVMCS current — as KVM, whose nested_vmx_check_controls calls
+ * nested_evmcs_check_controls whenever guest_cpu_cap_has_evmcs(vcpu) (the VMM enabled the eVMCS
+ * for the vCPU), not only when evmptr_is_valid.
  */
 function ctlOk(x: VmxInsnContext, value: number, msr: number): boolean {
   const offered = vmxMsr(msr, 0) as [number, number];

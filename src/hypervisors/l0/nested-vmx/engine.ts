@@ -1,8 +1,8 @@
 /**
  * L0's nested-VMX engine (KVM's arch/x86/kvm/vmx/nested.c), a nested engine beside npv: it
  * offers VMX to the L1 vCPUs of the VMs it is enabled for — CPUID.1:ECX.VMX in their CPUID
- * policy, IA32_FEATURE_CONTROL and the capability MSRs from one declaration (caps.ts), CR4.VMXE
- * through L0's CR4 guest/host mask — and emulates the VMX instructions those L1s execute
+ * policy, IA32_FEATURE_CONTROL per vCPU (feature-control.ts), the capability MSRs from one
+ * declaration (caps.ts), CR4.VMXE through L0's CR4 guest/host mask — and emulates the VMX instructions those L1s execute
  * (instructions.ts) against VMCS12s in their memory (vmcs12.ts).
  *
  * VMLAUNCH/VMRESUME enter L2 on a VMCS02 (nested.ts); each L2 exit goes through the reflection
@@ -14,6 +14,7 @@ import type { ExitTable } from "../../../stats/exit-table.js";
 import type { EventCount } from "../../../stats/run-stats.js";
 import { CR4_VMXE } from "../../../x86/control.js";
 import { F1C_VMX } from "../../../x86/cpuid.js";
+import { MSR_IA32_FEATURE_CONTROL } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
 import type { NestedEngine } from "../engine.js";
 import { exitReasonName } from "../exits.js";
@@ -142,15 +143,23 @@ export class NestedVmxEngine implements NestedEngine {
     return v.engine === null && v.l0vm !== null && this.vms.has(v.l0vm);
   }
 
-  /** IA32_FEATURE_CONTROL and the VMX capability MSRs, from caps.ts; with the eVMCS, Hyper-V's MSRs. */
+  /**
+   * IA32_FEATURE_CONTROL (the vCPU's own, feature-control.ts) and the VMX capability MSRs (caps.ts);
+   * with the eVMCS, Hyper-V's MSRs, and the capability MSRs filtered for eVMCS v1 on every read,
+   * whether or not L1 uses an eVMCS: KVM's vmx_get_msr filters guest reads whenever
+   * guest_cpu_cap_has_evmcs(vcpu) — Hyper-V in the vCPU's CPUID and the eVMCS enabled by the VMM
+   * (KVM_CAP_HYPERV_ENLIGHTENED_VMCS) — a property of the VM, not of what L1 did.
+   */
   readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
+    if (index === MSR_IA32_FEATURE_CONTROL) return [this.state(v).featureControl.value, 0];
     const caps = vmxMsr(index, cr4AllowedBy(v.cpuid));
     if (this.options.evmcs !== true) return caps;
     return caps !== null ? filterCapsForEvmcs(index, caps) : readHyperVMsr(this.state(v).hv as HyperVMsrs, index);
   }
 
-  /** Hyper-V's synthetic MSRs (hyperv.ts), with the eVMCS only. */
+  /** IA32_FEATURE_CONTROL while unlocked; with the eVMCS, Hyper-V's synthetic MSRs (hyperv.ts). */
   writeMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number, lo: number, hi: number): boolean {
+    if (index === MSR_IA32_FEATURE_CONTROL) return this.state(v).featureControl.write(lo, hi);
     if (this.options.evmcs !== true) return false;
     return writeHyperVMsr(this.state(v).hv as HyperVMsrs, v.l0vm as Vm, index, lo, hi);
   }

@@ -127,6 +127,8 @@ export function vmxon(x: VmxInsnContext): number {
   if (x.s.vmxon) return cpl(l0) > 0 ? inject(x, GP, 0) : fail(x, V.VMXERR_VMXON_IN_ROOT);
   // CPL > 0 or CR0 outside IA32_VMX_CR0_FIXED0 (PE, NE, PG): #GP(0) (SDM 31.3 VMXON; KVM handle_vmxon).
   if (cpl(l0) > 0 || (l1Cr0(l0) & CR0_FIXED0) !== CR0_FIXED0) return inject(x, GP, 0);
+  // IA32_FEATURE_CONTROL not locked with "VMXON outside SMX": #GP(0) (SDM 23.7; KVM handle_vmxon).
+  if (!x.s.featureControl.allowsVmxon) return inject(x, GP, 0);
   const addr = readPhysOperand(x);
   if (addr === -2) return unmapped(x, "VMXON");
   if (addr < 0) return failInvalid(x);

@@ -134,14 +134,22 @@ function entryFailure(x: VmxInsnContext, qualification: number): number {
   return HANDLED;
 }
 
-/** Exiting controls of VMCS12 that VMCS02 takes as they are (L0 does not use them itself); their exits are L1's. */
+/**
+ * Exiting controls of VMCS12 that VMCS02 takes as they are (L0 does not use them itself); their
+ * exits are L1's. NMI-window exiting among them: L0 injects no NMIs into its guests, so VMCS02 has
+ * it exactly when VMCS12 does (KVM prepare_vmcs02_early: L0's window bits cleared, VMCS12's OR-ed in).
+ */
 const L1_EXITING =
+  C.CPU_NMI_WINDOW_EXITING |
   C.CPU_CR3_LOAD_EXITING |
   C.CPU_CR3_STORE_EXITING |
   C.CPU_CR8_LOAD_EXITING |
   C.CPU_CR8_STORE_EXITING |
   C.CPU_INVLPG_EXITING |
   C.CPU_RDTSC_EXITING;
+
+/** VMCS12's NMI pin controls VMCS02 takes (L0's own pin controls have neither). */
+const L1_NMI_CONTROLS = C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS;
 
 /** VMCS02 from VMCS12 and L0's needs (KVM prepare_vmcs02). */
 function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
@@ -158,6 +166,12 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
       vpid: l2.vpid,
       entry: (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER,
     });
+    // L1's NMI exiting and virtual NMIs join L0's pin controls (KVM prepare_vmcs02_early: VMCS01's
+    // pin controls | VMCS12's but the preemption timer, which the run core owns). With virtual
+    // NMIs in VMCS02, bit 3 of the guest interruptibility VMCS12 gives is virtual-NMI blocking in
+    // the CPU, and the exit saves it back into VMCS12 with the other guest fields (SDM 24.4.2, 26.7.1).
+    const pin12 = c.get32(V.VMCS_PIN_BASED_CONTROLS);
+    h.vmwrite(V.VMCS_PIN_BASED_CONTROLS, h.vmread(V.VMCS_PIN_BASED_CONTROLS) | (pin12 & L1_NMI_CONTROLS));
     const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
     const extra = proc12 & L1_EXITING;
     h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);

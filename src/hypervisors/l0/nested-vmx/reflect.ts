@@ -191,6 +191,10 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
     case V.EXIT_INTERRUPT_WINDOW:
       // VMCS02 asks for the window only for L0's pending event or L1's control (core.ts).
       return (proc12 & C.CPU_INTR_WINDOW_EXITING) !== 0 ? toL1(l2, reason) : NOT_REFLECTED;
+    case V.EXIT_NMI_WINDOW:
+      // VMCS02 has NMI-window exiting only when VMCS12 does (nested.ts; KVM nested_vmx_l1_wants_exit).
+      if ((proc12 & C.CPU_NMI_WINDOW_EXITING) !== 0) return toL1(l2, reason);
+      return l2.fail("error", reason, "NMI-window exit L1 did not ask for (L0 injects no NMIs)");
     case V.EXIT_PREEMPTION_TIMER:
       // L0 runs L1's timer and its own on VMCS02's one timer: L1's when its deadline passed.
       return timer12Expired(l0, l2) ? toL1(l2, reason) : NOT_REFLECTED;

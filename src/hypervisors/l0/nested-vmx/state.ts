@@ -1,9 +1,11 @@
 /**
- * What L0 keeps per L1 vCPU for nested VMX (KVM's struct nested_vmx): whether the L1 is in VMX
- * operation (after its VMXON) and where its VMXON region is, and the current VMCS12, cached.
+ * What L0 keeps per L1 vCPU for nested VMX (KVM's struct nested_vmx): its IA32_FEATURE_CONTROL,
+ * whether the L1 is in VMX operation (after its VMXON) and where its VMXON region is, and the
+ * current VMCS12, cached.
  */
 import type { Ept02 } from "./ept02.js";
 import type { EnlightenedVmcs } from "./evmcs.js";
+import { FeatureControl } from "./feature-control.js";
 import type { HyperVMsrs } from "./hyperv.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import type { ShadowVmcs } from "./shadow.js";
@@ -15,6 +17,8 @@ export const NO_CURRENT_VMCS = -1;
 
 /** Its counters (emulated instructions, trapped fields, reflected exits) are NvmxCounts' (stats.ts). */
 export class NestedVmxState extends NvmxCounts {
+  /** IA32_FEATURE_CONTROL (0 at reset; KVM keeps it in struct vcpu_vmx). */
+  readonly featureControl = new FeatureControl();
   /** The L1 executed VMXON (and no VMXOFF since). */
   vmxon = false;
   /** Guest-physical address of the VMXON region. */
