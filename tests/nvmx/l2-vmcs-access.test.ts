@@ -200,6 +200,25 @@ describe.skipIf(!HAVE_AS)("nested VMX: VMCS shadowing L1 sets for its L2", () =>
   });
 });
 
+describe.skipIf(!HAVE_AS)("nested VMX: memory operands that reach no L1 RAM stop the vCPU with a clear error", () => {
+  it("L2's VMREAD to a page its tables map but EPT12 does not", () => {
+    // L2's second 2 MiB page is in its page tables (placeL2) but not in EPT12.
+    const { stop, s } = run(
+      `mov edx, ${V.VMCS_GUEST_RIP}\n vmread qword ptr [0x200000], rdx\n hlt\n`,
+      shadowing(VMCS12_B),
+    );
+    expect(stop.kind).toBe("error");
+    expect(stop.message).toMatch(/nested VMX L2: the VMREAD operand at linear 0x200000 is not mapped to RAM/);
+    expect(s.l2VmcsAccesses).toBe(1);
+  });
+
+  it("L1's VMPTRST to an address its page tables map outside its RAM", () => {
+    const { stop } = run("hlt\n", "vmptrst qword ptr [0x4000000]\n");
+    expect(stop.kind).toBe("error");
+    expect(stop.message).toMatch(/the VMPTRST operand at linear 0x4000000 is not mapped to RAM/);
+  });
+});
+
 describe.skipIf(!HAVE_AS)("nested VMX with the eVMCS-filtered capabilities", () => {
   it("VMCS shadowing is not offered: a shadow-indicator region is VMfail(11) at VMPTRLD", () => {
     const R = RESULTS + 0x200;

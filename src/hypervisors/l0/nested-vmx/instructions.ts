@@ -116,12 +116,15 @@ function readPhysOperand(x: VmxInsnContext): number {
   return addr;
 }
 
-/** L1's memory operand did not translate: stop the vCPU with a clear error (no #PF injection yet). */
+/**
+ * The memory operand (of L1's instruction, or L2's: x.v says whose) did not translate to L1 RAM:
+ * stop the vCPU with a clear error (no #PF injection yet).
+ */
 function unmapped(x: VmxInsnContext, what: string): number {
   return x.v.fail(
     "error",
     x.l0.host.exit.reason & 0xffff,
-    `L1's ${what} operand at linear ${x.ops.linear()} is not mapped by its page tables (L0 does not inject #PF for it)`,
+    `the ${what} operand at linear ${x.ops.linear()} is not mapped to RAM by the guest's page tables (L0 does not inject #PF for it)`,
   );
 }
 

@@ -92,7 +92,7 @@ export class OperandAccess {
   /**
    * The L1 guest-physical address of the memory operand described by `info` and the exit
    * qualification, for an access of `size` bytes (write when `write`); -1 when the guest's page
-   * tables (or EPT12) do not map it, or the operand crosses a page.
+   * tables (or EPT12) do not map it to L1 RAM, or the operand crosses a page.
    */
   address(info: number, size: number, write: boolean): number {
     const h = this.l0.host;
@@ -142,8 +142,9 @@ export class OperandAccess {
             hi,
             write ? ACC_WRITE : 0,
           );
-    if (g < 0) return -1;
-    return this.toL1 === null ? g : this.toL1(g, write);
+    const g1 = g < 0 || this.toL1 === null ? g : this.toL1(g, write);
+    // An operand outside L1 RAM (an MMIO hole) is refused like an unmapped one, never accessed.
+    return g1 < 0 || !this.vm.memory.isRam(g1, size) ? -1 : g1;
   }
 
   /** The linear address of the last `address` call, for messages. */
