@@ -203,9 +203,7 @@ function linkPointerValid(x: VmxInsnContext): boolean {
   const link = c.getNumber(V.VMCS_LINK_POINTER);
   if (!pageAddressOk(x, link) || !x.ops.isRam(link, 4096)) return false;
   const rev = x.vm.memory.read32(link) >>> 0;
-  const proc = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-  const shadowing =
-    (proc & C.CPU_SECONDARY_CONTROLS) !== 0 && (c.get32(V.VMCS_PROC_BASED_CONTROLS2) & C.CPU2_VMCS_SHADOWING) !== 0;
+  const shadowing = (c.secondaryControls() & C.CPU2_VMCS_SHADOWING) !== 0;
   return (
     (rev & ~C.VMCS_SHADOW_INDICATOR) >>> 0 === VMCS12_REVISION && ((rev & C.VMCS_SHADOW_INDICATOR) !== 0) === shadowing
   );

@@ -26,13 +26,9 @@ import type { NestedVmxState } from "./state.js";
 
 const enc = new Int32Array(2);
 
-/** VMCS12 has "VMCS shadowing" (with the secondary controls activated). */
+/** VMCS12 has "VMCS shadowing". */
 function shadowingOn(s: NestedVmxState): boolean {
-  const c = s.current;
-  return (
-    (c.get32(V.VMCS_PROC_BASED_CONTROLS) & C.CPU_SECONDARY_CONTROLS) !== 0 &&
-    (c.get32(V.VMCS_PROC_BASED_CONTROLS2) & C.CPU2_VMCS_SHADOWING) !== 0
-  );
+  return (s.current.secondaryControls() & C.CPU2_VMCS_SHADOWING) !== 0;
 }
 
 /**

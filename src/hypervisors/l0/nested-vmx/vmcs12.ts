@@ -10,7 +10,7 @@
  * field of FIELDS, in that order (16- and 32-bit fields zero-extended).
  */
 import * as V from "../../../x86/vmx.js";
-import { VMCS_SHADOW_INDICATOR } from "../../../x86/vmx-controls.js";
+import { CPU_SECONDARY_CONTROLS, VMCS_SHADOW_INDICATOR } from "../../../x86/vmx-controls.js";
 import type { GuestMemory } from "../vm.js";
 
 export const VMCS12_REVISION_OFFSET = 0;
@@ -205,6 +205,13 @@ export class Vmcs12Cache {
   /** The high 32 bits of a 64-bit or natural-width field (0 for narrower ones). */
   hi32(enc: number): number {
     return this.hi[SLOT.get(enc) as number];
+  }
+
+  /** The secondary processor-based controls in effect: 0 unless the primary controls activate them. */
+  secondaryControls(): number {
+    return (this.get32(V.VMCS_PROC_BASED_CONTROLS) & CPU_SECONDARY_CONTROLS) !== 0
+      ? this.get32(V.VMCS_PROC_BASED_CONTROLS2)
+      : 0;
   }
 
   /** A field L0 sets as a number (exact below 2^53). */
