@@ -48,11 +48,16 @@ const flags = (slot: number) => `
 const fieldAt = (enc: number) => VMCS12_FIELDS_OFFSET + 8 * FIELDS.indexOf(enc);
 
 /** Run L1 with `prelaunch` and L2 `code`; the shadow VMCS12 at VMCS12_B holds guest RIP 0x1234, RSP 0x5678. */
-function run(code: string, prelaunch: string, onExit = "", bits: { read?: number[]; write?: number[] } = {}) {
+function run(
+  code: string,
+  prelaunch: string,
+  onExit = "",
+  bits: { read?: number[]; write?: number[]; plainRegion?: boolean } = {},
+) {
   const b = nvmxBed(l1Source(prelaunch, onExit));
   placeL2(b, code);
   const m = b.vm.memory;
-  m.write32(VMCS12_B, (VMCS12_REVISION | C.VMCS_SHADOW_INDICATOR) >>> 0);
+  m.write32(VMCS12_B, bits.plainRegion === true ? VMCS12_REVISION : (VMCS12_REVISION | C.VMCS_SHADOW_INDICATOR) >>> 0);
   m.write32(VMCS12_B + fieldAt(V.VMCS_GUEST_RIP), 0x1234);
   m.write32(VMCS12_B + fieldAt(V.VMCS_GUEST_RSP), 0x5678);
   for (const f of bits.read ?? []) m.writeBytes(READ_BITMAP + (f >>> 3), Uint8Array.of(1 << (f & 7)));
@@ -178,6 +183,23 @@ describe.skipIf(!HAVE_AS)("nested VMX: VMCS shadowing L1 sets for its L2", () =>
     expect(offered.log).toEqual([V.EXIT_HLT]);
     expect([offered.b.r32(R) & (CF | ZF), offered.b.r32(R + 8) & (CF | ZF)]).toEqual([0, CF]);
     expect(offered.s.current.gpa).toBe(VMCS12_A);
+  });
+
+  it("VMCS shadowing with a link pointer to a region without the shadow indicator: entry failure, qualification 4", () => {
+    const R = RESULTS + 0x200;
+    const { stop, b, log, s } = run(
+      "hlt\n",
+      shadowing(VMCS12_B),
+      `mov edx, ${V.VMCS_EXIT_QUALIFICATION}
+       vmread qword ptr [${R}], rdx
+       jmp done`,
+      { plainRegion: true },
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([(V.EXIT_REASON_ENTRY_FAILURE | V.EXIT_INVALID_GUEST_STATE) >>> 0]);
+    expect(b.r32(R)).toBe(4);
+    expect([s.entries, s.l2VmcsAccesses]).toEqual([0, 0]);
   });
 
   it("VMCS shadowing with a VMREAD bitmap address not 4 KiB-aligned is VMfailValid(7)", () => {
