@@ -133,6 +133,25 @@ export function vmcsFieldWidth(enc: number): number {
 export function vmcsFieldType(enc: number): number {
   return (enc >>> 10) & 3;
 }
+/**
+ * The full-access encoding of the field `enc` names, or -1 when no field can have it: bits 31:15
+ * set (24.11.2: encodings are 15 bits; VMREAD/VMWRITE of such an operand is "unsupported"), or
+ * the high access type (bit 0) of a field that is not 64-bit. Which fields exist is each VMCS
+ * implementation's own list (the processor's, L0's VMCS12).
+ */
+export function vmcsFieldBase(enc: number): number {
+  if ((enc & ~0x7fff) !== 0) return -1;
+  if ((enc & 1) === 0) return enc;
+  return vmcsFieldWidth(enc) === VMCS_WIDTH_64 ? enc & ~1 : -1;
+}
+/**
+ * Whether VMWRITE refuses field `enc` with VMfailValid(13): the VM-exit information fields (type
+ * 1), on a processor without "VMWRITE to any supported field" (IA32_VMX_MISC bit 29; vol. 2
+ * "VMWRITE"), which neither nestlab's VMX nor L0's nested VMX offers.
+ */
+export function vmcsFieldReadOnly(enc: number): boolean {
+  return vmcsFieldType(enc) === 1;
+}
 
 // 16-bit fields.
 export const VMCS_VPID = 0x0000;

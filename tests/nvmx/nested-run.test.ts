@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
 import { HAVE_AS } from "../helpers/asm.js";
 import { nvmxBed, RESULTS } from "../helpers/nvmx.js";
 import { COUNT, EPT12_PD, L2_EPT12, L2_SECOND, LOG, l1Source, placeL2, TABLE } from "../helpers/nvmx-l1.js";
@@ -62,7 +63,7 @@ describe.skipIf(!HAVE_AS)("nested VMX: L1 launches an L2", () => {
         mov edx, ${V.VMCS_VM_INSTRUCTION_ERROR}
         vmread [${R + 8}], rdx
         mov edx, ${V.VMCS_PROC_BASED_CONTROLS2}
-        mov eax, 0x4002
+        mov eax, ${0x2 | C.CPU2_ENABLE_VMFUNC}
         vmwrite rdx, rax
         vmlaunch
         pushfq

@@ -14,7 +14,6 @@
  *   unrestricted guest, VM functions (so IA32_VMX_VMFUNC does not exist: #GP).
  */
 
-import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 
 /** The controls implemented (the allowed-1 settings beyond the default1 bits). */
@@ -128,9 +127,4 @@ export function vmcsEnum(fields: readonly number[]): number {
 /** IA32_VMX_BASIC as [lo, hi]. */
 export function basicMsr(): [number, number] {
   return [C.VMCS_REVISION_ID, VMCS_REGION_SIZE | C.BASIC_HI_MEMTYPE_WB | C.BASIC_HI_TRUE_CTLS];
-}
-
-/** Whether a VMCS field encoding is read-only for VMWRITE (no "VMWRITE to any field" in MISC[29]). */
-export function fieldReadOnly(enc: number): boolean {
-  return V.vmcsFieldType(enc) === 1;
 }

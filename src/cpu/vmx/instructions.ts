@@ -19,7 +19,7 @@ import { CHARGE_VMENTRY, CHARGE_VMINJECT } from "../charges.js";
 import { maxPhysAddr } from "../control-regs.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
-import { CR0_FIXED0, fieldReadOnly, inveptTypeSupported, invvpidTypeSupported } from "./caps.js";
+import { CR0_FIXED0, inveptTypeSupported, invvpidTypeSupported } from "./caps.js";
 import { checkEntry, ENTRY_CHECKS_PASSED, ENTRY_FAILED_LINK_POINTER, eptpValid } from "./entry-checks.js";
 import { enterFailed, loadHostState } from "./host-state.js";
 import { vmxAdvertised } from "./msrs.js";
@@ -282,7 +282,7 @@ export function vmwrite(c: Cpu, i: Insn, v: Vmcs | null): void {
     vmFail(c, V.VMXERR_UNSUPPORTED_FIELD);
     return;
   }
-  if (fieldReadOnly(enc)) {
+  if (V.vmcsFieldReadOnly(enc)) {
     vmFail(c, V.VMXERR_VMWRITE_READONLY);
     return;
   }

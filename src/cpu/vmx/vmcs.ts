@@ -24,8 +24,8 @@ export class Vmcs {
 
   /** Whether `enc` names a field this implementation supports. */
   static supports(enc: number): boolean {
-    if (!SUPPORTED.has(enc & ~1)) return false;
-    return (enc & 1) === 0 || V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_64;
+    const base = V.vmcsFieldBase(enc);
+    return base >= 0 && SUPPORTED.has(base);
   }
 
   private static slot(enc: number): number {

@@ -407,7 +407,7 @@ export class VmxUnit {
 
   /** Software reads RIP past a VM exit: validate writes by hypervisors to VMCS fields. */
   checkVmwrite(field: number): boolean {
-    return V.vmcsFieldType(field) !== 1; // read-only data fields
+    return !V.vmcsFieldReadOnly(field);
   }
 
   /** #GP for VMX instructions at CPL > 0 (30.3). */

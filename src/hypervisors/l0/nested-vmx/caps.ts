@@ -14,7 +14,7 @@ import * as M from "../../../x86/vmx-msr.js";
  * The revision identifier of nestlab's VMCS12 layout (bit 31 clear: not a shadow VMCS). Changing
  * the layout (vmcs12.ts, docs/nested-vmx.md) changes it, as KVM's VMCS12_REVISION.
  */
-export const VMCS12_REVISION = 0x4e4c0001;
+export const VMCS12_REVISION = 0x4e4c0002;
 /** Size of a VMCS12 region and of the VMXON region (one page). */
 export const VMCS12_SIZE = 4096;
 /** Highest field index the engine supports (IA32_VMX_VMCS_ENUM bits 9:1; 0x17 is the preemption-timer value's). */
@@ -38,7 +38,15 @@ export const SUPPORTED = {
     C.CPU_USE_IO_BITMAPS |
     C.CPU_USE_MSR_BITMAPS |
     C.CPU_SECONDARY_CONTROLS,
-  proc2: C.CPU2_ENABLE_EPT | C.CPU2_ENABLE_VPID | C.CPU2_ENABLE_RDTSCP | C.CPU2_ENABLE_INVPCID | C.CPU2_WBINVD_EXITING,
+  // VMCS shadowing is emulated whatever the hardware has (KVM nested_vmx_setup_secondary_ctls:
+  // "We can emulate VMCS shadowing"): L2's VMREAD/VMWRITE exit to L0 (l2-vmcs-access.ts).
+  proc2:
+    C.CPU2_ENABLE_EPT |
+    C.CPU2_ENABLE_VPID |
+    C.CPU2_ENABLE_RDTSCP |
+    C.CPU2_ENABLE_INVPCID |
+    C.CPU2_WBINVD_EXITING |
+    C.CPU2_VMCS_SHADOWING,
   exit:
     C.EXIT_HOST_ADDR_SPACE_SIZE |
     C.EXIT_ACK_INTR_ON_EXIT |

@@ -34,9 +34,6 @@ export const ENTRY_FAIL_VMCS_LINK_PTR = 4;
 /** check result: the guest state passed L0's checks. */
 export const GUEST_STATE_OK = -1;
 
-/** Shadow-VMCS indicator: bit 31 of a VMCS region's revision dword (SDM vol. 3C 24.2). */
-const SHADOW_INDICATOR = 0x80000000;
-
 const cpuidOut = new Int32Array(4);
 
 /** L1's MAXPHYADDR (CPUID 0x80000008 of its VM; KVM cpuid_maxphyaddr). */
@@ -52,15 +49,20 @@ function eferAllowed(x: VmxInsnContext): number {
 }
 
 /**
- * A control word against its capability MSR as L0 offers it to this L1 (allowed-0 bits set,
- * nothing beyond allowed-1): on `nvmx-evmcs` (`s.hv` set) the eVMCS-filtered values L1 reads,
- * whether or not L1 has an eVMCS current — as KVM, whose nested_vmx_check_controls calls
- * nested_evmcs_check_controls whenever guest_cpu_cap_has_evmcs(vcpu) (the VMM enabled the eVMCS
- * for the vCPU), not only when evmptr_is_valid.
+ * A capability-control MSR as L0 offers it to this L1 ([allowed-0, allowed-1]): on `nvmx-evmcs`
+ * (`s.hv` set) the eVMCS-filtered values L1 reads, whether or not L1 has an eVMCS current — as
+ * KVM, whose nested_vmx_check_controls calls nested_evmcs_check_controls whenever
+ * guest_cpu_cap_has_evmcs(vcpu) (the VMM enabled the eVMCS for the vCPU), not only when
+ * evmptr_is_valid.
  */
-function ctlOk(x: VmxInsnContext, value: number, msr: number): boolean {
+export function offeredControls(x: VmxInsnContext, msr: number): [number, number] {
   const offered = vmxMsr(msr, 0) as [number, number];
-  const [must, may] = x.s.hv !== null ? filterCapsForEvmcs(msr, offered) : offered;
+  return x.s.hv !== null ? filterCapsForEvmcs(msr, offered) : offered;
+}
+
+/** A control word against its capability MSR as offered (allowed-0 bits set, nothing beyond allowed-1). */
+function ctlOk(x: VmxInsnContext, value: number, msr: number): boolean {
+  const [must, may] = offeredControls(x, msr);
   return (value & must) === must && (value & ~may) === 0;
 }
 
@@ -81,7 +83,8 @@ export function eptpValid(x: VmxInsnContext, eptp: number): boolean {
 /**
  * VM-execution, exit and entry control fields (26.2.1.1–26.2.1.3; KVM nested_check_vm_execution_
  * controls, nested_check_vm_exit_controls, nested_check_vm_entry_controls): the control words
- * against the TRUE capability MSRs, no CR3 targets or MSR lists (none offered), bitmap addresses,
+ * against the TRUE capability MSRs, no CR3 targets or MSR lists (none offered), bitmap addresses
+ * (I/O, MSR, and VMREAD/VMWRITE with VMCS shadowing),
  * the NMI controls, a non-zero VPID, "save preemption timer" only with the timer, an EPTP L0 can
  * walk, and a valid entry event. False: VMfail(7).
  */
@@ -105,6 +108,11 @@ export function controlsValid(x: VmxInsnContext): boolean {
       return false;
   }
   if ((proc & C.CPU_USE_MSR_BITMAPS) !== 0 && !pageAddressOk(x, c.getNumber(V.VMCS_MSR_BITMAP))) return false;
+  // 26.2.1.1; KVM nested_vmx_check_shadow_vmcs_controls.
+  if ((proc2 & C.CPU2_VMCS_SHADOWING) !== 0) {
+    if (!pageAddressOk(x, c.getNumber(V.VMCS_VMREAD_BITMAP)) || !pageAddressOk(x, c.getNumber(V.VMCS_VMWRITE_BITMAP)))
+      return false;
+  }
   if ((pin & C.PIN_VIRTUAL_NMIS) !== 0 && (pin & C.PIN_NMI_EXITING) === 0) return false;
   if ((proc & C.CPU_NMI_WINDOW_EXITING) !== 0 && (pin & C.PIN_VIRTUAL_NMIS) === 0) return false;
   if ((proc2 & C.CPU2_ENABLE_VPID) !== 0 && c.get32(V.VMCS_VPID) === 0) return false;
@@ -198,10 +206,10 @@ function linkPointerValid(x: VmxInsnContext): boolean {
   const link = c.getNumber(V.VMCS_LINK_POINTER);
   if (!pageAddressOk(x, link) || !x.ops.isRam(link, 4096)) return false;
   const rev = x.vm.memory.read32(link) >>> 0;
-  const proc = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-  const shadowing =
-    (proc & C.CPU_SECONDARY_CONTROLS) !== 0 && (c.get32(V.VMCS_PROC_BASED_CONTROLS2) & C.CPU2_VMCS_SHADOWING) !== 0;
-  return (rev & ~SHADOW_INDICATOR) >>> 0 === VMCS12_REVISION && rev >= SHADOW_INDICATOR === shadowing;
+  const shadowing = (c.secondaryControls() & C.CPU2_VMCS_SHADOWING) !== 0;
+  return (
+    (rev & ~C.VMCS_SHADOW_INDICATOR) >>> 0 === VMCS12_REVISION && ((rev & C.VMCS_SHADOW_INDICATOR) !== 0) === shadowing
+  );
 }
 
 /**

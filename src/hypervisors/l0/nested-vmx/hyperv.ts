@@ -50,7 +50,8 @@ export function offerHyperVCpuid(vm: Vm): void {
 /**
  * The capability MSRs as an L1 using eVMCS v1 sees them: the eVMCS has no VMX-preemption timer
  * value, so neither the timer nor "save timer value" is offered (KVM: EVMCS1_SUPPORTED_PINCTRL,
- * EVMCS1_SUPPORTED_VMEXIT_CTRL, nested_evmcs_filter_control_msr).
+ * EVMCS1_SUPPORTED_VMEXIT_CTRL, nested_evmcs_filter_control_msr), nor VMCS shadowing (no VMREAD/
+ * VMWRITE bitmap fields; KVM leaves SECONDARY_EXEC_SHADOW_VMCS out of EVMCS1_SUPPORTED_2NDEXEC).
  */
 export function filterCapsForEvmcs(index: number, value: [number, number]): [number, number] {
   switch (index) {
@@ -60,6 +61,8 @@ export function filterCapsForEvmcs(index: number, value: [number, number]): [num
     case MSR.MSR_IA32_VMX_EXIT_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS:
       return [value[0], value[1] & ~C.EXIT_SAVE_PREEMPTION_TIMER];
+    case MSR.MSR_IA32_VMX_PROCBASED_CTLS2:
+      return [value[0], value[1] & ~C.CPU2_VMCS_SHADOWING];
     default:
       return value;
   }

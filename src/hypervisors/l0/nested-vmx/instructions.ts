@@ -6,20 +6,22 @@
  * VMfailInvalid, VMfailValid with the VM-instruction error number in VMCS12).
  */
 
+import type { KeyedCounts } from "../../../stats/counters.js";
 import { isCanonical } from "../../../x86/canonical.js";
 import { CR0_PE, CR4_VMXE } from "../../../x86/control.js";
 import { GP, UD } from "../../../x86/exceptions.js";
 import { AF, CF, OF, PF, SF, ZF } from "../../../x86/flags.js";
-import { MSR_IA32_VMX_EPT_VPID_CAP } from "../../../x86/msr.js";
+import { MSR_IA32_VMX_EPT_VPID_CAP, MSR_IA32_VMX_PROCBASED_CTLS2 } from "../../../x86/msr.js";
 import * as V from "../../../x86/vmx.js";
+import { CPU2_VMCS_SHADOWING, VMCS_SHADOW_INDICATOR } from "../../../x86/vmx-controls.js";
 import type { L0Hypervisor } from "../l0.js";
 import { type GuestVcpu, HANDLED } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE, vmxMsr } from "./caps.js";
-import { eptpValid } from "./checks.js";
+import { eptpValid, offeredControls } from "./checks.js";
 import { infoIsReg, infoReg1, infoReg2, type OperandAccess } from "./operand.js";
 import { type NestedVmxState, NO_CURRENT_VMCS } from "./state.js";
-import { VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET } from "./vmcs12.js";
+import { slotOf, VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET, type Vmcs12Cache } from "./vmcs12.js";
 
 const ARITH_FLAGS = CF | PF | AF | ZF | SF | OF;
 
@@ -96,6 +98,11 @@ export function permitted(x: VmxInsnContext): number {
   return -1;
 }
 
+/** Whether L0 offers this L1 VMCS shadowing (IA32_VMX_PROCBASED_CTLS2 allowed-1 bit 14 as L1 reads it). */
+function shadowVmcsOffered(x: VmxInsnContext): boolean {
+  return (offeredControls(x, MSR_IA32_VMX_PROCBASED_CTLS2)[1] & CPU2_VMCS_SHADOWING) !== 0;
+}
+
 /** A 4 KiB-aligned physical-address operand that is L1 RAM (else the caller fails). */
 function readPhysOperand(x: VmxInsnContext): number {
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
@@ -109,12 +116,15 @@ function readPhysOperand(x: VmxInsnContext): number {
   return addr;
 }
 
-/** L1's memory operand did not translate: stop the vCPU with a clear error (no #PF injection yet). */
+/**
+ * The memory operand (of L1's instruction, or L2's: x.v says whose) did not translate to L1 RAM:
+ * stop the vCPU with a clear error (no #PF injection yet).
+ */
 function unmapped(x: VmxInsnContext, what: string): number {
   return x.v.fail(
     "error",
     x.l0.host.exit.reason & 0xffff,
-    `L1's ${what} operand at linear ${x.ops.linear()} is not mapped by its page tables (L0 does not inject #PF for it)`,
+    `the ${what} operand at linear ${x.ops.linear()} is not mapped to RAM by the guest's page tables (L0 does not inject #PF for it)`,
   );
 }
 
@@ -194,7 +204,11 @@ export function vmclear(x: VmxInsnContext): number {
   return succeed(x);
 }
 
-/** VMPTRLD (31.3; KVM handle_vmptrld): make the VMCS12 at the operand current, cached. */
+/**
+ * VMPTRLD (31.3; KVM handle_vmptrld): make the VMCS12 at the operand current, cached. A region
+ * with the shadow-VMCS indicator (bit 31) set is accepted only when L0 offers this L1 VMCS
+ * shadowing (24.10; KVM: hdr.shadow_vmcs && !nested_cpu_has_vmx_shadow_vmcs → error 11).
+ */
 export function vmptrld(x: VmxInsnContext): number {
   const p = permitted(x);
   if (p >= 0) return p;
@@ -202,7 +216,9 @@ export function vmptrld(x: VmxInsnContext): number {
   if (addr === -2) return unmapped(x, "VMPTRLD");
   if (addr < 0) return fail(x, V.VMXERR_VMPTRLD_INVALID_ADDR);
   if (addr === x.s.vmxonPtr) return fail(x, V.VMXERR_VMPTRLD_VMXON_PTR);
-  if (x.vm.memory.read32(addr + VMCS12_REVISION_OFFSET) !== VMCS12_REVISION)
+  const rev = x.vm.memory.read32(addr + VMCS12_REVISION_OFFSET);
+  const shadowRegion = (rev & VMCS_SHADOW_INDICATOR) !== 0;
+  if ((rev & ~VMCS_SHADOW_INDICATOR) !== VMCS12_REVISION || (shadowRegion && !shadowVmcsOffered(x)))
     return fail(x, V.VMXERR_VMPTRLD_BAD_REVISION);
   if (addr !== x.s.current.gpa) {
     releaseCurrent(x);
@@ -250,11 +266,18 @@ export function vmread(x: VmxInsnContext): number {
   const p = permitted(x);
   if (p >= 0) return p;
   if (!x.s.hasCurrent) return failInvalid(x);
+  return readField(x, x.s.current, x.s.vmreadFields);
+}
+
+/**
+ * VMREAD's access once a VMCS is known (L1's current VMCS12, or for L2 the shadow VMCS12):
+ * `target`'s field into the register or memory operand. `fields` counts the field read.
+ */
+export function readField(x: VmxInsnContext, target: Vmcs12Cache, fields: KeyedCounts): number {
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   const field = fieldEncoding(x, info);
-  // Which fields L1's VMREAD exits are for.
-  if (field >= 0) x.s.vmreadFields.bump(field);
-  if (field < 0 || !x.s.current.read(field, val)) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  if (field >= 0) fields.bump(field);
+  if (field < 0 || !target.read(field, val)) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
   if (infoIsReg(info)) x.ops.writeReg(infoReg1(info), val[0], val[1]);
   else {
     const size = x.ops.longMode() ? 8 : 4;
@@ -271,6 +294,15 @@ export function vmwrite(x: VmxInsnContext): number {
   const p = permitted(x);
   if (p >= 0) return p;
   if (!x.s.hasCurrent) return failInvalid(x);
+  return writeField(x, x.s.current, x.s.vmwriteFields);
+}
+
+/**
+ * VMWRITE's access once a VMCS is known: the register or memory operand into `target`'s field
+ * (a field `target` lacks: VMfail(12); a read-only one: VMfail(13), the processor's rule,
+ * x86/vmx.ts). `fields` counts the field written.
+ */
+export function writeField(x: VmxInsnContext, target: Vmcs12Cache, fields: KeyedCounts): number {
   const info = x.l0.host.vmread(V.VMCS_EXIT_INSTRUCTION_INFO);
   if (infoIsReg(info)) x.ops.readReg(infoReg1(info), val);
   else {
@@ -282,10 +314,10 @@ export function vmwrite(x: VmxInsnContext): number {
   }
   const field = fieldEncoding(x, info);
   if (field < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
-  x.s.vmwriteFields.bump(field);
-  // Read-only data fields cannot be written (IA32_VMX_MISC bit 29 is not offered).
-  if (V.vmcsFieldType(field) === 1 && x.s.current.read(field, enc)) return fail(x, V.VMXERR_VMWRITE_READONLY);
-  if (!x.s.current.write(field, val[0], val[1])) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  fields.bump(field);
+  if (slotOf(field) === null) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  if (V.vmcsFieldReadOnly(field)) return fail(x, V.VMXERR_VMWRITE_READONLY);
+  target.write(field, val[0], val[1]);
   return succeed(x);
 }
 

@@ -22,6 +22,7 @@ import { controlsValid, GUEST_STATE_OK, guestStateFailure, hostStateValid } from
 import { Ept02 } from "./ept02.js";
 import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
 import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
+import { cacheShadowVmcs12, flushShadowVmcs12, l2OperandAccess } from "./l2-vmcs-access.js";
 import { interruptPendingAtEntry } from "./reflect.js";
 import { FIELDS } from "./vmcs12.js";
 
@@ -31,9 +32,11 @@ const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
 const GUEST_FIELDS = FIELDS.filter((f) => V.vmcsFieldType(f) === 2);
 /**
  * Guest fields L2's exit writes back into VMCS12: all but the VMX-preemption timer value, which
- * VMCS02 holds for L0's own timer and VMCS12 gets only by L1's "save timer" exit control.
+ * VMCS02 holds for L0's own timer and VMCS12 gets only by L1's "save timer" exit control, and the
+ * VMCS link pointer, which a VM exit does not save (SDM vol. 3C 28.3; KVM sync_vmcs02_to_vmcs12
+ * leaves vmcs_link_pointer alone) and which VMCS02 holds as all ones.
  */
-const GUEST_FIELDS_SAVED = GUEST_FIELDS.filter((f) => f !== V.VMCS_PREEMPTION_TIMER_VALUE);
+const GUEST_FIELDS_SAVED = GUEST_FIELDS.filter((f) => f !== V.VMCS_PREEMPTION_TIMER_VALUE && f !== V.VMCS_LINK_POINTER);
 /**
  * The exit-information fields copied into VMCS12 on a reflected exit (SDM vol. 3C, 24.9): the
  * read-only data fields but the exit reason (set apart) and the VM-instruction error (L1's own).
@@ -65,6 +68,9 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   const s = x.s;
   if (!s.hasCurrent) return failInvalid(x);
   const c = s.current;
+  // A shadow VMCS cannot be launched or resumed: VMfailInvalid though a VMCS is current (vol. 2
+  // "VMLAUNCH/VMRESUME"; KVM nested_vmx_run, hdr.shadow_vmcs).
+  if (c.shadowIndicator) return failInvalid(x);
   // nvmx-shadow: what L1 wrote to the shadow VMCS without exiting, before any check reads
   // VMCS12 (KVM nested_vmx_run: copy_shadow_to_vmcs12).
   s.shadow?.toVmcs12(c, x.v);
@@ -86,6 +92,7 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
     s.l2 = new L2VmxVcpu(h.newVmcs(x.vm.level + 1), engine, l1, vpid);
     s.ept02 = new Ept02(x.l0, x.vm, vpid);
     s.msrBitmap02 = x.l0.alloc.page();
+    s.l2Operands = l2OperandAccess(x.l0, x.vm, s);
   }
   const l2 = s.l2;
   const ept02 = s.ept02 as Ept02;
@@ -99,6 +106,7 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
   }
   prepareVmcs02(x, l2, ept02);
   x.l0.chargeFor(x.v, "nvmx.prepare_vmcs02", "nvmx_prepare_vmcs02");
+  cacheShadowVmcs12(x);
   c.launched = true;
   s.entries++;
   // Enter L2: VMCS02 current; GPRs are not switched (VM entry leaves them to the guest).
@@ -237,6 +245,9 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
     for (const f of EXIT_INFO) c.write(f, h.vmread(f), h.vmreadHigh(f));
     if (x.s.reflectQualification >= 0) c.write(V.VMCS_EXIT_QUALIFICATION, x.s.reflectQualification, 0);
   } else for (const f of EXIT_INFO) c.write(f, 0, 0);
+  // L2's writes to the shadow VMCS12 where L1 finds them (KVM: only after an entry that ran L2).
+  if (!entryFailed) flushShadowVmcs12(x);
+  x.s.shadowVmcs12.gpa = -1;
   x.s.reflectQualification = -1;
   c.write(V.VMCS_EXIT_REASON, reason, 0);
   c.write(V.VMCS_ENTRY_INTR_INFO, c.get32(V.VMCS_ENTRY_INTR_INFO) & ~C.INTR_INFO_VALID, 0);

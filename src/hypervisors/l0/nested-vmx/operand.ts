@@ -3,7 +3,8 @@
  * 3C, 27.2.5 tables 27-13 and 27-14, and 27.2.1): a register, or a memory operand whose linear
  * address is segment base + base + index × scale + displacement (the exit qualification), cut to
  * the address size, then translated through L1's own page tables with the hypervisor MMU's
- * guest-table walker (KVM: get_vmx_mem_address + kvm_read_guest_virt).
+ * guest-table walker (KVM: get_vmx_mem_address + kvm_read_guest_virt). For an L2's instruction
+ * the page tables are L2's and each guest-physical address goes through EPT12 too (`toL1`).
  */
 
 import { ACC_WRITE, FMT_X86 } from "../../../mmu/walker.js";
@@ -29,7 +30,13 @@ export function infoReg1(info: number): number {
   return (info >>> 3) & 15;
 }
 
-/** Reads and writes L1's registers and memory operands for the engine (one per L0 VM). */
+/**
+ * The guest-physical address space of the instruction's code → L1 guest-physical (-1: not
+ * mapped for that access): null for L1's own instructions (the identity).
+ */
+export type ToL1Physical = ((gpa: number, write: boolean) => number) | null;
+
+/** Reads and writes the registers and memory operands of the current VMCS's guest (L1, or an L2) for the engine. */
 export class OperandAccess {
   private readonly walker: GuestTableWalker;
   /** Linear address of the last `address` call, as halves. */
@@ -40,8 +47,16 @@ export class OperandAccess {
   constructor(
     private readonly l0: L0Hypervisor,
     private readonly vm: Vm,
+    private readonly toL1: ToL1Physical = null,
   ) {
-    this.walker = new GuestTableWalker(l0.host.mem, FMT_X86, (gpa) => vm.memslots.translate(gpa));
+    const toHost =
+      toL1 === null
+        ? (gpa: number) => vm.memslots.translate(gpa)
+        : (gpa: number) => {
+            const g1 = toL1(gpa, false);
+            return g1 < 0 ? -1 : vm.memslots.translate(g1);
+          };
+    this.walker = new GuestTableWalker(l0.host.mem, FMT_X86, toHost);
   }
 
   /** True when L1 runs 64-bit code (IA32_EFER.LMA and CS.L): 64-bit operands and registers. */
@@ -75,9 +90,9 @@ export class OperandAccess {
   }
 
   /**
-   * The guest-physical address of the memory operand described by `info` and the exit
-   * qualification, for an access of `size` bytes (write when `write`); -1 when L1's page tables
-   * do not map it (or the operand crosses a page).
+   * The L1 guest-physical address of the memory operand described by `info` and the exit
+   * qualification, for an access of `size` bytes (write when `write`); -1 when the guest's page
+   * tables (or EPT12) do not map it to L1 RAM, or the operand crosses a page.
    */
   address(info: number, size: number, write: boolean): number {
     const h = this.l0.host;
@@ -116,16 +131,20 @@ export class OperandAccess {
     this.linLo = lo;
     this.linHi = hi;
     if ((lo & 0xfff) + size > 4096) return -1;
-    if ((h.vmread(V.VMCS_GUEST_CR0) & CR0_PG) === 0) return lo >>> 0;
-    const g = this.walker.walkLinear(
-      h.vmread(V.VMCS_GUEST_CR3),
-      h.vmreadHigh(V.VMCS_GUEST_CR3),
-      4,
-      lo,
-      hi,
-      write ? ACC_WRITE : 0,
-    );
-    return g < 0 ? -1 : g;
+    const g =
+      (h.vmread(V.VMCS_GUEST_CR0) & CR0_PG) === 0
+        ? lo >>> 0
+        : this.walker.walkLinear(
+            h.vmread(V.VMCS_GUEST_CR3),
+            h.vmreadHigh(V.VMCS_GUEST_CR3),
+            4,
+            lo,
+            hi,
+            write ? ACC_WRITE : 0,
+          );
+    const g1 = g < 0 || this.toL1 === null ? g : this.toL1(g, write);
+    // An operand outside L1 RAM (an MMIO hole) is refused like an unmapped one, never accessed.
+    return g1 < 0 || !this.vm.memory.isRam(g1, size) ? -1 : g1;
   }
 
   /** The linear address of the last `address` call, for messages. */

@@ -8,6 +8,7 @@ import type { EnlightenedVmcs } from "./evmcs.js";
 import { FeatureControl } from "./feature-control.js";
 import type { HyperVMsrs } from "./hyperv.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
+import type { OperandAccess } from "./operand.js";
 import type { ShadowVmcs } from "./shadow.js";
 import { NvmxCounts } from "./stats.js";
 import { Vmcs12Cache } from "./vmcs12.js";
@@ -38,6 +39,13 @@ export class NestedVmxState extends NvmxCounts {
   evmcs: EnlightenedVmcs | null = null;
   /** For a reflected EPT violation: the qualification as EPT12 gives it. */
   reflectQualification = -1;
+  /**
+   * VMCS shadowing for L1's L2 (l2-vmcs-access.ts): the shadow VMCS12 VMCS12's link pointer names,
+   * cached while L2 runs (gpa < 0: none; KVM's cached_shadow_vmcs12), and the operand access for
+   * L2's VMREAD/VMWRITE (made with the L2 vCPU).
+   */
+  readonly shadowVmcs12 = new Vmcs12Cache();
+  l2Operands: OperandAccess | null = null;
 
   get hasCurrent(): boolean {
     return this.current.gpa >= 0;

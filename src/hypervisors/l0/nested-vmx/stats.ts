@@ -22,6 +22,8 @@ export const NVMX_EVENTS = declareCounters("nvmx", [
   "ept02.leaves_dropped",
   "ept12.tracked_writes",
   "shadow.syncs",
+  /** L2 VMREAD/VMWRITEs L0 emulated on the shadow VMCS12 (VMCS shadowing L0 offers L1; not reflected). */
+  "l2_vmcs_accesses",
 ]);
 export const XE = NVMX_EVENTS.id;
 
@@ -50,6 +52,10 @@ export class NvmxCounts {
   /** Trapped VMREADs and VMWRITEs, by field encoding. */
   readonly vmreadFields = new KeyedCounts(0, FIELD_SLOTS, fieldName);
   readonly vmwriteFields = new KeyedCounts(0, FIELD_SLOTS, fieldName);
+  /** L2 VMREAD/VMWRITEs L0 emulated on the shadow VMCS12, in all and by field encoding. */
+  l2VmcsAccesses = 0;
+  readonly l2VmreadFields = new KeyedCounts(0, FIELD_SLOTS, fieldName);
+  readonly l2VmwriteFields = new KeyedCounts(0, FIELD_SLOTS, fieldName);
   /** L2 exits reflected to L1, by the L2's level and basic exit reason. */
   readonly reflected = new ExitTable(VMX_EXIT_REASONS);
   /** Exits of L2 L0's reflect step saw, and nested entries (VMLAUNCH/VMRESUME that entered L2). */
@@ -74,10 +80,15 @@ export function nvmxEvents(
   const emulated = new KeyedCounts(0, VMX_EXIT_REASONS.size, exitReasonName);
   const reads = new KeyedCounts(0, FIELD_SLOTS, fieldName);
   const writes = new KeyedCounts(0, FIELD_SLOTS, fieldName);
+  const l2Reads = new KeyedCounts(0, FIELD_SLOTS, fieldName);
+  const l2Writes = new KeyedCounts(0, FIELD_SLOTS, fieldName);
   let reflected = 0;
   for (const c of all) {
     ev.bump(XE["exits.l2_to_l0"], c.l2Exits);
     ev.bump(XE.nested_entries, c.entries);
+    ev.bump(XE.l2_vmcs_accesses, c.l2VmcsAccesses);
+    l2Reads.addFrom(c.l2VmreadFields);
+    l2Writes.addFrom(c.l2VmwriteFields);
     for (const r of c.reflected.list()) reflected += r.count;
     emulated.addFrom(c.emulated);
     reads.addFrom(c.vmreadFields);
@@ -105,6 +116,8 @@ export function nvmxEvents(
     ...eventRows("nvmx.emulated", emulated.nonZero()),
     ...eventRows("nvmx.trapped.vmread", reads.nonZero()),
     ...eventRows("nvmx.trapped.vmwrite", writes.nonZero()),
+    ...eventRows("nvmx.l2_emulated.vmread", l2Reads.nonZero()),
+    ...eventRows("nvmx.l2_emulated.vmwrite", l2Writes.nonZero()),
   ];
 }
 

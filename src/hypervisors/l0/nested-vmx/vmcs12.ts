@@ -10,6 +10,7 @@
  * field of FIELDS, in that order (16- and 32-bit fields zero-extended).
  */
 import * as V from "../../../x86/vmx.js";
+import { CPU_SECONDARY_CONTROLS, VMCS_SHADOW_INDICATOR } from "../../../x86/vmx-controls.js";
 import type { GuestMemory } from "../vm.js";
 
 export const VMCS12_REVISION_OFFSET = 0;
@@ -131,6 +132,9 @@ export const FIELDS: readonly number[] = [
   V.VMCS_HOST_SYSENTER_EIP,
   V.VMCS_HOST_RSP,
   V.VMCS_HOST_RIP,
+  // VMCS shadowing for L1's own L2 (l2-vmcs-access.ts): appended, so no earlier offset moved.
+  V.VMCS_VMREAD_BITMAP,
+  V.VMCS_VMWRITE_BITMAP,
 ];
 
 /** Encoding → slot (index in FIELDS), for the full-width encoding of each field. */
@@ -141,10 +145,9 @@ const SLOT = new Map<number, number>(FIELDS.map((f, i) => [f, i]));
  * access type, bit 0, of a 64-bit field: SDM vol. 3, 24.11.2); -1 when VMCS12 has no such field.
  */
 export function slotOf(enc: number): { slot: number; high: boolean } | null {
-  if (enc < 0 || enc > 0xffff || (enc & 0xffff8000) !== 0) return null;
-  const high = V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_64 && (enc & 1) === 1;
-  const slot = SLOT.get(high ? enc & ~1 : enc);
-  return slot === undefined ? null : { slot, high };
+  const base = V.vmcsFieldBase(enc);
+  const slot = base < 0 ? undefined : SLOT.get(base);
+  return slot === undefined ? null : { slot, high: base !== enc };
 }
 
 /** Mask a value to a field's width (16, 32 or 64 bits; natural width is 64 in 64-bit mode). */
@@ -160,6 +163,11 @@ export class Vmcs12Cache {
   /** Guest-physical address of the VMCS12 in L1 memory. */
   gpa = -1;
   launched = false;
+  /**
+   * The region's shadow-VMCS indicator (bit 31 of its revision dword, SDM vol. 3C 24.2; KVM's
+   * hdr.shadow_vmcs): such a VMCS12 can be current, read and written, but not launched.
+   */
+  shadowIndicator = false;
 
   /** Read field `enc` (the whole 64-bit value as halves into `out`); false when unsupported. */
   read(enc: number, out: Int32Array): boolean {
@@ -199,6 +207,13 @@ export class Vmcs12Cache {
     return this.hi[SLOT.get(enc) as number];
   }
 
+  /** The secondary processor-based controls in effect: 0 unless the primary controls activate them. */
+  secondaryControls(): number {
+    return (this.get32(V.VMCS_PROC_BASED_CONTROLS) & CPU_SECONDARY_CONTROLS) !== 0
+      ? this.get32(V.VMCS_PROC_BASED_CONTROLS2)
+      : 0;
+  }
+
   /** A field L0 sets as a number (exact below 2^53). */
   setNumber(enc: number, v: number): void {
     const s = SLOT.get(enc) as number;
@@ -215,6 +230,7 @@ export class Vmcs12Cache {
   load(mem: GuestMemory, gpa: number): void {
     this.gpa = gpa;
     this.launched = mem.read32(gpa + VMCS12_LAUNCH_STATE_OFFSET) === 1;
+    this.shadowIndicator = (mem.read32(gpa + VMCS12_REVISION_OFFSET) & VMCS_SHADOW_INDICATOR) !== 0;
     const bytes = mem.readBytes(gpa + VMCS12_FIELDS_OFFSET, FIELDS.length * 8);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < FIELDS.length; i++) {
