@@ -84,6 +84,7 @@ export class NestedVmxEngine implements NestedEngine {
     let ept02Built = 0;
     let leavesDropped = 0;
     let trackedWrites = 0;
+    let adWrites = 0;
     const evmcs: CounterSet[] = [];
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
@@ -92,6 +93,7 @@ export class NestedVmxEngine implements NestedEngine {
         ept02Built += s.ept02.built;
         leavesDropped += s.ept02.leavesDropped;
         trackedWrites += s.ept02.trackedWrites;
+        adWrites += s.ept02.adWrites;
       }
     }
     return nvmxEvents(all, {
@@ -100,6 +102,7 @@ export class NestedVmxEngine implements NestedEngine {
       ept02Built,
       leavesDropped,
       trackedWrites,
+      adWrites,
       evmcs: this.options.evmcs === true ? evmcs : null,
     });
   }

@@ -12,7 +12,14 @@
  * changed non-leaf entry drops EPT02 whole. L1's INVEPT also drops EPT02 whole (SDM vol. 3C,
  * 29.4.3.1), and stops the tracking until the next misses.
  */
-import { FAULT_EPT_MISCONFIG, FAULT_EPT_VIOLATION, FMT_EPT } from "../../../mmu/walker.js";
+import {
+  EPT_W,
+  FAULT_EPT_MISCONFIG,
+  FAULT_EPT_VIOLATION,
+  FMT_EPT,
+  LEAF_D,
+  type PageWalker,
+} from "../../../mmu/walker.js";
 import { GuestTableWalker } from "../../mmu/guest-walk.js";
 import type { PageTableBuilder } from "../../mmu/page-table.js";
 import type { TrackedWrite } from "../../mmu/page-track.js";
@@ -24,6 +31,10 @@ export const EPT02_MAPPED = 0;
 export const EPT02_L1_VIOLATION = 1;
 export const EPT02_L1_MISCONFIG = 2;
 export const EPT02_NOT_RAM = 3;
+
+/** The walker's stats slots (PageWalker.stats): A/D writes at 0, entry reads by level at 1..5. */
+const AD_STAT = 0;
+const REF_STATS = 1;
 
 export class Ept02 {
   table: PageTableBuilder;
@@ -44,6 +55,7 @@ export class Ept02 {
   /** Host frames of EPT12 pages tracked. */
   private readonly frames = new Set<number>();
   private readonly notifier = (w: TrackedWrite): void => this.written(w);
+  private readonly walkStats = new Float64Array(6);
 
   constructor(
     private readonly l0: L0Hypervisor,
@@ -51,6 +63,9 @@ export class Ept02 {
     private readonly vpid: number,
   ) {
     this.walker = new GuestTableWalker(l0.host.mem, FMT_EPT, (gpa) => vm.memslots.translate(gpa));
+    this.walker.walker.stats = this.walkStats;
+    this.walker.walker.statBase = REF_STATS;
+    this.walker.walker.adStat = AD_STAT;
     this.table = this.newTable();
   }
 
@@ -76,10 +91,28 @@ export class Ept02 {
     const hpa = this.vm.memslots.translate(page1);
     if (hpa < 0) return EPT02_NOT_RAM;
     const page2 = gpa - (gpa % 4096);
-    this.record(w.walker.startLevel, w.walker.pageShift === 12 ? 1 : w.walker.pageShift === 21 ? 2 : 3, page2);
-    this.table.map(page2, hpa, w.walker.perm & 7);
+    const wk = w.walker;
+    this.record(wk.startLevel, wk.pageShift === 12 ? 1 : wk.pageShift === 21 ? 2 : 3, page2);
+    this.table.map(page2, hpa, this.rights(wk));
     this.built++;
     return EPT02_MAPPED;
+  }
+
+  /**
+   * EPT02 rights for the EPT12 translation the walk found. With EPTP12's A/D flags on, the walk
+   * set EPT12's accessed flags (and the leaf's dirty flag for a write) in L1 memory, as the
+   * processor would for L1; a leaf still clean maps without W, so L2's first write faults into
+   * L0, whose walk for the write sets the dirty flag before EPT02 lets the write through (KVM:
+   * FNAME(update_accessed_dirty_bits) and FNAME(protect_clean_gpte) in paging_tmpl.h).
+   */
+  private rights(wk: PageWalker): number {
+    const perms = wk.perm & 7;
+    return wk.adEnabled && (wk.leafInfo & LEAF_D) === 0 ? perms & ~EPT_W : perms;
+  }
+
+  /** EPT12 accessed/dirty flags L0's walks set (in L1 memory). */
+  get adWrites(): number {
+    return this.walkStats[AD_STAT];
   }
 
   /** Remember which EPT12 entries the walk used and track their pages. */

@@ -21,6 +21,8 @@ export const NVMX_EVENTS = declareCounters("nvmx", [
   "ept02.built",
   "ept02.leaves_dropped",
   "ept12.tracked_writes",
+  /** EPT12 entries whose accessed/dirty flags L0's walks set (EPTP12 bit 6). */
+  "ept12.ad_writes",
   "shadow.syncs",
 ]);
 export const XE = NVMX_EVENTS.id;
@@ -66,6 +68,7 @@ export function nvmxEvents(
     ept02Built: number;
     leavesDropped: number;
     trackedWrites: number;
+    adWrites: number;
     /** nvmx-evmcs: each L1 vCPU's eVMCS counts (null on the other variants: not reported). */
     evmcs: readonly CounterSet[] | null;
   },
@@ -89,6 +92,7 @@ export function nvmxEvents(
   ev.bump(XE["ept02.built"], extra.ept02Built);
   ev.bump(XE["ept02.leaves_dropped"], extra.leavesDropped);
   ev.bump(XE["ept12.tracked_writes"], extra.trackedWrites);
+  ev.bump(XE["ept12.ad_writes"], extra.adWrites);
   ev.bump(XE["shadow.syncs"], extra.shadowSyncs);
   const evmcs: EventCount[] = [];
   if (extra.evmcs !== null) {
