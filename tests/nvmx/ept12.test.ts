@@ -94,3 +94,134 @@ describe.skipIf(!HAVE_AS)("nested VMX: EPT12 accessed and dirty flags", () => {
     expect(s.l2Exits).toBe(3 + 5);
   });
 });
+
+/** L1's exit handler: at CPUID run `atCpuid`; at an EPT violation put PD[1] back (RWX) and resume L2. */
+const onCpuidAndViolation = (atCpuid: string) => `
+  cmp eax, ${V.EXIT_CPUID}
+  jne 5f
+  mov r13, rax
+  ${atCpuid}
+  mov rax, r13
+5:
+  cmp eax, ${V.EXIT_EPT_VIOLATION}
+  jne 6f
+  mov rax, ${leaf2m(L2_SECOND, RWX)}
+  mov qword ptr [${PD1}], rax
+  jmp resume
+6:
+`;
+
+function runWith(atCpuid: string) {
+  const b = nvmxBed(l1Source("", onCpuidAndViolation(atCpuid)));
+  placeL2(b, L2_READ_THEN_WRITE);
+  b.vm.memory.write64(PD1, leaf2m(L2_SECOND, RWX));
+  const stop = b.run(200_000);
+  expect(stop.kind, stop.message).toBe("debug-exit");
+  expect(b.vm.exitStatus).toBe(1);
+  const s = b.engine.state(b.vcpu);
+  return { b, s, ept02: s.ept02 as NonNullable<typeof s.ept02> };
+}
+
+describe.skipIf(!HAVE_AS)("nested VMX: EPT12 writes and freeing EPT02 tables", () => {
+  it("removal: L1 clears a leaf L2 used; its EPT02 leaf goes, the EPT02 table it emptied goes back to the pool", () => {
+    const { b, s, ept02 } = runWith(`mov qword ptr [${PD1}], 0`);
+    // L2's write after the removal is EPT12's violation (L1's), which L1 fixes by restoring PD[1].
+    expect([0, 1, 2, 3].map((i) => b.r32(LOG + i * 8))).toEqual([
+      V.EXIT_CPUID,
+      V.EXIT_EPT_VIOLATION,
+      V.EXIT_IO_INSTRUCTION,
+      V.EXIT_HLT,
+    ]);
+    expect(ept02.leavesDropped).toBe(1);
+    // The 4 KiB leaf at L2 0x200000 was the only entry of its EPT02 page table: freed, then reused
+    // for the rebuilt leaf (the pool is empty again; EPT02 has root, PDPT, PD and two page tables).
+    expect(ept02.tablesFreed).toBe(1);
+    expect(ept02.poolPages).toBe(0);
+    expect(ept02.table.tables).toBe(5);
+    expect(ept02.zaps).toBe(0);
+    // Code, 3 L2 page-table pages, 0x200000 read, 0x200000 written after the restore.
+    expect(ept02.built).toBe(6);
+    // Reflected: CPUID, the violation, OUT, HLT; L0's own: the 6 EPT02 misses.
+    expect(s.l2Exits).toBe(4 + 6);
+    expect(b.r32(L2_SECOND) & 0xff).toBe(1);
+  });
+
+  it("a rewritten non-leaf EPT12 entry drops EPT02 whole: every table page goes back, L2 faults back in", () => {
+    const { b, s, ept02 } = runWith(`
+      mov rbx, qword ptr [${EPT12_PDPT}]
+      mov qword ptr [${EPT12_PDPT}], rbx`);
+    expect([0, 1, 2].map((i) => b.r32(LOG + i * 8))).toEqual([V.EXIT_CPUID, V.EXIT_IO_INSTRUCTION, V.EXIT_HLT]);
+    expect(ept02.zaps).toBe(1);
+    // Root, PDPT, PD, the page tables of L2 0–2 MiB and 2–4 MiB.
+    expect(ept02.tablesFreed).toBe(5);
+    // The first half of the 8-byte store zaps and ends the tracking: the second is not reported.
+    expect(ept02.trackedWrites).toBe(1);
+    // 5 before the zap (code, 3 page-table pages, 0x200000), the same 5 after it (the write).
+    expect(ept02.built).toBe(10);
+    expect(s.l2Exits).toBe(3 + 10);
+    expect(ept02.poolPages).toBe(0);
+  });
+
+  it("INVEPT all-context drops EPT02 whole and every table page goes back to the pool", () => {
+    const desc = R + 0x100;
+    const { b, ept02 } = runWith(`
+      mov qword ptr [${desc}], 0
+      mov qword ptr [${desc + 8}], 0
+      mov eax, 2
+      invept rax, [${desc}]`);
+    expect([0, 1, 2].map((i) => b.r32(LOG + i * 8))).toEqual([V.EXIT_CPUID, V.EXIT_IO_INSTRUCTION, V.EXIT_HLT]);
+    expect(ept02.zaps).toBe(1);
+    expect(ept02.tablesFreed).toBe(5);
+    expect(ept02.built).toBe(10);
+    expect(ept02.poolPages).toBe(0);
+  });
+});
+
+/** EPT12 PD[0] as a page table of 4 KiB leaves for L2 0–2 MiB → L1 0x400000 (same memory). */
+function ept12With4kLeaves(b: ReturnType<typeof nvmxBed>): void {
+  const pt = 0x313000;
+  for (let i = 0; i < 512; i++) b.vm.memory.write64(pt + i * 8, (0x400000 + i * 4096) | (6 << 3) | RWX);
+  b.vm.memory.write64(EPT12_PD, pt | RWX);
+}
+
+/** L1 reads the first byte of L2's memory before VMLAUNCH, so EPT01 maps L1 0x400000–0x5fffff. */
+const TOUCH_L2_MEMORY = "mov al, byte ptr [0x400000]";
+
+function run2m(prelaunch: string, ept12: (b: ReturnType<typeof nvmxBed>) => void = () => {}) {
+  const b = nvmxBed(l1Source(prelaunch), true, { shadowVmcs: false }, { eptPages: "2m" });
+  placeL2(b);
+  ept12(b);
+  const stop = b.run(200_000);
+  expect(stop.kind, stop.message).toBe("debug-exit");
+  expect(b.vm.exitStatus).toBe(1);
+  expect([0, 1, 2].map((i) => b.r32(LOG + i * 8))).toEqual([V.EXIT_CPUID, V.EXIT_IO_INSTRUCTION, V.EXIT_HLT]);
+  const s = b.engine.state(b.vcpu);
+  return { b, s, ept02: s.ept02 as NonNullable<typeof s.ept02> };
+}
+
+describe.skipIf(!HAVE_AS)("nested VMX: 2 MiB EPT02 leaves", () => {
+  it("EPT12 and EPT01 both map L2's 2 MiB with large leaves: one 2 MiB EPT02 leaf serves every L2 access", () => {
+    const { b, s, ept02 } = run2m(TOUCH_L2_MEMORY);
+    expect(b.vm.ept01.lookup(0x400000)?.level).toBe(2);
+    expect([ept02.built, ept02.largeBuilt]).toEqual([1, 1]);
+    expect(ept02.table.lookup(0x10000)).toEqual({
+      pa: (b.vm.ept01.lookup(0x400000)?.pa ?? -1) + 0x10000,
+      perms: RWX,
+      level: 2,
+    });
+    expect(s.l2Exits).toBe(3 + 1);
+  });
+
+  it("EPT01 has not mapped the L1 range: 4 KiB EPT02 leaves", () => {
+    const { b, ept02 } = run2m("");
+    expect(b.vm.ept01.lookup(0x400000)).toBeNull();
+    expect([ept02.built, ept02.largeBuilt]).toEqual([4, 0]);
+  });
+
+  it("EPT12 maps with 4 KiB leaves over a 2 MiB EPT01 leaf: 4 KiB EPT02 leaves", () => {
+    const { b, ept02 } = run2m(TOUCH_L2_MEMORY, ept12With4kLeaves);
+    expect(b.vm.ept01.lookup(0x400000)?.level).toBe(2);
+    expect([ept02.built, ept02.largeBuilt]).toEqual([4, 0]);
+    expect(ept02.table.lookup(0x10000)?.level).toBe(1);
+  });
+});
