@@ -16,7 +16,7 @@ const EPT12_PML4 = 0x310000;
 const EPT12_PDPT = 0x311000;
 const EPTP12 = EPT12_PML4 | 6 | (3 << 3);
 const R = RESULTS + 0x200;
-/** EPT entry bits (SDM vol. 3C table 29-x): R/W/X, large page, accessed (8), dirty (9). */
+/** EPT entry bits (SDM vol. 3C 28.3.2): R/W/X 2:0, accessed 8, dirty 9 (a leaf's). */
 const RWX = 7;
 const A = 1 << 8;
 const D = 1 << 9;
@@ -210,6 +210,19 @@ describe.skipIf(!HAVE_AS)("nested VMX: 2 MiB EPT02 leaves", () => {
       level: 2,
     });
     expect(s.l2Exits).toBe(3 + 1);
+  });
+
+  it("a frame inside a 2 MiB EPT02 leaf becomes write-tracked: the next miss there drops the large leaf and maps 4 KiB", () => {
+    const { b, ept02 } = run2m(TOUCH_L2_MEMORY);
+    const host = b.vm.ept01.lookup(0x400000)?.pa ?? -1;
+    // Track the L1 frame behind L2 0x30000: the 2 MiB EPT02 leaf over it loses W as a whole.
+    b.l0.mmu.trackWrites(host + 0x30000, () => {});
+    expect(ept02.table.lookup(0x10000)).toEqual({ pa: host + 0x10000, perms: RWX & ~2, level: 2 });
+    // L2 writes 0x10000 (not the tracked frame): a 4 KiB writable leaf replaces the large one.
+    expect(ept02.miss(EPTP12, 0, 0x10000, 2)).toBe(0);
+    expect(ept02.table.lookup(0x10000)).toEqual({ pa: host + 0x10000, perms: RWX, level: 1 });
+    expect(ept02.table.lookup(0x11000)).toBeNull();
+    expect([ept02.built, ept02.largeBuilt]).toEqual([2, 1]);
   });
 
   it("EPT01 has not mapped the L1 range: 4 KiB EPT02 leaves", () => {
