@@ -8,7 +8,7 @@ import { Cpu } from "../../src/cpu/cpu.js";
 import { VmxHost } from "../../src/cpu/vmx/host.js";
 import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { NestedVmxEngine, type NestedVmxOptions } from "../../src/hypervisors/l0/nested-vmx/index.js";
-import { DEFAULT_TUNABLES } from "../../src/machine/tunables.js";
+import { DEFAULT_TUNABLES, eptLeafBytes, type L0Policy, l0Policy } from "../../src/machine/tunables.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
 import { loadGuest } from "../../src/stacks/vm.js";
 import { asm } from "./asm.js";
@@ -24,10 +24,16 @@ export const VMCS12_B = L1_DATA + 0x2000;
 export const RESULTS = L1_DATA + 0x3000;
 
 /** L0 + one VM with nested VMX enabled (unless `offerVmx` is false) + its vCPU, loaded with `source`. */
-export function nvmxBed(source: string, offerVmx = true, options: NestedVmxOptions = { shadowVmcs: false }) {
+export function nvmxBed(
+  source: string,
+  offerVmx = true,
+  options: NestedVmxOptions = { shadowVmcs: false },
+  policy: Partial<L0Policy> = {},
+) {
   const profile = loadProfile();
-  const cpu = new Cpu(new PhysicalMemory(DEFAULT_TUNABLES.l0Reserved + L1_MEMORY));
-  const l0 = new L0Hypervisor(new VmxHost(cpu), profile);
+  const p = l0Policy(policy);
+  const cpu = new Cpu(new PhysicalMemory(DEFAULT_TUNABLES.l0Reserved + eptLeafBytes(p) + L1_MEMORY));
+  const l0 = new L0Hypervisor(new VmxHost(cpu), profile, { ...DEFAULT_TUNABLES }, p);
   cpu.setCostModel(profile.cycles, l0.ledger, 0);
   const engine = new NestedVmxEngine(l0, options);
   const vm = l0.createVm({ memory: L1_MEMORY });

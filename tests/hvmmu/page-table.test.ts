@@ -143,6 +143,34 @@ describe.each(FORMATS)("page-table builder, %s", (_name, format) => {
     expect(() => pt.map(0x400000, 0x600000, PERM_R, 2)).toThrow(/smaller mappings/);
   });
 
+  it("unmapAndPrune gives back exactly the tables a removal empties, bottom up, never the root", () => {
+    const { pt, walk } = bed(format);
+    const rw = PERM_R | PERM_W;
+    pt.map(0x1000, 0x5000, rw);
+    pt.map(0x2000, 0x6000, rw);
+    pt.map(0x40000000, 0x800000, rw, 2); // another PDPT entry: its own PD, no page table
+    const below = format.levels - 1; // tables on 0x1000's path below the root
+    expect(pt.tables).toBe(1 + below + 1);
+    expect(pt.tableUnder(0x1000, 2)).toBe(true);
+    expect(pt.tableUnder(0x40000000, 2)).toBe(false); // a 2 MiB leaf is there, not a table
+    expect(pt.unmapAndPrune(0x1000)).toEqual([]); // the page table still holds 0x2000
+    expect(walk(0x2000)).toBe(0x6000);
+    // The last leaf of the page table: the page table and the PD go; the PDPT still holds 1 GiB's PD.
+    const freed = pt.unmapAndPrune(0x2000);
+    expect(freed.length).toBe(2);
+    expect(pt.tables).toBe(1 + below + 1 - 2);
+    expect(pt.tableUnder(0x1000, 2)).toBe(false);
+    expect(walk(0x2000)).toBe(-1);
+    expect(walk(0x40000000)).toBe(0x800000);
+    // The large leaf was the last: everything down from the root goes, the root stays.
+    expect(pt.unmapAndPrune(0x40000000).length).toBe(below - 1);
+    expect(pt.tables).toBe(1);
+    expect(pt.leaves).toBe(0);
+    expect(pt.unmapAndPrune(0x40000000)).toEqual([]);
+    pt.map(0x2000, 0x7000, rw); // rebuilt from scratch after the prune
+    expect(walk(0x2000)).toBe(0x7000);
+  });
+
   it("user and execute rights reach the hardware's checks", () => {
     const { pt, w, walk, ept } = bed(format);
     pt.map(0x1000, 0x2000, PERM_R); // no W, no X, no U

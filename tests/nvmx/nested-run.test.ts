@@ -86,7 +86,7 @@ describe.skipIf(!HAVE_AS)("nested VMX: L1 launches an L2", () => {
     expect(b.engine.state(b.vcpu).entries).toBe(3);
   });
 
-  it("VMCS12 execution-field checks: a CR3-target count, an EPTP with A/D flags, a bad entry event are VMfailValid(7)", () => {
+  it("VMCS12 execution-field checks: a CR3-target count, an EPTP with reserved bit 7 set, a bad entry event are VMfailValid(7)", () => {
     const R = RESULTS + 0x200;
     const attempt = (field: number, bad: number, good: number, slot: number) => `
         mov edx, ${field}
@@ -103,7 +103,7 @@ describe.skipIf(!HAVE_AS)("nested VMX: L1 launches an L2", () => {
     const b = nvmxBed(
       l1Source(
         attempt(V.VMCS_CR3_TARGET_COUNT, 1, 0, 0) +
-          attempt(V.VMCS_EPT_POINTER, eptp | 0x40, eptp, 1) +
+          attempt(V.VMCS_EPT_POINTER, eptp | 0x80, eptp, 1) +
           attempt(V.VMCS_ENTRY_INTR_INFO, 0x80000106, 0, 2),
       ),
     );

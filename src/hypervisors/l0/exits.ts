@@ -227,6 +227,14 @@ export function mapGuestRam(l0: L0Hypervisor, vm: Vm, page: number, hpa: number,
   const size = levelSize(level);
   const base = page - (page % size);
   vm.back(base, size);
+  // A larger leaf over the page, write-protected since a frame in it became tracked, no longer
+  // fits: drop it and map at the smaller level (KVM's TDP MMU zaps a huge SPTE above the fault's
+  // goal level, which write tracking lowered: kvm_tdp_mmu_map, disallow_lpage).
+  const covering = vm.ept01.lookup(page);
+  if (covering !== null && covering.level > level) {
+    vm.ept01.unmap(page);
+    l0.flushGuestTlb(vm);
+  }
   vm.ept01.map(base, hpa - (page - base), writable ? 7 : 5, level);
 }
 

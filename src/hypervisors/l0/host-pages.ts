@@ -45,3 +45,43 @@ export class HostPageAllocator {
     return p;
   }
 }
+
+/**
+ * A page allocator over L0's own that reuses pages given back with `free` (zeroing them): the pool
+ * a nested engine's table pages return to (npv's destroyed L2 VMs, nested VMX's zapped EPT02
+ * tables). A recycled page is charged its zeroing only (`onPage(true)`).
+ */
+export class RecyclingPages extends HostPageAllocator {
+  private readonly freeList: number[] = [];
+
+  constructor(
+    private readonly hostMem: PhysicalMemory,
+    private readonly parent: HostPageAllocator,
+  ) {
+    super(hostMem, 0, 0);
+  }
+
+  override page(): number {
+    const p = this.freeList.pop();
+    if (p === undefined) {
+      const q = this.parent.page();
+      this.allocated++;
+      return q;
+    }
+    this.hostMem.writeBytes(p, new Uint8Array(4096));
+    this.parent.onPage?.(true);
+    return p;
+  }
+
+  override range(bytes: number, align = 4096): number {
+    return this.parent.range(bytes, align);
+  }
+
+  free(page: number): void {
+    this.freeList.push(page);
+  }
+
+  get freePages(): number {
+    return this.freeList.length;
+  }
+}

@@ -2,8 +2,9 @@
  * The hypervisor's page-table builder: tables a hypervisor owns and the hardware walks (EPT01,
  * EPT02, shadow x86 tables), in the format the MMU reads (formats.ts), so the CPU's 2-D walk in
  * src/mmu reads exactly what is built here. Leaves map 4 KiB, 2 MiB or 1 GiB; intermediate
- * tables are allocated on demand and never freed while the table lives (as KVM's TDP MMU keeps
- * empty tables until teardown). Every leaf set or cleared is reported to the hypervisor MMU
+ * tables are allocated on demand and stay while the table lives (as KVM's TDP MMU keeps empty
+ * tables until teardown), unless the owner removes leaves with `unmapAndPrune`, which gives back
+ * the tables it empties (as KVM frees zapped shadow pages). Every leaf set or cleared is reported to the hypervisor MMU
  * (hv-mmu.ts: reverse map, page tracking) when one is attached.
  *
  * Not a hot path: it runs on EPT violations and hypercalls, never per guest instruction.
@@ -179,6 +180,57 @@ export class PageTableBuilder {
     this.mem.write(s.ea, 4, 0);
     this.mem.write(s.ea + 4, 4, 0);
     return true;
+  }
+
+  /**
+   * Remove the leaf (or MMIO marker) covering va as `unmap` does, then take out every table on its
+   * path the removal left empty, bottom up (the root stays): each one's parent entry is cleared
+   * and its page returned, for the caller to free once the hardware's cached copies of these
+   * tables are flushed (KVM frees zapped shadow pages after the TLB flush: kvm_mmu_commit_zap_page).
+   */
+  unmapAndPrune(va: number): number[] {
+    const f = this.format;
+    const entries: number[] = [];
+    let table = this.root;
+    for (let l = f.levels; l >= 1; l--) {
+      const ea = this.slot(table, va, l);
+      entries[l] = ea;
+      const lo = this.mem.read(ea, 4);
+      const hi = this.mem.read(ea + 4, 4);
+      if (!f.present(lo, hi)) return [];
+      if (l === 1 || (l <= 3 && f.isLarge(lo)) || f.isMmio(lo, hi)) {
+        this.dropLeaf(ea, va, l);
+        this.mem.write(ea, 4, 0);
+        this.mem.write(ea + 4, 4, 0);
+        return this.prune(entries, l);
+      }
+      table = entryAddress(lo, hi);
+    }
+    return [];
+  }
+
+  /** Take out the empty tables holding entries[level..] (see unmapAndPrune). */
+  private prune(entries: number[], level: number): number[] {
+    const freed: number[] = [];
+    for (let l = level; l < this.format.levels; l++) {
+      const page = entries[l] - (entries[l] % 4096);
+      for (let i = 0; i < PT_ENTRIES * 2; i++) if (this.mem.read(page + i * 4, 4) !== 0) return freed;
+      this.mem.write(entries[l + 1], 4, 0);
+      this.mem.write(entries[l + 1] + 4, 4, 0);
+      this.tables--;
+      freed.push(page);
+    }
+    return freed;
+  }
+
+  /** True when the entry a leaf at `level` (2 or 3) for va would take points to a smaller table. */
+  tableUnder(va: number, level: number): boolean {
+    const t = this.tableAt(va, level, false);
+    if (t < 0) return false;
+    const ea = this.slot(t, va, level);
+    const lo = this.mem.read(ea, 4);
+    const hi = this.mem.read(ea + 4, 4);
+    return this.format.present(lo, hi) && !this.format.isLarge(lo) && !this.format.isMmio(lo, hi);
   }
 
   /** Rewrite the permissions of the leaf covering va; returns whether there was one. */

@@ -110,6 +110,8 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
           M.EPT_CAP_PAGE_WALK_4 |
           M.EPT_CAP_WB |
           M.EPT_CAP_INVEPT |
+          // EPT accessed/dirty flags: L0's walks of EPT12 set them (ept02.ts), as KVM offers them.
+          C.EPT_CAP_AD |
           M.EPT_CAP_INVEPT_SINGLE |
           M.EPT_CAP_INVEPT_ALL,
         // Every INVVPID type, as KVM (VMX_VPID_EXTENT_SUPPORTED_MASK): each drops VPID02's entries.

@@ -73,11 +73,13 @@ function pageAddressOk(x: VmxInsnContext, addr: number): boolean {
 
 /**
  * An EPTP L0 can walk (24.6.11; KVM nested_vmx_check_eptp): WB, 4 levels, bits 11:7 reserved, and
- * bit 6 (accessed/dirty flags) only when IA32_VMX_EPT_VPID_CAP[21] offers them, which L0 does not.
+ * bit 6 (accessed/dirty flags) only when IA32_VMX_EPT_VPID_CAP[21] offers them (caps.ts does).
  */
 export function eptpValid(x: VmxInsnContext, eptp: number): boolean {
   const lo = eptp % 4096;
-  return (lo & 7) === C.EPTP_WB && (lo & 0x38) === C.EPTP_WALK_4 && (lo & 0xfc0) === 0 && eptp < 2 ** physBits(x);
+  const adOffered = ((vmxMsr(MSR.MSR_IA32_VMX_EPT_VPID_CAP, 0) as [number, number])[0] & C.EPT_CAP_AD) !== 0;
+  const reserved = adOffered ? 0xf80 : 0xfc0;
+  return (lo & 7) === C.EPTP_WB && (lo & 0x38) === C.EPTP_WALK_4 && (lo & reserved) === 0 && eptp < 2 ** physBits(x);
 }
 
 /**

@@ -83,24 +83,33 @@ export class NestedVmxEngine implements NestedEngine {
     const all = [...this.states.values()];
     let shadowSyncs = 0;
     let ept02Built = 0;
+    let largeLeaves = 0;
     let leavesDropped = 0;
+    let tablesFreed = 0;
     let trackedWrites = 0;
+    let adWrites = 0;
     const evmcs: CounterSet[] = [];
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
       if (s.evmcs !== null) evmcs.push(s.evmcs.counts);
       if (s.ept02 !== null) {
         ept02Built += s.ept02.built;
+        largeLeaves += s.ept02.largeBuilt;
         leavesDropped += s.ept02.leavesDropped;
+        tablesFreed += s.ept02.tablesFreed;
         trackedWrites += s.ept02.trackedWrites;
+        adWrites += s.ept02.adWrites;
       }
     }
     return nvmxEvents(all, {
       l0Exits,
       shadowSyncs,
       ept02Built,
+      largeLeaves,
       leavesDropped,
+      tablesFreed,
       trackedWrites,
+      adWrites,
       evmcs: this.options.evmcs === true ? evmcs : null,
     });
   }

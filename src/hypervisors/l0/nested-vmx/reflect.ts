@@ -118,8 +118,8 @@ const QUAL_LINEAR_TRANSLATED = 0x100;
 /**
  * An EPT02 write to a guest paging-structure entry that EPT12 would see as a read: the processor
  * treats its accesses to guest paging structures as writes only when the EPTP enables accessed
- * and dirty flags (SDM vol. 3C, "Accessed and Dirty Flags for EPT"), which EPT02 may and EPTP12
- * cannot (L0 does not offer them to L1).
+ * and dirty flags (SDM vol. 3C, "Accessed and Dirty Flags for EPT"): EPT02's always do, EPTP12's
+ * when L1 sets bit 6 (then the access is a write for EPT12 too, and sets the leaf's dirty flag).
  */
 function paging12Read(qual: number, eptp12Lo: number): boolean {
   const pagingEntry = (qual & (QUAL_LINEAR_VALID | QUAL_LINEAR_TRANSLATED)) === QUAL_LINEAR_VALID;

@@ -19,8 +19,14 @@ export const NVMX_EVENTS = declareCounters("nvmx", [
   "vmcs_switches",
   "nested_entries",
   "ept02.built",
+  /** Of those, 2 MiB leaves (EPT12 and EPT01 both large). */
+  "ept02.large_leaves",
   "ept02.leaves_dropped",
+  /** EPT02 table pages given back to L0's pool (whole drops, and tables a dropped leaf emptied). */
+  "ept02.tables_freed",
   "ept12.tracked_writes",
+  /** EPT12 entries whose accessed/dirty flags L0's walks set (EPTP12 bit 6). */
+  "ept12.ad_writes",
   "shadow.syncs",
   /** L2 VMREAD/VMWRITEs L0 emulated on the shadow VMCS12 (VMCS shadowing L0 offers L1; not reflected). */
   "l2_vmcs_accesses",
@@ -70,8 +76,11 @@ export function nvmxEvents(
     l0Exits: number;
     shadowSyncs: number;
     ept02Built: number;
+    largeLeaves: number;
     leavesDropped: number;
+    tablesFreed: number;
     trackedWrites: number;
+    adWrites: number;
     /** nvmx-evmcs: each L1 vCPU's eVMCS counts (null on the other variants: not reported). */
     evmcs: readonly CounterSet[] | null;
   },
@@ -98,8 +107,11 @@ export function nvmxEvents(
   ev.bump(XE["exits.reflected_to_l1"], reflected);
   ev.bump(XE.vmcs_switches, ev.get("nested_entries") + reflected);
   ev.bump(XE["ept02.built"], extra.ept02Built);
+  ev.bump(XE["ept02.large_leaves"], extra.largeLeaves);
   ev.bump(XE["ept02.leaves_dropped"], extra.leavesDropped);
+  ev.bump(XE["ept02.tables_freed"], extra.tablesFreed);
   ev.bump(XE["ept12.tracked_writes"], extra.trackedWrites);
+  ev.bump(XE["ept12.ad_writes"], extra.adWrites);
   ev.bump(XE["shadow.syncs"], extra.shadowSyncs);
   const evmcs: EventCount[] = [];
   if (extra.evmcs !== null) {

@@ -53,11 +53,12 @@ import {
   NPV_SIGNATURE,
 } from "../../npv-abi.js";
 import type { NestedEngine } from "../engine.js";
+import { RecyclingPages } from "../host-pages.js";
 import { L0_VM_VPID, type L0Hypervisor } from "../l0.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { Vm } from "../vm.js";
 import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsrs } from "./control-ops.js";
-import { checkEpt02, newEpt02, RecyclingPages } from "./ept02.js";
+import { checkEpt02, newEpt02 } from "./ept02.js";
 import { reflectL2Exit } from "./l2-exits.js";
 import { L2Map } from "./l2-map.js";
 import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";

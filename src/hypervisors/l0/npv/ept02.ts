@@ -13,46 +13,10 @@ import type { PhysicalMemory } from "../../../mmu/phys.js";
 import { PERM_W } from "../../../mmu/walker.js";
 import type { HypervisorMmu } from "../../mmu/hv-mmu.js";
 import type { PageTableBuilder } from "../../mmu/page-table.js";
-import { HostPageAllocator } from "../host-pages.js";
+import type { RecyclingPages } from "../host-pages.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { Vm } from "../vm.js";
 import { entryL1Pfn, entryPerms, type L2Map } from "./l2-map.js";
-
-/** A page allocator over L0's own that reuses pages given back with `free` (zeroing them). */
-export class RecyclingPages extends HostPageAllocator {
-  private readonly freeList: number[] = [];
-
-  constructor(
-    private readonly hostMem: PhysicalMemory,
-    private readonly parent: HostPageAllocator,
-  ) {
-    super(hostMem, 0, 0);
-  }
-
-  override page(): number {
-    const p = this.freeList.pop();
-    if (p === undefined) {
-      const q = this.parent.page();
-      this.allocated++;
-      return q;
-    }
-    this.hostMem.writeBytes(p, new Uint8Array(4096));
-    this.parent.onPage?.(true);
-    return p;
-  }
-
-  override range(bytes: number, align = 4096): number {
-    return this.parent.range(bytes, align);
-  }
-
-  free(page: number): void {
-    this.freeList.push(page);
-  }
-
-  get freePages(): number {
-    return this.freeList.length;
-  }
-}
 
 /** EPT permissions for an L2 map entry's permissions (the same bit positions: R=1, W=2, X=4). */
 export function eptPerms(perms: number): number {
