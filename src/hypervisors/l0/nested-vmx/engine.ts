@@ -23,6 +23,7 @@ import type { Vm } from "../vm.js";
 import { vmxMsr } from "./caps.js";
 import { EnlightenedVmcs } from "./evmcs.js";
 import { evmcsVmentry } from "./evmcs-entry.js";
+import { l1Hypercall, NOT_HV_HYPERCALL } from "./hv-hypercall.js";
 import { filterCapsForEvmcs, HyperVMsrs, offerHyperVCpuid, readHyperVMsr, writeHyperVMsr } from "./hyperv.js";
 import * as I from "./instructions.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
@@ -85,9 +86,11 @@ export class NestedVmxEngine implements NestedEngine {
     let leavesDropped = 0;
     let trackedWrites = 0;
     const evmcs: CounterSet[] = [];
+    const hv: CounterSet[] = [];
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
       if (s.evmcs !== null) evmcs.push(s.evmcs.counts);
+      if (s.hv !== null) hv.push(s.hv.counts);
       if (s.ept02 !== null) {
         ept02Built += s.ept02.built;
         leavesDropped += s.ept02.leavesDropped;
@@ -101,6 +104,7 @@ export class NestedVmxEngine implements NestedEngine {
       leavesDropped,
       trackedWrites,
       evmcs: this.options.evmcs === true ? evmcs : null,
+      hv: this.options.evmcs === true ? hv : null,
     });
   }
 
@@ -153,6 +157,18 @@ export class NestedVmxEngine implements NestedEngine {
   writeMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number, lo: number, hi: number): boolean {
     if (this.options.evmcs !== true) return false;
     return writeHyperVMsr(this.state(v).hv as HyperVMsrs, v.l0vm as Vm, index, lo, hi);
+  }
+
+  /**
+   * L1's VMCALL with Hyper-V's hypercalls enabled (nvmx-evmcs, a non-zero guest OS ID: KVM's
+   * kvm_hv_hypercall_enabled, checked before any other hypercall ABI): L0 answers it
+   * (hv-hypercall.ts). NOT_HV_HYPERCALL otherwise.
+   */
+  guestHypercall(l0: L0Hypervisor, v: GuestVcpu): number {
+    if (this.options.evmcs !== true || !this.servesVmx(v)) return NOT_HV_HYPERCALL;
+    const hv = this.state(v).hv as HyperVMsrs;
+    if (!hv.hypercallsEnabled) return NOT_HV_HYPERCALL;
+    return l1Hypercall(l0, v, (v.l0vm as Vm).memory, hv.counts);
   }
 
   /** Whether L1 vCPU `v` is in VMX operation (between its VMXON and VMXOFF). */

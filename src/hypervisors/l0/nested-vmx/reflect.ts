@@ -13,6 +13,7 @@ import { NOT_REFLECTED } from "../engine.js";
 import type { L0Hypervisor } from "../l0.js";
 import { HANDLED } from "../vcpu.js";
 import { EPT02_L1_MISCONFIG, EPT02_L1_VIOLATION, EPT02_MAPPED, type Ept02 } from "./ept02.js";
+import { l2Hypercall, NOT_HV_HYPERCALL } from "./hv-hypercall.js";
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
 import type { NestedVmxState } from "./state.js";
 
@@ -170,6 +171,11 @@ function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): numbe
 export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, reason: number): number {
   s.l2Exits++;
   const proc12 = s.current.get32(V.VMCS_PROC_BASED_CONTROLS);
+  if (reason === V.EXIT_VMCALL && s.evmcs !== null) {
+    // nvmx-evmcs: L2's Hyper-V flush hypercall is L0's when L1 enabled the L2 TLB flush.
+    const r = l2Hypercall(l0, l2, s);
+    if (r !== NOT_HV_HYPERCALL) return r;
+  }
   if (ALWAYS.has(reason)) return toL1(l2, reason);
   switch (reason) {
     case V.EXIT_EPT_VIOLATION:
