@@ -12,6 +12,7 @@ import { L0Hypervisor } from "../../src/hypervisors/l0/l0.js";
 import { NestedVmxEngine } from "../../src/hypervisors/l0/nested-vmx/index.js";
 import { DEFAULT_TUNABLES } from "../../src/machine/tunables.js";
 import { PhysicalMemory } from "../../src/mmu/phys.js";
+import { UD } from "../../src/x86/exceptions.js";
 import * as H from "../../src/x86/hyperv.js";
 import { RAX, RBX, RCX, RDX } from "../../src/x86/registers.js";
 import * as V from "../../src/x86/vmx.js";
@@ -70,9 +71,19 @@ describe("nvmx-evmcs: Hyper-V hypercalls from a 32-bit L1", () => {
       H.HV_STATUS_INVALID_HYPERCALL_INPUT,
       0,
     ]);
+    // A fast flush: reserved bits answer status 3 first (KVM's order); without them it is #UD
+    // (no XMM input offered) and the VMCALL does not retire.
+    expect(call(b, H.HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE | H.HV_HYPERCALL_FAST | 0x80000000, 0, 0)).toEqual([
+      H.HV_STATUS_INVALID_HYPERCALL_INPUT,
+      0,
+    ]);
+    const rip = b.l0.host.vmread(V.VMCS_GUEST_RIP);
+    call(b, H.HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE | H.HV_HYPERCALL_FAST, 0, 0);
+    expect(b.vcpu.pendingException).toBe(UD);
+    expect(b.l0.host.vmread(V.VMCS_GUEST_RIP)).toBe(rip);
     const hv = b.engine.state(b.vcpu).hv;
-    expect(hv?.counts.get("hypercalls.l1")).toBe(2);
+    expect(hv?.counts.get("hypercalls.l1")).toBe(4);
     expect(hv?.counts.get("tlb_flushes")).toBe(1);
-    expect(hv?.counts.get("failed")).toBe(1);
+    expect(hv?.counts.get("failed")).toBe(2);
   });
 });

@@ -267,8 +267,9 @@ export function l1Hypercall(l0: L0Hypervisor, v: GuestVcpu, mem: GuestMemory, co
   counts.bump(XH["hypercalls.l1"]);
   if (refused(l0, v)) return HANDLED;
   const c = decode(l0);
-  // XMM fast input is not offered (0x40000003 EDX bit 4): a fast flush is #UD, as KVM with enforced CPUID.
-  if (c.fast && isFlushCode(c.code)) {
+  // XMM fast input is not offered (0x40000003 EDX bit 4): a fast flush is #UD, as KVM with
+  // enforced CPUID — after the reserved-bit check, which answers status 3 first.
+  if (c.fast && !c.reserved && isFlushCode(c.code)) {
     v.pendingException = UD;
     v.pendingExceptionError = -1;
     return HANDLED;
@@ -292,7 +293,7 @@ export function l2Hypercall(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState):
   counts.bump(XH["hypercalls.l2_direct"]);
   if (refused(l0, l2)) return HANDLED;
   const c = decode(l0);
-  if (c.fast) {
+  if (c.fast && !c.reserved) {
     l2.pendingException = UD;
     l2.pendingExceptionError = -1;
     return HANDLED;
