@@ -292,3 +292,11 @@ G(l2_hvcall_at)
 	vmcall
 	movq %rax, l2_out(%rip)
 	hlt
+G(l2_hvloop)			/* L2: l2_out[2] flush hypercalls (l2_arg as l2_hvcall), then HLT; the count lives in memory (L1 does not keep L2's GPRs) */
+	movq l2_arg(%rip), %rcx
+	movq l2_arg+8(%rip), %rdx
+	xorl %r8d, %r8d
+	vmcall
+	decq l2_out+16(%rip)
+	jnz l2_hvloop
+	hlt
