@@ -41,12 +41,12 @@ function bed() {
   return { l0, vm, vcpu, engine };
 }
 
-function call(b: ReturnType<typeof bed>, inputLo: number, inputHi: number, gpa: number): [number, number] {
+function call(b: ReturnType<typeof bed>, inputLo: number, inputHi: number, gpa: number, gpaHi = 0): [number, number] {
   const g = b.l0.host;
   g.gprLo[RAX] = inputLo;
   g.gprLo[RDX] = inputHi;
   g.gprLo[RCX] = gpa;
-  g.gprLo[RBX] = 0;
+  g.gprLo[RBX] = gpaHi;
   expect(b.engine.guestHypercall(b.l0, b.vcpu)).not.toBe(-1);
   return [g.gprLo[RAX] >>> 0, g.gprLo[RDX] >>> 0];
 }
@@ -71,6 +71,8 @@ describe("nvmx-evmcs: Hyper-V hypercalls from a 32-bit L1", () => {
       H.HV_STATUS_INVALID_HYPERCALL_INPUT,
       0,
     ]);
+    // A hostile input GPA (2^64 - 8, beyond any RAM and beyond a double's integers): status 3.
+    expect(call(b, H.HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE, 0, -8, -1)).toEqual([H.HV_STATUS_INVALID_HYPERCALL_INPUT, 0]);
     // A fast flush: reserved bits answer status 3 first (KVM's order); without them it is #UD
     // (no XMM input offered) and the VMCALL does not retire.
     expect(call(b, H.HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE | H.HV_HYPERCALL_FAST | 0x80000000, 0, 0)).toEqual([
@@ -82,8 +84,8 @@ describe("nvmx-evmcs: Hyper-V hypercalls from a 32-bit L1", () => {
     expect(b.vcpu.pendingException).toBe(UD);
     expect(b.l0.host.vmread(V.VMCS_GUEST_RIP)).toBe(rip);
     const hv = b.engine.state(b.vcpu).hv;
-    expect(hv?.counts.get("hypercalls.l1")).toBe(4);
+    expect(hv?.counts.get("hypercalls.l1")).toBe(5);
     expect(hv?.counts.get("tlb_flushes")).toBe(1);
-    expect(hv?.counts.get("failed")).toBe(2);
+    expect(hv?.counts.get("failed")).toBe(3);
   });
 });
