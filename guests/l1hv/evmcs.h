@@ -105,10 +105,11 @@ struct hv_enlightened_vmcs {
 	u32 vm_entry_intr_info_field, vm_entry_exception_error_code, vm_entry_instruction_len, tpr_threshold;
 	u64 guest_rip;
 	u32 hv_clean_fields;
-	u32 hv_padding_32;
+	u32 padding32_1;
 	u32 hv_synthetic_controls;
 	u32 hv_enlightenments_control;  /* bit 0 nested_flush_hypercall, bit 1 msr_bitmap */
 	u32 hv_vp_id;
+	u32 padding32_2;                /* the TLFS pads hv_vm_id to 8 bytes (+848) */
 	u64 hv_vm_id;
 	u64 partition_assist_page;
 	u64 padding64_4[4];

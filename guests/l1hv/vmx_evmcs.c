@@ -31,6 +31,7 @@
 _Static_assert(__builtin_offsetof(struct hv_enlightened_vmcs, host_rsp) == EVMCS_HOST_RSP, "vmx_run.S offset");
 _Static_assert(__builtin_offsetof(struct hv_enlightened_vmcs, hv_clean_fields) == EVMCS_CLEAN_FIELDS, "vmx_run.S offset");
 _Static_assert(EVMCS_CLEAN_HOST_POINTER == EV_CLEAN_HOST_POINTER, "vmx_run.S clean bit");
+_Static_assert(__builtin_offsetof(struct hv_enlightened_vmcs, partition_assist_page) == 856, "TLFS layout");
 
 #define EVMCS_VERSION 1
 #define HV_GUEST_OS_ID_OPEN_SOURCE (1ul << 63)

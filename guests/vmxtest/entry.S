@@ -6,7 +6,8 @@
  *   guard_restore: the way back from call_guarded's CPL-3 and compatibility-mode excursions.
  * - call_guarded(fn, mode): run fn at CPL 0 (mode 0), at CPL 3 in 64-bit mode (1) or at CPL 0 in
  *   compatibility mode (2); returns the vector of the first exception, or -1 if fn returned.
- * - vm_run(resume): VMLAUNCH (0) or VMRESUME (1) with HOST_RSP/HOST_RIP set to come back here;
+ * - vm_run(resume): VMLAUNCH (0) or VMRESUME (1) with HOST_RSP/HOST_RIP set to come back here
+ *   (evm_run: the same with an enlightened VMCS);
  *   returns 0 after a VM exit (or a VM-entry failure, which also loads the host state), 1 on
  *   VMfailInvalid, 2 on VMfailValid.
  */
@@ -150,18 +151,29 @@ guard_restore:
 
 	.globl vm_run
 vm_run:
+	xorl %esi, %esi
+/* evm_run(resume, host_rsp_slot, host_rip_slot): the same for an enlightened VMCS (t_hyperv.c),
+ * whose HOST_RSP and HOST_RIP are plain stores into the slots given, not VMWRITEs. */
+	.globl evm_run
+evm_run:
 	pushq %rbp
 	pushq %rbx
 	pushq %r12
 	pushq %r13
 	pushq %r14
 	pushq %r15
-	movl $0x6c14, %eax                /* HOST_RSP */
+	testq %rsi, %rsi
+	jz 6f
+	movq %rsp, (%rsi)
+	leaq vm_exit_point(%rip), %rax
+	movq %rax, (%rdx)
+	jmp 7f
+6:	movl $0x6c14, %eax                /* HOST_RSP */
 	vmwrite %rsp, %rax
 	leaq vm_exit_point(%rip), %rdx
 	movl $0x6c16, %eax                /* HOST_RIP */
 	vmwrite %rdx, %rax
-	testl %edi, %edi
+7:	testl %edi, %edi
 	jnz 1f
 	vmlaunch
 	jmp 2f
@@ -177,6 +189,7 @@ vm_run:
 	movl $2, %eax
 4:	jmp 5f
 vm_exit_point:
+	movq %rax, exit_rax(%rip)          /* the guest's RAX at its exit (GPRs are not switched) */
 	xorl %eax, %eax
 5:	popq %r15
 	popq %r14
@@ -187,6 +200,10 @@ vm_exit_point:
 	ret
 
 	.bss
+	.align 8
+	.globl exit_rax
+exit_rax:
+	.skip 8
 	.align 16
 	.skip 8192
 	.globl user_stack_top

@@ -275,3 +275,28 @@ G(l2_vmxoff_at)
 	.skip 16384
 	.globl l2_stack_top
 l2_stack_top:
+
+/* ---- Hyper-V hypercalls (t_hyperv.c) ---- */
+	.text
+G(u_hvcall)			/* CPL 3: a hypercall is #UD (TLFS); HLT would be #GP instead */
+	movl $2, %ecx
+G(u_hvcall_at)
+	vmcall
+	hlt
+G(l2_hvcall)			/* L2: the hypercall in l2_arg[0] (input value), l2_arg[1] (input GPA); RAX to l2_out[0] */
+	movq l2_arg(%rip), %rcx
+	movq l2_arg+8(%rip), %rdx
+	xorl %r8d, %r8d
+	movq $-1, %rax
+G(l2_hvcall_at)
+	vmcall
+	movq %rax, l2_out(%rip)
+	hlt
+G(l2_hvloop)			/* L2: l2_out[2] flush hypercalls (l2_arg as l2_hvcall), then HLT; the count lives in memory (L1 does not keep L2's GPRs) */
+	movq l2_arg(%rip), %rcx
+	movq l2_arg+8(%rip), %rdx
+	xorl %r8d, %r8d
+	vmcall
+	decq l2_out+16(%rip)
+	jnz l2_hvloop
+	hlt

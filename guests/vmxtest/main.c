@@ -297,7 +297,8 @@ void vmxtest_main(void)
 	} groups[] = {
 		{ "capability-msrs", t_caps }, { "vmxon", t_vmxon },	{ "vmread-vmwrite", t_fields },
 		{ "vmcs-pointers-launch-state", t_vmcs }, { "entry-checks", t_entry }, { "exits", t_exits },
-		{ "ept", t_ept }, { "shadow-vmcs", t_shadow },		{ "vmxoff", t_after },
+		{ "ept", t_ept }, { "shadow-vmcs", t_shadow },		{ "hyperv-flush", t_hyperv },
+		{ "vmxoff", t_after },
 	};
 	for (unsigned g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		int before = n_pass + n_fail;

@@ -387,6 +387,7 @@ void t_entry(void);
 void t_exits(void);
 void t_ept(void);
 void t_shadow(void);
+void t_hyperv(void);
 void t_after(void);
 
 /* L2 and mode snippets (l2.S) */
@@ -408,6 +409,9 @@ SNIP(l2_vmread_mem_at); SNIP(l2_vmwrite); SNIP(l2_vmwrite_at); SNIP(l2_vmptrld);
 SNIP(l2_vmclear); SNIP(l2_vmclear_at); SNIP(l2_vmxon); SNIP(l2_vmxon_at); SNIP(l2_vmptrst); SNIP(l2_vmptrst_at);
 SNIP(l2_invept); SNIP(l2_invept_at); SNIP(l2_invvpid); SNIP(l2_invvpid_at); SNIP(l2_vmlaunch); SNIP(l2_vmlaunch_at);
 SNIP(l2_vmresume); SNIP(l2_vmresume_at); SNIP(l2_vmxoff); SNIP(l2_vmxoff_at);
+SNIP(u_hvcall); SNIP(u_hvcall_at); SNIP(l2_hvcall); SNIP(l2_hvcall_at); SNIP(l2_hvloop);
+/* The guest's RAX at its last VM exit (entry.S). */
+extern volatile u64 exit_rax;
 #define FN(x) ((void (*)(void))(x))
 
 #endif

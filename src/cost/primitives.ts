@@ -94,6 +94,10 @@ export const PRIMITIVES = [
   ["nvmx.shadow_field", "L0: copy one field between a shadow VMCS and VMCS12 (a VMREAD or VMWRITE by L0, per field)"],
   ["nvmx.evmcs_map", "L0: map an L1's enlightened VMCS page (a new current_nested_vmcs in the VP assist page)"],
   [
+    "nvmx.hv_tlb_flush",
+    "L0: drop one vCPU's TLB context (INVVPID single-context) for a Hyper-V flush hypercall of an L1 or its L2",
+  ],
+  [
     "nvmx.evmcs_sync_field",
     "L0: copy one field between an enlightened VMCS in L1 memory and VMCS12 (a plain load and store, per field)",
   ],

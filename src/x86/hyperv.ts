@@ -23,6 +23,10 @@ export const HV_MSR_HYPERCALL_AVAILABLE = 1 << 5;
 /** 0x40000003 EAX: AccessVpIndex. */
 export const HV_MSR_VP_INDEX_AVAILABLE = 1 << 6;
 
+/** 0x40000004 EAX, recommendations: remote TLB flush by hypercall (KVM checks it before serving the flush calls). */
+export const HV_REMOTE_TLB_FLUSH_RECOMMENDED = 1 << 2;
+/** 0x40000004 EAX: use the _EX hypercalls with sparse processor sets (needed for the flush _EX calls). */
+export const HV_EX_PROCESSOR_MASKS_RECOMMENDED = 1 << 11;
 /** 0x40000004 EAX, recommendations: use the enlightened VMCS. */
 export const HV_ENLIGHTENED_VMCS_RECOMMENDED = 1 << 14;
 
@@ -40,6 +44,9 @@ export const HV_MSR_VP_ASSIST_PAGE = 0x40000073;
 export const HV_VP_ASSIST_PAGE_ENABLE = 1;
 
 // ---- VP assist page (TLFS "Virtual Processor Assist Page", HV_VP_ASSIST_PAGE) ----
+/** u32 nested_control.features: bit 0 directhypercall (L2's flush hypercalls go to L0, not to L1). */
+export const HV_VP_ASSIST_NESTED_FEATURES = 32;
+export const HV_NESTED_DIRECTHYPERCALL = 1 << 0;
 /** u32 enlighten_vmentry: non-zero = VMLAUNCH/VMRESUME use the enlightened VMCS below. */
 export const HV_VP_ASSIST_ENLIGHTEN_VMENTRY = 40;
 /** u64 current_nested_vmcs: GPA of the enlightened VMCS in use. */
@@ -54,6 +61,49 @@ export const EVMCS_HV_CLEAN_FIELDS = 824;
 export const EVMCS_HV_ENLIGHTENMENTS_CONTROL = 836;
 export const EVMCS_ENLIGHTEN_NESTED_FLUSH = 1 << 0;
 export const EVMCS_ENLIGHTEN_MSR_BITMAP = 1 << 1;
+/** u32 hv_vp_id, u64 hv_vm_id, u64 partition_assist_page (after padding32_2 at +844). */
+export const EVMCS_HV_VP_ID = 840;
+export const EVMCS_HV_VM_ID = 848;
+export const EVMCS_PARTITION_ASSIST_PAGE = 856;
+/** Partition assist page: u32 tlb_lock_count; non-zero asks for a synthetic exit after an L2 flush. */
+export const HV_PA_TLB_LOCK_COUNT = 0;
+/**
+ * The synthetic VM exit to L1 after L0 handled L2's flush hypercall while tlb_lock_count is
+ * non-zero (TLFS "Nested Virtualization", synthetic VM exit): bit 28 paired with a basic reason
+ * (0x31) hardware never gives it with.
+ */
+export const HV_VMX_SYNTHETIC_EXIT_REASON_TRAP_AFTER_FLUSH = 0x10000031;
+/** Bit 28 of the exit reason: a Hyper-V synthetic exit (never set by hardware on these reasons). */
+export const HV_VMX_SYNTHETIC_EXIT = 1 << 28;
+
+// ---- Hypercalls (TLFS "Hypercall Interface": x64 RCX = input value, RDX = input GPA, R8 = output GPA, RAX = result) ----
+/** Input value, low dword: call code 15:0, fast 16, variable header size 26:17 (8-byte units), 31:27 reserved. */
+export const HV_HYPERCALL_FAST = 1 << 16;
+export const HV_HYPERCALL_VARHEAD_SHIFT = 17;
+export const HV_HYPERCALL_VARHEAD_BITS = 0x3ff;
+export const HV_HYPERCALL_RSVD_LO = 0xf8000000;
+/** Input value, high dword (bits 63:32): rep count 43:32, 47:44 reserved, rep start index 59:48, 63:60 reserved. */
+export const HV_HYPERCALL_REP_BITS = 0xfff;
+export const HV_HYPERCALL_REP_START_SHIFT = 16;
+export const HV_HYPERCALL_RSVD_HI = 0xf000f000;
+/** Call codes of the flushes (the result value: status 15:0, reps completed 43:32). */
+export const HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE = 0x0002;
+export const HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST = 0x0003;
+export const HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX = 0x0013;
+export const HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX = 0x0014;
+/** L1's flushes of its L2's guest-physical mappings: defined by the TLFS, not served by KVM as L0. */
+export const HVCALL_FLUSH_GUEST_PHYSICAL_ADDRESS_SPACE = 0x00af;
+export const HVCALL_FLUSH_GUEST_PHYSICAL_ADDRESS_LIST = 0x00b0;
+/** HV_STATUS_* result codes. */
+export const HV_STATUS_SUCCESS = 0;
+export const HV_STATUS_INVALID_HYPERCALL_CODE = 2;
+export const HV_STATUS_INVALID_HYPERCALL_INPUT = 3;
+export const HV_STATUS_ACCESS_DENIED = 6;
+/** HV_TLB_FLUSH.flags (hv_tlb_flush: u64 address_space, u64 flags, u64 processor_mask, u64 gva_list[]). */
+export const HV_FLUSH_ALL_PROCESSORS = 1 << 0;
+/** hv_vpset.format of the _EX calls (hv_tlb_flush_ex: address_space, flags, {format, valid_bank_mask, banks[]}). */
+export const HV_GENERIC_SET_SPARSE_4K = 0;
+export const HV_GENERIC_SET_ALL = 1;
 
 /** Clean-field groups (HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): a set bit tells L0 the group is unchanged. */
 export const CLEAN_NONE = 0;

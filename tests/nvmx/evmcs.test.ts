@@ -40,7 +40,7 @@ function bed(evmcs = true) {
 const offset = (field: number) => (EVMCS_FIELDS.find(([f]) => f === field) as readonly number[])[1];
 
 describe("nvmx-evmcs: what L0 advertises", () => {
-  it("CPUID 0x40000000–0x4000000A: Microsoft Hv, Hv#1, the VP assist privilege, eVMCS recommended, version 1 and the MSR bitmap", () => {
+  it("CPUID 0x40000000–0x4000000A: Microsoft Hv, Hv#1, the VP assist privilege, flush and eVMCS recommended, version 1, the direct flush and the MSR bitmap", () => {
     const { vm } = bed();
     const q = (leaf: number) => {
       const o = new Int32Array(4);
@@ -57,10 +57,12 @@ describe("nvmx-evmcs: what L0 advertises", () => {
     expect(q(0x40000001)).toEqual([0x31237648, 0, 0, 0]);
     // AccessIntrCtrlRegs (bit 4, covers HV_X64_MSR_VP_ASSIST_PAGE) and AccessHypercallMsrs (bit 5).
     expect(q(0x40000003)[0]).toBe(0x30);
-    // EnlightenedVmcsRecommended is bit 14 (0x4000); EBX: spinlock retries never.
-    expect(q(0x40000004)).toEqual([0x4000, 0xffffffff, 0, 0]);
-    // eVMCS versions 1..1 (bits 7:0 and 15:8) and the enlightened MSR bitmap (bit 19); no direct flush (bit 17).
-    expect(q(0x4000000a)).toEqual([0x80101, 0, 0, 0]);
+    // Remote TLB flush (bit 2), sparse processor sets (bit 11), EnlightenedVmcsRecommended (bit 14);
+    // EBX: spinlock retries never.
+    expect(q(0x40000004)).toEqual([0x4804, 0xffffffff, 0, 0]);
+    // eVMCS versions 1..1 (bits 7:0 and 15:8), the direct flush (bit 17) and the enlightened MSR
+    // bitmap (bit 19); no nested guest-mapping flush (bit 18).
+    expect(q(0x4000000a)).toEqual([0xa0101, 0, 0, 0]);
     // CPUID.1: still VMX and the hypervisor bit.
     expect((q(1)[2] >>> 5) & 1).toBe(1);
     expect(q(1)[2] >>> 31).toBe(1);

@@ -46,6 +46,12 @@ export interface NestedEngine {
    * it (IA32_FEATURE_CONTROL, the VMX capability MSRs): [low, high], or null for #GP.
    */
   readMsr?(l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null;
+  /**
+   * A VMCALL of vCPU `v` that the engine offering it VMX takes as another hypervisor's hypercall
+   * ABI (nvmx-evmcs: Hyper-V's, once L1 set a guest OS ID): returns as a handler does, or -1 when
+   * it does not take it (the VMCALL goes on as below).
+   */
+  guestHypercall?(l0: L0Hypervisor, v: GuestVcpu): number;
   /** Whether vCPU `v`, which this engine offers VMX to, is in VMX operation (its VMCALL is then a VMX instruction). */
   inVmxOperation?(v: GuestVcpu): boolean;
   /** An intercepted WRMSR of vCPU `v` that L0's LAPIC does not own (IA32_FEATURE_CONTROL; nvmx-evmcs: Hyper-V's MSRs); false for #GP. */

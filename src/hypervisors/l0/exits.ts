@@ -317,11 +317,15 @@ function externalInterrupt(l0: L0Hypervisor, v: GuestVcpu): number {
 }
 
 /**
- * VMCALL: a hypercall number an engine claims goes to that engine; KVM implements no other
+ * VMCALL: Hyper-V's hypercalls for an L1 that enabled them (nvmx-evmcs); a hypercall number an
+ * engine claims goes to that engine; KVM implements no other
  * hypercall for this guest and answers -KVM_ENOSYS (1000) as KVM does.
  */
 function vmcall(l0: L0Hypervisor, v: GuestVcpu, depth: number): number {
   const h = l0.host;
+  // A Hyper-V-enlightened L1 (nvmx-evmcs): KVM's kvm_emulate_hypercall tries Hyper-V's ABI first.
+  const hv = l0.engines.forVmxInstructions(v)?.guestHypercall?.(l0, v) ?? -1;
+  if (hv !== -1) return hv;
   const engine = h.gprHi[RAX] === 0 ? l0.engines.forHypercall(h.gprLo[RAX] >>> 0) : null;
   if (engine === null) {
     // An L1 in VMX root operation: no hypercall of L0's, so the VMX instruction the SDM defines.

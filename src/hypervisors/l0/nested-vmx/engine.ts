@@ -24,6 +24,7 @@ import type { Vm } from "../vm.js";
 import { vmxMsr } from "./caps.js";
 import { EnlightenedVmcs } from "./evmcs.js";
 import { evmcsVmentry } from "./evmcs-entry.js";
+import { l1Hypercall, NOT_HV_HYPERCALL } from "./hv-hypercall.js";
 import { filterCapsForEvmcs, HyperVMsrs, offerHyperVCpuid, readHyperVMsr, writeHyperVMsr } from "./hyperv.js";
 import * as I from "./instructions.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
@@ -89,9 +90,11 @@ export class NestedVmxEngine implements NestedEngine {
     let trackedWrites = 0;
     let adWrites = 0;
     const evmcs: CounterSet[] = [];
+    const hv: CounterSet[] = [];
     for (const s of all) {
       shadowSyncs += s.shadow?.syncs ?? 0;
       if (s.evmcs !== null) evmcs.push(s.evmcs.counts);
+      if (s.hv !== null) hv.push(s.hv.counts);
       if (s.ept02 !== null) {
         ept02Built += s.ept02.built;
         largeLeaves += s.ept02.largeBuilt;
@@ -111,6 +114,7 @@ export class NestedVmxEngine implements NestedEngine {
       trackedWrites,
       adWrites,
       evmcs: this.options.evmcs === true ? evmcs : null,
+      hv: this.options.evmcs === true ? hv : null,
     });
   }
 
@@ -171,6 +175,18 @@ export class NestedVmxEngine implements NestedEngine {
     if (index === MSR_IA32_FEATURE_CONTROL) return this.state(v).featureControl.write(lo, hi);
     if (this.options.evmcs !== true) return false;
     return writeHyperVMsr(this.state(v).hv as HyperVMsrs, v.l0vm as Vm, index, lo, hi);
+  }
+
+  /**
+   * L1's VMCALL with Hyper-V's hypercalls enabled (nvmx-evmcs, a non-zero guest OS ID: KVM's
+   * kvm_hv_hypercall_enabled, checked before any other hypercall ABI): L0 answers it
+   * (hv-hypercall.ts). NOT_HV_HYPERCALL otherwise.
+   */
+  guestHypercall(l0: L0Hypervisor, v: GuestVcpu): number {
+    if (this.options.evmcs !== true || !this.servesVmx(v)) return NOT_HV_HYPERCALL;
+    const hv = this.state(v).hv as HyperVMsrs;
+    if (!hv.hypercallsEnabled) return NOT_HV_HYPERCALL;
+    return l1Hypercall(l0, v, (v.l0vm as Vm).memory, hv.counts);
   }
 
   /** Whether L1 vCPU `v` is in VMX operation (between its VMXON and VMXOFF). */

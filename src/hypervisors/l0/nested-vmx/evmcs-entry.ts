@@ -3,7 +3,7 @@
  * nested_vmx_handle_enlightened_vmptrld): the eVMCS state is evmcs.ts's, the entry nested.ts's.
  */
 import { HANDLED } from "../vcpu.js";
-import { type EnlightenedVmcs, enlightenedVmentry } from "./evmcs.js";
+import { directHypercall, type EnlightenedVmcs, enlightenedVmentry } from "./evmcs.js";
 import type { HyperVMsrs } from "./hyperv.js";
 import { failInvalid, permitted, releaseCurrent, type VmxInsnContext } from "./instructions.js";
 
@@ -19,7 +19,8 @@ export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => nu
   const s = x.s;
   const e = s.evmcs as EnlightenedVmcs;
   const mem = x.vm.memory;
-  const gpa = enlightenedVmentry(mem, (s.hv as HyperVMsrs).vpAssistGpa);
+  const vpAssist = (s.hv as HyperVMsrs).vpAssistGpa;
+  const gpa = enlightenedVmentry(mem, vpAssist);
   if (gpa < 0) {
     if (e.gpa >= 0) releaseCurrent(x);
     return enter();
@@ -29,6 +30,7 @@ export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => nu
     if (!e.map(x.l0, x.v, mem, gpa, s.current)) return failInvalid(x);
   }
   e.toVmcs12(x.l0, mem, s.current);
+  e.directHypercall = directHypercall(mem, vpAssist);
   // The eVMCS has no launch state: L0 takes VMLAUNCH/VMRESUME at its word (KVM: launch_state = !launch).
   s.current.launched = resume;
   const entries = s.entries;

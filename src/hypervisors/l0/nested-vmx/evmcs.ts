@@ -46,6 +46,21 @@ export class EnlightenedVmcs {
   private fullCopy = true;
   /** L0 may skip merging L1's MSR bitmap at this entry. */
   msrBitmapClean = false;
+  /**
+   * From the eVMCS at each entry, whatever its clean bits (KVM copy_enlightened_to_vmcs12):
+   * nested_flush_hypercall, the L2's VP id and the partition assist page (an L1 GPA); with the VP
+   * assist page's directhypercall, L2's flush hypercalls are L0's (hv-hypercall.ts).
+   */
+  nestedFlush = false;
+  vpId = 0;
+  partitionAssistPage = 0;
+  /** nested_control.features.directhypercall of the VP assist page, read at each entry (KVM's cached copy). */
+  directHypercall = false;
+
+  /** L2's flush hypercalls go to L0 (KVM nested_evmcs_l2_tlb_flush_enabled). */
+  get l2FlushEnabled(): boolean {
+    return this.nestedFlush && this.directHypercall;
+  }
   /** Counts for the stack's report (stats.ts NVMX_EVMCS_EVENTS). */
   readonly counts = new CounterSet(NVMX_EVMCS_EVENTS);
 
@@ -73,6 +88,7 @@ export class EnlightenedVmcs {
     this.gpa = -1;
     this.fullCopy = true;
     this.msrBitmapClean = false;
+    this.nestedFlush = false;
   }
 
   /** eVMCS → VMCS12, dirty groups only (KVM copy_enlightened_to_vmcs12). */
@@ -91,6 +107,11 @@ export class EnlightenedVmcs {
       copied++;
     }
     const enlightenments = dv.getUint32(H.EVMCS_HV_ENLIGHTENMENTS_CONTROL, true);
+    this.nestedFlush = (enlightenments & H.EVMCS_ENLIGHTEN_NESTED_FLUSH) !== 0;
+    this.vpId = dv.getUint32(H.EVMCS_HV_VP_ID, true);
+    this.partitionAssistPage =
+      dv.getUint32(H.EVMCS_PARTITION_ASSIST_PAGE + 4, true) * 4294967296 +
+      dv.getUint32(H.EVMCS_PARTITION_ASSIST_PAGE, true);
     this.msrBitmapClean = (enlightenments & H.EVMCS_ENLIGHTEN_MSR_BITMAP) !== 0 && isClean(H.CLEAN_MSR_BITMAP, clean);
     if (this.msrBitmapClean) this.counts.bump(XV.msr_bitmap_merges_skipped);
     this.fullCopy = false;
@@ -119,6 +140,11 @@ export class EnlightenedVmcs {
     this.counts.bump(XV.fields_copied_out, fields.length);
     l0.chargeHandlerN("nvmx.evmcs_sync_field", "nvmx_vmcs12_to_evmcs_field", fields.length);
   }
+}
+
+/** The VP assist page's nested_control.features.directhypercall (L2 flush hypercalls to L0). */
+export function directHypercall(mem: GuestMemory, vpAssist: number): boolean {
+  return vpAssist >= 0 && (mem.read32(vpAssist + H.HV_VP_ASSIST_NESTED_FEATURES) & H.HV_NESTED_DIRECTHYPERCALL) !== 0;
 }
 
 /** The VP assist page's enlightened-VM-entry request: the eVMCS GPA, or -1 when L1 asks for none. */

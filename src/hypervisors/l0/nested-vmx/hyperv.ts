@@ -5,23 +5,33 @@
  * the enlightened VMCS — guest OS ID, hypercall page, VP assist page (TLFS v6.0b, "Hypercall
  * Interface", "Virtual Processor Assist Page"). What L0 offers and what it does not:
  *
- * - offered: eVMCS version 1 (0x4000000A EAX 7:0 and 15:8), the enlightened MSR bitmap (bit 19),
- *   EnlightenedVmcsRecommended (0x40000004 EAX bit 14); privileges AccessIntrCtrlRegs (bit 4: the
- *   VP assist page MSR, as KVM's hv_check_msr_access) and AccessHypercallMsrs (bit 5).
- * - not offered: direct virtual flush and nested guest-mapping flush (0x4000000A bits 17/18:
- *   L0 implements no hypercall), the TLB-flush and other recommendations of 0x40000004, the
- *   synthetic APIC MSRs EOI/ICR/TPR (#GP), SynIC and timers.
+ * - offered: eVMCS version 1 (0x4000000A EAX 7:0 and 15:8), the direct (L2) TLB flush (bit 17)
+ *   and the enlightened MSR bitmap (bit 19); recommendations (0x40000004 EAX) remote TLB flush
+ *   (bit 2), sparse processor sets (bit 11: the flush _EX calls) and EnlightenedVmcsRecommended
+ *   (bit 14); privileges AccessIntrCtrlRegs (bit 4: the VP assist page MSR, as KVM's
+ *   hv_check_msr_access) and AccessHypercallMsrs (bit 5). The flush hypercalls: hv-hypercall.ts.
+ * - not offered (as KVM): the nested guest-mapping flush (0x4000000A bit 18, hypercalls
+ *   0x00AF/0x00B0); XMM fast hypercall input (0x40000003 EDX bit 4); the synthetic APIC MSRs
+ *   EOI/ICR/TPR (#GP), SynIC and timers, the VP index MSR.
  */
 import * as H from "../../../x86/hyperv.js";
 import * as MSR from "../../../x86/msr.js";
 import * as C from "../../../x86/vmx-controls.js";
 import type { Vm } from "../vm.js";
+import { newHvCounts } from "./hv-hypercall.js";
 
 /** Per L1 vCPU: the synthetic MSRs' values. */
 export class HyperVMsrs {
   guestOsId: [number, number] = [0, 0];
   hypercall: [number, number] = [0, 0];
   vpAssist: [number, number] = [0, 0];
+  /** The hypercalls L0 answered (stats.ts NVMX_HV_EVENTS). */
+  readonly counts = newHvCounts();
+
+  /** L1's VMCALLs are Hyper-V hypercalls once it set a guest OS ID (KVM kvm_hv_hypercall_enabled). */
+  get hypercallsEnabled(): boolean {
+    return (this.guestOsId[0] | this.guestOsId[1]) !== 0;
+  }
 
   /** GPA of the enabled VP assist page, -1 when disabled. */
   get vpAssistGpa(): number {
@@ -42,9 +52,11 @@ export function offerHyperVCpuid(vm: Vm): void {
   c.set(H.HV_CPUID_INTERFACE, 0, [H.HV_INTERFACE_SIGNATURE, 0, 0, 0]);
   c.set(H.HV_CPUID_FEATURES, 0, [H.HV_MSR_APIC_ACCESS_AVAILABLE | H.HV_MSR_HYPERCALL_AVAILABLE, 0, 0, 0]);
   // EBX: spinlock retries before notifying, all ones = never (as KVM).
-  c.set(H.HV_CPUID_ENLIGHTENMENT_INFO, 0, [H.HV_ENLIGHTENED_VMCS_RECOMMENDED, -1, 0, 0]);
+  const recommended =
+    H.HV_REMOTE_TLB_FLUSH_RECOMMENDED | H.HV_EX_PROCESSOR_MASKS_RECOMMENDED | H.HV_ENLIGHTENED_VMCS_RECOMMENDED;
+  c.set(H.HV_CPUID_ENLIGHTENMENT_INFO, 0, [recommended, -1, 0, 0]);
   const versions = H.EVMCS_VERSION | (H.EVMCS_VERSION << 8);
-  c.set(H.HV_CPUID_NESTED_FEATURES, 0, [versions | H.HV_NESTED_MSR_BITMAP, 0, 0, 0]);
+  c.set(H.HV_CPUID_NESTED_FEATURES, 0, [versions | H.HV_NESTED_DIRECT_FLUSH | H.HV_NESTED_MSR_BITMAP, 0, 0, 0]);
 }
 
 /**

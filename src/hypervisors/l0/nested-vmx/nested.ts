@@ -12,6 +12,7 @@
 
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
+import { HV_VMX_SYNTHETIC_EXIT } from "../../../x86/hyperv.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import { runGuest } from "../core.js";
@@ -254,8 +255,9 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   // An event whose delivery the exit cut short is L1's to re-inject (it is in VMCS12 now).
   l2.reinjectInfo = 0;
   l2.pendingException = -1;
-  // Taken by L2: one level above its L1.
-  x.s.reflected.bump(x.v.vmcs.level + 1, reason & 0xffff);
+  // Taken by L2: one level above its L1. (A Hyper-V synthetic exit, bit 28, keeps its whole
+  // number: its basic part is not the hardware reason it looks like.)
+  x.s.reflected.bump(x.v.vmcs.level + 1, (reason & HV_VMX_SYNTHETIC_EXIT) !== 0 ? reason : reason & 0xffff);
   x.l0.chargeFor(x.v, "nvmx.sync_vmcs12", "nvmx_sync_vmcs12");
   // nvmx-shadow: the exit information and L2's state where L1's VMREADs find them.
   x.s.shadow?.fromVmcs12(c, x.v);

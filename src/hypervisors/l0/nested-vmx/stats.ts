@@ -44,6 +44,20 @@ export const NVMX_EVMCS_EVENTS = declareCounters("nvmx.evmcs", [
 export const XV = NVMX_EVMCS_EVENTS.id;
 
 /**
+ * nvmx-evmcs only (hv-hypercall.ts): Hyper-V hypercalls L1 made, L2 flush calls L0 took without
+ * an exit to L1 (each one L1 exit saved), TLB contexts those flushes dropped, calls answered with
+ * an error status, synthetic trap-after-flush exits to L1.
+ */
+export const NVMX_HV_EVENTS = declareCounters("nvmx.hv", [
+  "hypercalls.l1",
+  "hypercalls.l2_direct",
+  "tlb_flushes",
+  "failed",
+  "trap_after_flush",
+]);
+export const XH = NVMX_HV_EVENTS.id;
+
+/**
  * VMCS field encodings (SDM vol. 3C, 24.11.2: access type bit 0, index 9:1, type 11:10, width
  * 14:13) fit in 15 bits: one slot each; anything above (L1 asked for a field that cannot exist)
  * lands in the "other" slot.
@@ -83,6 +97,8 @@ export function nvmxEvents(
     adWrites: number;
     /** nvmx-evmcs: each L1 vCPU's eVMCS counts (null on the other variants: not reported). */
     evmcs: readonly CounterSet[] | null;
+    /** nvmx-evmcs: each L1 vCPU's Hyper-V hypercall counts (null on the other variants). */
+    hv: readonly CounterSet[] | null;
   },
 ): EventCount[] {
   const ev = new CounterSet(NVMX_EVENTS);
@@ -118,6 +134,11 @@ export function nvmxEvents(
     const e: CounterSet = new CounterSet(NVMX_EVMCS_EVENTS);
     for (const c of extra.evmcs) e.addFrom(c);
     evmcs.push(...eventRows(NVMX_EVMCS_EVENTS.family, e.all()));
+  }
+  if (extra.hv !== null) {
+    const e: CounterSet = new CounterSet(NVMX_HV_EVENTS);
+    for (const c of extra.hv) e.addFrom(c);
+    evmcs.push(...eventRows(NVMX_HV_EVENTS.family, e.all()));
   }
   return [
     ...eventRows(NVMX_EVENTS.family, ev.all()),
