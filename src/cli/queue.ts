@@ -1,12 +1,16 @@
 /**
  * Cells through a Redis queue (BullMQ): `sweep --queue redis://HOST:PORT` enqueues a sweep's
  * cells and collects their results; `nestlab worker --queue …` processes on any number of
- * machines measure them. A cell's job id is the sweep's id (a hash of its tasks) and the cell's
- * index, so enqueueing the same sweep again adds nothing new: a sweep that stopped resumes, and
+ * machines measure them. A cell's job id is the sweep's id (a hash of everything that decides
+ * its cells' results: `sweepId`) and the cell's index, so enqueueing the same sweep again adds nothing new: a sweep that stopped resumes, and
  * cells finished meanwhile are collected, not rerun.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { type ConnectionOptions, Job, Queue, QueueEvents, Worker } from "bullmq";
+import { loadProfile } from "../cost/profile.js";
+import { bundledImagePath } from "../node-images.js";
+import { bundledKernelPath } from "../paths.js";
 import type { CompareCell } from "../report/cell.js";
 import { type CellTask, cellRunner } from "./cell-pool.js";
 import { EXIT, UsageError } from "./exit-codes.js";
@@ -54,9 +58,36 @@ async function ready(what: { waitUntilReady(): Promise<unknown>; close(): Promis
   }
 }
 
-/** A sweep's id: the same tasks (cells and their options) give the same id on any machine. */
-export function sweepId(tasks: CellTask[]): string {
-  return createHash("sha256").update(JSON.stringify(tasks)).digest("hex").slice(0, 16);
+const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** JSON with every object's keys sorted and byte arrays as their digest: equal options, equal text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (ArrayBuffer.isView(v)) return `sha256:${sha256(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))}`;
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+/** The guest images this nestlab runs cells with (the workload kernel, and l1hv on nested stacks). */
+export function bundledImages(): Record<string, Uint8Array> {
+  return {
+    kernel: new Uint8Array(readFileSync(bundledKernelPath())),
+    l1hv: new Uint8Array(readFileSync(bundledImagePath("l1hv"))),
+  };
+}
+
+/**
+ * A sweep's id, which a resumed sweep finds its cells by: a hash of everything that decides the
+ * cells' results — each cell's stack, workload and every option (cache model, iterations, memory,
+ * L0 policy, npv mapping…), the cost profile by its numbers rather than its name (a bundled
+ * profile changes between versions), and the guest images. The same tasks give the same id on
+ * any machine; anything that would change a result gives another id, so no cell measured under
+ * other settings is reused.
+ */
+export function sweepId(tasks: CellTask[], images: Record<string, Uint8Array> = bundledImages()): string {
+  const keyed = tasks.map((t) => ({ ...t, opts: { ...t.opts, profile: loadProfile(t.opts.profile).profile } }));
+  return sha256(canonicalJson({ tasks: keyed, images })).slice(0, 16);
 }
 
 /**

@@ -8,12 +8,8 @@ import {
   ACC_FETCH,
   ACC_USER,
   ACC_WRITE,
-  EPT_R,
-  EPT_W,
-  EPT_X,
   FAULT_EPT_MISCONFIG,
   FAULT_PF,
-  GPA_FINAL,
   type PageWalker,
   type PagingControls,
 } from "../mmu/walker.js";
@@ -733,15 +729,11 @@ export class Cpu {
       if (top !== 0 && top !== -1) this.raise(this.eaStack ? SS_ : GP, 0);
     }
     if ((this.cr0 & CR0_PG) === 0) {
-      // Paging off: the linear address is guest-physical; under EPT it still goes through EPT.
+      // Paging off: the linear address is guest-physical; under EPT it still goes through the
+      // TLBs and EPT (mmu.translate), and a miss is charged as any walk.
       if (!this.nonRoot || this.mmu.ept === null) return lo >>> 0;
-      const e = this.mmu.ept;
-      const eacc = (access & ACC_FETCH) !== 0 ? EPT_X : (access & ACC_WRITE) !== 0 ? EPT_W : EPT_R;
-      const pa = e.translateGpa(lo >>> 0, eacc, GPA_FINAL);
-      if (pa >= 0) return pa;
-      return this.eptFault(e.fault, e.faultGpa, e.qualification, lo, 0);
-    }
-    if (!this.mode64) hi = 0;
+      hi = 0;
+    } else if (!this.mode64) hi = 0;
     const mc = this.mmu.counters;
     const stlbHits = mc[MC.stlb_hits];
     const pa = this.mmu.translate(lo, hi, access);

@@ -8,6 +8,7 @@
 import { isCanonical } from "../x86/canonical.js";
 import { GP, NP, SS_, TS } from "../x86/exceptions.js";
 import type { Cpu } from "./cpu.js";
+import { lma } from "./ops/system-common.js";
 
 /** Access-rights bits in VMCS "AR" layout (SDM vol. 3, 24.4.1): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15. */
 export const AR_P = 0x80;
@@ -122,11 +123,6 @@ export function loadDataSegment(c: Cpu, seg: number, sel: number): void {
     if ((d.ar & AR_P) === 0) c.raise(NP, sel & 0xfffc);
   }
   setSegment(c, seg, sel, d.baseLo, 0, d.limit, d.ar);
-}
-
-/** IA-32e mode active (EFER.LMA). */
-function lma(c: Cpu): boolean {
-  return (c.efer & 0x400) !== 0;
 }
 
 /**

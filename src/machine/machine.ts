@@ -8,26 +8,12 @@ import { Cpu, type MsrHandler, STOP_BUDGET, STOP_HALT, STOP_REQUEST, STOP_SHUTDO
 import { CpuModel } from "../cpu/cpuid.js";
 import { type JitOptions, jitOptions } from "../cpu/jit/options.js";
 import type { Clock } from "../cpu/ports.js";
-import { type BlockBackend, MemoryBlockBackend } from "../devices/block-backend.js";
-import { DebugExit } from "../devices/debug-exit.js";
-import { FwCfg } from "../devices/fw-cfg.js";
-import { LocalApic } from "../devices/lapic.js";
-import { Pic8259 } from "../devices/pic8259.js";
-import { Uart16550 } from "../devices/uart16550.js";
-import { createVirtioBlkMmio } from "../devices/virtio-blk.js";
-import type { VirtioMmioTransport } from "../devices/virtio-mmio.js";
+import type { BlockBackend } from "../devices/block-backend.js";
+import type { LocalApic } from "../devices/lapic.js";
 import { PhysicalMemory } from "../mmu/phys.js";
 import { IF } from "../x86/flags.js";
-import { InterruptRouter } from "./interrupt-router.js";
-import { IoPortBus } from "./io-port-bus.js";
-import {
-  PC_COM1_IRQ,
-  PC_LAPIC_BASE,
-  PC_LAPIC_SIZE,
-  PC_VIRTIO_BLK_BASE,
-  PC_VIRTIO_BLK_IRQ,
-  PC_VIRTIO_BLK_SIZE,
-} from "./pc-layout.js";
+import { PcDevices } from "./pc-devices.js";
+import { PC_LAPIC_BASE, PC_LAPIC_SIZE, PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE } from "./pc-layout.js";
 import type { StopReason } from "./stop.js";
 import { DEFAULT_TUNABLES } from "./tunables.js";
 
@@ -48,20 +34,10 @@ export interface MachineOptions {
   jit?: Partial<JitOptions>;
 }
 
-export class Machine {
+export class Machine extends PcDevices {
   readonly mem: PhysicalMemory;
   readonly cpu: Cpu;
-  readonly io = new IoPortBus();
-  readonly uart: Uart16550;
-  readonly debugExit: DebugExit;
-  readonly pic: Pic8259;
-  readonly lapic: LocalApic;
-  readonly fwcfg: FwCfg;
-  readonly virtioBlk: VirtioMmioTransport;
-  readonly router: InterruptRouter;
   readonly clock: Clock;
-  /** Set when the guest wrote the debug-exit port. */
-  exitStatus: number | null = null;
   /** Cycles skipped while halted waiting for a timer. */
   idleCycles = 0;
 
@@ -70,44 +46,39 @@ export class Machine {
 
   constructor(opts: MachineOptions = {}) {
     const size = opts.memory ?? 256 * 1024 * 1024;
+    const mem = new PhysicalMemory(size);
+    const cpu = new Cpu(mem, opts.cpuModel ?? new CpuModel());
+    const clock: Clock = { now: () => cpu.cycles() };
+    super({
+      ramSize: size,
+      clock,
+      dma: mem,
+      onSerial: opts.onSerial,
+      serialInput: opts.serialInput,
+      disk: opts.disk,
+      onIntr: (level) => level && cpu.notifyInterrupt(),
+      // A write to the APIC (TPR, EOI, ICR…) may make an interrupt deliverable: look before the
+      // next instruction (SDM vol. 3, 11.8.3.1 / 11.6: a self-IPI or a lower TPR acts at once).
+      onLapicWrite: () => cpu.notifyInterrupt(),
+    });
+    this.mem = mem;
+    this.cpu = cpu;
+    this.clock = clock;
     this.slice = opts.slice ?? DEFAULT_TUNABLES.machineSlice;
-    this.mem = new PhysicalMemory(size);
-    this.cpu = new Cpu(this.mem, opts.cpuModel ?? new CpuModel());
-    if (opts.jit !== undefined) this.cpu.setJit(jitOptions(opts.jit));
-    const cpu = this.cpu;
-    this.clock = { now: () => cpu.cycles() };
-    this.cpu.io = this.io;
-    this.pic = new Pic8259({ onIntr: (level) => level && cpu.notifyInterrupt() });
-    this.pic.attach(this.io);
-    this.uart = new Uart16550({
-      onTransmit: opts.onSerial ?? (() => {}),
-      setIrq: (level) => this.pic.setIrq(PC_COM1_IRQ, level),
-    });
-    this.uart.attach(this.io);
-    if (opts.serialInput) this.uart.enqueueInput(opts.serialInput);
-    this.debugExit = new DebugExit({
-      onExit: (status) => {
-        this.exitStatus = status;
-        cpu.requestStop();
-      },
-    });
-    this.debugExit.attach(this.io);
-    this.fwcfg = new FwCfg({ ramSize: size, cpus: 1 });
-    this.fwcfg.attach(this.io);
-    // A write to the APIC (TPR, EOI, ICR…) may make an interrupt deliverable: look before the
-    // next instruction (SDM vol. 3, 11.8.3.1 / 11.6: a self-IPI or a lower TPR acts at once).
-    this.lapic = new LocalApic({ clock: this.clock, onWrite: () => cpu.notifyInterrupt() });
-    this.mem.addMmio(PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic);
-    this.virtioBlk = createVirtioBlkMmio(
-      { backend: opts.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
-      { dma: this.mem, setIrq: (level) => this.pic.setIrq(PC_VIRTIO_BLK_IRQ, level) },
-    );
-    this.mem.addMmio(PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE, this.virtioBlk);
-    this.router = new InterruptRouter(this.lapic, this.pic);
-    this.cpu.intc = this.router;
-    this.cpu.msrHandler = lapicMsrs(this.lapic);
-    this.cpu.tpr = this.lapic; // CR8 is the LAPIC's task-priority register
-    this.cpu.apicEnabled = () => this.lapic.hardwareEnabled; // CPUID.1:EDX.APIC follows it
+    if (opts.jit !== undefined) cpu.setJit(jitOptions(opts.jit));
+    cpu.io = this.io;
+    mem.addMmio(PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic);
+    mem.addMmio(PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE, this.virtioBlk);
+    cpu.intc = this.router;
+    cpu.msrHandler = lapicMsrs(this.lapic);
+    cpu.tpr = this.lapic; // CR8 is the LAPIC's task-priority register
+    cpu.apicEnabled = () => this.lapic.hardwareEnabled; // CPUID.1:EDX.APIC follows it
+  }
+
+  /** The guest wrote the debug-exit port: the run loop ends after this instruction. */
+  protected override debugExitWritten(status: number): void {
+    super.debugExitWritten(status);
+    this.cpu.requestStop();
   }
 
   /**

@@ -20,6 +20,9 @@ import {
   ACC_NOAC,
   ACC_USER,
   ACC_WRITE,
+  EPT_R,
+  EPT_W,
+  EPT_X,
   eptDenied,
   FAULT_EPT_MISCONFIG,
   FAULT_EPT_VIOLATION,
@@ -27,6 +30,7 @@ import {
   FAULT_PF,
   FMT_EPT,
   FMT_X86,
+  GPA_FINAL,
   type GuestPhysicalTranslator,
   LEAF_D,
   LEAF_EPT_NO_R,
@@ -35,6 +39,7 @@ import {
   LEAF_G,
   PageWalker,
   type PagingControls,
+  PERM_ALL,
   x86Denied,
 } from "./walker.js";
 
@@ -197,9 +202,11 @@ export class Mmu {
   // =====================================================================================
 
   /**
-   * Translate linear lo/hi (paging on; canonical already checked) for `access` (ACC_* bits):
-   * L1 TLB → STLB → page walk (with PSCs) → fill. Returns the physical address, or -1 with
-   * `fault`/`errorCode` set. Called by the CPU on software-TLB misses only.
+   * Translate linear lo/hi (canonical already checked) for `access` (ACC_* bits): L1 TLB → STLB →
+   * page walk (with PSCs) → fill. Returns the physical address, or -1 with `fault`/`errorCode`
+   * set. Called by the CPU on software-TLB misses only: with paging on, or with paging off under
+   * EPT, where the linear address is the guest-physical one and the TLBs cache guest-physical
+   * mappings that only EPT's rights apply to (SDM vol. 3, 29.4.1); a miss walks EPT alone.
    */
   translate(lo: number, hi: number, access: number): number {
     const h = this.host;
@@ -210,14 +217,15 @@ export class Mmu {
     const fetch = (access & ACC_FETCH) !== 0;
     const l1 = fetch ? this.itlb : this.dtlb;
     const ctx = this.ctx;
-    const ctl = h.paging;
+    // Paging off: no x86 rights (a CR0.PG change flushes every entry, so none made here is seen with paging on).
+    const ctl = (h.cr0 & CR0_PG) !== 0 ? h.paging : null;
     this.lastWalkRefs = 0;
     if (l1.lookup(lo, hi, ctx)) {
       const a = l1.hitArray;
       const k = l1.hitIndex;
       const info = a.info(k);
       if (!fetch) c[MC.dtlb_model_hits]++;
-      if (!x86Denied(info, access, ctl) && !eptDenied(info, access)) {
+      if (!(ctl !== null && x86Denied(info, access, ctl)) && !eptDenied(info, access)) {
         if ((access & ACC_WRITE) === 0 || (info & LEAF_D) !== 0) return a.base[k] + pageOffset(lo, a.size(k));
         c[MC.rewalks_dirty]++;
       } else c[MC.rewalks_rights]++;
@@ -233,7 +241,7 @@ export class Mmu {
       const a = s.hitArray;
       const k = s.hitIndex;
       const info = a.info(k);
-      const denied = x86Denied(info, access, ctl) || eptDenied(info, access);
+      const denied = (ctl !== null && x86Denied(info, access, ctl)) || eptDenied(info, access);
       if (!denied && ((access & ACC_WRITE) === 0 || (info & LEAF_D) !== 0)) {
         const size = a.size(k);
         const base = a.base[k];
@@ -246,7 +254,50 @@ export class Mmu {
       c[MC.stlb_misses]++;
       c[fetch ? MC.stlb_i_misses : MC.stlb_d_misses]++;
     }
-    return this.walkFill(lo, hi, access, fetch, l1);
+    return ctl === null ? this.eptWalkFill(lo, access, fetch, l1) : this.walkFill(lo, hi, access, fetch, l1);
+  }
+
+  /**
+   * Paging off under EPT: the walk is one EPT walk of the guest-physical address `lo` (its
+   * references in lastWalkRefs, no nested step: there is no guest walk for it to serve).
+   */
+  private eptWalkFill(lo: number, access: number, fetch: boolean, l1: Tlb): number {
+    const c = this.counters;
+    const e = this.ept as PageWalker;
+    const dc = this.dataCache;
+    if (dc !== null) this.lastWalkFound.set(dc.walkFound);
+    c[MC.walks]++;
+    c[fetch ? MC.walks_i : MC.walks_d]++;
+    const eacc = fetch ? EPT_X : (access & ACC_WRITE) !== 0 ? EPT_W : EPT_R;
+    const pa = e.translateGpa(lo >>> 0, eacc, GPA_FINAL);
+    this.lastWalkRefs = e.refs;
+    this.lastNestedSteps = 0;
+    if (dc !== null) this.foundSince(dc);
+    if (pa < 0) return this.eptWalkFault(e.fault);
+    const size = sizeCodeOfShift(e.pageShift);
+    let info = PERM_ALL | e.leafInfo;
+    if ((e.perms & EPT_R) === 0) info |= LEAF_EPT_NO_R;
+    if ((e.perms & EPT_W) === 0) info |= LEAF_EPT_NO_W;
+    if ((e.perms & EPT_X) === 0) info |= LEAF_EPT_NO_X;
+    this.fill(l1, lo, 0, size, info, pa - pageOffset(lo, size));
+    return pa;
+  }
+
+  /** lastWalkFound: the references the data caches found at each level since it was set to their count. */
+  private foundSince(dc: DataCacheModel): void {
+    const f = this.lastWalkFound;
+    const now = dc.walkFound;
+    for (let k = 0; k < 4; k++) f[k] = now[k] - f[k];
+  }
+
+  /** A walk failed with an EPT violation or misconfiguration. */
+  private eptWalkFault(fault: number): number {
+    const c = this.counters;
+    c[MC.walk_faults]++;
+    this.fault = fault;
+    if (fault === FAULT_EPT_VIOLATION) c[MC.ept_violations]++;
+    else if (fault === FAULT_EPT_MISCONFIG) c[MC.ept_misconfigs]++;
+    return -1;
   }
 
   private walkFill(lo: number, hi: number, access: number, fetch: boolean, l1: Tlb): number {
@@ -269,24 +320,18 @@ export class Mmu {
       this.lastWalkRefs += w.refs;
     }
     this.lastNestedSteps = c[MC.ept_walks] - eptWalks0;
-    if (dc !== null) {
-      const f = this.lastWalkFound;
-      const now = dc.walkFound;
-      for (let k = 0; k < 4; k++) f[k] = now[k] - f[k];
-    }
+    if (dc !== null) this.foundSince(dc);
     if (pa < 0) {
+      if (w.fault !== FAULT_PF) return this.eptWalkFault(w.fault);
       c[MC.walk_faults]++;
       this.fault = w.fault;
-      if (w.fault === FAULT_PF) {
-        this.errorCode = w.errorCode;
-        c[MC.page_faults]++;
-        // A #PF invalidates the TLB entries for the faulting page and the PSC entries that
-        // would be used for it, in the current PCID (SDM vol. 3, 4.10.4.1).
-        c[MC.inval_page_fault]++;
-        this.dropPage(lo, hi);
-        this.psc.invalidateAddr(lo, hi, this.ctx);
-      } else if (w.fault === FAULT_EPT_VIOLATION) c[MC.ept_violations]++;
-      else if (w.fault === FAULT_EPT_MISCONFIG) c[MC.ept_misconfigs]++;
+      this.errorCode = w.errorCode;
+      c[MC.page_faults]++;
+      // A #PF invalidates the TLB entries for the faulting page and the PSC entries that
+      // would be used for it, in the current PCID (SDM vol. 3, 4.10.4.1).
+      c[MC.inval_page_fault]++;
+      this.dropPage(lo, hi);
+      this.psc.invalidateAddr(lo, hi, this.ctx);
       return -1;
     }
     let shift = w.pageShift;
@@ -300,14 +345,18 @@ export class Mmu {
     if ((ep & 2) === 0) info |= LEAF_EPT_NO_W;
     if ((ep & 4) === 0) info |= LEAF_EPT_NO_X;
     if ((this.host.cr4 & CR4_PGE) === 0) info &= ~LEAF_G;
-    const base = pa - pageOffset(lo, size);
+    this.fill(l1, lo, hi, size, info, pa - pageOffset(lo, size));
+    return pa;
+  }
+
+  /** Insert a walk's translation into the STLB and the L1 TLB. */
+  private fill(l1: Tlb, lo: number, hi: number, size: number, info: number, base: number): void {
     const sa = this.stlb.arrayFor(size);
     if (sa !== undefined) {
       sa.insert(lo, hi, size, this.ctx, info, base);
-      if (sa.evicted) c[MC.stlb_evictions]++;
+      if (sa.evicted) this.counters[MC.stlb_evictions]++;
     }
     this.fillL1(l1, lo, hi, size, info, base);
-    return pa;
   }
 
   /** Insert into an L1 TLB (splintering to a smaller size it holds) and tell the CPU about evictions. */

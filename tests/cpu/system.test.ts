@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { STOP_HALT } from "../../src/cpu/cpu.js";
+import { type Cpu, STOP_HALT } from "../../src/cpu/cpu.js";
 import type { Insn } from "../../src/cpu/insn.js";
 import { HARMLESS_MSRS } from "../../src/cpu/msr.js";
 import { CR4_PGE, CR4_TSD, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from "../../src/x86/control.js";
@@ -295,6 +295,22 @@ describe.skipIf(!HAVE_AS)("descriptor tables and segments", () => {
         errorCode: 0,
       },
     );
+  });
+
+  it("far JMP in IA-32e mode to a code segment with both L and D set is #GP(selector)", () => {
+    // SDM vol. 2, JMP: "If the code segment descriptor has both L and D bits set" → #GP(selector)
+    // when EFER.LMA = 1. Selector 0x50 rewritten as a readable DPL-0 code segment with L = D = 1.
+    const src = "mov word ptr [rsp - 8 + 4], 0x50\nmov dword ptr [rsp - 8], 0\njmp fword ptr [rsp - 8]";
+    const ld = (c: Cpu) => c.mem.write64(GDT + 0x50, 0x0000ffff, 0x00ef9b00);
+    expect(fault(src, ld).f).toMatchObject({ vector: GP, errorCode: 0x50 });
+    // The same descriptor with D clear (a 64-bit code segment) is a valid target.
+    const ok = (c: Cpu) => c.mem.write64(GDT + 0x50, 0x0000ffff, 0x00af9b00);
+    const { c, f } = fault(
+      `lea rax, [rip + t]\nmov [rsp - 8], eax\nmov word ptr [rsp - 8 + 4], 0x50\njmp fword ptr [rsp - 8]\nt: hlt`,
+      ok,
+    );
+    expect(f.vector).toBe(-1);
+    expect(c.segSel[1]).toBe(0x50);
   });
 
   it("far RET to CPL 3 pops SS:RSP", () => {

@@ -1,8 +1,6 @@
 import type { Cpu } from "../../src/cpu/cpu.js";
-import { STOP_HALT } from "../../src/cpu/cpu.js";
 import { hasErrorCode } from "../../src/x86/exceptions.js";
-import { asm } from "./asm.js";
-import { CODE_BASE, makeCpu64 } from "./machine.js";
+import { run64 } from "./machine.js";
 
 /** Where installTrapIdt puts the IDT and its handler stubs (below the test stack, above page tables). */
 export const IDT_BASE = 0x10000;
@@ -57,15 +55,13 @@ export function trapInfo(c: Cpu): TrapInfo {
  * (normal end or a fault's stub) and return the CPU and the trap information.
  */
 export function runTrap(source: string, setup?: (c: Cpu) => void, budget = 1_000_000): { cpu: Cpu; trap: TrapInfo } {
-  const cpu = makeCpu64();
-  installTrapIdt(cpu);
-  const code = asm(`${source}\nhlt\n`, 64);
-  cpu.mem.writeBytes(CODE_BASE, code);
-  cpu.ripLo = CODE_BASE;
-  cpu.ripHi = 0;
-  setup?.(cpu);
-  const stop = cpu.run(budget);
-  if (stop !== STOP_HALT)
-    throw new Error(`test code did not halt (stop ${stop}, rip ${(cpu.ripLo >>> 0).toString(16)})`);
+  const cpu = run64(
+    source,
+    (c) => {
+      installTrapIdt(c);
+      setup?.(c);
+    },
+    budget,
+  );
   return { cpu, trap: trapInfo(cpu) };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJson } from "../../src/cli/run.js";
 import { packageRoot } from "../../src/paths.js";
+import { SUITE } from "../../src/report/workloads.js";
 import { nativeStack } from "../../src/stacks/native.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
 
@@ -15,20 +16,8 @@ function run(cmdline: string, image = kernel): StackRunResult {
   return nativeStack.run({ image, cmdline, memory: 256 * 1024 * 1024, maxInstructions: 100_000_000 });
 }
 
-const WORKLOADS = [
-  "syscall",
-  "pagefault",
-  "fork",
-  "ctxsw",
-  "exec",
-  "cpuid",
-  "msr",
-  "exception",
-  "pio",
-  "io",
-  "tlb",
-  "compute",
-];
+/** compare's suite: every workload that reports one RESULT. */
+const WORKLOADS = SUITE;
 
 describe("native stack: every workload completes with its self-checks passing", () => {
   for (const w of WORKLOADS) {

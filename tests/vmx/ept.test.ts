@@ -10,7 +10,7 @@ import { RUN_BUDGET } from "../../src/cpu/vmx/host.js";
 import { PagingStructureCache } from "../../src/mmu/paging-structure-cache.js";
 import * as V from "../../src/x86/vmx.js";
 import * as C from "../../src/x86/vmx-controls.js";
-import { HAVE_AS } from "../helpers/asm.js";
+import { asm, HAVE_AS } from "../helpers/asm.js";
 import { ALIAS_GPA, ALIAS_LINEAR, CODE, DATA, PT_ALIAS, VmxBed } from "../helpers/vmx.js";
 
 const R = C.EPT_QUAL_READ;
@@ -208,5 +208,69 @@ describe.skipIf(!HAVE_AS)("the 2-D walk, end to end", () => {
     expect(b.cpu.mmu.get("walks")).toBe(2);
     expect(b.cpu.mmu.get("walk_refs")).toBe(17);
     expect(b.cpu.mmu.get("psc_hits_pdpte")).toBe(1);
+  });
+});
+
+/**
+ * A guest with paging off (CR0.PG = 0: its linear addresses are guest-physical) under EPT, as a
+ * multiboot guest starts under L0: each access still goes through the TLBs and, on a miss, an EPT
+ * walk (SDM vol. 3, 29.4.1: guest-physical mappings), which is charged as any walk.
+ */
+function pagingOffGuest(b: VmxBed, source: string): CostLedger {
+  const w = (f: number, v: number): void => b.host.vmwrite(f, v);
+  w(V.VMCS_GUEST_CR0, 0x31); // PE, ET, NE
+  w(V.VMCS_GUEST_CR4, 0);
+  w(V.VMCS_GUEST_IA32_EFER, 0);
+  w(V.VMCS_GUEST_CS_AR, 0xc09b); // 32-bit code
+  w(V.VMCS_ENTRY_CONTROLS, C.ENTRY_LOAD_IA32_EFER);
+  b.cpu.mem.writeBytes(b.hpa(CODE), asm(source, 32));
+  w(V.VMCS_GUEST_RIP, CODE);
+  const ledger = new CostLedger();
+  b.cpu.setCostModel(loadProfile("cascadelake-kvm").cycles, ledger, 0, 1);
+  b.cpu.mmu.resetCounters();
+  return ledger;
+}
+
+describe.skipIf(!HAVE_AS)("paging off under EPT", () => {
+  it("the fetch and a data access each miss the TLBs and walk EPT: 2 walks of 4 references, all charged", () => {
+    const b = new VmxBed();
+    noPsc(b);
+    const ledger = pagingOffGuest(b, `mov eax, [${DATA + 0x3000}]\nmov ebx, [${DATA + 0x3008}]\ncpuid`);
+    expect(b.runToExit().reason).toBe(V.EXIT_CPUID);
+    const m = b.cpu.mmu;
+    expect([m.get("walks"), m.get("walks_i"), m.get("walks_d")]).toEqual([2, 1, 1]);
+    expect([m.get("ept_walks"), m.get("ept_refs"), m.get("walk_refs")]).toEqual([2, 8, 8]);
+    const count = (reason: string) =>
+      ledger.lines().find((x) => x.level === 1 && x.category === "mmu" && x.reason === reason)?.count ?? 0;
+    // The EPT PML4, PDPT and PD lines are cold once (the PD's two entries share a line), and the
+    // two EPT page tables (code below 2 MiB, data above): 5 from memory, the data walk's first
+    // three re-read lines the fetch's walk filled.
+    expect(["walk_l1d", "walk_l2", "walk_llc", "walk_dram"].map(count)).toEqual([3, 0, 0, 5]);
+    // One STLB lookup that missed and one page-miss-handler walk each; no nested step (no guest walk).
+    expect(["stlb_miss", "pmh_walk", "pmh_nested_step"].map(count)).toEqual([2, 2, 0]);
+  });
+
+  it("after CR0.WP changes (the CPU's software TLB is dropped, the modelled TLBs kept), the same pages walk no more", () => {
+    const b = new VmxBed();
+    noPsc(b);
+    pagingOffGuest(
+      b,
+      `mov eax, [${DATA + 0x3000}]\nmov ecx, cr0\nxor ecx, 0x10000\nmov cr0, ecx\nmov ebx, [${DATA + 0x3010}]\ncpuid`,
+    );
+    expect(b.runToExit().reason).toBe(V.EXIT_CPUID);
+    const m = b.cpu.mmu;
+    // The fetch and the first load walk; after the software TLB is dropped the fetch and the
+    // second load find their guest-physical mappings in the modelled ITLB and DTLB.
+    expect([m.get("walks"), m.get("ept_walks"), m.get("ept_refs")]).toEqual([2, 2, 8]);
+    expect(m.get("dtlb_model_hits")).toBe(1);
+  });
+
+  it("an access EPT does not map: EPT violation at the linear address, counted by the MMU", () => {
+    const b = new VmxBed();
+    b.ept.unmap(ALIAS_GPA);
+    pagingOffGuest(b, `mov eax, [${ALIAS_GPA + 8}]\ncpuid`);
+    b.runToExit();
+    expect(fields(b)).toMatchObject({ reason: V.EXIT_EPT_VIOLATION, gpa: ALIAS_GPA + 8 });
+    expect(b.cpu.mmu.get("ept_violations")).toBe(1);
   });
 });

@@ -151,12 +151,15 @@ function wrmsr(l0: L0Hypervisor, v: GuestVcpu): number {
   return HANDLED;
 }
 
+/** The ledger reason of an intercepted exception by vector (`exception_<n>`), made once. */
+const EXCEPTION_REASONS: readonly string[] = Array.from({ length: 32 }, (_, vector) => `exception_${vector}`);
+
 /** An intercepted exception: KVM tries to emulate #UD (VMCALL/VMMCALL fix-ups); UD2 is reflected. */
 function exception(l0: L0Hypervisor, v: GuestVcpu): number {
   const h = l0.host;
   const info = h.vmread(V.VMCS_EXIT_INTR_INFO);
   const vector = info & 0xff;
-  l0.chargeFor(v, "l0.exception", `exception_${vector}`);
+  l0.chargeFor(v, "l0.exception", EXCEPTION_REASONS[vector] ?? `exception_${vector}`);
   v.pendingException = vector;
   v.pendingExceptionError = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? h.vmread(V.VMCS_EXIT_INTR_ERROR_CODE) : -1;
   return HANDLED;

@@ -56,9 +56,15 @@ export class L0Hypervisor {
   readonly engines = new EngineRegistry();
   private readonly msrBitmap: number;
   private windows = DEVICE_WINDOWS;
-  /** Ledger ids: exit transitions by reason, handlers by primitive. */
+  /**
+   * Ledger ids: exit transitions by reason; handler work by reason (the line does not depend on
+   * the primitive); a tagged vCPU's handler work by tag, then reason; idle time by level. Looked
+   * up by the strings the callers pass, so a charge builds no string.
+   */
   private readonly transitionIds = new Map<number, number>();
   private readonly handlerIds = new Map<string, number>();
+  private readonly taggedHandlerIds = new Map<string, Map<string, number>>();
+  private readonly idleIds: number[] = [];
   /**
    * Every exit L0 took, by the level of the code that took it (the VMCS's level) and basic exit
    * reason: on npv the L1's own exits (its VMCALLs, timer, I/O) at level 1 and its L2's at level 2.
@@ -191,25 +197,53 @@ export class L0Hypervisor {
 
   /** Charge primitive `name` to L0's handler attribution for `reason`. */
   chargeHandler(name: PrimitiveName, reason: string): void {
-    const cycles = this.costs[P[name]];
-    const key = `${name}|${reason}`;
-    let id = this.handlerIds.get(key);
+    this.chargeHandlerId(name, this.handlerId(reason));
+  }
+
+  private handlerId(reason: string): number {
+    let id = this.handlerIds.get(reason);
     if (id === undefined) {
       id = this.ledger.id(this.level, "handler", reason);
-      this.handlerIds.set(key, id);
+      this.handlerIds.set(reason, id);
     }
+    return id;
+  }
+
+  private chargeHandlerId(name: PrimitiveName, id: number): void {
+    const cycles = this.costs[P[name]];
     this.ledger.add(id, cycles);
     this.host.charge(cycles);
   }
 
   /** Charge L0 work on an exit of `v` (under the vCPU's ledger tag: "npv_cpuid" for an npv L2). */
   chargeFor(v: GuestVcpu, name: PrimitiveName, reason: string): void {
-    this.chargeHandler(name, v.chargeTag === "" ? reason : v.chargeTag + reason);
+    const tag = v.chargeTag;
+    if (tag === "") {
+      this.chargeHandler(name, reason);
+      return;
+    }
+    let ids = this.taggedHandlerIds.get(tag);
+    if (ids === undefined) {
+      ids = new Map();
+      this.taggedHandlerIds.set(tag, ids);
+    }
+    let id = ids.get(reason);
+    if (id === undefined) {
+      id = this.ledger.id(this.level, "handler", tag + reason);
+      ids.set(reason, id);
+    }
+    this.chargeHandlerId(name, id);
   }
 
   /** Charge idle (halted) time of vCPU `v`, at the level of the code it runs. */
   chargeIdle(v: GuestVcpu, cycles: number): void {
-    this.ledger.add(this.ledger.id(v.vmcs.level, "idle", "hlt"), cycles);
+    const level = v.vmcs.level;
+    let id = this.idleIds[level];
+    if (id === undefined) {
+      id = this.ledger.id(level, "idle", "hlt");
+      this.idleIds[level] = id;
+    }
+    this.ledger.add(id, cycles);
     this.host.charge(cycles);
   }
 
@@ -361,7 +395,7 @@ export class L0Hypervisor {
   chargeHandlerN(name: PrimitiveName, reason: string, times: number): void {
     if (times <= 0) return;
     const cycles = this.costs[P[name]] * times;
-    this.ledger.addMany(this.ledger.id(this.level, "handler", reason), cycles, times);
+    this.ledger.addMany(this.handlerId(reason), cycles, times);
     this.host.charge(cycles);
   }
 

@@ -7,24 +7,14 @@
  */
 import { CpuModel } from "../../cpu/cpuid.js";
 import type { Clock, DmaMemory, MmioHandler } from "../../cpu/ports.js";
-import { type BlockBackend, MemoryBlockBackend } from "../../devices/block-backend.js";
-import { DebugExit } from "../../devices/debug-exit.js";
-import { FwCfg } from "../../devices/fw-cfg.js";
-import { LocalApic } from "../../devices/lapic.js";
-import { Pic8259 } from "../../devices/pic8259.js";
-import { Uart16550 } from "../../devices/uart16550.js";
-import { createVirtioBlkMmio } from "../../devices/virtio-blk.js";
-import type { VirtioMmioTransport } from "../../devices/virtio-mmio.js";
-import { InterruptRouter } from "../../machine/interrupt-router.js";
-import { IoPortBus } from "../../machine/io-port-bus.js";
+import type { BlockBackend } from "../../devices/block-backend.js";
+import { PcDevices } from "../../machine/pc-devices.js";
 import {
-  PC_COM1_IRQ,
   PC_IN_KERNEL_PORTS,
   PC_LAPIC_BASE,
   PC_LAPIC_SIZE,
   PC_RAM_HOLE_START,
   PC_VIRTIO_BLK_BASE,
-  PC_VIRTIO_BLK_IRQ,
   PC_VIRTIO_BLK_SIZE,
 } from "../../machine/pc-layout.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
@@ -68,7 +58,8 @@ export interface VmConfig {
 /** Guest-physical memory through the memslots: what L0's device models DMA into. */
 class GuestPhysicalDma implements DmaMemory {
   constructor(
-    private readonly vm: Vm,
+    private readonly memslots: MemslotTable,
+    private readonly hostMem: PhysicalMemory,
     readonly size: number,
   ) {}
   readBytes(addr: number, length: number): Uint8Array {
@@ -76,8 +67,8 @@ class GuestPhysicalDma implements DmaMemory {
     for (let i = 0; i < length; ) {
       const a = addr + i;
       const n = Math.min(4096 - (a % 4096), length - i);
-      const h = this.vm.memslots.translate(a);
-      if (h >= 0) out.set(this.vm.hostMem.readBytes(h, n), i);
+      const h = this.memslots.translate(a);
+      if (h >= 0) out.set(this.hostMem.readBytes(h, n), i);
       i += n;
     }
     return out;
@@ -86,8 +77,8 @@ class GuestPhysicalDma implements DmaMemory {
     for (let i = 0; i < bytes.length; ) {
       const a = addr + i;
       const n = Math.min(4096 - (a % 4096), bytes.length - i);
-      const h = this.vm.memslots.translate(a);
-      if (h >= 0) this.vm.hostMem.writeBytes(h, bytes.subarray(i, i + n));
+      const h = this.memslots.translate(a);
+      if (h >= 0) this.hostMem.writeBytes(h, bytes.subarray(i, i + n));
       i += n;
     }
   }
@@ -136,22 +127,12 @@ export class GuestMemory {
   }
 }
 
-export class Vm {
-  readonly memslots = new MemslotTable();
+export class Vm extends PcDevices {
+  readonly memslots: MemslotTable;
   readonly ept01: PageTableBuilder;
-  readonly io = new IoPortBus();
   readonly mmio: MmioRegion[] = [];
-  readonly uart: Uart16550;
-  readonly debugExit: DebugExit;
-  readonly pic: Pic8259;
-  readonly lapic: LocalApic;
-  readonly fwcfg: FwCfg;
-  readonly virtioBlk: VirtioMmioTransport;
-  readonly router: InterruptRouter;
   readonly cpuid: CpuModel;
   readonly dma: DmaMemory;
-  /** Set when the guest wrote the debug-exit port. */
-  exitStatus: number | null = null;
   /** EPT01 pages mapped on demand. */
   eptFaults = 0;
   /** Guest accesses to guest-physical addresses that are neither RAM nor a device (all ones / dropped). */
@@ -177,11 +158,23 @@ export class Vm {
     /** L0's hypervisor MMU (reverse map, page tracking) EPT01 reports to; null: none. */
     mmu: HypervisorMmu | null = null,
   ) {
+    const memslots = new MemslotTable();
+    const dma = new GuestPhysicalDma(memslots, hostMem, config.memory);
+    // Devices: the same PC the native machine has (L0's vCPU loop looks for interrupts itself).
+    super({
+      ramSize: config.memory,
+      clock,
+      dma,
+      onSerial: config.onSerial,
+      serialInput: config.serialInput,
+      disk: config.disk,
+    });
+    this.memslots = memslots;
+    this.dma = dma;
     this.ept01 = mmu === null ? new PageTableBuilder(hostMem, alloc) : mmu.newTable(hostMem, alloc);
     const ramBacking = alloc.range(config.memory, config.eptLeafBytes ?? 4096);
     this.memslots.add({ gpa: 0, size: Math.min(config.memory, PC_RAM_HOLE_START), hpa: ramBacking });
     this.backed = new Uint8Array(Math.ceil(config.memory / 4096));
-    this.dma = new GuestPhysicalDma(this, config.memory);
     this.memory = new GuestMemory(this);
     // CPUID policy: the host model with the hypervisor bit and KVM's signature leaves.
     this.cpuid = (config.cpuModel ?? new CpuModel()).clone();
@@ -192,25 +185,6 @@ export class Vm {
       s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
     this.cpuid.set(0x40000000, 0, [0x40000001, kvm("KVMK"), kvm("VMKV"), kvm("M\0\0\0")]);
     this.cpuid.set(0x40000001, 0, [0, 0, 0, 0]);
-    // Devices: the same PC the native machine has.
-    this.pic = new Pic8259();
-    this.pic.attach(this.io);
-    this.uart = new Uart16550({
-      onTransmit: config.onSerial ?? (() => {}),
-      setIrq: (l) => this.pic.setIrq(PC_COM1_IRQ, l),
-    });
-    this.uart.attach(this.io);
-    if (config.serialInput) this.uart.enqueueInput(config.serialInput);
-    this.debugExit = new DebugExit({ onExit: (status) => (this.exitStatus = status) });
-    this.debugExit.attach(this.io);
-    this.fwcfg = new FwCfg({ ramSize: config.memory, cpus: 1 });
-    this.fwcfg.attach(this.io);
-    this.lapic = new LocalApic({ clock });
-    this.router = new InterruptRouter(this.lapic, this.pic);
-    this.virtioBlk = createVirtioBlkMmio(
-      { backend: config.disk ?? new MemoryBlockBackend(8 * 1024 * 1024) },
-      { dma: this.dma, setIrq: (l) => this.pic.setIrq(PC_VIRTIO_BLK_IRQ, l) },
-    );
     this.addMmio("lapic", PC_LAPIC_BASE, PC_LAPIC_SIZE, this.lapic, true, windowBase);
     this.addMmio("virtio-blk", PC_VIRTIO_BLK_BASE, PC_VIRTIO_BLK_SIZE, this.virtioBlk, false, windowBase + 0x10000);
   }

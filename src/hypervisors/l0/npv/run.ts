@@ -16,7 +16,6 @@ import {
   NPV_EXIT_HYPERCALL,
   NPV_EXIT_IO,
   NPV_EXIT_MSR,
-  NPV_EXIT_NAMES,
   NPV_EXIT_SHUTDOWN,
   NPV_OK,
   NPV_RUN_CR0,
@@ -39,7 +38,7 @@ import { isL1Ram, readL1, writeL1 } from "./l1-memory.js";
 import { completeMmioRead, stopVcpu } from "./l2-exits.js";
 import type { Arg } from "./memory-ops.js";
 import type { L2Vcpu } from "./state.js";
-import { NE } from "./stats.js";
+import { NE, npvForwardReason } from "./stats.js";
 import { canonical } from "./vcpu.js";
 
 /** Bytes of the run page L0 reads and writes. */
@@ -112,7 +111,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     host.restoreContext(l1vcpu.ctx);
   }
   if (tr !== null) tr.begin("world-switch", "world switch L2 → L1");
-  l0.chargeHandler("npv.forward", `npv_forward_${NPV_EXIT_NAMES[reason] ?? reason}`);
+  l0.chargeHandler("npv.forward", npvForwardReason(reason));
   l0.chargeHandler("npv.world_switch", "npv_run");
   if (tr !== null) tr.end();
   e.counts.forwarded.bump(v.vmcs.level, reason);

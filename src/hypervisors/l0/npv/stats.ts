@@ -16,6 +16,20 @@ export const NPV_EXIT_REASONS: ReasonSpace = {
   name: (code) => NPV_EXIT_NAMES[code] ?? String(code),
 };
 
+/**
+ * The ledger reason of L0's forwarding work for each npv exit code (`npv_forward_<name>`), made
+ * once here so the forward path indexes a table instead of building a string per exit.
+ */
+const NPV_FORWARD_REASONS: readonly string[] = Array.from(
+  { length: NPV_EXIT_REASONS.size },
+  (_, code) => `npv_forward_${NPV_EXIT_REASONS.name(code)}`,
+);
+
+/** The ledger reason of forwarding npv exit `code` to L1 (a code outside the ABI: by number). */
+export function npvForwardReason(code: number): string {
+  return NPV_FORWARD_REASONS[code] ?? `npv_forward_${code}`;
+}
+
 /** npv's events (flat: `npv.<name>`). */
 export const NPV_EVENTS = declareCounters("npv", [
   "l2_halts_forwarded",
