@@ -11,6 +11,7 @@
  * simulator: it wraps Cpu.run to look at the instruction count between machine slices.
  */
 import { readFileSync } from "node:fs";
+import "../src/node-images.js";
 import { Cpu } from "../src/cpu/cpu.js";
 import { bundledKernelPath } from "../src/paths.js";
 import { workloadCmdline } from "../src/report/workloads.js";
