@@ -56,7 +56,10 @@ export interface CompareOptions {
 export function jitFlags(opts: { jit?: boolean; jitThreshold?: number }): Partial<JitOptions> {
   const j: Partial<JitOptions> = {};
   if (opts.jit === false) j.enabled = false;
-  if (opts.jitThreshold !== undefined) j.threshold = opts.jitThreshold;
+  if (opts.jitThreshold !== undefined) {
+    j.threshold = opts.jitThreshold;
+    j.warmup = 0; // as applyJitFlags (main.ts): a threshold given compiles from the start
+  }
   return j;
 }
 

@@ -78,10 +78,17 @@ function formatCount(n: number): string {
   return String(n);
 }
 
-/** `--no-jit` / `--jit-threshold`: the block compiler's defaults for every CPU this process makes. */
+/**
+ * `--no-jit` / `--jit-threshold`: the block compiler's defaults for every CPU this process makes.
+ * A threshold given also compiles from the first instruction on (no warm-up), so that a low one
+ * exercises compiled code in short runs too.
+ */
 function applyJitFlags(opts: { jit?: boolean; jitThreshold?: number }): void {
   if (opts.jit === false) jitDefaults.enabled = false;
-  if (opts.jitThreshold !== undefined) jitDefaults.threshold = opts.jitThreshold;
+  if (opts.jitThreshold !== undefined) {
+    jitDefaults.threshold = opts.jitThreshold;
+    jitDefaults.warmup = 0;
+  }
 }
 
 const commaList = (v: string) =>
@@ -253,7 +260,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     )
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
-    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .action((image: string | undefined, cmdline: string[], opts) => {
       applyJitFlags(opts);
       const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
@@ -291,7 +298,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
       "nvmx stacks: the L1 hypervisor image L0 offers VMX to (default: guests/images/l1hv.elf)",
     )
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
-    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .addOption(l0PolicyOptions()[0])
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
@@ -441,7 +448,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--runs <n>", "repeat and report the best run", positiveInt, 3)
     .option("--json", "print one JSON document")
     .option("--no-jit", "interpret every instruction (no block compiler)")
-    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .option("--compare", "run with and without the block compiler in one sitting: both MIPS and their ratio")
     .action(
       (opts: {
@@ -484,7 +491,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--iters <n>", "iterations per run (default: each workload's own)", positiveInt)
     .option("--runs <n>", "runs each way; the best is reported", positiveInt, 2)
     .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
-    .option("--jit-threshold <n>", "entries into a block before it is compiled", positiveInt)
+    .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .option("--json", "print one JSON document")
     .action(
       (opts: {

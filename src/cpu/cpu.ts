@@ -1256,10 +1256,8 @@ export class Cpu {
         this.enterCodePage(lo, hi);
         insn = this.curCode[lo & 0xfff];
       }
-      // A check still owed after this one instruction (an interrupt shadow after STI or MOV SS, a
-      // debug boundary) keeps it in the interpreter: a block would run on past the boundary where
-      // a pending interrupt or an interrupt-window exit must be taken.
-      if (entry && jit !== null && insn !== undefined && !this.irqCheck && jit.enter(lo, hi, end)) continue;
+      // BlockJit.enter refuses while irqCheck is set (a check owed after this one instruction).
+      if (entry && jit !== null && insn !== undefined && jit.enter(lo, hi, end)) continue;
       if (insn === undefined) insn = this.decodeAt(lo, hi);
       const n = (lo + insn.len) | 0;
       this.ripLo = n;

@@ -250,7 +250,7 @@ describe.skipIf(!HAVE_AS)("single-step with the block compiler on", () => {
       popfq
       nop`,
       (x) => {
-        x.setJit({ enabled: true, threshold: 1, maxInstructions: 1 << 18 });
+        x.setJit({ enabled: true, threshold: 1, maxInstructions: 1 << 18, warmup: 0 });
         dbHandler(x, "inc r9\niretq");
       },
     );

@@ -1,8 +1,8 @@
 /**
  * The block compiler changes no simulated result: every bundled workload on every stack, run
- * interpreted (`--no-jit`) and compiled (threshold 2, so nearly all repeated code is compiled),
- * gives the same `run --json` document — results, instructions, cycles, every counter (exits,
- * TLB, walks, devices) and the ledger — wall time aside.
+ * interpreted (`--no-jit`) and compiled (threshold 2 and no warm-up, so nearly all repeated code
+ * is compiled), gives the same `run --json` document — results, instructions, cycles, every
+ * counter (exits, TLB, walks, devices) and the ledger — wall time aside.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -37,7 +37,7 @@ function run(stack: string, workload: string, jit: boolean): StackRunResult {
     cmdline: workloadCmdline(workload, ITERS[workload]),
     memory: 256 * 1024 * 1024,
     maxInstructions: 200_000_000,
-    jit: jit ? { enabled: true, threshold: 2 } : { enabled: false },
+    jit: jit ? { enabled: true, threshold: 2, warmup: 0 } : { enabled: false },
   });
 }
 

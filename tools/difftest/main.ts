@@ -191,7 +191,7 @@ function main(): number {
     jit: a.jit
       ? a.jitThreshold === undefined
         ? { enabled: true }
-        : { enabled: true, threshold: a.jitThreshold }
+        : { enabled: true, threshold: a.jitThreshold, warmup: 0 }
       : { enabled: false },
     warm: a.jit && a.jitThreshold !== undefined,
     progress: progress

@@ -26,6 +26,7 @@ class JitPage {
 export class BlockJit {
   private readonly cpu: Cpu;
   private readonly threshold: number;
+  private readonly warmup: number;
   private readonly cap: number;
   private pages: (JitPage | undefined)[] = [];
   private lastPfn = -1;
@@ -38,6 +39,7 @@ export class BlockJit {
   constructor(cpu: Cpu, opts: JitOptions) {
     this.cpu = cpu;
     this.threshold = Math.max(1, Math.min(0xffff, opts.threshold | 0));
+    this.warmup = Math.max(0, opts.warmup | 0);
     this.cap = Math.max(MAX_BLOCK, opts.maxInstructions);
   }
 
@@ -47,6 +49,11 @@ export class BlockJit {
    */
   enter(lo: number, hi: number, end: number): boolean {
     const c = this.cpu;
+    // irqCheck still set here means the loop looks again after this one instruction (an STI or
+    // MOV SS interrupt shadow with an interrupt window or a pending interrupt): a block would
+    // run past that boundary (an interrupt-window exit of nvmx-shadow's L2 came 2 instructions
+    // late, `compare` cell nvmx-shadow/pio).
+    if (c.irqCheck || c.icountSlot[0] < this.warmup) return false;
     if (c.curCodeLo !== (lo & ~0xfff) || !c.compiledCodeAllowed()) return false;
     // The pages array is sparse (indexed by frame number): remember the last one looked up.
     let page = this.lastPfn === c.curCodePfn ? this.lastPage : this.pages[c.curCodePfn];

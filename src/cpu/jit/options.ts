@@ -6,6 +6,13 @@ export interface JitOptions {
   threshold: number;
   /** Cap on compiled guest instructions; reaching it drops every block (QEMU's tb_flush policy). */
   maxInstructions: number;
+  /**
+   * Instructions the CPU retires before it compiles its first block (0: from the start). A run
+   * shorter than this never pays for compiling: the code generator's own first use in a
+   * process (its code still cold in V8) and V8's tiering of new block functions cost more CPU
+   * than such a run can win back (docs/jit.md, "Round of 2026-12-05 (branch jit)").
+   */
+  warmup: number;
 }
 
 /**
@@ -16,7 +23,7 @@ export interface JitOptions {
  * still pass its own (MachineOptions.jit, StackRunOptions.jit). Results never depend on them:
  * simulated time is the same with the compiler on or off.
  */
-export const jitDefaults: JitOptions = { enabled: true, threshold: 2000, maxInstructions: 1 << 18 };
+export const jitDefaults: JitOptions = { enabled: true, threshold: 2000, maxInstructions: 1 << 18, warmup: 500_000 };
 
 /** Fill unset fields of a partial setting from the defaults. */
 export function jitOptions(partial: Partial<JitOptions> | undefined): JitOptions {

@@ -163,25 +163,37 @@ function step(c: Cpu, i: Insn): number {
  * closure per call).
  */
 function repLoop(c: Cpu, i: Insn, fast: boolean, elem: (c: Cpu, i: Insn) => boolean): void {
-  const asize = i.asize;
-  if (countZero(c, asize)) return;
-  let n = 0;
+  if (countZero(c, i.asize)) return;
+  let capped: boolean;
   try {
-    for (;;) {
-      const stop = elem(c, i);
-      n++;
-      if (decCount(c, asize) || stop) break;
-      if (n >= REP_CAP || c.irqCheck) {
-        restart(c);
-        repCharge(c, i, n, fast, false);
-        return;
-      }
-    }
+    capped = repIterate(c, i, elem);
   } catch (e) {
-    if (n > 0) repCharge(c, i, n, fast, true);
+    if (repDone > 0) repCharge(c, i, repDone, fast, true);
     throw e;
   }
-  repCharge(c, i, n, fast, true);
+  if (capped) restart(c);
+  repCharge(c, i, repDone, fast, !capped);
+}
+
+/** Iterations the running (or last) repIterate completed: what repLoop charges, also after a fault. */
+let repDone = 0;
+
+/**
+ * The iterations themselves; true when they stopped at REP_CAP or for a possible interrupt with
+ * work left. Kept apart from the charging because V8 optimizes this loop while it runs (on-stack
+ * replacement, e.g. a long REP STOS at boot): code after the loop that had never run then lacked
+ * type feedback, and the optimized repLoop was thrown away (deoptimized) at its end every time,
+ * some 20 times in one boot (`node --trace-deopt`). Here only `return`s follow the loop.
+ */
+function repIterate(c: Cpu, i: Insn, elem: (c: Cpu, i: Insn) => boolean): boolean {
+  const asize = i.asize;
+  repDone = 0;
+  for (;;) {
+    const stop = elem(c, i);
+    repDone++;
+    if (decCount(c, asize) || stop) return false;
+    if (repDone >= REP_CAP || c.irqCheck) return true;
+  }
 }
 
 /** Element scratch for repLoop: the step, the rAX operand (STOS/SCAS), REPE (true) or REPNE. */
