@@ -194,6 +194,12 @@ export class Cpu {
   }
   /** Cycles charged so far beyond the per-instruction base cost. */
   extraCycles = 0;
+  /**
+   * Called after every `charge` (the run watchdog's check: stacks/watchdog.ts); null: nobody
+   * watches. A field every Cpu has from construction, so that arming the watchdog changes no
+   * object's shape (replacing the `charge` method per object did, and deoptimised the run loop).
+   */
+  chargeWatch: ((cpu: Cpu) => void) | null = null;
   /** Base cost of one instruction in cycles (from the cost profile). */
   cyclesPerInsn = 1;
   /** Cost of every primitive (indexed as `P`); all zero but `insn.base` until a profile is set. */
@@ -349,9 +355,10 @@ export class Cpu {
     return this.icount * this.cyclesPerInsn + this.extraCycles;
   }
 
-  /** Charge extra cycles (exception delivery, walks, exits…). */
+  /** Charge extra cycles (exception delivery, walks, exits…); `chargeWatch` then checks the clock. */
   charge(n: number): void {
     this.extraCycles += n;
+    if (this.chargeWatch !== null) this.chargeWatch(this);
   }
 
   /**
