@@ -83,3 +83,31 @@ export class CostLedger {
     return t;
   }
 }
+
+/**
+ * One attribution's ledger id at each level, interned on a level's first use and kept (a ledger's
+ * ids never change), so a path that charges it often builds no string. Follows the ledger it is
+ * given: a different ledger starts afresh.
+ */
+export class LevelIds {
+  private ledger: CostLedger | null = null;
+  private ids: number[] = [];
+
+  constructor(
+    private readonly category: string,
+    private readonly reason: string,
+  ) {}
+
+  of(ledger: CostLedger, level: number): number {
+    if (ledger !== this.ledger) {
+      this.ledger = ledger;
+      this.ids = [];
+    }
+    let id = this.ids[level];
+    if (id === undefined) {
+      id = ledger.id(level, this.category, this.reason);
+      this.ids[level] = id;
+    }
+    return id;
+  }
+}

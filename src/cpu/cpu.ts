@@ -194,6 +194,12 @@ export class Cpu {
   }
   /** Cycles charged so far beyond the per-instruction base cost. */
   extraCycles = 0;
+  /**
+   * Called after every `charge` (the run watchdog's check: stacks/watchdog.ts); null: nobody
+   * watches. A field every Cpu has from construction, so that arming the watchdog changes no
+   * object's shape (replacing the `charge` method per object did, and deoptimised the run loop).
+   */
+  chargeWatch: ((cpu: Cpu) => void) | null = null;
   /** Base cost of one instruction in cycles (from the cost profile). */
   cyclesPerInsn = 1;
   /** Cost of every primitive (indexed as `P`); all zero but `insn.base` until a profile is set. */
@@ -207,6 +213,8 @@ export class Cpu {
   levelRoot = 0;
   levelNonRoot = 1;
   private chargeIds = new Int32Array(CPU_CHARGES.length * 2);
+  /** Per level, the ledger ids `idsOfLevel` interned (emptied when the ledger changes). */
+  private levelIds: Int32Array[] = [];
   /** Ledger ids of "guest instructions" at the root and the non-root level. */
   private readonly instructionIds = new Int32Array(2);
   private chargeCycles = new Float64Array(CPU_CHARGES.length);
@@ -349,9 +357,10 @@ export class Cpu {
     return this.icount * this.cyclesPerInsn + this.extraCycles;
   }
 
-  /** Charge extra cycles (exception delivery, walks, exits…). */
+  /** Charge extra cycles (exception delivery, walks, exits…); `chargeWatch` then checks the clock. */
   charge(n: number): void {
     this.extraCycles += n;
+    if (this.chargeWatch !== null) this.chargeWatch(this);
   }
 
   /**
@@ -363,12 +372,11 @@ export class Cpu {
     this.ledger = ledger;
     this.levelRoot = levelRoot;
     this.cyclesPerInsn = costs[P["insn.base"]];
-    for (let k = 0; k < CPU_CHARGES.length; k++) {
-      const [prim, cat, reason] = CPU_CHARGES[k];
-      this.chargeCycles[k] = costs[P[prim]];
-      this.chargeIds[k] = ledger.id(levelRoot, cat, reason);
-    }
-    this.instructionIds[0] = ledger.id(levelRoot, "guest", "instructions");
+    for (let k = 0; k < CPU_CHARGES.length; k++) this.chargeCycles[k] = costs[P[CPU_CHARGES[k][0]]];
+    this.levelIds = [];
+    const rootIds = this.idsOfLevel(levelRoot);
+    for (let k = 0; k < CPU_CHARGES.length; k++) this.chargeIds[k] = rootIds[k];
+    this.instructionIds[0] = rootIds[CPU_CHARGES.length];
     this.levelNonRoot = -1;
     this.setNonRootLevel(levelNonRoot);
   }
@@ -391,12 +399,27 @@ export class Cpu {
   setNonRootLevel(level: number): void {
     if (level === this.levelNonRoot) return;
     this.levelNonRoot = level;
-    const ledger = this.ledger;
-    for (let k = 0; k < CPU_CHARGES.length; k++) {
-      const [, cat, reason] = CPU_CHARGES[k];
-      this.chargeIds[CPU_CHARGES.length + k] = ledger.id(level, cat, reason);
+    const ids = this.idsOfLevel(level);
+    const n = CPU_CHARGES.length;
+    for (let k = 0; k < n; k++) this.chargeIds[n + k] = ids[k];
+    this.instructionIds[1] = ids[n];
+  }
+
+  /**
+   * The ledger ids of `level`'s CPU charges (CPU_CHARGES order, then "guest instructions"),
+   * interned on the level's first use: a ledger's ids never change, and interning builds strings,
+   * which an L1<->L2 switch should not.
+   */
+  private idsOfLevel(level: number): Int32Array {
+    let ids = this.levelIds[level];
+    if (ids === undefined) {
+      const n = CPU_CHARGES.length;
+      ids = new Int32Array(n + 1);
+      for (let k = 0; k < n; k++) ids[k] = this.ledger.id(level, CPU_CHARGES[k][1], CPU_CHARGES[k][2]);
+      ids[n] = this.ledger.id(level, "guest", "instructions");
+      this.levelIds[level] = ids;
     }
-    this.instructionIds[1] = ledger.id(level, "guest", "instructions");
+    return ids;
   }
 
   /** The level of the code running now (root or non-root). */

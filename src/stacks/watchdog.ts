@@ -2,7 +2,8 @@
  * The run watchdog: the instruction limit alone cannot stop a run whose guest makes no progress
  * (an exit storm L0 answers without the guest retiring anything, a hypervisor loop that only
  * charges time). Every hypervisor-side charge (L0 and L1 handlers, transitions, idle time) goes
- * through `Cpu.charge`; the watchdog checks there, so it needs no hook in the run loops:
+ * through `Cpu.charge`, which calls `Cpu.chargeWatch`; the watchdog checks there, so it needs no
+ * hook in the run loops:
  * - a cycle limit: the simulated clock may not pass `maxCycles`;
  * - a no-progress check: `MAX_STALLED_CHARGES` charges in a row with no guest instruction retired;
  * - the clock must stay below 2^53 cycles, where a double stops counting every cycle and the
@@ -42,27 +43,26 @@ export function watchRun<T>(cpu: Cpu, maxCycles: number | undefined, body: () =>
   if (!(limit > 0) || limit > MAX_EXACT_CYCLES) {
     throw new RangeError(`the cycle limit must be between 1 and 2^53 (${MAX_EXACT_CYCLES}), got ${limit}`);
   }
-  const own = Object.hasOwn(cpu, "charge");
-  const original = cpu.charge;
+  const outer = cpu.chargeWatch;
   let lastIcount = cpu.icount;
   let stalled = 0;
-  cpu.charge = function watchedCharge(this: Cpu, n: number): void {
-    original.call(this, n);
-    const now = this.cycles();
+  cpu.chargeWatch = function watchCharge(c: Cpu): void {
+    if (outer !== null) outer(c);
+    const now = c.cycles();
     if (now >= MAX_EXACT_CYCLES) throw new RunLimitReached("error", TSC_MESSAGE);
     if (now > limit) {
       throw new RunLimitReached(
         "cycle-limit",
-        `cycle limit (${limit.toLocaleString("en-US")} cycles) reached after ${this.icount.toLocaleString("en-US")} guest instructions; raise --max-cycles if the run is legitimately long`,
+        `cycle limit (${limit.toLocaleString("en-US")} cycles) reached after ${c.icount.toLocaleString("en-US")} guest instructions; raise --max-cycles if the run is legitimately long`,
       );
     }
-    if (this.icount !== lastIcount) {
-      lastIcount = this.icount;
+    if (c.icount !== lastIcount) {
+      lastIcount = c.icount;
       stalled = 0;
     } else if (++stalled >= MAX_STALLED_CHARGES) {
       throw new RunLimitReached(
         "no-progress",
-        `no guest progress: ${MAX_STALLED_CHARGES.toLocaleString("en-US")} hypervisor charges in a row without a guest instruction retired (an exit storm or a hypervisor loop), at ${this.icount.toLocaleString("en-US")} instructions`,
+        `no guest progress: ${MAX_STALLED_CHARGES.toLocaleString("en-US")} hypervisor charges in a row without a guest instruction retired (an exit storm or a hypervisor loop), at ${c.icount.toLocaleString("en-US")} instructions`,
       );
     }
   };
@@ -76,7 +76,6 @@ export function watchRun<T>(cpu: Cpu, maxCycles: number | undefined, body: () =>
     if (e instanceof RunLimitReached) return { kind: e.kind, message: e.message };
     throw e;
   } finally {
-    if (own) cpu.charge = original;
-    else delete (cpu as { charge?: unknown }).charge;
+    cpu.chargeWatch = outer;
   }
 }

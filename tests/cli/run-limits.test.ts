@@ -16,6 +16,7 @@ const newCpu = () => new Cpu(new PhysicalMemory(1 << 20));
 describe("run watchdog", () => {
   it("stops a loop that charges time without the guest retiring an instruction", () => {
     const cpu = newCpu();
+    const keys = Object.keys(cpu);
     let charges = 0;
     const stop = watchRun(cpu, 1e15, () => {
       for (;;) {
@@ -28,7 +29,10 @@ describe("run watchdog", () => {
       message: expect.stringMatching(/^no guest progress: 1,000,000 hypervisor charges in a row/),
     });
     expect(charges).toBe(MAX_STALLED_CHARGES - 1); // the last charge threw before the count
-    expect(Object.hasOwn(cpu, "charge")).toBe(false); // the CPU is left as it was
+    // The CPU is left as it was: unwatched, with the same own properties (no per-object method).
+    expect(cpu.chargeWatch).toBe(null);
+    expect(Object.hasOwn(cpu, "charge")).toBe(false);
+    expect(Object.keys(cpu)).toEqual(keys);
   });
 
   it("lets a guest that retires instructions between charges run to the cycle limit", () => {
@@ -46,6 +50,24 @@ describe("run watchdog", () => {
       /cycle limit \(1,000,000 cycles\) reached after 1,001 guest instructions/,
     );
     expect(exits).toBe(1000);
+  });
+
+  it("keeps a watch armed around it (nested runs) and restores it afterwards", () => {
+    const cpu = newCpu();
+    let outerCalls = 0;
+    const outerWatch = () => {
+      outerCalls++;
+    };
+    cpu.chargeWatch = outerWatch;
+    const stop = watchRun(cpu, 5000, () => {
+      for (;;) {
+        cpu.icount += 1;
+        cpu.charge(999);
+      }
+    });
+    expect(stop).toMatchObject({ kind: "cycle-limit" });
+    expect(outerCalls).toBe(6); // the 6th charge (6,000 cycles) passes the limit; the outer watch saw it too
+    expect(cpu.chargeWatch).toBe(outerWatch);
   });
 
   it("returns the body's own result when no limit is reached", () => {

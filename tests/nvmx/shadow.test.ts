@@ -49,6 +49,14 @@ describe.skipIf(!HAVE_AS)("nvmx-shadow: L1's VMREAD/VMWRITE of shadowed fields d
     // reflected exits (VMCS12 → shadow).
     expect(shadow.s.shadow?.syncs).toBe(1 + 3 + 3);
     expect(plain.s.shadow).toBeNull();
+    // Each sync and its fields are charged under their own handler attributions.
+    const count = (reason: string) =>
+      shadow.b.l0.ledger.lines().find((l) => l.category === "handler" && l.reason === reason)?.count ?? 0;
+    expect([count("nvmx_shadow_from_vmcs12"), count("nvmx_shadow_to_vmcs12")]).toEqual([1 + 3, 3]);
+    expect(count("nvmx_shadow_from_vmcs12_field") + count("nvmx_shadow_to_vmcs12_field")).toBe(
+      shadow.s.shadow?.fieldsCopied,
+    );
+    expect(count("nvmx_shadow_to_vmcs12_field")).toBeGreaterThan(0);
   });
 
   it("a shadowed VMWRITE reaches VMCS12 at the next entry; a VMREAD sees the exit information", () => {

@@ -5,7 +5,7 @@
  * KVM exposes vcpu->arch.regs.
  */
 
-import type { CostLedger } from "../../cost/ledger.js";
+import { type CostLedger, LevelIds } from "../../cost/ledger.js";
 import type { DataCacheModel } from "../../mmu/data-cache.js";
 import type { PhysicalMemory } from "../../mmu/phys.js";
 import * as V from "../../x86/vmx.js";
@@ -52,6 +52,8 @@ export class VmxHost {
   /** Set between a successful VM entry and the next exit. */
   private inGuest = false;
   entryError = "";
+  /** The ledger id of (running level, "idle", "hlt"): idle time in the HLT state. */
+  private readonly idleIds = new LevelIds("idle", "hlt");
 
   constructor(private readonly cpu: Cpu) {
     this.unit = cpu.vmxUnit;
@@ -220,7 +222,7 @@ export class VmxHost {
         // idles until it expires. Attributed as the guest's idle time.
         const idle = deadline - cpu.cycles();
         cpu.charge(idle);
-        cpu.ledger.add(cpu.ledger.id(cpu.runningLevel, "idle", "hlt"), idle);
+        cpu.ledger.add(this.idleIds.of(cpu.ledger, cpu.runningLevel), idle);
       }
       if (cpu.cycles() >= deadline) return this.forcedExit(V.EXIT_PREEMPTION_TIMER);
       return RUN_BUDGET;

@@ -40,6 +40,10 @@ const VPID02_BASE = 0x800;
 
 type Emulation = (x: I.VmxInsnContext) => number;
 
+/** The handler attribution of each emulated VMX instruction ("nvmx_vmread"), built once, not per exit. */
+const VMX_INSN_CHARGE: readonly string[] = Array.from({ length: 128 }, (_, r) => `nvmx_${exitReasonName(r)}`);
+const vmxInsnCharge = (reason: number): string => VMX_INSN_CHARGE[reason] ?? `nvmx_${exitReasonName(reason)}`;
+
 const EMULATE: Record<number, Emulation> = {
   [V.EXIT_VMXON]: I.vmxon,
   [V.EXIT_VMXOFF]: I.vmxoff,
@@ -209,7 +213,7 @@ export class NestedVmxEngine implements NestedEngine {
           ? (x: I.VmxInsnContext) => evmcsVmentry(x, resume, () => enter(x))
           : enter
         : EMULATE[reason];
-    l0.chargeFor(v, "nvmx.vmx_insn", `nvmx_${exitReasonName(reason)}`);
+    l0.chargeFor(v, "nvmx.vmx_insn", vmxInsnCharge(reason));
     if (emulate === undefined) {
       return v.fail(
         "error",

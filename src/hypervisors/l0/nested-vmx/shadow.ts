@@ -121,19 +121,20 @@ export class ShadowVmcs {
       c.read(f, half);
       this.vmcs.write(f, half[0], half[1]);
     }
-    this.charge(v, COPY_ALL.length, "nvmx_shadow_from_vmcs12");
+    this.charge(v, COPY_ALL.length, "nvmx_shadow_from_vmcs12", "nvmx_shadow_from_vmcs12_field");
   }
 
   /** Shadow VMCS → VMCS12, the read/write fields (KVM copy_shadow_to_vmcs12). */
   toVmcs12(c: Vmcs12Cache, v: GuestVcpu): void {
     for (const f of COPY_RW) c.write(f, this.vmcs.read(f), this.vmcs.readHi(f));
-    this.charge(v, COPY_RW.length, "nvmx_shadow_to_vmcs12");
+    this.charge(v, COPY_RW.length, "nvmx_shadow_to_vmcs12", "nvmx_shadow_to_vmcs12_field");
   }
 
-  private charge(v: GuestVcpu, fields: number, reason: string): void {
+  /** `reason` and `fieldReason` are constants (no string built per sync): the sync and its fields. */
+  private charge(v: GuestVcpu, fields: number, reason: string, fieldReason: string): void {
     this.syncs++;
     this.fieldsCopied += fields;
     this.l0.chargeFor(v, "nvmx.shadow_sync", reason);
-    this.l0.chargeHandlerN("nvmx.shadow_field", `${reason}_field`, fields);
+    this.l0.chargeHandlerN("nvmx.shadow_field", fieldReason, fields);
   }
 }

@@ -118,10 +118,18 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   return NPV_OK;
 }
 
+/**
+ * The run page is built here, then copied to L1's memory: one buffer for every forwarded exit
+ * (cleared each time; fillRunPage is not re-entered while it fills it).
+ */
+const runPage = new Uint8Array(0x100);
+const runPageView = new DataView(runPage.buffer);
+
 /** Write the run page (0x100 bytes) from the L2 vCPU's saved state and exit data. */
 function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void {
-  const buf = new Uint8Array(0x100);
-  const d = new DataView(buf.buffer);
+  const buf = runPage;
+  const d = runPageView;
+  buf.fill(0);
   const h = e.l0.host;
   h.withVmcs(v.vmcs, () => fillFromVmcs(e, v, d, reason));
   buf.set(v.exitData, NPV_RUN_DATA);
