@@ -10,19 +10,9 @@ import { GP, NP, SS_, TS } from "../x86/exceptions.js";
 import type { Cpu } from "./cpu.js";
 import { lma } from "./ops/system-common.js";
 
-/** Access-rights bits in VMCS "AR" layout (SDM vol. 3, 24.4.1): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15. */
-export const AR_P = 0x80;
-export const AR_S = 0x10;
-export const AR_CODE = 0x8;
-/** Type bit 2 of a code segment: conforming. */
-export const AR_CONFORMING = 0x4;
-/** Type bit 1: readable (code) / writable (data). */
-export const AR_RW = 0x2;
-export const AR_L = 0x2000;
-export const AR_DB = 0x4000;
-export const AR_G = 0x8000;
-/** An unusable (null-loaded) segment, as VMX marks it. */
-export const AR_UNUSABLE = 0x10000;
+export { AR_CODE, AR_CONFORMING, AR_DB, AR_G, AR_L, AR_P, AR_RW, AR_S, AR_UNUSABLE } from "../x86/segment-ar.js";
+
+import { AR_CODE, AR_CONFORMING, AR_DB, AR_G, AR_L, AR_P, AR_RW, AR_S, AR_UNUSABLE } from "../x86/segment-ar.js";
 
 /** AR values of the fixed segments SYSCALL/SYSRET/SYSENTER load (SDM vol. 2, SYSCALL/SYSRET). */
 export const AR_CODE64_KERNEL = 0xa09b; // G, L, P, DPL 0, S, execute/read accessed

@@ -6,6 +6,7 @@
  */
 
 import { CR0_PG, EFER_LMA, EFER_LME } from "../../x86/control.js";
+import { AR_UNUSABLE } from "../../x86/segment-ar.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
@@ -13,7 +14,6 @@ import { updateDebugState } from "../debug.js";
 import { setSegment } from "../segments.js";
 import type { Vmcs } from "./vmcs.js";
 
-const AR_UNUSABLE = 0x10000;
 /** Code: type 11 (execute/read, accessed), S, P, G; L or D by the host address-space size. */
 const AR_HOST_CS = 0x809b;
 /** Data: type 3 (read/write, accessed), S, P, D/B, G. */

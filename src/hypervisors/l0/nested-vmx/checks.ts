@@ -20,6 +20,7 @@ import {
   EFER_SCE,
 } from "../../../x86/control.js";
 import * as MSR from "../../../x86/msr.js";
+import { AR_DPL, AR_P, AR_UNUSABLE } from "../../../x86/segment-ar.js";
 import * as V from "../../../x86/vmx.js";
 import * as C from "../../../x86/vmx-controls.js";
 import { entryEventFieldsValid } from "../../../x86/vmx-controls.js";
@@ -243,10 +244,6 @@ export function guestStateFailure(x: VmxInsnContext): number {
 const RFLAGS_RESERVED = 0xffc08028;
 const RFLAGS_FIXED1 = 2;
 const RFLAGS_IF = 0x200;
-/** Segment access rights: unusable (bit 16), present (bit 7), DPL (bits 6:5). */
-const AR_UNUSABLE = 0x10000;
-const AR_PRESENT = 0x80;
-const AR_DPL = 0x60;
 const TSS_BUSY_64 = 11;
 const TSS_BUSY_16 = 3;
 
@@ -279,6 +276,6 @@ function processorGuestRulesOk(c: Vmcs12Cache): boolean {
   if ((c.get32(V.VMCS_GUEST_CS_AR) & AR_UNUSABLE) !== 0) return false;
   const tr = c.get32(V.VMCS_GUEST_TR_AR);
   const trType = tr & 0xf;
-  if ((tr & AR_UNUSABLE) !== 0 || (tr & AR_PRESENT) === 0) return false;
+  if ((tr & AR_UNUSABLE) !== 0 || (tr & AR_P) === 0) return false;
   return trType === TSS_BUSY_64 || (!ia32e && trType === TSS_BUSY_16);
 }

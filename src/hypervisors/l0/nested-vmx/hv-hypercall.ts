@@ -24,7 +24,7 @@
  * `nvmx.hv_tlb_flush` per TLB context dropped, an L2 input's EPT12 walk by its references.
  */
 import { CounterSet } from "../../../stats/counters.js";
-import { CR0_PE, EFER_LMA } from "../../../x86/control.js";
+import { CR0_PE } from "../../../x86/control.js";
 import { UD } from "../../../x86/exceptions.js";
 import * as H from "../../../x86/hyperv.js";
 import { RAX, RBX, RCX, RDX } from "../../../x86/registers.js";
@@ -37,6 +37,7 @@ import type { Ept02 } from "./ept02.js";
 import type { EnlightenedVmcs } from "./evmcs.js";
 import type { HyperVMsrs } from "./hyperv.js";
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
+import { guestLongMode } from "./operand.js";
 import type { NestedVmxState } from "./state.js";
 import { NVMX_HV_EVENTS, XH } from "./stats.js";
 
@@ -69,17 +70,11 @@ class HvCall {
 const call = new HvCall();
 const u64 = new Int32Array(2);
 
-/** Whether the CPU's current guest (L1 or L2) runs in 64-bit mode (EFER.LMA and CS.L). */
-function is64(l0: L0Hypervisor): boolean {
-  const h = l0.host;
-  return (h.vmread(V.VMCS_GUEST_IA32_EFER) & EFER_LMA) !== 0 && (h.vmread(V.VMCS_GUEST_CS_AR) & (1 << 13)) !== 0;
-}
-
 /** Decode the current guest's hypercall registers into `call` (kvm_hv_hypercall's prologue). */
 function decode(l0: L0Hypervisor): HvCall {
   const g = l0.host;
   const c = call;
-  c.longMode = is64(l0);
+  c.longMode = guestLongMode(l0.host);
   let lo: number;
   let hi: number;
   if (c.longMode) {
@@ -111,7 +106,7 @@ function isFlushCode(code: number): boolean {
 
 /** The call code in the current guest's registers (KVM kvm_hv_is_tlb_flush_hcall: RCX, or RAX outside 64-bit mode). */
 function callCode(l0: L0Hypervisor): number {
-  return (is64(l0) ? l0.host.gprLo[RCX] : l0.host.gprLo[RAX]) & 0xffff;
+  return (guestLongMode(l0.host) ? l0.host.gprLo[RCX] : l0.host.gprLo[RAX]) & 0xffff;
 }
 
 /** Where the caller's input lives and whose TLB a flush drops. */

@@ -7,17 +7,17 @@
  * the page tables are L2's and each guest-physical address goes through EPT12 too (`toL1`).
  */
 
+import type { VmxHost } from "../../../cpu/vmx/host.js";
 import { ACC_WRITE, FMT_X86 } from "../../../mmu/walker.js";
 import { CR0_PG, EFER_LMA } from "../../../x86/control.js";
 import { RSP } from "../../../x86/registers.js";
+import { AR_L } from "../../../x86/segment-ar.js";
 import * as V from "../../../x86/vmx.js";
 import { GuestTableWalker } from "../../mmu/guest-walk.js";
 import type { L0Hypervisor } from "../l0.js";
 import type { Vm } from "../vm.js";
 
 const SEG_BASES = V.VMCS_GUEST_SEGMENT_FIELDS.map((f) => f[1]);
-/** CS access rights bit 13: L (64-bit code segment). */
-const AR_L = 1 << 13;
 
 /** The decoded fields of the instruction-information word. */
 export function infoReg2(info: number): number {
@@ -34,6 +34,11 @@ export function infoReg1(info: number): number {
  * The guest-physical address space of the instruction's code → L1 guest-physical (-1: not
  * mapped for that access): null for L1's own instructions (the identity).
  */
+/** Whether the current VMCS's guest (L1, or an L2) runs 64-bit code: IA32_EFER.LMA and CS.L. */
+export function guestLongMode(h: VmxHost): boolean {
+  return (h.vmread(V.VMCS_GUEST_IA32_EFER) & EFER_LMA) !== 0 && (h.vmread(V.VMCS_GUEST_CS_AR) & AR_L) !== 0;
+}
+
 export type ToL1Physical = ((gpa: number, write: boolean) => number) | null;
 
 /** Reads and writes the registers and memory operands of the current VMCS's guest (L1, or an L2) for the engine. */
@@ -61,8 +66,7 @@ export class OperandAccess {
 
   /** True when L1 runs 64-bit code (IA32_EFER.LMA and CS.L): 64-bit operands and registers. */
   longMode(): boolean {
-    const h = this.l0.host;
-    return (h.vmread(V.VMCS_GUEST_IA32_EFER) & EFER_LMA) !== 0 && (h.vmread(V.VMCS_GUEST_CS_AR) & AR_L) !== 0;
+    return guestLongMode(this.l0.host);
   }
 
   /** Register `r` of L1 into out[0..1] (RSP lives in the VMCS). */
