@@ -20,6 +20,7 @@ extern char __kernel_end[];
 
 void l1_cpu_init(void);
 extern const struct l1_backend vmx_evmcs_backend;
+const struct l1_backend *vmx_ept2m_backend(const char *backend_value, const char *unknown);
 int l1_core_run(const struct l1_backend *be, const u8 *image, u64 image_len, const char *l2_cmdline, int eager);
 
 /* The value of `key=` among the words before " -- ", copied into `out`; 0 if absent. */
@@ -91,10 +92,13 @@ void kmain(u64 bi_pa)
 			panic("l1hv: backend=npv, but this image was built without npv.c");
 		be = &npv_backend;
 	} else if (opt("backend", v, sizeof(v)) && strncmp(v, "vmx", 4)) {
-		/* vmx-evmcs: vmx.c built with -DVMX_EVMCS (vmx_variant.h); the plain path is unchanged */
+		/* vmx-evmcs: vmx.c built with -DVMX_EVMCS (vmx_variant.h); the plain path is unchanged.
+		 * Anything else: ept_2m.c's vmx,ept=2m or vmx-evmcs,ept=2m, or a stop with this message
+		 * (passed from here so that the image's code and strings keep their addresses). */
 		if (strncmp(v, vmx_evmcs_backend.name, 10))
-			panic("l1hv: unknown backend=%s (vmx or npv)", v);
-		be = &vmx_evmcs_backend;
+			be = vmx_ept2m_backend(v, "l1hv: unknown backend=%s (vmx or npv)");
+		else
+			be = &vmx_evmcs_backend;
 	}
 	if (!opt("l2image", v, sizeof(v)))
 		panic("l1hv: no l2image=ADDR,LEN on the command line");

@@ -56,6 +56,14 @@ u64 vmx_rip(struct vmx_vcpu *x);
 void vmx_skip_instruction(struct vmx_vcpu *x);
 void vmx_queue_exception(u8 vector, int has_error, u32 error);
 int vmx_map_gpa(struct l2_vcpu *v, u64 gpa);       /* 0 mapped RAM; 1 not RAM */
+/* What the EPT-violation handler maps RAM with: vmx_map_gpa (4 KiB leaves), or with ept=2m
+ * ept_2m.c's 2 MiB one; an indirect call, so that the plain path runs the same instructions. */
+extern int (*vmx_map_ram)(struct l2_vcpu *v, u64 gpa);
+extern const struct l1_backend vmx_evmcs_backend;
+/* ept_2m.c: `vmx,ept=2m` / `vmx-evmcs,ept=2m`, the vmx back ends with 2 MiB EPT12 leaves; any
+ * other value stops L1 with `unknown` (a format taking the value) */
+const struct l1_backend *vmx_ept2m_backend(const char *backend_value, const char *unknown);
+extern u64 ept_large_leaves;
 int vmx_emulate_mmio(struct l2_vcpu *v, u64 gpa, struct l2_exit *e);
 /* vmx-evmcs (vmx_evmcs.c): an external-interrupt exit that is L1's timer for L2; 1 = L2's timer is due */
 int vmx_l1_timer_interrupt(struct l2_vcpu *v, u32 intr_info);

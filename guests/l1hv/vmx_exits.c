@@ -253,7 +253,7 @@ static int handle_ept_violation(struct l2_vcpu *v, struct l2_exit *e)
 {
 	(void)vmcs_read(EXIT_QUALIFICATION);
 	u64 gpa = vmcs_read(GUEST_PHYSICAL_ADDRESS);
-	if (vmx_map_gpa(v, gpa) == 0)
+	if (vmx_map_ram(v, gpa) == 0)
 		return 1;
 	struct vmx_vm *xv = v->vm->priv;
 	u64 *slot = ept_entry(xv->ept_root, gpa & ~0xffful, 1);
