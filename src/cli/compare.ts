@@ -14,8 +14,10 @@ import { profileInfo } from "../report/profile-info.js";
 import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
+import type { L1EptPages } from "../stacks/stack.js";
 import { type CellBatch, runCells } from "./cell-pool.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
+import { checkListL1EptPages } from "./l1-ept-pages.js";
 import { writeOut } from "./output.js";
 import { readImage } from "./run.js";
 
@@ -40,6 +42,8 @@ export interface CompareOptions {
   kernelArgs?: string;
   /** nvmx stacks: the L1 hypervisor image file. */
   l1Image?: string;
+  /** `--l1-ept-pages`: l1hv's EPT12 leaves on bare-l1 and the nvmx stacks (the others ignore it). */
+  l1EptPages?: L1EptPages;
   /** `--no-jit` (false) and `--jit-threshold`. */
   jit?: boolean;
   jitThreshold?: number;
@@ -88,6 +92,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   if (opts.json && opts.csv) throw new UsageError("give --json or --csv, not both");
   for (const s of opts.stacks) getStack(s); // unknown names fail before any work
   for (const w of opts.workloads) workloadCmdline(w);
+  checkListL1EptPages(opts.stacks, opts.l1EptPages === undefined ? [] : [opts.l1EptPages]);
   const l1Image = opts.l1Image === undefined ? undefined : readImage(opts.l1Image);
   for (const s of opts.stacks) getStack(s).preflight?.({ l1Image });
   const profile = profileInfo(opts.profile);
@@ -104,6 +109,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
     l0: opts.l0,
     l1Image,
     cacheModel: opts.cacheModel !== "off",
+    ...(opts.l1EptPages === "2m" ? { l1EptPages: opts.l1EptPages } : {}),
   };
   const tasks = opts.workloads.flatMap((workload) => opts.stacks.map((stack) => ({ stack, workload, opts: cellOpts })));
   const t0 = performance.now();

@@ -18,6 +18,7 @@ import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
+import { l1EptPagesListOption, l1EptPagesOption } from "./l1-ept-pages.js";
 import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
 import { formatSize, parseSize, runCommand } from "./run.js";
@@ -236,6 +237,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
     .addOption(l0PolicyOptions()[3])
+    .addOption(l1EptPagesOption())
     .addOption(cacheModelOption())
     .option(
       "--module <file>",
@@ -303,6 +305,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addOption(l0PolicyOptions()[1])
     .addOption(l0PolicyOptions()[2])
     .addOption(l0PolicyOptions()[3])
+    .addOption(l1EptPagesOption())
     .addOption(cacheModelOption())
     .action(async (opts) => {
       applyJitFlags(opts);
@@ -339,6 +342,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
         .argParser((v) => listOf(v, ["4k", "2m", "1g"], "EPT page size"))
         .default(["4k"], "4k"),
     )
+    .addOption(l1EptPagesListOption())
     .addOption(
       new Option(
         "--scale <primitive=factors>",
@@ -387,6 +391,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
             profiles: opts.profiles,
             npvMap: opts.npvMap,
             eptPages: opts.eptPages,
+            l1EptPages: opts.l1EptPages,
             scalings: opts.scale,
             sensitivity: Boolean(opts.sensitivity),
           },

@@ -7,9 +7,10 @@ import { bundledKernelPath } from "../paths.js";
 import { runJson, runSummary } from "../report/run-summary.js";
 import { workloadCmdline } from "../report/workloads.js";
 import { getStack } from "../stacks/index.js";
-import type { StackRunResult } from "../stacks/stack.js";
+import type { L1EptPages, StackRunResult } from "../stacks/stack.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { InputError, runExitCode, UsageError } from "./exit-codes.js";
+import { checkRunL1EptPages } from "./l1-ept-pages.js";
 import { writeOut } from "./output.js";
 import { openTrace, saveTrace } from "./trace-file.js";
 
@@ -35,6 +36,8 @@ export interface RunCommandOptions {
   cacheModel?: "on" | "off";
   /** nvmx stacks: the L1 hypervisor image file. */
   l1Image?: string;
+  /** `--l1-ept-pages`: l1hv's EPT12 leaves (bare-l1, nvmx stacks only). */
+  l1EptPages?: L1EptPages;
   /** `--module "FILE [ARGS]"` values, in order. */
   module?: string[];
   /** "nestlab" (0 success, 1 failure) or "qemu" ((value << 1) | 1). */
@@ -100,6 +103,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
   if (image === undefined && !opts.workload) throw new UsageError("give an IMAGE or --workload NAME (see --help)");
   if (opts.cpuVmx && opts.stack !== "native")
     throw new UsageError(`--cpu-vmx gives VMX to the bare machine's guest: native stack only, not ${opts.stack}`);
+  checkRunL1EptPages(opts.stack, opts.l1EptPages);
   const prefix = opts.workload ? workloadCmdline(opts.workload, opts.iters) : "";
   const cmdline = `${prefix} ${cmdlineArgs.join(" ")}`.trim();
   const bytes = readImage(image);
@@ -127,6 +131,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
       cpuVmx: opts.cpuVmx,
       l0: opts.l0,
       cacheModel: opts.cacheModel !== "off",
+      l1EptPages: opts.l1EptPages,
       l1Image: opts.l1Image === undefined ? undefined : readImage(opts.l1Image),
       modules: readModules(opts.module ?? [], opts.protocol ?? defaultProtocol(bytes), opts.stack),
       onSerial: opts.json ? undefined : console_,

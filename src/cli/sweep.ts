@@ -19,6 +19,7 @@ import { getStack } from "../stacks/index.js";
 import { type CellBatch, runCells } from "./cell-pool.js";
 import { progressBar } from "./compare.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
+import { checkListL1EptPages } from "./l1-ept-pages.js";
 import { writeOut } from "./output.js";
 import { runCellsOnQueue } from "./queue.js";
 
@@ -46,6 +47,7 @@ export async function sweepCommand(opts: SweepOptions): Promise<number> {
   if (opts.json && opts.csv) throw new UsageError("give --json or --csv, not both");
   for (const s of opts.grid.stacks) getStack(s);
   for (const w of opts.grid.workloads) workloadCmdline(w);
+  checkListL1EptPages(opts.grid.stacks, opts.grid.l1EptPages ?? []);
   let tasks: ReturnType<typeof sweepTasks>;
   try {
     tasks = sweepTasks(opts.grid, opts.base);

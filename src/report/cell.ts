@@ -9,7 +9,7 @@ import { loadProfile, type ProfileSpec } from "../cost/profile.js";
 import type { JitOptions } from "../cpu/jit/options.js";
 import type { L0Policy } from "../machine/tunables.js";
 import { getStack } from "../stacks/index.js";
-import type { ExitCount, StackRunResult } from "../stacks/stack.js";
+import type { ExitCount, L1EptPages, StackRunResult } from "../stacks/stack.js";
 import { eventsOf } from "../stats/run-stats.js";
 import { workloadCmdline } from "./workloads.js";
 
@@ -32,6 +32,8 @@ export interface CellOptions {
   l1Image?: Uint8Array;
   /** `--cache-model off` (false): walk references charged flat (StackRunOptions.cacheModel). */
   cacheModel?: boolean;
+  /** `--l1-ept-pages 2m`: l1hv's EPT12 leaves (StackRunOptions.l1EptPages); absent: 4 KiB. */
+  l1EptPages?: L1EptPages;
 }
 
 /** One (level, category) share of the cycles of an iteration. */
@@ -186,6 +188,7 @@ export function measureCell(stackName: string, workload: string, opts: CellOptio
       l0: opts.l0,
       l1Image: opts.l1Image,
       cacheModel: opts.cacheModel,
+      l1EptPages: opts.l1EptPages,
     });
   const wall = () => (performance.now() - t0) / 1000;
   const r1 = run(opts.iters);

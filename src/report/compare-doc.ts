@@ -2,6 +2,8 @@
  * A comparison as one document: its cells and what produced them (profile, command, version).
  * `compare --json` prints it; the table, the CSV and the HTML report are drawn from it.
  */
+import type { L0Policy } from "../machine/tunables.js";
+import type { L1EptPages } from "../stacks/stack.js";
 import type { CompareCell } from "./cell.js";
 
 export interface CompareProfileInfo {
@@ -24,6 +26,10 @@ export interface CompareDocument {
   iters: number | null;
   /** Extra kernel command-line words every run had (--kernel-args), when any. */
   kernelArgs?: string;
+  /** L0's largest EPT01 leaf (--ept-pages), when not 4k. */
+  eptPages?: L0Policy["eptPages"];
+  /** l1hv's largest EPT12 leaf on bare-l1 and the nvmx stacks (--l1-ept-pages), when not 4k. */
+  l1EptPages?: L1EptPages;
   wallSeconds: number;
   cells: CompareCell[];
 }
@@ -58,6 +64,8 @@ export interface CompareRequest {
   profile: { name: string; ghz: number };
   iters?: number;
   kernelArgs?: string;
+  l0?: Partial<L0Policy>;
+  l1EptPages?: L1EptPages;
 }
 
 /** The document of a comparison whose cells are measured (`measureCell`), in task order. */
@@ -69,6 +77,8 @@ export function compareDocument(req: CompareRequest, cells: CompareCell[], wallS
     ghz: req.profile.ghz,
     iters: req.iters ?? null,
     ...(req.kernelArgs ? { kernelArgs: req.kernelArgs } : {}),
+    ...(req.l0?.eptPages !== undefined && req.l0.eptPages !== "4k" ? { eptPages: req.l0.eptPages } : {}),
+    ...(req.l1EptPages !== undefined && req.l1EptPages !== "4k" ? { l1EptPages: req.l1EptPages } : {}),
     wallSeconds: Number(wallSeconds.toFixed(2)),
     cells,
   };
@@ -79,6 +89,9 @@ export function compareFooter(doc: CompareDocument, cpu: string, jobs: number): 
   return (
     `${doc.cells.length} cells (two runs each) in ${doc.wallSeconds.toFixed(1)} s wall on ${jobs} job${jobs === 1 ? "" : "s"}. ` +
     `Cycles are simulated with profile ${doc.profile} (${cpu}); ns at its ${doc.ghz} GHz clock; ` +
-    `exits per iteration are measured between an N- and a 2N-iteration run.\n`
+    `exits per iteration are measured between an N- and a 2N-iteration run.\n` +
+    (doc.eptPages || doc.l1EptPages
+      ? `Largest EPT leaves: EPT01 (L0) ${doc.eptPages ?? "4k"}, EPT12 (l1hv on bare-l1 and nvmx*) ${doc.l1EptPages ?? "4k"}.\n`
+      : "")
   );
 }

@@ -2,7 +2,14 @@
 import { loadProfile } from "../cost/profile.js";
 import type { CompareDocument } from "./compare-doc.js";
 import { compareSections, esc, REPORT_STYLE } from "./html.js";
-import { type SensitivityRow, type SweepCell, type SweepDocument, scaleLabel, variantLabel } from "./sweep.js";
+import {
+  optionsLabel,
+  type SensitivityRow,
+  type SweepCell,
+  type SweepDocument,
+  scaleLabel,
+  variantLabel,
+} from "./sweep.js";
 
 const exitsText = (c: SweepCell) =>
   Object.entries(c.exitsPerIter)
@@ -23,7 +30,7 @@ function cellValues(c: SweepCell): string[] {
 function sensitivityLines(rows: SensitivityRow[]): string[] {
   const out = ["", "Order of the stacks (fastest first, by cycles per iteration): does a scaling change it?"];
   for (const r of rows) {
-    const head = `  ${r.workload} (${r.profile}, npv-map=${r.npvMap}, ept-pages=${r.eptPages}): ${r.baseOrder}`;
+    const head = `  ${r.workload} (${r.profile}, ${optionsLabel(r).replaceAll(" ", ", ")}): ${r.baseOrder}`;
     if (r.changes.length === 0) out.push(`${head} — unchanged by all ${r.unchanged} scalings`);
     else {
       out.push(`${head} — changed by ${r.changes.length} of ${r.changes.length + r.unchanged} scalings:`);
@@ -54,6 +61,7 @@ export function renderSweepCsv(doc: SweepDocument): string {
     "profile",
     "npv_map",
     "ept_pages",
+    "l1_ept_pages",
     "scaled",
     "workload",
     "stack",
@@ -68,6 +76,7 @@ export function renderSweepCsv(doc: SweepDocument): string {
     c.variant.profile,
     c.variant.npvMap,
     c.variant.eptPages,
+    c.variant.l1EptPages ?? "4k",
     c.variant.scale === null ? "" : scaleLabel(c.variant.scale),
     c.workload,
     c.stack,
@@ -87,7 +96,7 @@ function sensitivityHtml(rows: SensitivityRow[]): string {
       r.changes.length === 0
         ? `unchanged by all ${r.unchanged} scalings`
         : `<ul>${r.changes.map((ch) => `<li><code>${esc(ch.scale)}</code>: ${esc(ch.order)}</li>`).join("")}</ul>`;
-    return `<tr data-changed="${r.changes.length}"><td>${esc(r.workload)}</td><td>${esc(`${r.profile} npv-map=${r.npvMap} ept-pages=${r.eptPages}`)}</td><td>${esc(r.baseOrder)}</td><td>${changes}</td></tr>`;
+    return `<tr data-changed="${r.changes.length}"><td>${esc(r.workload)}</td><td>${esc(`${r.profile} ${optionsLabel(r)}`)}</td><td>${esc(r.baseOrder)}</td><td>${changes}</td></tr>`;
   });
   return `<h2>Sensitivity</h2>
 <p>The order of the stacks (fastest first, by cycles per iteration), unscaled and under each scaling (with --sensitivity: every primitive whose source says "assumption", ×0.5 and ×2 in turn): which scalings change it?</p>
@@ -139,7 +148,7 @@ export function renderSweepHtml(doc: SweepDocument): string {
 <h1>nestlab sweep</h1>
 <p>nestlab ${esc(doc.version)} · ${doc.cells.length} cells in ${doc.variants} variants · ${esc(doc.wallSeconds)} s wall on ${esc(doc.ranOn)}</p>
 <code class="cmd" id="command">${esc(doc.commandLine)}</code>
-<p>Grid: stacks ${esc(g.stacks.join(", "))} × workloads ${esc(g.workloads.join(", "))} × profiles ${esc(g.profiles.join(", "))} × npv-map ${esc(g.npvMap.join(", "))} × ept-pages ${esc(g.eptPages.join(", "))} × scalings: unscaled${g.scalings.map((s) => `, ${esc(scaleLabel(s))}`).join("")}${g.sensitivity ? ", every assumed primitive ×0.5 and ×2" : ""}.</p>
+<p>Grid: stacks ${esc(g.stacks.join(", "))} × workloads ${esc(g.workloads.join(", "))} × profiles ${esc(g.profiles.join(", "))} × npv-map ${esc(g.npvMap.join(", "))} × ept-pages ${esc(g.eptPages.join(", "))} × l1-ept-pages ${esc((g.l1EptPages ?? ["4k"]).join(", "))} × scalings: unscaled${g.scalings.map((s) => `, ${esc(scaleLabel(s))}`).join("")}${g.sensitivity ? ", every assumed primitive ×0.5 and ×2" : ""}.</p>
 ${doc.sensitivity ? sensitivityHtml(doc.sensitivity) : ""}
 ${variantSections(doc)}
 ${allCellsHtml(doc)}

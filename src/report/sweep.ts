@@ -1,11 +1,12 @@
 /**
  * A sweep: a grid of cells — stacks × workloads × variants, where a variant is a profile, the
- * options `--npv-map` and `--ept-pages`, and at most one named cost primitive scaled by a factor
+ * options `--npv-map`, `--ept-pages` and `--l1-ept-pages`, and at most one named cost primitive scaled by a factor
  * — and, for `--sensitivity`, whether scaling an assumed primitive changes the order of the stacks.
  * Pure: the CLI runs the cells (on threads or through a queue) and writes the outputs.
  */
 import { type CostProfile, loadProfile } from "../cost/profile.js";
 import type { L0Policy } from "../machine/tunables.js";
+import type { L1EptPages } from "../stacks/stack.js";
 import type { CellOptions, CompareCell } from "./cell.js";
 
 export type NpvMap = "eager" | "demand";
@@ -22,6 +23,8 @@ export interface Variant {
   profile: string;
   npvMap: NpvMap;
   eptPages: EptPages;
+  /** l1hv's EPT12 leaves (bare-l1, nvmx stacks); optional in documents written before it existed. */
+  l1EptPages?: L1EptPages;
   scale: Scaling | null;
 }
 
@@ -31,13 +34,15 @@ export interface SweepGrid {
   profiles: string[];
   npvMap: NpvMap[];
   eptPages: EptPages[];
+  /** `--l1-ept-pages` values (absent: 4k only). */
+  l1EptPages?: L1EptPages[];
   /** Scalings run besides the unscaled variant, one at a time; `sensitivity` adds every assumed primitive ×0.5 and ×2. */
   scalings: Scaling[];
   sensitivity: boolean;
 }
 
 /** Options every cell shares (the rest comes from its variant). */
-export type SweepBase = Omit<CellOptions, "profile" | "npvMap">;
+export type SweepBase = Omit<CellOptions, "profile" | "npvMap" | "l1EptPages">;
 
 export interface SweepTask {
   /** Stable across runs of the same sweep: a queue's job id, a resumed sweep's key. */
@@ -59,6 +64,7 @@ export interface SensitivityRow {
   profile: string;
   npvMap: NpvMap;
   eptPages: EptPages;
+  l1EptPages?: L1EptPages;
   workload: string;
   /** Stacks from fastest to slowest ("a < b = c"), unscaled. */
   baseOrder: string;
@@ -93,8 +99,14 @@ export function assumedPrimitives(profile: string): string[] {
 
 export const scaleLabel = (s: Scaling | null): string => (s === null ? "unscaled" : `${s.primitive}×${s.factor}`);
 
+/** The variant's options as words; `l1-ept-pages` only when not 4k, so 4k labels (and resume keys) stay as they were. */
+export function optionsLabel(v: { npvMap: NpvMap; eptPages: EptPages; l1EptPages?: L1EptPages }): string {
+  const l1 = v.l1EptPages !== undefined && v.l1EptPages !== "4k" ? ` l1-ept-pages=${v.l1EptPages}` : "";
+  return `npv-map=${v.npvMap} ept-pages=${v.eptPages}${l1}`;
+}
+
 export function variantLabel(v: Variant): string {
-  return `${v.profile} npv-map=${v.npvMap} ept-pages=${v.eptPages} ${scaleLabel(v.scale)}`;
+  return `${v.profile} ${optionsLabel(v)} ${scaleLabel(v.scale)}`;
 }
 
 /** The profile a variant runs with: the bundled one, or a copy with one primitive scaled. */
@@ -112,6 +124,11 @@ export function variantProfile(v: Variant): string | CostProfile {
   return scaled;
 }
 
+const l1Pages = (grid: SweepGrid): L1EptPages[] => grid.l1EptPages ?? ["4k"];
+/** `l1EptPages` as a variant or cell option: absent for 4k, so 4k cells hash (sweep ids) as before. */
+const l1Opt = (p: L1EptPages | undefined): { l1EptPages?: L1EptPages } =>
+  p === undefined || p === "4k" ? {} : { l1EptPages: p };
+
 /** Every variant of the grid, profile-major, unscaled first. */
 export function sweepVariants(grid: SweepGrid): Variant[] {
   const out: Variant[] = [];
@@ -123,7 +140,8 @@ export function sweepVariants(grid: SweepGrid): Variant[] {
     }
     for (const npvMap of grid.npvMap)
       for (const eptPages of grid.eptPages)
-        for (const scale of scalings) out.push({ profile, npvMap, eptPages, scale });
+        for (const l1EptPages of l1Pages(grid))
+          for (const scale of scalings) out.push({ profile, npvMap, eptPages, ...l1Opt(l1EptPages), scale });
   }
   return out;
 }
@@ -138,6 +156,7 @@ export function sweepTasks(grid: SweepGrid, base: SweepBase): SweepTask[] {
       profile,
       npvMap: variant.npvMap,
       l0: { ...base.l0, eptPages: variant.eptPages },
+      ...l1Opt(variant.l1EptPages),
     };
     for (const workload of grid.workloads) {
       for (const stack of grid.stacks) {
@@ -179,28 +198,35 @@ export function sensitivity(grid: SweepGrid, cells: SweepCell[]): SensitivityRow
   for (const profile of grid.profiles)
     for (const npvMap of grid.npvMap)
       for (const eptPages of grid.eptPages)
-        for (const workload of grid.workloads) {
-          const group = cells.filter(
-            (c) =>
-              c.workload === workload &&
-              c.variant.profile === profile &&
-              c.variant.npvMap === npvMap &&
-              c.variant.eptPages === eptPages,
-          );
-          const byScale = new Map<string, SweepCell[]>();
-          for (const c of group) {
-            const k = scaleLabel(c.variant.scale);
-            byScale.set(k, [...(byScale.get(k) ?? []), c]);
+        for (const l1EptPages of l1Pages(grid))
+          for (const workload of grid.workloads) {
+            const opts = optionsLabel({ npvMap, eptPages, l1EptPages });
+            const group = cells.filter(
+              (c) => c.workload === workload && c.variant.profile === profile && optionsLabel(c.variant) === opts,
+            );
+            const byScale = new Map<string, SweepCell[]>();
+            for (const c of group) {
+              const k = scaleLabel(c.variant.scale);
+              byScale.set(k, [...(byScale.get(k) ?? []), c]);
+            }
+            const baseOrder = stackOrder(byScale.get("unscaled") ?? []);
+            const row: SensitivityRow = {
+              profile,
+              npvMap,
+              eptPages,
+              ...l1Opt(l1EptPages),
+              workload,
+              baseOrder,
+              changes: [],
+              unchanged: 0,
+            };
+            for (const [scale, cs] of byScale) {
+              if (scale === "unscaled") continue;
+              const order = stackOrder(cs);
+              if (order === baseOrder) row.unchanged++;
+              else row.changes.push({ scale, order });
+            }
+            rows.push(row);
           }
-          const baseOrder = stackOrder(byScale.get("unscaled") ?? []);
-          const row: SensitivityRow = { profile, npvMap, eptPages, workload, baseOrder, changes: [], unchanged: 0 };
-          for (const [scale, cs] of byScale) {
-            if (scale === "unscaled") continue;
-            const order = stackOrder(cs);
-            if (order === baseOrder) row.unchanged++;
-            else row.changes.push({ scale, order });
-          }
-          rows.push(row);
-        }
   return rows;
 }

@@ -16,7 +16,7 @@ import { eventRows, exitsFrom, sortExits } from "../stats/run-stats.js";
 import { guestImage } from "./guest-images.js";
 import { bareMachine, machineCounters } from "./native.js";
 import { levelCounters } from "./results.js";
-import { type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
+import { type L1EptPages, type Stack, StackOptionError, type StackRunOptions, type StackRunResult } from "./stack.js";
 
 /** Where the loader puts L2's image in L1's RAM (above L1's own image and .bss). */
 export const L2_IMAGE_ADDR = 0x1000000;
@@ -24,8 +24,9 @@ export const L2_IMAGE_ADDR = 0x1000000;
 export const L1_OWN_MEMORY = 48 * 1024 * 1024;
 
 /**
- * L1's command line: back end, where L2's image is, L2's RAM, the map mode, `l1tick=0` when L1's
- * own scheduler tick is off (StackRunOptions.l1Tick), then L2's command line.
+ * L1's command line: back end (with `,ept=2m` for 2 MiB EPT12 leaves, StackRunOptions.l1EptPages),
+ * where L2's image is, L2's RAM, the map mode, `l1tick=0` when L1's own scheduler tick is off
+ * (StackRunOptions.l1Tick), then L2's command line.
  */
 export function l1Cmdline(
   backend: "vmx" | "vmx-evmcs" | "npv",
@@ -34,15 +35,19 @@ export function l1Cmdline(
   map: string,
   l2: string,
   l1Tick = true,
+  l1EptPages: L1EptPages = "4k",
 ): string {
   const tick = l1Tick ? "" : " l1tick=0";
-  return `backend=${backend} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map}${tick} -- ${l2}`;
+  // l1hv reads the leaf size from the back-end word, which its default path parses anyway (main.c)
+  const be = l1EptPages === "2m" ? `${backend},ept=2m` : backend;
+  return `backend=${be} l2image=0x${L2_IMAGE_ADDR.toString(16)},${imageLen} l2mem=${l2MiB} map=${map}${tick} -- ${l2}`;
 }
 
 export const bareL1Stack: Stack = {
   name: "bare-l1",
   description:
     "the guest kernel as L2 of the executed L1 hypervisor (guests/l1hv, vmx back end) on the bare VMX machine",
+  l1EptPages: true,
   run(opts: StackRunOptions): StackRunResult {
     const l2MiB = Math.ceil(opts.memory / (1024 * 1024));
     const ram = l2MiB * 1024 * 1024 + L1_OWN_MEMORY;
@@ -57,7 +62,11 @@ export const bareL1Stack: Stack = {
     const l1image = opts.l1Image ?? guestImage("l1hv", "bare-l1");
     const map = opts.npvMap ?? "demand";
     // L1 runs in root operation (level 1); the VMCS it launches L2 with names level 2.
-    bootDirect64(m.cpu, l1image, l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline, opts.l1Tick));
+    bootDirect64(
+      m.cpu,
+      l1image,
+      l1Cmdline("vmx", opts.image.length, l2MiB, map, opts.cmdline, opts.l1Tick, opts.l1EptPages),
+    );
     m.mem.writeBytes(L2_IMAGE_ADDR, opts.image);
     return bm.run("bare-l1", "direct64", () => {
       const base = machineCounters(m);

@@ -47,6 +47,7 @@ function makeStack(variant: Variant): Stack {
   return {
     name: variant.name,
     description: variant.description,
+    l1EptPages: true,
     preflight(opts) {
       if (opts.l1Image === undefined) defaultL1Image(variant.name);
     },
@@ -77,7 +78,15 @@ function makeStack(variant: Variant): Stack {
       const vcpu = l0.createVcpu(vm);
       const cmdline =
         opts.l1Cmdline ??
-        l1Cmdline(variant.backend, opts.image.length, l2MiB, opts.npvMap ?? "demand", opts.cmdline, opts.l1Tick);
+        l1Cmdline(
+          variant.backend,
+          opts.image.length,
+          l2MiB,
+          opts.npvMap ?? "demand",
+          opts.cmdline,
+          opts.l1Tick,
+          opts.l1EptPages,
+        );
       loadBootState(l0, vcpu, loadImage("direct64", l1Image, cmdline, l1Memory).state);
       vm.memory.writeBytes(L2_IMAGE_ADDR, opts.image);
       const t0 = performance.now();

@@ -36,6 +36,11 @@ export interface StackRunOptions {
    * Off, L1's timer only wakes it from idle, so a run's path cannot depend on simulated timing.
    */
   l1Tick?: boolean;
+  /**
+   * Stacks whose L1 is l1hv's vmx back end (bare-l1, nvmx*: `Stack.l1EptPages`): the largest
+   * EPT12 leaf L1 maps L2's RAM with (`--l1-ept-pages`; default 4k). Other stacks ignore it.
+   */
+  l1EptPages?: L1EptPages;
   /** nvmx stacks: the L1 image's own command line (for an L1 other than l1hv). */
   l1Cmdline?: string;
   /** Block compiler settings (default: jitDefaults); simulated results are the same either way. */
@@ -91,9 +96,15 @@ export interface StackRunResult {
   wallSeconds: number;
 }
 
+/** The largest EPT12 leaf l1hv's vmx back end builds (docs/l1hv.md, "2 MiB EPT12 leaves"). */
+export type L1EptPages = "4k" | "2m";
+export const L1_EPT_PAGES: readonly L1EptPages[] = ["4k", "2m"];
+
 export interface Stack {
   name: string;
   description: string;
+  /** Its L1 is l1hv's vmx back end, whose EPT12 leaf size `StackRunOptions.l1EptPages` chooses. */
+  l1EptPages?: true;
   run(opts: StackRunOptions): StackRunResult;
   /** Throws StackOptionError when the stack cannot run with these options (before any work). */
   preflight?(opts: Pick<StackRunOptions, "l1Image">): void;

@@ -109,6 +109,11 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
         C.EPT_CAP_EXEC_ONLY |
           M.EPT_CAP_PAGE_WALK_4 |
           M.EPT_CAP_WB |
+          // 2 MiB and 1 GiB EPT12 leaves: the walk of EPT12 takes any leaf level and EPT02 maps
+          // the smaller of EPT12's and EPT01's (ept02.ts), as KVM offers both whatever the
+          // hardware has (nested_vmx_setup_ctls_msrs: VMX_EPT_2MB_PAGE_BIT | VMX_EPT_1GB_PAGE_BIT).
+          C.EPT_CAP_2M |
+          C.EPT_CAP_1G |
           M.EPT_CAP_INVEPT |
           // EPT accessed/dirty flags: L0's walks of EPT12 set them (ept02.ts), as KVM offers them.
           C.EPT_CAP_AD |

@@ -93,6 +93,7 @@ export class NestedVmxEngine implements NestedEngine {
     let tablesFreed = 0;
     let trackedWrites = 0;
     let adWrites = 0;
+    const ept12WalkReads = [0, 0, 0, 0];
     const evmcs: CounterSet[] = [];
     const hv: CounterSet[] = [];
     for (const s of all) {
@@ -106,6 +107,7 @@ export class NestedVmxEngine implements NestedEngine {
         tablesFreed += s.ept02.tablesFreed;
         trackedWrites += s.ept02.trackedWrites;
         adWrites += s.ept02.adWrites;
+        for (let level = 1; level <= 4; level++) ept12WalkReads[level - 1] += s.ept02.walkReads(level);
       }
     }
     return nvmxEvents(all, {
@@ -117,6 +119,7 @@ export class NestedVmxEngine implements NestedEngine {
       tablesFreed,
       trackedWrites,
       adWrites,
+      ept12WalkReads,
       evmcs: this.options.evmcs === true ? evmcs : null,
       hv: this.options.evmcs === true ? hv : null,
     });

@@ -159,6 +159,11 @@ export class Ept02 {
     return this.pages.freePages;
   }
 
+  /** EPT12 entries L0's walks read at paging level `level` (1 = PTE … 4 = PML4E). */
+  walkReads(level: number): number {
+    return this.walkStats[REF_STATS + level - 1];
+  }
+
   /** EPT12 accessed/dirty flags L0's walks set (in L1 memory). */
   get adWrites(): number {
     return this.walkStats[AD_STAT];

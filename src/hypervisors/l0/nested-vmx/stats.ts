@@ -27,6 +27,11 @@ export const NVMX_EVENTS = declareCounters("nvmx", [
   "ept12.tracked_writes",
   /** EPT12 entries whose accessed/dirty flags L0's walks set (EPTP12 bit 6). */
   "ept12.ad_writes",
+  /** EPT12 entries L0's software walks read, by level (PML4E, PDPTE, PDE, PTE): a 2 MiB leaf ends the walk at the PDE. */
+  "ept12.walk_reads.pml4",
+  "ept12.walk_reads.pdpt",
+  "ept12.walk_reads.pd",
+  "ept12.walk_reads.pt",
   "shadow.syncs",
   /** L2 VMREAD/VMWRITEs L0 emulated on the shadow VMCS12 (VMCS shadowing L0 offers L1; not reflected). */
   "l2_vmcs_accesses",
@@ -95,6 +100,8 @@ export function nvmxEvents(
     tablesFreed: number;
     trackedWrites: number;
     adWrites: number;
+    /** EPT12 entries read by L0's walks, by level 1 (PTE) … 4 (PML4E) at index level − 1. */
+    ept12WalkReads: readonly number[];
     /** nvmx-evmcs: each L1 vCPU's eVMCS counts (null on the other variants: not reported). */
     evmcs: readonly CounterSet[] | null;
     /** nvmx-evmcs: each L1 vCPU's Hyper-V hypercall counts (null on the other variants). */
@@ -128,6 +135,10 @@ export function nvmxEvents(
   ev.bump(XE["ept02.tables_freed"], extra.tablesFreed);
   ev.bump(XE["ept12.tracked_writes"], extra.trackedWrites);
   ev.bump(XE["ept12.ad_writes"], extra.adWrites);
+  ev.bump(XE["ept12.walk_reads.pml4"], extra.ept12WalkReads[3]);
+  ev.bump(XE["ept12.walk_reads.pdpt"], extra.ept12WalkReads[2]);
+  ev.bump(XE["ept12.walk_reads.pd"], extra.ept12WalkReads[1]);
+  ev.bump(XE["ept12.walk_reads.pt"], extra.ept12WalkReads[0]);
   ev.bump(XE["shadow.syncs"], extra.shadowSyncs);
   const evmcs: EventCount[] = [];
   if (extra.evmcs !== null) {
