@@ -73,7 +73,9 @@ describe("nestlab sweep", () => {
       "profile,npv_map,ept_pages,l1_ept_pages,scaled,workload,stack,ok,cycles_per_iter,ns_per_iter,ratio_to_native,exits_per_iter,message",
     );
     const cpuid = sweep.cells.find((c) => c.workload === "cpuid" && c.stack === "native")!;
-    expect(lines[1]).toBe(`cascadelake-kvm,demand,4k,4k,,cpuid,native,1,${cpuid.cyclesPerIter},${cpuid.nsPerIter},1,,ok`);
+    expect(lines[1]).toBe(
+      `cascadelake-kvm,demand,4k,4k,,cpuid,native,1,${cpuid.cyclesPerIter},${cpuid.nsPerIter},1,,ok`,
+    );
     const html = readFileSync(report, "utf8");
     expect(html).not.toMatch(/<script/i);
     expect(html.match(/<tr><td>cascadelake-kvm npv-map=demand ept-pages=4k /g)).toHaveLength(8);
