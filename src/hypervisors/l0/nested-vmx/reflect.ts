@@ -157,8 +157,10 @@ function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): numbe
     return HANDLED;
   }
   if (r === EPT02_L1_VIOLATION) {
-    // The qualification as EPT12 gives it, with the linear-address bits of the real exit.
-    s.reflectQualification = (ept02.qualification & ~0x180) | (qual & 0x180);
+    // The qualification as EPT12 gives it, with the linear-address bits of the real exit and its
+    // "NMI unblocking due to IRET" (bit 12: L1 sets blocking by NMI again itself).
+    const fromExit = 0x180 | C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET;
+    s.reflectQualification = (ept02.qualification & ~fromExit) | (qual & fromExit);
     return toL1(l2, V.EXIT_EPT_VIOLATION);
   }
   if (r === EPT02_L1_MISCONFIG) return toL1(l2, V.EXIT_EPT_MISCONFIG);
