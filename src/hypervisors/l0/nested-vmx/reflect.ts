@@ -14,9 +14,9 @@ import type { L0Hypervisor } from "../l0.js";
 import { HANDLED } from "../vcpu.js";
 import { EPT02_L1_MISCONFIG, EPT02_L1_VIOLATION, EPT02_MAPPED, type Ept02 } from "./ept02.js";
 import { l2Hypercall, NOT_HV_HYPERCALL } from "./hv-hypercall.js";
+import type { VmxInsnContext } from "./instructions.js";
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
 import { emulateL2VmcsAccess, l1WantsVmcsAccess } from "./l2-vmcs-access.js";
-import type { OperandAccess } from "./operand.js";
 import type { NestedVmxState } from "./state.js";
 
 /** Exits L1 always gets: a triple fault (25.2; KVM nested_vmx_l1_wants_exit) and the instructions that exit unconditionally in VMX non-root operation (25.1.2). */
@@ -177,7 +177,7 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
   const proc12 = s.current.get32(V.VMCS_PROC_BASED_CONTROLS);
   // VMCS shadowing L1 set for L2: a VMREAD/VMWRITE its bitmaps let through is L0's to emulate.
   if ((reason === V.EXIT_VMREAD || reason === V.EXIT_VMWRITE) && !l1WantsVmcsAccess(l0, s, reason))
-    return emulateL2VmcsAccess({ l0, v: l2, vm: l2.l1.vm, s, ops: s.l2Operands as OperandAccess }, reason);
+    return emulateL2VmcsAccess(s.l2Insn as VmxInsnContext, reason);
   if (reason === V.EXIT_VMCALL && s.evmcs !== null) {
     // nvmx-evmcs: L2's Hyper-V flush hypercall is L0's when L1 enabled the L2 TLB flush.
     const r = l2Hypercall(l0, l2, s);
