@@ -88,6 +88,8 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, external
       const len = kind === EV_SOFTWARE ? (c.ripLo - c.startLo) | 0 : 0;
       c.vmxUnit.checkException(v, kind === EV_EXCEPTION && hasErrorCode(v) ? Math.max(e, 0) : -1, len);
     }
+    // The guest takes the event: an exit from here on is not an IRET's (nmi.ts).
+    c.vmxUnit.iretUnblockedNmi = false;
     try {
       deliverOnce(c, v, e, kind);
       c.chargeEvent(CHARGE_EVENT);

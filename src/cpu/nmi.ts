@@ -63,7 +63,14 @@ export function nmiInjected(c: Cpu): void {
   else c.nmiBlocked = true;
 }
 
-/** IRET ends blocking by NMI (virtual-NMI blocking under virtual NMIs); look again at once. */
+/**
+ * IRET ends blocking by NMI (virtual-NMI blocking under virtual NMIs) before it reads its frame,
+ * so even if it then faults; look again at once. In non-root operation a fault or EPT violation
+ * of this IRET that exits says so in bit 12 of the exit's interruption information or
+ * qualification ("NMI unblocking due to IRET", SDM vol. 3C 27.2.2, table 27-7; blocking is cleared
+ * before the exit commences, 27.1), and the hypervisor sets blocking again before it resumes the
+ * guest at the IRET (31.7.1.2).
+ */
 export function iretUnblocksNmi(c: Cpu): void {
   if (virtualNmis(c)) {
     if (!c.vmxUnit.virtualNmiBlocked) return;
@@ -72,5 +79,11 @@ export function iretUnblocksNmi(c: Cpu): void {
     if (!c.nmiBlocked) return;
     c.nmiBlocked = false;
   }
+  if (c.nonRoot) c.vmxUnit.iretUnblockedNmi = true;
   c.irqCheck = true;
+}
+
+/** The IRET completed: no exit can report its NMI unblocking any more. */
+export function iretCompleted(c: Cpu): void {
+  c.vmxUnit.iretUnblockedNmi = false;
 }

@@ -121,6 +121,8 @@ export class Mmu {
   readonly eptPsc: PagingStructureCache;
   /** The EPT walker the guest walker translates through (null: native). */
   ept: PageWalker | null = null;
+  /** The one EPT walker `ept` is while EPT is in use: made at the first entry, kept across exits. */
+  private eptWalker: PageWalker | null = null;
   readonly itlb: Tlb;
   readonly dtlb: Tlb;
   readonly stlb: Tlb;
@@ -566,7 +568,7 @@ export class Mmu {
       this.walker.translator = null;
       return null;
     }
-    let e = this.ept;
+    let e = this.eptWalker;
     if (e === null) {
       e = new PageWalker(this.mem, FMT_EPT, this.config.maxPhysAddr);
       e.psc = this.eptPsc;
@@ -576,8 +578,9 @@ export class Mmu {
       e.adStat = MC.ad_writes;
       e.walkStat = MC.ept_walks;
       e.cache = this.dataCache;
-      this.ept = e;
+      this.eptWalker = e;
     }
+    this.ept = e;
     e.setEptp(eptpLo, eptpHi);
     e.ctx = this.eptpIndex;
     this.walker.translator = e;
@@ -588,7 +591,7 @@ export class Mmu {
   setDataCache(model: DataCacheModel | null): void {
     this.dataCache = model;
     this.walker.cache = model;
-    if (this.ept !== null) this.ept.cache = model;
+    if (this.eptWalker !== null) this.eptWalker.cache = model;
   }
 
   /** Use any GuestPhysicalTranslator under the guest walker (null: identity). */

@@ -39,6 +39,9 @@ export const WORKLOAD_DESCRIPTIONS: Readonly<Record<(typeof WORKLOADS)[number], 
 /** The suite `compare` runs by default: every workload that reports one RESULT (not wrmsr, not all). */
 export const SUITE: string[] = WORKLOADS.filter((w) => w !== "wrmsr" && w !== "all");
 
+/** Every workload that reports one RESULT, wrmsr too: what each stack's own tests run (not `all`). */
+export const EVERY_WORKLOAD: string[] = WORKLOADS.filter((w) => w !== "all");
+
 /** The kernel's self-tests of its failure paths (not in `all`): they make the guest report failure. */
 export const SELF_TESTS: Readonly<Record<string, string>> = {
   crash: "kernel write to an unmapped address: PANIC, the guest writes 1 to the debug-exit port",

@@ -74,11 +74,29 @@ export const INTR_TYPE_HW_EXCEPTION = 3 << 8;
 export const INTR_TYPE_SW_INTR = 4 << 8;
 export const INTR_TYPE_PRIV_SW_EXCEPTION = 5 << 8;
 export const INTR_TYPE_SW_EXCEPTION = 6 << 8;
+/**
+ * VM-exit interruption information bit 12, "NMI unblocking due to IRET" (27.2.2): the exit is a
+ * fault of an IRET that had already ended (virtual-)NMI blocking. Reserved in the entry field.
+ */
+export const INTR_INFO_NMI_UNBLOCKED_BY_IRET = 1 << 12;
 
 // Guest interruptibility state (24.4.2).
 export const INTERRUPTIBILITY_STI = 1 << 0;
 export const INTERRUPTIBILITY_MOV_SS = 1 << 1;
 export const INTERRUPTIBILITY_NMI = 1 << 3;
+
+/**
+ * 26.3.1.5: with virtual NMIs, a VM entry that injects an NMI needs blocking by NMI (bit 3) clear
+ * in the guest interruptibility state (without virtual NMIs there is no such rule).
+ */
+export function nmiInjectionBlocked(pin: number, entryIntrInfo: number, interruptibility: number): boolean {
+  return (
+    (pin & PIN_VIRTUAL_NMIS) !== 0 &&
+    (entryIntrInfo & INTR_INFO_VALID) !== 0 &&
+    (entryIntrInfo & 0x700) === INTR_TYPE_NMI &&
+    (interruptibility & INTERRUPTIBILITY_NMI) !== 0
+  );
+}
 
 // Guest pending debug exceptions (24.4.2, table 24-4): B0-B3, enabled breakpoint, BS.
 export const PENDING_DBG_B0_B3 = 0xf;
@@ -110,6 +128,8 @@ export const EPT_QUAL_WRITABLE = 1 << 4;
 export const EPT_QUAL_EXECUTABLE = 1 << 5;
 export const EPT_QUAL_GLA_VALID = 1 << 7;
 export const EPT_QUAL_TRANSLATION = 1 << 8;
+/** Bit 12, "NMI unblocking due to IRET": the violation is an IRET's that had ended (virtual-)NMI blocking. */
+export const EPT_QUAL_NMI_UNBLOCKED_BY_IRET = 1 << 12;
 
 // EPT entry bits (28.3.2) and EPTP (24.6.11).
 export const EPT_R = 1 << 0;

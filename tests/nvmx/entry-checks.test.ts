@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import * as V from "../../src/x86/vmx.js";
+import * as C from "../../src/x86/vmx-controls.js";
 import { HAVE_AS } from "../helpers/asm.js";
 import { nvmxBed, RESULTS, VMCS12_B } from "../helpers/nvmx.js";
 import { COUNT, EPT12_PD, LOG, l1Source, placeL2 } from "../helpers/nvmx-l1.js";
@@ -57,6 +58,40 @@ const results = (b: ReturnType<typeof nvmxBed>, n: number) =>
     return [f, f === 0x40 ? b.r32(R + i * 16 + 8) : 0];
   });
 
+/**
+ * L1 runs `prelaunch` then VMLAUNCH, which must fail the entry (0x80000021): its handler keeps the
+ * qualification in [R] (the guest RIP in [R + 8]), runs `repair` and launches again; L2 then runs
+ * its CPUID, OUT and HLT. Checks that log and returns the bed.
+ */
+function failedLaunchThenRun(prelaunch: string, repair: string): ReturnType<typeof nvmxBed> {
+  const onExit = `
+      cmp eax, 0x80000021
+      jne 7f
+      mov edx, ${V.VMCS_EXIT_QUALIFICATION}
+      vmread [${R}], rdx
+      mov edx, ${V.VMCS_GUEST_RIP}
+      vmread [${R + 8}], rdx
+      ${repair}
+      vmlaunch
+      mov al, 5
+      out 0xf4, al
+    7:`;
+  const b = nvmxBed(l1Source(prelaunch, onExit));
+  placeL2(b);
+  const stop = b.run(300_000);
+  expect(stop.kind, stop.message).toBe("debug-exit");
+  expect(b.vm.exitStatus).toBe(1);
+  const log = Array.from({ length: b.r32(COUNT) }, (_, i) => b.r32(LOG + i * 8) >>> 0);
+  expect(log).toEqual([0x80000021, V.EXIT_CPUID, V.EXIT_IO_INSTRUCTION, V.EXIT_HLT]);
+  return b;
+}
+
+/** VMWRITE of an immediate. */
+const vmw = (field: number, value: number) => `
+      mov edx, ${field}
+      mov eax, ${value}
+      vmwrite rdx, rax`;
+
 describe.skipIf(!HAVE_AS)("nested VMX: L0's VM-entry checks and INVEPT/INVVPID operands", () => {
   it("each bad host-state field is VMfailValid(8) and L2 is not entered; the valid VMCS12 then runs", () => {
     const b = nvmxBed(
@@ -81,39 +116,31 @@ describe.skipIf(!HAVE_AS)("nested VMX: L0's VM-entry checks and INVEPT/INVVPID o
   });
 
   it("a VMCS link pointer to a page that is no VMCS12 is an entry failure (0x80000021, qualification 4); launch state stays clear", () => {
-    const onExit = `
-      cmp eax, 0x80000021
-      jne 7f
-      mov edx, ${V.VMCS_EXIT_QUALIFICATION}
-      vmread [${R}], rdx
-      mov edx, ${V.VMCS_GUEST_RIP}
-      vmread [${R + 8}], rdx
-      mov edx, ${V.VMCS_LINK_POINTER}
-      mov rax, -1
-      vmwrite rdx, rax
-      vmlaunch
-      mov al, 5
-      out 0xf4, al
-    7:`;
-    const b = nvmxBed(
-      l1Source(
-        `mov dword ptr [${VMCS12_B}], 0x12345
-         mov edx, ${V.VMCS_LINK_POINTER}
-         mov eax, ${VMCS12_B}
-         vmwrite rdx, rax`,
-        onExit,
-      ),
+    const b = failedLaunchThenRun(
+      `mov dword ptr [${VMCS12_B}], 0x12345
+       mov edx, ${V.VMCS_LINK_POINTER}
+       mov eax, ${VMCS12_B}
+       vmwrite rdx, rax`,
+      `mov edx, ${V.VMCS_LINK_POINTER}
+       mov rax, -1
+       vmwrite rdx, rax`,
     );
-    placeL2(b);
-    const stop = b.run(300_000);
-    expect(stop.kind, stop.message).toBe("debug-exit");
-    expect(b.vm.exitStatus).toBe(1);
-    const log = Array.from({ length: b.r32(COUNT) }, (_, i) => b.r32(LOG + i * 8) >>> 0);
-    expect(log).toEqual([0x80000021, V.EXIT_CPUID, V.EXIT_IO_INSTRUCTION, V.EXIT_HLT]);
     expect(b.r32(R)).toBe(4);
     const s = b.engine.state(b.vcpu);
     expect(s.entries).toBe(3); // the failed VMLAUNCH entered nothing; the second VMLAUNCH worked
     expect(s.reflected.count(2, 33)).toBe(1); // reason 33 (entry failure, bit 31 set), counted by its basic reason
+  });
+
+  it("an NMI injected with virtual NMIs while VMCS12 has blocking by NMI is an entry failure (0x80000021, qualification 0; 26.3.1.5)", () => {
+    // The repair: clear the blocking bit and the injection.
+    const b = failedLaunchThenRun(
+      vmw(V.VMCS_PIN_BASED_CONTROLS, 0x17 | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS) +
+        vmw(V.VMCS_GUEST_INTERRUPTIBILITY, C.INTERRUPTIBILITY_NMI) +
+        vmw(V.VMCS_ENTRY_INTR_INFO, (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0),
+      vmw(V.VMCS_GUEST_INTERRUPTIBILITY, 0) + vmw(V.VMCS_ENTRY_INTR_INFO, 0),
+    );
+    expect(b.r32(R)).toBe(0);
+    expect(b.engine.state(b.vcpu).entries).toBe(3);
   });
 
   it("INVEPT/INVVPID: an invalid EPTP, VPID 0, reserved descriptor bits, a non-canonical address are VMfailValid(28)", () => {

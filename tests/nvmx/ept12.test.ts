@@ -231,6 +231,25 @@ describe.skipIf(!HAVE_AS)("nested VMX: 2 MiB EPT02 leaves", () => {
     expect([ept02.built, ept02.largeBuilt]).toEqual([4, 0]);
   });
 
+  it("an L1 page L1 never touched, mapped into L2: the EPT02 miss backs it once (one allocation, one page zeroed)", () => {
+    const { b, ept02 } = run2m("");
+    const ledger = b.l0.ledger;
+    const count = (reason: string) => ledger.lines().find((l) => l.level === 0 && l.reason === reason)?.count ?? 0;
+    const [pages, allocs, zeroed] = [b.vm.backedPages, count("host_page_alloc"), count("host_page_zero")];
+    // L2 0x150000 is L1 0x550000 (EPT12's 2 MiB leaf at L1 0x400000): neither L1 nor L0 touched it.
+    expect(b.vm.ept01.lookup(0x550000)).toBeNull();
+    expect(ept02.miss(EPTP12, 0, 0x150000, 1)).toBe(0);
+    expect(ept02.table.lookup(0x150000)?.level).toBe(1);
+    expect([b.vm.backedPages - pages, count("host_page_alloc") - allocs, count("host_page_zero") - zeroed]).toEqual([
+      1, 1, 1,
+    ]);
+    // Backed already: a second miss on the page charges nothing more.
+    expect(ept02.miss(EPTP12, 0, 0x150000, 2)).toBe(0);
+    expect([b.vm.backedPages - pages, count("host_page_alloc") - allocs, count("host_page_zero") - zeroed]).toEqual([
+      1, 1, 1,
+    ]);
+  });
+
   it("EPT12 maps with 4 KiB leaves over a 2 MiB EPT01 leaf: 4 KiB EPT02 leaves", () => {
     const { b, ept02 } = run2m(TOUCH_L2_MEMORY, ept12With4kLeaves);
     expect(b.vm.ept01.lookup(0x400000)?.level).toBe(2);

@@ -42,12 +42,35 @@ const timerExitReadsValue = on(
 /** L1 physical address of L2's guest-physical 0 (the helper's one EPT12 leaf). */
 const L2_BASE = 0x400000;
 
-function run(
-  l2: string,
-  prelaunch: string,
-  onExit: string,
-  setup?: (m: ReturnType<typeof nvmxBed>["vm"]["memory"]) => void,
-) {
+type L1Memory = ReturnType<typeof nvmxBed>["vm"]["memory"];
+
+/** A quadword at L2 guest-physical `gpa` (in L1 memory, behind EPT12's first leaf). */
+function l2Quad(m: L1Memory, gpa: number, v: bigint): void {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, v, true);
+  m.writeBytes(L2_BASE + gpa, bytes);
+}
+
+/**
+ * L2's GDT at L2 0 (64-bit code 0x08, data 0x10: IRETQ reloads CS and SS) and its IDT at L2
+ * 0x5000 with an interrupt gate for the NMI (vector 2) to L2 0x10100.
+ */
+function l2NmiTables(m: L1Memory): void {
+  l2Quad(m, 0x08, 0x00af9b000000ffffn);
+  l2Quad(m, 0x10, 0x00cf93000000ffffn);
+  // Interrupt gate, vector 2: handler 0x10100, selector 0x08, present, DPL 0, type 0xE.
+  l2Quad(m, 0x5000 + 2 * 16, 0x00008e0000080100n | (0x0001n << 48n));
+  l2Quad(m, 0x5000 + 2 * 16 + 8, 0n);
+}
+
+/** L1 injects an NMI into L2 at launch, with virtual NMIs and NMI-window exiting. */
+const INJECT_NMI =
+  vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS) +
+  vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 | C.CPU_NMI_WINDOW_EXITING) +
+  vmwrite(V.VMCS_GUEST_IDTR_BASE, 0x5000) +
+  vmwrite(V.VMCS_ENTRY_INTR_INFO, (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0);
+
+function run(l2: string, prelaunch: string, onExit: string, setup?: (m: L1Memory) => void) {
   const b = nvmxBed(l1Source(prelaunch, onExit));
   placeL2(b, l2);
   setup?.(b.vm.memory);
@@ -91,13 +114,9 @@ describe.skipIf(!HAVE_AS)("nested VMX reflection rules for L1's controls", () =>
     // L2: CPUID then HLT at 0x10000; its NMI handler at 0x10100: HLT, IRETQ. IDT at L2 0x5000,
     // GDT at L2 0 (64-bit code 0x08, data 0x10: IRETQ reloads CS and SS).
     const l2 = "cpuid\n hlt\n .org 0x100\n hlt\n iretq\n";
-    const nmi = (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0;
     const { b, stop, log } = run(
       l2,
-      vmwrite(V.VMCS_PIN_BASED_CONTROLS, PIN12 | C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS) +
-        vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12 | C.CPU_NMI_WINDOW_EXITING) +
-        vmwrite(V.VMCS_GUEST_IDTR_BASE, 0x5000) +
-        vmwrite(V.VMCS_ENTRY_INTR_INFO, nmi),
+      INJECT_NMI,
       // First exit (the handler's HLT): L2's interruptibility into [R], past the HLT. The window:
       // interruptibility and RIP into [R+8], [R+16], window off.
       on(
@@ -118,18 +137,7 @@ describe.skipIf(!HAVE_AS)("nested VMX reflection rules for L1's controls", () =>
            ${vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12)}
            jmp resume`,
         ),
-      (m) => {
-        const q = (gpa: number, v: bigint) => {
-          const bytes = new Uint8Array(8);
-          new DataView(bytes.buffer).setBigUint64(0, v, true);
-          m.writeBytes(L2_BASE + gpa, bytes);
-        };
-        q(0x08, 0x00af9b000000ffffn);
-        q(0x10, 0x00cf93000000ffffn);
-        // Interrupt gate, vector 2: handler 0x10100, selector 0x08, present, DPL 0, type 0xE.
-        q(0x5000 + 2 * 16, 0x00008e0000080100n | (0x0001n << 48n));
-        q(0x5000 + 2 * 16 + 8, 0n);
-      },
+      l2NmiTables,
     );
     expect(stop.kind, stop.message).toBe("debug-exit");
     expect(b.vm.exitStatus).toBe(1);
@@ -137,6 +145,50 @@ describe.skipIf(!HAVE_AS)("nested VMX reflection rules for L1's controls", () =>
     expect(b.r32(R)).toBe(C.INTERRUPTIBILITY_NMI); // the injected NMI blocks (virtual) NMIs
     expect([b.r32(R + 8), b.r32(R + 16)]).toEqual([0, 0x10000]); // IRETQ unblocked: window before CPUID
     expect(b.engine.state(b.vcpu).reflected.count(2, V.EXIT_NMI_WINDOW)).toBe(1);
+  });
+
+  it("L2's IRET from its NMI handler hits an EPT02 miss: L0 sets blocking by NMI again, so the NMI window opens only after the IRET", () => {
+    // The handler IRETQs from a frame on L2 page 0x180000, which nothing touched (no EPT02 leaf):
+    // the IRET ends virtual-NMI blocking, then its read exits (qualification bit 12, SDM vol. 3C
+    // table 27-7). L0 fills EPT02 and must set bit 3 again before it resumes L2 at the IRET
+    // (31.7.1.2); without that the window would open at the IRET itself (RIP 0x10107).
+    const FRAME = 0x180000;
+    const l2 = `cpuid\n hlt\n .org 0x100\n mov rsp, ${FRAME}\n iretq\n`;
+    const { b, stop, log } = run(
+      l2,
+      INJECT_NMI,
+      on(
+        V.EXIT_NMI_WINDOW,
+        `mov edx, ${V.VMCS_GUEST_INTERRUPTIBILITY}
+         vmread qword ptr [${R}], rdx
+         mov edx, ${V.VMCS_GUEST_RIP}
+         vmread qword ptr [${R + 8}], rdx
+         ${vmwrite(V.VMCS_PROC_BASED_CONTROLS, PROC12)}
+         jmp resume`,
+      ),
+      (m) => {
+        l2NmiTables(m);
+        // IRETQ's frame: RIP 0x10000 (the CPUID), CS 0x08, RFLAGS 0x2, RSP 0x20000, SS 0x10.
+        for (const [i, v] of [0x10000n, 0x08n, 0x2n, 0x20000n, 0x10n].entries()) l2Quad(m, FRAME + i * 8, v);
+      },
+    );
+    expect(stop.kind, stop.message).toBe("debug-exit");
+    expect(b.vm.exitStatus).toBe(1);
+    expect(log).toEqual([V.EXIT_NMI_WINDOW, V.EXIT_CPUID, V.EXIT_HLT]);
+    expect([b.r32(R), b.r32(R + 8)]).toEqual([0, 0x10000]); // the window after the IRET, not at it
+    const s = b.engine.state(b.vcpu);
+    expect(s.reflected.count(2, V.EXIT_NMI_WINDOW)).toBe(1);
+    // L2's exits: 8 EPT02 misses L0 handles — L2's three page-table pages (0x1000-0x3000), the
+    // IDT (0x5000, the NMI re-injected), the GDT (0), the stack (0x1f000), the handler's code
+    // (0x10000) and the frame (0x180000) under the IRET — then the window, CPUID and HLT for L1.
+    expect(s.l2Exits).toBe(8 + 3);
+    expect(b.l0.exitCountsAt(2)).toEqual([
+      { reason: "ept_violation", count: 8 },
+      { reason: "cpuid", count: 1 },
+      { reason: "hlt", count: 1 },
+      { reason: "nmi_window", count: 1 },
+    ]);
+    expect((s.ept02 as NonNullable<typeof s.ept02>).built).toBe(8);
   });
 
   it("L1's preemption timer for L2 exits to L1 (reason 52); VMCS12's timer value is L1's, not L0's", () => {

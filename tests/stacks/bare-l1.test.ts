@@ -57,6 +57,7 @@ const WORKLOADS: [string, number][] = [
   ["exec", 10],
   ["cpuid", 200],
   ["msr", 200],
+  ["wrmsr", 200],
   ["exception", 200],
   ["pio", 200],
   ["io", 8],

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJson } from "../../src/cli/run.js";
 import { packageRoot } from "../../src/paths.js";
-import { SUITE } from "../../src/report/workloads.js";
+import { EVERY_WORKLOAD } from "../../src/report/workloads.js";
 import { nativeStack } from "../../src/stacks/native.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
 
@@ -16,8 +16,8 @@ function run(cmdline: string, image = kernel): StackRunResult {
   return nativeStack.run({ image, cmdline, memory: 256 * 1024 * 1024, maxInstructions: 100_000_000 });
 }
 
-/** compare's suite: every workload that reports one RESULT. */
-const WORKLOADS = SUITE;
+/** Every workload that reports one RESULT: compare's suite and wrmsr. */
+const WORKLOADS = EVERY_WORKLOAD;
 
 describe("native stack: every workload completes with its self-checks passing", () => {
   for (const w of WORKLOADS) {

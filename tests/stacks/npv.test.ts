@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { npvSummary, runJson } from "../../src/cli/run.js";
 import { packageRoot } from "../../src/paths.js";
-import { SUITE } from "../../src/report/workloads.js";
+import { EVERY_WORKLOAD } from "../../src/report/workloads.js";
 import { STACKS } from "../../src/stacks/index.js";
 import { npvStack } from "../../src/stacks/npv.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
@@ -38,8 +38,8 @@ function taken(r: StackRunResult, level: number, reason?: string): number {
 /** One event's count (a family of the npv engine's, or the hypervisor's). */
 const ev = (r: StackRunResult, family: string, name: string) => eventCount(r.events, family, name);
 
-/** compare's suite: every workload that reports one RESULT. */
-const WORKLOADS = SUITE;
+/** Every workload that reports one RESULT: compare's suite and wrmsr. */
+const WORKLOADS = EVERY_WORKLOAD;
 
 /** L2 exits L0 forwarded to L1 (handled by L1: npv exit codes), of one reason or all. */
 function forwarded(r: StackRunResult, name?: string): number {

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { runJson } from "../../src/cli/run.js";
 import { bundledProfiles, type LoadedProfile, loadProfile } from "../../src/cost/profile.js";
 import { packageRoot } from "../../src/paths.js";
-import { SUITE } from "../../src/report/workloads.js";
+import { EVERY_WORKLOAD } from "../../src/report/workloads.js";
 import { getStack, STACKS } from "../../src/stacks/index.js";
 import type { StackRunResult } from "../../src/stacks/stack.js";
 import { UnknownStackError } from "../../src/stacks/stack.js";
@@ -32,8 +32,8 @@ function ledgerSum(r: StackRunResult): number {
   return (r.ledger ?? []).reduce((a, l) => a + l.cycles, 0);
 }
 
-/** compare's suite: every workload that reports one RESULT. */
-const WORKLOADS = SUITE;
+/** Every workload that reports one RESULT: compare's suite and wrmsr. */
+const WORKLOADS = EVERY_WORKLOAD;
 
 function expectPassed(r: StackRunResult, w: string): void {
   expect(r.stack).toBe("vm");

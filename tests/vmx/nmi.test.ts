@@ -6,11 +6,12 @@
  */
 import { describe, expect, it } from "vitest";
 import type { InterruptController } from "../../src/cpu/ports.js";
+import { RUN_ENTRY_FAILED } from "../../src/cpu/vmx/host.js";
 import * as V from "../../src/x86/vmx.js";
 import * as C from "../../src/x86/vmx-controls.js";
 import { HAVE_AS } from "../helpers/asm.js";
 import { iretToNext } from "../helpers/sys.js";
-import { CODE, stub, VmxBed } from "../helpers/vmx.js";
+import { CODE, DATA, STACK_TOP, stub, VmxBed } from "../helpers/vmx.js";
 
 /** An interrupt controller that only has NMIs. */
 class NmiSource implements InterruptController {
@@ -93,6 +94,92 @@ describe.skipIf(!HAVE_AS)("VMX: NMIs", () => {
     const { b } = bed(C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS, C.CPU_NMI_WINDOW_EXITING);
     b.host.vmwrite(V.VMCS_ENTRY_INTR_INFO, C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2);
     b.load("nop\n");
+    expect(b.runToExit().reason).toBe(V.EXIT_VMCALL);
+    expect(b.rip()).toBe(stub(2));
+    expect(b.read64(b.rsp())).toBe(CODE);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(C.INTERRUPTIBILITY_NMI);
+  });
+
+  /**
+   * An NMI handler's IRETQ from a frame at DATA (RIP CODE + 9, CS `cs`, RFLAGS 0x2, RSP
+   * STACK_TOP, SS 0x10), entered with virtual-NMI blocking and NMI-window exiting.
+   */
+  function iretFromHandler(cs: number, exceptionBitmap = 0): VmxBed {
+    const { b } = bed(C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS, C.CPU_NMI_WINDOW_EXITING);
+    b.host.vmwrite(V.VMCS_EXCEPTION_BITMAP, exceptionBitmap);
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, C.INTERRUPTIBILITY_NMI);
+    b.load(`mov rsp, ${DATA}\niretq\nnop\ncpuid\n`); // IRETQ at CODE + 7, the NOP at CODE + 9
+    for (const [i, v] of [CODE + 9, cs, 2, STACK_TOP, 0x10].entries()) b.write64(DATA + i * 8, v);
+    return b;
+  }
+
+  it("an IRET that ended virtual-NMI blocking hits an EPT violation: qualification bit 12, bit 3 saved clear (27.2.1, 27.1)", () => {
+    const b = iretFromHandler(0x08);
+    b.ept.unmap(DATA);
+    const e = b.runToExit();
+    expect(e.reason).toBe(V.EXIT_EPT_VIOLATION);
+    expect(b.rip()).toBe(CODE + 7);
+    expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET).toBe(
+      C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET,
+    );
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(0);
+    b.ept.map(DATA, b.hpa(DATA), 7);
+    // The VMM sets blocking by NMI again before it resumes the guest at the IRET (31.7.1.2): the
+    // window opens once the IRET completes, at its target.
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, C.INTERRUPTIBILITY_NMI);
+    expect(b.runToExit().reason).toBe(V.EXIT_NMI_WINDOW);
+    expect(b.rip()).toBe(CODE + 9);
+  });
+
+  it("a VMM that leaves bit 3 clear after that exit gets the NMI window at the IRET itself, before it completes", () => {
+    const b = iretFromHandler(0x08);
+    b.ept.unmap(DATA);
+    expect(b.runToExit().reason).toBe(V.EXIT_EPT_VIOLATION);
+    b.ept.map(DATA, b.hpa(DATA), 7);
+    expect(b.runToExit().reason).toBe(V.EXIT_NMI_WINDOW);
+    expect(b.rip()).toBe(CODE + 7);
+  });
+
+  it("an IRET without NMI blocking that hits an EPT violation: bit 12 clear", () => {
+    const b = iretFromHandler(0x08);
+    b.host.vmwrite(V.VMCS_PROC_BASED_CONTROLS, C.CPU_SECONDARY_CONTROLS); // no NMI window
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
+    b.ept.unmap(DATA);
+    expect(b.runToExit().reason).toBe(V.EXIT_EPT_VIOLATION);
+    expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET).toBe(0);
+  });
+
+  it("an IRET fault that exits (#GP, exception bitmap) reports bit 12 in the exit interruption information (27.2.2)", () => {
+    const b = iretFromHandler(0x18, 1 << 13); // selector 0x18 is past the GDT limit: #GP(0x18)
+    const e = b.runToExit();
+    expect(e.reason).toBe(V.EXIT_EXCEPTION_NMI);
+    expect(b.host.vmread(V.VMCS_EXIT_INTR_INFO) >>> 0).toBe(
+      (C.INTR_INFO_VALID |
+        C.INTR_TYPE_HW_EXCEPTION |
+        C.INTR_INFO_DELIVER_CODE |
+        C.INTR_INFO_NMI_UNBLOCKED_BY_IRET |
+        13) >>>
+        0,
+    );
+    expect(b.host.vmread(V.VMCS_EXIT_INTR_ERROR_CODE)).toBe(0x18);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(0);
+  });
+
+  it("an injected NMI whose delivery exits leaves bit 3 set (27.1); re-injecting it needs the bit clear (26.3.1.5)", () => {
+    const { b } = bed(C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS);
+    const nmi = (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0;
+    b.host.vmwrite(V.VMCS_ENTRY_INTR_INFO, nmi);
+    b.ept.unmap(STACK_TOP - 4096); // the frame's page
+    b.load("nop\n");
+    expect(b.runToExit().reason).toBe(V.EXIT_EPT_VIOLATION);
+    expect(b.host.vmread(V.VMCS_IDT_VECTORING_INFO) >>> 0).toBe(nmi);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(C.INTERRUPTIBILITY_NMI);
+    expect(b.rip()).toBe(CODE);
+    b.ept.map(STACK_TOP - 4096, b.hpa(STACK_TOP - 4096), 7);
+    b.host.vmwrite(V.VMCS_ENTRY_INTR_INFO, nmi);
+    expect(b.run()).toBe(RUN_ENTRY_FAILED);
+    expect(b.host.entryError).toMatch(/NMI injected with virtual NMIs while blocking by NMI is set/);
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
     expect(b.runToExit().reason).toBe(V.EXIT_VMCALL);
     expect(b.rip()).toBe(stub(2));
     expect(b.read64(b.rsp())).toBe(CODE);

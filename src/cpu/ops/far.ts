@@ -11,7 +11,7 @@ import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF 
 import * as CH from "../charges.js";
 import type { Cpu } from "../cpu.js";
 import type { Insn } from "../insn.js";
-import { iretUnblocksNmi } from "../nmi.js";
+import { iretCompleted, iretUnblocksNmi } from "../nmi.js";
 import type { OpDef } from "../opdef.js";
 import {
   AR_L,
@@ -185,6 +185,7 @@ function iret(c: Cpu, i: Insn): void {
     c.ripLo = ripLo;
     c.ripHi = rHi;
     if (newCpl > oldCpl) nullInaccessibleSegments(c, newCpl);
+    iretCompleted(c);
   } catch (e) {
     c.lo[4] = saveLo;
     c.hi[4] = saveHi;

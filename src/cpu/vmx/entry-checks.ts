@@ -149,6 +149,8 @@ export function checkGuestState(c: Cpu, v: Vmcs): boolean {
   if (activity !== C.ACTIVITY_ACTIVE && (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0)
     return false;
   if (activity === C.ACTIVITY_HLT && (v.read(V.VMCS_GUEST_SS_AR) & 0x60) !== 0) return false;
+  // An NMI injected with virtual NMIs needs blocking by NMI clear (26.3.1.5).
+  if (C.nmiInjectionBlocked(v.read(V.VMCS_PIN_BASED_CONTROLS), event, intr)) return false;
   // TR usable and a busy TSS; CS usable (26.3.1.2).
   const trAr = v.read(V.VMCS_GUEST_TR_AR);
   const trType = trAr & 0xf;
@@ -195,8 +197,10 @@ export function checkEntry(c: Cpu, v: Vmcs): number {
 /**
  * What the model cannot run, checked by every VM entry before it loads anything (a failed entry
  * loads no guest state, 26.3): VPID 0 with VPIDs enabled, and an IA-32e-mode guest with paging
- * off or a 16-bit CS (compatibility-mode guests are allowed, 16-bit code is not). Returns why, or
- * null.
+ * off or a 16-bit CS (compatibility-mode guests are allowed, 16-bit code is not). Also one rule of
+ * 26.3.1.5 a hypervisor meets only if it handles NMIs right: an NMI injected with virtual NMIs
+ * needs blocking by NMI clear (a re-injected NMI whose delivery exited has it set: entry-inject.ts).
+ * Returns why, or null.
  */
 export function checkModelledGuest(v: Vmcs): string | null {
   const ia32e = (v.read(V.VMCS_ENTRY_CONTROLS) & C.ENTRY_IA32E_MODE_GUEST) !== 0;
@@ -206,5 +210,8 @@ export function checkModelledGuest(v: Vmcs): string | null {
   if (ia32e && (v.read(V.VMCS_GUEST_CR0) & CR0_PG) === 0) return "IA-32e mode guest with CR0.PG = 0";
   const csAr = v.read(V.VMCS_GUEST_CS_AR);
   if (ia32e && (csAr & 0x2000) === 0 && (csAr & 0x4000) === 0) return "IA-32e guest with a 16-bit CS";
+  const pin = v.read(V.VMCS_PIN_BASED_CONTROLS);
+  if (C.nmiInjectionBlocked(pin, v.read(V.VMCS_ENTRY_INTR_INFO), v.read(V.VMCS_GUEST_INTERRUPTIBILITY)))
+    return "NMI injected with virtual NMIs while blocking by NMI is set";
   return null;
 }

@@ -41,6 +41,10 @@ export function injectOnEntry(u: VmxUnit, c: Cpu, v: Vmcs): null | typeof ENTERE
       if (type === C.INTR_TYPE_NMI) nmiInjected(c); // an injected NMI blocks NMIs (26.6.1.2)
     } catch (x) {
       if (x !== VMEXIT) throw x;
+      // With virtual NMIs, an injected NMI whose delivery exits leaves virtual-NMI blocking in
+      // effect before the exit commences (27.1), so the exit saves bit 3 set: a hypervisor that
+      // re-injects the NMI must clear it (26.3.1.5; KVM __vmx_complete_interrupts).
+      if (type === C.INTR_TYPE_NMI && (u.pin & C.PIN_VIRTUAL_NMIS) !== 0) u.virtualNmiBlocked = true;
       u.vectoringInfo = info | C.INTR_INFO_VALID;
       u.vectoringError = Math.max(err, 0);
       c.ripLo = c.startLo;

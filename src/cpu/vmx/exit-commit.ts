@@ -28,6 +28,7 @@ export function commitExit(u: VmxUnit, c: Cpu, v: Vmcs): void {
   v.write(V.VMCS_IDT_VECTORING_ERROR_CODE, u.vectoringError);
   u.vectoringInfo = 0;
   u.vectoringError = 0;
+  u.iretUnblockedNmi = false;
   saveGuestState(u, c, v);
   if ((u.pin & C.PIN_PREEMPTION_TIMER) !== 0) {
     const left = Math.max(0, Math.floor((u.preemptionDeadline - c.cycles()) / (1 << C.PREEMPTION_TIMER_RATE_SHIFT)));

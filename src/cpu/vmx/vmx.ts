@@ -12,7 +12,7 @@
  */
 
 import { CR0_TS } from "../../x86/control.js";
-import { GP, PF_ } from "../../x86/exceptions.js";
+import { DF_, GP, PF_ } from "../../x86/exceptions.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
 import type { Cpu } from "../cpu.js";
@@ -83,6 +83,12 @@ export class VmxUnit {
   vectoringError = 0;
   /** Virtual-NMI blocking of the guest (with the "virtual NMIs" control; see nmi.ts). */
   virtualNmiBlocked = false;
+  /**
+   * The IRET executing ended (virtual-)NMI blocking: a fault or EPT violation that exits before
+   * it completes reports "NMI unblocking due to IRET" (bit 12; nmi.ts). Cleared when the IRET
+   * completes, when an event is delivered, and by every exit.
+   */
+  iretUnblockedNmi = false;
   /** Exits taken, by basic reason (index = reason). */
   readonly exitCounts = new Float64Array(80);
   entries = 0;
@@ -302,12 +308,14 @@ export class VmxUnit {
     const type = vector === 3 || vector === 4 ? C.INTR_TYPE_SW_EXCEPTION : C.INTR_TYPE_HW_EXCEPTION;
     const qual = vector === PF_ ? this.c.faultCr2Lo : 0;
     const qualHi = vector === PF_ ? this.c.faultCr2Hi : 0;
+    // Bit 12 for a fault of an IRET that unblocked NMIs (27.2.2; undefined for #DF, left 0).
+    const unblocked = this.iretUnblockedNmi && vector !== DF_ ? C.INTR_INFO_NMI_UNBLOCKED_BY_IRET : 0;
     e.reason = V.EXIT_EXCEPTION_NMI;
     e.qualLo = qual;
     e.qualHi = qualHi;
     e.instrLen = instrLen;
     e.instrInfo = 0;
-    e.intrInfo = C.INTR_INFO_VALID | type | vector | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0);
+    e.intrInfo = C.INTR_INFO_VALID | type | vector | (hasErr ? C.INTR_INFO_DELIVER_CODE : 0) | unblocked;
     e.intrError = hasErr ? errorCode : 0;
     e.gpa = 0;
     e.glaLo = 0;
@@ -315,11 +323,14 @@ export class VmxUnit {
     throw VMEXIT;
   }
 
-  /** EPT violation (28.3.3.2): `qual` per table 27-7; GPA and, when valid, the linear address. */
+  /**
+   * EPT violation (28.3.3.2): `qual` per table 27-7, with bit 12 when an IRET that unblocked NMIs
+   * made the access; GPA and, when valid, the linear address.
+   */
   eptViolation(gpa: number, qual: number, glaLo: number, glaHi: number, misconfig: boolean): never {
     const e = this.exit;
     e.reason = misconfig ? V.EXIT_EPT_MISCONFIG : V.EXIT_EPT_VIOLATION;
-    e.qualLo = misconfig ? 0 : qual;
+    e.qualLo = misconfig ? 0 : qual | (this.iretUnblockedNmi ? C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET : 0);
     e.qualHi = 0;
     e.instrLen = 0;
     e.instrInfo = 0;

@@ -8,7 +8,7 @@
 import { RUN_BUDGET, RUN_ENTRY_FAILED, RUN_EXIT } from "../../cpu/vmx/host.js";
 import type { TraceRecorder } from "../../trace/recorder.js";
 import { EFER_LMA } from "../../x86/control.js";
-import { isFaultClass } from "../../x86/exceptions.js";
+import { DF_, isFaultClass } from "../../x86/exceptions.js";
 import { IF, RF } from "../../x86/flags.js";
 import * as V from "../../x86/vmx.js";
 import * as C from "../../x86/vmx-controls.js";
@@ -72,8 +72,32 @@ export function handleExit(l0: L0Hypervisor, v: GuestVcpu): number {
     v.reinjectInfo = vect;
     v.reinjectError = host.vmread(V.VMCS_IDT_VECTORING_ERROR_CODE);
   }
+  const iretUnblocked = (vect & C.INTR_INFO_VALID) === 0 && nmiUnblockedByIret(l0, reason);
   l0.countExit(reason, v.vmcs.level);
-  return dispatchExit(l0, v, reason, 0);
+  const out = dispatchExit(l0, v, reason, 0);
+  // The guest resumes at that IRET (or in its fault's handler): set blocking by NMI again, as it
+  // was before the IRET, so no NMI (or NMI window) comes before the IRET completes (SDM vol. 3C
+  // 31.7.1.2 "Resuming guest software after handling an exception"; KVM vmx_recover_nmi_blocking
+  // and handle_ept_violation). An exit reflected to L1 leaves that to L1, as the hardware would.
+  if (iretUnblocked && out === HANDLED)
+    host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) | C.INTERRUPTIBILITY_NMI);
+  return out;
+}
+
+/**
+ * Whether the exit is a fault or an EPT violation of a guest IRET that had already ended
+ * (virtual-)NMI blocking: bit 12, "NMI unblocking due to IRET", of the EPT-violation
+ * qualification or of the exit interruption information (SDM vol. 3C 27.2.2, table 27-7). It
+ * means that only when no event was being delivered (the caller checks) and, for an exception
+ * exit, not for #DF (31.7.1.2).
+ */
+function nmiUnblockedByIret(l0: L0Hypervisor, reason: number): boolean {
+  const host = l0.host;
+  if (reason === V.EXIT_EPT_VIOLATION)
+    return (host.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET) !== 0;
+  if (reason !== V.EXIT_EXCEPTION_NMI) return false;
+  const info = host.vmread(V.VMCS_EXIT_INTR_INFO);
+  return (info & C.INTR_INFO_NMI_UNBLOCKED_BY_IRET) !== 0 && (info & 0xff) !== DF_;
 }
 
 /**
@@ -133,6 +157,10 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
   host.vmwrite(V.VMCS_PIN_BASED_CONTROLS, pin);
   let proc = host.vmread(V.VMCS_PROC_BASED_CONTROLS) & ~C.CPU_INTR_WINDOW_EXITING;
   if (v.reinjectInfo !== 0) {
+    // An NMI whose delivery exited left blocking by NMI set; injecting it needs the bit clear
+    // (SDM vol. 3C 26.3.1.5; the NMI sets it again as it is delivered: KVM __vmx_complete_interrupts).
+    if ((v.reinjectInfo & 0x700) === C.INTR_TYPE_NMI)
+      host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & ~C.INTERRUPTIBILITY_NMI);
     host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
     if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)
       host.vmwrite(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE, v.reinjectError);

@@ -252,7 +252,8 @@ const TSS_BUSY_16 = 3;
  * here on VMCS12 because L0's VmxHost, like a VMM's trusted hardware interface, checks only what
  * it needs to run a guest: CR0.PG only with PE, IA-32e mode only with CR4.PAE and PCIDE only in
  * it; RFLAGS reserved bits and IF with an injected external interrupt; interruptibility reserved
- * bits, STI/MOV-SS blocking only in the active state, HLT only at SS.DPL 0; CS usable; TR usable,
+ * bits, STI/MOV-SS blocking only in the active state, HLT only at SS.DPL 0, no blocking by NMI
+ * for an NMI injected with virtual NMIs; CS usable; TR usable,
  * present, a busy TSS (64-bit in IA-32e mode).
  */
 function processorGuestRulesOk(c: Vmcs12Cache): boolean {
@@ -273,6 +274,7 @@ function processorGuestRulesOk(c: Vmcs12Cache): boolean {
   const blocking = (intr & (C.INTERRUPTIBILITY_STI | C.INTERRUPTIBILITY_MOV_SS)) !== 0;
   if (activity !== C.ACTIVITY_ACTIVE && blocking) return false;
   if (activity === C.ACTIVITY_HLT && (c.get32(V.VMCS_GUEST_SS_AR) & AR_DPL) !== 0) return false;
+  if (C.nmiInjectionBlocked(c.get32(V.VMCS_PIN_BASED_CONTROLS), event, intr)) return false;
   if ((c.get32(V.VMCS_GUEST_CS_AR) & AR_UNUSABLE) !== 0) return false;
   const tr = c.get32(V.VMCS_GUEST_TR_AR);
   const trType = tr & 0xf;

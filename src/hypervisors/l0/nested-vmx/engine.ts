@@ -206,16 +206,13 @@ export class NestedVmxEngine implements NestedEngine {
     return (value & CR4_VMXE) !== 0 || !this.state(v).vmxon;
   }
 
+  /**
+   * Emulate the VMX instruction of L1 vCPU `v` that exited with `reason`, on the vCPU's one
+   * instruction context (made at its first VMX instruction): nothing is allocated per instruction.
+   */
   vmxInstruction(l0: L0Hypervisor, v: GuestVcpu, reason: number): number {
-    const vm = v.l0vm as Vm;
-    const resume = reason === V.EXIT_VMRESUME;
-    const enter = (x: I.VmxInsnContext) => vmentry(x, this, resume);
-    const emulate =
-      reason === V.EXIT_VMLAUNCH || resume
-        ? this.options.evmcs === true
-          ? (x: I.VmxInsnContext) => evmcsVmentry(x, resume, () => enter(x))
-          : enter
-        : EMULATE[reason];
+    const entry = reason === V.EXIT_VMLAUNCH || reason === V.EXIT_VMRESUME;
+    const emulate = entry ? null : EMULATE[reason];
     l0.chargeFor(v, "nvmx.vmx_insn", vmxInsnCharge(reason));
     if (emulate === undefined) {
       return v.fail(
@@ -227,7 +224,17 @@ export class NestedVmxEngine implements NestedEngine {
     const s = this.state(v);
     if (this.options.shadowVmcs && s.shadow === null) s.shadow = new ShadowVmcs(l0);
     s.emulated.bump(reason);
-    return emulate({ l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess });
+    const x = s.insn ?? this.insnContext(l0, v, s);
+    if (emulate !== null) return emulate(x);
+    const resume = reason === V.EXIT_VMRESUME;
+    return this.options.evmcs === true ? evmcsVmentry(x, this, resume) : vmentry(x, this, resume);
+  }
+
+  /** The instruction context of L1 vCPU `v`: the same L0, vCPU, VM, state and operand access each time. */
+  private insnContext(l0: L0Hypervisor, v: GuestVcpu, s: NestedVmxState): I.VmxInsnContext {
+    const vm = v.l0vm as Vm;
+    s.insn = { l0, v, vm, s, ops: this.operands.get(vm) as OperandAccess };
+    return s.insn;
   }
 
   /** The reflect step for an exit of an L2 this engine runs (reflect.ts). */

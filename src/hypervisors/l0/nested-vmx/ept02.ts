@@ -106,6 +106,8 @@ export class Ept02 {
     const level = this.leafLevel(wk, gpa1, gpa);
     const size = levelSize(level);
     const base2 = gpa - (gpa % size);
+    // An L1 page L1 never touched has no host page yet: L0 backs it now, as EPT01 would.
+    this.vm.back(page1 - (page1 % size), size);
     if (level === 1) this.splitOver(base2);
     this.record(wk.startLevel, wk.pageShift === 12 ? 1 : wk.pageShift === 21 ? 2 : 3, base2);
     this.table.map(base2, hpa - (page1 % size), this.rights(wk), level);

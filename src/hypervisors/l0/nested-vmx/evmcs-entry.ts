@@ -6,14 +6,15 @@ import { HANDLED } from "../vcpu.js";
 import { directHypercall, type EnlightenedVmcs, enlightenedVmentry } from "./evmcs.js";
 import type { HyperVMsrs } from "./hyperv.js";
 import { failInvalid, permitted, releaseCurrent, type VmxInsnContext } from "./instructions.js";
+import { type VpidSource, vmentry } from "./nested.js";
 
 /**
  * L1's VMLAUNCH/VMRESUME when L0 offers the eVMCS (KVM nested_vmx_run): after the permission
  * checks, the eVMCS the VP assist page names becomes current (a VMCS12 current before is written
- * back first) and its dirty groups go into VMCS12; `enter` then runs the nested entry from VMCS12.
+ * back first) and its dirty groups go into VMCS12; the nested entry (nested.ts) then runs from VMCS12.
  * Without enlighten_vmentry the plain VMCS path runs unchanged.
  */
-export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => number): number {
+export function evmcsVmentry(x: VmxInsnContext, engine: VpidSource, resume: boolean): number {
   const p = permitted(x);
   if (p >= 0) return p;
   const s = x.s;
@@ -23,7 +24,7 @@ export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => nu
   const gpa = enlightenedVmentry(mem, vpAssist);
   if (gpa < 0) {
     if (e.gpa >= 0) releaseCurrent(x);
-    return enter();
+    return vmentry(x, engine, resume);
   }
   if (gpa !== e.gpa) {
     releaseCurrent(x);
@@ -34,7 +35,7 @@ export function evmcsVmentry(x: VmxInsnContext, resume: boolean, enter: () => nu
   // The eVMCS has no launch state: L0 takes VMLAUNCH/VMRESUME at its word (KVM: launch_state = !launch).
   s.current.launched = resume;
   const entries = s.entries;
-  const r = enter();
+  const r = vmentry(x, engine, resume);
   if (s.entries > entries) e.markClean(mem);
   if (r === HANDLED) e.fromVmcs12(x.l0, mem, s.current, s.entries > entries);
   return r;

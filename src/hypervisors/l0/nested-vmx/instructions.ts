@@ -21,7 +21,7 @@ import { CR0_FIXED0, VMCS12_REVISION, VMCS12_SIZE, vmxMsr } from "./caps.js";
 import { eptpValid, offeredControls } from "./checks.js";
 import { infoIsReg, infoReg1, infoReg2, type OperandAccess } from "./operand.js";
 import { type NestedVmxState, NO_CURRENT_VMCS } from "./state.js";
-import { slotOf, VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET, type Vmcs12Cache } from "./vmcs12.js";
+import { fieldSlot, VMCS12_LAUNCH_STATE_OFFSET, VMCS12_REVISION_OFFSET, type Vmcs12Cache } from "./vmcs12.js";
 
 const ARITH_FLAGS = CF | PF | AF | ZF | SF | OF;
 
@@ -315,7 +315,7 @@ export function writeField(x: VmxInsnContext, target: Vmcs12Cache, fields: Keyed
   const field = fieldEncoding(x, info);
   if (field < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
   fields.bump(field);
-  if (slotOf(field) === null) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
+  if (fieldSlot(field) < 0) return fail(x, V.VMXERR_UNSUPPORTED_FIELD);
   if (V.vmcsFieldReadOnly(field)) return fail(x, V.VMXERR_VMWRITE_READONLY);
   target.write(field, val[0], val[1]);
   return succeed(x);

@@ -10,6 +10,8 @@
  * VMCS and L1 resumes at its host RIP.
  */
 
+import type { VmxHost } from "../../../cpu/vmx/host.js";
+import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
 import { HV_VMX_SYNTHETIC_EXIT } from "../../../x86/hyperv.js";
@@ -18,14 +20,14 @@ import * as C from "../../../x86/vmx-controls.js";
 import { runGuest } from "../core.js";
 import type { NestedEngine } from "../engine.js";
 import { L0_VM_VPID } from "../l0.js";
-import { HANDLED, type Vcpu, writeVcpuControls } from "../vcpu.js";
+import { HANDLED, type Vcpu, type VcpuControls, writeVcpuControls } from "../vcpu.js";
 import { controlsValid, GUEST_STATE_OK, guestStateFailure, hostStateValid } from "./checks.js";
 import { Ept02 } from "./ept02.js";
 import { fail, failInvalid, permitted, type VmxInsnContext } from "./instructions.js";
 import { L2VmxVcpu, RUN_L1_STOPPED, RUN_REFLECT } from "./l2-vcpu.js";
 import { cacheShadowVmcs12, flushShadowVmcs12, l2OperandAccess } from "./l2-vmcs-access.js";
 import { interruptPendingAtEntry } from "./reflect.js";
-import { FIELDS } from "./vmcs12.js";
+import { FIELDS, type Vmcs12Cache } from "./vmcs12.js";
 
 /** L0's own exception intercepts for every vCPU it runs (as createVcpu: #UD, #MC). */
 const L0_EXCEPTIONS = (1 << UD) | (1 << MC);
@@ -63,7 +65,10 @@ function mergeMsrBitmap(x: VmxInsnContext, page: number): void {
 }
 
 /** VMLAUNCH / VMRESUME (31.3; KVM nested_vmx_run). */
-export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid(): number }, resume: boolean): number {
+/** The engine a nested entry runs L2 for, which hands out VPID02s. */
+export type VpidSource = NestedEngine & { allocateVpid(): number };
+
+export function vmentry(x: VmxInsnContext, engine: VpidSource, resume: boolean): number {
   const p = permitted(x);
   if (p >= 0) return p;
   const s = x.s;
@@ -94,6 +99,7 @@ export function vmentry(x: VmxInsnContext, engine: NestedEngine & { allocateVpid
     s.ept02 = new Ept02(x.l0, x.vm, vpid);
     s.msrBitmap02 = x.l0.alloc.page();
     s.l2Operands = l2OperandAccess(x.l0, x.vm, s);
+    s.l2Insn = { l0: x.l0, v: s.l2, vm: x.vm, s, ops: s.l2Operands };
   }
   const l2 = s.l2;
   const ept02 = s.ept02 as Ept02;
@@ -166,51 +172,14 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   const c = x.s.current;
   // nvmx-evmcs: with the enlightened MSR bitmap and its group clean, L1 vouches it is unchanged.
   if (x.s.evmcs?.msrBitmapClean !== true) mergeMsrBitmap(x, x.s.msrBitmap02);
-  h.withVmcs(l2.vmcs, () => {
-    const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);
-    writeVcpuControls(h, {
-      exceptionBitmap: L0_EXCEPTIONS | c.get32(V.VMCS_EXCEPTION_BITMAP),
-      msrBitmap: x.s.msrBitmap02,
-      eptp: ept02.table.eptp(),
-      vpid: l2.vpid,
-      entry: (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER,
-    });
-    // L1's NMI exiting and virtual NMIs join L0's pin controls (KVM prepare_vmcs02_early: VMCS01's
-    // pin controls | VMCS12's but the preemption timer, which the run core owns). With virtual
-    // NMIs in VMCS02, bit 3 of the guest interruptibility VMCS12 gives is virtual-NMI blocking in
-    // the CPU, and the exit saves it back into VMCS12 with the other guest fields (SDM 24.4.2, 26.7.1).
-    const pin12 = c.get32(V.VMCS_PIN_BASED_CONTROLS);
-    h.vmwrite(V.VMCS_PIN_BASED_CONTROLS, h.vmread(V.VMCS_PIN_BASED_CONTROLS) | (pin12 & L1_NMI_CONTROLS));
-    const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
-    const extra = proc12 & L1_EXITING;
-    h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);
-    const proc2_12 = (proc12 & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
-    h.vmwrite(V.VMCS_PROC_BASED_CONTROLS2, h.vmread(V.VMCS_PROC_BASED_CONTROLS2) | (proc2_12 & C.CPU2_WBINVD_EXITING));
-    h.vmwrite(V.VMCS_CR3_TARGET_COUNT, 0);
-    h.vmwrite(V.VMCS_PF_ERROR_CODE_MASK, 0);
-    h.vmwrite(V.VMCS_PF_ERROR_CODE_MATCH, 0);
-    for (const f of GUEST_FIELDS) {
-      c.read(f, half);
-      h.vmwrite(f, half[0], half[1]);
-    }
-    // VMCS12's link pointer names an L1 page L0 checked; VMCS02 has none (KVM: INVALID_GPA).
-    h.vmwrite(V.VMCS_LINK_POINTER, -1, -1);
-    if ((entry12 & C.ENTRY_LOAD_IA32_EFER) === 0) {
-      // Without "load IA32_EFER", EFER.LMA/LME follow "IA-32e mode guest" (26.3.2.1).
-      const ia32e = (entry12 & C.ENTRY_IA32E_MODE_GUEST) !== 0;
-      const efer = h.vmread(V.VMCS_GUEST_IA32_EFER) & ~(EFER_LMA | EFER_LME);
-      h.vmwrite(V.VMCS_GUEST_IA32_EFER, ia32e ? efer | EFER_LMA | EFER_LME : efer);
-    }
-    // CR0/CR4: L1's masks and shadows; L0 keeps CR4.VMXE out of L2's hardware CR4 as for L1.
-    h.vmwrite(V.VMCS_CR0_GUEST_HOST_MASK, c.get32(V.VMCS_CR0_GUEST_HOST_MASK));
-    h.vmwrite(V.VMCS_CR0_READ_SHADOW, c.get32(V.VMCS_CR0_READ_SHADOW));
-    const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
-    const cr4 = c.get32(V.VMCS_GUEST_CR4);
-    h.vmwrite(V.VMCS_CR4_GUEST_HOST_MASK, mask12 | CR4_VMXE);
-    h.vmwrite(V.VMCS_CR4_READ_SHADOW, (c.get32(V.VMCS_CR4_READ_SHADOW) & mask12) | (cr4 & CR4_VMXE & ~mask12));
-    h.vmwrite(V.VMCS_GUEST_CR4, cr4 & ~CR4_VMXE);
-    h.vmwrite(V.VMCS_ENTRY_INSTRUCTION_LENGTH, c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
-  });
+  // VMCS02 is written with it current, then VMCS01 again (as withVmcs, without a closure per entry).
+  const vmcs01 = h.current as Vmcs;
+  h.load(l2.vmcs);
+  try {
+    writeVmcs02(x, l2, ept02);
+  } finally {
+    h.load(vmcs01);
+  }
   // L1's controls the run core and the reflect step follow while L2 runs: interrupt-window
   // exiting, and L1's VMX-preemption timer, loaded from VMCS12 at every entry (SDM 26.7.4) and
   // run by L0 beside its own (KVM: vmx_start_preemption_timer).
@@ -224,6 +193,57 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
   l2.reinjectInfo = (inj & C.INTR_INFO_VALID) !== 0 ? inj : 0;
   l2.reinjectError = c.get32(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE);
   l2.pendingException = -1;
+}
+
+/** VMCS02's controls for this entry (one object, refilled at every entry). */
+const controls02: VcpuControls = { exceptionBitmap: 0, msrBitmap: 0, eptp: 0, vpid: 0, entry: 0 };
+
+/** VMCS02 (current) from VMCS12 and L0's needs. */
+function writeVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
+  const h = x.l0.host;
+  const c = x.s.current;
+  const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);
+  controls02.exceptionBitmap = L0_EXCEPTIONS | c.get32(V.VMCS_EXCEPTION_BITMAP);
+  controls02.msrBitmap = x.s.msrBitmap02;
+  controls02.eptp = ept02.table.eptp();
+  controls02.vpid = l2.vpid;
+  controls02.entry = (entry12 & C.ENTRY_IA32E_MODE_GUEST) | C.ENTRY_LOAD_IA32_EFER;
+  writeVcpuControls(h, controls02);
+  // L1's NMI exiting and virtual NMIs join L0's pin controls (KVM prepare_vmcs02_early: VMCS01's
+  // pin controls | VMCS12's but the preemption timer, which the run core owns). With virtual
+  // NMIs in VMCS02, bit 3 of the guest interruptibility VMCS12 gives is virtual-NMI blocking in
+  // the CPU, and the exit saves it back into VMCS12 with the other guest fields (SDM 24.4.2, 26.7.1).
+  const pin12 = c.get32(V.VMCS_PIN_BASED_CONTROLS);
+  h.vmwrite(V.VMCS_PIN_BASED_CONTROLS, h.vmread(V.VMCS_PIN_BASED_CONTROLS) | (pin12 & L1_NMI_CONTROLS));
+  const proc12 = c.get32(V.VMCS_PROC_BASED_CONTROLS);
+  const extra = proc12 & L1_EXITING;
+  h.vmwrite(V.VMCS_PROC_BASED_CONTROLS, h.vmread(V.VMCS_PROC_BASED_CONTROLS) | extra);
+  const proc2_12 = (proc12 & C.CPU_SECONDARY_CONTROLS) !== 0 ? c.get32(V.VMCS_PROC_BASED_CONTROLS2) : 0;
+  h.vmwrite(V.VMCS_PROC_BASED_CONTROLS2, h.vmread(V.VMCS_PROC_BASED_CONTROLS2) | (proc2_12 & C.CPU2_WBINVD_EXITING));
+  h.vmwrite(V.VMCS_CR3_TARGET_COUNT, 0);
+  h.vmwrite(V.VMCS_PF_ERROR_CODE_MASK, 0);
+  h.vmwrite(V.VMCS_PF_ERROR_CODE_MATCH, 0);
+  for (const f of GUEST_FIELDS) {
+    c.read(f, half);
+    h.vmwrite(f, half[0], half[1]);
+  }
+  // VMCS12's link pointer names an L1 page L0 checked; VMCS02 has none (KVM: INVALID_GPA).
+  h.vmwrite(V.VMCS_LINK_POINTER, -1, -1);
+  if ((entry12 & C.ENTRY_LOAD_IA32_EFER) === 0) {
+    // Without "load IA32_EFER", EFER.LMA/LME follow "IA-32e mode guest" (26.3.2.1).
+    const ia32e = (entry12 & C.ENTRY_IA32E_MODE_GUEST) !== 0;
+    const efer = h.vmread(V.VMCS_GUEST_IA32_EFER) & ~(EFER_LMA | EFER_LME);
+    h.vmwrite(V.VMCS_GUEST_IA32_EFER, ia32e ? efer | EFER_LMA | EFER_LME : efer);
+  }
+  // CR0/CR4: L1's masks and shadows; L0 keeps CR4.VMXE out of L2's hardware CR4 as for L1.
+  h.vmwrite(V.VMCS_CR0_GUEST_HOST_MASK, c.get32(V.VMCS_CR0_GUEST_HOST_MASK));
+  h.vmwrite(V.VMCS_CR0_READ_SHADOW, c.get32(V.VMCS_CR0_READ_SHADOW));
+  const mask12 = c.get32(V.VMCS_CR4_GUEST_HOST_MASK);
+  const cr4 = c.get32(V.VMCS_GUEST_CR4);
+  h.vmwrite(V.VMCS_CR4_GUEST_HOST_MASK, mask12 | CR4_VMXE);
+  h.vmwrite(V.VMCS_CR4_READ_SHADOW, (c.get32(V.VMCS_CR4_READ_SHADOW) & mask12) | (cr4 & CR4_VMXE & ~mask12));
+  h.vmwrite(V.VMCS_GUEST_CR4, cr4 & ~CR4_VMXE);
+  h.vmwrite(V.VMCS_ENTRY_INSTRUCTION_LENGTH, c.get32(V.VMCS_ENTRY_INSTRUCTION_LENGTH));
 }
 
 /** Reflect the exit in `l2.reflectReason` to L1 (KVM nested_vmx_vmexit). */
@@ -266,99 +286,112 @@ function nestedExit(x: VmxInsnContext, l2: L2VmxVcpu): void {
   loadHostState(x);
 }
 
+/** The data segments of a nested exit's host state: guest selector, base, limit, AR; host selector, base (-1: 0). */
+const HOST_DATA_SEGMENTS: readonly (readonly [number, number, number, number, number, number])[] = [
+  [
+    V.VMCS_GUEST_SS_SELECTOR,
+    V.VMCS_GUEST_SS_BASE,
+    V.VMCS_GUEST_SS_LIMIT,
+    V.VMCS_GUEST_SS_AR,
+    V.VMCS_HOST_SS_SELECTOR,
+    -1,
+  ],
+  [
+    V.VMCS_GUEST_DS_SELECTOR,
+    V.VMCS_GUEST_DS_BASE,
+    V.VMCS_GUEST_DS_LIMIT,
+    V.VMCS_GUEST_DS_AR,
+    V.VMCS_HOST_DS_SELECTOR,
+    -1,
+  ],
+  [
+    V.VMCS_GUEST_ES_SELECTOR,
+    V.VMCS_GUEST_ES_BASE,
+    V.VMCS_GUEST_ES_LIMIT,
+    V.VMCS_GUEST_ES_AR,
+    V.VMCS_HOST_ES_SELECTOR,
+    -1,
+  ],
+  [
+    V.VMCS_GUEST_FS_SELECTOR,
+    V.VMCS_GUEST_FS_BASE,
+    V.VMCS_GUEST_FS_LIMIT,
+    V.VMCS_GUEST_FS_AR,
+    V.VMCS_HOST_FS_SELECTOR,
+    V.VMCS_HOST_FS_BASE,
+  ],
+  [
+    V.VMCS_GUEST_GS_SELECTOR,
+    V.VMCS_GUEST_GS_BASE,
+    V.VMCS_GUEST_GS_LIMIT,
+    V.VMCS_GUEST_GS_AR,
+    V.VMCS_HOST_GS_SELECTOR,
+    V.VMCS_HOST_GS_BASE,
+  ],
+];
+
+/** VMCS12's field `from` into the current VMCS's field `to`. */
+function copy12(h: VmxHost, c: Vmcs12Cache, to: number, from: number): void {
+  c.read(from, half);
+  h.vmwrite(to, half[0], half[1]);
+}
+
+/** A segment's selector, base (VMCS12's host base, or 0 when `hostBase` < 0) and limit at a nested exit. */
+function hostSegment(
+  h: VmxHost,
+  c: Vmcs12Cache,
+  sel: number,
+  base: number,
+  limit: number,
+  hostSel: number,
+  hostBase: number,
+): void {
+  h.vmwrite(sel, c.get32(hostSel) & 0xffff);
+  if (hostBase >= 0) copy12(h, c, base, hostBase);
+  else h.vmwrite(base, 0, 0);
+  h.vmwrite(limit, -1);
+}
+
 /** L1 resumes at VMCS12's host state (SDM vol. 3C, 28.5; KVM load_vmcs12_host_state). */
 function loadHostState(x: VmxInsnContext): void {
   const h = x.l0.host;
   const c = x.s.current;
   const exit12 = c.get32(V.VMCS_EXIT_CONTROLS);
   const wide = (exit12 & C.EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
-  const copy = (to: number, from: number): void => {
-    c.read(from, half);
-    h.vmwrite(to, half[0], half[1]);
-  };
-  copy(V.VMCS_GUEST_CR0, V.VMCS_HOST_CR0);
-  copy(V.VMCS_GUEST_CR3, V.VMCS_HOST_CR3);
+  copy12(h, c, V.VMCS_GUEST_CR0, V.VMCS_HOST_CR0);
+  copy12(h, c, V.VMCS_GUEST_CR3, V.VMCS_HOST_CR3);
   h.vmwrite(V.VMCS_GUEST_CR4, c.get32(V.VMCS_HOST_CR4) & ~CR4_VMXE);
-  if ((exit12 & C.EXIT_LOAD_IA32_EFER) !== 0) copy(V.VMCS_GUEST_IA32_EFER, V.VMCS_HOST_IA32_EFER);
+  if ((exit12 & C.EXIT_LOAD_IA32_EFER) !== 0) copy12(h, c, V.VMCS_GUEST_IA32_EFER, V.VMCS_HOST_IA32_EFER);
   else {
     const efer = h.vmread(V.VMCS_GUEST_IA32_EFER) & ~(EFER_LMA | EFER_LME);
     h.vmwrite(V.VMCS_GUEST_IA32_EFER, wide ? efer | EFER_LMA | EFER_LME : efer);
   }
-  if ((exit12 & C.EXIT_LOAD_IA32_PAT) !== 0) copy(V.VMCS_GUEST_IA32_PAT, V.VMCS_HOST_IA32_PAT);
-  copy(V.VMCS_GUEST_RIP, V.VMCS_HOST_RIP);
-  copy(V.VMCS_GUEST_RSP, V.VMCS_HOST_RSP);
+  if ((exit12 & C.EXIT_LOAD_IA32_PAT) !== 0) copy12(h, c, V.VMCS_GUEST_IA32_PAT, V.VMCS_HOST_IA32_PAT);
+  copy12(h, c, V.VMCS_GUEST_RIP, V.VMCS_HOST_RIP);
+  copy12(h, c, V.VMCS_GUEST_RSP, V.VMCS_HOST_RSP);
   h.vmwrite(V.VMCS_GUEST_RFLAGS, 2);
-  const seg = (sel: number, base: number, limit: number, hostSel: number, hostBase: number) => {
-    const s = c.get32(hostSel) & 0xffff;
-    h.vmwrite(sel, s);
-    if (hostBase >= 0) copy(base, hostBase);
-    else h.vmwrite(base, 0, 0);
-    h.vmwrite(limit, -1);
-  };
   // Access rights after a VM exit (28.5.2): CS 64-bit or 32-bit code, data segments usable when
   // their selector is not null, TR a busy 64-bit TSS.
-  seg(V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_CS_LIMIT, V.VMCS_HOST_CS_SELECTOR, -1);
+  hostSegment(h, c, V.VMCS_GUEST_CS_SELECTOR, V.VMCS_GUEST_CS_BASE, V.VMCS_GUEST_CS_LIMIT, V.VMCS_HOST_CS_SELECTOR, -1);
   h.vmwrite(V.VMCS_GUEST_CS_AR, wide ? 0xa09b : 0xc09b);
-  const data: [number, number, number, number, number, number][] = [
-    [
-      V.VMCS_GUEST_SS_SELECTOR,
-      V.VMCS_GUEST_SS_BASE,
-      V.VMCS_GUEST_SS_LIMIT,
-      V.VMCS_GUEST_SS_AR,
-      V.VMCS_HOST_SS_SELECTOR,
-      -1,
-    ],
-    [
-      V.VMCS_GUEST_DS_SELECTOR,
-      V.VMCS_GUEST_DS_BASE,
-      V.VMCS_GUEST_DS_LIMIT,
-      V.VMCS_GUEST_DS_AR,
-      V.VMCS_HOST_DS_SELECTOR,
-      -1,
-    ],
-    [
-      V.VMCS_GUEST_ES_SELECTOR,
-      V.VMCS_GUEST_ES_BASE,
-      V.VMCS_GUEST_ES_LIMIT,
-      V.VMCS_GUEST_ES_AR,
-      V.VMCS_HOST_ES_SELECTOR,
-      -1,
-    ],
-    [
-      V.VMCS_GUEST_FS_SELECTOR,
-      V.VMCS_GUEST_FS_BASE,
-      V.VMCS_GUEST_FS_LIMIT,
-      V.VMCS_GUEST_FS_AR,
-      V.VMCS_HOST_FS_SELECTOR,
-      V.VMCS_HOST_FS_BASE,
-    ],
-    [
-      V.VMCS_GUEST_GS_SELECTOR,
-      V.VMCS_GUEST_GS_BASE,
-      V.VMCS_GUEST_GS_LIMIT,
-      V.VMCS_GUEST_GS_AR,
-      V.VMCS_HOST_GS_SELECTOR,
-      V.VMCS_HOST_GS_BASE,
-    ],
-  ];
-  for (const [sel, base, limit, ar, hs, hb] of data) {
-    seg(sel, base, limit, hs, hb);
+  for (const [sel, base, limit, ar, hs, hb] of HOST_DATA_SEGMENTS) {
+    hostSegment(h, c, sel, base, limit, hs, hb);
     const usable = sel === V.VMCS_GUEST_SS_SELECTOR || (c.get32(hs) & 0xfff8) !== 0;
     h.vmwrite(ar, usable ? 0xc093 : 0x1c000);
   }
   h.vmwrite(V.VMCS_GUEST_TR_SELECTOR, c.get32(V.VMCS_HOST_TR_SELECTOR) & 0xffff);
-  copy(V.VMCS_GUEST_TR_BASE, V.VMCS_HOST_TR_BASE);
+  copy12(h, c, V.VMCS_GUEST_TR_BASE, V.VMCS_HOST_TR_BASE);
   h.vmwrite(V.VMCS_GUEST_TR_LIMIT, 0x67);
   h.vmwrite(V.VMCS_GUEST_TR_AR, 0x8b);
-  copy(V.VMCS_GUEST_GDTR_BASE, V.VMCS_HOST_GDTR_BASE);
+  copy12(h, c, V.VMCS_GUEST_GDTR_BASE, V.VMCS_HOST_GDTR_BASE);
   h.vmwrite(V.VMCS_GUEST_GDTR_LIMIT, 0xffff);
-  copy(V.VMCS_GUEST_IDTR_BASE, V.VMCS_HOST_IDTR_BASE);
+  copy12(h, c, V.VMCS_GUEST_IDTR_BASE, V.VMCS_HOST_IDTR_BASE);
   h.vmwrite(V.VMCS_GUEST_IDTR_LIMIT, 0xffff);
   h.vmwrite(V.VMCS_GUEST_LDTR_SELECTOR, 0);
   h.vmwrite(V.VMCS_GUEST_LDTR_AR, 0x10000);
-  copy(V.VMCS_GUEST_SYSENTER_CS, V.VMCS_HOST_SYSENTER_CS);
-  copy(V.VMCS_GUEST_SYSENTER_ESP, V.VMCS_HOST_SYSENTER_ESP);
-  copy(V.VMCS_GUEST_SYSENTER_EIP, V.VMCS_HOST_SYSENTER_EIP);
+  copy12(h, c, V.VMCS_GUEST_SYSENTER_CS, V.VMCS_HOST_SYSENTER_CS);
+  copy12(h, c, V.VMCS_GUEST_SYSENTER_ESP, V.VMCS_HOST_SYSENTER_ESP);
+  copy12(h, c, V.VMCS_GUEST_SYSENTER_EIP, V.VMCS_HOST_SYSENTER_EIP);
   h.vmwrite(V.VMCS_GUEST_DR7, 0x400);
   h.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, 0);
   h.vmwrite(V.VMCS_GUEST_ACTIVITY_STATE, C.ACTIVITY_ACTIVE);

@@ -14,9 +14,9 @@ import type { L0Hypervisor } from "../l0.js";
 import { HANDLED } from "../vcpu.js";
 import { EPT02_L1_MISCONFIG, EPT02_L1_VIOLATION, EPT02_MAPPED, type Ept02 } from "./ept02.js";
 import { l2Hypercall, NOT_HV_HYPERCALL } from "./hv-hypercall.js";
+import type { VmxInsnContext } from "./instructions.js";
 import { type L2VmxVcpu, RUN_REFLECT } from "./l2-vcpu.js";
 import { emulateL2VmcsAccess, l1WantsVmcsAccess } from "./l2-vmcs-access.js";
-import type { OperandAccess } from "./operand.js";
 import type { NestedVmxState } from "./state.js";
 
 /** Exits L1 always gets: a triple fault (25.2; KVM nested_vmx_l1_wants_exit) and the instructions that exit unconditionally in VMX non-root operation (25.1.2). */
@@ -157,8 +157,10 @@ function eptViolation(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState): numbe
     return HANDLED;
   }
   if (r === EPT02_L1_VIOLATION) {
-    // The qualification as EPT12 gives it, with the linear-address bits of the real exit.
-    s.reflectQualification = (ept02.qualification & ~0x180) | (qual & 0x180);
+    // The qualification as EPT12 gives it, with the linear-address bits of the real exit and its
+    // "NMI unblocking due to IRET" (bit 12: L1 sets blocking by NMI again itself).
+    const fromExit = 0x180 | C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET;
+    s.reflectQualification = (ept02.qualification & ~fromExit) | (qual & fromExit);
     return toL1(l2, V.EXIT_EPT_VIOLATION);
   }
   if (r === EPT02_L1_MISCONFIG) return toL1(l2, V.EXIT_EPT_MISCONFIG);
@@ -175,7 +177,7 @@ export function reflectExit(l0: L0Hypervisor, l2: L2VmxVcpu, s: NestedVmxState, 
   const proc12 = s.current.get32(V.VMCS_PROC_BASED_CONTROLS);
   // VMCS shadowing L1 set for L2: a VMREAD/VMWRITE its bitmaps let through is L0's to emulate.
   if ((reason === V.EXIT_VMREAD || reason === V.EXIT_VMWRITE) && !l1WantsVmcsAccess(l0, s, reason))
-    return emulateL2VmcsAccess({ l0, v: l2, vm: l2.l1.vm, s, ops: s.l2Operands as OperandAccess }, reason);
+    return emulateL2VmcsAccess(s.l2Insn as VmxInsnContext, reason);
   if (reason === V.EXIT_VMCALL && s.evmcs !== null) {
     // nvmx-evmcs: L2's Hyper-V flush hypercall is L0's when L1 enabled the L2 TLB flush.
     const r = l2Hypercall(l0, l2, s);

@@ -7,6 +7,7 @@ import type { Ept02 } from "./ept02.js";
 import type { EnlightenedVmcs } from "./evmcs.js";
 import { FeatureControl } from "./feature-control.js";
 import type { HyperVMsrs } from "./hyperv.js";
+import type { VmxInsnContext } from "./instructions.js";
 import type { L2VmxVcpu } from "./l2-vcpu.js";
 import type { OperandAccess } from "./operand.js";
 import type { ShadowVmcs } from "./shadow.js";
@@ -46,6 +47,12 @@ export class NestedVmxState extends NvmxCounts {
    */
   readonly shadowVmcs12 = new Vmcs12Cache();
   l2Operands: OperandAccess | null = null;
+  /**
+   * The contexts L0 emulates VMX instructions in, made once: L1's (at its first VMX instruction)
+   * and its L2's VMREAD/VMWRITE under VMCS shadowing (with the L2 vCPU).
+   */
+  insn: VmxInsnContext | null = null;
+  l2Insn: VmxInsnContext | null = null;
 
   get hasCurrent(): boolean {
     return this.current.gpa >= 0;

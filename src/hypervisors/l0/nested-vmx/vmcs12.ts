@@ -141,13 +141,20 @@ export const FIELDS: readonly number[] = [
 const SLOT = new Map<number, number>(FIELDS.map((f, i) => [f, i]));
 
 /**
- * The slot of encoding `enc` and whether it names the high half of a 64-bit field (the "high"
- * access type, bit 0, of a 64-bit field: SDM vol. 3, 24.11.2); -1 when VMCS12 has no such field.
+ * The slot of encoding `enc` times 2, plus 1 when it names the high half of a 64-bit field (the
+ * "high" access type, bit 0, of a 64-bit field: SDM vol. 3, 24.11.2); -1 when VMCS12 has no such
+ * field. A number, not an object: every VMCS12 access of L0 goes through it.
  */
-export function slotOf(enc: number): { slot: number; high: boolean } | null {
+export function fieldSlot(enc: number): number {
   const base = V.vmcsFieldBase(enc);
   const slot = base < 0 ? undefined : SLOT.get(base);
-  return slot === undefined ? null : { slot, high: base !== enc };
+  return slot === undefined ? -1 : slot * 2 + (base !== enc ? 1 : 0);
+}
+
+/** `fieldSlot` as a slot and a high-half flag, or null (for tables built once). */
+export function slotOf(enc: number): { slot: number; high: boolean } | null {
+  const code = fieldSlot(enc);
+  return code < 0 ? null : { slot: code >> 1, high: (code & 1) !== 0 };
 }
 
 /** Mask a value to a field's width (16, 32 or 64 bits; natural width is 64 in 64-bit mode). */
@@ -171,28 +178,30 @@ export class Vmcs12Cache {
 
   /** Read field `enc` (the whole 64-bit value as halves into `out`); false when unsupported. */
   read(enc: number, out: Int32Array): boolean {
-    const s = slotOf(enc);
-    if (s === null) return false;
-    if (s.high) {
-      out[0] = this.hi[s.slot];
+    const code = fieldSlot(enc);
+    if (code < 0) return false;
+    const slot = code >> 1;
+    if ((code & 1) !== 0) {
+      out[0] = this.hi[slot];
       out[1] = 0;
     } else {
-      out[0] = this.lo[s.slot];
+      out[0] = this.lo[slot];
       out[1] =
-        V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_32 || V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_16 ? 0 : this.hi[s.slot];
+        V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_32 || V.vmcsFieldWidth(enc) === V.VMCS_WIDTH_16 ? 0 : this.hi[slot];
     }
     return true;
   }
 
   /** Write field `enc`; false when unsupported. */
   write(enc: number, lo: number, hi: number): boolean {
-    const s = slotOf(enc);
-    if (s === null) return false;
-    if (s.high) this.hi[s.slot] = lo;
+    const code = fieldSlot(enc);
+    if (code < 0) return false;
+    const slot = code >> 1;
+    if ((code & 1) !== 0) this.hi[slot] = lo;
     else {
-      this.lo[s.slot] = lo & widthMask(enc);
+      this.lo[slot] = lo & widthMask(enc);
       const w = V.vmcsFieldWidth(enc);
-      this.hi[s.slot] = w === V.VMCS_WIDTH_64 || w === V.VMCS_WIDTH_NATURAL ? hi : 0;
+      this.hi[slot] = w === V.VMCS_WIDTH_64 || w === V.VMCS_WIDTH_NATURAL ? hi : 0;
     }
     return true;
   }

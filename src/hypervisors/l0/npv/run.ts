@@ -6,6 +6,7 @@
  * The L2 runs on L0's one run/exit core (core.ts), with this engine's reflect step in front of
  * L0's handler table; its interrupts come from its own LAPIC and the INJECT queue.
  */
+import type { VmxHost } from "../../../cpu/vmx/host.js";
 import { IF } from "../../../x86/flags.js";
 import * as V from "../../../x86/vmx.js";
 import {
@@ -54,7 +55,9 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   if (v.stopped !== 0) {
     v.exitData.fill(0);
     v.exitView.setUint32(0, v.stopDetail >>> 0, true);
+    host.load(v.vmcs);
     fillRunPage(e, v, page.n, v.stopped);
+    host.load(l1vcpu.vmcs);
     return NPV_OK;
   }
   const reload = v.forwarded && (pv.getUint32(NPV_RUN_FLAGS, true) & NPV_RUN_F_REGS_DIRTY) !== 0;
@@ -125,38 +128,41 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
 const runPage = new Uint8Array(0x100);
 const runPageView = new DataView(runPage.buffer);
 
-/** Write the run page (0x100 bytes) from the L2 vCPU's saved state and exit data. */
+/**
+ * Write the run page (0x100 bytes) from the L2 vCPU's saved state and exit data; L2's VMCS is the
+ * current one. Nothing is allocated per forwarded exit.
+ */
 function fillRunPage(e: NpvEngine, v: L2Vcpu, gpa: number, reason: number): void {
   const buf = runPage;
-  const d = runPageView;
   buf.fill(0);
-  const h = e.l0.host;
-  h.withVmcs(v.vmcs, () => fillFromVmcs(e, v, d, reason));
+  fillFromVmcs(e, v, runPageView, reason);
   buf.set(v.exitData, NPV_RUN_DATA);
   writeL1(v.vm.owner.vm, gpa, buf);
   if (reason === NPV_EXIT_HALT) e.counts.events.bump(NE.l2_halts_forwarded);
 }
 
+/** A 64-bit VMCS field of the current VMCS into the run page at `off`. */
+function field64(h: VmxHost, d: DataView, off: number, enc: number): void {
+  d.setInt32(off, h.vmread(enc), true);
+  d.setInt32(off + 4, h.vmreadHigh(enc), true);
+}
+
 /** The run page's exit reason, registers and instruction length from L2's VMCS (current). */
 function fillFromVmcs(e: NpvEngine, v: L2Vcpu, d: DataView, reason: number): void {
   const h = e.l0.host;
-  const w64 = (off: number, enc: number): void => {
-    d.setInt32(off, h.vmread(enc), true);
-    d.setInt32(off + 4, h.vmreadHigh(enc), true);
-  };
   d.setUint32(NPV_RUN_EXIT_REASON, reason, true);
   d.setUint32(NPV_RUN_FLAGS, 0, true);
-  w64(NPV_RUN_RIP, V.VMCS_GUEST_RIP);
-  w64(NPV_RUN_RFLAGS, V.VMCS_GUEST_RFLAGS);
+  field64(h, d, NPV_RUN_RIP, V.VMCS_GUEST_RIP);
+  field64(h, d, NPV_RUN_RFLAGS, V.VMCS_GUEST_RFLAGS);
   for (let r = 0; r < 16; r++) {
     d.setInt32(NPV_RUN_GPRS + 8 * r, v.ctx.lo[r], true);
     d.setInt32(NPV_RUN_GPRS + 8 * r + 4, v.ctx.hi[r], true);
   }
-  w64(NPV_RUN_GPRS + 32, V.VMCS_GUEST_RSP);
-  w64(NPV_RUN_CR0, V.VMCS_GUEST_CR0);
-  w64(NPV_RUN_CR3, V.VMCS_GUEST_CR3);
-  w64(NPV_RUN_CR4, V.VMCS_GUEST_CR4);
-  w64(NPV_RUN_EFER, V.VMCS_GUEST_IA32_EFER);
+  field64(h, d, NPV_RUN_GPRS + 32, V.VMCS_GUEST_RSP);
+  field64(h, d, NPV_RUN_CR0, V.VMCS_GUEST_CR0);
+  field64(h, d, NPV_RUN_CR3, V.VMCS_GUEST_CR3);
+  field64(h, d, NPV_RUN_CR4, V.VMCS_GUEST_CR4);
+  field64(h, d, NPV_RUN_EFER, V.VMCS_GUEST_IA32_EFER);
   const completesInL1 = reason === NPV_EXIT_IO || reason === NPV_EXIT_MSR || reason === NPV_EXIT_HYPERCALL;
   d.setUint32(NPV_RUN_INSN_LEN, completesInL1 ? h.vmread(V.VMCS_EXIT_INSTRUCTION_LENGTH) : 0, true);
 }
