@@ -6,12 +6,14 @@ import type { JitOptions } from "./options.js";
 
 /** The longest block compiled (instructions). */
 export const MAX_BLOCK = 48;
+const ENV = (globalThis as unknown as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const MB = Number(ENV.CJ_MAXB ?? 48);
+const NOFOLLOW = ENV.CJ_NOFOLLOW === "1";
 
 /** Per physical code page: entry counts and compiled blocks by byte offset. */
 class JitPage {
   readonly counts = new Uint16Array(4096);
-  /** Filled with undefined from the start: one elements kind, so V8's code for it stays valid. */
-  readonly blocks: (Block | undefined)[] = new Array(4096).fill(undefined);
+  readonly blocks: (Block | undefined)[] = new Array(4096);
 }
 
 /**
@@ -29,8 +31,7 @@ export class BlockJit {
   private readonly threshold: number;
   private readonly warmup: number;
   private readonly cap: number;
-  /** Pages by physical frame number (a Map: an array indexed by frame numbers goes sparse). */
-  private pages = new Map<number, JitPage>();
+  private pages: (JitPage | undefined)[] = [];
   private lastPfn = -1;
   private lastPage: JitPage | undefined = undefined;
   /** Compiled instructions currently cached (against the cap). */
@@ -56,46 +57,32 @@ export class BlockJit {
     // run past that boundary (an interrupt-window exit of nvmx-shadow's L2 came 2 instructions
     // late, `compare` cell nvmx-shadow/pio).
     if (c.irqCheck || c.icountSlot[0] < this.warmup) return false;
-    // The rest is its own function: V8 optimizes this one during the warm-up (when only the
-    // lines above have run), and the code below would then deoptimize it on first use.
-    return this.enterHot(lo, hi, end);
-  }
-
-  private enterHot(lo: number, hi: number, end: number): boolean {
-    const c = this.cpu;
     if (c.curCodeLo !== (lo & ~0xfff) || !c.compiledCodeAllowed()) return false;
-    const pfn = c.curCodePfn;
-    // Remember the last page looked up (the map is sparse: frame numbers).
-    let page = this.lastPfn === pfn ? this.lastPage : this.pages.get(pfn);
+    // The pages array is sparse (indexed by frame number): remember the last one looked up.
+    let page = this.lastPfn === c.curCodePfn ? this.lastPage : this.pages[c.curCodePfn];
     if (page === undefined) {
       page = new JitPage();
-      this.pages.set(pfn, page);
+      this.pages[c.curCodePfn] = page;
     }
-    this.lastPfn = pfn;
+    this.lastPfn = c.curCodePfn;
     this.lastPage = page;
     const off = lo & 0xfff;
-    const b = page.blocks[off];
-    if (b !== undefined && b.linLo === lo && b.linHi === hi) return this.chain(b, end, page.blocks);
-    const n = page.counts[off] + 1;
-    if (n < this.threshold) {
-      page.counts[off] = n;
-      return false;
+    let b = page.blocks[off];
+    if (b === undefined || b.linLo !== lo || b.linHi !== hi) {
+      const n = page.counts[off] + 1;
+      if (n < this.threshold) {
+        page.counts[off] = n;
+        return false;
+      }
+      page.counts[off] = 0;
+      const made = this.compile(page, lo, hi);
+      if (made === null) return false;
+      b = made;
     }
-    page.counts[off] = 0;
-    const made = this.compile(page, lo, hi);
-    return made !== null && this.chain(made, end, page.blocks);
-  }
-
-  /**
-   * Run block b and its successors on this code page (`blocks`) while they fit the budget and
-   * the interpreter would not look. False when b itself does not fit (nothing ran).
-   */
-  private chain(first: Block, end: number, blocks: (Block | undefined)[]): boolean {
-    const c = this.cpu;
     const ic = c.icountSlot;
-    if (ic[0] + first.n > end) return false;
+    if (ic[0] + b.n > end) return false;
+    const blocks = page.blocks;
     const stats = this.stats;
-    let b = first;
     for (;;) {
       const before = ic[0];
       b.fn(c, end, b.insns);
@@ -125,13 +112,13 @@ export class BlockJit {
     const insns: Insn[] = [];
     const offs: number[] = [];
     let off = lo & 0xfff;
-    while (insns.length < MAX_BLOCK && off < 4096) {
+    while (insns.length < MB && off < 4096) {
       const i = code[off];
       // An instruction already in the trace ends it (a jump back: the block loops or exits there).
       if (i === undefined || offs.includes(off)) break;
       insns.push(i);
       offs.push(off);
-      const t = followedTarget(i, off + i.len);
+      const t = NOFOLLOW ? -1 : followedTarget(i, off + i.len);
       if (t >= 0) off = t;
       else if (endsBlock(i)) break;
       else off += i.len;
@@ -159,7 +146,7 @@ export class BlockJit {
   }
 
   private dropPage(pfn: number): void {
-    const p = this.pages.get(pfn);
+    const p = this.pages[pfn];
     if (p === undefined) return;
     for (const b of p.blocks) {
       if (b !== undefined) {
@@ -167,16 +154,17 @@ export class BlockJit {
         this.cached -= b.n;
       }
     }
-    this.pages.delete(pfn);
+    this.pages[pfn] = undefined;
     if (this.lastPfn === pfn) this.lastPfn = -1;
   }
 
   /** Drop every block (a mode change, or the cap reached). */
   flush(): void {
-    for (const p of this.pages.values()) {
+    for (const p of this.pages) {
+      if (p === undefined) continue;
       for (const b of p.blocks) if (b !== undefined) b.dead = true;
     }
-    this.pages.clear();
+    this.pages = [];
     this.lastPfn = -1;
     this.cached = 0;
     this.stats.flushes++;
