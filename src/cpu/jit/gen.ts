@@ -29,7 +29,7 @@ export function add64(lo: number, hi: number, addLo: number, addHi: number): [nu
  * Source text of one block under construction, instruction by instruction. Generated code sees
  * `c` (the CPU), `L`/`H` (register halves), `IC` (the icount slot), the software TLB arrays
  * (`RTL RTH RV WTL WTH WV`, page line numbers `RLN WLN`), `DA` (the data-access counter), the
- * data-cache MRU filter (`DM DK`), `I`/`E` (the block's decoded
+ * data-cache touch `T`, `I`/`E` (the block's decoded
  * instructions and their handlers); `b` is the icount at block entry, rebased after handlers.
  */
 export class Gen {
@@ -171,7 +171,7 @@ export class Gen {
    */
   exit(retired: number, ripLo: number | null, ripHi: number): string {
     const rip = ripLo === null ? "xr=0;" : `xr=1;xl=${ripLo};xh=${ripHi};`;
-    return `${rip}xk=${this.k};xn=b+${retired};${this.exitFlags()}${this.exitEaStack()}break L;`;
+    return `${rip}xk=${this.k};xn=${retired};${this.exitFlags()}${this.exitEaStack()}break L;`;
   }
 
   /** The pending flags into the exit sequence's locals (xf = -1: the CPU holds them). */
@@ -200,7 +200,7 @@ export class Gen {
     const stores = this.flagStores();
     this.emit(`b+=${this.k + 1};${this.eaStackStore()}if(!brk&&b+${this.n}<=end){`);
     this.loopBacks.push({ idx: this.placeholder(), code: stores });
-    return `continue L;}xr=1;xl=${lo};xh=${hi};xk=${this.k};xn=b;${this.exitFlags()}xe=-1;break L;`;
+    return `continue L;}xr=1;xl=${lo};xh=${hi};xk=${this.k};xn=0;${this.exitFlags()}xe=-1;break L;`;
   }
 
   /**
@@ -333,8 +333,7 @@ export class Gen {
    * access's first byte, skipped when it is its L1D set's most recent line (exact: data-cache.ts).
    */
   private cacheTouch(lines: string, x: string, o: string): string {
-    const ln = this.v("ln");
-    return `${ln}=${lines}[${x}]+(${o}>>>6);if(DM[${ln}&DK]!==${ln})c.dcache.touchData(${ln});`;
+    return `T(c,${lines}[${x}]+(${o}>>>6));`;
   }
 
   /** Store `size` bytes of vl (vh for size 8) at al:ah, TLB probe inline. */
@@ -411,9 +410,9 @@ export class Gen {
       "function X(c,k,n){c.icountSlot[0]=n;c.startLo=AL[k];c.startHi=AH[k];}" +
       `function Q(c){return c.irqCheck||c.curCodeLo!==${this.pageLo}||!c.compiledCodeAllowed();}` +
       "return function block(c,end,I){const L=c.lo,H=c.hi,IC=c.icountSlot,RTL=c.rTagLo,RTH=c.rTagHi," +
-      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses,RLN=c.rLine,WLN=c.wLine,DM=c.dcMru,DK=c.dcMask;" +
+      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses,RLN=c.rLine,WLN=c.wLine;" +
       `let b=IC[0],brk=false;${decl}L:for(;;){${this.out.join("\n")}}\n` +
-      "if(xr===1){c.ripLo=xl;c.ripHi=xh;}X(c,xk,xn);if(xf>=0)F(c,xf,xs,x0,x1,x2,x3,x4,x5,x6);if(xe>=0)c.eaStack=xe===1;};"
+      "if(xr===1){c.ripLo=xl;c.ripHi=xh;}X(c,xk,b+xn);if(xf>=0)F(c,xf,xs,x0,x1,x2,x3,x4,x5,x6);if(xe>=0)c.eaStack=xe===1;};"
     );
   }
 }
