@@ -6,9 +6,6 @@ import type { JitOptions } from "./options.js";
 
 /** The longest block compiled (instructions). */
 export const MAX_BLOCK = 48;
-const ENV = (globalThis as unknown as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-const MB = Number(ENV.CJ_MAXB ?? 48);
-const NOFOLLOW = ENV.CJ_NOFOLLOW === "1";
 
 /** Per physical code page: entry counts and compiled blocks by byte offset. */
 class JitPage {
@@ -117,13 +114,13 @@ export class BlockJit {
     const insns: Insn[] = [];
     const offs: number[] = [];
     let off = lo & 0xfff;
-    while (insns.length < MB && off < 4096) {
+    while (insns.length < MAX_BLOCK && off < 4096) {
       const i = code[off];
       // An instruction already in the trace ends it (a jump back: the block loops or exits there).
       if (i === undefined || offs.includes(off)) break;
       insns.push(i);
       offs.push(off);
-      const t = NOFOLLOW ? -1 : followedTarget(i, off + i.len);
+      const t = followedTarget(i, off + i.len);
       if (t >= 0) off = t;
       else if (endsBlock(i)) break;
       else off += i.len;
