@@ -77,8 +77,9 @@ for (let k = 1; k <= reps; k++) {
   });
   const p = process.cpuUsage(p0);
   const end = mainThreadMs();
+  const procMs = Math.round((p.user + p.system) / 1000);
   const phases = marks.map(([n, t]) => `${n === 0 ? "set-up" : `${n / 1e6}M`} ${t - m0}`).join(", ");
   console.log(
-    `${stack}/${workload}/${iters} ${jit ? "jit" : "no-jit"} rep ${k}: ${r.instructions} instructions; main-thread CPU ms at: ${phases}, end ${end - m0}; process CPU ${Math.round((p.user + p.system) / 1000)} ms`,
+    `${stack}/${workload}/${iters} ${jit ? "jit" : "no-jit"} rep ${k}: ${r.instructions} instructions; main-thread CPU ms at: ${phases}, end ${end - m0}; process CPU ${procMs} ms (other threads ${procMs - (end - m0)})`,
   );
 }
