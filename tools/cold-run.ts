@@ -5,6 +5,7 @@
  * wall time is on an idle machine; it moves far less with the load than wall time does.
  *
  *   node dist/tools/cold-run.js [--stack S] [--workload W] [--iters N] [--no-jit] [--reps N]
+ *     [--threshold N] [--warmup N]   (block-compiler settings to try, JitOptions)
  *
  * Each rep is a whole stack run in this process (rep 1 is cold; later reps reuse what V8
  * optimized, including block functions shared by source text). A measuring tool, not part of the
@@ -13,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import "../src/node-images.js";
 import { Cpu } from "../src/cpu/cpu.js";
+import type { JitOptions } from "../src/cpu/jit/options.js";
 import { bundledKernelPath } from "../src/paths.js";
 import { workloadCmdline } from "../src/report/workloads.js";
 import { getStack } from "../src/stacks/index.js";
@@ -33,6 +35,14 @@ const workload = arg("--workload", "compute");
 const iters = Number(arg("--iters", "100"));
 const reps = Number(arg("--reps", "1"));
 const jit = !process.argv.includes("--no-jit");
+/** Block-compiler settings to try (the defaults when not given). */
+const jitTry: Partial<JitOptions> = {};
+for (const [flag, key] of [
+  ["--threshold", "threshold"],
+  ["--warmup", "warmup"],
+] as const) {
+  if (process.argv.includes(flag)) jitTry[key] = Number(arg(flag, "0"));
+}
 /** Milestones (retired instructions) at which the main thread's CPU is read. */
 const MILESTONES = [200_000, 2_000_000, 10_000_000];
 
@@ -63,12 +73,13 @@ for (let k = 1; k <= reps; k++) {
     cmdline: workloadCmdline(workload, iters),
     memory: 256 << 20,
     maxInstructions: Number.MAX_SAFE_INTEGER,
-    jit: { enabled: jit },
+    jit: { ...jitTry, enabled: jit },
   });
   const p = process.cpuUsage(p0);
   const end = mainThreadMs();
+  const procMs = Math.round((p.user + p.system) / 1000);
   const phases = marks.map(([n, t]) => `${n === 0 ? "set-up" : `${n / 1e6}M`} ${t - m0}`).join(", ");
   console.log(
-    `${stack}/${workload}/${iters} ${jit ? "jit" : "no-jit"} rep ${k}: ${r.instructions} instructions; main-thread CPU ms at: ${phases}, end ${end - m0}; process CPU ${Math.round((p.user + p.system) / 1000)} ms`,
+    `${stack}/${workload}/${iters} ${jit ? "jit" : "no-jit"} rep ${k}: ${r.instructions} instructions; main-thread CPU ms at: ${phases}, end ${end - m0}; process CPU ${procMs} ms (other threads ${procMs - (end - m0)})`,
   );
 }

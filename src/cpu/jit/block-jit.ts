@@ -10,7 +10,8 @@ export const MAX_BLOCK = 48;
 /** Per physical code page: entry counts and compiled blocks by byte offset. */
 class JitPage {
   readonly counts = new Uint16Array(4096);
-  readonly blocks: (Block | undefined)[] = new Array(4096);
+  /** Filled from the start: one elements kind, so V8's code for it stays valid. */
+  readonly blocks: (Block | undefined)[] = new Array(4096).fill(undefined);
 }
 
 /**
@@ -28,7 +29,8 @@ export class BlockJit {
   private readonly threshold: number;
   private readonly warmup: number;
   private readonly cap: number;
-  private pages: (JitPage | undefined)[] = [];
+  /** Pages by physical frame number (a Map: an array indexed by frame numbers goes sparse). */
+  private readonly pages = new Map<number, JitPage>();
   private lastPfn = -1;
   private lastPage: JitPage | undefined = undefined;
   /** Compiled instructions currently cached (against the cap). */
@@ -53,15 +55,15 @@ export class BlockJit {
     // MOV SS interrupt shadow with an interrupt window or a pending interrupt): a block would
     // run past that boundary (an interrupt-window exit of nvmx-shadow's L2 came 2 instructions
     // late, `compare` cell nvmx-shadow/pio).
-    if (c.irqCheck || c.icountSlot[0] < this.warmup) return false;
-    if (c.curCodeLo !== (lo & ~0xfff) || !c.compiledCodeAllowed()) return false;
-    // The pages array is sparse (indexed by frame number): remember the last one looked up.
-    let page = this.lastPfn === c.curCodePfn ? this.lastPage : this.pages[c.curCodePfn];
+    if (c.irqCheck || c.curCodeLo !== (lo & ~0xfff) || !c.compiledCodeAllowed()) return false;
+    // The map is sparse (frame numbers): remember the last page looked up.
+    const pfn = c.curCodePfn;
+    let page = this.lastPfn === pfn ? this.lastPage : this.pages.get(pfn);
     if (page === undefined) {
       page = new JitPage();
-      this.pages[c.curCodePfn] = page;
+      this.pages.set(pfn, page);
     }
-    this.lastPfn = c.curCodePfn;
+    this.lastPfn = pfn;
     this.lastPage = page;
     const off = lo & 0xfff;
     let b = page.blocks[off];
@@ -71,6 +73,9 @@ export class BlockJit {
         page.counts[off] = n;
         return false;
       }
+      // Entries are counted during the warm-up too (only compiling waits): V8 optimizes this
+      // function early, and code first run after that would deoptimize it.
+      if (c.icountSlot[0] < this.warmup) return false;
       page.counts[off] = 0;
       const made = this.compile(page, lo, hi);
       if (made === null) return false;
@@ -143,7 +148,7 @@ export class BlockJit {
   }
 
   private dropPage(pfn: number): void {
-    const p = this.pages[pfn];
+    const p = this.pages.get(pfn);
     if (p === undefined) return;
     for (const b of p.blocks) {
       if (b !== undefined) {
@@ -151,17 +156,16 @@ export class BlockJit {
         this.cached -= b.n;
       }
     }
-    this.pages[pfn] = undefined;
+    this.pages.delete(pfn);
     if (this.lastPfn === pfn) this.lastPfn = -1;
   }
 
   /** Drop every block (a mode change, or the cap reached). */
   flush(): void {
-    for (const p of this.pages) {
-      if (p === undefined) continue;
+    for (const p of this.pages.values()) {
       for (const b of p.blocks) if (b !== undefined) b.dead = true;
     }
-    this.pages = [];
+    this.pages.clear();
     this.lastPfn = -1;
     this.cached = 0;
     this.stats.flushes++;

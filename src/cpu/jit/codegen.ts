@@ -1,4 +1,5 @@
 import type { Cpu } from "../cpu.js";
+import { LF_RES } from "../flags.js";
 import type { Insn } from "../insn.js";
 import { Block, type BlockFn } from "./block.js";
 import { add64, Gen } from "./gen.js";
@@ -67,6 +68,35 @@ export function compileBlock(c: Cpu, insns: readonly Insn[], addrs: readonly num
 }
 
 /**
+ * The flag store of every block's exit sequence (gen.ts, Gen.exit): one function for all blocks,
+ * so its type feedback is there from the first exit any block takes.
+ */
+function storeExitFlags(
+  c: Cpu,
+  op: number,
+  size: number,
+  r: number,
+  rh: number,
+  d: number,
+  dh: number,
+  s: number,
+  sh: number,
+  aux: number,
+): void {
+  if (op === LF_RES) c.setLazyRes(size, r, rh, aux);
+  else c.setLazy(op, size, r, rh, d, dh, s, sh, aux);
+}
+
+/**
+ * The data-cache touch of a fast-path access (as Cpu.readN / writeN): the line, unless it is its
+ * L1D set's most recent one. Called on every access, so the call has type feedback from a block's
+ * first run and the rare MRU miss inside shares one feedback for every block.
+ */
+function touchLine(c: Cpu, line: number): void {
+  if (c.dcMru[line & c.dcMask] !== line) c.dcache.touchData(line);
+}
+
+/**
  * Block functions by source text, shared by every CPU in this JavaScript realm: the same guest
  * code at the same linear address and mode compiles to the same source, and sharing the
  * function lets V8 reuse what it optimized (the machines of a `compare`, the runs of a
@@ -88,7 +118,7 @@ function blockFunction(source: string, insns: readonly Insn[], addrs: readonly n
     ah[k] = hi;
     [nl[k], nh[k]] = add64(addrs[k], hi, insns[k].len, 0);
   }
-  f = new Function("AL", "AH", "NL", "NH", source)(al, ah, nl, nh) as BlockFn;
+  f = new Function("AL", "AH", "NL", "NH", "F", "T", source)(al, ah, nl, nh, storeExitFlags, touchLine) as BlockFn;
   if (FUNCTIONS.size >= MAX_FUNCTIONS) FUNCTIONS.clear();
   FUNCTIONS.set(source, f);
   return f;

@@ -29,7 +29,7 @@ export function add64(lo: number, hi: number, addLo: number, addHi: number): [nu
  * Source text of one block under construction, instruction by instruction. Generated code sees
  * `c` (the CPU), `L`/`H` (register halves), `IC` (the icount slot), the software TLB arrays
  * (`RTL RTH RV WTL WTH WV`, page line numbers `RLN WLN`), `DA` (the data-access counter), the
- * data-cache MRU filter (`DM DK`), `I`/`E` (the block's decoded
+ * data-cache touch `T`, `I`/`E` (the block's decoded
  * instructions and their handlers); `b` is the icount at block entry, rebased after handlers.
  */
 export class Gen {
@@ -161,10 +161,33 @@ export class Gen {
     return `S(c,${this.k},b);${this.flagStores()}${this.eaStackStore()}`;
   }
 
-  /** Leave the block with `retired` instructions done and RIP already set or set here. */
+  /**
+   * Leave the block with `retired` instructions done and RIP already set or set here. Every exit
+   * goes through one exit sequence after the block's loop (`source`): it sets what the exit
+   * needs in locals and breaks out. One sequence, not one per exit, keeps the function smaller
+   * for V8's optimizing compiler and gives its calls type feedback from the first exit taken:
+   * an exit first taken after V8 optimized the block no longer deoptimizes it for want of
+   * feedback (docs/jit.md, round of 2026-12-05, branch coldjit).
+   */
   exit(retired: number, ripLo: number | null, ripHi: number): string {
-    const rip = ripLo === null ? "" : `c.ripLo=${ripLo};c.ripHi=${ripHi};`;
-    return `${rip}X(c,${this.k},b+${retired});${this.flagStores()}${this.eaStackStore()}return;`;
+    const rip = ripLo === null ? "xr=0;" : `xr=1;xl=${ripLo};xh=${ripHi};`;
+    return `${rip}xk=${this.k};xn=${retired};${this.exitFlags()}${this.exitEaStack()}break L;`;
+  }
+
+  /** The pending flags into the exit sequence's locals (xf = -1: the CPU holds them). */
+  private exitFlags(): string {
+    const f = this.flags;
+    if (f === null) {
+      this.observe();
+      return "xf=-1;";
+    }
+    if (f.op === LF_RES) return `xf=${f.op};xs=${f.size};x0=${f.r};x1=${f.rh};x6=${f.aux};`;
+    return `xf=${f.op};xs=${f.size};x0=${f.r};x1=${f.rh};x2=${f.d};x3=${f.dh};x4=${f.s};x5=${f.sh};x6=${f.aux};`;
+  }
+
+  /** eaStack into the exit sequence's local (-1: the CPU holds it). */
+  private exitEaStack(): string {
+    return this.eaStack === null ? "xe=-1;" : `xe=${this.eaStack ? 1 : 0};`;
   }
 
   /**
@@ -177,7 +200,7 @@ export class Gen {
     const stores = this.flagStores();
     this.emit(`b+=${this.k + 1};${this.eaStackStore()}if(!brk&&b+${this.n}<=end){`);
     this.loopBacks.push({ idx: this.placeholder(), code: stores });
-    return `continue L;}${stores}c.ripLo=${lo};c.ripHi=${hi};X(c,${this.k},b);return;`;
+    return `continue L;}xr=1;xl=${lo};xh=${hi};xk=${this.k};xn=0;${this.exitFlags()}xe=-1;break L;`;
   }
 
   /**
@@ -310,8 +333,7 @@ export class Gen {
    * access's first byte, skipped when it is its L1D set's most recent line (exact: data-cache.ts).
    */
   private cacheTouch(lines: string, x: string, o: string): string {
-    const ln = this.v("ln");
-    return `${ln}=${lines}[${x}]+(${o}>>>6);if(DM[${ln}&DK]!==${ln})c.dcache.touchData(${ln});`;
+    return `T(c,${lines}[${x}]+(${o}>>>6));`;
   }
 
   /** Store `size` bytes of vl (vh for size 8) at al:ah, TLB probe inline. */
@@ -376,22 +398,27 @@ export class Gen {
    * arguments, so one function serves every CPU running the same code at the same address.
    * Shared helpers keep the cold paths short (less for V8 to compile): S = the interpreter's state
    * at instruction k (start and next RIP, icount), X = the state at a block exit, Q = must the
-   * block stop (irqCheck, the code page gone, compiled code no longer allowed).
+   * block stop (irqCheck, the code page gone, compiled code no longer allowed); F (an argument,
+   * one function for every block) = the exit sequence's flag store.
    */
   source(): string {
     for (const l of this.loopBacks) if (this.headNeedsFlags !== false) this.out[l.idx] = l.code;
-    const decl = this.vars.size === 0 ? "" : `let ${[...this.vars].map((n) => `${n}=0`).join(",")};`;
+    const decl = `let ${[...this.vars, ...EXIT_VARS].map((n) => `${n}=0`).join(",")};`;
     return (
       `"use strict";` +
       "function S(c,k,b){c.startLo=AL[k];c.startHi=AH[k];c.ripLo=NL[k];c.ripHi=NH[k];c.icountSlot[0]=b+k;}" +
       "function X(c,k,n){c.icountSlot[0]=n;c.startLo=AL[k];c.startHi=AH[k];}" +
       `function Q(c){return c.irqCheck||c.curCodeLo!==${this.pageLo}||!c.compiledCodeAllowed();}` +
       "return function block(c,end,I){const L=c.lo,H=c.hi,IC=c.icountSlot,RTL=c.rTagLo,RTH=c.rTagHi," +
-      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses,RLN=c.rLine,WLN=c.wLine,DM=c.dcMru,DK=c.dcMask;" +
-      `let b=IC[0],brk=false;${decl}L:for(;;){${this.out.join("\n")}}};`
+      "RV=c.rView,WTL=c.wTagLo,WTH=c.wTagHi,WV=c.wView,DA=c.dAccesses,RLN=c.rLine,WLN=c.wLine;" +
+      `let b=IC[0],brk=false;${decl}L:for(;;){${this.out.join("\n")}}\n` +
+      "if(xr===1){c.ripLo=xl;c.ripHi=xh;}X(c,xk,b+xn);if(xf>=0)F(c,xf,xs,x0,x1,x2,x3,x4,x5,x6);if(xe>=0)c.eaStack=xe===1;};"
     );
   }
 }
+
+/** Locals of the shared exit sequence (see Gen.exit). */
+const EXIT_VARS = ["xr", "xl", "xh", "xk", "xn", "xf", "xs", "x0", "x1", "x2", "x3", "x4", "x5", "x6", "xe"];
 
 /** Stores of pending flags into the CPU (its own lazy-flag setters). */
 function storesOf(f: PendingFlags): string {
