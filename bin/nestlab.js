@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// The compiled CLI lives in dist/ (built by `npm install` / `npm ci` through the prepare script).
+// The CLI runs from its bundle, dist/cli/ (built by `npm install` / `npm ci` through the prepare
+// script, or `npm run build`): a few files instead of ~190 modules, a third of a short command's
+// start-up (README.md, "Where the CLI's code comes from").
 let cli;
 try {
-  cli = await import("../dist/src/cli/main.js");
+  cli = await import("../dist/cli/main.js");
 } catch (e) {
-  if (e && e.code === "ERR_MODULE_NOT_FOUND" && String(e.message).includes("dist/src/cli/main.js")) {
+  if (e && e.code === "ERR_MODULE_NOT_FOUND" && String(e.message).includes("dist/cli/main.js")) {
     console.error("nestlab: the project is not built yet; run `npm install` (or `npm run build`) first.");
     process.exit(2);
   }
