@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The CLI runs from its bundle, dist/cli/ (built by `npm install` / `npm ci` through the prepare
-// script, or `npm run build`): a few files instead of ~190 modules, a third of a short command's
+// script, or `npm run build`): a few files instead of ~190 modules, most of a short command's
 // start-up (README.md, "Where the CLI's code comes from").
 let cli;
 try {
