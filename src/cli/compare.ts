@@ -13,7 +13,7 @@ import { compareDocument, compareFooter } from "../report/compare-doc.js";
 import { profileInfo } from "../report/profile-info.js";
 import { renderCsv, renderTable } from "../report/table.js";
 import { workloadCmdline } from "../report/workloads.js";
-import { getStack } from "../stacks/index.js";
+import { getStack, STACKS } from "../stacks/index.js";
 import type { L1EptPages } from "../stacks/stack.js";
 import { type CellBatch, runCells } from "./cell-pool.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
@@ -92,7 +92,7 @@ export async function compareCommand(opts: CompareOptions): Promise<number> {
   if (opts.json && opts.csv) throw new UsageError("give --json or --csv, not both");
   for (const s of opts.stacks) getStack(s); // unknown names fail before any work
   for (const w of opts.workloads) workloadCmdline(w);
-  checkListL1EptPages(opts.stacks, opts.l1EptPages === undefined ? [] : [opts.l1EptPages]);
+  checkListL1EptPages(STACKS, opts.stacks, opts.l1EptPages === undefined ? [] : [opts.l1EptPages]);
   const l1Image = opts.l1Image === undefined ? undefined : readImage(opts.l1Image);
   for (const s of opts.stacks) getStack(s).preflight?.({ l1Image });
   const profile = profileInfo(opts.profile);

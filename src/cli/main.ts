@@ -3,7 +3,6 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import "../node-images.js";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { compareCpuBench, runCpuBench } from "../bench/cpu-bench.js";
 import { PRIMITIVES } from "../cost/primitives.js";
 import { bundledProfiles, DEFAULT_PROFILE, ProfileError, type ProfileSpec } from "../cost/profile.js";
 import { resolveProfile } from "../cost/profile-file.js";
@@ -11,17 +10,15 @@ import { jitDefaults } from "../cpu/jit/options.js";
 import { ImageError } from "../machine/elf.js";
 import { DEFAULT_L0_POLICY, type L0Policy } from "../machine/tunables.js";
 import type { Scaling } from "../report/sweep.js";
-import { benchWorkloads, checkWorkloadBench } from "../report/workload-bench.js";
 import { SUITE, UnknownWorkloadError, WORKLOADS } from "../report/workloads.js";
-import { COMPARE_DEFAULT_STACKS, STACKS } from "../stacks/index.js";
+import { COMPARE_DEFAULT_STACKS, STACK_NAMES } from "../stacks/names.js";
 import { StackOptionError, UnknownStackError } from "../stacks/stack.js";
 import { DEFAULT_MAX_CYCLES, MAX_EXACT_CYCLES } from "../stacks/watchdog.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { EXIT, EXIT_CODES_HELP, InputError, OutputFileError, UsageError } from "./exit-codes.js";
 import { l1EptPagesListOption, l1EptPagesOption } from "./l1-ept-pages.js";
-import { listCommand } from "./list.js";
 import { guardOutput, OutputClosedError, writeOut } from "./output.js";
-import { formatSize, parseSize, runCommand } from "./run.js";
+import { formatSize, parseSize } from "./sizes.js";
 
 const VERSION = "0.1.0";
 
@@ -100,7 +97,7 @@ const commaList = (v: string) =>
 
 /** `--stacks` of compare and bench workloads. */
 function stacksOption(): Option {
-  return new Option("--stacks <list>", `comma-separated stacks: ${[...STACKS.keys()].join(", ")}`)
+  return new Option("--stacks <list>", `comma-separated stacks: ${STACK_NAMES.join(", ")}`)
     .argParser(commaList)
     .default([...COMPARE_DEFAULT_STACKS], COMPARE_DEFAULT_STACKS.join(","));
 }
@@ -214,7 +211,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description("boot a guest on a stack: the bundled kernel with --workload, or any multiboot/ELF64 IMAGE")
     .argument("[image]", "a multiboot (ELF32/ELF64) or ELF64 image; default: the bundled guest kernel")
     .argument("[cmdline...]", "kernel command line, after -- (e.g. -- blkirq=11 tick=0)")
-    .addOption(new Option("--stack <name>", "which stack to run on").choices([...STACKS.keys()]).default("native"))
+    .addOption(new Option("--stack <name>", "which stack to run on").choices(STACK_NAMES).default("native"))
     .option("--workload <name>", `bundled workload, or a comma-separated list: ${WORKLOADS.join(", ")}`)
     .option("--iters <n>", "iterations for the workload (default: the workload's own)", positiveInt)
     .addOption(sizeOption("--memory <size>", "guest RAM (K/M/G)"))
@@ -263,8 +260,9 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .addHelpText("after", `\n${EXIT_CODES_HELP}`)
     .option("--no-jit", "interpret every instruction (no block compiler; simulated results are identical)")
     .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
-    .action((image: string | undefined, cmdline: string[], opts) => {
+    .action(async (image: string | undefined, cmdline: string[], opts) => {
       applyJitFlags(opts);
+      const { runCommand } = await import("./run.js");
       const ops = splitRunOperands(argv, [...(image === undefined ? [] : [image]), ...cmdline]);
       setCode(runCommand(ops.image, ops.cmdline, { ...opts, protocol: opts.boot, l0: l0PolicyOf(opts) }));
     });
@@ -430,7 +428,8 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .description("what nestlab can run: stacks, workloads, cost profiles and every cost primitive with its source")
     .option("--json", "print one JSON document")
     .addOption(profileOption())
-    .action((opts: { json?: boolean; profile?: ProfileSpec }) => {
+    .action(async (opts: { json?: boolean; profile?: ProfileSpec }) => {
+      const { listCommand } = await import("./list.js");
       writeOut(listCommand(opts));
     });
 
@@ -456,7 +455,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .option("--compare", "run with and without the block compiler in one sitting: both MIPS and their ratio")
     .action(
-      (opts: {
+      async (opts: {
         iterations: number;
         runs: number;
         json?: boolean;
@@ -465,6 +464,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
         compare?: boolean;
       }) => {
         applyJitFlags(opts);
+        const { compareCpuBench, runCpuBench } = await import("../bench/cpu-bench.js");
         if (opts.compare) {
           const r = compareCpuBench(opts.iterations, opts.runs, opts.jitThreshold);
           if (opts.json) writeOut(`${JSON.stringify(r, null, 2)}\n`);
@@ -499,7 +499,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
     .option("--jit-threshold <n>", "entries into a block before it is compiled (given: no warm-up)", positiveInt)
     .option("--json", "print one JSON document")
     .action(
-      (opts: {
+      async (opts: {
         stacks: string[];
         workloads: string[];
         iters?: number;
@@ -509,6 +509,7 @@ function buildProgram(argv: string[], setCode: (n: number) => void): Command {
         json?: boolean;
       }) => {
         applyJitFlags(opts);
+        const { benchWorkloads, checkWorkloadBench } = await import("../report/workload-bench.js");
         checkWorkloadBench(opts);
         if (!opts.json) {
           writeOut(`${"stack".padEnd(8)}${"workload".padEnd(11)}${"instructions".padStart(13)}`);

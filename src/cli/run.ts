@@ -6,7 +6,7 @@ import type { L0Policy } from "../machine/tunables.js";
 import { bundledKernelPath } from "../paths.js";
 import { runJson, runSummary } from "../report/run-summary.js";
 import { workloadCmdline } from "../report/workloads.js";
-import { getStack } from "../stacks/index.js";
+import { getStack, STACKS } from "../stacks/index.js";
 import type { L1EptPages, StackRunResult } from "../stacks/stack.js";
 import { DEFAULT_TRACE_LIMIT } from "../trace/timeline.js";
 import { InputError, runExitCode, UsageError } from "./exit-codes.js";
@@ -70,24 +70,6 @@ export function readModules(specs: readonly string[], protocol: BootProtocol, st
   });
 }
 
-const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-
-/** Parse sizes like 256M, 4G, 65536K, or plain bytes. */
-export function parseSize(v: string): number {
-  const m = /^(\d+)\s*([KMG]i?B?)?$/i.exec(v.trim());
-  if (!m) throw new UsageError(`bad size "${v}" (try 256M or 4G)`);
-  const n = Number(m[1]) * (UNITS[(m[2] ?? "").toUpperCase()[0]] ?? 1);
-  if (n < 16 * 1024 * 1024 || n % 4096 !== 0)
-    throw new UsageError(`memory must be at least 16M and a multiple of 4K, got "${v}"`);
-  return n;
-}
-
-/** A size in the units --help shows (256M, 4G). */
-export function formatSize(bytes: number): string {
-  for (const u of ["G", "M", "K"]) if (bytes % UNITS[u] === 0) return `${bytes / UNITS[u]}${u}`;
-  return String(bytes);
-}
-
 /** Read the image to run: the bundled kernel when none is given. */
 export function readImage(image: string | undefined): Uint8Array {
   const path = image ?? bundledKernelPath();
@@ -103,7 +85,7 @@ export function runCommand(image: string | undefined, cmdlineArgs: string[], opt
   if (image === undefined && !opts.workload) throw new UsageError("give an IMAGE or --workload NAME (see --help)");
   if (opts.cpuVmx && opts.stack !== "native")
     throw new UsageError(`--cpu-vmx gives VMX to the bare machine's guest: native stack only, not ${opts.stack}`);
-  checkRunL1EptPages(opts.stack, opts.l1EptPages);
+  checkRunL1EptPages(STACKS, opts.stack, opts.l1EptPages);
   const prefix = opts.workload ? workloadCmdline(opts.workload, opts.iters) : "";
   const cmdline = `${prefix} ${cmdlineArgs.join(" ")}`.trim();
   const bytes = readImage(image);

@@ -15,13 +15,12 @@ import {
 } from "../report/sweep.js";
 import { renderSweepCsv, renderSweepHtml, renderSweepTable } from "../report/sweep-render.js";
 import { workloadCmdline } from "../report/workloads.js";
-import { getStack } from "../stacks/index.js";
+import { getStack, STACKS } from "../stacks/index.js";
 import { type CellBatch, runCells } from "./cell-pool.js";
 import { progressBar } from "./compare.js";
 import { EXIT, OutputFileError, UsageError } from "./exit-codes.js";
 import { checkListL1EptPages } from "./l1-ept-pages.js";
 import { writeOut } from "./output.js";
-import { runCellsOnQueue } from "./queue.js";
 
 export interface SweepOptions {
   grid: SweepGrid;
@@ -47,7 +46,7 @@ export async function sweepCommand(opts: SweepOptions): Promise<number> {
   if (opts.json && opts.csv) throw new UsageError("give --json or --csv, not both");
   for (const s of opts.grid.stacks) getStack(s);
   for (const w of opts.grid.workloads) workloadCmdline(w);
-  checkListL1EptPages(opts.grid.stacks, opts.grid.l1EptPages ?? []);
+  checkListL1EptPages(STACKS, opts.grid.stacks, opts.grid.l1EptPages ?? []);
   let tasks: ReturnType<typeof sweepTasks>;
   try {
     tasks = sweepTasks(opts.grid, opts.base);
@@ -75,6 +74,8 @@ export async function sweepCommand(opts: SweepOptions): Promise<number> {
   let cells: CompareCell[];
   try {
     if (opts.queue !== undefined) {
+      // The Redis client (bullmq, ~0.4 s of CPU to load) only for a queued sweep.
+      const { runCellsOnQueue } = await import("./queue.js");
       cells = await runCellsOnQueue(opts.queue, cellTasks, tick, (id, n) => {
         const waiting = n.done < tasks.length ? `; waiting for workers (nestlab worker --queue ${opts.queue})` : "";
         process.stderr.write(

@@ -1,6 +1,7 @@
 /** What one run reports: its JSON document and the summary printed after the guest's console. */
 import type { StackRunResult } from "../stacks/stack.js";
 import { eventsOf, exitsHandledBy } from "../stats/run-stats.js";
+import { groupDigits as num } from "./group-digits.js";
 
 export function runJson(r: StackRunResult, cmdline: string): object {
   return {
@@ -20,8 +21,6 @@ export function runJson(r: StackRunResult, cmdline: string): object {
     wallSeconds: Number(r.wallSeconds.toFixed(3)),
   };
 }
-
-const num = (n: number) => n.toLocaleString("en-US");
 
 /**
  * A run's nested-PV summary: L2's exits L0 handled alone vs forwarded to L1 (the exits L1

@@ -5,7 +5,7 @@ import { nvmxEvmcsStack, nvmxShadowStack, nvmxStack } from "./nvmx.js";
 import { type Stack, UnknownStackError } from "./stack.js";
 import { vmStack } from "./vm.js";
 
-/** Every stack nestlab can run, by name. */
+/** Every stack nestlab can run, by name (names.ts lists the names for code that must not load the stacks). */
 export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nativeStack.name, nativeStack],
   [vmStack.name, vmStack],
@@ -16,20 +16,7 @@ export const STACKS: ReadonlyMap<string, Stack> = new Map([
   [nvmxEvmcsStack.name, nvmxEvmcsStack],
 ]);
 
-/**
- * The stacks `compare` runs by default: every stack, in the order of issue 10's table (the machine
- * alone, one level, the executed L1 on the bare VMX machine, the three nested-VMX variants, then
- * the nested paravirtual interface), so the comparison the project exists for is the default.
- */
-export const COMPARE_DEFAULT_STACKS: readonly string[] = [
-  nativeStack.name,
-  vmStack.name,
-  bareL1Stack.name,
-  nvmxStack.name,
-  nvmxShadowStack.name,
-  nvmxEvmcsStack.name,
-  npvStack.name,
-];
+export { COMPARE_DEFAULT_STACKS } from "./names.js";
 
 export function getStack(name: string): Stack {
   const s = STACKS.get(name);

@@ -1,4 +1,4 @@
-/** Run the built `nestlab` command as a user would (bin/nestlab.js → dist/), building it first if stale. */
+/** Run the built `nestlab` command as a user would (bin/nestlab.js → dist/cli/), building it first if stale. */
 import { type SpawnSyncOptions, spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ let built = false;
 /** CI builds through `npm ci` (prepare); a developer's edit since the last build is compiled here. */
 export function ensureBuilt(): void {
   if (built) return;
-  const main = join(root, "dist", "src", "cli", "main.js");
+  const main = join(root, "dist", "cli", "main.js"); // the bundle, made after tsc's output
   let stale = true;
   try {
     stale = statSync(main).mtimeMs < newestMtime(join(root, "src"));
@@ -28,8 +28,13 @@ export function ensureBuilt(): void {
     stale = true;
   }
   if (stale) {
-    const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+    for (const [cmd, args] of [
+      ["npx", ["tsc", "-p", "tsconfig.json"]],
+      [process.execPath, [join(root, "dist", "tools", "build-cli.js")]],
+    ] as const) {
+      const r = spawnSync(cmd, args, { cwd: root, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+    }
   }
   built = true;
 }
