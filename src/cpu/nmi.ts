@@ -65,13 +65,18 @@ export function nmiInjected(c: Cpu): void {
 
 /**
  * IRET ends blocking by NMI (virtual-NMI blocking under virtual NMIs) before it reads its frame,
- * so even if it then faults; look again at once. In non-root operation a fault or EPT violation
- * of this IRET that exits says so in bit 12 of the exit's interruption information or
- * qualification ("NMI unblocking due to IRET", SDM vol. 3C 27.2.2, table 27-7; blocking is cleared
- * before the exit commences, 27.1), and the hypervisor sets blocking again before it resumes the
- * guest at the IRET (31.7.1.2).
+ * so even if it then faults; look again at once. In non-root operation (SDM vol. 3C 25.3, IRET):
+ * NMI exiting 0, IRET unblocks NMIs as usual; NMI exiting 1, IRET leaves blocking by NMI alone
+ * and, with virtual NMIs also 1, ends virtual-NMI blocking instead. A fault or EPT violation of an
+ * IRET that did unblock and that exits says so in bit 12 of the exit's interruption information
+ * or qualification ("NMI unblocking due to IRET", 27.2.2, table 27-7; blocking is cleared before
+ * the exit commences, 27.1), and the hypervisor sets blocking again before it resumes the guest
+ * at the IRET (31.7.1.2). With NMI exiting 1 and virtual NMIs 0 bit 12 is undefined; this IRET
+ * unblocked nothing, so it is left 0.
  */
 export function iretUnblocksNmi(c: Cpu): void {
+  const pin = c.vmxUnit.pin;
+  if (c.nonRoot && (pin & PIN_NMI_EXITING) !== 0 && (pin & PIN_VIRTUAL_NMIS) === 0) return;
   if (virtualNmis(c)) {
     if (!c.vmxUnit.virtualNmiBlocked) return;
     c.vmxUnit.virtualNmiBlocked = false;

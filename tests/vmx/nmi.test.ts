@@ -165,6 +165,56 @@ describe.skipIf(!HAVE_AS)("VMX: NMIs", () => {
     expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(0);
   });
 
+  /**
+   * IRET and NMI blocking by the pin-based controls (SDM vol. 3C 25.3, IRET): the guest enters
+   * with "blocking by NMI" (bit 3) and one NMI pending, and runs an IRET then CPUID. Returns the
+   * bed and the address right after the IRET.
+   */
+  function iretWithNmiPending(pin: number): { b: VmxBed; nmi: NmiSource; afterIret: number } {
+    const { b, nmi } = bed(pin);
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, C.INTERRUPTIBILITY_NMI);
+    nmi.pending = 1;
+    const code = b.load(`${iretToNext()}\ncpuid\n`);
+    return { b, nmi, afterIret: CODE + code.length - 2 };
+  }
+
+  it("IRET with NMI exiting 0 unblocks NMIs: the pending NMI goes through the guest IDT right after it", () => {
+    const { b, nmi, afterIret } = iretWithNmiPending(0);
+    expect(b.runToExit().reason).toBe(V.EXIT_VMCALL);
+    expect(b.rip()).toBe(stub(2));
+    expect(b.read64(b.rsp())).toBe(afterIret);
+    expect(nmi.pending).toBe(0);
+  });
+
+  it("IRET with NMI exiting 1 and virtual NMIs 0 leaves blocking by NMI set: the NMI stays held", () => {
+    const { b, nmi, afterIret } = iretWithNmiPending(C.PIN_NMI_EXITING);
+    expect(b.runToExit().reason).toBe(V.EXIT_CPUID);
+    expect(b.rip()).toBe(afterIret);
+    expect(nmi.pending).toBe(1);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(C.INTERRUPTIBILITY_NMI);
+  });
+
+  it("IRET with NMI exiting and virtual NMIs ends virtual-NMI blocking only: physical blocking and the held NMI stay", () => {
+    const { b, nmi, afterIret } = iretWithNmiPending(C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS);
+    nmi.pending = 0; // with virtual NMIs a physical NMI exits whatever the blocking; see it unchanged instead
+    b.cpu.nmiBlocked = true; // physical blocking, not part of the guest state under virtual NMIs
+    expect(b.runToExit().reason).toBe(V.EXIT_CPUID);
+    expect(b.rip()).toBe(afterIret);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(0);
+    expect(b.cpu.nmiBlocked).toBe(true);
+  });
+
+  it("an IRET with NMI exiting 1 and virtual NMIs 0 hits an EPT violation: bit 12 clear (it unblocked nothing), bit 3 saved set", () => {
+    const { b } = bed(C.PIN_NMI_EXITING);
+    b.host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, C.INTERRUPTIBILITY_NMI);
+    b.load(`mov rsp, ${DATA}\niretq\nnop\ncpuid\n`); // IRETQ at CODE + 7
+    b.ept.unmap(DATA);
+    expect(b.runToExit().reason).toBe(V.EXIT_EPT_VIOLATION);
+    expect(b.rip()).toBe(CODE + 7);
+    expect(b.host.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET).toBe(0);
+    expect(b.host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & C.INTERRUPTIBILITY_NMI).toBe(C.INTERRUPTIBILITY_NMI);
+  });
+
   it("an injected NMI whose delivery exits leaves bit 3 set (27.1); re-injecting it needs the bit clear (26.3.1.5)", () => {
     const { b } = bed(C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS);
     const nmi = (C.INTR_INFO_VALID | C.INTR_TYPE_NMI | 2) >>> 0;
