@@ -207,19 +207,28 @@ export class PhysicalMemory {
   /** Copy bytes out (DMA, tests). */
   readBytes(addr: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
+    this.readInto(addr, out, 0, length);
+    return out;
+  }
+
+  /**
+   * Copy [addr, addr + length) into `out` at `at`, allocating nothing (a RAM page is copied byte
+   * by byte rather than through a view of it: the callers copy a few hundred bytes per event).
+   */
+  readInto(addr: number, out: Uint8Array, at: number, length: number): void {
     for (let i = 0; i < length; ) {
       const a = addr + i;
       const pfn = Math.floor(a / PAGE_SIZE);
       const off = a % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, length - i);
       const p = this.page(pfn);
+      const o = at + i;
       if (p === undefined || this.findMmio(a) !== undefined) {
-        for (let j = 0; j < n; j++) out[i + j] = this.read8(a + j);
+        for (let j = 0; j < n; j++) out[o + j] = this.read8(a + j);
       } else {
-        out.set(new Uint8Array(p.buffer, off, n), i);
+        for (let j = 0; j < n; j++) out[o + j] = p.getUint8(off + j);
       }
       i += n;
     }
-    return out;
   }
 }

@@ -64,14 +64,19 @@ class GuestPhysicalDma implements DmaMemory {
   ) {}
   readBytes(addr: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
-    for (let i = 0; i < length; ) {
+    this.readInto(addr, out);
+    return out;
+  }
+  /** Copy [addr, addr + out.length) into `out`, allocating nothing; bytes outside RAM read as 0. */
+  readInto(addr: number, out: Uint8Array): void {
+    for (let i = 0; i < out.length; ) {
       const a = addr + i;
-      const n = Math.min(4096 - (a % 4096), length - i);
+      const n = Math.min(4096 - (a % 4096), out.length - i);
       const h = this.memslots.translate(a);
-      if (h >= 0) out.set(this.hostMem.readBytes(h, n), i);
+      if (h >= 0) this.hostMem.readInto(h, out, i, n);
+      else out.fill(0, i, i + n);
       i += n;
     }
-    return out;
   }
   writeBytes(addr: number, bytes: Uint8Array): void {
     for (let i = 0; i < bytes.length; ) {
@@ -122,6 +127,10 @@ export class GuestMemory {
   readBytes(gpa: number, len: number): Uint8Array {
     return this.vm.dma.readBytes(gpa, len);
   }
+  /** Copy [gpa, gpa + out.length) into `out` without allocating (bytes outside RAM read as 0). */
+  readInto(gpa: number, out: Uint8Array): void {
+    this.vm.dma.readInto(gpa, out);
+  }
   writeBytes(gpa: number, bytes: Uint8Array): void {
     this.vm.dma.writeBytes(gpa, bytes);
   }
@@ -132,7 +141,7 @@ export class Vm extends PcDevices {
   readonly ept01: PageTableBuilder;
   readonly mmio: MmioRegion[] = [];
   readonly cpuid: CpuModel;
-  readonly dma: DmaMemory;
+  readonly dma: GuestPhysicalDma;
   /** EPT01 pages mapped on demand. */
   eptFaults = 0;
   /** Guest accesses to guest-physical addresses that are neither RAM nor a device (all ones / dropped). */

@@ -60,50 +60,59 @@ export const SUPPORTED = {
 export const CR0_FIXED0 = CR0_PE | CR0_NE | CR0_PG;
 export const CR4_FIXED0 = CR4_VMXE;
 
+/** `out` = [lo, hi]; true. */
+function pair(out: Int32Array, lo: number, hi: number): true {
+  out[0] = lo;
+  out[1] = hi;
+  return true;
+}
+
 /** A capability-control MSR: allowed-0 (bits that must be 1) low, allowed-1 high. */
-function ctls(must1: number, may1: number): [number, number] {
-  return [must1 | 0, must1 | may1 | 0];
+function ctls(out: Int32Array, must1: number, may1: number): true {
+  return pair(out, must1, must1 | may1);
 }
 
 /**
- * The value of MSR `index` for an L1 whose CPUID allows CR4 bits `cr4Allowed`, or null when the
- * engine does not answer it (the caller raises #GP). Values as [low, high] 32-bit halves.
+ * The value of MSR `index` for an L1 whose CPUID allows CR4 bits `cr4Allowed` into `out` as
+ * [low, high] 32-bit halves; false (and `out` untouched) when the engine does not answer it (the
+ * caller raises #GP). Nothing is allocated: VM-entry checks ask for several per VMLAUNCH/VMRESUME.
  */
-export function vmxMsr(index: number, cr4Allowed: number): [number, number] | null {
+export function vmxMsr(index: number, cr4Allowed: number, out: Int32Array): boolean {
   const S = SUPPORTED;
   switch (index) {
     case MSR_IA32_VMX_BASIC:
-      return [VMCS12_REVISION, VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_TRUE_CTLS];
+      return pair(out, VMCS12_REVISION, VMCS12_SIZE | (M.VMX_BASIC_MEMTYPE_WB << 18) | M.VMX_BASIC_TRUE_CTLS);
     case MSR.MSR_IA32_VMX_PINBASED_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
-      return ctls(M.PIN_DEFAULT1, S.pin);
+      return ctls(out, M.PIN_DEFAULT1, S.pin);
     case MSR.MSR_IA32_VMX_PROCBASED_CTLS:
-      return ctls(M.PROC_DEFAULT1, S.proc);
+      return ctls(out, M.PROC_DEFAULT1, S.proc);
     case MSR.MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
       // The TRUE form lets CR3-load/store exiting be 0 (A.3.2), as KVM's does.
-      return ctls(M.PROC_DEFAULT1 & ~(C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING), S.proc);
+      return ctls(out, M.PROC_DEFAULT1 & ~(C.CPU_CR3_LOAD_EXITING | C.CPU_CR3_STORE_EXITING), S.proc);
     case MSR.MSR_IA32_VMX_EXIT_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS:
-      return ctls(M.EXIT_DEFAULT1, S.exit);
+      return ctls(out, M.EXIT_DEFAULT1, S.exit);
     case MSR.MSR_IA32_VMX_ENTRY_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_ENTRY_CTLS:
-      return ctls(M.ENTRY_DEFAULT1, S.entry);
+      return ctls(out, M.ENTRY_DEFAULT1, S.entry);
     case MSR.MSR_IA32_VMX_PROCBASED_CTLS2:
-      return ctls(0, S.proc2);
+      return ctls(out, 0, S.proc2);
     case MSR.MSR_IA32_VMX_MISC:
-      return [C.PREEMPTION_TIMER_RATE_SHIFT | M.VMX_MISC_SAVE_EFER_LMA | M.VMX_MISC_ACTIVITY_HLT, 0];
+      return pair(out, C.PREEMPTION_TIMER_RATE_SHIFT | M.VMX_MISC_SAVE_EFER_LMA | M.VMX_MISC_ACTIVITY_HLT, 0);
     case MSR.MSR_IA32_VMX_CR0_FIXED0:
-      return [CR0_FIXED0, 0];
+      return pair(out, CR0_FIXED0, 0);
     case MSR.MSR_IA32_VMX_CR0_FIXED1:
-      return [-1, 0];
+      return pair(out, -1, 0);
     case MSR.MSR_IA32_VMX_CR4_FIXED0:
-      return [CR4_FIXED0, 0];
+      return pair(out, CR4_FIXED0, 0);
     case MSR.MSR_IA32_VMX_CR4_FIXED1:
-      return [cr4Allowed | CR4_VMXE, 0];
+      return pair(out, cr4Allowed | CR4_VMXE, 0);
     case MSR.MSR_IA32_VMX_VMCS_ENUM:
-      return [VMCS_ENUM_MAX_INDEX << 1, 0];
+      return pair(out, VMCS_ENUM_MAX_INDEX << 1, 0);
     case MSR.MSR_IA32_VMX_EPT_VPID_CAP:
-      return [
+      return pair(
+        out,
         // Execute-only EPT12 entries: EPT02 copies EPT12's R/W/X bits, the processor runs them (KVM
         // offers it when the hardware has it: VMX_EPT_EXECUTE_ONLY_BIT).
         C.EPT_CAP_EXEC_ONLY |
@@ -125,11 +134,11 @@ export function vmxMsr(index: number, cr4Allowed: number): [number, number] | nu
           M.VPID_CAP_INVVPID_SINGLE |
           M.VPID_CAP_INVVPID_ALL |
           M.VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS,
-      ];
+      );
     case MSR.MSR_IA32_VMX_VMFUNC:
       // Exists only when "enable VM functions" may be 1 (SDM A.11): otherwise #GP, as the CPU.
-      return (S.proc2 & C.CPU2_ENABLE_VMFUNC) !== 0 ? [0, 0] : null;
+      return (S.proc2 & C.CPU2_ENABLE_VMFUNC) !== 0 ? pair(out, 0, 0) : false;
     default:
-      return null;
+      return false;
   }
 }

@@ -49,6 +49,9 @@ function eferAllowed(x: VmxInsnContext): number {
   return EFER_SCE | EFER_LME | EFER_LMA | ((cpuidOut[3] & (1 << 20)) !== 0 ? EFER_NXE : 0);
 }
 
+/** offeredControls' answer, overwritten by the next call (nothing allocated per VM-entry check). */
+const offered = new Int32Array(2);
+
 /**
  * A capability-control MSR as L0 offers it to this L1 ([allowed-0, allowed-1]): on `nvmx-evmcs`
  * (`s.hv` set) the eVMCS-filtered values L1 reads, whether or not L1 has an eVMCS current — as
@@ -56,15 +59,17 @@ function eferAllowed(x: VmxInsnContext): number {
  * guest_cpu_cap_has_evmcs(vcpu) (the VMM enabled the eVMCS for the vCPU), not only when
  * evmptr_is_valid.
  */
-export function offeredControls(x: VmxInsnContext, msr: number): [number, number] {
-  const offered = vmxMsr(msr, 0) as [number, number];
-  return x.s.hv !== null ? filterCapsForEvmcs(msr, offered) : offered;
+export function offeredControls(x: VmxInsnContext, msr: number): Int32Array {
+  vmxMsr(msr, 0, offered);
+  if (x.s.hv !== null) filterCapsForEvmcs(msr, offered);
+  return offered;
 }
 
 /** A control word against its capability MSR as offered (allowed-0 bits set, nothing beyond allowed-1). */
 function ctlOk(x: VmxInsnContext, value: number, msr: number): boolean {
-  const [must, may] = offeredControls(x, msr);
-  return (value & must) === must && (value & ~may) === 0;
+  const caps = offeredControls(x, msr);
+  const must = caps[0];
+  return (value & must) === must && (value & ~caps[1]) === 0;
 }
 
 /** A page-aligned address field within L1's MAXPHYADDR (26.2.1.1; KVM page_address_valid). */
@@ -72,13 +77,17 @@ function pageAddressOk(x: VmxInsnContext, addr: number): boolean {
   return addr % 4096 === 0 && addr < 2 ** physBits(x);
 }
 
+/** IA32_VMX_EPT_VPID_CAP as eptpValid reads it (refilled per call). */
+const eptCaps = new Int32Array(2);
+
 /**
  * An EPTP L0 can walk (24.6.11; KVM nested_vmx_check_eptp): WB, 4 levels, bits 11:7 reserved, and
  * bit 6 (accessed/dirty flags) only when IA32_VMX_EPT_VPID_CAP[21] offers them (caps.ts does).
  */
 export function eptpValid(x: VmxInsnContext, eptp: number): boolean {
   const lo = eptp % 4096;
-  const adOffered = ((vmxMsr(MSR.MSR_IA32_VMX_EPT_VPID_CAP, 0) as [number, number])[0] & C.EPT_CAP_AD) !== 0;
+  vmxMsr(MSR.MSR_IA32_VMX_EPT_VPID_CAP, 0, eptCaps);
+  const adOffered = (eptCaps[0] & C.EPT_CAP_AD) !== 0;
   const reserved = adOffered ? 0xf80 : 0xfc0;
   return (lo & 7) === C.EPTP_WB && (lo & 0x38) === C.EPTP_WALK_4 && (lo & reserved) === 0 && eptp < 2 ** physBits(x);
 }

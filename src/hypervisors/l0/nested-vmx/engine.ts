@@ -70,6 +70,8 @@ export class NestedVmxEngine implements NestedEngine {
   private readonly vms = new Set<Vm>();
   private readonly states = new Map<GuestVcpu, NestedVmxState>();
   private readonly operands = new Map<Vm, OperandAccess>();
+  /** A capability MSR's value as readMsr builds it. */
+  private readonly msrValue = new Int32Array(2);
   /** The next VPID02 (above L0's VMs' VPID, l0.ts L0_VM_VPID, and npv's range). */
   private nextVpid = VPID02_BASE;
 
@@ -172,9 +174,12 @@ export class NestedVmxEngine implements NestedEngine {
    */
   readMsr(_l0: L0Hypervisor, v: GuestVcpu, index: number): [number, number] | null {
     if (index === MSR_IA32_FEATURE_CONTROL) return [this.state(v).featureControl.value, 0];
-    const caps = vmxMsr(index, cr4AllowedBy(v.cpuid));
-    if (this.options.evmcs !== true) return caps;
-    return caps !== null ? filterCapsForEvmcs(index, caps) : readHyperVMsr(this.state(v).hv as HyperVMsrs, index);
+    const caps = this.msrValue;
+    const evmcs = this.options.evmcs === true;
+    if (!vmxMsr(index, cr4AllowedBy(v.cpuid), caps))
+      return evmcs ? readHyperVMsr(this.state(v).hv as HyperVMsrs, index) : null;
+    if (evmcs) filterCapsForEvmcs(index, caps);
+    return [caps[0], caps[1]];
   }
 
   /** IA32_FEATURE_CONTROL while unlocked; with the eVMCS, Hyper-V's synthetic MSRs (hyperv.ts). */

@@ -65,18 +65,19 @@ export function offerHyperVCpuid(vm: Vm): void {
  * EVMCS1_SUPPORTED_VMEXIT_CTRL, nested_evmcs_filter_control_msr), nor VMCS shadowing (no VMREAD/
  * VMWRITE bitmap fields; KVM leaves SECONDARY_EXEC_SHADOW_VMCS out of EVMCS1_SUPPORTED_2NDEXEC).
  */
-export function filterCapsForEvmcs(index: number, value: [number, number]): [number, number] {
+export function filterCapsForEvmcs(index: number, value: Int32Array): void {
   switch (index) {
     case MSR.MSR_IA32_VMX_PINBASED_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
-      return [value[0], value[1] & ~C.PIN_PREEMPTION_TIMER];
+      value[1] &= ~C.PIN_PREEMPTION_TIMER;
+      break;
     case MSR.MSR_IA32_VMX_EXIT_CTLS:
     case MSR.MSR_IA32_VMX_TRUE_EXIT_CTLS:
-      return [value[0], value[1] & ~C.EXIT_SAVE_PREEMPTION_TIMER];
+      value[1] &= ~C.EXIT_SAVE_PREEMPTION_TIMER;
+      break;
     case MSR.MSR_IA32_VMX_PROCBASED_CTLS2:
-      return [value[0], value[1] & ~C.CPU2_VMCS_SHADOWING];
-    default:
-      return value;
+      value[1] &= ~C.CPU2_VMCS_SHADOWING;
+      break;
   }
 }
 

@@ -336,10 +336,13 @@ function readDescriptor(x: VmxInsnContext, info: number): boolean {
   return true;
 }
 
+/** IA32_VMX_EPT_VPID_CAP as typeOffered reads it (refilled per call). */
+const eptCaps = new Int32Array(2);
+
 /** Whether the capability MSR's `half` offers invalidation type `type` at bit `shift + type`. */
 function typeOffered(type: number, half: number, shift: number): boolean {
-  const caps = vmxMsr(MSR_IA32_VMX_EPT_VPID_CAP, 0) as [number, number];
-  return type >= 0 && type < 4 && (caps[half] & (1 << (shift + type))) !== 0;
+  vmxMsr(MSR_IA32_VMX_EPT_VPID_CAP, 0, eptCaps);
+  return type >= 0 && type < 4 && (eptCaps[half] & (1 << (shift + type))) !== 0;
 }
 
 /**

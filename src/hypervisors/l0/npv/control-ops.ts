@@ -176,10 +176,10 @@ export function doBlkSetup(e: NpvEngine, st: L1State, vm: L2Vm, gpa: Arg): numbe
 }
 
 /** BLK_TEARDOWN: RBX = the next available-ring index L0 would have consumed (L1 continues from it). */
-export function doBlkTeardown(st: L1State, vm: L2Vm, window: Arg): { status: number; rbx?: number } {
+export function doBlkTeardown(e: NpvEngine, st: L1State, vm: L2Vm, window: Arg): number {
   const blk = vm.blk.get(window.n);
-  if (blk === undefined) return { status: NPV_E_NOENT };
+  if (blk === undefined) return NPV_E_NOENT;
   vm.blk.delete(window.n);
   st.blkDevices--;
-  return { status: NPV_OK, rbx: blk.queue.lastAvailIdx };
+  return e.withRbx(NPV_OK, blk.queue.lastAvailIdx);
 }

@@ -10,6 +10,9 @@
  * stray RangeError (from guest memory) into E_FAULT and L0 running out of host memory into
  * E_NOMEM; any other exception is counted (`npv.internal_errors`, which the fuzzer treats as a
  * violation) and answered with E_INVAL.
+ *
+ * A hypercall allocates nothing: the four arguments are preallocated `Arg`s refilled each call,
+ * handlers return the status and set RBX through `withRbx`.
  */
 import type { BlockBackend } from "../../../devices/block-backend.js";
 import { PC_LAPIC_PFN } from "../../../machine/pc-layout.js";
@@ -61,7 +64,7 @@ import { doBlkSetup, doBlkTeardown, doInject, doMmioRegion, doSetCpuid, doSetMsr
 import { checkEpt02, newEpt02 } from "./ept02.js";
 import { reflectL2Exit } from "./l2-exits.js";
 import { L2Map } from "./l2-map.js";
-import { type Arg, arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
+import { Arg, doBatch, doMap, doProtect, doUnmap } from "./memory-ops.js";
 import { MmioProxy, MmioRecorder } from "./mmio-window.js";
 import { CpuidPolicy, MsrPolicy, writeMsrBitmap } from "./policy.js";
 import { runL2 } from "./run.js";
@@ -76,12 +79,6 @@ const NPV_RANGE_LAST = 0x1ff;
 export const L2_APIC_PFN = PC_LAPIC_PFN;
 /** VPIDs for L2s start above the one L0 gives its own VMs. */
 const FIRST_L2_VPID = L0_VM_VPID + 1;
-
-/** The "status" an engine handler returns: RAX and (optionally) RBX. */
-interface Result {
-  status: number;
-  rbx?: number;
-}
 
 export class NpvEngine implements NestedEngine {
   readonly name = "npv";
@@ -98,6 +95,11 @@ export class NpvEngine implements NestedEngine {
   private nextVpid = FIRST_L2_VPID;
   /** The engine's counters (stats.ts): declared lists and tables, bumped by id. */
   readonly counts = new NpvStats();
+  /** The hypercall's arguments (RBX, RCX, RDX, RSI), refilled by every hypercall. */
+  private readonly args = [new Arg(), new Arg(), new Arg(), new Arg()];
+  /** RBX of the answer to the hypercall being handled, when `hasRbx` (set by `withRbx`). */
+  private rbx = 0;
+  private hasRbx = false;
 
   /** Create the engine and register it with `l0`, claiming the npv hypercall range. */
   constructor(readonly l0: L0Hypervisor) {
@@ -182,37 +184,45 @@ export class NpvEngine implements NestedEngine {
     }
     const l1vm = vcpu.l0vm;
     const st = l1vm === null ? undefined : this.l1s.get(l1vm);
-    let r: Result;
-    if (st === undefined) r = { status: NPV_E_NOSYS };
+    this.hasRbx = false;
+    let status: number;
+    if (st === undefined) status = NPV_E_NOSYS;
     else {
-      const a = [
-        arg(h.gprLo[3], h.gprHi[3]),
-        arg(h.gprLo[1], h.gprHi[1]),
-        arg(h.gprLo[2], h.gprHi[2]),
-        arg(h.gprLo[6], h.gprHi[6]),
-      ];
-      r = this.guarded(() => this.dispatch(st, vcpu, nr, a));
+      const a = this.args;
+      a[0].set(h.gprLo[3], h.gprHi[3]);
+      a[1].set(h.gprLo[1], h.gprHi[1]);
+      a[2].set(h.gprLo[2], h.gprHi[2]);
+      a[3].set(h.gprLo[6], h.gprHi[6]);
+      status = this.guardedDispatch(st, vcpu, nr, a);
     }
-    if (r.status !== NPV_OK) this.counts.errors.bump(r.status);
-    h.gprLo[0] = r.status | 0;
-    h.gprHi[0] = r.status < 0 ? -1 : 0;
-    if (r.rbx !== undefined) {
-      h.gprLo[3] = (r.rbx % 4294967296) | 0;
-      h.gprHi[3] = Math.floor(r.rbx / 4294967296) | 0;
+    if (status !== NPV_OK) this.counts.errors.bump(status);
+    h.gprLo[0] = status | 0;
+    h.gprHi[0] = status < 0 ? -1 : 0;
+    if (this.hasRbx) {
+      h.gprLo[3] = (this.rbx % 4294967296) | 0;
+      h.gprHi[3] = Math.floor(this.rbx / 4294967296) | 0;
     }
     return true;
   }
 
-  private guarded(fn: () => Result): Result {
+  /** Answer the hypercall being handled with `status` and `rbx` in RBX; returns `status`. */
+  withRbx(status: number, rbx: number): number {
+    this.rbx = rbx;
+    this.hasRbx = true;
+    return status;
+  }
+
+  /** `dispatch`, with whatever it throws turned into a status (and no RBX). */
+  private guardedDispatch(st: L1State, l1vcpu: GuestVcpu, nr: number, a: Arg[]): number {
     try {
-      return fn();
+      return this.dispatch(st, l1vcpu, nr, a);
     } catch (x) {
-      if (x instanceof RangeError) return { status: NPV_E_FAULT };
-      if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message))
-        return { status: NPV_E_NOMEM };
+      this.hasRbx = false;
+      if (x instanceof RangeError) return NPV_E_FAULT;
+      if (x instanceof Error && /out of host memory|host memory exhausted/.test(x.message)) return NPV_E_NOMEM;
       this.counts.events.bump(NE.internal_errors);
       this.lastInternalError = x instanceof Error ? (x.stack ?? x.message) : String(x);
-      return { status: NPV_E_INVAL };
+      return NPV_E_INVAL;
     }
   }
 
@@ -224,71 +234,66 @@ export class NpvEngine implements NestedEngine {
   /** The last unexpected exception a hypercall raised (for diagnosis). */
   lastInternalError = "";
 
-  private dispatch(st: L1State, l1vcpu: GuestVcpu, nr: number, a: Arg[]): Result {
+  private dispatch(st: L1State, l1vcpu: GuestVcpu, nr: number, a: Arg[]): number {
     switch (nr) {
       case NPV_HC_VM_CREATE:
         return this.vmCreate(st, a[0]);
       case NPV_HC_VM_DESTROY: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : { status: this.vmDestroy(st, vm) };
+        return vm === null ? NPV_E_NOENT : this.vmDestroy(st, vm);
       }
       case NPV_HC_VCPU_CREATE: {
         const vm = this.vmOf(st, a[0]);
-        if (vm === null) return { status: NPV_E_NOENT };
+        if (vm === null) return NPV_E_NOENT;
         const r = createL2Vcpu(this, st, vm, a[1]);
-        return typeof r === "number" ? { status: r } : { status: NPV_OK, rbx: r.handle };
+        return typeof r === "number" ? r : this.withRbx(NPV_OK, r.handle);
       }
       case NPV_HC_MAP: {
         const vm = this.vmOf(st, a[0]);
-        if (vm === null) return { status: NPV_E_NOENT };
-        return { status: doMap(this, vm, a[1], a[2], a[3].lo, a[3].hi) };
+        return vm === null ? NPV_E_NOENT : doMap(this, vm, a[1], a[2], a[3].lo, a[3].hi);
       }
       case NPV_HC_UNMAP: {
         const vm = this.vmOf(st, a[0]);
-        if (vm === null) return { status: NPV_E_NOENT };
-        return { status: doUnmap(this, vm, a[1], a[2].lo, a[2].hi) };
+        return vm === null ? NPV_E_NOENT : doUnmap(this, vm, a[1], a[2].lo, a[2].hi);
       }
       case NPV_HC_PROTECT: {
         const vm = this.vmOf(st, a[0]);
-        if (vm === null) return { status: NPV_E_NOENT };
-        return { status: doProtect(this, vm, a[1], a[2].lo, a[3].hi !== 0 ? 0 : a[3].lo, a[2].hi) };
+        return vm === null ? NPV_E_NOENT : doProtect(this, vm, a[1], a[2].lo, a[3].hi !== 0 ? 0 : a[3].lo, a[2].hi);
       }
       case NPV_HC_MAP_BATCH: {
         const vm = this.vmOf(st, a[0]);
-        if (vm === null) return { status: NPV_E_NOENT, rbx: 0 };
-        const r = doBatch(this, vm, a[1], a[2]);
-        return { status: r.status, rbx: r.done };
+        return vm === null ? this.withRbx(NPV_E_NOENT, 0) : doBatch(this, vm, a[1], a[2]);
       }
       case NPV_HC_SET_CPUID: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : { status: doSetCpuid(this, vm, a[1], a[2]) };
+        return vm === null ? NPV_E_NOENT : doSetCpuid(this, vm, a[1], a[2]);
       }
       case NPV_HC_SET_MSRS: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : { status: doSetMsrs(this, vm, a[1], a[2]) };
+        return vm === null ? NPV_E_NOENT : doSetMsrs(this, vm, a[1], a[2]);
       }
       case NPV_HC_RUN: {
         const v = this.vcpuOf(st, a[0]);
-        return v === null ? { status: NPV_E_NOENT } : { status: runL2(this, l1vcpu, v, a[1]) };
+        return v === null ? NPV_E_NOENT : runL2(this, l1vcpu, v, a[1]);
       }
       case NPV_HC_INJECT: {
         const v = this.vcpuOf(st, a[0]);
-        return v === null ? { status: NPV_E_NOENT } : { status: doInject(v, a[1], a[2]) };
+        return v === null ? NPV_E_NOENT : doInject(v, a[1], a[2]);
       }
       case NPV_HC_BLK_SETUP: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : { status: doBlkSetup(this, st, vm, a[1]) };
+        return vm === null ? NPV_E_NOENT : doBlkSetup(this, st, vm, a[1]);
       }
       case NPV_HC_BLK_TEARDOWN: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : doBlkTeardown(st, vm, a[1]);
+        return vm === null ? NPV_E_NOENT : doBlkTeardown(this, st, vm, a[1]);
       }
       case NPV_HC_MMIO_REGION: {
         const vm = this.vmOf(st, a[0]);
-        return vm === null ? { status: NPV_E_NOENT } : { status: doMmioRegion(vm, a[1], a[2], a[3]) };
+        return vm === null ? NPV_E_NOENT : doMmioRegion(vm, a[1], a[2], a[3]);
       }
       default:
-        return { status: NPV_E_NOSYS };
+        return NPV_E_NOSYS;
     }
   }
 
@@ -302,10 +307,10 @@ export class NpvEngine implements NestedEngine {
 
   // ---- VM_CREATE / VM_DESTROY ----
 
-  private vmCreate(st: L1State, flags: Arg): Result {
-    if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return { status: NPV_E_INVAL };
-    if (st.vms.size >= NPV_MAX_VMS) return { status: NPV_E_NOMEM };
-    if (this.freeVpids.length === 0 && this.nextVpid > 0xffff) return { status: NPV_E_NOMEM };
+  private vmCreate(st: L1State, flags: Arg): number {
+    if (flags.hi !== 0 || (flags.lo & ~1) !== 0) return NPV_E_INVAL;
+    if (st.vms.size >= NPV_MAX_VMS) return NPV_E_NOMEM;
+    if (this.freeVpids.length === 0 && this.nextVpid > 0xffff) return NPV_E_NOMEM;
     const ept = newEpt02(this.l0.mmu, this.l0.host.mem, this.pages);
     let bitmap: number;
     try {
@@ -321,7 +326,7 @@ export class NpvEngine implements NestedEngine {
     const vm = new L2Vm(handle, st, (flags.lo & 1) !== 0, new L2Map(), ept, vpid, bitmap, new CpuidPolicy(), msrs);
     ept.flush = () => this.invalidate(vm, "npv_rmap", 0);
     st.vms.set(handle, vm);
-    return { status: NPV_OK, rbx: handle };
+    return this.withRbx(NPV_OK, handle);
   }
 
   /** VM_DESTROY: unmap everything, free EPT02 and the bitmap, destroy vCPUs and devices. */

@@ -29,6 +29,11 @@ export function readL1(vm: Vm, gpa: number, len: number): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
+/** Copy [gpa, gpa + out.length) of L1 RAM into `out`, allocating nothing (caller checked isL1Ram). */
+export function readL1Into(vm: Vm, gpa: number, out: Uint8Array): void {
+  vm.memory.readInto(gpa, out);
+}
+
 export function writeL1(vm: Vm, gpa: number, bytes: Uint8Array): void {
   vm.memory.writeBytes(gpa, bytes);
 }

@@ -32,15 +32,25 @@ import { NE } from "./stats.js";
 
 const L2_LIMIT = 2 ** NPV_MAX_L2_GPA_BITS;
 
-/** A 64-bit argument as halves (exact) and as a number (exact below 2^53). */
-export interface Arg {
-  lo: number;
-  hi: number;
-  n: number;
+/**
+ * A 64-bit argument as halves (exact) and as a number (exact below 2^53). Mutable: the engine
+ * fills four per hypercall and MAP_BATCH two per entry, none allocated per call; handlers read
+ * them and never keep them.
+ */
+export class Arg {
+  lo = 0;
+  hi = 0;
+  n = 0;
+  set(lo: number, hi: number): this {
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+    this.n = this.hi * 4294967296 + this.lo;
+    return this;
+  }
 }
 
 export function arg(lo: number, hi: number): Arg {
-  return { lo: lo >>> 0, hi: hi >>> 0, n: (hi >>> 0) * 4294967296 + (lo >>> 0) };
+  return new Arg().set(lo, hi);
 }
 
 /** Permissions: a non-zero subset of RWX with W ⇒ R. */
@@ -143,21 +153,25 @@ export function doProtect(e: NpvEngine, vm: L2Vm, l2: Arg, npages: number, perms
   return NPV_OK;
 }
 
-/** MAP_BATCH after the handle check: { status, done }. */
-export function doBatch(e: NpvEngine, vm: L2Vm, list: Arg, count: Arg): { status: number; done: number } {
-  if (count.hi !== 0 || count.lo < 1 || count.lo > NPV_MAX_BATCH) return { status: NPV_E_INVAL, done: 0 };
+/** The L2 and L1 addresses of the batch entry being applied. */
+const entryL2 = new Arg();
+const entryL1 = new Arg();
+
+/** MAP_BATCH after the handle check: the status, with RBX = the entries done. */
+export function doBatch(e: NpvEngine, vm: L2Vm, list: Arg, count: Arg): number {
+  if (count.hi !== 0 || count.lo < 1 || count.lo > NPV_MAX_BATCH) return e.withRbx(NPV_E_INVAL, 0);
   const n = count.lo;
   const bytes = n * NPV_BATCH_ENTRY_SIZE;
   const l1vm = vm.owner.vm;
-  if (!isL1Ram(l1vm, list.n, bytes)) return { status: NPV_E_FAULT, done: 0 };
+  if (!isL1Ram(l1vm, list.n, bytes)) return e.withRbx(NPV_E_FAULT, 0);
   // A batch never reads past its page.
-  if ((list.lo & 0xfff) + bytes > 4096) return { status: NPV_E_INVAL, done: 0 };
+  if ((list.lo & 0xfff) + bytes > 4096) return e.withRbx(NPV_E_INVAL, 0);
   const dv = readL1(l1vm, list.n, bytes);
   for (let k = 0; k < n; k++) {
     const o = k * NPV_BATCH_ENTRY_SIZE;
     e.l0.chargeHandler("npv.batch_entry", "npv_map_batch");
-    const l2 = arg(dv.getUint32(o, true), dv.getUint32(o + 4, true));
-    const l1 = arg(dv.getUint32(o + 8, true), dv.getUint32(o + 12, true));
+    const l2 = entryL2.set(dv.getUint32(o, true), dv.getUint32(o + 4, true));
+    const l1 = entryL1.set(dv.getUint32(o + 8, true), dv.getUint32(o + 12, true));
     const npages = dv.getUint32(o + 16, true);
     const opFlags = dv.getUint32(o + 20, true);
     const op = opFlags & 0xf;
@@ -168,7 +182,7 @@ export function doBatch(e: NpvEngine, vm: L2Vm, list: Arg, count: Arg): { status
     else if (op === NPV_BATCH_OP_UNMAP) status = doUnmap(e, vm, l2, npages);
     else if (op === NPV_BATCH_OP_PROTECT) status = doProtect(e, vm, l2, npages, perms);
     else status = NPV_E_INVAL;
-    if (status !== NPV_OK) return { status, done: k };
+    if (status !== NPV_OK) return e.withRbx(status, k);
   }
-  return { status: NPV_OK, done: n };
+  return e.withRbx(NPV_OK, n);
 }

@@ -35,7 +35,7 @@ import {
 import { runGuest } from "../core.js";
 import type { GuestVcpu } from "../vcpu.js";
 import type { NpvEngine } from "./engine.js";
-import { isL1Ram, readL1, writeL1 } from "./l1-memory.js";
+import { isL1Ram, readL1Into, writeL1 } from "./l1-memory.js";
 import { completeMmioRead, stopVcpu } from "./l2-exits.js";
 import type { Arg } from "./memory-ops.js";
 import type { L2Vcpu } from "./state.js";
@@ -45,18 +45,28 @@ import { canonical } from "./vcpu.js";
 /** Bytes of the run page L0 reads and writes. */
 export const RUN_PAGE_USED = 0x100;
 
+/**
+ * The run page as L1 left it, copied in at the start of every RUN (one buffer: it is read only
+ * before L2 runs, and RUN is not re-entered then), and the MMIO read value within it.
+ */
+const runPageIn = new Uint8Array(RUN_PAGE_USED);
+const runPageInView = new DataView(runPageIn.buffer);
+const mmioReadValue = runPageIn.subarray(NPV_RUN_DATA + 0x10, NPV_RUN_DATA + 0x18);
+
 export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): number {
   const l0 = e.l0;
   const host = l0.host;
   const l1vm = v.vm.owner.vm;
-  if (!isL1Ram(l1vm, page.n, RUN_PAGE_USED)) return NPV_E_FAULT;
+  const pageGpa = page.n;
+  if (!isL1Ram(l1vm, pageGpa, RUN_PAGE_USED)) return NPV_E_FAULT;
   if (v.running) return NPV_E_BUSY;
-  const pv = readL1(l1vm, page.n, RUN_PAGE_USED);
+  readL1Into(l1vm, pageGpa, runPageIn);
+  const pv = runPageInView;
   if (v.stopped !== 0) {
     v.exitData.fill(0);
     v.exitView.setUint32(0, v.stopDetail >>> 0, true);
     host.load(v.vmcs);
-    fillRunPage(e, v, page.n, v.stopped);
+    fillRunPage(e, v, pageGpa, v.stopped);
     host.load(l1vcpu.vmcs);
     return NPV_OK;
   }
@@ -92,8 +102,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     v.exitData.fill(0);
     reason = 0;
     if (v.pendingMmioRead !== null) {
-      const value = new Uint8Array(pv.buffer, pv.byteOffset + NPV_RUN_DATA + 0x10, 8);
-      reason = completeMmioRead(e, v, value);
+      reason = completeMmioRead(e, v, mmioReadValue);
     }
     if (reason === 0) reason = runGuest(l0, v, e.sliceInstructions);
   } catch (x) {
@@ -107,7 +116,7 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
     v.l1 = null;
     if (reason !== 0) {
       // Fill the run page from L2's saved state, then switch back to L1.
-      fillRunPage(e, v, page.n, reason);
+      fillRunPage(e, v, pageGpa, reason);
       v.forwarded = true;
     }
     host.load(l1vcpu.vmcs);
