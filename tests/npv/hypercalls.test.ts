@@ -281,6 +281,17 @@ describe("npv error statuses", () => {
     expect(b.hc(ABI.NPV_HC_MAP, 2 ** 32 + 1, 0, 0x100000, 1 + 7 * 2 ** 32).status).toBe(NOENT);
   });
 
+  it("RBX changes only for the calls that return a value: an error after one leaves L1's RBX as it was", () => {
+    const b = new NpvBed();
+    expect(b.hc(ABI.NPV_HC_VM_CREATE, 0)).toEqual({ status: OK, rbx: 1 });
+    expect(b.hc(ABI.NPV_HC_VM_DESTROY, 7)).toEqual({ status: NOENT, rbx: 7 });
+    expect(b.hc(ABI.NPV_HC_VM_CREATE, 2)).toEqual({ status: INVAL, rbx: 2 });
+    expect(b.hc(ABI.NPV_HC_MAP, 1, 0, 0x100000, 1)).toEqual({ status: INVAL, rbx: 1 }); // permissions 0
+    expect(b.hc(0x1ff, 5)).toEqual({ status: NOSYS, rbx: 5 });
+    // MAP_BATCH answers RBX even when it fails: the entries done (none for a bad count).
+    expect(b.hc(ABI.NPV_HC_MAP_BATCH, 1, TABLE_PAGE, 0)).toEqual({ status: INVAL, rbx: 0 });
+  });
+
   it("E_NOMEM: 16 VMs, 8 vCPUs per VM, 2^22 mapped pages per L1", () => {
     const b = new NpvBed();
     for (let k = 0; k < 16; k++) b.vmCreate();
