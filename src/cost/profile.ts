@@ -85,14 +85,25 @@ export function checkProfile(doc: unknown, origin: string): LoadedProfile {
   return new LoadedProfile(doc);
 }
 
-/** Load a bundled profile by name, or check a profile document (e.g. one the CLI read from a file). */
+/** A bundled profile's document as the simulator takes it, or undefined for an unknown name. */
+export function bundledProfileDocument(name: string): unknown {
+  return Object.hasOwn(BUNDLED, name) ? BUNDLED[name] : undefined;
+}
+
+/**
+ * Load a bundled profile by name, or check a profile document (e.g. one the CLI read from a file).
+ * A bundled profile is not validated again here: it is part of the program, and
+ * tests/cost/profile.test.ts checks every bundled document with `checkProfile`; validating it on
+ * every load cost each run ~10 ms of a cold validator (issue 11). A document from elsewhere (a
+ * file, a sweep's scaled variant) is always checked.
+ */
 export function loadProfile(spec: ProfileSpec = DEFAULT_PROFILE): LoadedProfile {
   if (typeof spec !== "string") return checkProfile(spec, `"${String((spec as { name?: unknown }).name)}"`);
-  const doc = BUNDLED[spec];
+  const doc = bundledProfileDocument(spec);
   if (doc === undefined) {
     throw new ProfileError(
       `unknown profile "${spec}"; bundled profiles: ${bundledProfiles().join(", ")} (or give a path to a .json file)`,
     );
   }
-  return checkProfile(doc, spec);
+  return new LoadedProfile(doc as CostProfile);
 }

@@ -16,9 +16,22 @@ for (const d of OPCODES) {
   const n = d.plusReg ? 8 : 1;
   for (let r = 0; r < n; r++) (d.vex ? VEX_SLOTS : SLOTS)[d.map * 256 + d.code + r].push(d);
 }
-// Rows with a mandatory prefix or rm extension must be tried before generic ones.
-for (const s of SLOTS) s.sort((a, b) => specificity(b) - specificity(a));
-for (const s of VEX_SLOTS) s.sort((a, b) => specificity(b) - specificity(a));
+/**
+ * Rows with a mandatory prefix or rm extension must be tried before generic ones. A slot is put
+ * in that order the first time it is looked up, not at import: sorting all 2048 slots up front
+ * cost every process ~8 ms of start-up (issue 11), and a run decodes only a few hundred opcodes.
+ * 1 = slot ordered, by the same index as SLOTS / VEX_SLOTS.
+ */
+const SLOT_ORDERED = new Uint8Array(4 * 256);
+const VEX_SLOT_ORDERED = new Uint8Array(4 * 256);
+function orderedSlot(slots: OpDef[][], ordered: Uint8Array, k: number): OpDef[] {
+  const s = slots[k];
+  if (ordered[k] === 0) {
+    if (s.length > 1) s.sort((a, b) => specificity(b) - specificity(a));
+    ordered[k] = 1;
+  }
+  return s;
+}
 /** VEX.pp → the legacy prefix it stands for. */
 const VEX_PP = [0, 0x66, 0xf3, 0xf2];
 function specificity(d: OpDef): number {
@@ -29,7 +42,9 @@ function specificity(d: OpDef): number {
 
 /** Look up the opcode table (exported for tests and the disassembler). */
 export function opcodeRows(map: number, code: number, vex = false): readonly OpDef[] {
-  return (vex ? VEX_SLOTS : SLOTS)[map * 256 + code];
+  return vex
+    ? orderedSlot(VEX_SLOTS, VEX_SLOT_ORDERED, map * 256 + code)
+    : orderedSlot(SLOTS, SLOT_ORDERED, map * 256 + code);
 }
 
 function ud(c: Cpu): never {
@@ -135,7 +150,7 @@ export function decode(c: Cpu, lo: number, hi: number): Insn {
       b = byte();
     } else map = 1;
   }
-  const rows = (vexV < 0 ? SLOTS : VEX_SLOTS)[map * 256 + b];
+  const rows = opcodeRows(map, b, vexV >= 0);
   if (rows.length === 0) ud(c);
   const needModrm = rows[0].modrm;
   let modrm = -1;

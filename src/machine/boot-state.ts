@@ -75,11 +75,15 @@ export function resetBootState(): BootState {
   };
 }
 
-/** The pages a loader wrote into scratch memory, copied out in frame order. */
-export function writtenPages(mem: PhysicalMemory): Array<{ pfn: number; bytes: Uint8Array }> {
+/**
+ * The pages a loader wrote into its scratch memory, in frame order. The state takes the pages'
+ * buffers over rather than copying them: the scratch memory is the loader's own and is dropped
+ * when the loader returns (whoever loads the state copies the bytes into its RAM).
+ */
+export function writtenPages(scratch: PhysicalMemory): Array<{ pfn: number; bytes: Uint8Array }> {
   const pages: Array<{ pfn: number; bytes: Uint8Array }> = [];
-  mem.forEachPage((pfn, page) => {
-    pages.push({ pfn, bytes: new Uint8Array(page.buffer, page.byteOffset, 4096).slice() });
+  scratch.forEachPage((pfn, page) => {
+    pages.push({ pfn, bytes: new Uint8Array(page.buffer, page.byteOffset, 4096) });
   });
   return pages;
 }

@@ -8,6 +8,15 @@ export interface MmioHandler {
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
+/**
+ * Page slots come in chunks of 512 (2 MiB of physical space), each made when a page in it is
+ * first touched: one flat array of a slot per page cost every machine 2-20 ms to allocate (65536
+ * slots for 256 MiB, and a loader's scratch memory paid it again; issue 11), while a guest touches
+ * a few chunks.
+ */
+const CHUNK_SHIFT = 9;
+const CHUNK_PAGES = 1 << CHUNK_SHIFT;
+
 interface MmioRegion {
   base: number;
   size: number;
@@ -25,7 +34,8 @@ interface MmioRegion {
 export class PhysicalMemory {
   readonly size: number;
   readonly pageCount: number;
-  private readonly pages: (DataView | undefined)[];
+  /** Page slots by pfn >>> CHUNK_SHIFT, then pfn & (CHUNK_PAGES - 1); see CHUNK_SHIFT. */
+  private readonly chunks: ((DataView | undefined)[] | undefined)[];
   private readonly mmio: MmioRegion[] = [];
   /** 1 where the page holds code the CPU has decoded. */
   readonly codePage: Uint8Array;
@@ -43,7 +53,7 @@ export class PhysicalMemory {
     }
     this.size = sizeBytes;
     this.pageCount = sizeBytes / PAGE_SIZE;
-    this.pages = new Array(this.pageCount);
+    this.chunks = new Array(Math.ceil(this.pageCount / CHUNK_PAGES));
     this.codePage = new Uint8Array(this.pageCount);
     this.codeBits = new Uint32Array(this.pageCount * 2);
   }
@@ -68,26 +78,36 @@ export class PhysicalMemory {
   /** The DataView of a RAM page, allocated (zeroed) on first use. Undefined outside RAM. */
   page(pfn: number): DataView | undefined {
     if (pfn < 0 || pfn >= this.pageCount) return undefined;
-    let p = this.pages[pfn];
+    // pfn < pageCount, which an array length bounds below 2^32: `>>>` is exact here.
+    let chunk = this.chunks[pfn >>> CHUNK_SHIFT];
+    if (chunk === undefined) {
+      chunk = new Array(CHUNK_PAGES);
+      this.chunks[pfn >>> CHUNK_SHIFT] = chunk;
+    }
+    let p = chunk[pfn & (CHUNK_PAGES - 1)];
     if (p === undefined) {
       p = new DataView(new ArrayBuffer(PAGE_SIZE));
-      this.pages[pfn] = p;
+      chunk[pfn & (CHUNK_PAGES - 1)] = p;
     }
     return p;
   }
 
-  /** Visit every allocated page (loaders copy a prepared image into a guest this way). */
+  /** Visit every allocated page in frame order (loaders copy a prepared image into a guest this way). */
   forEachPage(cb: (pfn: number, page: DataView) => void): void {
-    for (let i = 0; i < this.pageCount; i++) {
-      const p = this.pages[i];
-      if (p !== undefined) cb(i, p);
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c];
+      if (chunk === undefined) continue;
+      for (let k = 0; k < CHUNK_PAGES; k++) {
+        const p = chunk[k];
+        if (p !== undefined) cb(c * CHUNK_PAGES + k, p);
+      }
     }
   }
 
   /** How many pages have been touched (allocated). */
   allocatedPages(): number {
     let n = 0;
-    for (let i = 0; i < this.pageCount; i++) if (this.pages[i] !== undefined) n++;
+    this.forEachPage(() => n++);
     return n;
   }
 

@@ -14,15 +14,27 @@ export interface ReasonSpace {
   name(code: number): string;
 }
 
-const VMX_NAMES: string[] = [];
-for (const [k, v] of Object.entries(V)) {
-  if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
-    VMX_NAMES[v] = k.slice(5).toLowerCase();
+/**
+ * Names by basic exit reason, made from x86/vmx.ts's EXIT_* constants on first use: walking the
+ * module namespace at import was a start-up cost of every process, most of which name no exit
+ * (issue 11).
+ */
+let vmxNames: string[] | null = null;
+
+function vmxReasonNames(): string[] {
+  if (vmxNames === null) {
+    vmxNames = [];
+    for (const [k, v] of Object.entries(V)) {
+      if (k.startsWith("EXIT_") && typeof v === "number" && k !== "EXIT_REASON_ENTRY_FAILURE")
+        vmxNames[v] = k.slice(5).toLowerCase();
+    }
+  }
+  return vmxNames;
 }
 
 /** Lower-case name of a basic exit reason ("cpuid", "ept_violation", …). */
 export function exitReasonName(reason: number): string {
-  return VMX_NAMES[reason] ?? `reason_${reason}`;
+  return vmxReasonNames()[reason] ?? `reason_${reason}`;
 }
 
 /** Basic exit reasons are 16-bit; the SDM numbers them below 128. */

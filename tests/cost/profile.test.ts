@@ -3,16 +3,34 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CostLedger } from "../../src/cost/ledger.js";
 import { PRIMITIVES } from "../../src/cost/primitives.js";
-import { bundledProfiles, checkProfile, loadProfile, ProfileError } from "../../src/cost/profile.js";
+import {
+  bundledProfileDocument,
+  bundledProfiles,
+  checkProfile,
+  loadProfile,
+  ProfileError,
+} from "../../src/cost/profile.js";
 import { packageRoot } from "../../src/paths.js";
 
 describe("cost profiles", () => {
   it("bundles an Intel and an AMD profile, each valid and complete", () => {
     expect(bundledProfiles()).toEqual(["cascadelake-kvm", "epyc-kvm"]);
     for (const name of bundledProfiles()) {
+      // loadProfile trusts a bundled document without validating it (start-up cost, issue 11):
+      // this check, on the very objects it loads, is what makes that safe.
+      const checked = checkProfile(bundledProfileDocument(name), name);
       const p = loadProfile(name);
       expect(p.cycles.length).toBe(PRIMITIVES.length);
+      expect([...p.cycles]).toEqual([...checked.cycles]);
+      expect(p.profile).toBe(checked.profile);
     }
+    expect(bundledProfileDocument("nope")).toBeUndefined();
+    expect(bundledProfileDocument("toString")).toBeUndefined();
+  });
+  it("validates a profile given as a document, even one equal to a bundled profile", () => {
+    const doc = structuredClone(bundledProfileDocument("cascadelake-kvm")) as { costs: Record<string, unknown> };
+    delete doc.costs["vmx.exit"];
+    expect(() => loadProfile(doc as never)).toThrow(/lacks costs for: vmx.exit/);
   });
   it("registers every profile file of src/cost/profiles (the browser bundle imports them as modules)", () => {
     const files = readdirSync(join(packageRoot(), "src", "cost", "profiles"))

@@ -17,18 +17,23 @@ import { VMCS_SHADOW_INDICATOR } from "../../x86/vmx-controls.js";
 import { VMCS_REGION_SIZE } from "./caps.js";
 import { supportedVmcsFields, type Vmcs } from "./vmcs.js";
 
-const FIELDS = supportedVmcsFields();
 const LAUNCH_STATE = 8;
 const FIELD_AREA = 16;
 
-if (FIELD_AREA + FIELDS.length * 8 > VMCS_REGION_SIZE) throw new Error("VMCS fields do not fit the region");
+/** The fields in region order, looked up on first use (the list is built lazily, vmcs.ts). */
+function regionFields(): readonly number[] {
+  const fields = supportedVmcsFields();
+  if (FIELD_AREA + fields.length * 8 > VMCS_REGION_SIZE) throw new Error("VMCS fields do not fit the region");
+  return fields;
+}
 
 /** Write `v` (its address, revision, launch state and fields) to memory. */
 export function writeRegion(mem: PhysicalMemory, v: Vmcs, revision: number): void {
   const a = v.address;
   mem.write(a, 4, (revision & 0x7fffffff) | (v.shadow ? VMCS_SHADOW_INDICATOR : 0));
   mem.write(a + LAUNCH_STATE, 4, v.launched ? 1 : 0);
-  for (let k = 0; k < FIELDS.length; k++) mem.write64(a + FIELD_AREA + 8 * k, v.read(FIELDS[k]), v.readHi(FIELDS[k]));
+  const fields = regionFields();
+  for (let k = 0; k < fields.length; k++) mem.write64(a + FIELD_AREA + 8 * k, v.read(fields[k]), v.readHi(fields[k]));
 }
 
 /** Read the region at `addr` into `v` (fields, launch state, shadow indicator). */
@@ -36,9 +41,10 @@ export function readRegion(mem: PhysicalMemory, addr: number, v: Vmcs): void {
   v.address = addr;
   v.shadow = (mem.read(addr, 4) & VMCS_SHADOW_INDICATOR) !== 0;
   v.launched = mem.read(addr + LAUNCH_STATE, 4) === 1;
-  for (let k = 0; k < FIELDS.length; k++) {
+  const fields = regionFields();
+  for (let k = 0; k < fields.length; k++) {
     const o = addr + FIELD_AREA + 8 * k;
-    v.write(FIELDS[k], mem.read(o, 4), mem.read(o + 4, 4));
+    v.write(fields[k], mem.read(o, 4), mem.read(o + 4, 4));
   }
 }
 

@@ -25,7 +25,7 @@ export class Vmcs {
   /** Whether `enc` names a field this implementation supports. */
   static supports(enc: number): boolean {
     const base = V.vmcsFieldBase(enc);
-    return base >= 0 && SUPPORTED.has(base);
+    return base >= 0 && supportedFieldSet().has(base);
   }
 
   private static slot(enc: number): number {
@@ -80,13 +80,27 @@ export class Vmcs {
   }
 }
 
-/** Every field encoding exported by src/x86/vmx.ts (VMCS_* constants other than widths). */
-const SUPPORTED = new Set<number>(
-  Object.entries(V)
-    .filter(([k, v]) => k.startsWith("VMCS_") && !k.startsWith("VMCS_WIDTH") && typeof v === "number")
-    .map(([, v]) => v as number),
-);
+/**
+ * Every field encoding exported by src/x86/vmx.ts (VMCS_* constants other than widths), built on
+ * first use rather than at import: walking the module namespace costs ~4 ms, which every process
+ * paid at start-up (issue 11), including the many that never touch VMX.
+ */
+let supported: ReadonlySet<number> | null = null;
+let supportedSorted: readonly number[] | null = null;
 
-export function supportedVmcsFields(): number[] {
-  return [...SUPPORTED].sort((a, b) => a - b);
+function supportedFieldSet(): ReadonlySet<number> {
+  if (supported === null) {
+    supported = new Set<number>(
+      Object.entries(V)
+        .filter(([k, v]) => k.startsWith("VMCS_") && !k.startsWith("VMCS_WIDTH") && typeof v === "number")
+        .map(([, v]) => v as number),
+    );
+  }
+  return supported;
+}
+
+/** The supported field encodings in ascending order (the same array on every call). */
+export function supportedVmcsFields(): readonly number[] {
+  if (supportedSorted === null) supportedSorted = [...supportedFieldSet()].sort((a, b) => a - b);
+  return supportedSorted;
 }
