@@ -67,6 +67,9 @@ export const ENTRY_LOAD_IA32_EFER = 1 << 15;
 
 // VM-entry / VM-exit interruption-information format (24.8.3, 24.9.2).
 export const INTR_INFO_VALID = 1 << 31;
+export const INTR_INFO_VECTOR_MASK = 0xff;
+/** Interruption type, bits 10:8 (one of the INTR_TYPE_ values). */
+export const INTR_INFO_TYPE_MASK = 7 << 8;
 export const INTR_INFO_DELIVER_CODE = 1 << 11;
 export const INTR_TYPE_EXT_INTR = 0 << 8;
 export const INTR_TYPE_NMI = 2 << 8;
@@ -93,7 +96,7 @@ export function nmiInjectionBlocked(pin: number, entryIntrInfo: number, interrup
   return (
     (pin & PIN_VIRTUAL_NMIS) !== 0 &&
     (entryIntrInfo & INTR_INFO_VALID) !== 0 &&
-    (entryIntrInfo & 0x700) === INTR_TYPE_NMI &&
+    (entryIntrInfo & INTR_INFO_TYPE_MASK) === INTR_TYPE_NMI &&
     (interruptibility & INTERRUPTIBILITY_NMI) !== 0
   );
 }

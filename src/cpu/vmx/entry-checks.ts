@@ -139,7 +139,11 @@ export function checkGuestState(c: Cpu, v: Vmcs): boolean {
   if ((rflags & 2) === 0 || (rflags & 0xffc08028) !== 0 || v.readHi(V.VMCS_GUEST_RFLAGS) !== 0) return false;
   // RFLAGS.IF = 1 when an external interrupt is injected (26.3.1.4).
   const event = v.read(V.VMCS_ENTRY_INTR_INFO);
-  if ((event & C.INTR_INFO_VALID) !== 0 && (event & 0x700) === C.INTR_TYPE_EXT_INTR && (rflags & 0x200) === 0)
+  if (
+    (event & C.INTR_INFO_VALID) !== 0 &&
+    (event & C.INTR_INFO_TYPE_MASK) === C.INTR_TYPE_EXT_INTR &&
+    (rflags & 0x200) === 0
+  )
     return false;
   // Activity state: active or HLT (IA32_VMX_MISC[6]); interruptibility reserved bits 31:5;
   // blocking by STI or MOV SS only in the active state; HLT only with SS.DPL 0 (26.3.1.5).

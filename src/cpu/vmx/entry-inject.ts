@@ -23,7 +23,7 @@ export function injectOnEntry(u: VmxUnit, c: Cpu, v: Vmcs): null | typeof ENTERE
   if ((info & C.INTR_INFO_VALID) !== 0) {
     v.write(V.VMCS_ENTRY_INTR_INFO, info & ~C.INTR_INFO_VALID);
     c.halted = false;
-    const type = info & 0x700;
+    const type = info & C.INTR_INFO_TYPE_MASK;
     const vector = info & 0xff;
     const err = (info & C.INTR_INFO_DELIVER_CODE) !== 0 ? v.read(V.VMCS_ENTRY_EXCEPTION_ERROR_CODE) : -1;
     if (type === C.INTR_TYPE_SW_INTR || type === C.INTR_TYPE_SW_EXCEPTION || type === C.INTR_TYPE_PRIV_SW_EXCEPTION) {

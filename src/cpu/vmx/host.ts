@@ -129,13 +129,14 @@ export class VmxHost {
   /**
    * Make `v` current for `fn` (VMPTRLD), then the VMCS that was current before: how a hypervisor
    * fills or reads a VMCS other than the running vCPU's (say, a new vCPU's, during an exit).
+   * `arg` is handed to `fn`, so a per-event caller passes a module function, not a new closure.
    */
-  withVmcs<T>(v: Vmcs, fn: () => T): T {
+  withVmcs<T, A = undefined>(v: Vmcs, fn: (arg: A) => T, arg?: A): T {
     const prev = this.unit.vmcs;
-    if (prev === v) return fn();
+    if (prev === v) return fn(arg as A);
     this.load(v);
     try {
-      return fn();
+      return fn(arg as A);
     } finally {
       this.unit.vmcs = prev;
     }

@@ -97,7 +97,7 @@ function nmiUnblockedByIret(l0: L0Hypervisor, reason: number): boolean {
     return (host.vmread(V.VMCS_EXIT_QUALIFICATION) & C.EPT_QUAL_NMI_UNBLOCKED_BY_IRET) !== 0;
   if (reason !== V.EXIT_EXCEPTION_NMI) return false;
   const info = host.vmread(V.VMCS_EXIT_INTR_INFO);
-  return (info & C.INTR_INFO_NMI_UNBLOCKED_BY_IRET) !== 0 && (info & 0xff) !== DF_;
+  return (info & C.INTR_INFO_NMI_UNBLOCKED_BY_IRET) !== 0 && (info & C.INTR_INFO_VECTOR_MASK) !== DF_;
 }
 
 /**
@@ -159,7 +159,7 @@ export function prepareEntry(l0: L0Hypervisor, v: GuestVcpu): void {
   if (v.reinjectInfo !== 0) {
     // An NMI whose delivery exited left blocking by NMI set; injecting it needs the bit clear
     // (SDM vol. 3C 26.3.1.5; the NMI sets it again as it is delivered: KVM __vmx_complete_interrupts).
-    if ((v.reinjectInfo & 0x700) === C.INTR_TYPE_NMI)
+    if ((v.reinjectInfo & C.INTR_INFO_TYPE_MASK) === C.INTR_TYPE_NMI)
       host.vmwrite(V.VMCS_GUEST_INTERRUPTIBILITY, host.vmread(V.VMCS_GUEST_INTERRUPTIBILITY) & ~C.INTERRUPTIBILITY_NMI);
     host.vmwrite(V.VMCS_ENTRY_INTR_INFO, v.reinjectInfo);
     if ((v.reinjectInfo & C.INTR_INFO_DELIVER_CODE) !== 0)

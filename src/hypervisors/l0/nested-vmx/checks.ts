@@ -275,7 +275,7 @@ function processorGuestRulesOk(c: Vmcs12Cache): boolean {
   if ((rflags & RFLAGS_FIXED1) === 0 || (rflags & RFLAGS_RESERVED) !== 0 || c.hi32(V.VMCS_GUEST_RFLAGS) !== 0)
     return false;
   const event = c.get32(V.VMCS_ENTRY_INTR_INFO);
-  const extInt = (event & C.INTR_INFO_VALID) !== 0 && (event & 0x700) === C.INTR_TYPE_EXT_INTR;
+  const extInt = (event & C.INTR_INFO_VALID) !== 0 && (event & C.INTR_INFO_TYPE_MASK) === C.INTR_TYPE_EXT_INTR;
   if (extInt && (rflags & RFLAGS_IF) === 0) return false;
   const intr = c.get32(V.VMCS_GUEST_INTERRUPTIBILITY);
   const activity = c.get32(V.VMCS_GUEST_ACTIVITY_STATE);

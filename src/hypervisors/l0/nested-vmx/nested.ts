@@ -11,7 +11,6 @@
  */
 
 import type { VmxHost } from "../../../cpu/vmx/host.js";
-import type { Vmcs } from "../../../cpu/vmx/vmcs.js";
 import { CR4_VMXE, EFER_LMA, EFER_LME } from "../../../x86/control.js";
 import { MC, UD } from "../../../x86/exceptions.js";
 import { HV_VMX_SYNTHETIC_EXIT } from "../../../x86/hyperv.js";
@@ -111,7 +110,7 @@ export function vmentry(x: VmxInsnContext, engine: VpidSource, resume: boolean):
     }
     s.eptp12 = eptp12;
   }
-  prepareVmcs02(x, l2, ept02);
+  prepareVmcs02(x, l2);
   x.l0.chargeFor(x.v, "nvmx.prepare_vmcs02", "nvmx_prepare_vmcs02");
   cacheShadowVmcs12(x);
   c.launched = true;
@@ -167,19 +166,12 @@ const L1_EXITING =
 const L1_NMI_CONTROLS = C.PIN_NMI_EXITING | C.PIN_VIRTUAL_NMIS;
 
 /** VMCS02 from VMCS12 and L0's needs (KVM prepare_vmcs02). */
-function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
+function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu): void {
   const h = x.l0.host;
   const c = x.s.current;
   // nvmx-evmcs: with the enlightened MSR bitmap and its group clean, L1 vouches it is unchanged.
   if (x.s.evmcs?.msrBitmapClean !== true) mergeMsrBitmap(x, x.s.msrBitmap02);
-  // VMCS02 is written with it current, then VMCS01 again (as withVmcs, without a closure per entry).
-  const vmcs01 = h.current as Vmcs;
-  h.load(l2.vmcs);
-  try {
-    writeVmcs02(x, l2, ept02);
-  } finally {
-    h.load(vmcs01);
-  }
+  h.withVmcs(l2.vmcs, writeVmcs02, x);
   // L1's controls the run core and the reflect step follow while L2 runs: interrupt-window
   // exiting, and L1's VMX-preemption timer, loaded from VMCS12 at every entry (SDM 26.7.4) and
   // run by L0 beside its own (KVM: vmx_start_preemption_timer).
@@ -199,7 +191,9 @@ function prepareVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
 const controls02: VcpuControls = { exceptionBitmap: 0, msrBitmap: 0, eptp: 0, vpid: 0, entry: 0 };
 
 /** VMCS02 (current) from VMCS12 and L0's needs. */
-function writeVmcs02(x: VmxInsnContext, l2: L2VmxVcpu, ept02: Ept02): void {
+function writeVmcs02(x: VmxInsnContext): void {
+  const l2 = x.s.l2 as L2VmxVcpu;
+  const ept02 = x.s.ept02 as Ept02;
   const h = x.l0.host;
   const c = x.s.current;
   const entry12 = c.get32(V.VMCS_ENTRY_CONTROLS);

@@ -82,7 +82,8 @@ function msrWanted(l0: L0Hypervisor, s: NestedVmxState, proc12: number, write: b
 function exceptionWanted(l0: L0Hypervisor, s: NestedVmxState): boolean {
   const info = l0.host.vmread(V.VMCS_EXIT_INTR_INFO);
   const vector = info & 0xff;
-  if ((info & 0x700) === C.INTR_TYPE_NMI) return (s.current.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_NMI_EXITING) !== 0;
+  if ((info & C.INTR_INFO_TYPE_MASK) === C.INTR_TYPE_NMI)
+    return (s.current.get32(V.VMCS_PIN_BASED_CONTROLS) & C.PIN_NMI_EXITING) !== 0;
   const bit = (s.current.get32(V.VMCS_EXCEPTION_BITMAP) & (1 << vector)) !== 0;
   if (vector !== 14) return bit;
   const ec = l0.host.vmread(V.VMCS_EXIT_INTR_ERROR_CODE);

@@ -65,9 +65,8 @@ export function runL2(e: NpvEngine, l1vcpu: GuestVcpu, v: L2Vcpu, page: Arg): nu
   if (v.stopped !== 0) {
     v.exitData.fill(0);
     v.exitView.setUint32(0, v.stopDetail >>> 0, true);
-    host.load(v.vmcs);
-    fillRunPage(e, v, pageGpa, v.stopped);
-    host.load(l1vcpu.vmcs);
+    // A stopped vCPU (rare): its VMCS made current just to read its state.
+    host.withVmcs(v.vmcs, () => fillRunPage(e, v, pageGpa, v.stopped));
     return NPV_OK;
   }
   const reload = v.forwarded && (pv.getUint32(NPV_RUN_FLAGS, true) & NPV_RUN_F_REGS_DIRTY) !== 0;
